@@ -1,0 +1,75 @@
+"""Atomic file writes and safe checkpoint loading: no half-written file is ever left behind."""
+from __future__ import annotations
+
+import io
+import json
+import os
+import pickle
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be trusted or read."""
+
+
+def _atomic(path: str | os.PathLike, write: Callable[[Any], None], mode: str) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode) as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)        # atomic on POSIX: readers see the old file or the new
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return path
+
+
+def atomic_write_bytes(path, data: bytes) -> Path:
+    return _atomic(path, lambda f: f.write(data), "wb")
+
+
+def atomic_write_text(path, text: str) -> Path:
+    return _atomic(path, lambda f: f.write(text), "w")
+
+
+def atomic_write_json(path, obj: Any) -> Path:
+    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def atomic_torch_save(path, obj: Any) -> Path:
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def safe_torch_load(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
+    """``torch.load(weights_only=True)`` with one clear error per way a file can be bad."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}")
+    try:
+        obj = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise CheckpointError(
+            f"checkpoint {path} holds arbitrary Python objects, which ganaug refuses to unpickle "
+            f"({str(e).splitlines()[0][:120]}); load it only if you trust it and re-save its "
+            f"state_dicts as plain tensors") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
+        raise CheckpointError(f"checkpoint {path} is corrupted or truncated "
+                              f"({str(e).splitlines()[0][:120]}); delete it or restore a "
+                              f"good copy") from None
+    if not isinstance(obj, dict) or obj.get("format") != "ganaug":
+        raise CheckpointError(f"{path} is not a ganaug checkpoint (no 'format': 'ganaug' key)")
+    return obj

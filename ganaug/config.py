@@ -1,0 +1,115 @@
+"""TrainConfig: every setting of a run, typed, with its reason; validated before any work."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from .data.sources import check_dataset_name
+from .nets import list_archs
+from .objectives import get_objective
+
+LIPSCHITZ = ("none", "weight-decay", "gp", "zero-gp", "div", "clip", "spectral-norm")
+G_LOSSES = ("loss", "feature-matching")
+
+
+@dataclass
+class TrainConfig:
+    # ---- data
+    dataset: str = "digits"            # digits | mnist | svhn | cifar10 | folder:PATH
+    data_root: str = "./data"          # torchvision root (ignored for digits)
+    download: bool = False             # let torchvision fetch missing files (needs internet)
+    image_size: int | None = None      # pad MNIST / resize folders to this side (None: native)
+    labels_per_class: int | None = 10  # labels kept per class; None = all (supervised)
+    data_seed: int = 0                 # which images are labeled; separate from `seed`
+    # ---- networks
+    arch: str = "auto"                 # mlp | conv | auto (mlp up to 28x28x1)
+    noise_dim: int = 100               # uniform noise in [-1, 1], concatenated with one-hot y
+    # ---- objective (DESIGN.md section 2)
+    objective: str = "sscls"           # see ganaug.objectives.list_objectives()
+    lipschitz: str = "auto"            # regulariser; auto = the objective's own default
+    lam: float = 1.0                   # lambda: weight of the labeled hinge / critic term
+    gamma: float = 1.0                 # weight of the unlabeled term (paper: 0.25 .. 2)
+    gamma_rampup: int = 0              # epochs of linear ramp-up of gamma from 0
+    margin_scale: float = 2.5          # Delta = scale * mean|x - x'| (ref code ~2.5 x mean)
+    nu: float = 0.5                    # GLS slope in [0, 1] (objective gls only)
+    loss_form: str = "semi"            # semi: extra "fake" logit 0 (paper); softmax: plain CE
+    g_loss: str = "loss"               # generator: L of its fakes, or feature-matching
+    d_steps: int = 1                   # loss-network steps per generator step
+    weight_decay: float = 1e-4         # L2 on the loss network (lipschitz weight-decay)
+    gp_weight: float = 10.0            # gradient-penalty weight (gp, zero-gp)
+    clip: float = 0.01                 # weight-clipping bound (clip)
+    div_k: float = 2.0                 # WGAN-div k
+    div_p: float = 6.0                 # WGAN-div p
+    # ---- optimisation (paper: Adam 1e-3, beta1 0.5, x0.8 every 25 epochs, batch 64)
+    epochs: int = 30
+    batch_size: int = 64               # labeled batch; the unlabeled batch is as large
+    lr: float = 1e-3
+    beta1: float = 0.5
+    lr_decay: float = 0.8
+    lr_decay_every: int = 25           # epochs
+    ema_decay: float = 0.999           # EMA of both nets' weights, used to sample / classify
+    seed: int = 0                      # training seed (noise, batch order); data_seed is apart
+    device: str = "auto"               # auto | cpu | cuda | cuda:N
+    net_options: dict[str, Any] = field(default_factory=dict)  # passed to the arch builder
+
+    # keys that may differ when resuming a run (everything else must match)
+    RESUMABLE = ("epochs", "device", "data_root", "download")
+
+    def resolved(self) -> "TrainConfig":
+        """A validated copy with ``auto`` values filled in; raises ValueError on bad input."""
+        c = dataclasses.replace(self, net_options=dict(self.net_options))
+        check_dataset_name(c.dataset)
+        obj = get_objective(c.objective)
+        if c.lipschitz == "auto":
+            c.lipschitz = obj.default_lipschitz
+        if c.lipschitz not in LIPSCHITZ:
+            raise ValueError(f"unknown Lipschitz regulariser {c.lipschitz!r}; choose one of: "
+                             f"{', '.join(LIPSCHITZ)}")
+        if c.arch != "auto" and c.arch not in list_archs():
+            raise ValueError(f"unknown architecture {c.arch!r}; choose one of: auto, "
+                             f"{', '.join(list_archs())}")
+        if c.g_loss not in G_LOSSES:
+            raise ValueError(f"unknown generator loss {c.g_loss!r}; choose one of: "
+                             f"{', '.join(G_LOSSES)}")
+        if c.loss_form not in ("semi", "softmax"):
+            raise ValueError(f"loss_form must be 'semi' or 'softmax', got {c.loss_form!r}")
+        if c.loss_form == "softmax" and (not obj.conditional or obj.critic == "gan"):
+            raise ValueError(f"objective {c.objective!r} needs loss_form='semi' (its critic "
+                             f"uses the implicit 'fake' logit)")
+        lpc = c.labels_per_class
+        if lpc is not None and (isinstance(lpc, bool) or not isinstance(lpc, int) or lpc <= 0):
+            raise ValueError(f"labels_per_class must be a positive integer or 'all', got {lpc!r}")
+        for name in ("epochs", "batch_size", "d_steps", "noise_dim"):
+            if int(getattr(c, name)) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(c, name)}")
+        for name in ("lr", "margin_scale", "lam"):
+            if getattr(c, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(c, name)}")
+        if not 0.0 <= c.nu <= 1.0:
+            raise ValueError(f"nu must be in [0, 1], got {c.nu}")
+        if not 0.0 <= c.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1), got {c.ema_decay}")
+        if c.gamma < 0 or c.gamma_rampup < 0:
+            raise ValueError("gamma and gamma_rampup must be non-negative")
+        if not (c.device == "auto" or c.device == "cpu" or c.device.startswith("cuda")):
+            raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {c.device!r}")
+        if c.lipschitz == "spectral-norm":
+            c.net_options["norm"] = "spectral"
+        return c
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"unknown config keys: {', '.join(unknown)}")
+        return cls(**d)
+
+    def diff(self, other: "TrainConfig") -> list[str]:
+        """Keys (outside RESUMABLE) whose values differ."""
+        a, b = self.to_dict(), other.to_dict()
+        return [k for k in a if k not in self.RESUMABLE and a[k] != b[k]]

@@ -1,0 +1,6 @@
+"""Datasets in, tensors out: loaders, labeled/unlabeled splits (unlabeled targets are -1)."""
+from .images import ImageSet
+from .sources import DATASETS, DataNotFoundError, load_dataset
+from .splits import split_labeled
+
+__all__ = ["ImageSet", "DATASETS", "DataNotFoundError", "load_dataset", "split_labeled"]

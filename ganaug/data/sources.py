@@ -1,0 +1,223 @@
+"""Dataset loaders: scikit-learn digits (the default), MNIST, SVHN, CIFAR-10, image folders.
+
+Every loader returns ``(train, test)`` ImageSets with images in [-1, 1], NCHW.
+torchvision is used for downloading (``download=True``); the files on disk are then read
+directly in their published formats, so a subset written in the same format loads too.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .images import ImageSet
+
+# digits: a fixed, stratified split that does not depend on any seed of the run
+DIGITS_TEST_FRACTION = 0.25   # 1347 train / 450 test images
+DIGITS_SPLIT_SEED = 0
+FOLDER_TEST_FRACTION = 0.2    # a folder without train/ and test/ is split like digits
+
+DATASETS = ("digits", "mnist", "svhn", "cifar10", "folder:PATH")
+_DIGIT_NAMES = [str(i) for i in range(10)]
+_CIFAR_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
+                "ship", "truck"]
+
+
+class DataNotFoundError(FileNotFoundError):
+    """The dataset's files are not where we looked."""
+
+
+def _to_unit(x_uint8: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """uint8 NCHW -> float32 in [-1, 1]."""
+    return torch.as_tensor(np.asarray(x_uint8)).float().div_(127.5).sub_(1.0)
+
+
+def _pad_to(x: torch.Tensor, size: int | None) -> torch.Tensor:
+    """Centre-pad (with -1, the background) or keep; resizing is for folders only."""
+    if size is None or size == x.shape[-1]:
+        return x
+    if size < x.shape[-1]:
+        raise ValueError(f"image_size {size} is smaller than the images ({x.shape[-1]}); "
+                         f"only padding is supported for this dataset")
+    total = size - x.shape[-1]
+    lo = total // 2
+    return F.pad(x, (lo, total - lo, lo, total - lo), value=-1.0)
+
+
+def _missing(name: str, folder: Path, what: str) -> DataNotFoundError:
+    return DataNotFoundError(
+        f"{name} not found: looked for {what} in {folder}; put the files there, point "
+        f"--data-root at the folder that holds them, or pass --download to fetch them "
+        f"(needs internet)")
+
+
+# ----------------------------------------------------------------------------- loaders
+
+def load_digits() -> tuple[ImageSet, ImageSet]:
+    """scikit-learn's 8x8 digits (1797 images, ships with scikit-learn): a fixed stratified
+    split of 1347 train / 450 test images (test fraction 0.25, random_state 0)."""
+    from sklearn.datasets import load_digits as _load
+    from sklearn.model_selection import train_test_split
+
+    d = _load()
+    x = torch.as_tensor(d.images, dtype=torch.float32).unsqueeze(1) / 8.0 - 1.0  # 0..16 -> [-1, 1]
+    y = torch.as_tensor(d.target, dtype=torch.long)
+    tr, te = train_test_split(np.arange(len(y)), test_size=DIGITS_TEST_FRACTION,
+                              random_state=DIGITS_SPLIT_SEED, stratify=d.target)
+    tr, te = torch.as_tensor(np.sort(tr)), torch.as_tensor(np.sort(te))
+    return (ImageSet(x[tr], y[tr], _DIGIT_NAMES), ImageSet(x[te], y[te], _DIGIT_NAMES))
+
+
+def load_mnist(root: str | os.PathLike, download: bool = False, image_size: int | None = None):
+    """torchvision's MNIST layout under ``root/MNIST/raw``; ``image_size=32`` pads to 32x32."""
+    from torchvision.datasets import MNIST
+
+    folder = Path(root) / "MNIST" / "raw"
+    out = []
+    for train in (True, False):
+        try:
+            ds = MNIST(str(root), train=train, download=download)
+        except RuntimeError:
+            raise _missing("MNIST", folder, "train-images-idx3-ubyte(.gz) and its siblings") from None
+        x = _pad_to(_to_unit(ds.data.unsqueeze(1)), image_size)
+        out.append(ImageSet(x, ds.targets.clone(), _DIGIT_NAMES))
+    return tuple(out)
+
+
+def _read_svhn_mat(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """SVHN's .mat: X (32, 32, 3, N) uint8 and y (N, 1) with label 10 for digit 0."""
+    import scipy.io as sio
+
+    m = sio.loadmat(str(path))
+    x = np.transpose(m["X"], (3, 2, 0, 1))            # -> (N, 3, 32, 32)
+    y = m["y"].astype(np.int64).reshape(-1) % 10       # 10 -> 0, as torchvision does
+    return _to_unit(x), torch.as_tensor(y)
+
+
+def load_svhn(root: str | os.PathLike, download: bool = False):
+    """SVHN cropped digits: ``root/train_32x32.mat`` and ``root/test_32x32.mat``."""
+    folder = Path(root)
+    out = []
+    for split in ("train", "test"):
+        path = folder / f"{split}_32x32.mat"
+        if download and not path.exists():
+            from torchvision.datasets import SVHN
+            SVHN(str(root), split=split, download=True)
+        if not path.exists():
+            raise _missing("SVHN", folder, f"{path.name}")
+        x, y = _read_svhn_mat(path)
+        out.append(ImageSet(x, y, _DIGIT_NAMES))
+    return tuple(out)
+
+
+def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """One pickled CIFAR-10 batch: dict with b'data' (N, 3072) uint8 and b'labels'."""
+    with open(path, "rb") as f:
+        d = pickle.load(f, encoding="latin1")
+    x = np.asarray(d["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+    y = np.asarray(d.get("labels", d.get("fine_labels")), dtype=np.int64)
+    return x, y
+
+
+def load_cifar10(root: str | os.PathLike, download: bool = False):
+    """CIFAR-10's python layout: ``root/cifar-10-batches-py/data_batch_{1..5}, test_batch``."""
+    folder = Path(root) / "cifar-10-batches-py"
+    if download and not folder.exists():
+        from torchvision.datasets import CIFAR10
+        CIFAR10(str(root), train=True, download=True)
+    names = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
+    out = []
+    for split in ("train", "test"):
+        missing = [n for n in names[split] if not (folder / n).exists()]
+        if missing:
+            raise _missing("CIFAR-10", folder, ", ".join(missing))
+        parts = [_read_cifar_batch(folder / n) for n in names[split]]
+        x = np.concatenate([p[0] for p in parts])
+        y = np.concatenate([p[1] for p in parts])
+        out.append(ImageSet(_to_unit(x), torch.as_tensor(y), _CIFAR_NAMES))
+    return tuple(out)
+
+
+def _read_folder(folder: Path, image_size: int | None) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    from PIL import Image
+    from torchvision.datasets import ImageFolder
+
+    try:
+        ds = ImageFolder(str(folder))
+    except (FileNotFoundError, OSError) as e:
+        raise DataNotFoundError(f"image folder {folder}: {e}; it needs one sub-folder of "
+                                f"images per class") from None
+    imgs, modes = [], set()
+    for path, _ in ds.samples:
+        with Image.open(path) as im:
+            modes.add("L" if im.mode in ("L", "1", "I;16", "I") else "RGB")
+            imgs.append(im.copy())
+    mode = "L" if modes == {"L"} else "RGB"
+    arrays = []
+    for im, (path, _) in zip(imgs, ds.samples):
+        im = im.convert(mode)
+        if image_size is not None:
+            im = im.resize((image_size, image_size), Image.BILINEAR)
+        a = np.asarray(im, dtype=np.uint8)
+        arrays.append(a[None] if a.ndim == 2 else a.transpose(2, 0, 1))
+    shapes = {a.shape for a in arrays}
+    if len(shapes) > 1:
+        raise ValueError(f"images in {folder} have different sizes {sorted(shapes)[:3]}...; "
+                         f"pass --image-size N to resize them to NxN")
+    x = _to_unit(np.stack(arrays))
+    return x, torch.as_tensor(ds.targets, dtype=torch.long), list(ds.classes)
+
+
+def load_folder(path: str | os.PathLike, image_size: int | None = None):
+    """A folder of class sub-folders (torchvision ImageFolder). With ``train/`` and ``test/``
+    inside, those are the splits; otherwise a fixed stratified 80/20 split is made."""
+    folder = Path(path)
+    if not folder.is_dir():
+        raise DataNotFoundError(f"image folder {folder} does not exist; pass "
+                                f"--dataset folder:PATH with a folder of class sub-folders")
+    if (folder / "train").is_dir() and (folder / "test").is_dir():
+        xtr, ytr, ctr = _read_folder(folder / "train", image_size)
+        xte, yte, cte = _read_folder(folder / "test", image_size)
+        if ctr != cte:
+            raise ValueError(f"{folder}/train and {folder}/test have different classes")
+        return ImageSet(xtr, ytr, ctr), ImageSet(xte, yte, cte)
+    from sklearn.model_selection import train_test_split
+
+    x, y, classes = _read_folder(folder, image_size)
+    tr, te = train_test_split(np.arange(len(y)), test_size=FOLDER_TEST_FRACTION,
+                              random_state=0, stratify=y.numpy())
+    tr, te = torch.as_tensor(np.sort(tr)), torch.as_tensor(np.sort(te))
+    return ImageSet(x[tr], y[tr], classes), ImageSet(x[te], y[te], classes)
+
+
+def check_dataset_name(name: str) -> None:
+    """Raise ValueError for a name no loader accepts (before any work starts)."""
+    if name in ("digits", "mnist", "svhn", "cifar10"):
+        return
+    if name.startswith("folder:") and len(name) > len("folder:"):
+        return
+    raise ValueError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
+
+
+def load_dataset(name: str, root: str | os.PathLike = "./data", download: bool = False,
+                 image_size: int | None = None) -> tuple[ImageSet, ImageSet]:
+    """``(train, test)`` for ``name`` in digits, mnist, svhn, cifar10 or ``folder:PATH``.
+
+    ``root`` is a torchvision dataset root (ignored for digits, which ships with
+    scikit-learn). ``image_size`` pads MNIST (e.g. to 32 for the conv nets) or resizes
+    folder images.
+    """
+    check_dataset_name(name)
+    if name == "digits":
+        return load_digits()
+    if name == "mnist":
+        return load_mnist(root, download, image_size)
+    if name == "svhn":
+        return load_svhn(root, download)
+    if name == "cifar10":
+        return load_cifar10(root, download)
+    return load_folder(name[len("folder:"):], image_size)

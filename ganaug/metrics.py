@@ -1,0 +1,26 @@
+"""Classification metrics (scikit-learn does the counting)."""
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import balanced_accuracy_score, confusion_matrix, f1_score
+
+
+def classification_metrics(y_true, y_pred, num_classes: int) -> dict:
+    """accuracy, balanced_accuracy, macro_f1 and per_class_accuracy (recall of each class)."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    if y_true.shape != y_pred.shape or y_true.ndim != 1:
+        raise ValueError(f"y_true and y_pred must be 1-D and of one length, got "
+                         f"{y_true.shape} and {y_pred.shape}")
+    labels = np.arange(num_classes)
+    cm = confusion_matrix(y_true, y_pred, labels=labels)
+    support = cm.sum(axis=1)
+    per_class = np.divide(np.diag(cm), support, out=np.full(num_classes, np.nan),
+                          where=support > 0)
+    return {
+        "accuracy": float((y_true == y_pred).mean()),
+        "balanced_accuracy": float(balanced_accuracy_score(y_true, y_pred)),
+        "macro_f1": float(f1_score(y_true, y_pred, labels=labels, average="macro",
+                                   zero_division=0)),
+        "per_class_accuracy": [None if np.isnan(v) else float(v) for v in per_class],
+        "num_test": int(len(y_true)),
+    }

@@ -1,0 +1,148 @@
+"""CLSGAN: the generator, the loss network (which is also the classifier) and their EMAs.
+
+The model is a container: it builds the networks, classifies and samples. It owns no
+optimiser; :mod:`ganaug.train` trains it.
+"""
+from __future__ import annotations
+
+import copy
+import os
+from typing import Any, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ._io import CheckpointError, atomic_torch_save, safe_torch_load
+from .nets import create_nets, resolve_arch
+from .objectives import conditional_loss
+
+
+class CLSGAN(nn.Module):
+    """A class-conditional GAN whose loss network classifies.
+
+    ``generator(z, y)`` maps noise and labels to images in [-1, 1]; ``loss_net(x)`` gives
+    class activations a (N, C) with L(x, y) = -a_y + softplus(logsumexp a): lower means
+    "real and of class y". ``generator_ema`` / ``loss_net_ema`` are exponential moving
+    averages of the weights, used for sampling and for classification.
+    """
+
+    def __init__(self, image_shape: Sequence[int], num_classes: int, arch: str = "auto",
+                 classes: Sequence[str] | None = None, **net_options: Any):
+        super().__init__()
+        self.image_shape = tuple(int(s) for s in image_shape)
+        self.num_classes = int(num_classes)
+        self.arch = resolve_arch(arch, self.image_shape)
+        self.net_options = dict(net_options)
+        self.classes = list(classes) if classes is not None else [str(i) for i in range(num_classes)]
+        if len(self.classes) != self.num_classes:
+            raise ValueError(f"{len(self.classes)} class names for {num_classes} classes")
+        self.generator, self.loss_net = create_nets(self.arch, self.image_shape, self.num_classes,
+                                                    **self.net_options)
+        self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False).eval()
+        self.loss_net_ema = copy.deepcopy(self.loss_net).requires_grad_(False).eval()
+
+    @property
+    def noise_dim(self) -> int:
+        return self.generator.noise_dim
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    # ------------------------------------------------------------------ classifier
+    @torch.no_grad()
+    def activations(self, x: Tensor, batch_size: int = 2048, ema: bool = True) -> Tensor:
+        """Class activations a(x), (N, C), in eval mode, on the model's device."""
+        net = self.loss_net_ema if ema else self.loss_net
+        was = net.training
+        net.eval()
+        try:
+            out = [net(x[i:i + batch_size].to(self.device)) for i in range(0, len(x), batch_size)]
+        finally:
+            net.train(was)
+        return torch.cat(out) if out else torch.empty(0, self.num_classes, device=self.device)
+
+    @torch.no_grad()
+    def loss(self, x: Tensor, y: Tensor, form: str = "semi", ema: bool = True) -> Tensor:
+        """L(x, y) per sample (N,); lower means "real and of class y"."""
+        return conditional_loss(self.activations(x, ema=ema), y.to(self.device), form)
+
+    @torch.no_grad()
+    def predict(self, x: Tensor, batch_size: int = 2048, ema: bool = True) -> Tensor:
+        """argmin_y L(x, y) = argmax_y a_y(x): (N,) class ids."""
+        return self.activations(x, batch_size, ema).argmax(dim=1)
+
+    # ------------------------------------------------------------------ sampler
+    def noise(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """Uniform noise in [-1, 1], (n, noise_dim), drawn on the CPU (same on any device)."""
+        return (torch.rand(n, self.noise_dim, generator=generator) * 2 - 1).to(self.device)
+
+    @torch.no_grad()
+    def sample(self, labels: Tensor, generator: torch.Generator | None = None,
+               ema: bool = True, batch_size: int = 4096) -> Tensor:
+        """Images of the given classes, (N, C, H, W) in [-1, 1], on the model's device.
+
+        ``generator`` (a CPU ``torch.Generator``) makes the noise reproducible.
+        """
+        labels = torch.as_tensor(labels, dtype=torch.long)
+        if labels.dim() != 1:
+            raise ValueError(f"labels must be 1-D, got shape {tuple(labels.shape)}")
+        if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= self.num_classes):
+            raise ValueError(f"labels must lie in [0, {self.num_classes}), got "
+                             f"[{int(labels.min())}, {int(labels.max())}]")
+        net = self.generator_ema if ema else self.generator
+        was = net.training
+        net.eval()
+        try:
+            out = [net(self.noise(len(chunk), generator), chunk.to(self.device))
+                   for chunk in labels.split(batch_size)]
+        finally:
+            net.train(was)
+        return torch.cat(out) if out else torch.empty(0, *self.image_shape, device=self.device)
+
+    def forward(self, labels: Tensor) -> Tensor:  # so the model is a "labels -> images" sampler
+        return self.sample(labels)
+
+    def sample_per_class(self, per_class: int, seed: int = 0) -> tuple[Tensor, Tensor]:
+        """``per_class`` images of every class, class-major: (images, labels)."""
+        labels = torch.arange(self.num_classes).repeat_interleave(per_class)
+        return self.sample(labels, torch.Generator().manual_seed(seed)), labels
+
+    # ------------------------------------------------------------------ persistence
+    def spec(self) -> dict:
+        """Everything needed to rebuild the networks, as primitives."""
+        return {"image_shape": list(self.image_shape), "num_classes": self.num_classes,
+                "arch": self.arch, "classes": self.classes, "net_options": _prim(self.net_options)}
+
+    def save(self, path: str | os.PathLike, extra: dict | None = None) -> None:
+        """Atomically write a checkpoint that loads with ``torch.load(weights_only=True)``."""
+        atomic_torch_save(path, {"format": "ganaug", "version": 1, "model": self.spec(),
+                                 "state": self.state_dict(), **(extra or {})})
+
+    @classmethod
+    def from_checkpoint(cls, ckpt: dict) -> "CLSGAN":
+        try:
+            spec = ckpt["model"]
+            model = cls(spec["image_shape"], spec["num_classes"], spec["arch"], spec["classes"],
+                        **spec["net_options"])
+            model.load_state_dict(ckpt["state"])
+        except (KeyError, TypeError, RuntimeError) as e:
+            raise CheckpointError(f"checkpoint does not match a ganaug model: {e}") from None
+        return model
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, map_location: Any = "cpu") -> "CLSGAN":
+        """Load a model from a checkpoint file or a run folder (its ``checkpoint.pt``)."""
+        path = os.fspath(path)
+        if os.path.isdir(path):
+            path = os.path.join(path, "checkpoint.pt")
+        return cls.from_checkpoint(safe_torch_load(path, map_location)).to(map_location)
+
+
+def _prim(obj: Any) -> Any:
+    """Tuples -> lists, recursively, so specs survive JSON and weights_only loading."""
+    if isinstance(obj, (list, tuple)):
+        return [_prim(o) for o in obj]
+    if isinstance(obj, dict):
+        return {k: _prim(v) for k, v in obj.items()}
+    return obj

@@ -1,0 +1,43 @@
+"""Small building blocks shared by the architectures."""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils import parametrizations
+
+
+class GaussianNoise(nn.Module):
+    """Adds N(0, std^2) noise in training mode only (Salimans et al. 2016's noise layers)."""
+
+    def __init__(self, std: float):
+        super().__init__()
+        self.std = float(std)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.training and self.std > 0:
+            return x + self.std * torch.randn_like(x)
+        return x
+
+    def extra_repr(self) -> str:
+        return f"std={self.std}"
+
+
+def normed(layer: nn.Module, norm: str) -> nn.Module:
+    """Wrap a Linear/Conv in weight normalisation ("weight"), spectral ("spectral") or none."""
+    if norm == "weight":
+        return parametrizations.weight_norm(layer)
+    if norm == "spectral":
+        return parametrizations.spectral_norm(layer)
+    if norm == "none":
+        return layer
+    raise ValueError(f"unknown weight norm {norm!r}; use 'weight', 'spectral' or 'none'")
+
+
+def one_hot(y: Tensor, num_classes: int, dtype: torch.dtype) -> Tensor:
+    """(N,) class ids -> (N, C) one-hot, with a clear error for ids outside [0, C)."""
+    if y.dim() != 1:
+        raise ValueError(f"labels must be a 1-D tensor of class ids, got shape {tuple(y.shape)}")
+    if y.numel() and (int(y.min()) < 0 or int(y.max()) >= num_classes):
+        raise ValueError(f"class ids must lie in [0, {num_classes}), got range "
+                         f"[{int(y.min())}, {int(y.max())}]")
+    return nn.functional.one_hot(y.long(), num_classes).to(dtype)

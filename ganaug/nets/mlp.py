@@ -1,0 +1,63 @@
+"""MLP pair for small images (digits 8x8, MNIST 28x28), after Salimans et al. 2016's MNIST nets."""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from ._layers import GaussianNoise, normed, one_hot
+from ._registry import register
+
+
+class MLPGenerator(nn.Module):
+    """(z, y) -> image: [z, one_hot(y)] -> Linear-BN-Softplus x len(hidden) -> Linear -> tanh."""
+
+    def __init__(self, image_shape: tuple[int, int, int], num_classes: int, noise_dim: int = 100,
+                 hidden: tuple[int, ...] = (500, 500)):
+        super().__init__()
+        self.image_shape, self.num_classes, self.noise_dim = image_shape, num_classes, noise_dim
+        layers: list[nn.Module] = []
+        width = noise_dim + num_classes
+        for h in hidden:
+            layers += [nn.Linear(width, h), nn.BatchNorm1d(h), nn.Softplus()]
+            width = h
+        layers += [nn.Linear(width, math.prod(image_shape)), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: Tensor, y: Tensor) -> Tensor:
+        h = torch.cat([z, one_hot(y, self.num_classes, z.dtype)], dim=1)
+        return self.net(h).view(-1, *self.image_shape)  # (N, C, H, W) in [-1, 1]
+
+
+class MLPLossNet(nn.Module):
+    """x -> class activations a (N, C): Gaussian noise on the input and after every hidden
+    layer (training only), weight-normalised Linear + LeakyReLU 0.2."""
+
+    def __init__(self, image_shape: tuple[int, int, int], num_classes: int,
+                 hidden: tuple[int, ...] = (1000, 500, 250, 250, 250),
+                 input_noise: float = 0.3, hidden_noise: float = 0.5, norm: str = "weight"):
+        super().__init__()
+        self.num_classes = num_classes
+        layers: list[nn.Module] = [nn.Flatten(), GaussianNoise(input_noise)]
+        width = math.prod(image_shape)
+        for h in hidden:
+            layers += [normed(nn.Linear(width, h), norm), nn.LeakyReLU(0.2),
+                       GaussianNoise(hidden_noise)]
+            width = h
+        self.features = nn.Sequential(*layers)
+        self.head = normed(nn.Linear(width, num_classes), norm)
+
+    def forward(self, x: Tensor, features: bool = False):
+        h = self.features(x)              # (N, hidden[-1]) penultimate features
+        a = self.head(h)                  # (N, C) class activations
+        return (a, h) if features else a
+
+
+@register("mlp")
+def build_mlp(image_shape, num_classes, *, noise_dim: int = 100, g_hidden=(500, 500),
+              d_hidden=(1000, 500, 250, 250, 250), input_noise: float = 0.3,
+              hidden_noise: float = 0.5, norm: str = "weight"):
+    """MLP pair; ``norm`` is the loss network's weight normalisation (weight/spectral/none)."""
+    return (MLPGenerator(image_shape, num_classes, noise_dim, tuple(g_hidden)),
+            MLPLossNet(image_shape, num_classes, tuple(d_hidden), input_noise, hidden_noise, norm))
