@@ -1,7 +1,7 @@
 """ganaug: class-conditional and semi-supervised CLS-GANs for classifier data augmentation."""
 from .config import TrainConfig
 from .data import DataNotFoundError, ImageSet, load_dataset, split_labeled
-from .experiment import evaluate, evaluate_run, fit, sample_run
+from .experiment import build_model, evaluate, evaluate_run, fit, sample_run
 from .metrics import classification_metrics
 from .model import CLSGAN
 from .nets import create_nets, list_archs
@@ -12,7 +12,7 @@ from ._io import CheckpointError
 __version__ = "0.1.0"
 
 __all__ = [
-    "CLSGAN", "TrainConfig", "TrainState", "train", "fit", "evaluate", "evaluate_run",
+    "CLSGAN", "TrainConfig", "build_model", "TrainState", "train", "fit", "evaluate", "evaluate_run",
     "sample_run", "load_dataset", "split_labeled", "ImageSet", "DataNotFoundError",
     "CheckpointError", "create_nets", "list_archs", "list_objectives",
     "classification_metrics", "__version__",

@@ -158,7 +158,8 @@ def div_penalty(fn: Callable[[Tensor, Tensor], Tensor], x_real: Tensor, x_fake: 
 class Objective:
     """One member of the family, selectable by name.
 
-    critic: "ls" (hinge with margin, slope nu), "gan" (binary cross-entropy) or "wgan".
+    critic: "ls" (hinge with margin, slope nu), "gan" (binary cross-entropy), "wgan", or
+    "none" (no adversarial term and no generator training: the supervised baseline).
     conditional: whether the critic judges (x, y) pairs (else only x, and the generator's
     labels are free). semi_supervised: whether unlabeled images enter the adversarial term.
     """
@@ -184,6 +185,8 @@ _OBJ = [
     Objective("cwgan-gp", "wgan", True, False, "gp", "conditional WGAN-GP"),
     Objective("wgan-div", "wgan", False, True, "div", "WGAN-div"),
     Objective("cwgan-div", "wgan", True, False, "div", "conditional WGAN-div"),
+    Objective("supervised", "none", True, False, "weight-decay",
+              "baseline: the loss network trained on the labels alone, no GAN"),
 ]
 OBJECTIVES: dict[str, Objective] = {o.name: o for o in _OBJ}
 

@@ -101,6 +101,19 @@ def _ell(obj: O.Objective, form: str) -> Callable[[Tensor, Tensor], Tensor]:
     return ell
 
 
+@dataclass
+class _Batch:
+    """One step's real data. Rows [0, n) are labeled; the rest are unlabeled images.
+
+    y_gen: labels given to the generator for each row's fake partner (unlabeled rows get a
+    class drawn from the label prior); y_crit: labels the critic uses (-1 = unlabeled).
+    """
+    x: Tensor
+    y_gen: Tensor
+    y_crit: Tensor
+    n: int
+
+
 def _critic(obj: O.Objective, cfg: TrainConfig, a_r: Tensor, a_f: Tensor, x_r: Tensor,
             x_f: Tensor, y: Tensor, ell: Callable) -> Tensor:
     """The adversarial term on (real, fake) pairs sharing labels y (-1 = unlabeled)."""
@@ -124,6 +137,41 @@ def _penalty(cfg: TrainConfig, loss_net, ell, x_r: Tensor, x_f: Tensor, y: Tenso
     if cfg.lipschitz == "div":
         return O.div_penalty(fn, x_r, x_f, y, cfg.div_k, cfg.div_p)
     return x_r.new_zeros(())
+
+
+def _loss_net_terms(obj: O.Objective, cfg: TrainConfig, D, b: _Batch, x_f: Tensor | None,
+                    ell: Callable, gamma: float, gen: torch.Generator) -> Tensor:
+    """(sup, critic, critic_ul, penalty) for one batch; ``x_f`` None means no adversary.
+
+    total = sup + lam * critic + gamma * critic_ul + penalty (DESIGN.md: S + gamma S_ul + R).
+    """
+    n = b.n
+    if x_f is None:
+        sup = O.conditional_loss(D(b.x[:n]), b.y_crit[:n], cfg.loss_form).mean()
+        zero = sup.new_zeros(())
+        return torch.stack([sup, zero, zero, zero])
+    a = D(torch.cat([b.x, x_f]))                     # one pass: BN sees reals and fakes
+    a_r, a_f = a[:len(b.x)], a[len(b.x):]
+    sup = O.conditional_loss(a_r[:n], b.y_crit[:n], cfg.loss_form).mean()
+    if obj.conditional:
+        crit = _critic(obj, cfg, a_r[:n], a_f[:n], b.x[:n], x_f[:n], b.y_crit[:n], ell)
+        crit_u = (_critic(obj, cfg, a_r[n:], a_f[n:], b.x[n:], x_f[n:], b.y_crit[n:], ell)
+                  if len(b.x) > n else sup.new_zeros(()))
+    else:                                            # the critic ignores labels: all reals
+        crit = _critic(obj, cfg, a_r, a_f, b.x, x_f, b.y_crit, ell)
+        crit_u = sup.new_zeros(())
+    pen = _penalty(cfg, D, ell, b.x, x_f, b.y_crit, gen)
+    return torch.stack([sup, cfg.lam * crit, gamma * crit_u, pen])
+
+
+def _generator_loss(cfg: TrainConfig, D, b: _Batch, x_g: Tensor, ell: Callable) -> Tensor:
+    """mean L(G(z, y), y) (L_ul for fakes paired with unlabeled images), or feature matching."""
+    if cfg.g_loss == "feature-matching":
+        with torch.no_grad():
+            _, h_r = D(b.x, features=True)
+        _, h_f = D(x_g, features=True)
+        return O.feature_matching(h_r, h_f)
+    return ell(D(x_g), b.y_crit).mean()
 
 
 def _load_resume(out: Path, cfg: TrainConfig) -> dict:
@@ -182,6 +230,9 @@ def train(model: CLSGAN, labeled: ImageSet, unlabeled: ImageSet | None = None,
     if labeled.num_classes != model.num_classes or labeled.image_shape != model.image_shape:
         raise ValueError(f"data ({labeled.num_classes} classes, images {labeled.image_shape}) "
                          f"does not match the model ({model.num_classes}, {model.image_shape})")
+    if cfg.lipschitz == "spectral-norm" and model.net_options.get("norm") != "spectral":
+        raise ValueError("lipschitz='spectral-norm' needs a model built with norm='spectral' "
+                         "(CLSGAN(..., norm='spectral'), or ganaug.build_model(config, data))")
     if len(labeled) == 0 or int(labeled.targets.min()) < 0:
         raise ValueError("the labeled set must be non-empty and every target in [0, C)")
     ckpt = check_run_folder(out, cfg, resume)
@@ -192,8 +243,11 @@ def train(model: CLSGAN, labeled: ImageSet, unlabeled: ImageSet | None = None,
     use_unl = obj.semi_supervised and unlabeled is not None and len(unlabeled) > 0
     x_lab, y_lab = labeled.images.to(device), labeled.targets.to(device)
     x_unl = unlabeled.images.to(device) if use_unl else None
-    n_stream = len(x_unl) if use_unl else len(x_lab)
-    steps = max(1, math.ceil(n_stream / cfg.batch_size))
+    # an epoch is one pass's worth of steps over the whole training set (labeled and
+    # unlabeled), whatever the objective uses, so objectives compare at equal step counts
+    n_train = len(labeled) + (len(unlabeled) if unlabeled is not None else 0)
+    steps = max(1, math.ceil(n_train / cfg.batch_size))
+    adversarial = obj.critic != "none"
     bs = cfg.batch_size
 
     G, D = model.generator, model.loss_net
@@ -214,11 +268,7 @@ def train(model: CLSGAN, labeled: ImageSet, unlabeled: ImageSet | None = None,
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_json(out / CONFIG, cfg.to_dict())
-    grid_gen = torch.Generator().manual_seed(_derive_seed(cfg.seed, 7))
-    grid_cols = 10
-    grid_z = (torch.rand(grid_cols, model.noise_dim, generator=grid_gen) * 2 - 1)
-    grid_z = grid_z.repeat(model.num_classes, 1).to(device)            # same noise per column
-    grid_y = torch.arange(model.num_classes, device=device).repeat_interleave(grid_cols)
+    grid = _grid_inputs(model, cfg.seed, device)
 
     for epoch in range(start, cfg.epochs):
         t0 = time.perf_counter()
@@ -231,70 +281,49 @@ def train(model: CLSGAN, labeled: ImageSet, unlabeled: ImageSet | None = None,
         gen = torch.Generator().manual_seed(_derive_seed(cfg.seed, epoch, 1))
         lab_stream = _Stream(len(x_lab), bs, gen, device)
         unl_stream = _Stream(len(x_unl), bs, gen, device) if use_unl else None
-        sums = torch.zeros(6, device=device)   # d, sup, critic, critic_ul, penalty, g
+        sums = torch.zeros(5, device=device)   # sup, critic, critic_ul, penalty, g (weighted)
         G.train()
         D.train()
         bar = _progress(steps, f"epoch {epoch + 1}/{cfg.epochs}", progress)
         for it in range(steps):
-            # ---------------- loss-network step
             il = lab_stream.next()
             xl, yl = x_lab[il], y_lab[il]
             if use_unl:
                 xu = x_unl[unl_stream.next()]
                 cu = y_lab[torch.randint(len(y_lab), (len(xu),), generator=gen).to(device)]
-                x_r, y_g = torch.cat([xl, xu]), torch.cat([yl, cu])
-                y_c = torch.cat([yl, torch.full_like(cu, -1)])   # -1: pair of an unlabeled image
+                b = _Batch(torch.cat([xl, xu]), torch.cat([yl, cu]),
+                           torch.cat([yl, torch.full_like(cu, -1)]), len(xl))
             else:
-                x_r, y_g, y_c = xl, yl, yl
-            with torch.no_grad():
-                x_f = G(model.noise(len(y_g), gen), y_g)
-            a = D(torch.cat([x_r, x_f]))
-            a_r, a_f = a[:len(x_r)], a[len(x_r):]
-            n = len(xl)
-            sup = O.conditional_loss(a_r[:n], yl, cfg.loss_form).mean()
-            if obj.conditional:
-                crit = _critic(obj, cfg, a_r[:n], a_f[:n], xl, x_f[:n], yl, ell)
-                crit_u = (_critic(obj, cfg, a_r[n:], a_f[n:], x_r[n:], x_f[n:], y_c[n:], ell)
-                          if use_unl else sup.new_zeros(()))
-            else:
-                crit = _critic(obj, cfg, a_r, a_f, x_r, x_f, y_c, ell)
-                crit_u = sup.new_zeros(())
-            pen = _penalty(cfg, D, ell, x_r, x_f, y_c, gen)
-            d_loss = sup + cfg.lam * crit + gamma * crit_u + pen
-            opt_d.zero_grad(set_to_none=True)
-            d_loss.backward()
-            opt_d.step()
+                b = _Batch(xl, yl, yl, len(xl))
+            # ---------------- loss-network step
+            x_f = None
+            if adversarial:
+                with torch.no_grad():
+                    x_f = G(model.noise(len(b.y_gen), gen), b.y_gen)
+            terms = _loss_net_terms(obj, cfg, D, b, x_f, ell, gamma, gen)
+            _step(opt_d, terms.sum())
             if cfg.lipschitz == "clip":
                 with torch.no_grad():
                     for p in D.parameters():
                         p.clamp_(-cfg.clip, cfg.clip)
             step += 1
-            decay = min(cfg.ema_decay, (1 + step) / (10 + step))
+            decay = min(cfg.ema_decay, (1 + step) / (10 + step))   # warm-up of the average
             _ema_update(model.loss_net_ema, D, decay)
             # ---------------- generator step (every d_steps loss-network steps)
-            g_loss = sup.new_zeros(())
-            if (it + 1) % cfg.d_steps == 0:
-                x_g = G(model.noise(len(y_g), gen), y_g)
-                if cfg.g_loss == "feature-matching":
-                    with torch.no_grad():
-                        _, h_r = D(x_r, features=True)
-                    _, h_f = D(x_g, features=True)
-                    g_loss = O.feature_matching(h_r, h_f)
-                else:
-                    g_loss = ell(D(x_g), y_c).mean()
-                opt_g.zero_grad(set_to_none=True)
-                g_loss.backward()
-                opt_g.step()
+            g_loss = terms.new_zeros(())
+            if adversarial and (it + 1) % cfg.d_steps == 0:
+                g_loss = _generator_loss(cfg, D, b, G(model.noise(len(b.y_gen), gen), b.y_gen), ell)
+                _step(opt_g, g_loss)
                 _ema_update(model.generator_ema, G, decay)
-            sums += torch.stack([d_loss.detach(), sup.detach(), crit.detach(),
-                                 crit_u.detach(), pen.detach(), g_loss.detach()])
+            sums += torch.cat([terms.detach(), g_loss.detach().view(1)])
             bar.update(1)
         bar.close()
         seconds += time.perf_counter() - t0
         vals = (sums / steps).tolist()   # one host sync per epoch
         rec = {"epoch": epoch + 1, "step": step, "lr": lr, "gamma": gamma,
-               "d_loss": vals[0], "sup_loss": vals[1], "critic": vals[2], "critic_ul": vals[3],
-               "penalty": vals[4], "g_loss": vals[5], "seconds": round(seconds, 3)}
+               "d_loss": sum(vals[:4]), "sup_loss": vals[0], "critic": vals[1],
+               "critic_ul": vals[2], "penalty": vals[3], "g_loss": vals[4],
+               "seconds": round(seconds, 3)}
         if not all(math.isfinite(v) for v in vals):
             log(f"warning: non-finite losses at epoch {epoch + 1}: {rec}")
         if test is not None:
@@ -302,18 +331,42 @@ def train(model: CLSGAN, labeled: ImageSet, unlabeled: ImageSet | None = None,
         history.append(rec)
         log(_line(rec, cfg.epochs))
         if out is not None:
-            model.generator_ema.eval()
-            with torch.no_grad():
-                grid = model.generator_ema(grid_z, grid_y)
-            save_grid(out / "samples" / f"epoch_{epoch + 1:04d}.png", grid, grid_cols)
-            save_grid(out / SAMPLES, grid, grid_cols)
-            atomic_write_text(out / METRICS, "".join(_json_line(r) for r in history))
-            atomic_torch_save(out / CHECKPOINT, {
-                "format": "ganaug", "version": 1, "model": model.spec(),
-                "state": model.state_dict(), "config": cfg.to_dict(), "epoch": epoch + 1,
-                "step": step, "opt_d": opt_d.state_dict(), "opt_g": opt_g.state_dict(),
-                "history": history, "train_seconds": seconds})
+            _write_epoch(out, model, cfg, history, step, seconds, opt_d, opt_g, grid)
     return TrainState(model, history, cfg, seconds)
+
+
+GRID_COLUMNS = 10
+
+
+def _grid_inputs(model: CLSGAN, seed: int, device) -> tuple[Tensor, Tensor]:
+    """Fixed noise for the per-epoch sample grid: one row per class, the same noise in each
+    column, so grids compare across epochs and across classes."""
+    g = torch.Generator().manual_seed(_derive_seed(seed, 7))
+    z = torch.rand(GRID_COLUMNS, model.noise_dim, generator=g) * 2 - 1
+    y = torch.arange(model.num_classes).repeat_interleave(GRID_COLUMNS)
+    return z.repeat(model.num_classes, 1).to(device), y.to(device)
+
+
+def _write_epoch(out: Path, model: CLSGAN, cfg: TrainConfig, history: list[dict], step: int,
+                 seconds: float, opt_d, opt_g, grid: tuple[Tensor, Tensor]) -> None:
+    """Sample grids, metrics and the checkpoint, each written atomically."""
+    epoch = history[-1]["epoch"]
+    model.generator_ema.eval()
+    with torch.no_grad():
+        images = model.generator_ema(*grid)
+    save_grid(out / "samples" / f"epoch_{epoch:04d}.png", images, GRID_COLUMNS)
+    save_grid(out / SAMPLES, images, GRID_COLUMNS)
+    atomic_write_text(out / METRICS, "".join(_json_line(r) for r in history))
+    atomic_torch_save(out / CHECKPOINT, {
+        "format": "ganaug", "version": 1, "model": model.spec(), "state": model.state_dict(),
+        "config": cfg.to_dict(), "epoch": epoch, "step": step, "opt_d": opt_d.state_dict(),
+        "opt_g": opt_g.state_dict(), "history": history, "train_seconds": seconds})
+
+
+def _step(opt: torch.optim.Optimizer, loss: Tensor) -> None:
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
 
 
 def evaluate_accuracy(model: CLSGAN, data: ImageSet) -> float:

@@ -64,15 +64,21 @@ class ConvLossNet(nn.Module):
         for i, (cout, k, st, p) in enumerate(spec):
             # BatchNorm does not mix with spectral normalisation's Lipschitz bound: drop it there
             bn = [] if norm == "spectral" else [nn.BatchNorm2d(cout)]
-            layers += [normed(nn.Conv2d(cin, cout, k, st, p), norm), *bn, nn.LeakyReLU(0.2)]
+            conv = nn.Conv2d(cin, cout, k, st, p)
+            _init_normal(conv)                    # before any weight parametrisation
+            layers += [normed(conv, norm), *bn, nn.LeakyReLU(0.2)]
             if dropout > 0 and i in (2, 5):
                 layers.append(nn.Dropout(dropout))
             cin = cout
         layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
         self.features = nn.Sequential(*layers)
-        self.head = normed(nn.Linear(cin, num_classes), norm)
+        head = nn.Linear(cin, num_classes)
+        _init_normal(head)
+        self.head = normed(head, norm)
         self.num_classes = num_classes
-        _init_normal(self)
+        for m in self.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                _init_normal(m)
 
     def forward(self, x: Tensor, features: bool = False):
         h = self.features(x)      # (N, 2 * width) pooled features

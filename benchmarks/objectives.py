@@ -1,0 +1,54 @@
+"""Every objective of the family on the same nets, data and labels (digits, 10 labels per
+class, the MLP pair), against the loss network trained on the labels alone.
+
+    python benchmarks/objectives.py [--objectives all] [--seeds 0,1,2] [--epochs N] [--jobs 2]
+
+Prints a markdown table of test accuracy (mean ± std over seeds); writes JSON and CSV.
+`--jobs 2` runs two single-threaded trainings side by side (2-core machines).
+"""
+from __future__ import annotations
+
+import argparse
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from _common import fmt, machine, run_train, write_outputs
+
+from ganaug.objectives import OBJECTIVES
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--objectives", default="all")
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--epochs", type=int, default=None, help="default: the default job's")
+    p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    args = p.parse_args()
+    names = list(OBJECTIVES) if args.objectives == "all" else args.objectives.split(",")
+    seeds = [int(s) for s in args.seeds.split(",")]
+    extra = ["--epochs", str(args.epochs)] if args.epochs else []
+    with tempfile.TemporaryDirectory() as tmp:
+        def one(job):
+            name, seed = job
+            r = run_train(["--objective", name, "--seed", str(seed), *extra],
+                          Path(tmp) / f"{name}-{seed}", threads=1 if args.jobs > 1 else None)
+            print(f"{name} seed {seed}: {r['test_accuracy']:.4f} ({r['train_seconds']:.0f}s)", flush=True)
+            return {"objective": name, **{k: r[k] for k in ("test_accuracy", "balanced_accuracy",
+                    "macro_f1", "train_seconds", "epochs", "seed", "lipschitz")}}
+        with ThreadPoolExecutor(args.jobs) as pool:
+            rows = list(pool.map(one, [(n, s) for n in names for s in seeds]))
+    write_outputs(rows, Path(args.out), "objectives", {"machine": machine(), "seeds": seeds})
+    sup = [r["test_accuracy"] for r in rows if r["objective"] == "supervised"]
+    print(f"\n| objective | what | Lipschitz | test accuracy (mean ± std, {len(seeds)} seeds) | beats labels-only |")
+    print("|---|---|---|---|---|")
+    for name in names:
+        acc = [r["test_accuracy"] for r in rows if r["objective"] == name]
+        lip = next(r["lipschitz"] for r in rows if r["objective"] == name)
+        beats = "" if name == "supervised" or not sup else ("yes" if sum(acc) / len(acc) > sum(sup) / len(sup) else "no")
+        print(f"| {name} | {OBJECTIVES[name].description} | {lip} | {fmt(acc)} | {beats} |")
+
+
+if __name__ == "__main__":
+    main()

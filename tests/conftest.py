@@ -1,0 +1,20 @@
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from ganaug.data import ImageSet
+
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture
+def tiny() -> ImageSet:
+    """48 random 8x8 grey images in 4 classes, each class a different mean brightness."""
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(4).repeat(12)
+    x = (torch.rand(48, 1, 8, 8, generator=g) * 0.5 + (y.view(-1, 1, 1, 1) * 0.3 - 0.9)).clamp(-1, 1)
+    return ImageSet(x, y, ["a", "b", "c", "d"])

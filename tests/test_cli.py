@@ -1,0 +1,140 @@
+"""The command line: the default job's files, every objective on digits, errors, SIGKILL."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from ganaug.cli import main
+from ganaug.objectives import list_objectives
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _cli(*args):
+    """Run ``python -m ganaug`` in a fresh process; returns CompletedProcess."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "ganaug", *args], capture_output=True,
+                          text=True, env=env, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "r"
+    assert main(["train", "--epochs", "2", "--out", str(out), "--quiet"]) == 0
+    return out
+
+
+def test_train_writes_the_run_folder(digits_run, capsys):
+    s = json.loads((digits_run / "summary.json").read_text())
+    for key in ("test_accuracy", "epochs", "train_seconds", "objective", "dataset", "num_labeled"):
+        assert key in s
+    assert 0.0 <= s["test_accuracy"] <= 1.0
+    assert s["epochs"] == 2 and s["objective"] == "sscls" and s["dataset"] == "digits"
+    assert s["num_labeled"] == 100 and s["num_unlabeled"] == 1247
+    assert (digits_run / "samples.png").stat().st_size > 0
+    torch.load(digits_run / "checkpoint.pt", weights_only=True)
+
+
+def test_sample_png_and_pt(digits_run, tmp_path):
+    assert main(["sample", "--run", str(digits_run), "--per-class", "3", "--out", str(tmp_path / "s.png")]) == 0
+    from PIL import Image
+    with Image.open(tmp_path / "s.png") as im:
+        assert im.size[1] > im.size[0] * 2   # 10 rows (classes) of 3 columns
+    assert main(["sample", "--run", str(digits_run), "--per-class", "4", "--out", str(tmp_path / "s.pt")]) == 0
+    d = torch.load(tmp_path / "s.pt", weights_only=True)
+    assert d["images"].shape == (40, 1, 8, 8) and d["labels"].tolist() == sorted(list(range(10)) * 4)
+    assert main(["sample", "--run", str(digits_run), "--out", str(tmp_path / "s.jpg")]) == 2
+
+
+def test_eval_prints_every_metric(digits_run, capsys):
+    assert main(["eval", "--run", str(digits_run)]) == 0
+    out = capsys.readouterr().out
+    for word in ("test accuracy", "balanced accuracy", "macro-F1", "per-class accuracy"):
+        assert word in out
+    s = json.loads((digits_run / "summary.json").read_text())
+    assert f"{s['test_accuracy']:.4f}" in out
+
+
+@pytest.mark.parametrize("objective", list_objectives())
+def test_every_objective_runs_two_epochs_on_digits(objective, tmp_path):
+    assert main(["train", "--objective", objective, "--epochs", "2", "--out", str(tmp_path / "r"), "--quiet"]) == 0
+    for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines():
+        rec = json.loads(line)
+        assert all(v == v and abs(v) != float("inf") for v in rec.values() if isinstance(v, float))
+
+
+BAD = [
+    (["--dataset", "imagenet"], "unknown dataset 'imagenet'"),
+    (["--objective", "nope"], "unknown objective 'nope'"),
+    (["--lipschitz", "nope"], "unknown Lipschitz regulariser 'nope'"),
+    (["--labels-per-class", "0"], "labels_per_class must be a positive integer"),
+    (["--labels-per-class", "1000"], "more than class"),
+    (["--dataset", "mnist", "--data-root", "{tmp}/empty"], "looked for"),
+    (["--resume"], "--resume needs --out"),
+]
+
+
+@pytest.mark.parametrize("args,message", BAD)
+def test_bad_input_is_one_clear_line_and_leaves_no_files(args, message, tmp_path, capsys):
+    out = tmp_path / "run"
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    assert main(["train", *args, "--out", str(out), "--quiet"] if "--resume" not in args
+                else ["train", *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("ganaug: error:") and message in err and "\n" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_data_root_error_names_folder_and_download(tmp_path, capsys):
+    main(["train", "--dataset", "mnist", "--data-root", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert str(tmp_path / "MNIST" / "raw") in err and "--download" in err
+
+
+def test_resume_refusals(digits_run, tmp_path, capsys):
+    assert main(["train", "--out", str(digits_run), "--resume", "--lr", "0.5"]) == 2
+    assert "configuration differs" in capsys.readouterr().err
+    assert main(["train", "--out", str(digits_run)]) == 2
+    assert "already holds a run" in capsys.readouterr().err
+    assert main(["train", "--out", str(tmp_path / "none"), "--resume"]) == 2
+    assert "nothing to resume" in capsys.readouterr().err
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "checkpoint.pt").write_bytes((digits_run / "checkpoint.pt").read_bytes()[:5000])
+    assert main(["train", "--out", str(bad), "--resume"]) == 2
+    assert "corrupted or truncated" in capsys.readouterr().err
+    assert sorted(p.name for p in bad.iterdir()) == ["checkpoint.pt"]
+
+
+def test_python_dash_m_and_sigkill_mid_epoch_then_resume(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    common = ["train", "--epochs", "5", "--quiet", "--batch-size", "16"]
+    assert _cli(*common, "--out", str(a)).returncode == 0
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "ganaug", *common, "--out", str(b)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    deadline = time.time() + 120
+    ckpt = b / "checkpoint.pt"
+    while not ckpt.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    time.sleep(0.3)                       # into the next epoch
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    if proc.returncode == 0:
+        pytest.skip("the run finished before it could be killed")
+    assert not list(b.glob("*.tmp")) or True   # a killed writer may leave a temp file, never a torn checkpoint
+    epoch = torch.load(ckpt, weights_only=True)["epoch"]
+    assert 1 <= epoch < 5
+    r = _cli(*common, "--out", str(b), "--resume")
+    assert r.returncode == 0, r.stderr
+    sa = torch.load(a / "checkpoint.pt", weights_only=True)["state"]
+    sb = torch.load(ckpt, weights_only=True)["state"]
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    ja, jb = (json.loads((d / "summary.json").read_text()) for d in (a, b))
+    assert ja["test_accuracy"] == jb["test_accuracy"]

@@ -1,0 +1,143 @@
+"""Loaders (on small files written in each dataset's exact on-disk format) and splits."""
+import gzip
+import pickle
+import struct
+
+import numpy as np
+import pytest
+import torch
+
+from ganaug.data import DataNotFoundError, ImageSet, load_dataset, split_labeled
+from ganaug.data.sources import DIGITS_TEST_FRACTION
+
+from conftest import SHARED_DATA
+
+
+def test_digits_split_is_fixed_stratified_and_in_range():
+    tr, te = load_dataset("digits")
+    tr2, te2 = load_dataset("digits")
+    assert len(tr) == 1347 and len(te) == 450
+    assert torch.equal(tr.images, tr2.images) and torch.equal(te.targets, te2.targets)
+    assert tr.image_shape == (1, 8, 8) and tr.images.min() >= -1 and tr.images.max() <= 1
+    frac = torch.bincount(te.targets) / torch.bincount(torch.cat([tr.targets, te.targets]))
+    assert torch.allclose(frac, torch.full((10,), DIGITS_TEST_FRACTION), atol=0.02)
+
+
+def test_split_is_class_balanced_seeded_and_marks_unlabeled(tiny):
+    lab, unl = split_labeled(tiny, 3, seed=5)
+    assert lab.class_counts() == [3, 3, 3, 3]
+    assert len(unl) == len(tiny) - 12 and (unl.targets == -1).all()
+    lab2, _ = split_labeled(tiny, 3, seed=5)
+    lab3, _ = split_labeled(tiny, 3, seed=6)
+    assert torch.equal(lab.images, lab2.images)
+    assert not torch.equal(lab.images, lab3.images)
+    # every image is in exactly one of the two parts
+    assert len(lab) + len(unl) == len(tiny)
+
+
+def test_split_errors(tiny):
+    with pytest.raises(ValueError, match="positive"):
+        split_labeled(tiny, 0)
+    with pytest.raises(ValueError, match="more than class 'a' has"):
+        split_labeled(tiny, 13)
+    full, none = split_labeled(tiny, None)
+    assert full is tiny and none is None
+
+
+def test_imageset_is_torchvision_like(tiny):
+    x, y = tiny[3]
+    assert x.shape == (1, 8, 8) and isinstance(y, int)
+    assert tiny.classes == ["a", "b", "c", "d"] and len(tiny.targets) == 48
+    with pytest.raises(ValueError, match="NCHW"):
+        ImageSet(torch.zeros(3, 8, 8), torch.zeros(3), ["x"])
+
+
+def test_unknown_dataset_and_missing_data(tmp_path):
+    with pytest.raises(ValueError, match="unknown dataset 'imagenet'"):
+        load_dataset("imagenet")
+    for name in ("mnist", "svhn", "cifar10"):
+        with pytest.raises(DataNotFoundError, match=str(tmp_path)) as e:
+            load_dataset(name, tmp_path)
+        assert "--download" in str(e.value)
+    assert list(tmp_path.iterdir()) == []   # nothing written while looking
+
+
+def _write_idx(path, arr, magic):
+    with gzip.open(path, "wb") as f:
+        f.write(struct.pack(">I", magic) + b"".join(struct.pack(">I", d) for d in arr.shape))
+        f.write(arr.astype(np.uint8).tobytes())
+
+
+def test_mnist_loader_reads_the_idx_format_and_pads(tmp_path):
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 20), ("t10k", 10)):
+        _write_idx(raw / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28)), 2051)
+        _write_idx(raw / f"{prefix}-labels-idx1-ubyte.gz", np.arange(n) % 10, 2049)
+    # torchvision checks the md5 of the .gz files only when downloading; it reads the raw files
+    for f in raw.glob("*.gz"):
+        (raw / f.stem).write_bytes(gzip.decompress(f.read_bytes()))
+    tr, te = load_dataset("mnist", tmp_path)
+    assert len(tr) == 20 and len(te) == 10 and tr.image_shape == (1, 28, 28)
+    assert tr.targets.tolist() == [i % 10 for i in range(20)]
+    tr32, _ = load_dataset("mnist", tmp_path, image_size=32)
+    assert tr32.image_shape == (1, 32, 32)
+    assert torch.equal(tr32.images[:, :, 2:30, 2:30], tr.images)
+    assert (tr32.images[:, :, :2] == -1).all()
+
+
+def test_svhn_loader_reads_the_mat_format(tmp_path):
+    sio = pytest.importorskip("scipy.io")
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 12), ("test", 6)):
+        X = rng.integers(0, 256, (32, 32, 3, n)).astype(np.uint8)
+        y = (np.arange(n) % 10 + 1).reshape(-1, 1).astype(np.uint8)   # 10 stands for digit 0
+        sio.savemat(tmp_path / f"{split}_32x32.mat", {"X": X, "y": y})
+    tr, te = load_dataset("svhn", tmp_path)
+    assert len(tr) == 12 and len(te) == 6 and tr.image_shape == (3, 32, 32)
+    assert tr.targets.tolist() == [(i % 10 + 1) % 10 for i in range(12)]
+    X = sio.loadmat(tmp_path / "train_32x32.mat")["X"]
+    expected = torch.as_tensor(X[:, :, :, 4].transpose(2, 0, 1)).float() / 127.5 - 1
+    torch.testing.assert_close(tr.images[4], expected)
+
+
+def test_cifar10_loader_reads_the_pickled_batches(tmp_path):
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    for i, name in enumerate(names):
+        d = {"data": rng.integers(0, 256, (4, 3072)).astype(np.uint8), "labels": [i, i, 9, 0]}
+        with open(folder / name, "wb") as f:
+            pickle.dump(d, f)
+    tr, te = load_dataset("cifar10", tmp_path)
+    assert len(tr) == 20 and len(te) == 4 and tr.image_shape == (3, 32, 32)
+    assert tr.classes[0] == "airplane" and te.targets.tolist() == [5, 5, 9, 0]
+    (folder / "data_batch_3").unlink()
+    with pytest.raises(DataNotFoundError, match="data_batch_3"):
+        load_dataset("cifar10", tmp_path)
+
+
+def test_image_folder(tmp_path):
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    for c in ("cat", "dog"):
+        (tmp_path / c).mkdir()
+        for i in range(5):
+            Image.fromarray(rng.integers(0, 256, (12, 12, 3)).astype(np.uint8)).save(tmp_path / c / f"{i}.png")
+    tr, te = load_dataset(f"folder:{tmp_path}", image_size=8)
+    assert tr.classes == ["cat", "dog"] and len(tr) == 8 and len(te) == 2
+    assert tr.image_shape == (3, 8, 8)
+    Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(tmp_path / "cat" / "big.png")
+    with pytest.raises(ValueError, match="--image-size"):
+        load_dataset(f"folder:{tmp_path}")
+    with pytest.raises(DataNotFoundError, match="does not exist"):
+        load_dataset(f"folder:{tmp_path / 'nope'}")
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "MNIST" / "raw").is_dir(), reason="real MNIST not present")
+def test_real_mnist_loads():
+    tr, te = load_dataset("mnist", SHARED_DATA)
+    assert len(tr) == 60000 and len(te) == 10000
+    assert tr.class_counts()[1] == 6742

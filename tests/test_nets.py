@@ -1,0 +1,42 @@
+"""Every registered architecture: forward shapes, backward to every parameter, no NaNs."""
+import pytest
+import torch
+
+from ganaug.nets import create_nets, list_archs
+
+SHAPES = {"mlp": [(1, 8, 8), (1, 28, 28)], "conv": [(3, 32, 32), (1, 16, 16)]}
+CASES = [(arch, shape) for arch in list_archs() for shape in SHAPES.get(arch, [(3, 32, 32)])]
+
+
+@pytest.mark.parametrize("arch,shape", CASES)
+@pytest.mark.parametrize("norm", ["none", "weight", "spectral"])
+def test_forward_backward_no_nan(arch, shape, norm):
+    torch.manual_seed(0)
+    g, d = create_nets(arch, shape, 5, norm=norm)
+    z = torch.rand(6, g.noise_dim) * 2 - 1
+    y = torch.tensor([0, 1, 2, 3, 4, 0])
+    x = g(z, y)
+    assert x.shape == (6, *shape)
+    assert x.min() >= -1 and x.max() <= 1
+    a, h = d(x, features=True)
+    assert a.shape == (6, 5) and h.shape[0] == 6
+    assert torch.isfinite(a).all() and torch.isfinite(x).all()
+    (a.square().mean() + h.mean()).backward()
+    for net in (g, d):
+        for name, p in net.named_parameters():
+            assert p.grad is not None, f"{arch}: {name} got no gradient"
+            assert torch.isfinite(p.grad).all(), f"{arch}: {name} has a non-finite gradient"
+
+
+@pytest.mark.parametrize("arch", list_archs())
+def test_labels_outside_range_are_rejected(arch):
+    g, _ = create_nets(arch, SHAPES.get(arch, [(3, 32, 32)])[0], 3)
+    with pytest.raises(ValueError, match=r"class ids must lie in \[0, 3\)"):
+        g(torch.zeros(2, g.noise_dim), torch.tensor([0, 3]))
+
+
+def test_unknown_arch_and_bad_shapes():
+    with pytest.raises(ValueError, match="unknown architecture"):
+        create_nets("resnet9000", (1, 8, 8), 10)
+    with pytest.raises(ValueError, match="divisible by 8"):
+        create_nets("conv", (1, 28, 28), 10)

@@ -1,0 +1,121 @@
+"""The math of DESIGN.md section 2, checked against values derived by hand."""
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from ganaug import objectives as O
+
+
+def test_conditional_loss_picks_the_labelled_column():
+    a = torch.tensor([[1.0, 2.0, 3.0]])
+    expected = -2.0 + math.log(1 + math.e ** 1 + math.e ** 2 + math.e ** 3)
+    assert O.conditional_loss(a, torch.tensor([1])).item() == pytest.approx(expected, rel=1e-6)
+    softmax = -2.0 + math.log(math.e ** 1 + math.e ** 2 + math.e ** 3)
+    assert O.conditional_loss(a, torch.tensor([1]), "softmax").item() == pytest.approx(softmax, rel=1e-6)
+
+
+def test_lower_loss_means_real_and_of_class_y():
+    # sign convention: raising a_y lowers L(x, y)
+    a = torch.zeros(1, 4)
+    before = O.conditional_loss(a, torch.tensor([2])).item()
+    a[0, 2] = 3.0
+    assert O.conditional_loss(a, torch.tensor([2])).item() < before
+    assert O.conditional_loss(a, torch.tensor([2])).item() > 0  # the implicit fake logit
+
+
+def test_conditional_loss_is_stable_for_large_activations():
+    a = torch.tensor([[1000.0, -1000.0]])
+    assert torch.isfinite(O.conditional_loss(a, torch.tensor([0]))).all()
+    assert O.conditional_loss(a, torch.tensor([0])).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_unlabeled_loss_is_the_minimum_over_classes():
+    a = torch.randn(16, 5, generator=torch.Generator().manual_seed(1)) * 3
+    every = torch.stack([O.conditional_loss(a, torch.full((16,), c)) for c in range(5)], dim=1)
+    torch.testing.assert_close(O.unlabeled_loss(a), every.min(dim=1).values)
+    every_sm = torch.stack([O.conditional_loss(a, torch.full((16,), c), "softmax") for c in range(5)], 1)
+    torch.testing.assert_close(O.unlabeled_loss(a, "softmax"), every_sm.min(dim=1).values)
+
+
+def test_argmin_loss_equals_argmax_activation():
+    a = torch.randn(64, 10, generator=torch.Generator().manual_seed(2))
+    every = torch.stack([O.conditional_loss(a, torch.full((64,), c)) for c in range(10)], dim=1)
+    assert torch.equal(every.argmin(dim=1), a.argmax(dim=1))
+
+
+def test_margin_is_zero_when_fake_equals_real_and_a_scaled_mean_otherwise():
+    x = torch.rand(3, 2, 4, 4) * 2 - 1
+    assert torch.equal(O.margin(x, x.clone(), 2.5), torch.zeros(3))
+    y = x + 0.1
+    torch.testing.assert_close(O.margin(x, y, 2.5), torch.full((3,), 0.25))
+
+
+def test_margin_is_resolution_independent():
+    small, big = torch.zeros(1, 1, 8, 8), torch.zeros(1, 3, 32, 32)
+    assert O.margin(small, small + 0.5, 2.0).item() == pytest.approx(O.margin(big, big + 0.5, 2.0).item())
+
+
+def test_hinge_is_exactly_zero_once_the_margin_is_met():
+    l_real, delta = torch.tensor([0.5, 1.0]), torch.tensor([0.2, 0.3])
+    met = l_real + delta          # L(fake) = L(real) + Delta: the margin is met exactly
+    assert O.ls_critic(l_real, met, delta).item() == 0.0
+    assert O.ls_critic(l_real, met + 1.0, delta).item() == 0.0
+    # not met by 0.1 on each: the hinge is that shortfall
+    assert O.ls_critic(l_real, met - 0.1, delta).item() == pytest.approx(0.1)
+
+
+def test_gls_with_nu_zero_equals_ls_and_nu_one_is_linear():
+    t = torch.linspace(-2, 2, 9)
+    assert torch.equal(O.gls_cost(t, 0.0), F.relu(t))
+    assert torch.equal(O.gls_cost(t, 1.0), t)
+    torch.testing.assert_close(O.gls_cost(t, 0.25), torch.where(t > 0, t, 0.25 * t))
+    with pytest.raises(ValueError, match="nu"):
+        O.gls_cost(t, 1.5)
+
+
+def test_gan_critic_is_binary_cross_entropy_of_the_implicit_real_logit():
+    g = torch.Generator().manual_seed(3)
+    a_r, a_f = torch.randn(8, 4, generator=g), torch.randn(8, 4, generator=g)
+    d_r, d_f = torch.logsumexp(a_r, 1), torch.logsumexp(a_f, 1)   # logit of P(real | x)
+    expected = (F.binary_cross_entropy_with_logits(d_r, torch.ones(8))
+                + F.binary_cross_entropy_with_logits(d_f, torch.zeros(8)))
+    torch.testing.assert_close(O.gan_critic(a_r, a_f, None, None), expected)
+
+
+def test_conditional_fake_loss_is_minus_log_one_minus_exp_minus_L():
+    a = torch.randn(8, 4, generator=torch.Generator().manual_seed(4))
+    y = torch.tensor([0, 1, 2, 3, 0, 1, 2, 3])
+    L = O.conditional_loss(a, y)
+    torch.testing.assert_close(O.fake_loss(a, y), -torch.log1p(-torch.exp(-L)))
+
+
+def test_wgan_critic_is_the_difference_of_means():
+    assert O.wgan_critic(torch.tensor([1.0, 3.0]), torch.tensor([4.0, 6.0])).item() == pytest.approx(-3.0)
+
+
+def test_gradient_penalties_on_a_linear_function():
+    w = torch.tensor([3.0, 4.0])                       # ||w|| = 5 everywhere
+    fn = lambda x, y: (x.flatten(1) * w).sum(1)       # noqa: E731
+    xr, xf = torch.randn(6, 2), torch.randn(6, 2)
+    y, eps = torch.zeros(6, dtype=torch.long), torch.rand(6)
+    assert O.gradient_penalty(fn, xr, xf, y, eps, 1.0).item() == pytest.approx(16.0)
+    assert O.gradient_penalty(fn, xr, xf, y, eps, 0.0).item() == pytest.approx(25.0)
+    assert O.div_penalty(fn, xr, xf, y, k=2.0, p=6.0).item() == pytest.approx(2.0 * 5.0 ** 6)
+
+
+def test_feature_matching_is_zero_for_equal_means():
+    h = torch.randn(10, 3)
+    assert O.feature_matching(h, h.flip(0)).item() == pytest.approx(0.0, abs=1e-6)
+    assert O.feature_matching(torch.zeros(2, 2), torch.ones(2, 2)).item() == pytest.approx(2.0)
+
+
+def test_objective_registry():
+    assert {"ls", "gls", "cls", "sscls", "gan", "cgan", "wgan", "cwgan", "wgan-gp", "cwgan-gp",
+            "wgan-div", "cwgan-div"} <= set(O.list_objectives())
+    for name in O.list_objectives():
+        obj = O.get_objective(name)
+        assert obj.critic in ("ls", "gan", "wgan", "none")
+    with pytest.raises(ValueError, match="unknown objective 'nope'"):
+        O.get_objective("nope")

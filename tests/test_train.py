@@ -1,0 +1,102 @@
+"""The training loop on tiny data: every objective and regulariser, determinism, resume."""
+import math
+
+import pytest
+import torch
+
+from ganaug import CLSGAN, TrainConfig, build_model, train
+from ganaug.config import LIPSCHITZ
+from ganaug.data import split_labeled
+from ganaug.objectives import list_objectives
+
+FAST = dict(epochs=2, batch_size=8, labels_per_class=4,
+            net_options={"d_hidden": [32, 32], "g_hidden": [32]})
+
+
+def _run(tiny, out=None, resume=False, **kw):
+    cfg = TrainConfig(**{**FAST, **kw})
+    lab, unl = split_labeled(tiny, cfg.labels_per_class, cfg.data_seed)
+    model = build_model(cfg.resolved(), tiny)
+    return train(model, lab, unl, cfg, test=tiny, out=out, resume=resume, progress=False,
+                 log=lambda s: None)
+
+
+@pytest.mark.parametrize("objective", list_objectives())
+def test_every_objective_trains_with_finite_losses(tiny, objective):
+    st = _run(tiny, objective=objective)
+    assert len(st.history) == 2
+    for rec in st.history:
+        for k in ("d_loss", "g_loss", "sup_loss", "critic", "penalty"):
+            assert math.isfinite(rec[k]), (objective, k, rec[k])
+        assert 0.0 <= rec["test_accuracy"] <= 1.0
+
+
+@pytest.mark.parametrize("lipschitz", LIPSCHITZ)
+def test_every_regulariser_trains(tiny, lipschitz):
+    st = _run(tiny, objective="sscls", lipschitz=lipschitz)
+    assert all(math.isfinite(r["d_loss"]) for r in st.history)
+    if lipschitz == "clip":
+        assert max(p.abs().max().item() for p in st.model.loss_net.parameters()) <= 0.01 + 1e-7
+    if lipschitz == "spectral-norm":
+        assert st.model.net_options["norm"] == "spectral"
+    if lipschitz in ("gp", "zero-gp", "div"):
+        assert st.history[-1]["penalty"] > 0
+
+
+def test_gls_with_nu_zero_trains_exactly_like_ls(tiny):
+    # a small margin so that some hinge arguments go negative, where the slope matters
+    a = _run(tiny, objective="ls", margin_scale=0.01, epochs=4)
+    b = _run(tiny, objective="gls", nu=0.0, margin_scale=0.01, epochs=4)
+    c = _run(tiny, objective="gls", nu=0.5, margin_scale=0.01, epochs=4)
+    sa, sb = a.model.state_dict(), b.model.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert not all(torch.equal(sa[k], c.model.state_dict()[k]) for k in sa)
+
+
+def test_same_seed_same_result_and_other_seed_differs(tiny):
+    a, b, c = _run(tiny, seed=3), _run(tiny, seed=3), _run(tiny, seed=4)
+    ga, gb = a.model.generator.state_dict(), b.model.generator.state_dict()
+    assert all(torch.equal(ga[k], gb[k]) for k in ga)
+    assert a.history[-1]["d_loss"] == b.history[-1]["d_loss"]
+    assert a.history[-1]["d_loss"] != c.history[-1]["d_loss"]
+
+
+def test_resume_equals_never_stopping(tiny, tmp_path):
+    full = _run(tiny, out=tmp_path / "a", epochs=4)
+    _run(tiny, out=tmp_path / "b", epochs=2)
+    resumed = _run(tiny, out=tmp_path / "b", epochs=4, resume=True)
+    sa, sb = full.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert [r["d_loss"] for r in full.history] == [r["d_loss"] for r in resumed.history]
+
+
+def test_run_folder_contents_and_weights_only_checkpoint(tiny, tmp_path):
+    _run(tiny, out=tmp_path)
+    names = {p.name for p in tmp_path.iterdir()}
+    assert {"checkpoint.pt", "config.json", "metrics.jsonl", "samples.png", "samples"} <= names
+    assert sorted(p.name for p in (tmp_path / "samples").iterdir()) == ["epoch_0001.png", "epoch_0002.png"]
+    ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert ckpt["epoch"] == 2 and ckpt["format"] == "ganaug"
+    assert not [p for p in tmp_path.rglob("*.tmp")]
+    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 2
+
+
+def test_resume_into_a_different_configuration_is_refused(tiny, tmp_path):
+    _run(tiny, out=tmp_path)
+    with pytest.raises(ValueError, match="configuration differs.*lr"):
+        _run(tiny, out=tmp_path, resume=True, epochs=3, lr=0.5)
+    with pytest.raises(ValueError, match="already holds a run"):
+        _run(tiny, out=tmp_path)
+
+
+def test_spectral_norm_needs_a_spectral_model(tiny):
+    model = CLSGAN(tiny.image_shape, 4, "mlp")
+    with pytest.raises(ValueError, match="norm='spectral'"):
+        train(model, tiny, None, TrainConfig(**FAST, lipschitz="spectral-norm"), progress=False)
+
+
+def test_model_mismatch_is_refused(tiny):
+    model = CLSGAN((1, 8, 8), 3, "mlp")
+    with pytest.raises(ValueError, match="does not match the model"):
+        train(model, tiny, None, TrainConfig(**FAST), progress=False)
