@@ -2,7 +2,9 @@
 from .config import TrainConfig
 from .data import DataNotFoundError, ImageSet, load_dataset, split_labeled
 from .experiment import build_model, evaluate, evaluate_run, fit, sample_run
+from .imbalance import balance_plan, class_counts, long_tail_counts, make_long_tailed
 from .metrics import classification_metrics
+from .mix import BatchMixer, SyntheticMix
 from .model import CLSGAN
 from .nets import create_nets, list_archs
 from .objectives import list_objectives
@@ -15,5 +17,6 @@ __all__ = [
     "CLSGAN", "TrainConfig", "build_model", "TrainState", "train", "fit", "evaluate", "evaluate_run",
     "sample_run", "load_dataset", "split_labeled", "ImageSet", "DataNotFoundError",
     "CheckpointError", "create_nets", "list_archs", "list_objectives",
-    "classification_metrics", "__version__",
+    "classification_metrics", "SyntheticMix", "BatchMixer", "make_long_tailed", "class_counts",
+    "long_tail_counts", "balance_plan", "__version__",
 ]

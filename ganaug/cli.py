@@ -32,7 +32,7 @@ _HELP = {
     "objective": f"one of {', '.join(list_objectives())} (default sscls)",
     "lipschitz": f"auto (the objective's own) or one of {', '.join(LIPSCHITZ)}",
     "device": "auto (CUDA when present, else CPU), cpu, cuda or cuda:N",
-    "g_loss": "generator objective: loss (the paper's) or feature-matching",
+    "g_loss": "generator objective: auto (feature matching for sscls, else the objective's own), loss or feature-matching",
 }
 
 

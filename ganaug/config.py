@@ -10,7 +10,8 @@ from .nets import list_archs
 from .objectives import get_objective
 
 LIPSCHITZ = ("none", "weight-decay", "gp", "zero-gp", "div", "clip", "spectral-norm")
-G_LOSSES = ("loss", "feature-matching")
+G_LOSSES = ("auto", "loss", "feature-matching")
+GP_WEIGHTS = {"gp": 10.0, "zero-gp": 0.1}   # gp_weight=None: WGAN-GP's 10; 0.1 measured on digits
 
 
 @dataclass
@@ -34,15 +35,16 @@ class TrainConfig:
     margin_scale: float = 2.5          # Delta = scale * mean|x - x'| (ref code ~2.5 x mean)
     nu: float = 0.5                    # GLS slope in [0, 1] (objective gls only)
     loss_form: str = "semi"            # semi: extra "fake" logit 0 (paper); softmax: plain CE
-    g_loss: str = "loss"               # generator: L of its fakes, or feature-matching
+    g_loss: str = "auto"               # loss (L of its fakes) | feature-matching | auto:
+                                       # feature matching for sscls, else the objective's own
     d_steps: int = 1                   # loss-network steps per generator step
     weight_decay: float = 1e-4         # L2 on the loss network (lipschitz weight-decay)
-    gp_weight: float = 10.0            # gradient-penalty weight (gp, zero-gp)
+    gp_weight: float | None = None     # penalty weight; None: 10 for gp, 0.1 for zero-gp
     clip: float = 0.01                 # weight-clipping bound (clip)
     div_k: float = 2.0                 # WGAN-div k
     div_p: float = 6.0                 # WGAN-div p
     # ---- optimisation (paper: Adam 1e-3, beta1 0.5, x0.8 every 25 epochs, batch 64)
-    epochs: int = 30
+    epochs: int = 100
     batch_size: int = 64               # labeled batch; the unlabeled batch is as large
     lr: float = 1e-3
     beta1: float = 0.5
@@ -69,6 +71,12 @@ class TrainConfig:
         if c.arch != "auto" and c.arch not in list_archs():
             raise ValueError(f"unknown architecture {c.arch!r}; choose one of: auto, "
                              f"{', '.join(list_archs())}")
+        if c.g_loss == "auto":
+            c.g_loss = "feature-matching" if c.objective == "sscls" else "loss"
+        if c.gp_weight is None:
+            c.gp_weight = GP_WEIGHTS.get(c.lipschitz, 10.0)
+        if c.gp_weight < 0:
+            raise ValueError(f"gp_weight must be non-negative, got {c.gp_weight}")
         if c.g_loss not in G_LOSSES:
             raise ValueError(f"unknown generator loss {c.g_loss!r}; choose one of: "
                              f"{', '.join(G_LOSSES)}")

@@ -175,8 +175,8 @@ class Objective:
 _OBJ = [
     Objective("ls", "ls", False, True, "weight-decay", "LS-GAN (unconditional critic)", 0.0),
     Objective("gls", "ls", False, True, "weight-decay", "GLS-GAN, cost max(a, nu a)", None),
-    Objective("cls", "ls", True, False, "weight-decay", "conditional LS-GAN (labeled data)", 0.0),
-    Objective("sscls", "ls", True, True, "weight-decay", "semi-supervised CLS-GAN", 0.0),
+    Objective("cls", "ls", True, False, "zero-gp", "conditional LS-GAN (labeled data)", 0.0),
+    Objective("sscls", "ls", True, True, "zero-gp", "semi-supervised CLS-GAN", 0.0),
     Objective("gan", "gan", False, True, "none", "original GAN, non-saturating"),
     Objective("cgan", "gan", True, False, "none", "conditional GAN, non-saturating"),
     Objective("wgan", "wgan", False, True, "clip", "WGAN, weight clipping"),

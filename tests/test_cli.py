@@ -119,7 +119,7 @@ def test_python_dash_m_and_sigkill_mid_epoch_then_resume(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-m", "ganaug", *common, "--out", str(b)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    deadline = time.time() + 120
+    deadline = time.time() + 600
     ckpt = b / "checkpoint.pt"
     while not ckpt.exists() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.02)
@@ -128,7 +128,7 @@ def test_python_dash_m_and_sigkill_mid_epoch_then_resume(tmp_path):
     proc.wait()
     if proc.returncode == 0:
         pytest.skip("the run finished before it could be killed")
-    assert not list(b.glob("*.tmp")) or True   # a killed writer may leave a temp file, never a torn checkpoint
+    assert ckpt.exists(), "no checkpoint was written before the deadline"
     epoch = torch.load(ckpt, weights_only=True)["epoch"]
     assert 1 <= epoch < 5
     r = _cli(*common, "--out", str(b), "--resume")

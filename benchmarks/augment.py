@@ -1,0 +1,158 @@
+"""The low-data case: a small classifier trained on the labeled set alone, against the same
+classifier trained with ganaug samples mixed in (SyntheticMix at several fractions, and
+BatchMixer with fresh samples every step), plus the BatchMixer overhead per step.
+
+    python benchmarks/augment.py [--datasets digits,mnist] [--seeds 0,1,2]
+                                 [--fractions 0.25,0.5,0.75] [--data-root ../shared/data]
+
+For every dataset and seed, the sampler is a semi-supervised CLS-GAN trained on the same
+labeled/unlabeled split (digits: the default job, ``ganaug train --seed S``; MNIST: 100
+labels, ``--gan-epochs-mnist`` epochs), so the classifier sees no label the GAN did not.
+Every classifier trains for the same number of steps. Test accuracy, mean ± std over
+seeds. The overhead is the median time of a classifier step with and without BatchMixer,
+measured side by side on this machine (GPU when there is one). Writes JSON and CSV.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.data import TensorDataset
+
+from _classifier import SmallMLP, evaluate, train_classifier
+from _common import fmt, machine, write_outputs
+
+from ganaug import BatchMixer, SyntheticMix, TrainConfig, build_model, train
+from ganaug.data import DataNotFoundError, load_dataset, split_labeled
+
+
+def step_overhead(mixer: BatchMixer, shape, C: int, device: str, fraction: float,
+                  batch: int = 256, reps: int = 50) -> dict:
+    """Median seconds of one classifier step on a batch already on ``device``, without and
+    with the mixer (same final batch size in both, interleaved)."""
+    d = int(torch.tensor(shape).prod())
+    n_total = batch + mixer.count(batch)
+    model = SmallMLP(d, C).to(device)
+    opt = torch.optim.Adam(model.parameters(), 1e-3)
+    x_full = torch.rand(n_total, *shape, device=device) * 2 - 1
+    x_real = x_full[:batch]
+    y_full = torch.randint(C, (n_total,), device=device)
+
+    def step(x, y):
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    def timed(fn):
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        fn()
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        return time.perf_counter() - t
+
+    plain, mixed = [], []
+    for i in range(reps + 5):
+        a = timed(lambda: step(x_full, y_full))
+        b = timed(lambda: step(*mixer(x_real, y_full[:batch])))
+        if i >= 5:
+            plain.append(a)
+            mixed.append(b)
+    p, m = statistics.median(plain), statistics.median(mixed)
+    return {"batch": batch, "synthetic_per_step": mixer.count(batch), "plain_ms": p * 1e3,
+            "mixed_ms": m * 1e3, "overhead_ratio": m / p}
+
+
+def one_seed(name, tr, te, lpc, seed, args, device) -> tuple[list[dict], BatchMixer]:
+    lab, unl = split_labeled(tr, lpc, 0)
+    cfg = TrainConfig(dataset=name, labels_per_class=lpc, seed=seed, device=device,
+                      **({} if name == "digits" else {"epochs": args.gan_epochs_mnist}))
+    gan = build_model(cfg.resolved(), lab)
+    t0 = time.perf_counter()
+    train(gan, lab, unl, cfg, progress=False, log=lambda s: None)
+    gan_s = time.perf_counter() - t0
+    gan_acc = float((gan.predict(te.images).cpu() == te.targets).float().mean())
+    C, d = lab.num_classes, int(torch.tensor(lab.image_shape).prod())
+    steps = args.clf_epochs * math.ceil(len(lab) / args.batch_size)
+    real = TensorDataset(lab.images, lab.targets)
+    kw = dict(num_classes=C, in_features=d, steps=steps, seed=seed, batch_size=args.batch_size,
+              device=device)
+    rows = []
+
+    def record(method, model, fraction=None):
+        m = evaluate(model, te.images, te.targets, C, device)
+        rows.append({"dataset": name, "labels_per_class": lpc, "seed": seed, "method": method,
+                     "fraction": fraction, "test_accuracy": m["accuracy"],
+                     "balanced_accuracy": m["balanced_accuracy"], "steps": steps,
+                     "gan_test_accuracy": gan_acc, "gan_seconds": round(gan_s, 1)})
+        print(f"{name} seed {seed} {method:28s} test accuracy {m['accuracy']:.4f}", flush=True)
+
+    record("labeled only", train_classifier(real, **kw))
+    for f in args.fractions:
+        mix = SyntheticMix(real, gan, fraction=f, seed=seed, refresh_every=1)
+        record(f"SyntheticMix f={f:g}", train_classifier(mix, on_epoch=mix.set_epoch, **kw), f)
+    mixer = BatchMixer(gan, args.mixer_fraction, seed=seed)
+    record(f"BatchMixer f={args.mixer_fraction:g}", train_classifier(real, batch_mixer=mixer, **kw),
+           args.mixer_fraction)
+    return rows, mixer
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--datasets", default="digits,mnist")
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--fractions", default="0.25,0.5,0.75")
+    p.add_argument("--mixer-fraction", type=float, default=0.5)
+    p.add_argument("--data-root", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
+    p.add_argument("--gan-epochs-mnist", type=int, default=10)
+    p.add_argument("--clf-epochs", type=int, default=200, help="classifier passes over the labeled set")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    args = p.parse_args()
+    args.fractions = [float(f) for f in args.fractions.split(",")]
+    seeds = [int(s) for s in args.seeds.split(",")]
+    rows, skipped, overhead = [], [], []
+    for name in args.datasets.split(","):
+        lpc = 10                          # digits: 100 labels; MNIST: 100 labels
+        try:
+            tr, te = load_dataset(name, args.data_root)
+        except DataNotFoundError as e:
+            skipped.append(f"{name}: {e}")
+            print(f"skipping {name}: {e}", file=sys.stderr)
+            continue
+        for seed in seeds:
+            r, mixer = one_seed(name, tr, te, lpc, seed, args, args.device)
+            rows += r
+        overhead.append({"dataset": name, "device": args.device,
+                         **step_overhead(mixer, tuple(tr.image_shape), tr.num_classes,
+                                         args.device, args.mixer_fraction)})
+    write_outputs(rows, Path(args.out), "augment", {"machine": machine(), "args": vars(args),
+                                                    "skipped": skipped, "overhead": overhead})
+    print("\n| data | labels | method | test accuracy (mean ± std) |")
+    print("|---|---|---|---|")
+    for name in dict.fromkeys(r["dataset"] for r in rows):
+        sel = [r for r in rows if r["dataset"] == name]
+        for method in dict.fromkeys(r["method"] for r in sel):
+            acc = [r["test_accuracy"] for r in sel if r["method"] == method]
+            print(f"| {name} | {10 * sel[0]['labels_per_class']} | {method} | {fmt(acc)} |")
+        gan = [r["gan_test_accuracy"] for r in sel if r["method"] == "labeled only"]
+        print(f"| {name} | {10 * sel[0]['labels_per_class']} | (the CLS-GAN's own classifier) | {fmt(gan)} |")
+    print("\n| data | device | batch | + synthetic | step ms | step + BatchMixer ms | ratio |")
+    print("|---|---|---|---|---|---|---|")
+    for o in overhead:
+        print(f"| {o['dataset']} | {o['device']} | {o['batch']} | {o['synthetic_per_step']} | "
+              f"{o['plain_ms']:.2f} | {o['mixed_ms']:.2f} | {o['overhead_ratio']:.2f} |")
+    for s in skipped:
+        print(f"skipped {s}")
+
+
+if __name__ == "__main__":
+    main()

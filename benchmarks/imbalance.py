@@ -1,0 +1,138 @@
+"""Class balancing on long-tailed data: ganaug's SyntheticMix(balance="max") against the
+usual fixes, with the same small classifier (benchmarks/_classifier.py) and the same number
+of training steps for every method.
+
+    python benchmarks/imbalance.py [--datasets digits,mnist] [--rhos 10,100] [--seeds 0,1,2]
+                                   [--data-root ../shared/data] [--gan-epochs 100]
+
+For every dataset, imbalance ratio rho and seed: the train split is cut to an exponential
+long tail (CIFAR-10-LT profile, ``ganaug.make_long_tailed``, seed = the seed), then
+
+- real: the long-tailed data as it is;
+- oversample: WeightedRandomSampler with weights 1 / class count;
+- class-weighted: cross-entropy weighted by N / (C * class count);
+- SMOTE: imbalanced-learn's SMOTE on flattened pixels, up to the majority count;
+- ganaug: a conditional CLS-GAN (``objective="cls"``, every label) trained on the
+  long-tailed data, then ``SyntheticMix(lt, model, balance="max")``.
+
+The classifier trains for ``clf_epochs`` passes over a balanced-size set, for every method.
+Metrics on the (balanced) test split: balanced accuracy and macro-F1, mean ± std over
+seeds. Datasets whose files are missing are skipped and say so. Writes JSON and CSV.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import TensorDataset, WeightedRandomSampler
+
+from _classifier import evaluate, train_classifier
+from _common import fmt, machine, write_outputs
+
+from ganaug import SyntheticMix, TrainConfig, build_model, load_dataset, make_long_tailed, train
+from ganaug.data import DataNotFoundError
+
+METHODS = ("real", "oversample", "class-weighted", "SMOTE", "ganaug")
+
+
+def smote(x: torch.Tensor, y: torch.Tensor, seed: int) -> TensorDataset:
+    from imblearn.over_sampling import SMOTE
+
+    k = max(1, min(5, int(torch.bincount(y).min()) - 1))
+    xs, ys = SMOTE(k_neighbors=k, random_state=seed).fit_resample(x.flatten(1).numpy(), y.numpy())
+    return TensorDataset(torch.as_tensor(xs, dtype=torch.float).view(-1, *x.shape[1:]),
+                         torch.as_tensor(ys, dtype=torch.long))
+
+
+def one_setting(name, train_set, test_set, rho, seed, args, device) -> list[dict]:
+    lt = make_long_tailed(train_set, rho, seed)
+    counts = lt.class_counts()
+    C, d = lt.num_classes, int(np.prod(lt.image_shape))
+    steps = args.clf_epochs * math.ceil(C * max(counts) / args.batch_size)
+    real = TensorDataset(lt.images, lt.targets)
+    rows, base = [], {"dataset": name, "rho": rho, "seed": seed, "n_train": len(lt),
+                      "class_counts": counts, "steps": steps}
+
+    def record(method, model, extra=None):
+        m = evaluate(model, test_set.images, test_set.targets, C, device)
+        rows.append({**base, "method": method, "balanced_accuracy": m["balanced_accuracy"],
+                     "macro_f1": m["macro_f1"], "accuracy": m["accuracy"], **(extra or {})})
+        print(f"{name}-LT rho={rho} seed={seed} {method:15s} bal.acc {m['balanced_accuracy']:.4f}"
+              f"  macro-F1 {m['macro_f1']:.4f}", flush=True)
+
+    kw = dict(num_classes=C, in_features=d, steps=steps, seed=seed, batch_size=args.batch_size,
+              device=device)
+    record("real", train_classifier(real, **kw))
+    w = 1.0 / torch.tensor(counts, dtype=torch.double)
+    sampler = WeightedRandomSampler(w[lt.targets], num_samples=C * max(counts), replacement=True,
+                                    generator=torch.Generator().manual_seed(seed))
+    record("oversample", train_classifier(real, sampler=sampler, **kw))
+    cw = len(lt) / (C * torch.tensor(counts, dtype=torch.float))
+    record("class-weighted", train_classifier(real, class_weight=cw, **kw))
+    record("SMOTE", train_classifier(smote(lt.images, lt.targets, seed), **kw))
+
+    cfg = TrainConfig(dataset=name, objective="cls", labels_per_class=None,
+                      epochs=args.gan_epochs, seed=seed, device=device)
+    gan = build_model(cfg.resolved(), lt)
+    t0 = time.perf_counter()
+    train(gan, lt, None, cfg, progress=False, log=lambda s: None)
+    gan_s = time.perf_counter() - t0
+    mix = SyntheticMix(lt, gan, balance="max", seed=seed)
+    record("ganaug", train_classifier(mix, **kw), {"gan_seconds": round(gan_s, 1),
+                                                    "num_synthetic": mix.num_synthetic})
+    return rows
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--datasets", default="digits,mnist")
+    p.add_argument("--rhos", default="10,100")
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--data-root", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
+    p.add_argument("--gan-epochs", type=int, default=100, help="CLS-GAN epochs on digits-LT")
+    p.add_argument("--gan-epochs-mnist", type=int, default=10, help="CLS-GAN epochs on MNIST-LT")
+    p.add_argument("--clf-epochs", type=int, default=30, help="classifier passes over a balanced-size set")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    args = p.parse_args()
+    rhos = [float(r) for r in args.rhos.split(",")]
+    seeds = [int(s) for s in args.seeds.split(",")]
+    rows, skipped = [], []
+    for name in args.datasets.split(","):
+        try:
+            tr, te = load_dataset(name, args.data_root)
+        except DataNotFoundError as e:
+            skipped.append(f"{name}: {e}")
+            print(f"skipping {name}: {e}", file=sys.stderr)
+            continue
+        gan_epochs = args.gan_epochs if name == "digits" else args.gan_epochs_mnist
+        a = argparse.Namespace(**{**vars(args), "gan_epochs": gan_epochs})
+        for rho in rhos:
+            for seed in seeds:
+                rows += one_setting(name, tr, te, rho, seed, a, args.device)
+    write_outputs(rows, Path(args.out), "imbalance",
+                  {"machine": machine(), "args": vars(args), "skipped": skipped})
+    print("\n| data | rho | method | balanced accuracy | macro-F1 |")
+    print("|---|---|---|---|---|")
+    for name in dict.fromkeys(r["dataset"] for r in rows):
+        for rho in rhos:
+            sel = [r for r in rows if r["dataset"] == name and r["rho"] == rho]
+            best = max(METHODS[:-1], key=lambda m: np.mean(
+                [r["balanced_accuracy"] for r in sel if r["method"] == m]))
+            for m in METHODS:
+                rs = [r for r in sel if r["method"] == m]
+                mark = " (best baseline)" if m == best else ""
+                print(f"| {name}-LT | {rho:g} | {m}{mark} | {fmt([r['balanced_accuracy'] for r in rs])} "
+                      f"| {fmt([r['macro_f1'] for r in rs])} |")
+    for s in skipped:
+        print(f"skipped {s}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,147 @@
+"""Class-imbalance tools: class counts, long-tailed subsets (CIFAR-10-LT style) and balancing
+plans in the spirit of imbalanced-learn's ``sampling_strategy``."""
+from __future__ import annotations
+
+import math
+from typing import Mapping, Sequence, Union
+
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset, Subset
+
+Balance = Union[str, int, Mapping[int, int], Mapping[str, int]]
+
+
+def dataset_targets(dataset: Dataset) -> Tensor:
+    """Integer targets of a map-style dataset, (N,) long.
+
+    Reads ``.targets`` (torchvision datasets, ``ImageSet``) or ``.labels`` (SVHN), looks
+    through ``Subset``, and otherwise reads every item's second element once.
+    """
+    if isinstance(dataset, Subset):
+        return dataset_targets(dataset.dataset)[torch.as_tensor(dataset.indices, dtype=torch.long)]
+    for name in ("targets", "labels"):
+        t = getattr(dataset, name, None)
+        if t is not None:
+            return torch.as_tensor(t, dtype=torch.long).reshape(-1)
+    return torch.tensor([int(dataset[i][1]) for i in range(len(dataset))], dtype=torch.long)
+
+
+def class_counts(targets: Tensor | Sequence[int], num_classes: int | None = None) -> list[int]:
+    """Items per class; negative targets (unlabeled) are not counted."""
+    t = torch.as_tensor(targets, dtype=torch.long).reshape(-1)
+    t = t[t >= 0]
+    n = num_classes if num_classes is not None else (int(t.max()) + 1 if len(t) else 0)
+    if len(t) and int(t.max()) >= n:
+        raise ValueError(f"target {int(t.max())} is out of range for {n} classes")
+    return torch.bincount(t, minlength=n).tolist()
+
+
+def long_tail_counts(n_max: int, num_classes: int, rho: float) -> list[int]:
+    """Exponential profile of CIFAR-10-LT: class c keeps ``floor(n_max * rho^(-c/(C-1)))``
+    items, so class 0 has ``n_max`` and the last class ``n_max / rho``."""
+    if rho < 1:
+        raise ValueError(f"imbalance ratio rho must be >= 1, got {rho}")
+    if num_classes < 2:
+        return [int(n_max)] * num_classes
+    return [max(1, int(math.floor(n_max * rho ** (-c / (num_classes - 1)))))
+            for c in range(num_classes)]
+
+
+def long_tailed_indices(targets: Tensor | Sequence[int], rho: float, seed: int = 0,
+                        num_classes: int | None = None) -> Tensor:
+    """Indices of a long-tailed subset: every class is cut to the exponential profile
+    (its share ``rho^(-c/(C-1))`` of the smallest class's full count), choosing which items
+    stay at random with ``seed``. Sorted."""
+    t = torch.as_tensor(targets, dtype=torch.long).reshape(-1)
+    counts = class_counts(t, num_classes)
+    keep = long_tail_counts(min(counts), len(counts), rho)
+    g = torch.Generator().manual_seed(int(seed))
+    out = []
+    for c, k in enumerate(keep):
+        idx = torch.nonzero(t == c).squeeze(1)
+        out.append(idx[torch.randperm(len(idx), generator=g)[:k]])
+    return torch.cat(out).sort().values
+
+
+def make_long_tailed(dataset: Dataset, rho: float, seed: int = 0) -> Dataset:
+    """A long-tailed version of ``dataset`` (``rho`` = largest / smallest class count).
+
+    An ``ImageSet`` gives an ``ImageSet``; any other dataset gives a ``Subset`` with
+    ``.targets`` set, so class counts and balancing plans can read it.
+    """
+    from .data import ImageSet
+
+    idx = long_tailed_indices(dataset_targets(dataset), rho, seed,
+                              len(getattr(dataset, "classes", [])) or None)
+    if isinstance(dataset, ImageSet):
+        return dataset.subset(idx)
+    sub = Subset(dataset, idx.tolist())
+    sub.targets = dataset_targets(dataset)[idx]                  # type: ignore[attr-defined]
+    sub.classes = list(getattr(dataset, "classes", []))          # type: ignore[attr-defined]
+    return sub
+
+
+def balance_plan(counts: Sequence[int], balance: Balance,
+                 classes: Sequence[str] | None = None) -> list[int]:
+    """Synthetic items to add per class, from the real ``counts`` and a strategy:
+
+    - ``"max"``: fill every class up to the majority count;
+    - ``"mean"``: fill every class below the mean count up to it (rounded down);
+    - an ``int`` n: fill every class up to n (classes above n get nothing);
+    - a dict ``{class: count}``: add exactly ``count`` synthetic items of each named class
+      (an int id, or a name from ``classes``), none of the others.
+    """
+    counts = [int(c) for c in counts]
+    C = len(counts)
+    if isinstance(balance, str):
+        if balance == "max":
+            target = max(counts)
+        elif balance == "mean":
+            target = sum(counts) // C
+        else:
+            raise ValueError(f"unknown balance {balance!r}; use 'max', 'mean', an int per "
+                             f"class or a {{class: count}} dict")
+        return [max(0, target - n) for n in counts]
+    if isinstance(balance, bool):
+        raise ValueError("balance must be 'max', 'mean', an int or a dict, not a bool")
+    if isinstance(balance, int):
+        if balance <= 0:
+            raise ValueError(f"balance per class must be positive, got {balance}")
+        return [max(0, balance - n) for n in counts]
+    if isinstance(balance, Mapping):
+        names = list(classes) if classes is not None else []
+        plan = [0] * C
+        for key, n in balance.items():
+            c = _class_id(key, C, names)
+            if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+                raise ValueError(f"balance[{key!r}] must be a non-negative int, got {n!r}")
+            plan[c] = n
+        return plan
+    raise ValueError(f"balance must be 'max', 'mean', an int or a dict, got {type(balance).__name__}")
+
+
+def _class_id(key, num_classes: int, names: list[str]) -> int:
+    if isinstance(key, str):
+        if key in names:
+            return names.index(key)
+        raise ValueError(f"balance names unknown class {key!r}; known classes: "
+                         f"{', '.join(names) if names else f'ids 0..{num_classes - 1}'}")
+    if isinstance(key, bool) or not isinstance(key, int) or not 0 <= key < num_classes:
+        raise ValueError(f"balance names unknown class {key!r}; class ids are 0..{num_classes - 1}")
+    return key
+
+
+def quotas(total: int, probs: Sequence[float]) -> list[int]:
+    """Split ``total`` over classes in proportion to ``probs`` exactly (largest remainder)."""
+    p = torch.as_tensor(probs, dtype=torch.float64)
+    if p.dim() != 1 or len(p) == 0 or bool((p < 0).any()) or float(p.sum()) <= 0:
+        raise ValueError("class probabilities must be a non-empty 1-D list of non-negative "
+                         "numbers with a positive sum")
+    p = p / p.sum()
+    raw = p * total
+    base = raw.floor().long()
+    rest = total - int(base.sum())
+    order = torch.argsort(-(raw - base), stable=True)[:rest]
+    base[order] += 1
+    return base.tolist()

@@ -1,0 +1,302 @@
+"""Mix synthesized class-conditional samples into a classifier's training.
+
+- ``SyntheticMix``: a map-style Dataset of the real items followed by a bank of synthetic
+  ones (a share of every epoch, or enough per class to balance the set).
+- ``BatchMixer``: fresh samples appended to (or replacing part of) a batch already on the
+  device, every step.
+
+Both need only a sampler: a trained ganaug model, its run folder or checkpoint, or any
+callable that maps a LongTensor of labels to images in [-1, 1] on its device.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any, Callable, Mapping, Sequence
+
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from .imbalance import Balance, balance_plan, class_counts, dataset_targets, quotas
+from .sampling import (ItemFormat, Sampler, from_hwc_uint8, infer_format, is_albumentations,
+                       seed_for, to_hwc_uint8)
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+
+class SyntheticMix(Dataset):
+    """``real_dataset`` plus synthetic items; indices ``[0, n_real)`` are the real items,
+    the rest synthetic. Items are ``(image, label)``.
+
+    Args:
+        real_dataset: a map-style dataset of ``(image, label)``; images are tensors (C, H, W),
+            numpy arrays or PIL images, and synthetic items come in the same type, shape,
+            dtype and value range.
+        sampler: a ``CLSGAN``, a run folder or checkpoint path, or a callable
+            ``labels -> images`` ((N, C, H, W) floats in [-1, 1] on its device).
+        fraction: share f in [0, 1) of each epoch's items that are synthetic; their labels
+            follow ``class_probs`` (default: the real class distribution), split exactly.
+        balance: ``"max"``, ``"mean"``, an int per class or a ``{class: count}`` dict (see
+            ``ganaug.imbalance.balance_plan``); synthetic labels come from the deficits.
+        refresh_every: regenerate the synthetic bank every N epochs (call ``set_epoch``).
+        transform: applied to real and synthetic items alike; an albumentations
+            ``Compose`` gets numpy HWC uint8 and its output is converted back.
+        seed: synthetic item i is a pure function of (seed, i, refresh round).
+        gate: keep only samples that the sampler's own classifier assigns to their intended
+            class with softmax confidence >= gate, generating more until every quota is met.
+        gate_classifier: images in [-1, 1] -> class logits, used by the gate instead of the
+            sampler's own classifier (needed for samplers that are not ganaug models).
+        gate_max_draws: give up (ValueError) after drawing this many times a class's quota.
+        value_range: the real items' value range, when it cannot be read off them.
+        batch_size: images per sampler call; device: where a sampler loaded from a path runs
+            (default: CUDA when present).
+    """
+
+    def __init__(self, real_dataset: Dataset, sampler: Any, *, fraction: float | None = None,
+                 balance: Balance | None = None, class_probs: Sequence[float] | None = None,
+                 refresh_every: int | None = None, transform: Callable | None = None,
+                 seed: int = 0, gate: float | None = None,
+                 gate_classifier: Callable[[Tensor], Tensor] | None = None, gate_max_draws: int = 50,
+                 value_range: tuple[float, float] | None = None, batch_size: int = 1024,
+                 device: str | torch.device | None = None, progress: bool = False):
+        if fraction is None and balance is None:
+            raise ValueError("pass fraction= (a share of every epoch) or balance= ('max', "
+                             "'mean', an int or a {class: count} dict)")
+        if fraction is not None and balance is not None:
+            raise ValueError("pass fraction= or balance=, not both")
+        if fraction is not None and (isinstance(fraction, bool) or not 0 <= fraction < 1):
+            raise ValueError(f"fraction must be in [0, 1), got {fraction!r}")
+        if refresh_every is not None and (not isinstance(refresh_every, int) or refresh_every <= 0):
+            raise ValueError(f"refresh_every must be a positive int or None, got {refresh_every!r}")
+        if gate is not None and not 0 < gate <= 1:
+            raise ValueError(f"gate must be a confidence in (0, 1], got {gate!r}")
+        if batch_size <= 0 or gate_max_draws <= 0:
+            raise ValueError("batch_size and gate_max_draws must be positive")
+        if len(real_dataset) == 0:
+            raise ValueError("the real dataset is empty")
+        self.real = real_dataset
+        self.n_real = len(real_dataset)
+        real_targets = dataset_targets(real_dataset)
+        if int(real_targets.min()) < 0:
+            raise ValueError("the real dataset has unlabeled items (target -1); mix into the "
+                             "labeled part only")
+        names = getattr(real_dataset, "classes", None)
+        self.sampler = Sampler(sampler, device)
+        C = len(names) if names else max(int(real_targets.max()) + 1, self.sampler.num_classes or 0)
+        self.classes = list(names) if names else (
+            list(self.sampler.model.classes) if self.sampler.model is not None else list(range(C)))
+        counts = class_counts(real_targets, C)
+        if balance is not None:
+            plan = balance_plan(counts, balance, [str(c) for c in self.classes])
+        else:
+            n_syn = round(fraction * self.n_real / (1 - fraction))
+            plan = quotas(n_syn, class_probs if class_probs is not None else counts)
+            if class_probs is not None and len(class_probs) != C:
+                raise ValueError(f"class_probs has {len(class_probs)} entries for {C} classes")
+        self.gate_classifier = gate_classifier or self.sampler.classifier
+        if gate is not None and self.gate_classifier is None:
+            raise ValueError("gate= needs a classifier: use a ganaug model (or run folder) as "
+                             "the sampler, or pass gate_classifier=")
+        # the real items' format, from a few items; the sampler is probed once
+        probe = [real_dataset[i][0] for i in range(min(self.n_real, 32))]
+        self.format: ItemFormat = infer_format(probe, value_range)
+        self.sampler.check(C, self.format.shape_chw)
+
+        self.plan = plan
+        self.num_classes = C
+        self.syn_labels = torch.arange(C).repeat_interleave(torch.tensor(plan, dtype=torch.long))
+        self.targets = torch.cat([real_targets, self.syn_labels]).tolist()
+        self.transform, self.seed, self.gate = transform, int(seed), gate
+        self.gate_max_draws, self.batch_size, self.progress = gate_max_draws, batch_size, progress
+        self.refresh_every = refresh_every
+        self.round = 0
+        self.bank = self._generate(0)
+        if transform is not None:                   # fail now, not inside a worker
+            self[0]
+            if len(self) > self.n_real:
+                self[self.n_real]
+
+    # ------------------------------------------------------------------ bank
+    def _generate(self, round_: int) -> Tensor:
+        """Every class's synthetic images for refresh round ``round_``, in the storage form
+        of ``self.format``, on the CPU. Class c's items come from seeds (seed, round, c, k)."""
+        parts = []
+        for c, need in enumerate(self.plan):
+            if need:
+                parts.append(self._generate_class(c, need, round_))
+        if not parts:
+            return self.format.from_unit(torch.empty(0, *self.format.shape_chw))
+        return torch.cat(parts)
+
+    def _generate_class(self, c: int, need: int, round_: int) -> Tensor:
+        got, n_got, k, drawn = [], 0, 0, 0
+        while n_got < need:
+            size = self.batch_size if self.gate is not None else min(self.batch_size, need - n_got)
+            if self.gate is not None and drawn >= self.gate_max_draws * need:
+                rate = n_got / max(drawn, 1)
+                raise ValueError(
+                    f"quality gate {self.gate} could not fill class {self.classes[c]!r}: "
+                    f"{n_got} of {need} samples accepted after {drawn} draws (rate {rate:.3g}); "
+                    f"lower gate=, raise gate_max_draws= or train the CLS-GAN longer")
+            labels = torch.full((size,), c, dtype=torch.long)
+            x = self.sampler(labels, seed_for(self.seed, round_, c, k))
+            k += 1
+            drawn += size
+            if self.gate is not None:
+                prob = torch.softmax(self.gate_classifier(x).float(), dim=1)
+                x = x[(prob.argmax(1) == c) & (prob[:, c] >= self.gate)]
+            x = x[: need - n_got]
+            got.append(self.format.from_unit(x))
+            n_got += len(x)
+            if self.progress:
+                print(f"\rSyntheticMix: class {self.classes[c]} {n_got}/{need}", end="",
+                      file=sys.stderr, flush=True)
+        if self.progress:
+            print(file=sys.stderr)
+        return torch.cat(got)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Call at the start of every epoch (like DistributedSampler.set_epoch): with
+        ``refresh_every=N`` the bank is regenerated when ``epoch // N`` changes. Use
+        DataLoader(persistent_workers=False) (the default) so workers see the new bank."""
+        r = epoch // self.refresh_every if self.refresh_every else 0
+        if r != self.round:
+            self.bank = self._generate(r)
+            self.round = r
+
+    # ------------------------------------------------------------------ Dataset
+    def __len__(self) -> int:
+        return self.n_real + len(self.syn_labels)
+
+    def is_synthetic(self, i: int) -> bool:
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"index {i} out of range for {len(self)} items")
+        return (i % len(self)) >= self.n_real
+
+    @property
+    def num_synthetic(self) -> int:
+        return len(self.syn_labels)
+
+    def class_counts(self) -> list[int]:
+        """Items per class, real and synthetic together."""
+        return class_counts(torch.tensor(self.targets), self.num_classes)
+
+    def __getitem__(self, i: int):
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"index {i} out of range for {len(self)} items")
+        i = i % len(self)
+        if i < self.n_real:
+            x, y = self.real[i]
+            y = int(y)
+        else:
+            j = i - self.n_real
+            x, y = self.format.to_item(self.bank[j]), int(self.syn_labels[j])
+        if self.transform is not None:
+            x = self._apply(x)
+        return x, y
+
+    def _apply(self, x: Any) -> Any:
+        if is_albumentations(self.transform):
+            out = self.transform(image=to_hwc_uint8(x, self.format))["image"]
+            return from_hwc_uint8(out, self.format) if hasattr(out, "dtype") and not isinstance(
+                out, Tensor) else out
+        return self.transform(x)
+
+    def __repr__(self) -> str:
+        return (f"SyntheticMix({self.n_real} real + {self.num_synthetic} synthetic items, "
+                f"{self.num_classes} classes, round {self.round})")
+
+
+class BatchMixer:
+    """Fresh synthetic samples for every training step, generated on the batch's device.
+
+    ``mixer(x, y)`` returns ``(x', y')``: with ``mode="append"`` the batch grows so that a
+    share ``fraction`` of it is synthetic; with ``mode="replace"`` the last
+    ``round(fraction * B)`` items are replaced. Labels come from the batch's own labels
+    (``labels="batch"``), uniformly (``"uniform"``) or from ``class_probs``. Images are
+    mapped from [-1, 1] to ``value_range`` and through ``transform`` (a tensor function on
+    the device, e.g. normalisation), then cast to the batch's dtype. Noise and labels are
+    drawn with a generator on the device: no host round-trip.
+    """
+
+    def __init__(self, sampler: Any, fraction: float, *, mode: str = "append",
+                 labels: str = "batch", class_probs: Sequence[float] | None = None,
+                 num_classes: int | None = None, value_range: tuple[float, float] = (-1.0, 1.0),
+                 transform: Callable[[Tensor], Tensor] | None = None, seed: int = 0,
+                 device: str | torch.device | None = None):
+        if isinstance(fraction, bool) or not 0 <= fraction < 1:
+            raise ValueError(f"fraction must be in [0, 1), got {fraction!r}")
+        if mode not in ("append", "replace"):
+            raise ValueError(f"mode must be 'append' or 'replace', got {mode!r}")
+        if class_probs is None and labels not in ("batch", "uniform"):
+            raise ValueError(f"labels must be 'batch' or 'uniform' (or pass class_probs), got "
+                             f"{labels!r}")
+        self.sampler = Sampler(sampler, device)
+        C = num_classes or self.sampler.num_classes or (len(class_probs) if class_probs else None)
+        if C is None:
+            raise ValueError("pass num_classes= for a sampler that is not a ganaug model")
+        self.image_shape = self.sampler.check(C, None)
+        self.num_classes, self.fraction, self.mode, self.labels = C, fraction, mode, labels
+        dev = self.sampler.device
+        self.probs = None
+        if class_probs is not None:
+            p = torch.as_tensor(class_probs, dtype=torch.float, device=dev)
+            if p.shape != (C,) or bool((p < 0).any()) or float(p.sum()) <= 0:
+                raise ValueError(f"class_probs must be {C} non-negative numbers with a positive sum")
+            self.probs = p / p.sum()
+        self.value_range, self.transform = value_range, transform
+        self.gen = torch.Generator(device=dev).manual_seed(int(seed))
+        self.model = self.sampler.model
+
+    def count(self, batch_size: int) -> int:
+        """Synthetic items added to (append) or placed in (replace) a batch of this size."""
+        if self.mode == "append":
+            return round(self.fraction * batch_size / (1 - self.fraction))
+        return round(self.fraction * batch_size)
+
+    @torch.no_grad()
+    def generate(self, labels: Tensor) -> Tensor:
+        """Images of ``labels`` (on the sampler's device), in [-1, 1]."""
+        if self.model is not None:
+            G = self.model.generator_ema
+            was = G.training
+            G.eval()
+            try:
+                z = torch.rand(len(labels), self.model.noise_dim, generator=self.gen,
+                               device=labels.device) * 2 - 1
+                return G(z, labels)
+            finally:
+                G.train(was)
+        return self.sampler.source(labels)
+
+    def __call__(self, x: Tensor, y: Tensor, return_mask: bool = False):
+        if tuple(x.shape[1:]) != self.image_shape:
+            raise ValueError(f"batch images have shape {tuple(x.shape[1:])} but the sampler makes "
+                             f"{self.image_shape}")
+        n = self.count(len(x))
+        dev = self.sampler.device
+        if n == 0:
+            mask = torch.zeros(len(x), dtype=torch.bool, device=x.device)
+            return (x, y, mask) if return_mask else (x, y)
+        if self.probs is not None:
+            lab = torch.multinomial(self.probs, n, replacement=True, generator=self.gen)
+        elif self.labels == "uniform" or len(y) == 0:
+            lab = torch.randint(self.num_classes, (n,), generator=self.gen, device=dev)
+        else:
+            idx = torch.randint(len(y), (n,), generator=self.gen, device=dev)
+            lab = y.to(dev)[idx]
+        img = self.generate(lab)
+        lo, hi = self.value_range
+        img = lo + (img + 1) * 0.5 * (hi - lo)
+        if self.transform is not None:
+            img = self.transform(img)
+        img, lab = img.to(x.device, x.dtype), lab.to(y.device, y.dtype)
+        if self.mode == "append":
+            out_x, out_y = torch.cat([x, img]), torch.cat([y, lab])
+            mask = torch.arange(len(out_x), device=x.device) >= len(x)
+        else:
+            k = len(x) - n
+            out_x, out_y = torch.cat([x[:k], img]), torch.cat([y[:k], lab])
+            mask = torch.arange(len(out_x), device=x.device) >= k
+        return (out_x, out_y, mask) if return_mask else (out_x, out_y)

@@ -1,0 +1,231 @@
+"""Samplers for the mixing tools: a trained ganaug model (object, run folder or checkpoint)
+or any callable ``labels -> images``, checked once, seeded per call, and the image formats
+(tensor, PIL, numpy) that synthetic items must match."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .model import CLSGAN
+from .train import _derive_seed
+
+
+def _device_of(obj: Any) -> torch.device:
+    dev = getattr(obj, "device", None)
+    if isinstance(dev, (torch.device, str)):
+        return torch.device(dev)
+    if isinstance(obj, torch.nn.Module):
+        for p in obj.parameters():
+            return p.device
+    return torch.device("cpu")
+
+
+class Sampler:
+    """A labels -> images function with a seed: ``sampler(labels, seed)`` returns
+    (N, C, H, W) floats in [-1, 1] on ``self.device``; a pure function of (labels, seed).
+
+    ``classifier`` (images -> class activations) is there when the sampler is a ganaug
+    model, for the quality gate.
+    """
+
+    def __init__(self, source: Any, device: str | torch.device | None = None):
+        if isinstance(source, (str, os.PathLike)):
+            dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
+            source = CLSGAN.load(source, map_location=dev)
+        elif isinstance(source, CLSGAN) and device is not None:
+            source = source.to(device)
+        if not callable(source):
+            raise TypeError(f"sampler must be a ganaug model, a run folder or checkpoint path, or "
+                            f"a callable labels -> images; got {type(source).__name__}")
+        self.source = source
+        self.model = source if isinstance(source, CLSGAN) else None
+        self.device = self.model.device if self.model is not None else _device_of(source)
+        self.num_classes = self.model.num_classes if self.model is not None else None
+        self.classifier: Callable[[Tensor], Tensor] | None = (
+            self.model.activations if self.model is not None else None)
+
+    @torch.no_grad()
+    def __call__(self, labels: Tensor, seed: int) -> Tensor:
+        labels = torch.as_tensor(labels, dtype=torch.long)
+        if self.model is not None:
+            return self.model.sample(labels, torch.Generator().manual_seed(seed))
+        devices = [self.device.index or 0] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            return self.source(labels.to(self.device))
+
+    def check(self, num_classes: int, image_shape: tuple[int, ...] | None) -> tuple[int, ...]:
+        """Probe once (one image per class) and raise ValueError on anything off; returns
+        the sampler's image shape (C, H, W)."""
+        if self.num_classes is not None and self.num_classes != num_classes:
+            raise ValueError(f"the sampler was trained for {self.num_classes} classes but the data "
+                             f"has {num_classes}; train a CLS-GAN on this dataset's classes")
+        labels = torch.arange(num_classes)
+        try:
+            out = self(labels, seed=0)
+        except Exception as e:
+            raise ValueError(f"the sampler failed on labels 0..{num_classes - 1}: "
+                             f"{type(e).__name__}: {e}") from None
+        if not isinstance(out, Tensor):
+            raise ValueError(f"the sampler must return a torch.Tensor, got {type(out).__name__}")
+        if out.dim() != 4 or len(out) != num_classes:
+            raise ValueError(f"the sampler must return (N, C, H, W) for N labels; for "
+                             f"{num_classes} labels it returned shape {tuple(out.shape)}")
+        if not out.is_floating_point():
+            raise ValueError(f"the sampler must return floating-point images in [-1, 1], got "
+                             f"dtype {out.dtype}")
+        if not bool(torch.isfinite(out).all()):
+            raise ValueError("the sampler returned non-finite values (NaN or inf)")
+        lo, hi = float(out.min()), float(out.max())
+        if lo < -1.001 or hi > 1.001:
+            raise ValueError(f"the sampler must return images in [-1, 1] (tanh range); its "
+                             f"values span [{lo:.3g}, {hi:.3g}]")
+        shape = tuple(out.shape[1:])
+        if image_shape is not None and shape != tuple(image_shape):
+            raise ValueError(f"the sampler makes images of shape {shape} but the real items "
+                             f"are {tuple(image_shape)} (C, H, W); train the sampler on this "
+                             f"data or resize the data to match")
+        return shape
+
+
+def seed_for(seed: int, *keys: int) -> int:
+    return _derive_seed(seed, *keys)
+
+
+# ---------------------------------------------------------------------------- item formats
+@dataclass
+class ItemFormat:
+    """How the real items look, so synthetic items can look the same.
+
+    kind: "tensor", "numpy" or "pil"; layout "CHW" or "HWC" (numpy only); dtype; value range
+    (lo, hi) that [-1, 1] maps onto; mode for PIL ("L" or "RGB").
+    """
+    kind: str
+    shape_chw: tuple[int, int, int]
+    dtype: Any = None
+    value_range: tuple[float, float] = (-1.0, 1.0)
+    layout: str = "CHW"
+    mode: str | None = None
+
+    def from_unit(self, x: Tensor) -> Tensor:
+        """(N, C, H, W) in [-1, 1] -> the storage form: uint8 for PIL / integer items,
+        else floats in ``value_range``; on the CPU."""
+        lo, hi = self.value_range
+        y = lo + (x.float().clamp(-1, 1) + 1) * 0.5 * (hi - lo)
+        if self.kind == "pil" or not _is_float(self.dtype):
+            return y.round().clamp(lo, hi).to(torch.uint8 if hi <= 255 and lo >= 0 else torch.int64).cpu()
+        return y.cpu()
+
+    def to_item(self, x: Tensor) -> Any:
+        """One stored (C, H, W) image -> the real items' type."""
+        if self.kind == "pil":
+            from PIL import Image
+            arr = x.to(torch.uint8).permute(1, 2, 0).numpy()
+            return Image.fromarray(arr[..., 0] if self.mode == "L" else arr, mode=self.mode)
+        if self.kind == "numpy":
+            arr = x.numpy()
+            if self.layout == "HWC":
+                arr = np.ascontiguousarray(arr.transpose(1, 2, 0))
+            return arr.astype(self.dtype, copy=False)
+        return x.to(self.dtype)
+
+
+def _is_float(dtype: Any) -> bool:
+    if isinstance(dtype, torch.dtype):
+        return dtype.is_floating_point
+    return np.issubdtype(np.dtype(dtype), np.floating)
+
+
+def infer_format(items: list[Any], value_range: tuple[float, float] | None = None) -> ItemFormat:
+    """Read a few real items (their images) and describe their format."""
+    first = items[0]
+    if hasattr(first, "getbands") and hasattr(first, "size"):        # PIL.Image
+        mode = first.mode
+        if mode not in ("L", "RGB"):
+            raise ValueError(f"PIL images of mode {mode!r} are not supported; convert the real "
+                             f"items to 'L' or 'RGB'")
+        w, h = first.size
+        return ItemFormat("pil", (1 if mode == "L" else 3, h, w), None, value_range or (0, 255),
+                          mode=mode)
+    if isinstance(first, np.ndarray):
+        arr = first
+        if arr.ndim == 2:
+            raise ValueError("2-D numpy items are ambiguous; give images as HWC or CHW arrays")
+        layout = "HWC" if arr.shape[-1] in (1, 3) and arr.shape[0] not in (1, 3) else "CHW"
+        shape = arr.shape if layout == "CHW" else (arr.shape[2], arr.shape[0], arr.shape[1])
+        vals = torch.as_tensor(np.stack([np.asarray(i, dtype=np.float64) for i in items]))
+        return ItemFormat("numpy", tuple(int(s) for s in shape), arr.dtype,
+                          value_range or _guess_range(vals, _is_float(arr.dtype)), layout)
+    if isinstance(first, Tensor):
+        if first.dim() != 3:
+            raise ValueError(f"tensor items must be images (C, H, W), got shape "
+                             f"{tuple(first.shape)}")
+        vals = torch.stack([i.double() for i in items])
+        return ItemFormat("tensor", tuple(first.shape), first.dtype,
+                          value_range or _guess_range(vals, first.is_floating_point()))
+    raise ValueError(f"cannot mix synthetic images into items of type {type(first).__name__}; "
+                     f"the real dataset must yield (image, label) with a tensor, numpy array or "
+                     f"PIL image")
+
+
+def _guess_range(vals: Tensor, is_float: bool) -> tuple[float, float]:
+    lo, hi = float(vals.min()), float(vals.max())
+    if not is_float:
+        return (0.0, 255.0)
+    if lo >= -1e-6 and hi <= 1 + 1e-6:
+        return (0.0, 1.0)
+    if lo >= -1 - 1e-6 and hi <= 1 + 1e-6:
+        return (-1.0, 1.0)
+    if lo >= -1e-6 and hi <= 255 + 1e-6:
+        return (0.0, 255.0)
+    raise ValueError(f"cannot tell the real items' value range (they span [{lo:.3g}, {hi:.3g}], "
+                     f"normalised?); pass value_range=(lo, hi) for the unnormalised range, or "
+                     f"move the normalisation into SyntheticMix's transform")
+
+
+def to_hwc_uint8(x: Any, fmt: ItemFormat) -> np.ndarray:
+    """An item in ``fmt`` -> numpy HWC uint8 (what albumentations expects)."""
+    if fmt.kind == "pil":
+        arr = np.asarray(x)
+        return arr[..., None] if arr.ndim == 2 else arr
+    t = torch.as_tensor(np.asarray(x)) if fmt.kind == "numpy" else x
+    if fmt.kind == "numpy" and fmt.layout == "HWC":
+        t = t.permute(2, 0, 1)
+    lo, hi = fmt.value_range
+    t = ((t.double() - lo) / (hi - lo) * 255).round().clamp(0, 255).to(torch.uint8)
+    return np.ascontiguousarray(t.permute(1, 2, 0).numpy())
+
+
+def from_hwc_uint8(arr: np.ndarray, fmt: ItemFormat) -> Any:
+    """Inverse of ``to_hwc_uint8``: back to the items' own type and range."""
+    if fmt.kind == "pil":
+        from PIL import Image
+        return Image.fromarray(arr[..., 0] if fmt.mode == "L" else arr, mode=fmt.mode)
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    t = torch.as_tensor(np.ascontiguousarray(arr)).permute(2, 0, 1).double() / 255
+    lo, hi = fmt.value_range
+    t = lo + t * (hi - lo)
+    if fmt.kind == "numpy":
+        out = t.numpy() if fmt.layout == "CHW" else t.permute(1, 2, 0).numpy()
+        return (out.round() if not _is_float(fmt.dtype) else out).astype(fmt.dtype)
+    return t.round().to(fmt.dtype) if not _is_float(fmt.dtype) else t.to(fmt.dtype)
+
+
+def is_albumentations(transform: Any) -> bool:
+    return type(transform).__module__.split(".")[0] == "albumentations"
+
+
+def import_albumentations():
+    """Import albumentations lazily, without its update check (NO_ALBUMENTATIONS_UPDATE=1)."""
+    os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+    try:
+        import albumentations
+    except ImportError:
+        raise ImportError("albumentations is not installed: pip install albumentations") from None
+    return albumentations

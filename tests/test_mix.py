@@ -1,0 +1,245 @@
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from ganaug import BatchMixer, CLSGAN, SyntheticMix
+from ganaug.data import ImageSet, load_dataset
+from ganaug.imbalance import (balance_plan, class_counts, long_tail_counts, make_long_tailed,
+                              quotas)
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return CLSGAN((1, 8, 8), 4, "mlp", ["a", "b", "c", "d"])
+
+
+@pytest.fixture(scope="module")
+def digits_lt():
+    tr, _ = load_dataset("digits")
+    return make_long_tailed(tr, rho=10, seed=0)
+
+
+class TupleData(Dataset):
+    """Items of a given type: 'tensor01' floats in [0, 1], 'uint8' CHW, 'numpy' HWC uint8, 'pil'."""
+
+    def __init__(self, kind, n=20, classes=4):
+        g = torch.Generator().manual_seed(1)
+        self.x = torch.rand(n, 1, 8, 8, generator=g)
+        self.targets = [i % classes for i in range(n)]
+        self.kind = kind
+
+    def __len__(self):
+        return len(self.targets)
+
+    def __getitem__(self, i):
+        x = self.x[i]
+        if self.kind == "uint8":
+            x = (x * 255).round().to(torch.uint8)
+        elif self.kind == "numpy":
+            x = (x * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+        elif self.kind == "pil":
+            from PIL import Image
+            x = Image.fromarray((x[0] * 255).round().to(torch.uint8).numpy(), mode="L")
+        return x, self.targets[i]
+
+
+# ------------------------------------------------------------------ imbalance tools
+def test_long_tail_profile():
+    assert long_tail_counts(100, 3, 100) == [100, 10, 1]
+    assert long_tail_counts(500, 10, 10)[0] == 500 and long_tail_counts(500, 10, 10)[-1] == 50
+    with pytest.raises(ValueError, match="rho"):
+        long_tail_counts(10, 3, 0.5)
+
+
+def test_make_long_tailed_digits(digits_lt):
+    counts = digits_lt.class_counts()
+    assert counts[0] / counts[-1] == pytest.approx(10, rel=0.05)
+    assert counts == sorted(counts, reverse=True)
+
+
+def test_balance_plans():
+    assert balance_plan([5, 3, 1], "max") == [0, 2, 4]
+    assert balance_plan([5, 3, 1], "mean") == [0, 0, 2]
+    assert balance_plan([5, 3, 1], 4) == [0, 1, 3]
+    assert balance_plan([5, 3, 1], {2: 7}) == [0, 0, 7]
+    assert balance_plan([5, 3, 1], {"c": 7}, ["a", "b", "c"]) == [0, 0, 7]
+    with pytest.raises(ValueError, match="unknown class 'z'"):
+        balance_plan([5, 3, 1], {"z": 1}, ["a", "b", "c"])
+    with pytest.raises(ValueError, match="unknown class 3"):
+        balance_plan([5, 3, 1], {3: 1})
+    with pytest.raises(ValueError, match="unknown balance"):
+        balance_plan([5, 3, 1], "min")
+
+
+def test_quotas_are_exact():
+    q = quotas(10, [1, 1, 1])
+    assert sum(q) == 10 and max(q) - min(q) == 1
+    assert quotas(7, [0, 1]) == [0, 7]
+
+
+# ------------------------------------------------------------------ SyntheticMix
+def test_balance_max_equalises_long_tailed_digits(digits_lt):
+    torch.manual_seed(0)
+    m = CLSGAN((1, 8, 8), 10, "mlp")
+    mix = SyntheticMix(digits_lt, m, balance="max")
+    counts = mix.class_counts()
+    assert len(set(counts)) == 1 and counts[0] == max(digits_lt.class_counts())
+    assert mix.num_synthetic == sum(balance_plan(digits_lt.class_counts(), "max"))
+
+
+def test_dataloader_with_workers_full_epoch_counts_match_plan(digits_lt):
+    torch.manual_seed(0)
+    m = CLSGAN((1, 8, 8), 10, "mlp")
+    mix = SyntheticMix(digits_lt, m, fraction=0.25, seed=3)
+    loader = DataLoader(mix, batch_size=64, num_workers=2, shuffle=True)
+    ys, n_items = [], 0
+    for x, y in loader:
+        assert x.shape[1:] == (1, 8, 8) and x.dtype == torch.float32
+        ys.append(y)
+        n_items += len(y)
+    y = torch.cat(ys)
+    assert n_items == len(mix)
+    assert class_counts(y, 10) == mix.class_counts()
+    assert mix.num_synthetic / len(mix) == pytest.approx(0.25, abs=1 / len(mix))
+    syn = torch.tensor(mix.targets[mix.n_real:])
+    real_share = torch.tensor(digits_lt.class_counts(), dtype=torch.float) / len(digits_lt)
+    assert class_counts(syn, 10) == quotas(mix.num_synthetic, real_share.tolist())
+
+
+def test_same_seed_same_items_new_round_new_items(model, tiny):
+    a = SyntheticMix(tiny, model, fraction=0.5, seed=7, refresh_every=2)
+    b = SyntheticMix(tiny, model, fraction=0.5, seed=7, refresh_every=2)
+    c = SyntheticMix(tiny, model, fraction=0.5, seed=8, refresh_every=2)
+    i = a.n_real + 5
+    assert a.is_synthetic(i) and not a.is_synthetic(0)
+    assert torch.equal(a[i][0], b[i][0]) and a[i][1] == b[i][1]
+    assert not torch.equal(a[i][0], c[i][0])
+    before = a[i][0].clone()
+    a.set_epoch(1)                      # same round (1 // 2 == 0): unchanged
+    assert torch.equal(a[i][0], before)
+    a.set_epoch(2)                      # round 1: new items, same labels
+    assert not torch.equal(a[i][0], before) and a[i][1] == b[i][1]
+    b.set_epoch(3)
+    assert torch.equal(a[i][0], b[i][0])
+    a.set_epoch(0)                      # back to round 0 reproduces it
+    assert torch.equal(a[i][0], before)
+
+
+def test_synthetic_items_match_real_item_format(model):
+    for kind in ("tensor01", "uint8", "numpy", "pil"):
+        data = TupleData(kind)
+        mix = SyntheticMix(data, model, fraction=0.5)
+        real, syn = mix[0][0], mix[len(mix) - 1][0]
+        assert type(real) is type(syn), kind
+        if kind == "pil":
+            assert syn.mode == real.mode and syn.size == real.size
+        else:
+            assert syn.shape == real.shape and syn.dtype == real.dtype, kind
+        if kind == "tensor01":
+            assert 0 <= float(syn.min()) and float(syn.max()) <= 1
+
+
+def test_transform_applies_to_real_and_synthetic(model, tiny):
+    mix = SyntheticMix(tiny, model, fraction=0.5, transform=lambda x: x * 0 + 0.5)
+    assert torch.all(mix[0][0] == 0.5) and torch.all(mix[len(mix) - 1][0] == 0.5)
+
+
+def test_albumentations_compose_gets_hwc_uint8(model):
+    A = pytest.importorskip("albumentations")
+    seen = []
+
+    def spy(image, **_):
+        seen.append((image.dtype, image.shape))
+        return image
+
+    data = TupleData("tensor01")
+    t = A.Compose([A.Lambda(image=spy), A.HorizontalFlip(p=1.0)])
+    mix = SyntheticMix(data, model, fraction=0.5, transform=t)
+    x, _ = mix[0]
+    assert seen[-1] == (np.uint8, (8, 8, 1))
+    assert isinstance(x, torch.Tensor) and x.shape == (1, 8, 8) and x.dtype == torch.float32
+    expected = (data.x[0] * 255).round().flip(-1) / 255
+    assert torch.allclose(x, expected, atol=1e-6)
+    xs, _ = mix[len(mix) - 1]
+    assert xs.shape == (1, 8, 8)
+
+
+def test_quality_gate_keeps_confident_samples(tiny):
+    def clf(x):                         # a fixed classifier: 4 pixels are the logits
+        return 10 * x.flatten(1)[:, :4]
+
+    def noise(y):
+        return torch.rand(len(y), 1, 8, 8) * 2 - 1
+
+    mix = SyntheticMix(tiny, noise, balance={0: 5, 3: 5}, gate=0.5, gate_classifier=clf,
+                       batch_size=64)
+    x = torch.stack([mix[i][0] for i in range(mix.n_real, len(mix))])
+    prob = torch.softmax(clf(x), 1)
+    y = torch.tensor(mix.targets[mix.n_real:])
+    assert bool((prob.argmax(1) == y).all()) and bool((prob[torch.arange(len(y)), y] >= 0.26).all())
+
+
+def test_bad_input_errors(model, tiny):
+    with pytest.raises(ValueError, match=r"fraction must be in \[0, 1\)"):
+        SyntheticMix(tiny, model, fraction=1.0)
+    with pytest.raises(ValueError, match="pass fraction="):
+        SyntheticMix(tiny, model)
+    with pytest.raises(ValueError, match="unknown class 'zebra'"):
+        SyntheticMix(tiny, model, balance={"zebra": 3})
+    with pytest.raises(ValueError, match="trained for 10 classes but the data has 4"):
+        SyntheticMix(tiny, CLSGAN((1, 8, 8), 10, "mlp"), fraction=0.5)
+    with pytest.raises(ValueError, match="shape"):
+        SyntheticMix(tiny, lambda y: torch.zeros(len(y), 3, 8, 8), fraction=0.5)
+    with pytest.raises(ValueError, match="dtype"):
+        SyntheticMix(tiny, lambda y: torch.zeros(len(y), 1, 8, 8, dtype=torch.long), fraction=0.5)
+    with pytest.raises(ValueError, match=r"\[-1, 1\]"):
+        SyntheticMix(tiny, lambda y: torch.full((len(y), 1, 8, 8), 3.0), fraction=0.5)
+    with pytest.raises(ValueError, match="could not fill class"):
+        SyntheticMix(tiny, model, balance={1: 4}, gate=1.0, gate_max_draws=2)
+    with pytest.raises(ValueError, match="gate= needs a classifier"):
+        SyntheticMix(tiny, lambda y: torch.zeros(len(y), 1, 8, 8), fraction=0.5, gate=0.5)
+
+
+def test_callable_sampler_and_run_folder(tmp_path, model, tiny):
+    model.save(tmp_path / "m.pt")
+    a = SyntheticMix(tiny, str(tmp_path / "m.pt"), fraction=0.5, device="cpu")
+    b = SyntheticMix(tiny, model, fraction=0.5)
+    assert torch.equal(a[len(a) - 1][0], b[len(b) - 1][0])
+    c = SyntheticMix(tiny, lambda y: torch.rand(len(y), 1, 8, 8) * 2 - 1, fraction=0.5, seed=1)
+    d = SyntheticMix(tiny, lambda y: torch.rand(len(y), 1, 8, 8) * 2 - 1, fraction=0.5, seed=1)
+    assert torch.equal(c[len(c) - 1][0], d[len(d) - 1][0])    # seeded around the callable
+
+
+# ------------------------------------------------------------------ BatchMixer
+def test_batch_mixer_append_and_replace(model):
+    x, y = torch.rand(12, 1, 8, 8), torch.arange(4).repeat(3)
+    mix = BatchMixer(model, 0.25, value_range=(0, 1))
+    x2, y2, mask = mix(x, y, return_mask=True)
+    assert len(x2) == 16 and int(mask.sum()) == 4 and torch.equal(x2[:12], x)
+    assert float(x2[12:].min()) >= 0 and set(y2[12:].tolist()) <= set(range(4))
+    rep = BatchMixer(model, 0.25, mode="replace", seed=1)
+    x3, y3 = rep(x, y)
+    assert len(x3) == 12 and torch.equal(x3[:9], x[:9]) and not torch.equal(x3[9:], x[9:])
+    again = BatchMixer(model, 0.25, mode="replace", seed=1)(x, y)[0]
+    assert torch.equal(again, x3)
+    probs = BatchMixer(model, 0.5, class_probs=[0, 0, 1, 0])(x, y)[1]
+    assert bool((probs[12:] == 2).all())
+
+
+def test_batch_mixer_errors(model):
+    with pytest.raises(ValueError, match="fraction"):
+        BatchMixer(model, -0.1)
+    with pytest.raises(ValueError, match="num_classes"):
+        BatchMixer(lambda y: torch.zeros(len(y), 1, 8, 8), 0.5)
+    with pytest.raises(ValueError, match="shape"):
+        BatchMixer(model, 0.5)(torch.rand(4, 3, 8, 8), torch.zeros(4, dtype=torch.long))
+
+
+def test_long_tailed_generic_dataset_and_subset_targets():
+    data = TupleData("uint8", n=40, classes=4)
+    lt = make_long_tailed(data, rho=4, seed=0)
+    assert class_counts(lt.targets, 4) == long_tail_counts(10, 4, 4)
+    from ganaug.imbalance import dataset_targets
+    assert dataset_targets(lt).tolist() == [int(lt[i][1]) for i in range(len(lt))]
