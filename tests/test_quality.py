@@ -1,0 +1,244 @@
+import itertools
+
+import numpy as np
+import pytest
+import torch
+from scipy import linalg
+
+from ganaug.quality import (feature_statistics, fid, frechet_distance, intra_class_fid, kid,
+                            precision_recall)
+
+
+def gauss(n, d, shift=0.0, seed=0):
+    return np.random.default_rng(seed).normal(size=(n, d)) + shift
+
+
+# ----------------------------------------------------------------------------- statistics / FID
+
+def test_feature_statistics_matches_numpy_and_accepts_torch():
+    x = gauss(50, 3)
+    mu, sigma = feature_statistics(torch.from_numpy(x).float())
+    assert mu.shape == (3,) and sigma.shape == (3, 3) and mu.dtype == np.float64
+    assert mu == pytest.approx(x.mean(0), abs=1e-6)
+    assert sigma == pytest.approx(np.cov(x.T, ddof=1), abs=1e-6)  # unbiased
+    assert feature_statistics(x[:, :1])[1].shape == (1, 1)
+
+
+def test_frechet_distance_of_identical_gaussians_is_zero():
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=(6, 6))
+    s = a @ a.T + np.eye(6)
+    mu = rng.normal(size=6)
+    value = frechet_distance(mu, s, mu, s)
+    assert value == pytest.approx(0.0, abs=1e-9) and value >= 0.0
+    x = gauss(100, 5)
+    assert fid(x, x) == pytest.approx(0.0, abs=1e-6)
+    assert isinstance(fid(x, x), float)
+
+
+def test_frechet_distance_analytic_shift_and_diagonal():
+    m = np.array([1.0, -2.0, 0.5, 3.0])
+    assert frechet_distance(np.zeros(4), np.eye(4), m, np.eye(4)) == pytest.approx(m @ m, rel=1e-9)
+    a, b = np.array([1.0, 4.0, 0.25, 2.0]), np.array([9.0, 1.0, 0.25, 0.0])
+    mu1, mu2 = np.array([0.0, 1.0, 2.0, 3.0]), np.array([1.0, 1.0, 0.0, 3.0])
+    expected = 5.0 + np.sum(a + b - 2 * np.sqrt(a * b))  # = 5 + 4 + 1 + 0 + 2
+    assert expected == pytest.approx(12.0)
+    assert frechet_distance(mu1, np.diag(a), mu2, np.diag(b)) == pytest.approx(expected, rel=1e-6)
+    assert frechet_distance(mu1, np.diag(b), mu2, np.diag(a)) == pytest.approx(expected, rel=1e-6)
+
+
+def test_fid_of_sampled_shifted_gaussians_near_analytic():
+    # sampling noise of ||mean_1 - mean_2||^2 has relative std ~ 2 sqrt(2 / n) / ||m|| ~ 1%
+    m = np.array([2.0, 2.0, 2.0, 2.0])  # ||m||^2 = 16
+    value = fid(gauss(4000, 4, seed=1), gauss(4000, 4, shift=m, seed=2))
+    assert value == pytest.approx(16.0, rel=0.05)
+    # same distribution: small compared with the shift
+    assert fid(gauss(4000, 4, seed=1), gauss(4000, 4, seed=2)) == pytest.approx(0.0, abs=0.05)
+
+
+def test_fid_with_fewer_samples_than_dims_is_finite():
+    value = fid(gauss(5, 20, seed=1), gauss(5, 20, seed=2))
+    assert np.isfinite(value) and value > 0
+
+
+def test_frechet_distance_falls_back_to_eps_offset(monkeypatch):
+    calls = []
+    real_sqrtm = linalg.sqrtm
+
+    def fake_sqrtm(a):
+        calls.append(a.copy())
+        return np.full_like(a, np.nan) if len(calls) == 1 else real_sqrtm(a)
+
+    monkeypatch.setattr(linalg, "sqrtm", fake_sqrtm)
+    value = frechet_distance(np.zeros(2), np.eye(2), np.array([3.0, 0.0]), np.eye(2), eps=0.5)
+    assert len(calls) == 2
+    assert calls[1] == pytest.approx((1.5 * np.eye(2)) @ (1.5 * np.eye(2)))
+    # pytorch-fid convention: offset root, original traces: 9 + 2 + 2 - 2 * Tr(1.5 I)
+    assert value == pytest.approx(7.0, rel=1e-9)
+    value = frechet_distance(np.zeros(2), np.eye(2), np.zeros(2), np.eye(2), eps=0.5)
+    assert value == 0.0  # 2 + 2 - 6 < 0 is clamped to 0
+
+
+def test_frechet_distance_imaginary_component(monkeypatch):
+    monkeypatch.setattr(linalg, "sqrtm", lambda a: np.eye(2) + 1e-9j)
+    assert frechet_distance(np.zeros(2), np.eye(2), np.zeros(2), np.eye(2)) == \
+        pytest.approx(0.0, abs=1e-12)
+    monkeypatch.setattr(linalg, "sqrtm", lambda a: np.eye(2) + 0.1j * np.eye(2))
+    with pytest.raises(ValueError, match="imaginary"):
+        frechet_distance(np.zeros(2), np.eye(2), np.zeros(2), np.eye(2))
+
+
+def test_frechet_distance_shape_errors():
+    with pytest.raises(ValueError, match="shape"):
+        frechet_distance(np.zeros(3), np.eye(3), np.zeros(2), np.eye(2))
+    with pytest.raises(ValueError, match="finite"):
+        frechet_distance(np.array([np.nan, 0.0]), np.eye(2), np.zeros(2), np.eye(2))
+
+
+# ----------------------------------------------------------------------------- KID
+
+def brute_force_mmd2(x, y, degree, gamma, coef0):
+    k = lambda a, b: (gamma * float(a @ b) + coef0) ** degree
+    m = len(x)
+    pairs = [(i, j) for i, j in itertools.product(range(m), repeat=2) if i != j]
+    xx = sum(k(x[i], x[j]) for i, j in pairs) / len(pairs)
+    yy = sum(k(y[i], y[j]) for i, j in pairs) / len(pairs)
+    xy = sum(k(x[i], y[j]) for i, j in itertools.product(range(m), repeat=2)) / m ** 2
+    return xx + yy - 2 * xy
+
+
+def test_kid_matches_unbiased_formula_on_whole_sets():
+    x, y = gauss(6, 3, seed=1), gauss(6, 3, shift=0.3, seed=2)
+    # subset_size clipped to 6 = whole set, so every subset gives the same value, std 0
+    mean, std = kid(x, y, subsets=3, subset_size=1000)
+    assert mean == pytest.approx(brute_force_mmd2(x, y, 3, 1 / 3, 1), rel=1e-10)
+    assert std == pytest.approx(0.0, abs=1e-12)
+    mean, _ = kid(x, y, subsets=2, degree=2, gamma=0.5, coef0=2)
+    assert mean == pytest.approx(brute_force_mmd2(x, y, 2, 0.5, 2), rel=1e-10)
+
+
+def test_kid_same_distribution_small_and_shift_large():
+    a, b = gauss(2000, 4, seed=1), gauss(2000, 4, seed=2)
+    same, std = kid(a, b, subsets=10, subset_size=1000)
+    shifted, _ = kid(a, b + 0.5, subsets=10, subset_size=1000)
+    assert same == pytest.approx(0.0, abs=1e-2)
+    assert std > 0
+    assert shifted > 1.0 and shifted > 100 * abs(same)
+
+
+def test_kid_linear_kernel_estimates_squared_mean_shift():
+    m = np.ones(4)  # population MMD^2 with the linear kernel = ||m||^2 = 4
+    mean, _ = kid(gauss(2000, 4, seed=1), gauss(2000, 4, shift=m, seed=2), subsets=10,
+                  subset_size=1000, degree=1, gamma=1, coef0=0)
+    assert mean == pytest.approx(4.0, rel=0.1)
+
+
+def test_kid_is_reproducible_and_seed_dependent():
+    a, b = gauss(300, 4, seed=1), gauss(300, 4, shift=0.2, seed=2)
+    r1 = kid(a, b, subsets=5, subset_size=50, seed=3)
+    assert kid(torch.from_numpy(a), b, subsets=5, subset_size=50, seed=3) == pytest.approx(r1)
+    assert kid(a, b, subsets=5, subset_size=50, seed=4)[0] != pytest.approx(r1[0], rel=1e-9)
+
+
+def test_kid_argument_errors():
+    with pytest.raises(ValueError, match="at least 2"):
+        kid(gauss(1, 3), gauss(10, 3))
+    with pytest.raises(ValueError, match="subset"):
+        kid(gauss(10, 3), gauss(10, 3), subset_size=1)
+
+
+# ----------------------------------------------------------------------------- precision / recall
+
+def four_modes(n_per_mode, modes, seed):
+    rng = np.random.default_rng(seed)
+    centres = np.array([(0, 0), (20, 0), (0, 20), (20, 20)], dtype=float)[modes]
+    return np.concatenate([rng.normal(size=(n_per_mode, 2)) + c for c in centres])
+
+
+def test_precision_recall_identical_and_disjoint():
+    x = four_modes(50, [0, 1, 2, 3], seed=0)
+    assert precision_recall(x, x) == (1.0, 1.0)
+    assert precision_recall(x, torch.from_numpy(x + 100.0)) == (0.0, 0.0)
+
+
+def test_precision_recall_half_the_modes():
+    real = four_modes(200, [0, 1, 2, 3], seed=0)
+    fake = four_modes(200, [0, 1], seed=1)
+    precision, recall = precision_recall(real, fake, k=3)
+    assert precision == pytest.approx(1.0, abs=0.07)
+    assert recall == pytest.approx(0.5, abs=0.05)
+    assert recall <= 0.5  # the two uncovered modes contribute nothing
+
+
+def test_precision_recall_matches_brute_force_and_is_chunk_independent():
+    real, fake = gauss(40, 3, seed=1), gauss(30, 3, shift=0.5, seed=2)
+
+    def radii(x, k):
+        d = np.linalg.norm(x[:, None] - x[None], axis=-1)
+        return np.sort(d, axis=1)[:, k]  # column 0 is the point itself
+
+    def cover(p, c, r):
+        return float(np.mean((np.linalg.norm(p[:, None] - c[None], axis=-1) <= r).any(1)))
+
+    k = 4
+    expected = (cover(fake, real, radii(real, k)), cover(real, fake, radii(fake, k)))
+    assert 0 < expected[0] < 1 and 0 < expected[1] < 1
+    assert precision_recall(real, fake, k=k) == pytest.approx(expected)
+    assert precision_recall(real, fake, k=k, chunk_size=7) == pytest.approx(expected)
+
+
+def test_precision_recall_errors():
+    with pytest.raises(ValueError, match="at least 4"):
+        precision_recall(gauss(3, 2), gauss(10, 2), k=3)
+    with pytest.raises(ValueError, match="k must"):
+        precision_recall(gauss(10, 2), gauss(10, 2), k=0)
+
+
+# ----------------------------------------------------------------------------- intra-class FID
+
+def test_intra_class_fid_two_classes():
+    real = np.concatenate([gauss(1000, 2, seed=1), gauss(1000, 2, shift=5.0, seed=2)])
+    fake = np.concatenate([gauss(1000, 2, shift=[3.0, 3.0], seed=3),  # class 3: FID ~ 18
+                           gauss(1000, 2, shift=5.0, seed=4)])        # class 7: FID ~ 0
+    labels = np.repeat([3, 7], 1000)
+    mean, per_class = intra_class_fid(real, torch.from_numpy(labels), fake, labels)
+    assert list(per_class) == [3, 7]
+    assert per_class[3] == pytest.approx(18.0, rel=0.1)
+    assert per_class[7] == pytest.approx(0.0, abs=0.05)
+    assert mean == pytest.approx((per_class[3] + per_class[7]) / 2, rel=1e-12)
+    assert per_class[3] == pytest.approx(fid(real[:1000], fake[:1000]), rel=1e-12)
+
+
+def test_intra_class_fid_errors():
+    x = gauss(10, 2)
+    labels = np.array([0] * 5 + [1] * 5)
+    with pytest.raises(ValueError, match="class 2"):
+        intra_class_fid(x, labels, x, np.array([0] * 5 + [1] * 4 + [2]))
+    with pytest.raises(ValueError, match="class 1"):  # class missing from the fake set
+        intra_class_fid(x, labels, x, np.zeros(10, dtype=int))
+    with pytest.raises(ValueError, match="labels_real"):
+        intra_class_fid(x, labels[:9], x, labels)
+
+
+# ----------------------------------------------------------------------------- bad input
+
+@pytest.mark.parametrize("func", [fid, kid, precision_recall])
+def test_bad_feature_input(func):
+    good = gauss(20, 3)
+    with pytest.raises(ValueError, match="dims differ"):
+        func(good, gauss(20, 4))
+    with pytest.raises(ValueError, match="2-D"):
+        func(good[:, 0], good)
+    bad = good.copy()
+    bad[3, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        func(good, bad)
+    with pytest.raises(ValueError, match="at least"):
+        func(good, good[:1])
+
+
+def test_feature_statistics_needs_two_samples():
+    with pytest.raises(ValueError, match="at least 2"):
+        feature_statistics(gauss(1, 3))
+    with pytest.raises(ValueError, match="infinite"):
+        feature_statistics(np.array([[0.0, np.inf], [1.0, 2.0]]))
