@@ -8,6 +8,8 @@ BatchMixer with fresh samples every step), plus the BatchMixer overhead per step
 For every dataset and seed, the sampler is a semi-supervised CLS-GAN trained on the same
 labeled/unlabeled split (digits: the default job, ``ganaug train --seed S``; MNIST: 100
 labels, ``--gan-epochs-mnist`` epochs), so the classifier sees no label the GAN did not.
+SyntheticMix keeps only samples its CLS-GAN classifies as their label with confidence
+``--gate`` (0.9); BatchMixer takes every sample as it comes.
 Every classifier trains for the same number of steps. Test accuracy, mean ± std over
 seeds. The overhead is the median time of a classifier step with and without BatchMixer,
 measured side by side on this machine (GPU when there is one). Writes JSON and CSV.
@@ -72,8 +74,9 @@ def step_overhead(mixer: BatchMixer, shape, C: int, device: str, fraction: float
 
 def one_seed(name, tr, te, lpc, seed, args, device) -> tuple[list[dict], BatchMixer]:
     lab, unl = split_labeled(tr, lpc, 0)
+    epochs = args.gan_epochs if name == "digits" else args.gan_epochs_mnist
     cfg = TrainConfig(dataset=name, labels_per_class=lpc, seed=seed, device=device,
-                      **({} if name == "digits" else {"epochs": args.gan_epochs_mnist}))
+                      **({"epochs": epochs} if epochs else {}))
     gan = build_model(cfg.resolved(), lab)
     t0 = time.perf_counter()
     train(gan, lab, unl, cfg, progress=False, log=lambda s: None)
@@ -96,7 +99,11 @@ def one_seed(name, tr, te, lpc, seed, args, device) -> tuple[list[dict], BatchMi
 
     record("labeled only", train_classifier(real, **kw))
     for f in args.fractions:
-        mix = SyntheticMix(real, gan, fraction=f, seed=seed, refresh_every=1)
+        try:
+            mix = SyntheticMix(real, gan, fraction=f, seed=seed, refresh_every=1, gate=args.gate)
+        except ValueError as e:              # the gate could not fill a class: go without
+            print(f"{name} seed {seed} f={f:g}: {e}; using no gate", flush=True)
+            mix = SyntheticMix(real, gan, fraction=f, seed=seed, refresh_every=1)
         record(f"SyntheticMix f={f:g}", train_classifier(mix, on_epoch=mix.set_epoch, **kw), f)
     mixer = BatchMixer(gan, args.mixer_fraction, seed=seed)
     record(f"BatchMixer f={args.mixer_fraction:g}", train_classifier(real, batch_mixer=mixer, **kw),
@@ -109,8 +116,12 @@ def main() -> None:
     p.add_argument("--datasets", default="digits,mnist")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--fractions", default="0.25,0.5,0.75")
+    p.add_argument("--gate", type=float, default=0.9,
+                   help="SyntheticMix quality gate on the CLS-GAN's own classifier (0: off)")
     p.add_argument("--mixer-fraction", type=float, default=0.5)
     p.add_argument("--data-root", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
+    p.add_argument("--gan-epochs", type=int, default=None,
+                   help="CLS-GAN epochs on digits (default: the default job's)")
     p.add_argument("--gan-epochs-mnist", type=int, default=10)
     p.add_argument("--clf-epochs", type=int, default=200, help="classifier passes over the labeled set")
     p.add_argument("--batch-size", type=int, default=64)
@@ -118,6 +129,7 @@ def main() -> None:
     p.add_argument("--out", default=str(Path(__file__).parent / "results"))
     args = p.parse_args()
     args.fractions = [float(f) for f in args.fractions.split(",")]
+    args.gate = args.gate or None
     seeds = [int(s) for s in args.seeds.split(",")]
     rows, skipped, overhead = [], [], []
     for name in args.datasets.split(","):

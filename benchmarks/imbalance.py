@@ -4,6 +4,7 @@ of training steps for every method.
 
     python benchmarks/imbalance.py [--datasets digits,mnist] [--rhos 10,100] [--seeds 0,1,2]
                                    [--data-root ../shared/data] [--gan-epochs 100]
+                                   [--gan-options JSON] [--gate 0.9] [--real-shares 0.5]
 
 For every dataset, imbalance ratio rho and seed: the train split is cut to an exponential
 long tail (CIFAR-10-LT profile, ``ganaug.make_long_tailed``, seed = the seed), then
@@ -12,8 +13,11 @@ long tail (CIFAR-10-LT profile, ``ganaug.make_long_tailed``, seed = the seed), t
 - oversample: WeightedRandomSampler with weights 1 / class count;
 - class-weighted: cross-entropy weighted by N / (C * class count);
 - SMOTE: imbalanced-learn's SMOTE on flattened pixels, up to the majority count;
-- ganaug: a conditional CLS-GAN (``objective="cls"``, every label) trained on the
-  long-tailed data, then ``SyntheticMix(lt, model, balance="max")``.
+- ganaug: a conditional CLS-GAN (``objective="cls"``, every label; ``--gan-options``,
+  default: class-balanced labeled batches and the mode-seeking term, weight 1) trained on
+  the long-tailed data, then ``SyntheticMix(lt, model, balance="max", gate=0.9)``, read in
+  shuffled order ("ganaug") and through ``mix.balanced_sampler(real_share)`` (every class
+  equally often, that share of its draws from its real images).
 
 The classifier trains for ``clf_epochs`` passes over a balanced-size set, for every method.
 Metrics on the (balanced) test split: balanced accuracy and macro-F1, mean ± std over
@@ -22,6 +26,7 @@ seeds. Datasets whose files are missing are skipped and say so. Writes JSON and 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 import time
@@ -37,13 +42,17 @@ from _common import fmt, machine, write_outputs
 from ganaug import SyntheticMix, TrainConfig, build_model, load_dataset, make_long_tailed, train
 from ganaug.data import DataNotFoundError
 
-METHODS = ("real", "oversample", "class-weighted", "SMOTE", "ganaug")
+BASELINES = ("real", "oversample", "class-weighted", "SMOTE")
 
 
-def smote(x: torch.Tensor, y: torch.Tensor, seed: int) -> TensorDataset:
+def smote(x: torch.Tensor, y: torch.Tensor, seed: int) -> TensorDataset | None:
+    """SMOTE up to the majority count; None when a class has a single image (SMOTE
+    interpolates between an image and its neighbours of the same class)."""
     from imblearn.over_sampling import SMOTE
 
-    k = max(1, min(5, int(torch.bincount(y).min()) - 1))
+    if int(torch.bincount(y).min()) < 2:
+        return None
+    k = min(5, int(torch.bincount(y).min()) - 1)
     xs, ys = SMOTE(k_neighbors=k, random_state=seed).fit_resample(x.flatten(1).numpy(), y.numpy())
     return TensorDataset(torch.as_tensor(xs, dtype=torch.float).view(-1, *x.shape[1:]),
                          torch.as_tensor(ys, dtype=torch.long))
@@ -74,18 +83,40 @@ def one_setting(name, train_set, test_set, rho, seed, args, device) -> list[dict
     record("oversample", train_classifier(real, sampler=sampler, **kw))
     cw = len(lt) / (C * torch.tensor(counts, dtype=torch.float))
     record("class-weighted", train_classifier(real, class_weight=cw, **kw))
-    record("SMOTE", train_classifier(smote(lt.images, lt.targets, seed), **kw))
+    smoted = smote(lt.images, lt.targets, seed)
+    if smoted is not None:
+        record("SMOTE", train_classifier(smoted, **kw))
+    else:
+        print(f"{name}-LT rho={rho} seed={seed} SMOTE: not run, a class has a single image",
+              flush=True)
 
     cfg = TrainConfig(dataset=name, objective="cls", labels_per_class=None,
-                      epochs=args.gan_epochs, seed=seed, device=device)
+                      epochs=args.gan_epochs, seed=seed, device=device, **args.gan_options)
     gan = build_model(cfg.resolved(), lt)
     t0 = time.perf_counter()
     train(gan, lt, None, cfg, progress=False, log=lambda s: None)
     gan_s = time.perf_counter() - t0
-    mix = SyntheticMix(lt, gan, balance="max", seed=seed)
-    record("ganaug", train_classifier(mix, **kw), {"gan_seconds": round(gan_s, 1),
-                                                    "num_synthetic": mix.num_synthetic})
+    gan_acc = evaluate_model(gan, test_set)
+    gate = args.gate
+    try:
+        mix = SyntheticMix(lt, gan, balance="max", seed=seed, gate=gate)
+    except ValueError as e:                  # the gate could not fill a class: go without
+        print(f"{name}-LT rho={rho} seed={seed}: {e}; using no gate", flush=True)
+        gate = None
+        mix = SyntheticMix(lt, gan, balance="max", seed=seed)
+    extra = {"gan_seconds": round(gan_s, 1), "num_synthetic": mix.num_synthetic,
+             "gan_balanced_accuracy": gan_acc, "gate": gate}
+    record("ganaug", train_classifier(mix, **kw), extra)
+    for share in args.real_shares:
+        draws = mix.balanced_sampler(share, generator=torch.Generator().manual_seed(seed))
+        record(f"ganaug, real share {share:g}", train_classifier(mix, sampler=draws, **kw), extra)
     return rows
+
+
+def evaluate_model(gan, test_set) -> float:
+    """Balanced accuracy of the CLS-GAN's own classifier (for reference)."""
+    from ganaug.experiment import evaluate as evaluate_gan
+    return evaluate_gan(gan, test_set)["balanced_accuracy"]
 
 
 def main() -> None:
@@ -98,9 +129,17 @@ def main() -> None:
     p.add_argument("--gan-epochs-mnist", type=int, default=10, help="CLS-GAN epochs on MNIST-LT")
     p.add_argument("--clf-epochs", type=int, default=30, help="classifier passes over a balanced-size set")
     p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--gan-options", default='{"balanced_labels": true, "mode_seeking": 1.0}',
+                   help="JSON of extra TrainConfig fields for the CLS-GAN")
+    p.add_argument("--gate", type=float, default=0.9, help="SyntheticMix quality gate (0: off)")
+    p.add_argument("--real-shares", default="0.5",
+                   help="real shares of mix.balanced_sampler to try, comma-separated")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--out", default=str(Path(__file__).parent / "results"))
     args = p.parse_args()
+    args.gan_options = json.loads(args.gan_options)
+    args.gate = args.gate or None
+    args.real_shares = [float(r) for r in args.real_shares.split(",") if r]
     rhos = [float(r) for r in args.rhos.split(",")]
     seeds = [int(s) for s in args.seeds.split(",")]
     rows, skipped = [], []
@@ -123,13 +162,21 @@ def main() -> None:
     for name in dict.fromkeys(r["dataset"] for r in rows):
         for rho in rhos:
             sel = [r for r in rows if r["dataset"] == name and r["rho"] == rho]
-            best = max(METHODS[:-1], key=lambda m: np.mean(
+            ran = [m for m in BASELINES if any(r["method"] == m for r in sel)]
+            best = max(ran, key=lambda m: np.mean(
                 [r["balanced_accuracy"] for r in sel if r["method"] == m]))
-            for m in METHODS:
+            ours = ("ganaug",) + tuple(f"ganaug, real share {r:g}" for r in args.real_shares)
+            for m in BASELINES + ours:
                 rs = [r for r in sel if r["method"] == m]
+                if not rs:
+                    print(f"| {name}-LT | {rho:g} | {m} | not run (a class has one image) | |")
+                    continue
                 mark = " (best baseline)" if m == best else ""
                 print(f"| {name}-LT | {rho:g} | {m}{mark} | {fmt([r['balanced_accuracy'] for r in rs])} "
                       f"| {fmt([r['macro_f1'] for r in rs])} |")
+            gan = [r["gan_balanced_accuracy"] for r in sel if r["method"] == "ganaug"]
+            print(f"| {name}-LT | {rho:g} | (the CLS-GAN's own classifier, for reference) | "
+                  f"{fmt(gan)} | |")
     for s in skipped:
         print(f"skipped {s}")
 

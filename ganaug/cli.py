@@ -21,10 +21,11 @@ _TRAIN_FLAGS = {
     "dataset": str, "data_root": str, "image_size": int, "labels_per_class": None,
     "data_seed": int, "arch": str, "objective": str, "lipschitz": str, "lam": float,
     "gamma": float, "gamma_rampup": int, "margin_scale": float, "nu": float, "g_loss": str,
-    "d_steps": int, "weight_decay": float, "gp_weight": float, "clip": float,
+    "d_steps": int, "mode_seeking": float, "weight_decay": float, "gp_weight": float, "clip": float,
     "div_k": float, "div_p": float, "epochs": int, "batch_size": int, "lr": float,
     "ema_decay": float, "seed": int, "device": str,
 }
+_SWITCHES = ("download", "balanced_labels")   # store_true flags -> TrainConfig fields
 _HELP = {
     "dataset": "digits (default, ships with scikit-learn), mnist, svhn, cifar10 or folder:PATH",
     "data_root": "torchvision dataset root holding the data (default ./data)",
@@ -32,6 +33,7 @@ _HELP = {
     "objective": f"one of {', '.join(list_objectives())} (default sscls)",
     "lipschitz": f"auto (the objective's own) or one of {', '.join(LIPSCHITZ)}",
     "device": "auto (CUDA when present, else CPU), cpu, cuda or cuda:N",
+    "mode_seeking": "weight of the mode-seeking (MSGAN) diversity term in the generator's loss (default 0: off)",
     "g_loss": "generator objective: auto (feature matching for sscls, else the objective's own), loss or feature-matching",
 }
 
@@ -59,6 +61,8 @@ def _parser() -> argparse.ArgumentParser:
                        help=_HELP.get(name, f"default {getattr(defaults, name)!r}"))
     t.add_argument("--download", dest="download", action="store_true",
                    help="let torchvision download missing data (needs internet)")
+    t.add_argument("--balanced-labels", dest="balanced_labels", action="store_true",
+                   help="draw labeled batches class-balanced (for imbalanced data)")
     t.add_argument("--out", default=None, help="run folder (default runs/<time>-<dataset>-<objective>)")
     t.add_argument("--resume", action="store_true", default=False,
                    help="continue the run in --out from its last checkpoint")
@@ -80,7 +84,7 @@ def _parser() -> argparse.ArgumentParser:
 def _train(args: argparse.Namespace) -> int:
     from .experiment import fit
 
-    given = {k: v for k, v in vars(args).items() if k in _TRAIN_FLAGS or k == "download"}
+    given = {k: v for k, v in vars(args).items() if k in _TRAIN_FLAGS or k in _SWITCHES}
     if args.resume:
         if args.out is None:
             raise ValueError("--resume needs --out pointing at the run to resume")

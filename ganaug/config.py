@@ -22,6 +22,7 @@ class TrainConfig:
     download: bool = False             # let torchvision fetch missing files (needs internet)
     image_size: int | None = None      # pad MNIST / resize folders to this side (None: native)
     labels_per_class: int | None = 10  # labels kept per class; None = all (supervised)
+    balanced_labels: bool = False      # draw labeled batches class-balanced (imbalanced data)
     data_seed: int = 0                 # which images are labeled; separate from `seed`
     # ---- networks
     arch: str = "auto"                 # mlp | conv | auto (mlp up to 28x28x1)
@@ -37,6 +38,7 @@ class TrainConfig:
     loss_form: str = "semi"            # semi: extra "fake" logit 0 (paper); softmax: plain CE
     g_loss: str = "auto"               # loss (L of its fakes) | feature-matching | auto:
                                        # feature matching for sscls, else the objective's own
+    mode_seeking: float = 0.0          # weight of MSGAN's diversity term in G's loss (0: off)
     d_steps: int = 1                   # loss-network steps per generator step
     weight_decay: float = 1e-4         # L2 on the loss network (lipschitz weight-decay)
     gp_weight: float | None = None     # penalty weight; None: 10 for gp, 0.1 for zero-gp
@@ -91,6 +93,8 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "d_steps", "noise_dim"):
             if int(getattr(c, name)) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(c, name)}")
+        if c.mode_seeking < 0:
+            raise ValueError(f"mode_seeking must be non-negative, got {c.mode_seeking}")
         for name in ("lr", "margin_scale", "lam"):
             if getattr(c, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(c, name)}")

@@ -16,7 +16,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import torch
 from torch import Tensor
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, WeightedRandomSampler
 
 from .imbalance import Balance, balance_plan, class_counts, dataset_targets, quotas
 from .sampling import (ItemFormat, Sampler, from_hwc_uint8, infer_format, is_albumentations,
@@ -44,7 +44,10 @@ class SyntheticMix(Dataset):
             ``Compose`` gets numpy HWC uint8 and its output is converted back.
         seed: synthetic item i is a pure function of (seed, i, refresh round).
         gate: keep only samples that the sampler's own classifier assigns to their intended
-            class with softmax confidence >= gate, generating more until every quota is met.
+            class with confidence >= gate, generating more until every quota is met. For a
+            ganaug model the confidence is exp(-L(x, y)), the softmax over its activations and
+            the implicit "no known class" logit (so images of no class are rejected too);
+            for ``gate_classifier`` it is the softmax of its logits.
         gate_classifier: images in [-1, 1] -> class logits, used by the gate instead of the
             sampler's own classifier (needed for samplers that are not ganaug models).
         gate_max_draws: give up (ValueError) after drawing this many times a class's quota.
@@ -181,6 +184,33 @@ class SyntheticMix(Dataset):
     def class_counts(self) -> list[int]:
         """Items per class, real and synthetic together."""
         return class_counts(torch.tensor(self.targets), self.num_classes)
+
+    def balanced_sampler(self, real_share: float = 0.5, num_samples: int | None = None,
+                         generator: torch.Generator | None = None) -> WeightedRandomSampler:
+        """A ``WeightedRandomSampler`` (with replacement) that draws every class equally often
+        and, within a class that has synthetic items, a share ``real_share`` of its draws
+        from its real items (the rest from its synthetic ones). A class without synthetic
+        items is drawn from its real items alone.
+
+        ``DataLoader(mix, sampler=mix.balanced_sampler(0.5), batch_size=...)`` keeps the
+        rare classes' few real images in every epoch, like random oversampling, while the
+        GAN's samples add variety. ``num_samples`` defaults to ``len(self)``.
+        """
+        if isinstance(real_share, bool) or not 0 <= real_share <= 1:
+            raise ValueError(f"real_share must be in [0, 1], got {real_share!r}")
+        t = torch.tensor(self.targets)
+        syn = torch.arange(len(t)) >= self.n_real
+        w = torch.zeros(len(t), dtype=torch.double)
+        for c in range(self.num_classes):
+            real, fake = (t == c) & ~syn, (t == c) & syn
+            n_real, n_fake = int(real.sum()), int(fake.sum())
+            share = 1.0 if n_fake == 0 else (0.0 if n_real == 0 else real_share)
+            if n_real:
+                w[real] = share / n_real
+            if n_fake:
+                w[fake] = (1 - share) / n_fake
+        return WeightedRandomSampler(w, num_samples or len(self), replacement=True,
+                                     generator=generator)
 
     def __getitem__(self, i: int):
         if not -len(self) <= i < len(self):

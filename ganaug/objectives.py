@@ -124,6 +124,17 @@ def feature_matching(h_real: Tensor, h_fake: Tensor) -> Tensor:
     return (h_real.mean(dim=0) - h_fake.mean(dim=0)).pow(2).sum()
 
 
+def mode_seeking(x1: Tensor, x2: Tensor, z1: Tensor, z2: Tensor, eps: float = 1e-5) -> Tensor:
+    """Mode-seeking term of Mao et al. 2019 (MSGAN), to add to the generator's loss.
+
+    ``x1 = G(z1, y)`` and ``x2 = G(z2, y)`` share labels; the term is
+    ``1 / (mean|x1 - x2| / mean|z1 - z2| + eps)``: small when different noise gives
+    different images, large when the generator collapses a class onto a few images.
+    """
+    ratio = (x1 - x2).abs().mean() / (z1 - z2).abs().mean()
+    return 1.0 / (ratio + eps)
+
+
 # ----------------------------------------------------------------------------- penalties
 
 def _input_grad_norm(fn: Callable[[Tensor, Tensor], Tensor], x: Tensor, y: Tensor) -> Tensor:

@@ -79,6 +79,20 @@ class _Stream:
         return torch.cat(out).to(self.device)
 
 
+class _BalancedStream:
+    """Endless batches of indices drawn class-balanced (with replacement): every class is
+    equally likely, whatever its count, then an item of that class uniformly."""
+
+    def __init__(self, targets: Tensor, batch: int, gen: torch.Generator, device: torch.device):
+        counts = torch.bincount(targets.cpu())
+        self.weights = (1.0 / counts.double())[targets.cpu()]
+        self.batch, self.gen, self.device = batch, gen, device
+
+    def next(self) -> Tensor:
+        return torch.multinomial(self.weights, self.batch, replacement=True,
+                                 generator=self.gen).to(self.device)
+
+
 @dataclass
 class TrainState:
     """What :func:`train` returns: the model and per-epoch metrics."""
@@ -279,7 +293,8 @@ def train(model: CLSGAN, labeled: ImageSet, unlabeled: ImageSet | None = None,
         gamma = cfg.gamma * (min(1.0, (epoch + 1) / cfg.gamma_rampup) if cfg.gamma_rampup else 1.0)
         torch.manual_seed(_derive_seed(cfg.seed, epoch, 0))   # noise layers, dropout
         gen = torch.Generator().manual_seed(_derive_seed(cfg.seed, epoch, 1))
-        lab_stream = _Stream(len(x_lab), bs, gen, device)
+        lab_stream = (_BalancedStream(labeled.targets, bs, gen, device) if cfg.balanced_labels
+                      else _Stream(len(x_lab), bs, gen, device))
         unl_stream = _Stream(len(x_unl), bs, gen, device) if use_unl else None
         sums = torch.zeros(5, device=device)   # sup, critic, critic_ul, penalty, g (weighted)
         G.train()
@@ -312,7 +327,12 @@ def train(model: CLSGAN, labeled: ImageSet, unlabeled: ImageSet | None = None,
             # ---------------- generator step (every d_steps loss-network steps)
             g_loss = terms.new_zeros(())
             if adversarial and (it + 1) % cfg.d_steps == 0:
-                g_loss = _generator_loss(cfg, D, b, G(model.noise(len(b.y_gen), gen), b.y_gen), ell)
+                z = model.noise(len(b.y_gen), gen)
+                x_g = G(z, b.y_gen)
+                g_loss = _generator_loss(cfg, D, b, x_g, ell)
+                if cfg.mode_seeking:                  # a second fake per label: diversity
+                    z2 = model.noise(len(b.y_gen), gen)
+                    g_loss = g_loss + cfg.mode_seeking * O.mode_seeking(x_g, G(z2, b.y_gen), z, z2)
                 _step(opt_g, g_loss)
                 _ema_update(model.generator_ema, G, decay)
             sums += torch.cat([terms.detach(), g_loss.detach().view(1)])

@@ -181,6 +181,34 @@ def test_quality_gate_keeps_confident_samples(tiny):
     assert bool((prob.argmax(1) == y).all()) and bool((prob[torch.arange(len(y)), y] >= 0.26).all())
 
 
+def test_balanced_sampler_draws_classes_equally_with_a_real_share(digits_lt):
+    sampler = lambda y: torch.zeros(len(y), 1, 8, 8)            # noqa: E731
+    mix = SyntheticMix(digits_lt, sampler, balance={9: 50, 8: 20})
+    s = mix.balanced_sampler(real_share=0.25, num_samples=200_000,
+                             generator=torch.Generator().manual_seed(0))
+    idx = torch.tensor(list(s))
+    t = torch.tensor(mix.targets)[idx]
+    share = torch.bincount(t, minlength=10).double() / len(idx)
+    assert share.tolist() == pytest.approx([0.1] * 10, abs=0.005)
+    real = idx < mix.n_real
+    for c, want in ((9, 0.25), (8, 0.25), (0, 1.0)):   # class 0 has no synthetic items
+        assert real[t == c].double().mean().item() == pytest.approx(want, abs=0.01)
+    with pytest.raises(ValueError, match="real_share"):
+        mix.balanced_sampler(1.5)
+
+
+def test_gate_of_a_ganaug_model_is_exp_minus_L(model, tiny):
+    # a ganaug model's gate confidence counts the implicit "no known class" logit:
+    # softmax([a, 0])[y] = exp(-L(x, y))
+    c = int(model.predict(model.sample(torch.arange(4), torch.Generator().manual_seed(0)))[0])
+    mix = SyntheticMix(tiny, model, balance={c: 3}, gate=0.05)
+    x = torch.stack([mix[i][0] for i in range(mix.n_real, len(mix))])
+    conf = torch.softmax(mix.gate_classifier(x), 1)
+    assert conf.shape == (3, 5)                       # 4 classes and "no known class"
+    assert torch.allclose(conf[:, c], torch.exp(-model.loss(x, torch.full((3,), c))), atol=1e-5)
+    assert bool((conf[:, c] >= 0.05).all()) and bool((conf.argmax(1) == c).all())
+
+
 def test_bad_input_errors(model, tiny):
     with pytest.raises(ValueError, match=r"fraction must be in \[0, 1\)"):
         SyntheticMix(tiny, model, fraction=1.0)

@@ -119,3 +119,11 @@ def test_objective_registry():
         assert obj.critic in ("ls", "gan", "wgan", "none")
     with pytest.raises(ValueError, match="unknown objective 'nope'"):
         O.get_objective("nope")
+
+
+def test_mode_seeking_is_the_inverse_image_to_noise_distance_ratio():
+    z1, z2 = torch.zeros(4, 10), torch.ones(4, 10)                   # mean |z1 - z2| = 1
+    x1, x2 = torch.zeros(4, 1, 2, 2), torch.full((4, 1, 2, 2), 0.5)  # mean |x1 - x2| = 0.5
+    assert O.mode_seeking(x1, x2, z1, z2, eps=0.0).item() == pytest.approx(2.0)
+    # a collapsed generator (same image for different noise) is penalised by 1 / eps
+    assert O.mode_seeking(x1, x1, z1, z2, eps=1e-5).item() == pytest.approx(1e5)

@@ -114,3 +114,13 @@ def test_conv_pair_trains_on_tiny_colour_images():
     st = train(build_model(cfg.resolved(), data), lab, unl, cfg, test=data, progress=False,
                log=lambda s: None)
     assert st.model.arch == "conv" and math.isfinite(st.history[-1]["d_loss"])
+
+
+def test_mode_seeking_term_changes_the_generator_and_stays_finite(tiny):
+    a = _run(tiny, objective="cls", seed=1)
+    b = _run(tiny, objective="cls", seed=1, mode_seeking=1.0)
+    assert all(math.isfinite(r["g_loss"]) for r in b.history)
+    ga, gb = a.model.generator.state_dict(), b.model.generator.state_dict()
+    assert not all(torch.equal(ga[k], gb[k]) for k in ga)
+    with pytest.raises(ValueError, match="mode_seeking must be non-negative"):
+        TrainConfig(mode_seeking=-1.0).resolved()
