@@ -126,8 +126,9 @@ def main() -> None:
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--data-root", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
     p.add_argument("--gan-epochs", type=int, default=100, help="CLS-GAN epochs on digits-LT")
-    p.add_argument("--gan-epochs-mnist", type=int, default=10, help="CLS-GAN epochs on MNIST-LT")
+    p.add_argument("--gan-epochs-mnist", type=int, default=5, help="CLS-GAN epochs on MNIST-LT")
     p.add_argument("--clf-epochs", type=int, default=30, help="classifier passes over a balanced-size set")
+    p.add_argument("--clf-epochs-mnist", type=int, default=10, help="the same on MNIST-LT")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--gan-options", default='{"balanced_labels": true, "mode_seeking": 1.0}',
                    help="JSON of extra TrainConfig fields for the CLS-GAN")
@@ -150,8 +151,10 @@ def main() -> None:
             skipped.append(f"{name}: {e}")
             print(f"skipping {name}: {e}", file=sys.stderr)
             continue
-        gan_epochs = args.gan_epochs if name == "digits" else args.gan_epochs_mnist
-        a = argparse.Namespace(**{**vars(args), "gan_epochs": gan_epochs})
+        small = name == "digits"
+        a = argparse.Namespace(**{**vars(args),
+                                  "gan_epochs": args.gan_epochs if small else args.gan_epochs_mnist,
+                                  "clf_epochs": args.clf_epochs if small else args.clf_epochs_mnist})
         for rho in rhos:
             for seed in seeds:
                 rows += one_setting(name, tr, te, rho, seed, a, args.device)

@@ -1,14 +1,19 @@
 """Command line: parses arguments and calls the Python API, nothing more.
 
     ganaug train [options]                      train; prints the final test accuracy
+    ganaug train --recipe recipes/NAME.yaml     a recipe's settings (flags override them)
+    ganaug train --seeds 0,1,2 --out DIR        one run per seed, then mean and std
     ganaug sample --run DIR --per-class N --out FILE.png|FILE.pt
-    ganaug eval --run DIR                       accuracy, per-class, balanced, macro-F1
+    ganaug eval --run DIR [--quick] [--json]    test error, per-class accuracy, and sample
+                                                quality: domain FID/KID, intra-class FID,
+                                                precision/recall, TSTR
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import json
+import os
 import sys
 
 from ._io import CheckpointError, safe_torch_load
@@ -24,6 +29,7 @@ _TRAIN_FLAGS = {
     "d_steps": int, "mode_seeking": float, "weight_decay": float, "gp_weight": float, "clip": float,
     "div_k": float, "div_p": float, "epochs": int, "batch_size": int, "lr": float,
     "ema_decay": float, "seed": int, "device": str,
+    "amp": str, "compile": str, "channels_last": str, "fused_adam": str,
 }
 _SWITCHES = ("download", "balanced_labels")   # store_true flags -> TrainConfig fields
 _HELP = {
@@ -35,6 +41,11 @@ _HELP = {
     "device": "auto (CUDA when present, else CPU), cpu, cuda or cuda:N",
     "mode_seeking": "weight of the mode-seeking (MSGAN) diversity term in the generator's loss (default 0: off)",
     "g_loss": "generator objective: auto (feature matching for sscls, else the objective's own), loss or feature-matching",
+    "amp": "auto (bf16 autocast on CUDA, off on CPU), bf16 or off",
+    "compile": "torch.compile the networks: auto (on CUDA only), on, off, or a mode "
+               "(reduce-overhead, max-autotune); falls back to eager if compiling fails",
+    "channels_last": "NHWC memory order: auto (conv nets on CUDA), on or off",
+    "fused_adam": "fused Adam kernels: auto (on CUDA only), on or off",
 }
 
 
@@ -45,6 +56,16 @@ def _labels_per_class(s: str):
         return int(s)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an integer or 'all', got {s!r}") from None
+
+
+def _seed_list(s: str) -> list[int]:
+    try:
+        seeds = [int(part) for part in s.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {s!r}") from None
+    if not seeds:
+        raise argparse.ArgumentTypeError("expected at least one seed")
+    return seeds
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -67,6 +88,13 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", default=False,
                    help="continue the run in --out from its last checkpoint")
     t.add_argument("--quiet", action="store_true", default=False, help="no progress bar")
+    t.add_argument("--recipe", default=None, metavar="FILE",
+                   help="YAML file of TrainConfig values (see recipes/); flags override it")
+    t.add_argument("--seeds", default=None, type=_seed_list, metavar="S,S,...",
+                   help="one run per training seed into OUT/seed-N, then the mean and std of "
+                        "the test error in OUT/summary.json (with --resume: finish the rest)")
+    t.add_argument("--no-tensorboard", dest="tensorboard", action="store_false", default=True,
+                   help="do not log to OUT/tensorboard even when TensorBoard is installed")
 
     s = sub.add_parser("sample", help="write class-conditional samples of a trained run")
     s.add_argument("--run", required=True, help="run folder (or checkpoint file)")
@@ -78,25 +106,53 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--run", required=True, help="run folder")
     e.add_argument("--data-root", default=None, help="override the run's data root")
     e.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    e.add_argument("--quick", action="store_true",
+                   help="the classifier's metrics only, no sample-quality metrics")
+    e.add_argument("--samples", type=int, default=None, metavar="N",
+                   help="real test images (and as many generated) for FID, KID, precision and "
+                        "recall (default 10000, or the whole test split when smaller)")
+    e.add_argument("--tstr-per-class", type=int, default=None, metavar="N",
+                   help="generated images per class to train the TSTR classifier on (default: "
+                        "as many in all as the real training split)")
+    e.add_argument("--classifier-steps", type=int, default=None, metavar="N",
+                   help="training steps of the domain classifier and of the TSTR classifier "
+                        "(default 1000 for the MLP, 3000 for the CNN); numbers compare only "
+                        "at equal steps")
+    e.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    e.add_argument("--cache-dir", default=None, metavar="DIR",
+                   help="cache of the domain classifier (default $GANAUG_CACHE or ~/.cache/ganaug)")
+    e.add_argument("--inception-weights", default=None, metavar="FILE",
+                   help="local torchvision inception_v3 weights file for the standard FID "
+                        "(default $GANAUG_INCEPTION_WEIGHTS; never downloaded)")
+    e.add_argument("--device", default="auto", help="auto (CUDA when present, else CPU), cpu, cuda")
     return p
 
 
 def _train(args: argparse.Namespace) -> int:
-    from .experiment import fit
+    from .experiment import fit, fit_seeds, seed_dir
 
     given = {k: v for k, v in vars(args).items() if k in _TRAIN_FLAGS or k in _SWITCHES}
+    if args.seeds is not None and "seed" in given:
+        raise ValueError("--seed and --seeds do not mix: --seeds S,S,... sets each run's seed")
+    if args.recipe is not None:
+        from .recipes import load_recipe
+        given = {**load_recipe(args.recipe), **given}      # defaults < recipe < flags
     if args.resume:
         if args.out is None:
             raise ValueError("--resume needs --out pointing at the run to resume")
         from pathlib import Path
         from .train import CHECKPOINT
-        path = Path(args.out) / CHECKPOINT
-        if not path.exists():
-            raise ValueError(f"nothing to resume in {args.out}: it has no {CHECKPOINT}; drop "
+        folders = [Path(args.out)] if args.seeds is None else \
+            [seed_dir(args.out, s) for s in args.seeds]
+        path = next((f / CHECKPOINT for f in folders if (f / CHECKPOINT).exists()), None)
+        if path is None:
+            where = CHECKPOINT if args.seeds is None else f"seed-N/{CHECKPOINT} of --seeds"
+            raise ValueError(f"nothing to resume in {args.out}: it has no {where}; drop "
                              f"--resume to start a new run there")
         saved = TrainConfig.from_dict(safe_torch_load(path)["config"])
         clash = [k for k, v in given.items()
-                 if k not in TrainConfig.RESUMABLE and getattr(saved, k) != v]
+                 if k not in TrainConfig.RESUMABLE and getattr(saved, k) != v
+                 and not (k == "seed" and args.seeds is not None)]
         if clash:
             detail = ", ".join(f"--{k.replace('_', '-')} {getattr(saved, k)!r} -> {given[k]!r}"
                                for k in clash)
@@ -105,7 +161,24 @@ def _train(args: argparse.Namespace) -> int:
         cfg = dataclasses.replace(saved, **given)
     else:
         cfg = TrainConfig(**given)
-    summary = fit(cfg, out=args.out, resume=args.resume, progress=not args.quiet)
+    from .distributed import configure_threads, init_from_env, is_main
+    configure_threads()
+    if init_from_env(cfg.device) and not is_main():   # under torchrun rank 0 alone prints
+        sys.stdout = open(os.devnull, "w")
+    opts = dict(out=args.out, resume=args.resume, progress=not args.quiet, recipe=args.recipe,
+                tensorboard=args.tensorboard)
+    if args.seeds is not None:
+        s = fit_seeds(cfg, args.seeds, **opts)
+        for r in s["runs"]:
+            print(f"seed {r['seed']}: test accuracy {r['test_accuracy']:.4f} -> {r['run']}")
+        std = lambda v, scale=1.0: "n/a" if v is None else f"{v * scale:.4f}"  # noqa: E731
+        print(f"test accuracy {s['test_accuracy_mean']:.4f} ± {std(s['test_accuracy_std'])}, "
+              f"test error {100 * s['test_error_mean']:.2f}% ± {std(s['test_error_std'], 100)} "
+              f"(mean ± sample std over {s['num_seeds']} seeds "
+              f"{','.join(map(str, s['seeds']))}; {s['dataset']}, {s['num_labeled']} labels, "
+              f"{s['objective']}, {s['train_seconds']:.1f}s) -> {s['run']}")
+        return 0
+    summary = fit(cfg, **opts)
     print(f"test accuracy {summary['test_accuracy']:.4f} ({summary['dataset']}, "
           f"{summary['num_labeled']} labels, {summary['objective']}, "
           f"{summary['train_seconds']:.1f}s) -> {summary['run']}")
@@ -123,7 +196,16 @@ def _sample(args: argparse.Namespace) -> int:
 def _eval(args: argparse.Namespace) -> int:
     from .experiment import evaluate_run
 
-    m = evaluate_run(args.run, args.data_root)
+    opts = {k: v for k, v in (("max_samples", args.samples),
+                              ("tstr_per_class", args.tstr_per_class),
+                              ("cache_dir", args.cache_dir),
+                              ("extractor_steps", args.classifier_steps),
+                              ("inception_weights", args.inception_weights)) if v is not None}
+    if not args.quick:
+        opts.update(seed=args.seed, device=args.device,
+                    log=lambda s: print(s, file=sys.stderr, flush=True))
+    m = evaluate_run(args.run, args.data_root, quality=not args.quick, save=not args.quick,
+                     **opts)
     if args.json:
         print(json.dumps(m, indent=2))
         return 0
@@ -134,6 +216,11 @@ def _eval(args: argparse.Namespace) -> int:
     print("per-class accuracy")
     for name, acc in zip(m["classes"], m["per_class_accuracy"]):
         print(f"  {name:>12}  {'n/a' if acc is None else f'{acc:.4f}'}")
+    print(f"test error         {m['test_error']:.4f} ({100 * m['test_error']:.2f}%; the run's own "
+          f"classifier argmin_y L(x, y), EMA weights, all {m['num_test']} test images)")
+    if "quality" in m:
+        from .evaluation import quality_lines
+        print("\n".join(quality_lines(m["quality"])))
     return 0
 
 

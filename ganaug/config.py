@@ -12,6 +12,9 @@ from .objectives import get_objective
 LIPSCHITZ = ("none", "weight-decay", "gp", "zero-gp", "div", "clip", "spectral-norm")
 G_LOSSES = ("auto", "loss", "feature-matching")
 GP_WEIGHTS = {"gp": 10.0, "zero-gp": 0.1}   # gp_weight=None: WGAN-GP's 10; 0.1 measured on digits
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+SPEED_CHOICES = {"amp": ("auto", "bf16", "off"), "compile": ("auto", "on", "off", *COMPILE_MODES),
+                 "channels_last": ("auto", "on", "off"), "fused_adam": ("auto", "on", "off")}
 
 
 @dataclass
@@ -55,10 +58,18 @@ class TrainConfig:
     ema_decay: float = 0.999           # EMA of both nets' weights, used to sample / classify
     seed: int = 0                      # training seed (noise, batch order); data_seed is apart
     device: str = "auto"               # auto | cpu | cuda | cuda:N
+    # ---- speed: how the step runs, not what it computes (up to rounding); free to change
+    # on resume. auto picks per device; benchmarks/speed.py --ablate times each switch.
+    amp: str = "auto"                  # auto (bf16 autocast on CUDA, off on CPU) | bf16 | off
+    compile: str = "auto"              # torch.compile the nets: auto (CUDA only) | on | off |
+                                       # a mode (reduce-overhead, max-autotune); eager on failure
+    channels_last: str = "auto"        # auto (conv nets on CUDA) | on | off
+    fused_adam: str = "auto"           # auto (CUDA only; the CPU keeps Adam's for-loop) | on | off
     net_options: dict[str, Any] = field(default_factory=dict)  # passed to the arch builder
 
     # keys that may differ when resuming a run (everything else must match)
-    RESUMABLE = ("epochs", "device", "data_root", "download")
+    RESUMABLE = ("epochs", "device", "data_root", "download", "amp", "compile",
+                 "channels_last", "fused_adam")
 
     def resolved(self) -> "TrainConfig":
         """A validated copy with ``auto`` values filled in; raises ValueError on bad input."""
@@ -106,6 +117,13 @@ class TrainConfig:
             raise ValueError("gamma and gamma_rampup must be non-negative")
         if not (c.device == "auto" or c.device == "cpu" or c.device.startswith("cuda")):
             raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {c.device!r}")
+        for name, choices in SPEED_CHOICES.items():
+            v = getattr(c, name)
+            if isinstance(v, bool):              # TrainConfig(compile=False) reads naturally
+                v = "on" if v else "off"
+                setattr(c, name, v)
+            if v not in choices:
+                raise ValueError(f"{name} must be one of {', '.join(choices)}; got {v!r}")
         if c.lipschitz == "spectral-norm":
             c.net_options["norm"] = "spectral"
         return c

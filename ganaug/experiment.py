@@ -4,21 +4,29 @@ Everything is validated before data is loaded or any file is written.
 """
 from __future__ import annotations
 
+import dataclasses
+import json
 import re
+import shutil
+import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Sequence
 
 import torch
 
 from ._io import atomic_torch_save, atomic_write_json, safe_torch_load
 from .config import TrainConfig
 from .data import ImageSet, load_dataset, split_labeled
+from .distributed import broadcast_object, rank_and_world
 from .metrics import classification_metrics
 from .model import CLSGAN
-from .train import CHECKPOINT, _derive_seed, check_run_folder, save_grid, train
+from .train import CHECKPOINT, _derive_seed, _grid_inputs, check_run_folder, save_grid, train
 
 SUMMARY = "summary.json"
+EVAL = "eval.json"
+RECIPE_COPY = "recipe.yaml"
 
 
 def default_run_dir(cfg: TrainConfig, root: str | Path = "runs") -> Path:
@@ -48,26 +56,47 @@ def evaluate(model: CLSGAN, test: ImageSet) -> dict:
 
 
 def fit(config: TrainConfig | None = None, out: str | Path | None = None, resume: bool = False,
-        progress: bool = True, log=None) -> dict:
+        progress: bool = True, log=None, *, recipe: str | Path | None = None,
+        tensorboard: bool = True) -> dict:
     """Train per ``config``, write the run folder ``out`` and return its summary.
 
-    The run folder gets ``config.json``, ``metrics.jsonl``, ``checkpoint.pt`` (every
-    epoch), ``samples/epoch_NNNN.png``, ``samples.png`` and ``summary.json``.
+    The run folder gets ``config.json`` (the resolved configuration), ``metrics.jsonl``,
+    ``checkpoint.pt`` (every epoch), ``samples/epoch_NNNN.png``, ``samples.png``,
+    ``curves.png`` (losses and test accuracy; during the run at most every 30 s, and at the
+    end), ``summary.json``, and ``tensorboard/`` when ``tensorboard`` and TensorBoard is
+    installed. ``recipe``: the recipe file ``config`` came from; it is copied to
+    ``recipe.yaml`` and its path recorded in the summary (``config`` already holds its values).
     """
+    from .monitor import RunMonitor
+
     cfg = (config or TrainConfig()).resolved()
     log = log or (lambda s: print(s, file=sys.stderr, flush=True))
-    out = Path(out) if out is not None else default_run_dir(cfg)
+    rank, world = rank_and_world()                  # data-parallel (torchrun): rank 0 alone
+    if rank:                                        # logs and writes
+        log = lambda s: None  # noqa: E731
+    out = Path(out) if out is not None else broadcast_object(default_run_dir(cfg), world)
     check_run_folder(out, cfg, resume)                        # fail before loading data
     labeled, unlabeled, test = load_data(cfg)
     model = build_model(cfg, labeled)
     log(f"ganaug: {cfg.objective} on {cfg.dataset}: {len(labeled)} labeled, "
         f"{len(unlabeled) if unlabeled is not None else 0} unlabeled, {len(test)} test images; "
         f"arch {model.arch}; run folder {out}")
-    state = train(model, labeled, unlabeled, cfg, test=test, out=out, resume=resume,
-                  progress=progress, log=log)
+    title = (f"{cfg.objective} on {cfg.dataset}, {len(labeled)} labels, seed {cfg.seed}"
+             + (f" ({Path(recipe).name})" if recipe is not None else ""))
+    monitor = None if rank else RunMonitor(out, title, tensorboard, log=log,
+                                           grid=_grid_inputs(model, cfg.seed, "cpu"))
+    try:
+        state = train(model, labeled, unlabeled, cfg, test=test, out=out, resume=resume,
+                      progress=progress, log=log, on_epoch=monitor)
+    finally:
+        if monitor is not None:
+            monitor.close(monitor.history())
     m = evaluate(model, test)
+    if recipe is not None and not rank:
+        shutil.copyfile(recipe, out / RECIPE_COPY)
     summary = {
-        "test_accuracy": m["accuracy"], "balanced_accuracy": m["balanced_accuracy"],
+        "test_accuracy": m["accuracy"], "test_error": 1.0 - m["accuracy"],
+        "balanced_accuracy": m["balanced_accuracy"],
         "macro_f1": m["macro_f1"], "per_class_accuracy": m["per_class_accuracy"],
         "num_test": m["num_test"], "epochs": cfg.epochs,
         "train_seconds": round(state.train_seconds, 3), "objective": cfg.objective,
@@ -75,22 +104,126 @@ def fit(config: TrainConfig | None = None, out: str | Path | None = None, resume
         "num_unlabeled": len(unlabeled) if unlabeled is not None else 0,
         "seed": cfg.seed, "data_seed": cfg.data_seed, "arch": model.arch,
         "device": str(model.device), "torch": torch.__version__, "run": str(out),
+        "recipe": str(recipe) if recipe is not None else None,
     }
-    atomic_write_json(out / SUMMARY, summary)
+    if not rank:
+        atomic_write_json(out / SUMMARY, summary)
     return summary
 
 
-def evaluate_run(run: str | Path, data_root: str | None = None) -> dict:
-    """Reload a run folder's model and test split and compute its metrics."""
+def _mean_std(values: list[float]) -> tuple[float, float | None]:
+    """Mean and sample standard deviation (n - 1; None for a single value)."""
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else None)
+
+
+def aggregate_seeds(runs: list[dict]) -> dict:
+    """Mean and sample std (n - 1) over per-seed summaries of test accuracy, test error,
+    balanced accuracy and macro-F1."""
+    if not runs:
+        raise ValueError("no runs to aggregate")
+    out: dict = {}
+    for key in ("test_accuracy", "test_error", "balanced_accuracy", "macro_f1"):
+        mean, std = _mean_std([float(r[key]) for r in runs])
+        out[f"{key}_mean"], out[f"{key}_std"] = mean, std
+    return out
+
+
+def seed_dir(out: str | Path, seed: int) -> Path:
+    """The run folder of ``seed`` inside a multi-seed folder ``out``."""
+    return Path(out) / f"seed-{seed}"
+
+
+def fit_seeds(config: TrainConfig | None = None, seeds: Sequence[int] = (0, 1, 2),
+              out: str | Path | None = None, resume: bool = False, progress: bool = True,
+              log=None, *, recipe: str | Path | None = None, tensorboard: bool = True) -> dict:
+    """One :func:`fit` per training seed (sequentially) into ``out/seed-N``, then
+    ``out/summary.json``: every seed's summary and the mean and sample standard deviation
+    (n - 1) of test accuracy and test error. ``config.seed`` is replaced by each seed;
+    ``data_seed`` (which images are labeled) stays fixed.
+
+    ``resume=True`` continues whichever seeds are unfinished: finished ones (a summary for
+    ``config.epochs`` epochs) are kept, interrupted ones resumed, missing ones started.
+    Every folder is checked before any training starts.
+    """
+    cfg = (config or TrainConfig()).resolved()
+    seeds = [int(s) for s in seeds]
+    if not seeds:
+        raise ValueError("--seeds needs at least one seed")
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"--seeds has repeated seeds: {seeds}")
+    log = log or (lambda s: print(s, file=sys.stderr, flush=True))
+    rank, world = rank_and_world()
+    if rank:
+        log = lambda s: None  # noqa: E731
+    out = Path(out) if out is not None else broadcast_object(default_run_dir(cfg), world)
+    plan: list[tuple[int, TrainConfig, str]] = []       # (seed, config, done|resume|new)
+    for seed in seeds:
+        folder, c = seed_dir(out, seed), dataclasses.replace(cfg, seed=seed)
+        has = (folder / CHECKPOINT).exists()
+        check_run_folder(folder, c, resume and has)     # refuses clashes before any work
+        action = "resume" if has else "new"
+        if has and (folder / SUMMARY).is_file():
+            done = json.loads((folder / SUMMARY).read_text())
+            if done.get("epochs") == cfg.epochs:
+                action = "done"
+        plan.append((seed, c, action))
+    if resume and all(a == "new" for _, _, a in plan):
+        raise ValueError(f"nothing to resume in {out}: none of its seed-N folders holds a run; "
+                         f"drop --resume to start them")
+    if not resume and (out / SUMMARY).exists():
+        raise ValueError(f"{out} already holds a run; pass --resume to continue it or choose "
+                         f"another --out")
+    runs = []
+    for seed, c, action in plan:
+        folder = seed_dir(out, seed)
+        if action == "done":
+            log(f"ganaug: seed {seed} already finished in {folder}")
+            runs.append(json.loads((folder / SUMMARY).read_text()))
+            continue
+        log(f"ganaug: seed {seed} ({seeds.index(seed) + 1}/{len(seeds)}) -> {folder}")
+        runs.append(fit(c, folder, resume=action == "resume", progress=progress, log=log,
+                        recipe=recipe, tensorboard=tensorboard))
+    first = runs[0]
+    summary = {
+        **aggregate_seeds(runs), "seeds": seeds, "num_seeds": len(seeds),
+        "std": "sample standard deviation over seeds (n - 1); null for one seed",
+        "dataset": first["dataset"], "num_labeled": first["num_labeled"],
+        "num_unlabeled": first["num_unlabeled"], "num_test": first["num_test"],
+        "objective": first["objective"], "epochs": cfg.epochs, "data_seed": cfg.data_seed,
+        "arch": first["arch"], "recipe": str(recipe) if recipe is not None else None,
+        "train_seconds": round(sum(r["train_seconds"] for r in runs), 3), "run": str(out),
+        "runs": runs,
+    }
+    if not rank:
+        atomic_write_json(out / SUMMARY, summary)
+    return summary
+
+
+def evaluate_run(run: str | Path, data_root: str | None = None, *, quality: bool = False,
+                 save: bool = False, **quality_options) -> dict:
+    """Reload a run folder's model and test split and compute its metrics.
+
+    ``quality=True`` adds ``"quality"``: sample-quality metrics (domain FID and KID,
+    intra-class FID, precision/recall, TSTR, Inception FID from local weights), see
+    :func:`ganaug.evaluation.evaluate_quality`, which receives ``quality_options``.
+    ``save=True`` also writes the result to ``run/eval.json``.
+    """
     run = Path(run)
     ckpt = safe_torch_load(run / CHECKPOINT)
     cfg = TrainConfig.from_dict(ckpt["config"])
     if data_root is not None:
         cfg.data_root = data_root
     model = CLSGAN.from_checkpoint(ckpt)
-    _, test = load_dataset(cfg.dataset, cfg.data_root, False, cfg.image_size)
-    return {**evaluate(model, test), "dataset": cfg.dataset, "epoch": int(ckpt["epoch"]),
-            "classes": model.classes}
+    train_set, test = load_dataset(cfg.dataset, cfg.data_root, False, cfg.image_size)
+    m = evaluate(model, test)
+    result = {**m, "test_error": 1.0 - m["accuracy"], "dataset": cfg.dataset,
+              "epoch": int(ckpt["epoch"]), "classes": model.classes, "run": str(run)}
+    if quality:
+        from .evaluation import evaluate_quality
+        result["quality"] = evaluate_quality(model, train_set, test, **quality_options)
+    if save:
+        atomic_write_json(run / EVAL, result)
+    return result
 
 
 def sample_run(run: str | Path, per_class: int, out: str | Path, seed: int = 0) -> Path:

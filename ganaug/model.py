@@ -75,7 +75,7 @@ class CLSGAN(nn.Module):
     # ------------------------------------------------------------------ sampler
     def noise(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """Uniform noise in [-1, 1], (n, noise_dim), drawn on the CPU (same on any device)."""
-        return (torch.rand(n, self.noise_dim, generator=generator) * 2 - 1).to(self.device)
+        return to_device(torch.rand(n, self.noise_dim, generator=generator) * 2 - 1, self.device)
 
     @torch.no_grad()
     def sample(self, labels: Tensor, generator: torch.Generator | None = None,
@@ -94,7 +94,7 @@ class CLSGAN(nn.Module):
         was = net.training
         net.eval()
         try:
-            out = [net(self.noise(len(chunk), generator), chunk.to(self.device))
+            out = [net(self.noise(len(chunk), generator), to_device(chunk, self.device))
                    for chunk in labels.split(batch_size)]
         finally:
             net.train(was)
@@ -137,6 +137,14 @@ class CLSGAN(nn.Module):
         if os.path.isdir(path):
             path = os.path.join(path, "checkpoint.pt")
         return cls.from_checkpoint(safe_torch_load(path, map_location)).to(map_location)
+
+
+def to_device(t: Tensor, device: torch.device) -> Tensor:
+    """A CPU tensor on ``device``; to CUDA through pinned memory without blocking the host,
+    so the host prepares the next chunk or batch while the GPU works on this one."""
+    if device.type == "cuda":
+        return t.contiguous().pin_memory().to(device, non_blocking=True)
+    return t.to(device)
 
 
 def _prim(obj: Any) -> Any:

@@ -21,8 +21,8 @@ from torch import Tensor
 __all__ = [
     "conditional_loss", "unlabeled_loss", "real_loss", "fake_loss", "pair_loss", "margin",
     "gls_cost", "ls_critic", "gan_critic", "wgan_critic", "feature_matching",
-    "gradient_penalty", "div_penalty", "Objective", "OBJECTIVES", "get_objective",
-    "list_objectives",
+    "mode_seeking", "mode_seeking_from_distances", "gradient_penalty", "div_penalty",
+    "Objective", "OBJECTIVES", "get_objective", "list_objectives",
 ]
 
 
@@ -131,8 +131,13 @@ def mode_seeking(x1: Tensor, x2: Tensor, z1: Tensor, z2: Tensor, eps: float = 1e
     ``1 / (mean|x1 - x2| / mean|z1 - z2| + eps)``: small when different noise gives
     different images, large when the generator collapses a class onto a few images.
     """
-    ratio = (x1 - x2).abs().mean() / (z1 - z2).abs().mean()
-    return 1.0 / (ratio + eps)
+    return mode_seeking_from_distances((x1 - x2).abs().mean(), (z1 - z2).abs().mean(), eps)
+
+
+def mode_seeking_from_distances(dx: Tensor, dz: Tensor, eps: float = 1e-5) -> Tensor:
+    """:func:`mode_seeking` from its two mean distances mean|x1 - x2| and mean|z1 - z2|
+    (for callers that average them over more than one batch, e.g. over processes)."""
+    return 1.0 / (dx / dz + eps)
 
 
 # ----------------------------------------------------------------------------- penalties

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from .model import CLSGAN
-from .train import _derive_seed
+from .step import _derive_seed
 
 
 def _device_of(obj: Any) -> torch.device:

@@ -6,7 +6,9 @@ import torch
 
 from ganaug.data import ImageSet
 
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+# 2 threads (CI's cores), or OMP_NUM_THREADS when set: on a busy machine one thread is far
+# faster than two that wait for each other
+torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS") or min(2, os.cpu_count() or 1)))
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 

@@ -1,8 +1,4 @@
 """Loaders (on small files written in each dataset's exact on-disk format) and splits."""
-import gzip
-import pickle
-import struct
-
 import numpy as np
 import pytest
 import torch
@@ -10,6 +6,7 @@ import torch
 from ganaug.data import DataNotFoundError, ImageSet, load_dataset, split_labeled
 from ganaug.data.sources import DIGITS_TEST_FRACTION
 
+from _formats import write_cifar10, write_mnist, write_svhn
 from conftest import SHARED_DATA
 
 
@@ -62,22 +59,10 @@ def test_unknown_dataset_and_missing_data(tmp_path):
     assert list(tmp_path.iterdir()) == []   # nothing written while looking
 
 
-def _write_idx(path, arr, magic):
-    with gzip.open(path, "wb") as f:
-        f.write(struct.pack(">I", magic) + b"".join(struct.pack(">I", d) for d in arr.shape))
-        f.write(arr.astype(np.uint8).tobytes())
-
-
 def test_mnist_loader_reads_the_idx_format_and_pads(tmp_path):
-    raw = tmp_path / "MNIST" / "raw"
-    raw.mkdir(parents=True)
     rng = np.random.default_rng(0)
-    for prefix, n in (("train", 20), ("t10k", 10)):
-        _write_idx(raw / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28)), 2051)
-        _write_idx(raw / f"{prefix}-labels-idx1-ubyte.gz", np.arange(n) % 10, 2049)
-    # torchvision checks the md5 of the .gz files only when downloading; it reads the raw files
-    for f in raw.glob("*.gz"):
-        (raw / f.stem).write_bytes(gzip.decompress(f.read_bytes()))
+    write_mnist(tmp_path, rng.integers(0, 256, (20, 28, 28)), np.arange(20) % 10,
+                rng.integers(0, 256, (10, 28, 28)), np.arange(10) % 10)
     tr, te = load_dataset("mnist", tmp_path)
     assert len(tr) == 20 and len(te) == 10 and tr.image_shape == (1, 28, 28)
     assert tr.targets.tolist() == [i % 10 for i in range(20)]
@@ -89,11 +74,7 @@ def test_mnist_loader_reads_the_idx_format_and_pads(tmp_path):
 
 def test_svhn_loader_reads_the_mat_format(tmp_path):
     sio = pytest.importorskip("scipy.io")
-    rng = np.random.default_rng(0)
-    for split, n in (("train", 12), ("test", 6)):
-        X = rng.integers(0, 256, (32, 32, 3, n)).astype(np.uint8)
-        y = (np.arange(n) % 10 + 1).reshape(-1, 1).astype(np.uint8)   # 10 stands for digit 0
-        sio.savemat(tmp_path / f"{split}_32x32.mat", {"X": X, "y": y})
+    write_svhn(tmp_path, 12, 6)                     # labels 1..10; 10 stands for digit 0
     tr, te = load_dataset("svhn", tmp_path)
     assert len(tr) == 12 and len(te) == 6 and tr.image_shape == (3, 32, 32)
     assert tr.targets.tolist() == [(i % 10 + 1) % 10 for i in range(12)]
@@ -103,14 +84,7 @@ def test_svhn_loader_reads_the_mat_format(tmp_path):
 
 
 def test_cifar10_loader_reads_the_pickled_batches(tmp_path):
-    folder = tmp_path / "cifar-10-batches-py"
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
-    for i, name in enumerate(names):
-        d = {"data": rng.integers(0, 256, (4, 3072)).astype(np.uint8), "labels": [i, i, 9, 0]}
-        with open(folder / name, "wb") as f:
-            pickle.dump(d, f)
+    folder = write_cifar10(tmp_path, 4, 4, labels=lambda i, name, n: [i, i, 9, 0])
     tr, te = load_dataset("cifar10", tmp_path)
     assert len(tr) == 20 and len(te) == 4 and tr.image_shape == (3, 32, 32)
     assert tr.classes[0] == "airplane" and te.targets.tolist() == [5, 5, 9, 0]

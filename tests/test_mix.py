@@ -4,7 +4,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ganaug import BatchMixer, CLSGAN, SyntheticMix
-from ganaug.data import ImageSet, load_dataset
+from ganaug.data import load_dataset
 from ganaug.imbalance import (balance_plan, class_counts, long_tail_counts, make_long_tailed,
                               quotas)
 

@@ -34,10 +34,16 @@ def normed(layer: nn.Module, norm: str) -> nn.Module:
 
 
 def one_hot(y: Tensor, num_classes: int, dtype: torch.dtype) -> Tensor:
-    """(N,) class ids -> (N, C) one-hot, with a clear error for ids outside [0, C)."""
+    """(N,) class ids -> (N, C) one-hot, with a clear error for ids outside [0, C).
+
+    The range check reads the labels on the host, so it runs for CPU labels only: on a GPU
+    it would stall every training step, and there F.one_hot's device-side assert catches
+    bad ids instead (CLSGAN.sample checks its labels on the host before moving them).
+    """
     if y.dim() != 1:
         raise ValueError(f"labels must be a 1-D tensor of class ids, got shape {tuple(y.shape)}")
-    if y.numel() and (int(y.min()) < 0 or int(y.max()) >= num_classes):
+    if (y.numel() and y.device.type == "cpu" and not torch.compiler.is_compiling()
+            and (int(y.min()) < 0 or int(y.max()) >= num_classes)):
         raise ValueError(f"class ids must lie in [0, {num_classes}), got range "
                          f"[{int(y.min())}, {int(y.max())}]")
     return nn.functional.one_hot(y.long(), num_classes).to(dtype)

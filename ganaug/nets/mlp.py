@@ -11,16 +11,23 @@ from ._registry import register
 
 
 class MLPGenerator(nn.Module):
-    """(z, y) -> image: [z, one_hot(y)] -> Linear-BN-Softplus x len(hidden) -> Linear -> tanh."""
+    """(z, y) -> image: [z, one_hot(y)] -> Linear-BN-Softplus x len(hidden) -> Linear -> tanh.
+
+    ``norm="none"`` drops the BatchNorm (its batch statistics make a sample depend on the
+    rest of its batch, e.g. on how data-parallel training splits the batch).
+    """
 
     def __init__(self, image_shape: tuple[int, int, int], num_classes: int, noise_dim: int = 100,
-                 hidden: tuple[int, ...] = (500, 500)):
+                 hidden: tuple[int, ...] = (500, 500), norm: str = "batch"):
         super().__init__()
         self.image_shape, self.num_classes, self.noise_dim = image_shape, num_classes, noise_dim
         layers: list[nn.Module] = []
         width = noise_dim + num_classes
+        if norm not in ("batch", "none"):
+            raise ValueError(f"generator norm must be 'batch' or 'none', got {norm!r}")
         for h in hidden:
-            layers += [nn.Linear(width, h), nn.BatchNorm1d(h), nn.Softplus()]
+            bn = [nn.BatchNorm1d(h)] if norm == "batch" else []
+            layers += [nn.Linear(width, h), *bn, nn.Softplus()]
             width = h
         layers += [nn.Linear(width, math.prod(image_shape)), nn.Tanh()]
         self.net = nn.Sequential(*layers)
@@ -57,11 +64,12 @@ class MLPLossNet(nn.Module):
 @register("mlp")
 def build_mlp(image_shape, num_classes, *, noise_dim: int = 100, g_hidden=(500, 500),
               d_hidden=(1000, 500, 250, 250, 250), input_noise: float = 0.15,
-              hidden_noise: float = 0.3, norm: str = "weight"):
-    """MLP pair; ``norm`` is the loss network's weight normalisation (weight/spectral/none).
+              hidden_noise: float = 0.3, norm: str = "weight", g_norm: str = "batch"):
+    """MLP pair; ``norm`` is the loss network's weight normalisation (weight/spectral/none),
+    ``g_norm`` the generator's (batch/none).
 
     The noise levels (0.15 on the input, 0.3 after hidden layers, in [-1, 1] pixel units) are
     half of Salimans et al.'s MNIST values; measured better on digits (benchmarks/digits.py).
     """
-    return (MLPGenerator(image_shape, num_classes, noise_dim, tuple(g_hidden)),
+    return (MLPGenerator(image_shape, num_classes, noise_dim, tuple(g_hidden), g_norm),
             MLPLossNet(image_shape, num_classes, tuple(d_hidden), input_noise, hidden_noise, norm))

@@ -1,0 +1,439 @@
+"""Sample quality of a trained run, in numbers that compare across runs of one dataset.
+
+Inception weights cannot be downloaded on every machine, so the main feature space is a
+*domain* one: a small fixed classifier (:class:`DomainNet`, an MLP for images of at most
+28x28x1 pixels, a small CNN otherwise) trained with a fixed seed and step count on every
+label of the real training split. The GAN never sees those labels; the classifier is only
+a ruler. Its weights are cached (keyed by a hash of the training images, the architecture,
+the steps and the seed), so every run of a dataset is measured with the same ruler.
+
+On those penultimate-layer features, with generated images given exactly the labels of the
+real reference images (the test split, at most ``max_samples`` of them):
+
+- domain FID and KID (generated vs real test images);
+- intra-class FID (the same, class by class, averaged over classes);
+- improved precision and recall (k nearest neighbours, k = 3);
+- each next to its *real reference*: the same metric for real training images (same labels)
+  vs the same test images, i.e. what a generator that reproduced the training set would get;
+- train-on-synthetic-test-on-real (TSTR): the same small classifier, same steps and seed,
+  trained only on generated images, tested on the whole real test split; its train-on-real
+  reference is the ruler's own test accuracy.
+
+Standard (Inception) FID is computed only from a local torchvision ``inception_v3`` weights
+file (``inception_weights=`` / ``$GANAUG_INCEPTION_WEIGHTS``); nothing is ever downloaded.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import Tensor, nn
+
+from . import quality as Q
+from ._io import atomic_torch_save
+from .data import ImageSet
+from .model import CLSGAN
+
+EXTRACTOR_VERSION = 1          # bump when DomainNet or its training changes
+DEFAULT_STEPS = {"mlp": 1000, "cnn": 3000}
+BATCH_SIZE = 128
+MAX_SAMPLES = 10_000           # real reference images (and as many generated) for FID & co.
+KNN_K = 3
+KID_SUBSETS, KID_SUBSET_SIZE = 100, 1000
+INCEPTION_ENV = "GANAUG_INCEPTION_WEIGHTS"
+CACHE_ENV = "GANAUG_CACHE"
+
+
+def default_cache_dir() -> Path:
+    """``$GANAUG_CACHE`` or ``~/.cache/ganaug``; extractors live in ``extractors/`` below it."""
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "ganaug")
+
+
+# ----------------------------------------------------------------------------- the ruler
+
+class DomainNet(nn.Module):
+    """A deliberately small, fixed classifier; ``forward(x, features=True)`` -> (logits, h).
+
+    ``mlp``: Flatten -> 256 -> ReLU -> 64 -> ReLU (h, 64-d) -> C.
+    ``cnn``: [conv3x3 -> BN -> ReLU -> maxpool2] x (32, 64), conv3x3 128 -> BN -> ReLU ->
+    global mean pool (h, 128-d) -> C.
+
+    The features returned are ``h * feature_scale``, a fixed scalar set once after training
+    so that the real training features have mean per-dimension variance 1 (so FID and KID
+    read on one scale whatever the dataset); the logits use ``h`` itself.
+    """
+
+    def __init__(self, kind: str, image_shape: tuple[int, int, int], num_classes: int):
+        super().__init__()
+        c, hgt, wid = image_shape
+        self.kind, self.image_shape, self.num_classes = kind, tuple(image_shape), num_classes
+        if kind == "mlp":
+            self.features = nn.Sequential(nn.Flatten(), nn.Linear(c * hgt * wid, 256), nn.ReLU(),
+                                          nn.Linear(256, 64), nn.ReLU())
+            dim = 64
+        elif kind == "cnn":
+            layers: list[nn.Module] = []
+            for cin, cout in ((c, 32), (32, 64)):
+                layers += [nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(),
+                           nn.MaxPool2d(2)]
+            layers += [nn.Conv2d(64, 128, 3, padding=1), nn.BatchNorm2d(128), nn.ReLU(),
+                       nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+            self.features = nn.Sequential(*layers)
+            dim = 128
+        else:
+            raise ValueError(f"unknown domain classifier {kind!r}; use 'mlp' or 'cnn'")
+        self.head = nn.Linear(dim, num_classes)
+        self.register_buffer("feature_scale", torch.ones(()))
+
+    def forward(self, x: Tensor, features: bool = False):
+        h = self.features(x)             # (N, 64) or (N, 128) penultimate features
+        a = self.head(h)                 # (N, C) logits
+        return (a, h * self.feature_scale) if features else a
+
+
+def domain_kind(image_shape: tuple[int, int, int]) -> str:
+    """The ruler's architecture for an image shape: mlp up to 28x28x1 pixels, else cnn."""
+    return "mlp" if math.prod(image_shape) <= 28 * 28 else "cnn"
+
+
+def _pick_device(device: str | torch.device) -> torch.device:
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def train_domain_classifier(images: Tensor, targets: Tensor, num_classes: int, *,
+                            kind: str | None = None, steps: int | None = None, seed: int = 0,
+                            device: str | torch.device = "cpu") -> DomainNet:
+    """``steps`` Adam steps (lr 1e-3, batch 128, cross-entropy) on ``images`` (N, C, H, W) in
+    [-1, 1]; a pure function of (data, kind, steps, seed). The global RNG is left untouched."""
+    image_shape = tuple(images.shape[1:])
+    kind = kind or domain_kind(image_shape)
+    steps = int(DEFAULT_STEPS[kind] if steps is None else steps)
+    if steps <= 0:
+        raise ValueError(f"steps must be positive, got {steps}")
+    if len(images) == 0:
+        raise ValueError("cannot train a classifier on no images")
+    device = _pick_device(device)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = DomainNet(kind, image_shape, num_classes).to(device)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    gen = torch.Generator().manual_seed(seed + 1)
+    x_all, y_all = images.to(device), targets.to(device)
+    batch = min(BATCH_SIZE, len(x_all))
+    perm, pos = torch.randperm(len(x_all), generator=gen), 0
+    net.train()
+    for _ in range(steps):
+        if pos + batch > len(perm):
+            perm, pos = torch.randperm(len(x_all), generator=gen), 0
+        idx = perm[pos:pos + batch].to(device)
+        pos += batch
+        loss = nn.functional.cross_entropy(net(x_all[idx]), y_all[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return net.eval()
+
+
+@torch.no_grad()
+def _apply(net: nn.Module, images: Tensor, device: torch.device, features: bool,
+           batch: int = 1024) -> Tensor:
+    out = []
+    for x in images.split(batch):
+        a, h = net(x.to(device), features=True)
+        out.append((h if features else a).float().cpu())
+    return torch.cat(out)
+
+
+def features_of(net: DomainNet, images: Tensor, batch: int = 1024) -> Tensor:
+    """Penultimate features (N, D) on the CPU, in eval mode."""
+    return _apply(net, images, next(net.parameters()).device, True, batch)
+
+
+def accuracy_of(net: DomainNet, images: Tensor, targets: Tensor, batch: int = 1024) -> float:
+    pred = _apply(net, images, next(net.parameters()).device, False, batch).argmax(1)
+    return float((pred == targets.cpu()).float().mean())
+
+
+def _fingerprint(data: ImageSet, kind: str, steps: int, seed: int) -> str:
+    h = hashlib.sha1()
+    h.update(f"ganaug-domain-v{EXTRACTOR_VERSION}/{kind}/{steps}/{seed}/{data.image_shape}/"
+             f"{data.num_classes}".encode())
+    h.update(data.images.contiguous().numpy().tobytes())
+    h.update(data.targets.contiguous().numpy().tobytes())
+    return h.hexdigest()[:12]
+
+
+def domain_extractor(train: ImageSet, *, steps: int | None = None, seed: int = 0,
+                     cache_dir: str | os.PathLike | None = None,
+                     device: str | torch.device = "auto",
+                     log: Callable[[str], None] | None = None) -> tuple[DomainNet, dict]:
+    """The ruler for ``train`` (every image with its true label): trained once, then loaded
+    from ``cache_dir/extractors/domain-<kind>-<key>.pt`` (written atomically, loads with
+    ``weights_only=True``). Returns ``(net in eval mode, info)``."""
+    if len(train) == 0 or int(train.targets.min()) < 0:
+        raise ValueError("the domain classifier needs a labeled training split")
+    kind = domain_kind(train.image_shape)
+    steps = int(DEFAULT_STEPS[kind] if steps is None else steps)
+    if steps <= 0:
+        raise ValueError(f"classifier steps must be positive, got {steps}")
+    key = _fingerprint(train, kind, steps, seed)
+    path = Path(cache_dir or default_cache_dir()) / "extractors" / f"domain-{kind}-{key}.pt"
+    dev = _pick_device(device)
+    net = None
+    if path.is_file():
+        try:
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+            net = DomainNet(kind, train.image_shape, train.num_classes)
+            net.load_state_dict(saved["state"])
+            net = net.to(dev).eval()
+        except Exception as e:   # a bad cache file is retrained, never trusted
+            (log or (lambda s: None))(f"ganaug eval: ignoring unreadable {path} ({e})")
+            net = None
+    if net is None:
+        (log or (lambda s: None))(f"ganaug eval: training the domain classifier ({kind}, "
+                                  f"{steps} steps) on {len(train)} real training images; "
+                                  f"cached in {path}")
+        net = train_domain_classifier(train.images, train.targets, train.num_classes,
+                                      kind=kind, steps=steps, seed=seed, device=dev)
+        var = features_of(net, train.images).double().var(dim=0).mean()
+        net.feature_scale.fill_(float(var.clamp_min(1e-12).rsqrt()))
+        atomic_torch_save(path, {"format": "ganaug-domain", "version": EXTRACTOR_VERSION,
+                                 "kind": kind, "image_shape": list(train.image_shape),
+                                 "num_classes": train.num_classes, "steps": steps,
+                                 "seed": seed, "train_images": len(train),
+                                 "state": {k: v.cpu() for k, v in net.state_dict().items()}})
+    dim = net.head.in_features
+    info = {"name": f"domain-{kind}-v{EXTRACTOR_VERSION}", "key": key, "kind": kind,
+            "feature_dim": dim, "steps": steps, "seed": seed, "batch_size": BATCH_SIZE,
+            "train_images": len(train), "feature_scale": float(net.feature_scale),
+            "path": str(path)}
+    return net, info
+
+
+# ----------------------------------------------------------------------------- Inception
+
+def inception_features(images: Tensor, weights: str | os.PathLike,
+                       device: str | torch.device = "auto", batch: int = 64) -> Tensor:
+    """2048-d pool features of torchvision's ``inception_v3`` loaded from a local weights
+    file (its IMAGENET1K_V1 state dict); images in [-1, 1] are resized to 299x299
+    (bilinear) and grey images repeated to 3 channels. Never downloads."""
+    from torchvision.models import inception_v3
+
+    path = Path(weights)
+    if not path.is_file():
+        raise FileNotFoundError(f"Inception weights {path} do not exist")
+    dev = _pick_device(device)
+    net = inception_v3(weights=None, aux_logits=True, init_weights=False, transform_input=False)
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    try:
+        net.load_state_dict(state)
+    except (RuntimeError, TypeError) as e:
+        raise ValueError(f"{path} is not a torchvision inception_v3 state dict: "
+                         f"{str(e).splitlines()[0][:160]}") from None
+    net.fc = nn.Identity()
+    net = net.to(dev).eval()
+    out = []
+    with torch.no_grad():
+        for x in images.split(batch):
+            x = x.to(dev).float()
+            if x.shape[1] == 1:
+                x = x.repeat(1, 3, 1, 1)
+            # the Google weights expect inputs in [-1, 1], which is what ours are
+            x = nn.functional.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False)
+            out.append(net(x).float().cpu())
+    return torch.cat(out)
+
+
+# ----------------------------------------------------------------------------- metrics
+
+def _reference_indices(test: ImageSet, max_samples: int, seed: int) -> Tensor:
+    """All test images, or ``max_samples`` of them drawn at random with ``seed``."""
+    if len(test) <= max_samples:
+        return torch.arange(len(test))
+    g = torch.Generator().manual_seed(seed)
+    return torch.randperm(len(test), generator=g)[:max_samples].sort().values
+
+
+def _matching_train(train: ImageSet, labels: Tensor, seed: int) -> Tensor:
+    """Training indices with the same per-class counts as ``labels`` (fewer if a class has
+    fewer training images)."""
+    g = torch.Generator().manual_seed(seed + 17)
+    picks = []
+    for c in range(train.num_classes):
+        need = int((labels == c).sum())
+        idx = torch.nonzero(train.targets == c).squeeze(1)
+        picks.append(idx[torch.randperm(len(idx), generator=g)[:need]])
+    return torch.cat(picks).sort().values
+
+
+def _maybe(fn: Callable[[], Any]) -> tuple[Any, str | None]:
+    """(fn(), None), or (None, why) when the sets are too small for the metric."""
+    try:
+        return fn(), None
+    except ValueError as e:
+        return None, str(e)
+
+
+def _metric_set(real: Tensor, y_real: Tensor, other: Tensor, y_other: Tensor, seed: int) -> dict:
+    """FID, KID, intra-class FID, precision and recall of ``other`` against ``real``."""
+    m: dict[str, Any] = {}
+    m["fid"], m["fid_error"] = _maybe(lambda: Q.fid(real, other))
+    size = min(KID_SUBSET_SIZE, len(real), len(other))
+    m["kid"], m["kid_error"] = _maybe(lambda: Q.kid(real, other, subsets=KID_SUBSETS,
+                                                    subset_size=size, seed=seed))
+    m["kid_subset_size"] = size
+    # intra-class FID over the classes with at least 2 images on both sides
+    ok = [c for c in torch.unique(y_real).tolist()
+          if int((y_real == c).sum()) >= 2 and int((y_other == c).sum()) >= 2]
+    ok_t = torch.tensor(ok, dtype=torch.long)
+    keep_r, keep_o = torch.isin(y_real, ok_t), torch.isin(y_other, ok_t)
+    m["intra"], m["intra_error"] = _maybe(lambda: Q.intra_class_fid(
+        real[keep_r], y_real[keep_r], other[keep_o], y_other[keep_o])) if ok else \
+        (None, "no class has 2 images on both sides")
+    m["intra_classes"] = len(ok)
+    m["pr"], m["pr_error"] = _maybe(lambda: Q.precision_recall(real, other, k=KNN_K))
+    return m
+
+
+def _entry(value, protocol: str, reference=None, **extra) -> dict:
+    return {"value": value, "real_reference": reference, "protocol": protocol, **extra}
+
+
+def evaluate_quality(model: CLSGAN, train: ImageSet, test: ImageSet, *,
+                     max_samples: int = MAX_SAMPLES, tstr_per_class: int | None = None,
+                     seed: int = 0, extractor_steps: int | None = None,
+                     cache_dir: str | os.PathLike | None = None,
+                     inception_weights: str | os.PathLike | None = None,
+                     device: str | torch.device = "auto",
+                     log: Callable[[str], None] | None = None) -> dict:
+    """Every sample-quality number of :mod:`ganaug.evaluation`'s protocol, each as
+    ``{"value", "real_reference", "protocol", ...}``, plus ``"protocol"`` (a dict).
+
+    ``max_samples``: real test images used as reference (and as many generated, with the
+    same labels). ``tstr_per_class``: generated training images per class for TSTR
+    (default: as many in all as the real training split has). ``seed``: the sampling seed.
+    ``inception_weights``: a local torchvision inception_v3 state dict (default
+    ``$GANAUG_INCEPTION_WEIGHTS``); without one, Inception FID is reported as not computed.
+    """
+    if max_samples < 2:
+        raise ValueError(f"--samples must be at least 2, got {max_samples}")
+    if tstr_per_class is not None and tstr_per_class <= 0:
+        raise ValueError(f"--tstr-per-class must be positive, got {tstr_per_class}")
+    if (train.num_classes, train.image_shape) != (model.num_classes, model.image_shape):
+        raise ValueError(f"the data ({train.num_classes} classes, {train.image_shape}) does not "
+                         f"match the model ({model.num_classes}, {model.image_shape})")
+    dev = _pick_device(device)
+    model = model.to(dev)
+    net, ext = domain_extractor(train, steps=extractor_steps, cache_dir=cache_dir, device=dev,
+                                log=log)
+    ext["test_accuracy"] = accuracy_of(net, test.images, test.targets)
+    C = model.num_classes
+
+    ref = _reference_indices(test, max_samples, seed)
+    y_ref = test.targets[ref]
+    x_fake = model.sample(y_ref, torch.Generator().manual_seed(seed)).cpu()
+    tr_idx = _matching_train(train, y_ref, seed)
+    f_real = features_of(net, test.images[ref])
+    f_fake = features_of(net, x_fake)
+    f_train = features_of(net, train.images[tr_idx])
+    gen_m = _metric_set(f_real, y_ref, f_fake, y_ref, seed)
+    real_m = _metric_set(f_real, y_ref, f_train, train.targets[tr_idx], seed)
+
+    n, n_tr = len(ref), len(tr_idx)
+    space = f"{ext['name']} {ext['feature_dim']}-d features"
+    pair = f"{n} generated (labels = the real images' labels, seed {seed}) vs {n} real test images"
+    ref_note = f"real reference: {n_tr} real training images vs the same test images"
+    pr_gen, pr_real = gen_m["pr"] or (None, None), real_m["pr"] or (None, None)
+    out: dict[str, Any] = {}
+    out["domain_fid"] = _entry(gen_m["fid"], f"{pair}; {space}; {ref_note}", real_m["fid"],
+                               error=gen_m["fid_error"])
+    kid_g, kid_r = gen_m["kid"] or (None, None), real_m["kid"] or (None, None)
+    out["domain_kid"] = _entry(kid_g[0], f"{pair}; {space}; polynomial kernel, {KID_SUBSETS} "
+                               f"subsets of {gen_m['kid_subset_size']}; {ref_note}", kid_r[0],
+                               std=kid_g[1], error=gen_m["kid_error"])
+    intra_g, intra_r = gen_m["intra"] or (None, {}), real_m["intra"] or (None, {})
+    out["intra_class_fid"] = _entry(
+        intra_g[0], f"mean over {gen_m['intra_classes']} classes of the per-class FID, "
+        f"{pair}; {space}; {ref_note}", intra_r[0],
+        per_class={str(k): v for k, v in intra_g[1].items()}, error=gen_m["intra_error"])
+    out["precision"] = _entry(pr_gen[0], f"share of generated images inside the real images' "
+                              f"k={KNN_K} nearest-neighbour balls; {pair}; {space}; {ref_note}",
+                              pr_real[0], error=gen_m["pr_error"])
+    out["recall"] = _entry(pr_gen[1], f"share of real images inside the generated images' "
+                           f"k={KNN_K} nearest-neighbour balls; {pair}; {space}; {ref_note}",
+                           pr_real[1], error=gen_m["pr_error"])
+
+    # ---- train on synthetic, test on real: the ruler's architecture, steps and seed
+    per_class = tstr_per_class or max(1, math.ceil(len(train) / C))
+    y_syn = torch.arange(C).repeat_interleave(per_class)
+    x_syn = model.sample(y_syn, torch.Generator().manual_seed(seed + 1)).cpu()
+    clf = train_domain_classifier(x_syn, y_syn, C, kind=ext["kind"], steps=ext["steps"],
+                                  seed=ext["seed"], device=dev)
+    tstr = accuracy_of(clf, test.images, test.targets)
+    out["tstr_accuracy"] = _entry(
+        tstr, f"{ext['name']} classifier ({ext['steps']} Adam steps, batch {BATCH_SIZE}, seed "
+        f"{ext['seed']}) trained only on {len(y_syn)} generated images ({per_class} per class), "
+        f"tested on all {len(test)} real test images; real reference: the same classifier "
+        f"trained on the {len(train)} real training images", ext["test_accuracy"])
+
+    # ---- standard FID, only from local Inception weights
+    weights = inception_weights or os.environ.get(INCEPTION_ENV)
+    if weights:
+        fi_real = inception_features(test.images[ref], weights, dev)
+        fi_fake = inception_features(x_fake, weights, dev)
+        value, err = _maybe(lambda: Q.fid(fi_real, fi_fake))
+        out["inception_fid"] = _entry(
+            value, f"{pair}; torchvision inception_v3 2048-d pool features from {weights}, "
+            f"images resized to 299x299 (bilinear); close to, not identical with, the "
+            f"TF-Inception FID of published tables", error=err)
+    else:
+        out["inception_fid"] = _entry(None, f"not computed: no local Inception weights (pass "
+                                      f"--inception-weights FILE or set {INCEPTION_ENV}; "
+                                      f"nothing is downloaded)")
+    out["protocol"] = {
+        "real_split": "test", "num_real": n, "num_generated": n, "sample_seed": seed,
+        "generated_labels": "the real reference images' labels", "knn_k": KNN_K,
+        "num_train_reference": n_tr, "tstr_per_class": per_class, "extractor": ext,
+        "device": str(dev),
+    }
+    return out
+
+
+def _fmt(v, spec: str = ".4f") -> str:
+    return "n/a" if v is None else format(v, spec)
+
+
+def quality_lines(q: dict) -> list[str]:
+    """Human-readable lines for :func:`evaluate_quality`'s result, protocol beside each."""
+    ext = q["protocol"]["extractor"]
+    lines = [f"sample quality (feature extractor {ext['name']} [{ext['key']}], "
+             f"{ext['feature_dim']}-d penultimate layer, trained on all {ext['train_images']} "
+             f"real training images with their labels, its test accuracy "
+             f"{ext['test_accuracy']:.4f})"]
+    rows = [("domain FID", q["domain_fid"], ".3f"), ("domain KID", q["domain_kid"], ".5f"),
+            ("intra-class FID", q["intra_class_fid"], ".3f"),
+            ("precision", q["precision"], ".4f"), ("recall", q["recall"], ".4f"),
+            ("TSTR accuracy", q["tstr_accuracy"], ".4f"),
+            ("Inception FID", q["inception_fid"], ".3f")]
+    for name, e, spec in rows:
+        value = _fmt(e["value"], spec)
+        if e.get("std") is not None:
+            value += f" ± {_fmt(e['std'], spec)}"
+        ref = "" if e.get("real_reference") is None else \
+            f" [real reference {_fmt(e['real_reference'], spec)}]"
+        why = f" ({e['error']})" if e.get("error") else ""
+        lines.append(f"  {name:<16} {value}{ref}{why}  -- {e['protocol']}")
+    return lines
+
+
+__all__ = ["DomainNet", "domain_kind", "train_domain_classifier", "domain_extractor",
+           "features_of", "accuracy_of", "inception_features", "evaluate_quality",
+           "quality_lines", "default_cache_dir", "MAX_SAMPLES"]

@@ -1,0 +1,150 @@
+"""Watching a run: the loss/accuracy plot ``curves.png`` and optional TensorBoard logging.
+
+:class:`RunMonitor` is the ``on_epoch`` callback that :func:`ganaug.experiment.fit` hands to
+:func:`ganaug.train.train`; the loop itself knows nothing of plots or TensorBoard.
+matplotlib (Agg, no pyplot, so no global backend is changed) and TensorBoard are imported
+only when used; TensorBoard is used only when it is installed.
+"""
+from __future__ import annotations
+
+import io
+import json
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from ._io import atomic_write_bytes
+
+CURVES = "curves.png"
+TENSORBOARD_DIR = "tensorboard"
+_LOSSES = ("d_loss", "sup_loss", "critic", "critic_ul", "penalty", "g_loss")
+
+
+def plot_curves(history: list[dict], path: str | Path, title: str = "") -> Path:
+    """Write losses (left) and test accuracy (right) per epoch as a PNG, atomically."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    fig = Figure(figsize=(10, 4), dpi=100)
+    FigureCanvasAgg(fig)
+    ax_l, ax_a = fig.subplots(1, 2)
+    epochs = [r["epoch"] for r in history]
+    for key in _LOSSES:
+        vals = [r.get(key) for r in history]
+        if any(v is not None and v != 0 for v in vals):
+            ax_l.plot(epochs, [float("nan") if v is None else v for v in vals], label=key,
+                      marker="." if len(epochs) < 30 else None)
+    if ax_l.lines and max(abs(v) for ln in ax_l.lines for v in ln.get_ydata()
+                          if v == v) > 50:     # e.g. a feature-matching loss in the hundreds
+        ax_l.set_yscale("symlog", linthresh=1.0)
+    ax_l.set_xlabel("epoch")
+    ax_l.set_ylabel("mean loss over the epoch")
+    ax_l.grid(alpha=0.3)
+    if ax_l.lines:
+        ax_l.legend(fontsize=8)
+    acc = [(r["epoch"], r["test_accuracy"]) for r in history if "test_accuracy" in r]
+    if acc:
+        ax_a.plot(*zip(*acc), color="C2", marker="." if len(acc) < 30 else None)
+        best = max(acc, key=lambda t: t[1])
+        ax_a.set_title(f"last {acc[-1][1]:.4f}, best {best[1]:.4f} (epoch {best[0]})", fontsize=9)
+    ax_a.set_xlabel("epoch")
+    ax_a.set_ylabel("test accuracy (EMA classifier)")
+    ax_a.grid(alpha=0.3)
+    for ax in (ax_l, ax_a):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return atomic_write_bytes(Path(path), buf.getvalue())
+
+
+def open_tensorboard(log_dir: str | Path):
+    """A ``SummaryWriter`` on ``log_dir``, or None when TensorBoard is not installed."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:     # torch raises ImportError when the tensorboard package is absent
+        return None
+    return SummaryWriter(log_dir=str(log_dir))
+
+
+class RunMonitor:
+    """``monitor(record, model)`` after each epoch: TensorBoard scalars and sample grid (when
+    installed and ``tensorboard``), and ``curves.png`` at most every ``plot_every`` seconds;
+    :meth:`close` writes the final plot.
+
+    A failure to plot is logged once and never stops training.
+    """
+
+    def __init__(self, out: str | Path, title: str = "", tensorboard: bool = True,
+                 plot_every: float = 30.0, grid: tuple | None = None,
+                 log: Callable[[str], None] | None = None):
+        self.out, self.title, self.plot_every = Path(out), title, plot_every
+        self.grid, self.log = grid, log or (lambda s: None)
+        self.tensorboard, self.writer = tensorboard, None   # opened at the first epoch
+        self._last_plot = 0.0
+        self._plot_ok = True
+        self._plotted: tuple | None = None        # (epochs, last record) of the last plot
+
+    def __call__(self, record: dict, model) -> None:
+        if self.tensorboard and self.writer is None:
+            self.writer = open_tensorboard(self.out / TENSORBOARD_DIR)
+            self.tensorboard = self.writer is not None
+        if self.writer is not None:
+            self._tensorboard(record, model)
+        if time.monotonic() - self._last_plot >= self.plot_every:
+            self.plot(self.history())
+
+    def history(self) -> list[dict]:
+        """Every epoch so far (resumed runs included), from ``metrics.jsonl``."""
+        path = self.out / "metrics.jsonl"
+        if not path.is_file():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    def plot(self, history: list[dict]) -> None:
+        """Write ``curves.png`` for ``history`` (skipped when already drawn)."""
+        self._last_plot = time.monotonic()
+        state = (len(history), json.dumps(history[-1], sort_keys=True)) if history else None
+        if not self._plot_ok or not history or state == self._plotted:
+            return
+        try:
+            plot_curves(history, self.out / CURVES, self.title)
+            self._plotted = state
+        except Exception as e:    # e.g. matplotlib missing: a plot is never worth a run
+            self._plot_ok = False
+            self.log(f"warning: could not write {CURVES} ({type(e).__name__}: {e}); "
+                     f"pip install 'matplotlib>=3.7'")
+
+    @torch.no_grad()
+    def _tensorboard(self, record: dict, model) -> None:
+        epoch = int(record["epoch"])
+        for key, value in record.items():
+            if key != "epoch" and isinstance(value, (int, float)) and not isinstance(value, bool):
+                group = "accuracy" if "accuracy" in key else ("loss" if key in _LOSSES else "train")
+                self.writer.add_scalar(f"{group}/{key}", value, epoch)
+        if self.grid is not None:
+            from torchvision.utils import make_grid
+
+            net = model.generator_ema
+            was = net.training
+            net.eval()
+            images = net(*(t.to(model.device) for t in self.grid)).float().cpu()
+            net.train(was)
+            ncol = len(self.grid[1]) // model.num_classes
+            self.writer.add_image("samples", make_grid(images, nrow=ncol, normalize=True,
+                                                       value_range=(-1, 1), padding=1), epoch)
+        self.writer.flush()
+
+    def close(self, history: list[dict]) -> None:
+        self.plot(history)
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+
+__all__ = ["plot_curves", "open_tensorboard", "RunMonitor", "CURVES", "TENSORBOARD_DIR"]

@@ -1,0 +1,104 @@
+"""Recipes: YAML files of TrainConfig values (only what differs from the defaults).
+
+    # recipes/mnist-100.yaml
+    dataset: mnist
+    labels_per_class: 10
+    epochs: 40
+
+Precedence, lowest first: ``TrainConfig`` defaults < the recipe < command-line flags (or the
+``overrides`` of :func:`recipe_config`). Keys are TrainConfig field names; an unknown key, a
+value of the wrong type or a missing file is a ``ValueError`` (``FileNotFoundError`` for the
+file) with one clear line, raised before any work. PyYAML is imported only here.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+from .config import TrainConfig
+
+
+class RecipeError(ValueError):
+    """A recipe file that cannot be used (bad YAML, unknown key, wrong type)."""
+
+
+def _allowed(tp: Any) -> tuple[type, ...]:
+    """The plain types a field annotation admits: ``int | None`` -> (int, NoneType)."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return tuple(t for a in typing.get_args(tp) for t in _allowed(a))
+    if origin is not None:                       # dict[str, Any], list[int], ...
+        return (origin,)
+    return (type(None),) if tp is None else (tp,)
+
+
+def _coerce(key: str, value: Any, tp: Any, where: str) -> Any:
+    """``value`` checked against the field's type; ints are accepted for floats."""
+    allowed = _allowed(tp)
+    if key == "labels_per_class" and value == "all":      # as on the command line
+        return None
+    if isinstance(value, bool):
+        if bool in allowed:
+            return value
+    elif isinstance(value, int) and int in allowed:
+        return value
+    elif isinstance(value, (int, float)) and float in allowed:
+        return float(value)
+    elif value is None and type(None) in allowed:
+        return None
+    elif not isinstance(value, (bool, int, float)) and value is not None and \
+            any(isinstance(value, t) for t in allowed if t not in (int, float, bool, type(None))):
+        return dict(value) if isinstance(value, dict) else value
+    names = " or ".join("null" if t is type(None) else t.__name__ for t in allowed)
+    if key == "labels_per_class":
+        names = "a positive integer or 'all'"
+    raise RecipeError(f"recipe {where}: {key} must be {names}, got {value!r}")
+
+
+def load_recipe(path: str | os.PathLike) -> dict[str, Any]:
+    """The ``{field: value}`` pairs of a recipe file, checked against ``TrainConfig``.
+
+    An empty file is an empty recipe. Comments and the YAML header are free-form.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"recipe {path} does not exist")
+    try:
+        import yaml
+    except ImportError:
+        raise RecipeError("recipes need PyYAML: pip install 'pyyaml>=6'") from None
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        first = " ".join(str(e).split())
+        raise RecipeError(f"recipe {path} is not valid YAML: {first[:200]}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise RecipeError(f"recipe {path} must be a mapping of TrainConfig fields to values, "
+                          f"got a {type(data).__name__}")
+    hints = typing.get_type_hints(TrainConfig)
+    names = [f.name for f in dataclasses.fields(TrainConfig)]
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in names:
+            close = difflib.get_close_matches(str(key).replace("-", "_"), names, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise RecipeError(f"recipe {path}: unknown key {key!r}{hint}; keys are TrainConfig "
+                              f"field names")
+        out[key] = _coerce(key, value, hints[key], str(path))
+    return out
+
+
+def recipe_config(path: str | os.PathLike | None = None, **overrides: Any) -> TrainConfig:
+    """``TrainConfig`` defaults, then the recipe at ``path``, then ``overrides``."""
+    values = load_recipe(path) if path is not None else {}
+    return TrainConfig(**{**values, **overrides})
+
+
+__all__ = ["load_recipe", "recipe_config", "RecipeError"]

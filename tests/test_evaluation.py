@@ -1,0 +1,148 @@
+"""`ganaug eval`: the classifier's test error and every sample-quality metric, with its
+protocol; the cached domain classifier; sanity of the metrics on real-vs-real; curves.png."""
+import json
+import math
+import time
+
+import pytest
+import torch
+
+from ganaug.cli import main
+from ganaug.data import load_dataset
+from ganaug.evaluation import domain_extractor, evaluate_quality, features_of, inception_features
+
+METRICS = ("domain_fid", "domain_kid", "intra_class_fid", "precision", "recall", "tstr_accuracy")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Small nets on a shared 2-core CPU: one intra-op thread (two were 20 to 80 times slower
+    for these nets while other jobs kept the cores busy)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("eval") / "r"
+    assert main(["train", "--epochs", "1", "--batch-size", "128", "--out", str(out), "--quiet",
+                 "--no-tensorboard"]) == 0
+    return out
+
+
+def test_a_run_folder_has_its_curves(run):
+    assert (run / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_eval_prints_every_metric_beside_its_protocol(run, tmp_path, capsys):
+    t0 = time.perf_counter()
+    assert main(["eval", "--run", str(run), "--cache-dir", str(tmp_path)]) == 0
+    seconds = time.perf_counter() - t0
+    out = capsys.readouterr().out
+    print(f"ganaug eval on a digits run: {seconds:.1f}s")   # the budget is a minute on CPU
+    for word in ("test accuracy", "balanced accuracy", "macro-F1", "per-class accuracy",
+                 "test error"):
+        assert word in out
+    for name in ("domain FID", "domain KID", "intra-class FID", "precision", "recall",
+                 "TSTR accuracy", "Inception FID"):
+        line = next(l for l in out.splitlines() if l.startswith(f"  {name} "))
+        assert " -- " in line, line            # the protocol, beside the number
+    assert "450 generated" in out and "450 real test images" in out and "k=3" in out
+    assert "trained only on 1350 generated images" in out and "not computed" in out
+    assert "domain-mlp-v1" in out and "trained on all 1347 real training images" in out
+    assert (run / "eval.json").exists()
+
+
+def test_eval_json_has_every_metric(run, tmp_path, capsys):
+    assert main(["eval", "--run", str(run), "--json", "--cache-dir", str(tmp_path),
+                 "--classifier-steps", "200", "--samples", "300"]) == 0
+    m = json.loads(capsys.readouterr().out)
+    assert m["test_error"] == pytest.approx(1 - m["accuracy"])
+    assert len(m["per_class_accuracy"]) == 10
+    q = m["quality"]
+    for key in METRICS:
+        assert math.isfinite(q[key]["value"]), key
+        assert math.isfinite(q[key]["real_reference"]), key
+        assert q[key]["protocol"], key
+    assert q["inception_fid"]["value"] is None
+    assert q["protocol"]["num_real"] == q["protocol"]["num_generated"] == 300
+    assert q["protocol"]["extractor"]["steps"] == 200 and q["protocol"]["knn_k"] == 3
+    assert len(q["intra_class_fid"]["per_class"]) == 10
+    assert 0 <= q["precision"]["value"] <= 1 and 0 <= q["recall"]["value"] <= 1
+    assert json.loads((run / "eval.json").read_text())["quality"]["protocol"]["num_real"] == 300
+
+
+def test_eval_quick_is_the_classifier_alone(run, capsys):
+    assert main(["eval", "--run", str(run), "--quick"]) == 0
+    out = capsys.readouterr().out
+    assert "test error" in out and "domain FID" not in out
+
+
+def test_domain_classifier_is_trained_once_and_loads_weights_only(tmp_path):
+    train, _ = load_dataset("digits")
+    net, info = domain_extractor(train, steps=30, cache_dir=tmp_path, device="cpu")
+    path = tmp_path / "extractors" / f"domain-mlp-{info['key']}.pt"
+    stamp = path.stat().st_mtime_ns
+    saved = torch.load(path, weights_only=True)
+    assert saved["steps"] == 30 and saved["train_images"] == 1347
+    again, info2 = domain_extractor(train, steps=30, cache_dir=tmp_path, device="cpu")
+    assert path.stat().st_mtime_ns == stamp and info2["key"] == info["key"]
+    torch.testing.assert_close(features_of(net, train.images[:20]),
+                               features_of(again, train.images[:20]))
+    # training-split features have mean per-dimension variance 1
+    var = features_of(net, train.images).double().var(0).mean().item()
+    assert var == pytest.approx(1, rel=1e-3)
+    _, other = domain_extractor(train, steps=31, cache_dir=tmp_path, device="cpu")
+    assert other["key"] != info["key"]
+
+
+class _Replay(torch.nn.Module):
+    """A 'generator' that returns real images of the asked classes (or noise)."""
+
+    def __init__(self, data, noise=False):
+        super().__init__()
+        self.data, self.noise = data, noise
+        self.num_classes, self.image_shape = data.num_classes, data.image_shape
+
+    def sample(self, labels, generator=None):
+        if self.noise:
+            return torch.rand(len(labels), *self.image_shape, generator=generator) * 2 - 1
+        out = torch.empty(len(labels), *self.image_shape)
+        for c in labels.unique().tolist():
+            pool = torch.nonzero(self.data.targets == c).squeeze(1)
+            rows = torch.nonzero(labels == c).squeeze(1)
+            out[rows] = self.data.images[pool[torch.randint(len(pool), (len(rows),),
+                                                            generator=generator)]]
+        return out
+
+
+def test_metrics_separate_a_perfect_generator_from_noise(tmp_path):
+    train, test = load_dataset("digits")
+    opts = dict(extractor_steps=300, cache_dir=tmp_path, device="cpu", tstr_per_class=50)
+    good = evaluate_quality(_Replay(train), train, test, **opts)
+    bad = evaluate_quality(_Replay(train, noise=True), train, test, **opts)
+    assert good["domain_fid"]["value"] < 3 * good["domain_fid"]["real_reference"] + 1
+    assert bad["domain_fid"]["value"] > 10 * good["domain_fid"]["value"]
+    assert bad["domain_kid"]["value"] > 10 * abs(good["domain_kid"]["value"])
+    assert bad["intra_class_fid"]["value"] > good["intra_class_fid"]["value"]
+    assert good["precision"]["value"] > 0.7 and good["recall"]["value"] > 0.7
+    assert bad["precision"]["value"] < 0.2
+    assert good["tstr_accuracy"]["value"] > 0.8 and bad["tstr_accuracy"]["value"] < 0.4
+
+
+def test_inception_features_from_a_local_file_only(tmp_path):
+    from torchvision.models import inception_v3
+
+    path = tmp_path / "inception.pth"
+    torch.manual_seed(0)
+    torch.save(inception_v3(weights=None, aux_logits=True, init_weights=False).state_dict(), path)
+    x = torch.rand(2, 1, 8, 8) * 2 - 1
+    f = inception_features(x, path, device="cpu")
+    assert f.shape == (2, 2048) and torch.isfinite(f).all()
+    torch.save({"not": torch.zeros(1)}, tmp_path / "bad.pth")
+    with pytest.raises(ValueError, match="not a torchvision inception_v3 state dict"):
+        inception_features(x, tmp_path / "bad.pth", device="cpu")
+    with pytest.raises(FileNotFoundError, match="do not exist"):
+        inception_features(x, tmp_path / "none.pth")

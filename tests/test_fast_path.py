@@ -1,0 +1,187 @@
+"""The fast path's switches (TrainConfig amp, compile, channels_last, fused_adam): each one
+turns on and off on the CPU and trains; "auto" resolves per device; a failing
+torch.compile falls back to eager; CPU thread settings. GPU-only checks skip without CUDA."""
+import functools
+import math
+
+import pytest
+import torch
+
+from ganaug import TrainConfig, build_model, train
+from ganaug.data import ImageSet, split_labeled
+from ganaug.distributed import configure_threads, cpu_threads
+from ganaug.step import Speed
+
+FAST = dict(epochs=2, batch_size=8, labels_per_class=4,
+            net_options={"d_hidden": [32, 32], "g_hidden": [32]})
+CONV = dict(epochs=1, batch_size=4, labels_per_class=2, arch="conv",
+            net_options={"g_width": 32, "d_width": 8})
+
+
+def _colour() -> ImageSet:
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(3).repeat(4)
+    return ImageSet(torch.rand(12, 3, 16, 16, generator=g) * 2 - 1, y, ["r", "g", "b"])
+
+
+def _run(data, log=None, out=None, resume=False, **kw):
+    cfg = TrainConfig(**kw)
+    lab, unl = split_labeled(data, cfg.labels_per_class, cfg.data_seed)
+    model = build_model(cfg.resolved(), data)
+    return train(model, lab, unl, cfg, test=data, out=out, resume=resume, progress=False,
+                 log=log or (lambda s: None))
+
+
+def _state(st) -> dict:
+    return {k: v.contiguous() for k, v in st.model.state_dict().items()}
+
+
+def _equal(a: dict, b: dict) -> bool:
+    return all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_switches_are_validated_and_bools_read_naturally():
+    c = TrainConfig(compile=False, fused_adam=True).resolved()
+    assert (c.compile, c.fused_adam) == ("off", "on")
+    assert TrainConfig(compile="max-autotune").resolved().compile == "max-autotune"
+    for field, bad in (("amp", "fp8"), ("compile", "fast"), ("channels_last", "yes"),
+                       ("fused_adam", "auto-ish")):
+        with pytest.raises(ValueError, match=f"{field} must be one of"):
+            TrainConfig(**{field: bad}).resolved()
+
+
+def test_auto_means_fp32_eager_on_cpu_and_the_fast_path_on_cuda():
+    cfg = TrainConfig().resolved()
+    cpu = Speed.resolve(cfg, "conv", torch.device("cpu"))
+    assert cpu == Speed(None, None, False, False)
+    assert cpu.describe() == "fp32 eager"
+    cuda_conv = Speed.resolve(cfg, "conv", torch.device("cuda"))
+    assert cuda_conv == Speed(torch.bfloat16, "default", True, True)
+    assert Speed.resolve(cfg, "mlp", torch.device("cuda")).channels_last is False
+    off = TrainConfig(amp="off", compile="off", channels_last="off", fused_adam="off").resolved()
+    assert Speed.resolve(off, "conv", torch.device("cuda")) == Speed(None, None, False, False)
+
+
+_REFERENCE: dict = {}
+
+
+@pytest.mark.parametrize("switch", [dict(amp="bf16"), dict(channels_last="on", fused_adam="on"),
+                                    dict(amp="bf16", channels_last="on", fused_adam="on")])
+@pytest.mark.parametrize("arch", ["mlp", "conv"])
+def test_every_switch_trains_on_cpu_with_finite_losses(tiny, switch, arch):
+    data, base = (tiny, FAST) if arch == "mlp" else (_colour(), CONV)
+    st = _run(data, **base, **switch)
+    for rec in st.history:
+        assert all(math.isfinite(rec[k]) for k in ("d_loss", "g_loss", "penalty")), rec
+    if switch.get("channels_last") == "on" and arch == "conv":
+        w = st.model.loss_net.features[1].weight
+        assert w.is_contiguous(memory_format=torch.channels_last)
+    if switch.get("amp") is None:                  # fp32: the same math, up to rounding
+        if arch not in _REFERENCE:
+            _REFERENCE[arch] = _run(data, **base)
+        _same_losses(_REFERENCE[arch], st)
+
+
+def _same_losses(a, b, rel=1e-3):
+    """Equal losses up to rounding. (Weights are no test: Adam turns rounding noise in
+    gradients that should be 0, e.g. of a bias before BatchNorm, into full-size steps.)"""
+    assert len(a.history) == len(b.history)
+    for ra, rb in zip(a.history, b.history):
+        for k in ("d_loss", "sup_loss", "critic", "critic_ul", "g_loss"):
+            assert rb[k] == pytest.approx(ra[k], rel=rel, abs=1e-6), (k, ra, rb)
+
+
+def test_bf16_autocast_stays_close_to_fp32(tiny):
+    a, b = _run(tiny, **FAST), _run(tiny, **FAST, amp="bf16")
+    la, lb = a.history[-1]["d_loss"], b.history[-1]["d_loss"]
+    assert lb == pytest.approx(la, rel=0.05)
+
+
+def _compile_that_fails_when_called(*args, **kwargs):
+    def fn(*a, **k):
+        raise RuntimeError("simulated inductor failure\nsecond line")
+    return fn
+
+
+def _compile_that_fails(*args, **kwargs):
+    raise RuntimeError("simulated: torch.compile is not supported here")
+
+
+@pytest.mark.parametrize("fake", [_compile_that_fails_when_called, _compile_that_fails])
+def test_a_failing_compile_falls_back_to_eager_with_one_line(tiny, monkeypatch, fake):
+    eager = _state(_run(tiny, **FAST))
+    monkeypatch.setattr(torch, "compile", fake)
+    lines: list[str] = []
+    st = _run(tiny, **FAST, compile="on", log=lines.append)
+    failed = [s for s in lines if "torch.compile failed" in s]
+    assert len(failed) == 1 and "continuing eager" in failed[0] and "\n" not in failed[0]
+    assert _equal(eager, _state(st))               # the retried steps are the eager steps
+
+
+def test_compiled_networks_trace_and_train(tiny, monkeypatch):
+    """torch.compile's graph capture (dynamo) on the real step, with the eager backend so the
+    test needs no C++ toolchain and stays fast: no fallback, the eager result."""
+    real = torch.compile
+    monkeypatch.setattr(torch, "compile", functools.partial(real, backend="eager"))
+    torch._dynamo.reset()
+    lines: list[str] = []
+    st = _run(tiny, **{**FAST, "epochs": 1}, compile="on", log=lines.append)
+    assert not [s for s in lines if "failed" in s], lines
+    _same_losses(_run(tiny, **{**FAST, "epochs": 1}), st, rel=1e-5)
+    torch._dynamo.reset()
+
+
+def test_speed_settings_may_change_on_resume(tiny, tmp_path):
+    full = _run(tiny, **{**FAST, "epochs": 3})
+    _run(tiny, **FAST, out=tmp_path)
+    resumed = _run(tiny, **{**FAST, "epochs": 3}, out=tmp_path, resume=True, fused_adam="on",
+                   channels_last="on")
+    assert [r["epoch"] for r in resumed.history] == [1, 2, 3]
+    _same_losses(full, resumed)
+
+
+def test_thread_count_respects_omp_num_threads(monkeypatch):
+    assert cpu_threads() >= 1
+    before = torch.get_num_threads()
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert configure_threads() == before            # the user's setting wins: untouched
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "64")     # torchrun: cores shared by 64 processes
+    try:
+        assert configure_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+# ----------------------------------------------------------------------------- GPU only
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@cuda
+def test_cuda_steps_never_wait_for_the_gpu(tiny):
+    """No host synchronisation inside the step: the sync count of an epoch does not grow
+    with its number of steps (the epoch's end syncs once for its losses)."""
+    import warnings
+
+    def syncs(n_images):
+        data = ImageSet(tiny.images.repeat(n_images // 48, 1, 1, 1),
+                        tiny.targets.repeat(n_images // 48), tiny.classes)
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            with warnings.catch_warnings(record=True) as w:
+                warnings.simplefilter("always")
+                _run(data, **{**FAST, "epochs": 1, "labels_per_class": 8}, device="cuda",
+                     compile="off")
+        finally:
+            torch.cuda.set_sync_debug_mode(0)
+        return sum("synchroniz" in str(x.message) for x in w)
+
+    assert syncs(96) == syncs(480)
+
+
+@cuda
+def test_cuda_fast_path_defaults_train_the_conv_pair():
+    st = _run(_colour(), **CONV, device="cuda", compile="off")   # compiling: speed.py
+    assert math.isfinite(st.history[-1]["d_loss"])
+    assert st.model.loss_net.features[1].weight.is_contiguous(memory_format=torch.channels_last)

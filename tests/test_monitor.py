@@ -1,0 +1,73 @@
+"""curves.png and TensorBoard logging (with a stand-in writer, so TensorBoard need not be
+installed); no TensorBoard means no error."""
+import sys
+
+import pytest
+import torch
+
+from ganaug import CLSGAN
+from ganaug import monitor as M
+from ganaug.train import _grid_inputs
+
+HISTORY = [{"epoch": e, "d_loss": 3.0 / e, "sup_loss": 1.0 / e, "critic": 0.5, "critic_ul": 0.0,
+            "penalty": 0.01, "g_loss": 400.0 / e, "lr": 1e-3, "test_accuracy": 0.5 + e / 10}
+           for e in (1, 2, 3)]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Small nets on a shared 2-core CPU: one intra-op thread (two were 20 to 80 times slower
+    for these nets while other jobs kept the cores busy)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_plot_curves_writes_a_png(tmp_path):
+    path = M.plot_curves(HISTORY, tmp_path / "c.png", "title")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["c.png"]        # no temporary left
+    M.plot_curves(HISTORY[:1], tmp_path / "one.png")                  # a single epoch too
+
+
+class _Writer:
+    def __init__(self):
+        self.scalars, self.images, self.closed = {}, [], False
+
+    def add_scalar(self, tag, value, step):
+        self.scalars[(tag, step)] = value
+
+    def add_image(self, tag, image, step):
+        self.images.append((tag, tuple(image.shape), step))
+
+    def flush(self):
+        pass
+
+    def close(self):
+        self.closed = True
+
+
+def test_monitor_logs_scalars_and_the_sample_grid(tmp_path, monkeypatch):
+    writer = _Writer()
+    monkeypatch.setattr(M, "open_tensorboard", lambda d: writer)
+    model = CLSGAN((1, 8, 8), 4, "mlp", d_hidden=[8], g_hidden=[8])
+    mon = M.RunMonitor(tmp_path, tensorboard=True, grid=_grid_inputs(model, 0, "cpu"))
+    (tmp_path / "metrics.jsonl").write_text("".join(__import__("json").dumps(r) + "\n"
+                                                    for r in HISTORY[:1]))
+    mon(HISTORY[0], model)
+    assert writer.scalars[("accuracy/test_accuracy", 1)] == pytest.approx(0.6)
+    assert writer.scalars[("loss/g_loss", 1)] == 400.0 and ("train/lr", 1) in writer.scalars
+    assert writer.images[0][0] == "samples" and writer.images[0][2] == 1
+    assert (tmp_path / M.CURVES).exists()
+    mon.close(HISTORY)
+    assert writer.closed
+
+
+def test_no_tensorboard_installed_is_no_error(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)   # import fails
+    assert M.open_tensorboard(tmp_path / "tb") is None
+    mon = M.RunMonitor(tmp_path, tensorboard=True, plot_every=1e9)
+    model = CLSGAN((1, 8, 8), 4, "mlp", d_hidden=[8], g_hidden=[8])
+    mon(HISTORY[0], model)
+    assert mon.writer is None and not (tmp_path / M.TENSORBOARD_DIR).exists()

@@ -1,0 +1,208 @@
+"""Recipes: loading, precedence (defaults < recipe < flags), errors, and each shipped recipe
+run for a few steps on small files in its dataset's exact on-disk format; multi-seed runs."""
+import json
+import shutil
+import statistics
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ganaug import TrainConfig, fit
+from ganaug.cli import main
+from ganaug.recipes import RecipeError, load_recipe, recipe_config
+
+from _formats import write_cifar10, write_mnist, write_svhn
+from conftest import SHARED_DATA
+
+RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+SHIPPED = {"mnist-100.yaml": ("mnist", 10, "mlp"), "svhn-1000.yaml": ("svhn", 100, "conv"),
+           "cifar10-4000.yaml": ("cifar10", 400, "conv")}
+FAST = ["--epochs", "1", "--quiet", "--no-tensorboard"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Small nets on a shared 2-core CPU: one intra-op thread (two were 20 to 80 times slower
+    for these nets while other jobs kept the cores busy)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_shipped_recipes_define_their_benchmark(name):
+    path = RECIPES / name
+    values = load_recipe(path)
+    dataset, per_class, arch = SHIPPED[name]
+    assert values["dataset"] == dataset and values["labels_per_class"] == per_class
+    assert values["arch"] == arch and values["data_seed"] == 0
+    cfg = recipe_config(path).resolved()
+    assert cfg.objective == "sscls" and cfg.batch_size == 64 and cfg.lr == pytest.approx(1e-3)
+    # only differences from the defaults (plus the keys that define the benchmark)
+    defaults = TrainConfig().to_dict()
+    assert all(values[k] != defaults[k] for k in values
+               if k not in ("labels_per_class", "data_seed", "arch", "epochs"))
+    header = path.read_text()
+    assert f"ganaug train --recipe recipes/{name} --data-root DIR" in header
+    for word in ("Reproduces", "data_seed 0", "Epochs"):
+        assert word in header
+
+
+def _recipe(tmp_path, text: str) -> Path:
+    path = tmp_path / "r.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_recipe_values_are_typed_and_overridable(tmp_path):
+    path = _recipe(tmp_path, "# comment\nepochs: 3\nlr: 1\nlabels_per_class: all\n"
+                             "net_options: {d_hidden: [16]}\n")
+    values = load_recipe(path)
+    assert values == {"epochs": 3, "lr": 1.0, "labels_per_class": None,
+                      "net_options": {"d_hidden": [16]}}
+    assert isinstance(values["lr"], float)
+    cfg = recipe_config(path, epochs=7)
+    assert cfg.epochs == 7 and cfg.lr == 1.0 and cfg.batch_size == TrainConfig().batch_size
+    assert load_recipe(_recipe(tmp_path, "")) == {}
+
+
+BAD = [
+    ("epochs: 3\nlabels-per-class: 5\n", "unknown key 'labels-per-class' (did you mean "
+                                         "'labels_per_class'?)"),
+    ("epochs: ten\n", "epochs must be int, got 'ten'"),
+    ("epochs: true\n", "epochs must be int, got True"),
+    ("lr: null\n", "lr must be float, got None"),
+    ("labels_per_class: some\n", "labels_per_class must be a positive integer or 'all'"),
+    ("download: 1\n", "download must be bool, got 1"),
+    ("- epochs: 3\n", "must be a mapping"),
+    ("epochs: [1\n", "is not valid YAML"),
+]
+
+
+@pytest.mark.parametrize("text,message", BAD)
+def test_bad_recipes_are_one_clear_line_before_any_work(text, message, tmp_path, capsys):
+    path = _recipe(tmp_path, text)
+    with pytest.raises(RecipeError, match="recipe"):
+        load_recipe(path)
+    out = tmp_path / "run"
+    assert main(["train", "--recipe", str(path), "--out", str(out), *FAST]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("ganaug: error: recipe") and message in err and "\n" not in err
+    assert not out.exists()
+
+
+def test_missing_recipe_file(tmp_path, capsys):
+    assert main(["train", "--recipe", str(tmp_path / "nope.yaml"), "--out",
+                 str(tmp_path / "run"), *FAST]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"ganaug: error: recipe {tmp_path / 'nope.yaml'} does not exist"
+
+
+def test_flags_override_recipe_and_the_run_records_it(tmp_path):
+    path = _recipe(tmp_path, "epochs: 5\nlr: 0.002\nlabels_per_class: 5\nbatch_size: 32\n")
+    out = tmp_path / "run"
+    assert main(["train", "--recipe", str(path), "--out", str(out), "--batch-size", "128",
+                 *FAST]) == 0
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["epochs"] == 1 and cfg["batch_size"] == 128            # flags win
+    assert cfg["lr"] == 0.002 and cfg["labels_per_class"] == 5        # the recipe's
+    assert cfg["ema_decay"] == TrainConfig().ema_decay                # defaults stay
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["recipe"] == str(path) and summary["num_labeled"] == 50
+    assert summary["test_error"] == pytest.approx(1 - summary["test_accuracy"])
+    assert (out / "recipe.yaml").read_text() == path.read_text()
+    assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# ------------------------------------------------------- the shipped recipes, a few steps
+
+def _mnist_like(root, per_class: int, rng) -> None:
+    x = rng.integers(0, 256, (10 * per_class, 28, 28))
+    y = np.arange(10 * per_class) % 10
+    write_mnist(root, x, y, x[:50], y[:50])
+
+
+def _real_mnist_subset(root, per_class: int) -> None:
+    """The first ``per_class`` images of every class of the real MNIST, in its IDX format."""
+    from ganaug.data import load_dataset
+    tr, te = load_dataset("mnist", SHARED_DATA)
+
+    def pick(ds, n):
+        idx = np.concatenate([np.nonzero(ds.targets.numpy() == c)[0][:n] for c in range(10)])
+        x = ((ds.images[idx, 0] + 1) * 127.5).round().numpy()
+        return x, ds.targets[idx].numpy()
+    write_mnist(root, *pick(tr, per_class), *pick(te, 5))
+
+
+@pytest.mark.parametrize("source", ["generated", "real"])
+def test_mnist_recipe_runs_a_few_steps(source, tmp_path):
+    if source == "real":
+        if not (SHARED_DATA / "MNIST" / "raw").is_dir():
+            pytest.skip("real MNIST not present")
+        _real_mnist_subset(tmp_path / "data", 12)
+    else:
+        _mnist_like(tmp_path / "data", 12, np.random.default_rng(0))
+    out = tmp_path / "run"
+    # the recipe's 10 labels per class; 120 images in batches of 64 -> 2 steps
+    assert main(["train", "--recipe", str(RECIPES / "mnist-100.yaml"), "--data-root",
+                 str(tmp_path / "data"), "--out", str(out), *FAST]) == 0
+    s = json.loads((out / "summary.json").read_text())
+    assert s["dataset"] == "mnist" and s["num_labeled"] == 100 and s["num_unlabeled"] == 20
+    assert s["arch"] == "mlp" and s["recipe"].endswith("mnist-100.yaml")
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["epochs"] == 1 and cfg["labels_per_class"] == 10
+
+
+@pytest.mark.parametrize("name,write", [("svhn-1000.yaml", lambda root: write_svhn(root, 30, 10)),
+                                        ("cifar10-4000.yaml",
+                                         lambda root: write_cifar10(root, 6, 10))])
+def test_conv_recipes_run_a_few_steps_on_files_in_the_real_format(name, write, tmp_path):
+    write(tmp_path)
+    # the recipe, with its sizes cut for a CPU test: 3 labels per class, 2 steps, narrow nets
+    cfg = recipe_config(RECIPES / name, data_root=str(tmp_path), epochs=1, batch_size=15,
+                        labels_per_class=2, device="cpu",
+                        net_options={"d_width": 8, "g_width": 16})
+    s = fit(cfg, tmp_path / "run", progress=False, log=lambda m: None, recipe=RECIPES / name,
+            tensorboard=False)
+    assert s["dataset"] == load_recipe(RECIPES / name)["dataset"] and s["arch"] == "conv"
+    assert s["num_labeled"] == 20 and s["num_unlabeled"] == 10 and s["num_test"] == 10
+    assert 0.0 <= s["test_accuracy"] <= 1.0
+    assert (tmp_path / "run" / "recipe.yaml").exists()
+
+
+# ------------------------------------------------------------------ --seeds
+
+def test_seeds_aggregate_and_resume_finishes_the_rest(tmp_path, capsys):
+    out = tmp_path / "multi"
+    args = ["train", "--seeds", "0,1", "--batch-size", "128", "--out", str(out), *FAST]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    s = json.loads((out / "summary.json").read_text())
+    accs = [r["test_accuracy"] for r in s["runs"]]
+    assert [r["seed"] for r in s["runs"]] == [0, 1] and s["seeds"] == [0, 1]
+    assert s["test_accuracy_mean"] == pytest.approx(statistics.fmean(accs))
+    assert s["test_accuracy_std"] == pytest.approx(statistics.stdev(accs))
+    assert s["test_error_mean"] == pytest.approx(1 - statistics.fmean(accs))
+    assert s["test_error_std"] == pytest.approx(statistics.stdev(accs))
+    assert f"{100 * s['test_error_mean']:.2f}%" in printed and "mean ± sample std" in printed
+    for seed in (0, 1):
+        assert json.loads((out / f"seed-{seed}" / "config.json").read_text())["seed"] == seed
+    # refusals, before any work
+    assert main(args) == 2
+    assert "already holds a run" in capsys.readouterr().err
+    assert main([*args, "--seed", "3"]) == 2
+    assert "--seed and --seeds" in capsys.readouterr().err
+    assert main(["train", "--seeds", "0", "--out", str(tmp_path / "none"), "--resume"]) == 2
+    assert "nothing to resume" in capsys.readouterr().err
+    # lose seed 1 and the aggregate: --resume reruns seed 1 only and gets the same numbers
+    shutil.rmtree(out / "seed-1")
+    (out / "summary.json").unlink()
+    stamp = (out / "seed-0" / "summary.json").stat().st_mtime_ns
+    assert main(["train", "--seeds", "0,1", "--out", str(out), "--resume", "--quiet",
+                 "--no-tensorboard"]) == 0
+    assert (out / "seed-0" / "summary.json").stat().st_mtime_ns == stamp
+    s2 = json.loads((out / "summary.json").read_text())
+    assert s2["test_accuracy_mean"] == s["test_accuracy_mean"]
