@@ -17,6 +17,7 @@ measured side by side on this machine (GPU when there is one). Writes JSON and C
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import statistics
 import sys
@@ -76,7 +77,7 @@ def one_seed(name, tr, te, lpc, seed, args, device) -> tuple[list[dict], BatchMi
     lab, unl = split_labeled(tr, lpc, 0)
     epochs = args.gan_epochs if name == "digits" else args.gan_epochs_mnist
     cfg = TrainConfig(dataset=name, labels_per_class=lpc, seed=seed, device=device,
-                      **({"epochs": epochs} if epochs else {}))
+                      **({"epochs": epochs} if epochs else {}), **args.gan_options)
     gan = build_model(cfg.resolved(), lab)
     t0 = time.perf_counter()
     train(gan, lab, unl, cfg, progress=False, log=lambda s: None)
@@ -116,6 +117,8 @@ def main() -> None:
     p.add_argument("--datasets", default="digits,mnist")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--fractions", default="0.25,0.5,0.75")
+    p.add_argument("--gan-options", default="{}",
+                   help="JSON of extra TrainConfig fields for the CLS-GAN (default: the default job)")
     p.add_argument("--gate", type=float, default=0.9,
                    help="SyntheticMix quality gate on the CLS-GAN's own classifier (0: off)")
     p.add_argument("--mixer-fraction", type=float, default=0.5)
@@ -130,6 +133,7 @@ def main() -> None:
     args = p.parse_args()
     args.fractions = [float(f) for f in args.fractions.split(",")]
     args.gate = args.gate or None
+    args.gan_options = json.loads(args.gan_options)
     seeds = [int(s) for s in args.seeds.split(",")]
     rows, skipped, overhead = [], [], []
     for name in args.datasets.split(","):

@@ -15,7 +15,8 @@ long tail (CIFAR-10-LT profile, ``ganaug.make_long_tailed``, seed = the seed), t
 - SMOTE: imbalanced-learn's SMOTE on flattened pixels, up to the majority count;
 - ganaug: a conditional CLS-GAN (``objective="cls"``, every label; ``--gan-options``,
   default: class-balanced labeled batches and the mode-seeking term, weight 1) trained on
-  the long-tailed data, then ``SyntheticMix(lt, model, balance="max", gate=0.9)``, read in
+  the long-tailed data, then ``SyntheticMix(lt, model, balance="max", gate=0.9,
+  gate_mode="real")``, read in
   shuffled order ("ganaug") and through ``mix.balanced_sampler(real_share)`` (every class
   equally often, that share of its draws from its real images).
 
@@ -99,7 +100,7 @@ def one_setting(name, train_set, test_set, rho, seed, args, device) -> list[dict
     gan_acc = evaluate_model(gan, test_set)
     gate = args.gate
     try:
-        mix = SyntheticMix(lt, gan, balance="max", seed=seed, gate=gate)
+        mix = SyntheticMix(lt, gan, balance="max", seed=seed, gate=gate, gate_mode="real")
     except ValueError as e:                  # the gate could not fill a class: go without
         print(f"{name}-LT rho={rho} seed={seed}: {e}; using no gate", flush=True)
         gate = None

@@ -43,11 +43,15 @@ class SyntheticMix(Dataset):
         transform: applied to real and synthetic items alike; an albumentations
             ``Compose`` gets numpy HWC uint8 and its output is converted back.
         seed: synthetic item i is a pure function of (seed, i, refresh round).
-        gate: keep only samples that the sampler's own classifier assigns to their intended
-            class with confidence >= gate, generating more until every quota is met. For a
-            ganaug model the confidence is exp(-L(x, y)), the softmax over its activations and
-            the implicit "no known class" logit (so images of no class are rejected too);
-            for ``gate_classifier`` it is the softmax of its logits.
+        gate: keep only samples that the sampler's own classifier (or ``gate_classifier``)
+            assigns to their intended class with confidence >= gate, generating more until
+            every quota is met.
+        gate_mode: the confidence the gate reads. ``"class"``: the softmax of the logits
+            over the C classes, P(y | x is of some class). ``"real"``: the softmax with the
+            implicit "no known class" logit 0 added, which for a ganaug model is
+            exp(-L(x, y)), P(x is real and of class y); it also rejects samples the loss
+            network recognises as generated, so it accepts few samples from a GAN whose loss
+            network tells its fakes apart well.
         gate_classifier: images in [-1, 1] -> class logits, used by the gate instead of the
             sampler's own classifier (needed for samplers that are not ganaug models).
         gate_max_draws: give up (ValueError) after drawing this many times a class's quota.
@@ -60,7 +64,8 @@ class SyntheticMix(Dataset):
                  balance: Balance | None = None, class_probs: Sequence[float] | None = None,
                  refresh_every: int | None = None, transform: Callable | None = None,
                  seed: int = 0, gate: float | None = None,
-                 gate_classifier: Callable[[Tensor], Tensor] | None = None, gate_max_draws: int = 50,
+                 gate_classifier: Callable[[Tensor], Tensor] | None = None, gate_mode: str = "class",
+                 gate_max_draws: int = 50,
                  value_range: tuple[float, float] | None = None, batch_size: int = 1024,
                  device: str | torch.device | None = None, progress: bool = False):
         if fraction is None and balance is None:
@@ -72,6 +77,9 @@ class SyntheticMix(Dataset):
             raise ValueError(f"fraction must be in [0, 1), got {fraction!r}")
         if refresh_every is not None and (not isinstance(refresh_every, int) or refresh_every <= 0):
             raise ValueError(f"refresh_every must be a positive int or None, got {refresh_every!r}")
+        if gate_mode not in ("class", "real"):
+            raise ValueError(f"gate_mode must be 'class' or 'real', got {gate_mode!r}")
+        self.gate_mode = gate_mode
         if gate is not None and not 0 < gate <= 1:
             raise ValueError(f"gate must be a confidence in (0, 1], got {gate!r}")
         if batch_size <= 0 or gate_max_draws <= 0:
@@ -147,7 +155,7 @@ class SyntheticMix(Dataset):
             k += 1
             drawn += size
             if self.gate is not None:
-                prob = torch.softmax(self.gate_classifier(x).float(), dim=1)
+                prob = torch.softmax(self._gate_logits(x), dim=1)
                 x = x[(prob.argmax(1) == c) & (prob[:, c] >= self.gate)]
             x = x[: need - n_got]
             got.append(self.format.from_unit(x))
@@ -158,6 +166,12 @@ class SyntheticMix(Dataset):
         if self.progress:
             print(file=sys.stderr)
         return torch.cat(got)
+
+    def _gate_logits(self, x: Tensor) -> Tensor:
+        """(N, C) class logits, or (N, C + 1) with the "no known class" logit 0 (gate_mode
+        "real"), on which the gate takes a softmax."""
+        a = self.gate_classifier(x).float()
+        return torch.cat([a, a.new_zeros(len(a), 1)], dim=1) if self.gate_mode == "real" else a
 
     def set_epoch(self, epoch: int) -> None:
         """Call at the start of every epoch (like DistributedSampler.set_epoch): with

@@ -47,14 +47,7 @@ class Sampler:
         self.device = self.model.device if self.model is not None else _device_of(source)
         self.num_classes = self.model.num_classes if self.model is not None else None
         self.classifier: Callable[[Tensor], Tensor] | None = (
-            self._semi_logits if self.model is not None else None)
-
-    def _semi_logits(self, x: Tensor) -> Tensor:
-        """(N, C + 1) logits of a ganaug model: its activations a and the implicit "no known
-        class" logit 0, so softmax(...)[:, y] = exp(-L(x, y)) and images that look like no
-        class get low confidence for every class."""
-        a = self.model.activations(x)
-        return torch.cat([a, a.new_zeros(len(a), 1)], dim=1)
+            self.model.activations if self.model is not None else None)
 
     @torch.no_grad()
     def __call__(self, labels: Tensor, seed: int) -> Tensor:

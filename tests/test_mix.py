@@ -197,16 +197,23 @@ def test_balanced_sampler_draws_classes_equally_with_a_real_share(digits_lt):
         mix.balanced_sampler(1.5)
 
 
-def test_gate_of_a_ganaug_model_is_exp_minus_L(model, tiny):
-    # a ganaug model's gate confidence counts the implicit "no known class" logit:
-    # softmax([a, 0])[y] = exp(-L(x, y))
+def test_gate_modes_class_softmax_and_exp_minus_L(model, tiny):
+    # "class": softmax over the C activations; "real": with the implicit "no known class"
+    # logit, softmax([a, 0])[y] = exp(-L(x, y))
     c = int(model.predict(model.sample(torch.arange(4), torch.Generator().manual_seed(0)))[0])
-    mix = SyntheticMix(tiny, model, balance={c: 3}, gate=0.05)
+    mix = SyntheticMix(tiny, model, balance={c: 3}, gate=0.05, gate_mode="real")
     x = torch.stack([mix[i][0] for i in range(mix.n_real, len(mix))])
-    conf = torch.softmax(mix.gate_classifier(x), 1)
+    conf = torch.softmax(mix._gate_logits(x), 1)
     assert conf.shape == (3, 5)                       # 4 classes and "no known class"
     assert torch.allclose(conf[:, c], torch.exp(-model.loss(x, torch.full((3,), c))), atol=1e-5)
     assert bool((conf[:, c] >= 0.05).all()) and bool((conf.argmax(1) == c).all())
+    mix = SyntheticMix(tiny, model, balance={c: 3}, gate=0.25)
+    x = torch.stack([mix[i][0] for i in range(mix.n_real, len(mix))])
+    conf = torch.softmax(mix._gate_logits(x), 1)
+    assert torch.allclose(conf, torch.softmax(model.activations(x), 1), atol=1e-6)
+    assert bool((conf[:, c] >= 0.25).all()) and bool((conf.argmax(1) == c).all())
+    with pytest.raises(ValueError, match="gate_mode must be"):
+        SyntheticMix(tiny, model, balance={c: 3}, gate=0.3, gate_mode="nope")
 
 
 def test_bad_input_errors(model, tiny):
