@@ -6,8 +6,8 @@ import torch
 
 from ganaug.data import ImageSet
 
-# 2 threads (CI's cores), or OMP_NUM_THREADS when set: on a busy machine one thread is far
-# faster than two that wait for each other
+# 2 threads (CI's cores), or OMP_NUM_THREADS when set: on a machine busy with other jobs,
+# one thread is far faster (two were 20 to 80 times slower for these small nets)
 torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS") or min(2, os.cpu_count() or 1)))
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -14,16 +14,6 @@ from ganaug.evaluation import domain_extractor, evaluate_quality, features_of, i
 METRICS = ("domain_fid", "domain_kid", "intra_class_fid", "precision", "recall", "tstr_accuracy")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small nets on a shared 2-core CPU: one intra-op thread (two were 20 to 80 times slower
-    for these nets while other jobs kept the cores busy)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     out = tmp_path_factory.mktemp("eval") / "r"

@@ -3,7 +3,6 @@ installed); no TensorBoard means no error."""
 import sys
 
 import pytest
-import torch
 
 from ganaug import CLSGAN
 from ganaug import monitor as M
@@ -12,16 +11,6 @@ from ganaug.train import _grid_inputs
 HISTORY = [{"epoch": e, "d_loss": 3.0 / e, "sup_loss": 1.0 / e, "critic": 0.5, "critic_ul": 0.0,
             "penalty": 0.01, "g_loss": 400.0 / e, "lr": 1e-3, "test_accuracy": 0.5 + e / 10}
            for e in (1, 2, 3)]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small nets on a shared 2-core CPU: one intra-op thread (two were 20 to 80 times slower
-    for these nets while other jobs kept the cores busy)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def test_plot_curves_writes_a_png(tmp_path):

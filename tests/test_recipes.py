@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from ganaug import TrainConfig, fit
 from ganaug.cli import main
@@ -20,16 +19,6 @@ RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 SHIPPED = {"mnist-100.yaml": ("mnist", 10, "mlp"), "svhn-1000.yaml": ("svhn", 100, "conv"),
            "cifar10-4000.yaml": ("cifar10", 400, "conv")}
 FAST = ["--epochs", "1", "--quiet", "--no-tensorboard"]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small nets on a shared 2-core CPU: one intra-op thread (two were 20 to 80 times slower
-    for these nets while other jobs kept the cores busy)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.mark.parametrize("name", sorted(SHIPPED))
