@@ -14,6 +14,20 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
+DATA_ROOT = str(ROOT.parent / "shared" / "data")   # the team's offline torchvision root
+
+
+def load_or_skip(name: str, root: str, skipped: list[str]):
+    """(train, test) of dataset ``name``, or None after noting in ``skipped`` (and on
+    stderr) that its files are missing."""
+    from ganaug.data import DataNotFoundError, load_dataset
+
+    try:
+        return load_dataset(name, root)
+    except DataNotFoundError as e:
+        skipped.append(f"{name}: {e}")
+        print(f"skipping {name}: {e}", file=sys.stderr)
+        return None
 
 
 def machine() -> dict:

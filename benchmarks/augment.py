@@ -20,7 +20,6 @@ import argparse
 import json
 import math
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -28,10 +27,10 @@ import torch
 from torch.utils.data import TensorDataset
 
 from _classifier import SmallMLP, evaluate, train_classifier
-from _common import fmt, machine, write_outputs
+from _common import DATA_ROOT, fmt, load_or_skip, machine, write_outputs
 
 from ganaug import BatchMixer, SyntheticMix, TrainConfig, build_model, train
-from ganaug.data import DataNotFoundError, load_dataset, split_labeled
+from ganaug.data import split_labeled
 
 
 def step_overhead(mixer: BatchMixer, shape, C: int, device: str, fraction: float,
@@ -123,7 +122,7 @@ def main() -> None:
                    help="SyntheticMix quality gate on the CLS-GAN's own classifier (0: off); "
                         "the semi-supervised generators measured so far cannot fill a 0.9 gate")
     p.add_argument("--mixer-fraction", type=float, default=0.5)
-    p.add_argument("--data-root", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
+    p.add_argument("--data-root", default=DATA_ROOT)
     p.add_argument("--gan-epochs", type=int, default=None,
                    help="CLS-GAN epochs on digits (default: the default job's)")
     p.add_argument("--gan-epochs-mnist", type=int, default=10)
@@ -139,12 +138,10 @@ def main() -> None:
     rows, skipped, overhead = [], [], []
     for name in args.datasets.split(","):
         lpc = 10                          # digits: 100 labels; MNIST: 100 labels
-        try:
-            tr, te = load_dataset(name, args.data_root)
-        except DataNotFoundError as e:
-            skipped.append(f"{name}: {e}")
-            print(f"skipping {name}: {e}", file=sys.stderr)
+        data = load_or_skip(name, args.data_root, skipped)
+        if data is None:
             continue
+        tr, te = data
         for seed in seeds:
             r, mixer = one_seed(name, tr, te, lpc, seed, args, args.device)
             rows += r

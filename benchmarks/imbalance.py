@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 import time
 from pathlib import Path
 
@@ -38,10 +37,9 @@ import torch
 from torch.utils.data import TensorDataset, WeightedRandomSampler
 
 from _classifier import evaluate, train_classifier
-from _common import fmt, machine, write_outputs
+from _common import DATA_ROOT, fmt, load_or_skip, machine, write_outputs
 
-from ganaug import SyntheticMix, TrainConfig, build_model, load_dataset, make_long_tailed, train
-from ganaug.data import DataNotFoundError
+from ganaug import SyntheticMix, TrainConfig, build_model, make_long_tailed, train
 
 BASELINES = ("real", "oversample", "class-weighted", "SMOTE")
 
@@ -125,7 +123,7 @@ def main() -> None:
     p.add_argument("--datasets", default="digits,mnist")
     p.add_argument("--rhos", default="10,100")
     p.add_argument("--seeds", default="0,1,2")
-    p.add_argument("--data-root", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
+    p.add_argument("--data-root", default=DATA_ROOT)
     p.add_argument("--gan-epochs", type=int, default=100, help="CLS-GAN epochs on digits-LT")
     p.add_argument("--gan-epochs-mnist", type=int, default=5, help="CLS-GAN epochs on MNIST-LT")
     p.add_argument("--clf-epochs", type=int, default=30, help="classifier passes over a balanced-size set")
@@ -146,12 +144,10 @@ def main() -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     rows, skipped = [], []
     for name in args.datasets.split(","):
-        try:
-            tr, te = load_dataset(name, args.data_root)
-        except DataNotFoundError as e:
-            skipped.append(f"{name}: {e}")
-            print(f"skipping {name}: {e}", file=sys.stderr)
+        data = load_or_skip(name, args.data_root, skipped)
+        if data is None:
             continue
+        tr, te = data
         small = name == "digits"
         a = argparse.Namespace(**{**vars(args),
                                   "gan_epochs": args.gan_epochs if small else args.gan_epochs_mnist,
