@@ -68,8 +68,9 @@ def build_mlp(image_shape, num_classes, *, noise_dim: int = 100, g_hidden=(500, 
     """MLP pair; ``norm`` is the loss network's weight normalisation (weight/spectral/none),
     ``g_norm`` the generator's (batch/none).
 
-    The noise levels (0.15 on the input, 0.3 after hidden layers, in [-1, 1] pixel units) are
-    half of Salimans et al.'s MNIST values; measured better on digits (benchmarks/digits.py).
+    The default noise levels (0.15 on the input, 0.3 after hidden layers, in ganaug's [-1, 1]
+    pixel units) were measured best on digits (benchmarks/digits.py). Salimans et al.'s MNIST
+    values are 0.3 on [0, 1] pixels, i.e. ``input_noise=0.6`` here, and ``hidden_noise=0.5``.
     """
     return (MLPGenerator(image_shape, num_classes, noise_dim, tuple(g_hidden), g_norm),
             MLPLossNet(image_shape, num_classes, tuple(d_hidden), input_noise, hidden_noise, norm))
