@@ -61,6 +61,15 @@ def fmt(values: list[float]) -> str:
     return f"{m:.4f} ± {s:.4f}"
 
 
+def print_table(title: str, columns: list[str], lines: list[list[str]]) -> None:
+    """A titled markdown table: one header row, a separator, one row per ``lines`` entry."""
+    print(title)
+    print("| " + " | ".join(columns) + " |")
+    print("|" + "---|" * len(columns))
+    for cells in lines:
+        print("| " + " | ".join(cells) + " |")
+
+
 def write_outputs(rows: list[dict], out: Path, name: str, meta: dict) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{name}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")

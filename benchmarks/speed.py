@@ -38,7 +38,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
 from _classifier import SmallMLP
-from _common import machine, write_outputs
+from _common import machine, print_table, write_outputs
 
 from ganaug import CLSGAN, BatchMixer, SyntheticMix, TrainConfig
 from ganaug import objectives as O
@@ -377,35 +377,28 @@ def main() -> None:
 
 
 def print_tables(rows, device, peak, peak_what) -> None:
-    tr = [r for r in rows if r["section"] == "train"]
-    if tr:
-        print(f"\nTraining step, semi-supervised CLS-GAN ({device}; {peak_what}: "
-              f"{peak:.2f} TFLOP/s)")
-        print("| net | batch | variant | settings | ms/step | images/s | vs reference | "
-              "GFLOP/step | TFLOP/s | % of matmul rate |")
-        print("|---|---|---|---|---|---|---|---|---|---|")
-        for r in tr:
-            print(f"| {r['net']} ({r['shape']}) | {r['batch']}+{r['batch']} | {r['variant']} | "
-                  f"{r['settings']} | {r['ms']:.2f} | {r['images_per_s']:.0f} | "
-                  f"x{r['speedup']:.2f} | {r['gflop_per_step']:.2f} | {r['tflops']:.3f} | "
-                  f"{100 * r['peak_share']:.1f} |")
-    sa = [r for r in rows if r["section"] == "sample"]
-    if sa:
-        print("\nSampling (EMA generator, eval mode)")
-        print("| net | images | variant | images/s | vs reference |")
-        print("|---|---|---|---|---|")
-        for r in sa:
-            print(f"| {r['net']} ({r['shape']}) | {r['images']} | {r['variant']} | "
-                  f"{r['images_per_s']:.0f} | x{r['speedup']:.2f} |")
-    cl = [r for r in rows if r["section"] == "classifier"]
-    if cl:
-        print("\nClassifier step (SmallMLP, batch 256 real images)")
-        print("| net | variant | images/step | ms/step | images/s | time vs real only |")
-        print("|---|---|---|---|---|---|")
-        for r in cl:
-            print(f"| {r['net']} ({r['shape']}) | {r['variant']} | {r['images_per_step']} | "
-                  f"{r['ms']:.2f} | {r['images_per_s']:.0f} | x{r['overhead']:.2f} |")
-
+    section = lambda name: [r for r in rows if r["section"] == name]  # noqa: E731
+    if tr := section("train"):
+        print_table(f"\nTraining step, semi-supervised CLS-GAN ({device}; {peak_what}: "
+                    f"{peak:.2f} TFLOP/s)",
+                    ["net", "batch", "variant", "settings", "ms/step", "images/s",
+                     "vs reference", "GFLOP/step", "TFLOP/s", "% of matmul rate"],
+                    [[f"{r['net']} ({r['shape']})", f"{r['batch']}+{r['batch']}", r["variant"],
+                      r["settings"], f"{r['ms']:.2f}", f"{r['images_per_s']:.0f}",
+                      f"x{r['speedup']:.2f}", f"{r['gflop_per_step']:.2f}",
+                      f"{r['tflops']:.3f}", f"{100 * r['peak_share']:.1f}"] for r in tr])
+    if sa := section("sample"):
+        print_table("\nSampling (EMA generator, eval mode)",
+                    ["net", "images", "variant", "images/s", "vs reference"],
+                    [[f"{r['net']} ({r['shape']})", str(r["images"]), r["variant"],
+                      f"{r['images_per_s']:.0f}", f"x{r['speedup']:.2f}"] for r in sa])
+    if cl := section("classifier"):
+        print_table("\nClassifier step (SmallMLP, batch 256 real images)",
+                    ["net", "variant", "images/step", "ms/step", "images/s",
+                     "time vs real only"],
+                    [[f"{r['net']} ({r['shape']})", r["variant"], str(r["images_per_step"]),
+                      f"{r['ms']:.2f}", f"{r['images_per_s']:.0f}", f"x{r['overhead']:.2f}"]
+                     for r in cl])
 
 if __name__ == "__main__":
     main()
