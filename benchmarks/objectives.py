@@ -2,13 +2,17 @@
 class, the MLP pair), against the loss network trained on the labels alone.
 
     python benchmarks/objectives.py [--objectives all] [--seeds 0,1,2] [--epochs N] [--jobs 2]
+                                    [--update]
 
 Prints a markdown table of test accuracy (mean ± std over seeds); writes JSON and CSV.
 `--jobs 2` runs two single-threaded trainings side by side (2-core machines).
+`--update` re-measures only the named objectives: their rows replace the old ones in the
+existing objectives.json (the meta records which objectives were re-measured, and when).
 """
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -25,10 +29,20 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=None, help="default: the default job's")
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    p.add_argument("--update", action="store_true",
+                   help="replace only these objectives' rows in the existing results")
     args = p.parse_args()
     names = list(OBJECTIVES) if args.objectives == "all" else args.objectives.split(",")
     seeds = [int(s) for s in args.seeds.split(",")]
     extra = ["--epochs", str(args.epochs)] if args.epochs else []
+    if args.update:                       # checked before any training
+        path = Path(args.out) / "objectives.json"
+        if not path.exists():
+            raise SystemExit(f"--update: no {path} to update; run without --update first")
+        old = json.loads(path.read_text())
+        if old["meta"].get("seeds") != seeds or old["meta"].get("epochs", args.epochs) != args.epochs:
+            raise SystemExit(f"--update needs the --seeds and --epochs of {path}: seeds "
+                             f"{old['meta'].get('seeds')}, epochs {old['meta'].get('epochs')}")
     with tempfile.TemporaryDirectory() as tmp:
         def one(job):
             name, seed = job
@@ -39,7 +53,13 @@ def main() -> None:
                     "macro_f1", "train_seconds", "epochs", "seed", "lipschitz")}}
         with ThreadPoolExecutor(args.jobs) as pool:
             rows = list(pool.map(one, [(n, s) for n in names for s in seeds]))
-    write_outputs(rows, Path(args.out), "objectives", {"machine": machine(), "seeds": seeds})
+    meta = {"machine": machine(), "seeds": seeds, "epochs": args.epochs}
+    if args.update:
+        meta = {**old["meta"], "epochs": args.epochs,
+                "updated": {**old["meta"].get("updated", {}), **{n: meta["machine"]["date"] for n in names}}}
+        rows = [r for r in old["rows"] if r["objective"] not in names] + rows
+        names = [n for n in OBJECTIVES if any(r["objective"] == n for r in rows)]
+    write_outputs(rows, Path(args.out), "objectives", meta)
     sup = [r["test_accuracy"] for r in rows if r["objective"] == "supervised"]
     print(f"\n| objective | what | Lipschitz | test accuracy (mean ± std, {len(seeds)} seeds) | beats labels-only |")
     print("|---|---|---|---|---|")

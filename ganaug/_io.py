@@ -5,6 +5,7 @@ import io
 import json
 import os
 import pickle
+import stat
 import tempfile
 import zipfile
 from pathlib import Path
@@ -17,11 +18,24 @@ class CheckpointError(RuntimeError):
     """A checkpoint that cannot be trusted or read."""
 
 
+def _file_mode(path: Path) -> int:
+    """The permissions a plain ``open(path, "w")`` would give: the old file's, if any, else
+    0666 less the umask."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        umask = os.umask(0o022)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
 def _atomic(path: str | os.PathLike, write: Callable[[Any], None], mode: str) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        if hasattr(os, "fchmod"):         # mkstemp's 0600 would make run folders private
+            os.fchmod(fd, _file_mode(path))
         with os.fdopen(fd, mode) as f:
             write(f)
             f.flush()

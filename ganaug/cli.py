@@ -26,6 +26,7 @@ _TRAIN_FLAGS = {
     "dataset": str, "data_root": str, "image_size": int, "labels_per_class": None,
     "data_seed": int, "arch": str, "objective": str, "lipschitz": str, "lam": float,
     "gamma": float, "gamma_rampup": int, "margin_scale": float, "nu": float, "g_loss": str,
+    "g_cond_weight": float,
     "d_steps": int, "mode_seeking": float, "weight_decay": float, "gp_weight": float, "clip": float,
     "div_k": float, "div_p": float, "epochs": int, "batch_size": int, "lr": float,
     "ema_decay": float, "seed": int, "device": str,
@@ -41,6 +42,9 @@ _HELP = {
     "device": "auto (CUDA when present, else CPU), cpu, cuda or cuda:N",
     "mode_seeking": "weight of the mode-seeking (MSGAN) diversity term in the generator's loss (default 0: off)",
     "g_loss": "generator objective: auto (feature matching for sscls, else the objective's own), loss or feature-matching",
+    "g_cond_weight": "weight of mean L(G(z, y), y) added to the feature-matching generator loss, "
+                     "so that samples follow their labels (default 3 for sscls and for cls with "
+                     "--g-loss feature-matching; 0: feature matching alone)",
     "amp": "auto (bf16 autocast on CUDA, off on CPU), bf16 or off",
     "compile": "torch.compile the networks: auto (on CUDA only), on, off, or a mode "
                "(reduce-overhead, max-autotune); falls back to eager if compiling fails",

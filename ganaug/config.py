@@ -11,6 +11,7 @@ from .objectives import get_objective
 
 LIPSCHITZ = ("none", "weight-decay", "gp", "zero-gp", "div", "clip", "spectral-norm")
 G_LOSSES = ("auto", "loss", "feature-matching")
+G_COND_WEIGHT = 3.0   # g_cond_weight=None with feature matching: measured on digits
 GP_WEIGHTS = {"gp": 10.0, "zero-gp": 0.1}   # gp_weight=None: WGAN-GP's 10; 0.1 measured on digits
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 SPEED_CHOICES = {"amp": ("auto", "bf16", "off"), "compile": ("auto", "on", "off", *COMPILE_MODES),
@@ -41,6 +42,9 @@ class TrainConfig:
     loss_form: str = "semi"            # semi: extra "fake" logit 0 (paper); softmax: plain CE
     g_loss: str = "auto"               # loss (L of its fakes) | feature-matching | auto:
                                        # feature matching for sscls, else the objective's own
+    g_cond_weight: float | None = None  # + this x mean L(G(z, y), y) in the feature-matching
+                                       # generator's loss, so samples follow their labels;
+                                       # None: 3 for a conditional objective, else 0
     mode_seeking: float = 0.0          # weight of MSGAN's diversity term in G's loss (0: off)
     d_steps: int = 1                   # loss-network steps per generator step
     weight_decay: float = 1e-4         # L2 on the loss network (lipschitz weight-decay)
@@ -93,6 +97,17 @@ class TrainConfig:
         if c.g_loss not in G_LOSSES:
             raise ValueError(f"unknown generator loss {c.g_loss!r}; choose one of: "
                              f"{', '.join(G_LOSSES)}")
+        if c.g_cond_weight is None:            # 3: benchmarks/conditioning.py on digits
+            c.g_cond_weight = G_COND_WEIGHT if (c.g_loss == "feature-matching"
+                                                and obj.conditional) else 0.0
+        if not c.g_cond_weight >= 0:             # also catches NaN
+            raise ValueError(f"g_cond_weight must be non-negative, got {c.g_cond_weight}")
+        if c.g_cond_weight and (c.g_loss != "feature-matching" or not obj.conditional):
+            raise ValueError(
+                f"g_cond_weight adds the conditional term L(G(z, y), y) to the feature-matching "
+                f"generator loss of a conditional objective; this run has g_loss={c.g_loss!r}, "
+                f"objective {c.objective!r}. Use --g-loss feature-matching with a conditional "
+                f"objective (sscls, cls), or leave g_cond_weight at 0")
         if c.loss_form not in ("semi", "softmax"):
             raise ValueError(f"loss_form must be 'semi' or 'softmax', got {c.loss_form!r}")
         if c.loss_form == "softmax" and (not obj.conditional or obj.critic == "gan"):
@@ -131,13 +146,18 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    # keys added after run folders were first written, with the value those runs trained with
+    BEFORE_KEY_EXISTED = {"g_cond_weight": 0.0}
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        """A saved configuration (a checkpoint's, config.json); keys it lacks take the value
+        that reproduces runs saved before the key existed (``BEFORE_KEY_EXISTED``)."""
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:
             raise ValueError(f"unknown config keys: {', '.join(unknown)}")
-        return cls(**d)
+        return cls(**{**cls.BEFORE_KEY_EXISTED, **d})
 
     def diff(self, other: "TrainConfig") -> list[str]:
         """Keys (outside RESUMABLE) whose values differ."""

@@ -188,13 +188,18 @@ def _loss_net_terms(obj: O.Objective, cfg: TrainConfig, nets: "_Nets", b: _Batch
 def _generator_loss(cfg: TrainConfig, nets: "_Nets", b: _Batch, x_g: Tensor, ell: Callable,
                     world: int) -> Tensor:
     """mean L(G(z, y), y) (L_ul for fakes paired with unlabeled images), or feature matching
-    (on the global batch's mean features when data-parallel)."""
+    (on the global batch's mean features when data-parallel) plus ``cfg.g_cond_weight`` x
+    mean L(G(z, y), y) over every fake with the label it was drawn for."""
     if cfg.g_loss == "feature-matching":
         with torch.no_grad():
             _, h_r = nets.d(b.x, features=True)
-        _, h_f = nets.d(x_g, features=True)
-        return O.feature_matching(dist_.global_row_mean(h_r, world),
+        a_f, h_f = nets.d(x_g, features=True)
+        loss = O.feature_matching(dist_.global_row_mean(h_r, world),
                                   dist_.global_row_mean(h_f, world))
+        if cfg.g_cond_weight:                    # a per-rank mean over equal shards
+            loss = loss + cfg.g_cond_weight * O.conditional_loss(a_f, b.y_gen,
+                                                                 cfg.loss_form).mean()
+        return loss
     return ell(nets.d(x_g), b.y_crit).mean()
 
 

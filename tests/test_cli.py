@@ -77,6 +77,8 @@ BAD = [
     (["--labels-per-class", "1000"], "more than class"),
     (["--dataset", "mnist", "--data-root", "{tmp}/empty"], "looked for"),
     (["--resume"], "--resume needs --out"),
+    (["--g-cond-weight", "-1"], "g_cond_weight must be non-negative"),
+    (["--g-loss", "loss", "--g-cond-weight", "3"], "--g-loss feature-matching"),
 ]
 
 

@@ -1,5 +1,8 @@
 """The training loop on tiny data: every objective and regulariser, determinism, resume."""
+import dataclasses
 import math
+import os
+import stat
 
 import pytest
 import torch
@@ -7,7 +10,7 @@ import torch
 from ganaug import CLSGAN, TrainConfig, build_model, train
 from ganaug.config import LIPSCHITZ
 from ganaug.data import split_labeled
-from ganaug.objectives import list_objectives
+from ganaug.objectives import get_objective, list_objectives
 
 FAST = dict(epochs=2, batch_size=8, labels_per_class=4,
             net_options={"d_hidden": [32, 32], "g_hidden": [32]})
@@ -124,3 +127,85 @@ def test_mode_seeking_term_changes_the_generator_and_stays_finite(tiny):
     assert not all(torch.equal(ga[k], gb[k]) for k in ga)
     with pytest.raises(ValueError, match="mode_seeking must be non-negative"):
         TrainConfig(mode_seeking=-1.0).resolved()
+
+
+def test_conditional_generator_term_is_weight_times_L_of_the_fakes(tiny):
+    from ganaug.objectives import conditional_loss
+    from ganaug.step import Speed, _Batch, _ell, _generator_loss, _Nets
+
+    cfg = TrainConfig(**FAST, g_cond_weight=2.5).resolved()
+    model = build_model(cfg, tiny)
+    G, D = model.generator.eval(), model.loss_net.eval()     # no noise layers: deterministic
+    nets = _Nets(G, D, Speed(None, None, False, False), torch.device("cpu"), lambda s: None)
+    y = tiny.targets[:16]
+    b = _Batch(tiny.images[:16], y, torch.cat([y[:8], torch.full((8,), -1)]), 8)
+    x_g = G(torch.rand(16, cfg.noise_dim) * 2 - 1, y)
+    ell = _ell(get_objective(cfg.objective), cfg.loss_form)
+    with_term = _generator_loss(cfg, nets, b, x_g, ell, 1)
+    without = _generator_loss(dataclasses.replace(cfg, g_cond_weight=0.0), nets, b, x_g, ell, 1)
+    expected = without + 2.5 * conditional_loss(D(x_g), y).mean()
+    torch.testing.assert_close(with_term, expected)
+
+
+def test_conditional_generator_term_makes_samples_follow_their_labels(tiny):
+    """Feature matching alone leaves the generator free to ignore y: its samples land in
+    their own class at chance (1/4); the conditional term pulls them to it."""
+    def agreement(weight):
+        r = _run(tiny, epochs=20, seed=0, g_cond_weight=weight)
+        y = torch.arange(4).repeat(64)
+        torch.manual_seed(0)
+        x = r.model.sample(y)
+        return float((r.model.predict(x).cpu() == y).float().mean())
+
+    plain, conditioned = agreement(0.0), agreement(5.0)
+    assert plain < 0.35
+    assert conditioned > plain + 0.15
+
+
+def test_conditional_generator_term_is_refused_where_it_means_nothing():
+    with pytest.raises(ValueError, match="g_cond_weight must be non-negative"):
+        TrainConfig(g_cond_weight=-1.0).resolved()
+    with pytest.raises(ValueError, match="g_cond_weight must be non-negative"):
+        TrainConfig(g_cond_weight=float("nan")).resolved()
+    with pytest.raises(ValueError, match="--g-loss feature-matching"):
+        TrainConfig(g_cond_weight=1.0, g_loss="loss").resolved()
+    with pytest.raises(ValueError, match="conditional objective"):
+        TrainConfig(objective="gan", g_loss="feature-matching", g_cond_weight=1.0).resolved()
+    assert TrainConfig(objective="cls", g_loss="feature-matching",
+                       g_cond_weight=1.0).resolved().g_cond_weight == 1.0
+
+
+def test_conditional_generator_term_defaults_to_3_with_feature_matching_only():
+    assert TrainConfig().resolved().g_cond_weight == 3.0                      # sscls
+    assert TrainConfig(objective="cls", g_loss="feature-matching").resolved().g_cond_weight == 3.0
+    assert TrainConfig(objective="cls").resolved().g_cond_weight == 0.0       # its own loss
+    assert TrainConfig(g_loss="loss").resolved().g_cond_weight == 0.0
+    assert TrainConfig(objective="gan", g_loss="feature-matching").resolved().g_cond_weight == 0.0
+
+
+def test_runs_saved_before_g_cond_weight_existed_resume_as_they_trained(tiny, tmp_path):
+    _run(tiny, out=tmp_path, g_cond_weight=0.0)
+    ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    del ckpt["config"]["g_cond_weight"]                   # as written before the key existed
+    torch.save(ckpt, tmp_path / "checkpoint.pt")
+    assert TrainConfig.from_dict(ckpt["config"]).g_cond_weight == 0.0
+    with pytest.raises(ValueError, match="configuration differs.*g_cond_weight: 0.0 -> 3.0"):
+        _run(tiny, out=tmp_path, resume=True, epochs=3)   # today's default would change it
+    assert len(_run(tiny, out=tmp_path, resume=True, epochs=3, g_cond_weight=0.0).history) == 3
+
+
+@pytest.mark.skipif(not hasattr(os, "fchmod"), reason="POSIX permissions")
+def test_atomic_writes_get_the_permissions_of_a_plain_write(tmp_path):
+    from ganaug._io import atomic_write_text
+
+    old = os.umask(0o022)
+    try:
+        new = atomic_write_text(tmp_path / "new.json", "{}")
+        kept = tmp_path / "kept.json"
+        kept.write_text("")
+        kept.chmod(0o600)
+        atomic_write_text(kept, "{}")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(new.stat().st_mode) == 0o644      # not mkstemp's 0600
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o600     # an existing file keeps its mode
