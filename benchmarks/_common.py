@@ -37,11 +37,18 @@ def machine() -> dict:
             "date": time.strftime("%Y-%m-%d")}
 
 
-def run_train(args: list[str], out: Path, threads: int | None = None) -> dict:
-    """``python -m ganaug train ARGS --out OUT`` in a fresh process; summary + wall time."""
+def ganaug_env(threads: int | None = None) -> dict:
+    """The environment of a ``python -m ganaug`` child: this checkout first on the path, and
+    ``threads`` OpenMP threads when given."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     if threads:
         env["OMP_NUM_THREADS"] = str(threads)
+    return env
+
+
+def run_train(args: list[str], out: Path, threads: int | None = None) -> dict:
+    """``python -m ganaug train ARGS --out OUT`` in a fresh process; summary + wall time."""
+    env = ganaug_env(threads)
     t0 = time.perf_counter()
     r = subprocess.run([sys.executable, "-m", "ganaug", "train", *args, "--out", str(out),
                         "--quiet"], capture_output=True, text=True, env=env)

@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from _common import ROOT, fmt, machine, print_table, run_train, write_outputs
+from _common import fmt, ganaug_env, machine, print_table, run_train, write_outputs
 
 METRICS = ("tstr_accuracy", "intra_class_fid", "domain_fid", "precision", "recall")
 
@@ -31,11 +30,8 @@ METRICS = ("tstr_accuracy", "intra_class_fid", "domain_fid", "precision", "recal
 def one_run(weight: float, seed: int, extra: list[str], tmp: Path, threads: int | None) -> dict:
     out = tmp / f"w{weight:g}-s{seed}"
     r = run_train(["--seed", str(seed), "--g-cond-weight", str(weight), *extra], out, threads)
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    if threads:
-        env["OMP_NUM_THREADS"] = str(threads)
     e = subprocess.run([sys.executable, "-m", "ganaug", "eval", "--run", str(out), "--json"],
-                       capture_output=True, text=True, env=env)
+                       capture_output=True, text=True, env=ganaug_env(threads))
     if e.returncode != 0:
         raise RuntimeError(f"ganaug eval --run {out} failed:\n{e.stderr[-2000:]}")
     q = json.loads(e.stdout)["quality"]
