@@ -26,7 +26,7 @@ _TRAIN_FLAGS = {
     "dataset": str, "data_root": str, "image_size": int, "labels_per_class": None,
     "data_seed": int, "arch": str, "objective": str, "lipschitz": str, "lam": float,
     "gamma": float, "gamma_rampup": int, "margin_scale": float, "nu": float, "g_loss": str,
-    "g_cond_weight": float,
+    "g_cond_weight": float, "fm_layers": str,
     "d_steps": int, "mode_seeking": float, "weight_decay": float, "gp_weight": float, "clip": float,
     "div_k": float, "div_p": float, "epochs": int, "batch_size": int, "lr": float,
     "ema_decay": float, "seed": int, "device": str,
@@ -45,6 +45,9 @@ _HELP = {
     "g_cond_weight": "weight of mean L(G(z, y), y) added to the feature-matching generator loss, "
                      "so that samples follow their labels (default 3 for sscls and for cls with "
                      "--g-loss feature-matching; 0: feature matching alone)",
+    "fm_layers": "loss-network layers whose mean activations the feature-matching generator "
+                 "matches: last (the last hidden layer, Salimans et al.; default) or all (every "
+                 "hidden layer, each scaled to the last one's width)",
     "amp": "auto (bf16 autocast on CUDA, off on CPU), bf16 or off",
     "compile": "torch.compile the networks: auto (on CUDA only), on, off, or a mode "
                "(reduce-overhead, max-autotune); falls back to eager if compiling fails",

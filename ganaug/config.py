@@ -11,6 +11,7 @@ from .objectives import get_objective
 
 LIPSCHITZ = ("none", "weight-decay", "gp", "zero-gp", "div", "clip", "spectral-norm")
 G_LOSSES = ("auto", "loss", "feature-matching")
+FM_LAYERS = ("last", "all")   # which hidden layers feature matching compares
 G_COND_WEIGHT = 3.0   # g_cond_weight=None with feature matching: measured on digits
 GP_WEIGHTS = {"gp": 10.0, "zero-gp": 0.1}   # gp_weight=None: WGAN-GP's 10; 0.1 measured on digits
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
@@ -45,6 +46,8 @@ class TrainConfig:
     g_cond_weight: float | None = None  # + this x mean L(G(z, y), y) in the feature-matching
                                        # generator's loss, so samples follow their labels;
                                        # None: 3 for a conditional objective, else 0
+    fm_layers: str = "last"            # feature matching on the loss network's last hidden
+                                       # layer (Salimans et al.) or on "all" hidden layers
     mode_seeking: float = 0.0          # weight of MSGAN's diversity term in G's loss (0: off)
     d_steps: int = 1                   # loss-network steps per generator step
     weight_decay: float = 1e-4         # L2 on the loss network (lipschitz weight-decay)
@@ -108,6 +111,14 @@ class TrainConfig:
                 f"generator loss of a conditional objective; this run has g_loss={c.g_loss!r}, "
                 f"objective {c.objective!r}. Use --g-loss feature-matching with a conditional "
                 f"objective (sscls, cls), or leave g_cond_weight at 0")
+        if c.fm_layers not in FM_LAYERS:
+            raise ValueError(f"fm_layers must be one of {', '.join(FM_LAYERS)}, got "
+                             f"{c.fm_layers!r}")
+        if c.fm_layers != "last" and c.g_loss != "feature-matching":
+            raise ValueError(f"fm_layers={c.fm_layers!r} chooses the layers of the feature-"
+                             f"matching generator loss, but this run has g_loss={c.g_loss!r}; "
+                             f"use --g-loss feature-matching (sscls's default) or leave "
+                             f"fm_layers at 'last'")
         if c.loss_form not in ("semi", "softmax"):
             raise ValueError(f"loss_form must be 'semi' or 'softmax', got {c.loss_form!r}")
         if c.loss_form == "softmax" and (not obj.conditional or obj.critic == "gan"):

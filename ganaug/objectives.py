@@ -12,7 +12,7 @@ predict(x) = argmin_y L(x, y) = argmax_y a_y(x).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -119,9 +119,24 @@ def wgan_critic(l_real: Tensor, l_fake: Tensor) -> Tensor:
     return l_real.mean() - l_fake.mean()
 
 
-def feature_matching(h_real: Tensor, h_fake: Tensor) -> Tensor:
-    """Squared distance between mean features of real and generated batches (Salimans 2016)."""
-    return (h_real.mean(dim=0) - h_fake.mean(dim=0)).pow(2).sum()
+def feature_matching(h_real: Tensor | Sequence[Tensor],
+                     h_fake: Tensor | Sequence[Tensor]) -> Tensor:
+    """Squared distance between mean features of real and generated batches (Salimans 2016).
+
+    One tensor (N, ...) per side: ||mean_n h_real - mean_n h_fake||^2 over all feature units.
+    Lists of layers (first to last, same length on both sides): the sum over layers of each
+    layer's squared distance times (units of the last layer / units of this layer), i.e. the
+    mean squared distance per unit of every layer on the last layer's scale, so a list of one
+    layer gives the single-tensor value and no wide layer outweighs a narrow one.
+    """
+    if isinstance(h_real, Tensor) and isinstance(h_fake, Tensor):
+        return (h_real.mean(dim=0) - h_fake.mean(dim=0)).pow(2).sum()
+    if isinstance(h_real, Tensor) or isinstance(h_fake, Tensor) or len(h_real) != len(h_fake) \
+            or not len(h_real):
+        raise ValueError("feature_matching takes two tensors or two equally long, non-empty "
+                         "lists of layers")
+    units = h_real[-1][0].numel()
+    return sum(feature_matching(r, f) * (units / r[0].numel()) for r, f in zip(h_real, h_fake))
 
 
 def mode_seeking(x1: Tensor, x2: Tensor, z1: Tensor, z2: Tensor, eps: float = 1e-5) -> Tensor:

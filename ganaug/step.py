@@ -191,11 +191,16 @@ def _generator_loss(cfg: TrainConfig, nets: "_Nets", b: _Batch, x_g: Tensor, ell
     (on the global batch's mean features when data-parallel) plus ``cfg.g_cond_weight`` x
     mean L(G(z, y), y) over every fake with the label it was drawn for."""
     if cfg.g_loss == "feature-matching":
+        which = True if cfg.fm_layers == "last" else cfg.fm_layers
         with torch.no_grad():
-            _, h_r = nets.d(b.x, features=True)
-        a_f, h_f = nets.d(x_g, features=True)
-        loss = O.feature_matching(dist_.global_row_mean(h_r, world),
-                                  dist_.global_row_mean(h_f, world))
+            _, h_r = nets.d(b.x, features=which)
+        a_f, h_f = nets.d(x_g, features=which)
+        if which is True:
+            loss = O.feature_matching(dist_.global_row_mean(h_r, world),
+                                      dist_.global_row_mean(h_f, world))
+        else:
+            loss = O.feature_matching([dist_.global_row_mean(h, world) for h in h_r],
+                                      [dist_.global_row_mean(h, world) for h in h_f])
         if cfg.g_cond_weight:                    # a per-rank mean over equal shards
             loss = loss + cfg.g_cond_weight * O.conditional_loss(a_f, b.y_gen,
                                                                  cfg.loss_form).mean()
@@ -276,11 +281,20 @@ class _Nets:
             x = self._g(z, y)
         return x.float()                          # a no-op in fp32
 
-    def d(self, x: Tensor, features: bool = False, eager: bool = False):
+    def d(self, x: Tensor, features: bool | str = False, eager: bool = False):
         net = self.D if eager else self._d
         with self._autocast():
-            out = net(x, features=True) if features else net(x)
-        return (out[0].float(), out[1].float()) if features else out.float()
+            out = net(x, features=features) if features else net(x)
+        if not features:
+            return out.float()
+        if features == "all":
+            if not isinstance(out[1], (list, tuple)):
+                raise TypeError(f"fm_layers='all' needs the loss network's forward(x, "
+                                f"features='all') to return (activations, [h_1, ..., h_L]); "
+                                f"{type(self.D).__name__} returned {type(out[1]).__name__}. "
+                                f"Support it in the network, or use fm_layers='last'")
+            return out[0].float(), [h.float() for h in out[1]]
+        return out[0].float(), out[1].float()
 
 
 class TrainStep:

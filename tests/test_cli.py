@@ -79,6 +79,7 @@ BAD = [
     (["--resume"], "--resume needs --out"),
     (["--g-cond-weight", "-1"], "g_cond_weight must be non-negative"),
     (["--g-loss", "loss", "--g-cond-weight", "3"], "--g-loss feature-matching"),
+    (["--fm-layers", "most"], "fm_layers must be one of last, all"),
 ]
 
 

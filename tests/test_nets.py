@@ -40,3 +40,17 @@ def test_unknown_arch_and_bad_shapes():
         create_nets("resnet9000", (1, 8, 8), 10)
     with pytest.raises(ValueError, match="divisible by 8"):
         create_nets("conv", (1, 28, 28), 10)
+
+
+@pytest.mark.parametrize("arch,shape", CASES)
+def test_all_hidden_layers_are_returned_first_to_last(arch, shape):
+    torch.manual_seed(0)
+    _, d = create_nets(arch, shape, 5)
+    d.eval()                                   # no noise / dropout: the passes agree
+    x = torch.rand(6, *shape) * 2 - 1
+    a_all, hs = d(x, features="all")
+    a, h = d(x, features=True)
+    torch.testing.assert_close(a_all, a)
+    assert isinstance(hs, list) and len(hs) >= 2 and all(t.shape[0] == 6 for t in hs)
+    last = hs[-1] if hs[-1].dim() == 2 else hs[-1].mean(dim=(2, 3))   # conv: pooled map
+    torch.testing.assert_close(last, h)

@@ -111,6 +111,20 @@ def test_feature_matching_is_zero_for_equal_means():
     assert O.feature_matching(torch.zeros(2, 2), torch.ones(2, 2)).item() == pytest.approx(2.0)
 
 
+def test_feature_matching_over_layers_scales_each_to_the_last_layers_width():
+    torch.manual_seed(0)
+    r = [torch.randn(5, 10), torch.randn(5, 2, 2)]       # 10 units, then 4 (a small map)
+    f = [torch.randn(5, 10), torch.randn(5, 2, 2)]
+    one = lambda a, b: (a.mean(0) - b.mean(0)).pow(2).sum()  # noqa: E731
+    expected = one(r[0], f[0]) * 4 / 10 + one(r[1], f[1])
+    torch.testing.assert_close(O.feature_matching(r, f), expected)
+    torch.testing.assert_close(O.feature_matching(r[1:], f[1:]), O.feature_matching(r[1], f[1]))
+    assert O.feature_matching(r, [h[[1, 0, 2, 3, 4]] for h in r]).item() == pytest.approx(0.0)
+    for bad in [(r, f[:1]), ([], []), (r, f[0])]:
+        with pytest.raises(ValueError, match="equally long, non-empty lists"):
+            O.feature_matching(*bad)
+
+
 def test_objective_registry():
     assert {"ls", "gls", "cls", "sscls", "gan", "cgan", "wgan", "cwgan", "wgan-gp", "cwgan-gp",
             "wgan-div", "cwgan-div"} <= set(O.list_objectives())

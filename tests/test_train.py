@@ -147,6 +147,50 @@ def test_conditional_generator_term_is_weight_times_L_of_the_fakes(tiny):
     torch.testing.assert_close(with_term, expected)
 
 
+def test_feature_matching_on_all_layers_matches_every_hidden_layer(tiny):
+    from ganaug.objectives import feature_matching
+    from ganaug.step import Speed, _Batch, _ell, _generator_loss, _Nets
+
+    cfg = TrainConfig(**FAST, fm_layers="all", g_cond_weight=0.0).resolved()
+    model = build_model(cfg, tiny)
+    G, D = model.generator.eval(), model.loss_net.eval()
+    nets = _Nets(G, D, Speed(None, None, False, False), torch.device("cpu"), lambda s: None)
+    y = tiny.targets[:16]
+    b = _Batch(tiny.images[:16], y, torch.cat([y[:8], torch.full((8,), -1)]), 8)
+    x_g = G(torch.rand(16, cfg.noise_dim) * 2 - 1, y)
+    ell = _ell(get_objective(cfg.objective), cfg.loss_form)
+    loss = _generator_loss(cfg, nets, b, x_g, ell, 1)
+    expected = feature_matching(D(b.x, features="all")[1], D(x_g, features="all")[1])
+    torch.testing.assert_close(loss, expected)
+    last = _generator_loss(dataclasses.replace(cfg, fm_layers="last"), nets, b, x_g, ell, 1)
+    assert abs(loss.item() - last.item()) > 1e-3 * last.item()   # the first layer counts too
+    loss.backward()
+    assert all(p.grad is not None for p in G.parameters())
+
+
+def test_all_layers_with_a_network_that_cannot_list_them_is_a_clear_error(tiny):
+    from ganaug.step import Speed, _Nets
+
+    class OneFeature(torch.nn.Module):               # answers any truthy features= with h
+        def forward(self, x, features=False):
+            h = x.flatten(1)
+            return (h[:, :4], h) if features else h[:, :4]
+
+    nets = _Nets(torch.nn.Identity(), OneFeature(), Speed(None, None, False, False),
+                 torch.device("cpu"), lambda s: None)
+    with pytest.raises(TypeError, match="features='all'.*use fm_layers='last'"):
+        nets.d(tiny.images[:4], features="all")
+
+
+def test_feature_matching_on_all_layers_trains_and_is_checked(tiny):
+    r = _run(tiny, fm_layers="all")
+    assert r.config.fm_layers == "all" and math.isfinite(r.history[-1]["g_loss"])
+    with pytest.raises(ValueError, match="fm_layers must be one of last, all"):
+        TrainConfig(fm_layers="first").resolved()
+    with pytest.raises(ValueError, match="use --g-loss feature-matching"):
+        TrainConfig(fm_layers="all", objective="wgan-gp").resolved()
+
+
 def test_conditional_generator_term_makes_samples_follow_their_labels(tiny):
     """Feature matching alone leaves the generator free to ignore y: its samples land in
     their own class at chance (1/4); the conditional term pulls them to it."""

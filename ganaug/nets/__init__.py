@@ -6,7 +6,9 @@ Every pair follows one interface:
   ``y`` a LongTensor of class ids in [0, num_classes);
 - ``loss_net(x) -> a`` of shape (N, num_classes), class activations (lower
   L(x, y) = -a_y + softplus(logsumexp a) means "real and of class y"), and
-  ``loss_net(x, features=True) -> (a, h)`` with ``h`` the penultimate features.
+  ``loss_net(x, features=True) -> (a, h)`` with ``h`` the penultimate features, and
+  (for ``fm_layers="all"``) ``loss_net(x, features="all") -> (a, [h_1, ..., h_L])``, every
+  hidden layer's activations, first to last.
 
 Networks never own optimisers; training concerns live in :mod:`ganaug.train`.
 """

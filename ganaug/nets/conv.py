@@ -80,7 +80,18 @@ class ConvLossNet(nn.Module):
             if isinstance(m, nn.BatchNorm2d):
                 _init_normal(m)
 
-    def forward(self, x: Tensor, features: bool = False):
+    def forward(self, x: Tensor, features: bool | str = False):
+        """a (N, C); with ``features=True`` also the pooled features (N, 2 * width); with
+        ``features="all"`` the list of every conv block's activation map (N, C_l, H_l, W_l),
+        first to last."""
+        if features == "all":
+            hs: list[Tensor] = []
+            h = x
+            for m in self.features:
+                h = m(h)
+                if isinstance(m, nn.LeakyReLU):
+                    hs.append(h)
+            return self.head(h), hs
         h = self.features(x)      # (N, 2 * width) pooled features
         a = self.head(h)          # (N, C) class activations
         return (a, h) if features else a

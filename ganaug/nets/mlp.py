@@ -55,7 +55,18 @@ class MLPLossNet(nn.Module):
         self.features = nn.Sequential(*layers)
         self.head = normed(nn.Linear(width, num_classes), norm)
 
-    def forward(self, x: Tensor, features: bool = False):
+    def forward(self, x: Tensor, features: bool | str = False):
+        """a (N, C); with ``features=True`` also the last hidden layer's output (N, hidden[-1])
+        after its noise; with ``features="all"`` the list of every hidden layer's activations
+        (before the noise), first to last."""
+        if features == "all":
+            hs: list[Tensor] = []
+            h = x
+            for m in self.features:
+                h = m(h)
+                if isinstance(m, nn.LeakyReLU):
+                    hs.append(h)
+            return self.head(h), hs
         h = self.features(x)              # (N, hidden[-1]) penultimate features
         a = self.head(h)                  # (N, C) class activations
         return (a, h) if features else a
