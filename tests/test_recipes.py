@@ -29,7 +29,9 @@ def test_shipped_recipes_define_their_benchmark(name):
     assert values["dataset"] == dataset and values["labels_per_class"] == per_class
     assert values["arch"] == arch and values["data_seed"] == 0
     cfg = recipe_config(path).resolved()
-    assert cfg.objective == "sscls" and cfg.batch_size == 64 and cfg.lr == pytest.approx(1e-3)
+    assert cfg.objective == "sscls" and cfg.batch_size == 64
+    # the paper's learning rate, or a departure the header names (MNIST: Improved GAN's 3e-3)
+    assert cfg.lr == pytest.approx(1e-3) or ("lr" in values and "learning rate" in path.read_text())
     # only differences from the defaults (plus the keys that define the benchmark)
     defaults = TrainConfig().to_dict()
     assert all(values[k] != defaults[k] for k in values
