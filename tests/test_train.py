@@ -129,43 +129,45 @@ def test_mode_seeking_term_changes_the_generator_and_stays_finite(tiny):
         TrainConfig(mode_seeking=-1.0).resolved()
 
 
-def test_conditional_generator_term_is_weight_times_L_of_the_fakes(tiny):
-    from ganaug.objectives import conditional_loss
-    from ganaug.step import Speed, _Batch, _ell, _generator_loss, _Nets
+def _generator_loss_inputs(tiny, **kw):
+    """A built model in eval mode (no noise layers: deterministic), its nets, a batch of 8
+    labeled + 8 unlabeled images, fakes for their labels, and the objective's L."""
+    from ganaug.step import Speed, _Batch, _ell, _Nets
 
-    cfg = TrainConfig(**FAST, g_cond_weight=2.5).resolved()
-    model = build_model(cfg, tiny)
-    G, D = model.generator.eval(), model.loss_net.eval()     # no noise layers: deterministic
-    nets = _Nets(G, D, Speed(None, None, False, False), torch.device("cpu"), lambda s: None)
-    y = tiny.targets[:16]
-    b = _Batch(tiny.images[:16], y, torch.cat([y[:8], torch.full((8,), -1)]), 8)
-    x_g = G(torch.rand(16, cfg.noise_dim) * 2 - 1, y)
-    ell = _ell(get_objective(cfg.objective), cfg.loss_form)
-    with_term = _generator_loss(cfg, nets, b, x_g, ell, 1)
-    without = _generator_loss(dataclasses.replace(cfg, g_cond_weight=0.0), nets, b, x_g, ell, 1)
-    expected = without + 2.5 * conditional_loss(D(x_g), y).mean()
-    torch.testing.assert_close(with_term, expected)
-
-
-def test_feature_matching_on_all_layers_matches_every_hidden_layer(tiny):
-    from ganaug.objectives import feature_matching
-    from ganaug.step import Speed, _Batch, _ell, _generator_loss, _Nets
-
-    cfg = TrainConfig(**FAST, fm_layers="all", g_cond_weight=0.0).resolved()
+    cfg = TrainConfig(**FAST, **kw).resolved()
     model = build_model(cfg, tiny)
     G, D = model.generator.eval(), model.loss_net.eval()
     nets = _Nets(G, D, Speed(None, None, False, False), torch.device("cpu"), lambda s: None)
     y = tiny.targets[:16]
     b = _Batch(tiny.images[:16], y, torch.cat([y[:8], torch.full((8,), -1)]), 8)
     x_g = G(torch.rand(16, cfg.noise_dim) * 2 - 1, y)
-    ell = _ell(get_objective(cfg.objective), cfg.loss_form)
+    return cfg, nets, b, x_g, _ell(get_objective(cfg.objective), cfg.loss_form)
+
+
+def test_conditional_generator_term_is_weight_times_L_of_the_fakes(tiny):
+    from ganaug.objectives import conditional_loss
+    from ganaug.step import _generator_loss
+
+    cfg, nets, b, x_g, ell = _generator_loss_inputs(tiny, g_cond_weight=2.5)
+    with_term = _generator_loss(cfg, nets, b, x_g, ell, 1)
+    without = _generator_loss(dataclasses.replace(cfg, g_cond_weight=0.0), nets, b, x_g, ell, 1)
+    expected = without + 2.5 * conditional_loss(nets.D(x_g), b.y_gen).mean()
+    torch.testing.assert_close(with_term, expected)
+
+
+def test_feature_matching_on_all_layers_matches_every_hidden_layer(tiny):
+    from ganaug.objectives import feature_matching
+    from ganaug.step import _generator_loss
+
+    cfg, nets, b, x_g, ell = _generator_loss_inputs(tiny, fm_layers="all", g_cond_weight=0.0)
+    D = nets.D
     loss = _generator_loss(cfg, nets, b, x_g, ell, 1)
     expected = feature_matching(D(b.x, features="all")[1], D(x_g, features="all")[1])
     torch.testing.assert_close(loss, expected)
     last = _generator_loss(dataclasses.replace(cfg, fm_layers="last"), nets, b, x_g, ell, 1)
     assert abs(loss.item() - last.item()) > 1e-3 * last.item()   # the first layer counts too
     loss.backward()
-    assert all(p.grad is not None for p in G.parameters())
+    assert all(p.grad is not None for p in nets.G.parameters())
 
 
 def test_all_layers_with_a_network_that_cannot_list_them_is_a_clear_error(tiny):

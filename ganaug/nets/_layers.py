@@ -22,6 +22,17 @@ class GaussianNoise(nn.Module):
         return f"std={self.std}"
 
 
+def hidden_activations(layers: nn.Sequential, x: Tensor) -> tuple[Tensor, list[Tensor]]:
+    """Run ``layers`` on ``x``; return the output and every LeakyReLU's output (the hidden
+    layers' activations, first to last), for ``forward(x, features="all")``."""
+    hs: list[Tensor] = []
+    for m in layers:
+        x = m(x)
+        if isinstance(m, nn.LeakyReLU):
+            hs.append(x)
+    return x, hs
+
+
 def normed(layer: nn.Module, norm: str) -> nn.Module:
     """Wrap a Linear/Conv in weight normalisation ("weight"), spectral ("spectral") or none."""
     if norm == "weight":

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ._layers import GaussianNoise, normed, one_hot
+from ._layers import GaussianNoise, hidden_activations, normed, one_hot
 from ._registry import register
 
 
@@ -85,12 +85,7 @@ class ConvLossNet(nn.Module):
         ``features="all"`` the list of every conv block's activation map (N, C_l, H_l, W_l),
         first to last."""
         if features == "all":
-            hs: list[Tensor] = []
-            h = x
-            for m in self.features:
-                h = m(h)
-                if isinstance(m, nn.LeakyReLU):
-                    hs.append(h)
+            h, hs = hidden_activations(self.features, x)
             return self.head(h), hs
         h = self.features(x)      # (N, 2 * width) pooled features
         a = self.head(h)          # (N, C) class activations

@@ -6,7 +6,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from ._layers import GaussianNoise, normed, one_hot
+from ._layers import GaussianNoise, hidden_activations, normed, one_hot
 from ._registry import register
 
 
@@ -60,12 +60,7 @@ class MLPLossNet(nn.Module):
         after its noise; with ``features="all"`` the list of every hidden layer's activations
         (before the noise), first to last."""
         if features == "all":
-            hs: list[Tensor] = []
-            h = x
-            for m in self.features:
-                h = m(h)
-                if isinstance(m, nn.LeakyReLU):
-                    hs.append(h)
+            h, hs = hidden_activations(self.features, x)
             return self.head(h), hs
         h = self.features(x)              # (N, hidden[-1]) penultimate features
         a = self.head(h)                  # (N, C) class activations
