@@ -26,7 +26,7 @@ _TRAIN_FLAGS = {
     "dataset": str, "data_root": str, "image_size": int, "labels_per_class": None,
     "data_seed": int, "arch": str, "objective": str, "lipschitz": str, "lam": float,
     "gamma": float, "gamma_rampup": int, "margin_scale": float, "nu": float, "g_loss": str,
-    "g_cond_weight": float, "fm_layers": str,
+    "g_cond_weight": float, "fm_layers": str, "translate": int,
     "d_steps": int, "mode_seeking": float, "weight_decay": float, "gp_weight": float, "clip": float,
     "div_k": float, "div_p": float, "epochs": int, "batch_size": int, "lr": float,
     "ema_decay": float, "seed": int, "device": str,
@@ -48,6 +48,9 @@ _HELP = {
     "fm_layers": "loss-network layers whose mean activations the feature-matching generator "
                  "matches: last (the last hidden layer, Salimans et al.; default) or all (every "
                  "hidden layer, each scaled to the last one's width)",
+    "translate": "data augmentation: shift every real training image (labeled and unlabeled) "
+                 "by a random whole number of pixels in [-N, N] along each axis, edge pixels "
+                 "repeated (default 0: off)",
     "amp": "auto (bf16 autocast on CUDA, off on CPU), bf16 or off",
     "compile": "torch.compile the networks: auto (on CUDA only), on, off, or a mode "
                "(reduce-overhead, max-autotune); falls back to eager if compiling fails",

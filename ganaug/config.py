@@ -28,6 +28,8 @@ class TrainConfig:
     image_size: int | None = None      # pad MNIST / resize folders to this side (None: native)
     labels_per_class: int | None = 10  # labels kept per class; None = all (supervised)
     balanced_labels: bool = False      # draw labeled batches class-balanced (imbalanced data)
+    translate: int = 0                 # shift each real training image by up to this many
+                                       # pixels per step (data augmentation; 0: off)
     data_seed: int = 0                 # which images are labeled; separate from `seed`
     # ---- networks
     arch: str = "auto"                 # mlp | conv | auto (mlp up to 28x28x1)
@@ -127,6 +129,9 @@ class TrainConfig:
         lpc = c.labels_per_class
         if lpc is not None and (isinstance(lpc, bool) or not isinstance(lpc, int) or lpc <= 0):
             raise ValueError(f"labels_per_class must be a positive integer or 'all', got {lpc!r}")
+        t = c.translate
+        if isinstance(t, bool) or not isinstance(t, int) or t < 0:
+            raise ValueError(f"translate must be a non-negative whole number of pixels, got {t!r}")
         for name in ("epochs", "batch_size", "d_steps", "noise_dim"):
             if int(getattr(c, name)) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(c, name)}")

@@ -376,6 +376,19 @@ class TrainStep:
             return part()
 
 
+def shift_images(x: Tensor, dx: Tensor, dy: Tensor, k: int) -> Tensor:
+    """Each image ``x[i]`` (N, C, H, W) moved ``dx[i]`` pixels right and ``dy[i]`` down
+    (integers in [-k, k]); the pixels that come in repeat the edge. Same memory format as
+    ``x``; on ``x``'s device, without a host sync."""
+    n, c, h, w = x.shape
+    pad = torch.nn.functional.pad(x, (k, k, k, k), mode="replicate")
+    rows = (k - dy).view(n, 1, 1, 1) + torch.arange(h, device=x.device).view(1, 1, h, 1)
+    cols = (k - dx).view(n, 1, 1, 1) + torch.arange(w, device=x.device).view(1, 1, 1, w)
+    i = torch.arange(n, device=x.device).view(n, 1, 1, 1)
+    ch = torch.arange(c, device=x.device).view(1, c, 1, 1)
+    return torch.empty_like(x).copy_(pad[i, ch, rows, cols])
+
+
 class _Draws:
     """The host side of each step, for one epoch: the global batch's indices, labels and
     noise from the epoch's generator, always in the same order (so results depend on
@@ -392,6 +405,7 @@ class _Draws:
         self.bs, self.noise_dim, self.adversarial, self.device = bs, noise_dim, adversarial, device
         self.penalty = adversarial and cfg.lipschitz in ("gp", "zero-gp")
         self.mode_seeking = bool(cfg.mode_seeking)
+        self.translate = cfg.translate
 
     def next(self, generator_step: bool) -> tuple[_Batch, _Noise]:
         sh, dev, gen, bs = self.shard, self.device, self.gen, self.bs
@@ -417,4 +431,8 @@ class _Draws:
             nz.z = noise()
             if self.mode_seeking:
                 nz.z2 = noise()
+        if self.translate:                 # drawn last: translate=0 leaves the stream as it was
+            k = self.translate
+            d = torch.randint(-k, k + 1, (2, n), generator=gen)
+            b.x = shift_images(b.x, rows(d[0]), rows(d[1]), k)
         return b, nz

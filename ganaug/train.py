@@ -133,6 +133,10 @@ def train(model: CLSGAN, labeled: ImageSet, unlabeled: ImageSet | None = None,
     if cfg.lipschitz == "spectral-norm" and model.net_options.get("norm") != "spectral":
         raise ValueError("lipschitz='spectral-norm' needs a model built with norm='spectral' "
                          "(CLSGAN(..., norm='spectral'), or ganaug.build_model(config, data))")
+    if cfg.translate >= min(labeled.image_shape[1:]):
+        raise ValueError(f"translate={cfg.translate} pixels would move {labeled.image_shape[1]}x"
+                         f"{labeled.image_shape[2]} images out of view; use fewer pixels than "
+                         f"the image side (e.g. 2 for MNIST)")
     if len(labeled) == 0 or int(labeled.targets.min()) < 0:
         raise ValueError("the labeled set must be non-empty and every target in [0, C)")
     ckpt = check_run_folder(out, cfg, resume)

@@ -54,3 +54,28 @@ def test_all_hidden_layers_are_returned_first_to_last(arch, shape):
     assert isinstance(hs, list) and len(hs) >= 2 and all(t.shape[0] == 6 for t in hs)
     last = hs[-1] if hs[-1].dim() == 2 else hs[-1].mean(dim=(2, 3))   # conv: pooled map
     torch.testing.assert_close(last, h)
+
+
+def test_mlp_generator_with_a_weight_normalised_output_layer(tmp_path):
+    from ganaug import CLSGAN
+    torch.manual_seed(0)
+    plain, _ = create_nets("mlp", (1, 8, 8), 4)
+    torch.manual_seed(0)
+    g, _ = create_nets("mlp", (1, 8, 8), 4, g_out_norm="weight")
+    out = g.net[-2]
+    assert hasattr(out, "parametrizations") and not hasattr(plain.net[-2], "parametrizations")
+    z, y = torch.rand(5, 100) * 2 - 1, torch.tensor([0, 1, 2, 3, 0])
+    g.eval(), plain.eval()
+    # the same function at initialisation (g = ||v|| row by row); only the updates differ
+    torch.testing.assert_close(g(z, y), plain(z, y))
+    g(z, y).square().mean().backward()
+    assert all(p.grad is not None for p in g.parameters())
+    with pytest.raises(ValueError, match="out_norm must be 'none' or 'weight'"):
+        create_nets("mlp", (1, 8, 8), 4, g_out_norm="spectral")
+    # the option travels with the model: save, load, same samples
+    m = CLSGAN((1, 8, 8), 4, "mlp", g_out_norm="weight")
+    m.save(tmp_path / "m.pt")
+    same = CLSGAN.load(tmp_path / "m.pt")
+    lab = torch.tensor([0, 1, 2, 3])
+    torch.testing.assert_close(m.sample(lab, torch.Generator().manual_seed(0)),
+                               same.sample(lab, torch.Generator().manual_seed(0)))

@@ -15,10 +15,15 @@ class MLPGenerator(nn.Module):
 
     ``norm="none"`` drops the BatchNorm (its batch statistics make a sample depend on the
     rest of its batch, e.g. on how data-parallel training splits the batch).
+    ``out_norm="weight"`` weight-normalises the output layer (as Salimans et al.'s MNIST
+    generator): Adam then moves each output unit's scale by about lr per step, instead of
+    every one of its weights, which keeps the tanh from saturating where its gradient
+    vanishes.
     """
 
     def __init__(self, image_shape: tuple[int, int, int], num_classes: int, noise_dim: int = 100,
-                 hidden: tuple[int, ...] = (500, 500), norm: str = "batch"):
+                 hidden: tuple[int, ...] = (500, 500), norm: str = "batch",
+                 out_norm: str = "none"):
         super().__init__()
         self.image_shape, self.num_classes, self.noise_dim = image_shape, num_classes, noise_dim
         layers: list[nn.Module] = []
@@ -29,7 +34,10 @@ class MLPGenerator(nn.Module):
             bn = [nn.BatchNorm1d(h)] if norm == "batch" else []
             layers += [nn.Linear(width, h), *bn, nn.Softplus()]
             width = h
-        layers += [nn.Linear(width, math.prod(image_shape)), nn.Tanh()]
+        if out_norm not in ("none", "weight"):
+            raise ValueError(f"generator out_norm must be 'none' or 'weight', got {out_norm!r}")
+        out = nn.Linear(width, math.prod(image_shape))
+        layers += [normed(out, out_norm), nn.Tanh()]
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: Tensor, y: Tensor) -> Tensor:
@@ -70,13 +78,14 @@ class MLPLossNet(nn.Module):
 @register("mlp")
 def build_mlp(image_shape, num_classes, *, noise_dim: int = 100, g_hidden=(500, 500),
               d_hidden=(1000, 500, 250, 250, 250), input_noise: float = 0.15,
-              hidden_noise: float = 0.3, norm: str = "weight", g_norm: str = "batch"):
+              hidden_noise: float = 0.3, norm: str = "weight", g_norm: str = "batch",
+              g_out_norm: str = "none"):
     """MLP pair; ``norm`` is the loss network's weight normalisation (weight/spectral/none),
-    ``g_norm`` the generator's (batch/none).
+    ``g_norm`` the generator's (batch/none), ``g_out_norm`` its output layer's (none/weight).
 
     The default noise levels (0.15 on the input, 0.3 after hidden layers, in ganaug's [-1, 1]
     pixel units) were measured best on digits (benchmarks/digits.py). Salimans et al.'s MNIST
     values are 0.3 on [0, 1] pixels, i.e. ``input_noise=0.6`` here, and ``hidden_noise=0.5``.
     """
-    return (MLPGenerator(image_shape, num_classes, noise_dim, tuple(g_hidden), g_norm),
+    return (MLPGenerator(image_shape, num_classes, noise_dim, tuple(g_hidden), g_norm, g_out_norm),
             MLPLossNet(image_shape, num_classes, tuple(d_hidden), input_noise, hidden_noise, norm))
