@@ -181,9 +181,10 @@ def _train(args: argparse.Namespace) -> int:
         s = fit_seeds(cfg, args.seeds, **opts)
         for r in s["runs"]:
             print(f"seed {r['seed']}: test accuracy {r['test_accuracy']:.4f} -> {r['run']}")
-        std = lambda v, scale=1.0: "n/a" if v is None else f"{v * scale:.4f}"  # noqa: E731
-        print(f"test accuracy {s['test_accuracy_mean']:.4f} ± {std(s['test_accuracy_std'])}, "
-              f"test error {100 * s['test_error_mean']:.2f}% ± {std(s['test_error_std'], 100)} "
+        std = lambda v, fmt: "n/a" if v is None else fmt.format(v)  # noqa: E731
+        print(f"test accuracy {s['test_accuracy_mean']:.4f} ± "
+              f"{std(s['test_accuracy_std'], '{:.4f}')}, test error "
+              f"{100 * s['test_error_mean']:.2f}% ± {std(s['test_error_std'], '{:.2%}')} "
               f"(mean ± sample std over {s['num_seeds']} seeds "
               f"{','.join(map(str, s['seeds']))}; {s['dataset']}, {s['num_labeled']} labels, "
               f"{s['objective']}, {s['train_seconds']:.1f}s) -> {s['run']}")

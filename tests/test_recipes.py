@@ -178,7 +178,8 @@ def test_seeds_aggregate_and_resume_finishes_the_rest(tmp_path, capsys):
     assert s["test_accuracy_std"] == pytest.approx(statistics.stdev(accs))
     assert s["test_error_mean"] == pytest.approx(1 - statistics.fmean(accs))
     assert s["test_error_std"] == pytest.approx(statistics.stdev(accs))
-    assert f"{100 * s['test_error_mean']:.2f}%" in printed and "mean ± sample std" in printed
+    assert f"{100 * s['test_error_mean']:.2f}% ± {s['test_error_std']:.2%}" in printed
+    assert "mean ± sample std" in printed
     for seed in (0, 1):
         assert json.loads((out / f"seed-{seed}" / "config.json").read_text())["seed"] == seed
     # refusals, before any work
