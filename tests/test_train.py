@@ -12,16 +12,7 @@ from ganaug.config import LIPSCHITZ
 from ganaug.data import split_labeled
 from ganaug.objectives import get_objective, list_objectives
 
-FAST = dict(epochs=2, batch_size=8, labels_per_class=4,
-            net_options={"d_hidden": [32, 32], "g_hidden": [32]})
-
-
-def _run(tiny, out=None, resume=False, **kw):
-    cfg = TrainConfig(**{**FAST, **kw})
-    lab, unl = split_labeled(tiny, cfg.labels_per_class, cfg.data_seed)
-    model = build_model(cfg.resolved(), tiny)
-    return train(model, lab, unl, cfg, test=tiny, out=out, resume=resume, progress=False,
-                 log=lambda s: None)
+from _tiny import FAST, _run
 
 
 @pytest.mark.parametrize("objective", list_objectives())

@@ -2,20 +2,11 @@
 import pytest
 import torch
 
-from ganaug import TrainConfig, build_model, train
+from ganaug import TrainConfig
 from ganaug.data import split_labeled
 from ganaug.step import _Draws, _Shard, shift_images
 
-FAST = dict(epochs=2, batch_size=8, labels_per_class=4,
-            net_options={"d_hidden": [32, 32], "g_hidden": [32]})
-
-
-def _run(tiny, out=None, resume=False, **kw):
-    cfg = TrainConfig(**{**FAST, **kw})
-    lab, unl = split_labeled(tiny, cfg.labels_per_class, cfg.data_seed)
-    model = build_model(cfg.resolved(), tiny)
-    return train(model, lab, unl, cfg, test=tiny, out=out, resume=resume, progress=False,
-                 log=lambda s: None)
+from _tiny import FAST, _run
 
 
 def _shift_by_loops(x, dx, dy):
