@@ -29,6 +29,7 @@ _TRAIN_FLAGS = {
     "g_cond_weight": float, "fm_layers": str, "translate": int,
     "d_steps": int, "mode_seeking": float, "weight_decay": float, "gp_weight": float, "clip": float,
     "div_k": float, "div_p": float, "epochs": int, "batch_size": int, "lr": float,
+    "lr_decay": float, "lr_decay_every": int,
     "ema_decay": float, "seed": int, "device": str,
     "amp": str, "compile": str, "channels_last": str, "fused_adam": str,
 }
@@ -48,6 +49,8 @@ _HELP = {
     "fm_layers": "loss-network layers whose mean activations the feature-matching generator "
                  "matches: last (the last hidden layer, Salimans et al.; default) or all (every "
                  "hidden layer, each scaled to the last one's width)",
+    "lr_decay": "factor applied to the learning rate every --lr-decay-every epochs (default 0.8)",
+    "lr_decay_every": "epochs between learning-rate decays (default 25)",
     "translate": "data augmentation: shift every real training image (labeled and unlabeled) "
                  "by a random whole number of pixels in [-N, N] along each axis, edge pixels "
                  "repeated (default 0: off)",

@@ -132,7 +132,10 @@ class TrainConfig:
         t = c.translate
         if isinstance(t, bool) or not isinstance(t, int) or t < 0:
             raise ValueError(f"translate must be a non-negative whole number of pixels, got {t!r}")
-        for name in ("epochs", "batch_size", "d_steps", "noise_dim"):
+        if not 0.0 < c.lr_decay <= 1.0:
+            raise ValueError(f"lr_decay multiplies the learning rate every lr_decay_every "
+                             f"epochs and must be in (0, 1], got {c.lr_decay}")
+        for name in ("epochs", "batch_size", "d_steps", "noise_dim", "lr_decay_every"):
             if int(getattr(c, name)) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(c, name)}")
         if c.mode_seeking < 0:

@@ -80,7 +80,18 @@ BAD = [
     (["--g-cond-weight", "-1"], "g_cond_weight must be non-negative"),
     (["--g-loss", "loss", "--g-cond-weight", "3"], "--g-loss feature-matching"),
     (["--fm-layers", "most"], "fm_layers must be one of last, all"),
+    (["--lr-decay", "0"], "lr_decay multiplies the learning rate"),
+    (["--lr-decay", "1.5"], "lr_decay multiplies the learning rate"),
+    (["--lr-decay-every", "0"], "lr_decay_every must be positive"),
 ]
+
+
+def test_learning_rate_schedule_flags(tmp_path):
+    out = tmp_path / "r"
+    assert main(["train", "--epochs", "3", "--lr", "0.002", "--lr-decay", "0.5",
+                 "--lr-decay-every", "2", "--out", str(out), "--quiet"]) == 0
+    lrs = [json.loads(line)["lr"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert lrs == pytest.approx([0.002, 0.002, 0.001])
 
 
 @pytest.mark.parametrize("args,message", BAD)
