@@ -382,8 +382,8 @@ def shift_images(x: Tensor, dx: Tensor, dy: Tensor, k: int) -> Tensor:
     ``x``; on ``x``'s device, without a host sync."""
     n, c, h, w = x.shape
     pad = torch.nn.functional.pad(x, (k, k, k, k), mode="replicate")
-    rows = (k - dy).view(n, 1, 1, 1) + torch.arange(h, device=x.device).view(1, 1, h, 1)
-    cols = (k - dx).view(n, 1, 1, 1) + torch.arange(w, device=x.device).view(1, 1, 1, w)
+    rows = (k - dy).reshape(n, 1, 1, 1) + torch.arange(h, device=x.device).view(1, 1, h, 1)
+    cols = (k - dx).reshape(n, 1, 1, 1) + torch.arange(w, device=x.device).view(1, 1, 1, w)
     i = torch.arange(n, device=x.device).view(n, 1, 1, 1)
     ch = torch.arange(c, device=x.device).view(1, c, 1, 1)
     return torch.empty_like(x).copy_(pad[i, ch, rows, cols])
@@ -433,6 +433,6 @@ class _Draws:
                 nz.z2 = noise()
         if self.translate:                 # drawn last: translate=0 leaves the stream as it was
             k = self.translate
-            d = torch.randint(-k, k + 1, (2, n), generator=gen)
-            b.x = shift_images(b.x, rows(d[0]), rows(d[1]), k)
+            d = rows(torch.randint(-k, k + 1, (2, n), generator=gen).T)   # one copy: (n, 2)
+            b.x = shift_images(b.x, d[:, 0], d[:, 1], k)
         return b, nz
