@@ -12,7 +12,10 @@ step: no tricks).
    "fast" is ``ganaug.step.TrainStep`` with ``TrainConfig``'s defaults on this device
    (auto: bf16 autocast, torch.compile, channels_last, fused Adam on CUDA; fp32 eager on
    the CPU) drawing its batches like ``train`` does (device-resident data, pinned
-   asynchronous copies of indices and noise). ``--ablate`` adds one row per switch.
+   asynchronous copies of indices and noise). ``--ablate`` adds one row per switch, and
+   one for the fast path plus the consistency term of the MNIST recipe (``consistency=3``:
+   a no-grad pass of the EMA loss network over the unlabeled half's second view; that
+   row's TFLOP/s divides the reference step's FLOPs, which lack this pass).
    Achieved TFLOP/s comes from the reference step's FLOPs (torch.utils.flop_counter;
    every variant does the same math), next to the device's measured matrix rate (bf16 on
    CUDA, fp32 on the CPU).
@@ -49,6 +52,7 @@ NETS = {"digits": ("mlp", (1, 8, 8)), "mnist": ("mlp", (1, 28, 28)),
 ABLATIONS = {"compile": {"compile": "on"}, "bf16": {"amp": "bf16"},
              "channels_last": {"channels_last": "on"}, "fused_adam": {"fused_adam": "on"}}
 OFF = {"amp": "off", "compile": "off", "channels_last": "off", "fused_adam": "off"}
+TERMS = {"+consistency 3": {"consistency": 3.0}}  # extra work of a recipe, on the fast path
 C = 10                                        # classes
 N_LAB, N_UNL = 1000, 4000                     # random images standing in for a data set
 
@@ -216,6 +220,7 @@ def bench_train(args, device, peak) -> list[dict]:
     variants = {"fast": {}}
     if args.ablate:
         variants.update({k: {**OFF, **v} for k, v in ABLATIONS.items()})
+        variants.update(TERMS)
     for name in args.nets:
         arch, shape = NETS[name]
         data = make_data(shape, device)
@@ -232,7 +237,9 @@ def bench_train(args, device, peak) -> list[dict]:
                     "section": "train", "net": name, "shape": "x".join(map(str, shape)),
                     "batch": bs, "images_per_step": 2 * bs, "variant": v,
                     "settings": ("fp32 eager, host data path" if v == "reference" else
-                                 ("auto: " if v == "fast" else "") + speeds[v].describe()),
+                                 ("auto: " if v == "fast" or v in TERMS else "")
+                                 + speeds[v].describe()
+                                 + (f", {v.lstrip('+')}" if v in TERMS else "")),
                     "ms": t * 1e3, "first_call_s": first, "images_per_s": 2 * bs / t,
                     "speedup": t_ref / t, "gflop_per_step": flops / 1e9,
                     "tflops": flops / t / 1e12, "peak_tflops": peak,

@@ -27,7 +27,9 @@ _TRAIN_FLAGS = {
     "data_seed": int, "arch": str, "objective": str, "lipschitz": str, "lam": float,
     "gamma": float, "gamma_rampup": int, "margin_scale": float, "nu": float, "g_loss": str,
     "g_cond_weight": float, "fm_layers": str, "translate": int,
-    "d_steps": int, "mode_seeking": float, "weight_decay": float, "gp_weight": float, "clip": float,
+    "d_steps": int, "mode_seeking": float, "consistency": float,
+    "consistency_teacher": str,
+    "weight_decay": float, "gp_weight": float, "clip": float,
     "div_k": float, "div_p": float, "epochs": int, "batch_size": int, "lr": float,
     "lr_decay": float, "lr_decay_every": int,
     "ema_decay": float, "seed": int, "device": str,
@@ -54,6 +56,12 @@ _HELP = {
     "translate": "data augmentation: shift every real training image (labeled and unlabeled) "
                  "by a random whole number of pixels in [-N, N] along each axis, edge pixels "
                  "repeated (default 0: off)",
+    "consistency": "weight of a consistency term on the unlabeled images: a teacher's class "
+                   "probabilities on a second view of each (its own shift) are the target of "
+                   "the loss network's (default 0: off)",
+    "consistency_teacher": "the consistency term's teacher: ema (the loss network's weight "
+                           "average, without noise: a mean teacher; default) or net (the loss "
+                           "network itself, with its own noise draws)",
     "amp": "auto (bf16 autocast on CUDA, off on CPU), bf16 or off",
     "compile": "torch.compile the networks: auto (on CUDA only), on, off, or a mode "
                "(reduce-overhead, max-autotune); falls back to eager if compiling fails",

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,6 +12,7 @@ from .objectives import get_objective
 
 LIPSCHITZ = ("none", "weight-decay", "gp", "zero-gp", "div", "clip", "spectral-norm")
 G_LOSSES = ("auto", "loss", "feature-matching")
+CONSISTENCY_TEACHERS = ("ema", "net")   # whose predictions the consistency term targets
 FM_LAYERS = ("last", "all")   # which hidden layers feature matching compares
 G_COND_WEIGHT = 3.0   # g_cond_weight=None with feature matching: measured on digits
 GP_WEIGHTS = {"gp": 10.0, "zero-gp": 0.1}   # gp_weight=None: WGAN-GP's 10; 0.1 measured on digits
@@ -51,6 +53,11 @@ class TrainConfig:
     fm_layers: str = "last"            # feature matching on the loss network's last hidden
                                        # layer (Salimans et al.) or on "all" hidden layers
     mode_seeking: float = 0.0          # weight of MSGAN's diversity term in G's loss (0: off)
+    consistency: float = 0.0           # weight of a consistency term on unlabeled images: a
+                                       # teacher's class probabilities on a second view (own
+                                       # shift) are the target of the loss network's (0: off)
+    consistency_teacher: str = "ema"   # ema: the loss network's weight average, no noise
+                                       # (mean teacher) | net: the loss network, own noise
     d_steps: int = 1                   # loss-network steps per generator step
     weight_decay: float = 1e-4         # L2 on the loss network (lipschitz weight-decay)
     gp_weight: float | None = None     # penalty weight; None: 10 for gp, 0.1 for zero-gp
@@ -140,6 +147,16 @@ class TrainConfig:
                 raise ValueError(f"{name} must be positive, got {getattr(c, name)}")
         if c.mode_seeking < 0:
             raise ValueError(f"mode_seeking must be non-negative, got {c.mode_seeking}")
+        if isinstance(c.consistency, bool) or not isinstance(c.consistency, (int, float)) \
+                or not 0 <= c.consistency < math.inf:
+            raise ValueError(f"consistency must be a non-negative number, got {c.consistency!r}")
+        if c.consistency_teacher not in CONSISTENCY_TEACHERS:
+            raise ValueError(f"consistency_teacher must be one of "
+                             f"{', '.join(CONSISTENCY_TEACHERS)}, got {c.consistency_teacher!r}")
+        if c.consistency and not obj.semi_supervised:
+            raise ValueError(f"consistency is a term on unlabeled images, but objective "
+                             f"{c.objective!r} uses none; choose a semi-supervised objective "
+                             f"(sscls, gan, ...) or leave consistency at 0")
         for name in ("lr", "margin_scale", "lam"):
             if getattr(c, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(c, name)}")
@@ -166,7 +183,8 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     # keys added after run folders were first written, with the value those runs trained with
-    BEFORE_KEY_EXISTED = {"g_cond_weight": 0.0}
+    BEFORE_KEY_EXISTED = {"g_cond_weight": 0.0, "consistency": 0.0,
+                          "consistency_teacher": "ema"}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":

@@ -19,7 +19,7 @@ from ._io import atomic_write_bytes
 
 CURVES = "curves.png"
 TENSORBOARD_DIR = "tensorboard"
-_LOSSES = ("d_loss", "sup_loss", "critic", "critic_ul", "penalty", "g_loss")
+_LOSSES = ("d_loss", "sup_loss", "critic", "critic_ul", "penalty", "consistency", "g_loss")
 
 
 def plot_curves(history: list[dict], path: str | Path, title: str = "") -> Path:

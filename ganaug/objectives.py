@@ -21,7 +21,8 @@ from torch import Tensor
 __all__ = [
     "conditional_loss", "unlabeled_loss", "real_loss", "fake_loss", "pair_loss", "margin",
     "gls_cost", "ls_critic", "gan_critic", "wgan_critic", "feature_matching",
-    "mode_seeking", "mode_seeking_from_distances", "gradient_penalty", "div_penalty",
+    "mode_seeking", "mode_seeking_from_distances", "consistency", "gradient_penalty",
+    "div_penalty",
     "Objective", "OBJECTIVES", "get_objective", "list_objectives",
 ]
 
@@ -153,6 +154,20 @@ def mode_seeking_from_distances(dx: Tensor, dz: Tensor, eps: float = 1e-5) -> Te
     """:func:`mode_seeking` from its two mean distances mean|x1 - x2| and mean|z1 - z2|
     (for callers that average them over more than one batch, e.g. over processes)."""
     return 1.0 / (dx / dz + eps)
+
+
+def consistency(a_student: Tensor, a_teacher: Tensor) -> Tensor:
+    """Consistency of class predictions on two perturbed views of the same images; (N,).
+
+    sum_c (softmax(a_student)_c - softmax(a_teacher)_c)^2 over the C classes, the squared
+    error of Laine & Aila's Pi-model (2017); the teacher's side is detached (a target, as in
+    UDA / FixMatch), so only the student's view is pushed towards the other.
+    """
+    if a_student.shape != a_teacher.shape:
+        raise ValueError(f"consistency compares activations of the same shape, got "
+                         f"{tuple(a_student.shape)} and {tuple(a_teacher.shape)}")
+    p_t = torch.softmax(a_teacher.detach(), dim=1)
+    return (torch.softmax(a_student, dim=1) - p_t).pow(2).sum(dim=1)
 
 
 # ----------------------------------------------------------------------------- penalties

@@ -118,11 +118,13 @@ class _Batch:
 
     y_gen: labels given to the generator for each row's fake partner (unlabeled rows get a
     class drawn from the label prior); y_crit: labels the critic uses (-1 = unlabeled).
+    x_view: a second view of the unlabeled rows (own shift) for the consistency term, or None.
     """
     x: Tensor
     y_gen: Tensor
     y_crit: Tensor
     n: int
+    x_view: Tensor | None = None
 
 
 @dataclass
@@ -162,15 +164,17 @@ def _penalty(cfg: TrainConfig, nets: "_Nets", ell, x_r: Tensor, x_f: Tensor, y: 
 
 def _loss_net_terms(obj: O.Objective, cfg: TrainConfig, nets: "_Nets", b: _Batch,
                     x_f: Tensor | None, ell: Callable, gamma: float, eps: Tensor | None) -> Tensor:
-    """(sup, critic, critic_ul, penalty) for one batch; ``x_f`` None means no adversary.
+    """(sup, critic, critic_ul, penalty, consistency) for one batch; ``x_f`` None means no
+    adversary.
 
-    total = sup + lam * critic + gamma * critic_ul + penalty (DESIGN.md: S + gamma S_ul + R).
+    total = sup + lam * critic + gamma * critic_ul + penalty (DESIGN.md: S + gamma S_ul + R),
+    + consistency x the mean consistency of the unlabeled rows with their second view.
     """
     n = b.n
     if x_f is None:
         sup = O.conditional_loss(nets.d(b.x[:n]), b.y_crit[:n], cfg.loss_form).mean()
         zero = sup.new_zeros(())
-        return torch.stack([sup, zero, zero, zero])
+        return torch.stack([sup, zero, zero, zero, zero])
     a = nets.d(torch.cat([b.x, x_f]))                # one pass: BN sees reals and fakes
     a_r, a_f = a[:len(b.x)], a[len(b.x):]
     sup = O.conditional_loss(a_r[:n], b.y_crit[:n], cfg.loss_form).mean()
@@ -182,7 +186,12 @@ def _loss_net_terms(obj: O.Objective, cfg: TrainConfig, nets: "_Nets", b: _Batch
         crit = _critic(obj, cfg, a_r, a_f, b.x, x_f, b.y_crit, ell)
         crit_u = sup.new_zeros(())
     pen = _penalty(cfg, nets, ell, b.x, x_f, b.y_crit, eps)
-    return torch.stack([sup, cfg.lam * crit, gamma * crit_u, pen])
+    cons = sup.new_zeros(())
+    if cfg.consistency and b.x_view is not None:
+        with torch.no_grad():                     # the target: the teacher on another view
+            a_t = nets.teacher(b.x_view, cfg.consistency_teacher)
+        cons = cfg.consistency * O.consistency(a_r[n:], a_t).mean()
+    return torch.stack([sup, cfg.lam * crit, gamma * crit_u, pen, cons])
 
 
 def _generator_loss(cfg: TrainConfig, nets: "_Nets", b: _Batch, x_g: Tensor, ell: Callable,
@@ -250,11 +259,15 @@ class _Nets:
     """How the step calls the networks: under autocast, outputs cast back to fp32 so every
     objective runs in fp32, and through torch.compile; each optional. ``d(eager=True)``
     skips compile: the gradient penalties differentiate the loss network twice, which
-    compiled graphs do not support. A failed compile falls back to eager (``fall_back``)."""
+    compiled graphs do not support. A failed compile falls back to eager (``fall_back``).
+    ``teacher`` gives the consistency term's targets (from ``D_ema``, the loss network's
+    weight average, or ``D`` itself)."""
 
     def __init__(self, G: torch.nn.Module, D: torch.nn.Module, speed: Speed,
-                 device: torch.device, log: Callable[[str], None]):
+                 device: torch.device, log: Callable[[str], None],
+                 D_ema: torch.nn.Module | None = None):
         self.G, self.D, self.amp, self.device_type, self.log = G, D, speed.amp, device.type, log
+        self.D_ema = D_ema
         self._g, self._d = G, D
         if speed.compile:
             kw = {} if speed.compile == "default" else {"mode": speed.compile}
@@ -280,6 +293,17 @@ class _Nets:
         with self._autocast():
             x = self._g(z, y)
         return x.float()                          # a no-op in fp32
+
+    def teacher(self, x: Tensor, which: str) -> Tensor:
+        """Activations of the consistency term's teacher: "ema", the loss network's weight
+        average (eval mode: no noise layers; Tarvainen & Valpola's mean teacher), or "net",
+        the loss network itself with its own noise draws (a Pi-model with a fixed target)."""
+        if which == "net":
+            return self.d(x)
+        if self.D_ema is None:
+            raise ValueError("consistency_teacher='ema' needs the loss network's EMA")
+        with self._autocast():
+            return self.D_ema(x).float()
 
     def d(self, x: Tensor, features: bool | str = False, eager: bool = False):
         net = self.D if eager else self._d
@@ -322,10 +346,11 @@ class TrainStep:
         self.opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999),
                                       weight_decay=wd, **fused)
         self.opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999), **fused)
-        self.nets = _Nets(G, D, self.speed, device, log)
+        self.nets = _Nets(G, D, self.speed, device, log, model.loss_net_ema)
 
     def __call__(self, b: _Batch, nz: _Noise, gamma: float, decay: float) -> Tensor:
-        """(5,) detached: sup, lam * critic, gamma * critic_ul, penalty, generator loss."""
+        """(6,) detached: sup, lam * critic, gamma * critic_ul, penalty, consistency,
+        generator loss."""
         terms = self._guarded(lambda: self._loss_net_step(b, nz, gamma))
         D = self.model.loss_net
         if self.cfg.lipschitz == "clip":
@@ -406,6 +431,7 @@ class _Draws:
         self.penalty = adversarial and cfg.lipschitz in ("gp", "zero-gp")
         self.mode_seeking = bool(cfg.mode_seeking)
         self.translate = cfg.translate
+        self.view = bool(cfg.consistency) and x_unl is not None
 
     def next(self, generator_step: bool) -> tuple[_Batch, _Noise]:
         sh, dev, gen, bs = self.shard, self.device, self.gen, self.bs
@@ -431,8 +457,14 @@ class _Draws:
             nz.z = noise()
             if self.mode_seeking:
                 nz.z2 = noise()
+        x_unl = b.x[b.n:]
         if self.translate:                 # drawn last: translate=0 leaves the stream as it was
             k = self.translate
             d = rows(torch.randint(-k, k + 1, (2, n), generator=gen).T)   # one copy: (n, 2)
             b.x = shift_images(b.x, d[:, 0], d[:, 1], k)
+        if self.view:                      # the consistency term's second view, drawn after
+            b.x_view = x_unl
+            if self.translate:
+                d = _to_device(sh.part(torch.randint(-k, k + 1, (2, bs), generator=gen).T), dev)
+                b.x_view = shift_images(x_unl, d[:, 0], d[:, 1], k)
         return b, nz

@@ -190,7 +190,8 @@ def train(model: CLSGAN, labeled: ImageSet, unlabeled: ImageSet | None = None,
         gen = torch.Generator().manual_seed(_derive_seed(cfg.seed, epoch, 1))
         draws = _Draws(cfg, x_lab, y_lab, labeled.targets, x_unl, gen, shard, model.noise_dim,
                        step_fn.adversarial, device)
-        sums = torch.zeros(5, device=device)   # sup, critic, critic_ul, penalty, g (weighted)
+        sums = torch.zeros(6, device=device)   # sup, critic, critic_ul, penalty, consistency,
+                                               # g (weighted)
         G.train()
         D.train()
         bar = _progress(steps, f"epoch {epoch + 1}/{cfg.epochs}", progress)
@@ -211,8 +212,9 @@ def train(model: CLSGAN, labeled: ImageSet, unlabeled: ImageSet | None = None,
         vals = (sums / steps).tolist()         # the one host sync of the epoch
         seconds += time.perf_counter() - t0
         rec = {"epoch": epoch + 1, "step": step, "lr": lr, "gamma": gamma,
-               "d_loss": sum(vals[:4]), "sup_loss": vals[0], "critic": vals[1],
-               "critic_ul": vals[2], "penalty": vals[3], "g_loss": vals[4],
+               "d_loss": sum(vals[:5]), "sup_loss": vals[0], "critic": vals[1],
+               "critic_ul": vals[2], "penalty": vals[3], "consistency": vals[4],
+               "g_loss": vals[5],
                "seconds": round(seconds, 3)}
         if not all(math.isfinite(v) for v in vals):
             log(f"warning: non-finite losses at epoch {epoch + 1}: {rec}")
