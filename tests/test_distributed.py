@@ -16,9 +16,10 @@ from ganaug import TrainConfig, build_model, train
 from ganaug.data import ImageSet, split_labeled
 
 # no batch statistics and no noise layers, so 2 processes must match 1 up to rounding; the
-# defaults (zero-centred gradient penalty, feature matching) plus the mode-seeking term
-# exercise every term that needs care across processes
-EXACT = dict(batch_size=8, labels_per_class=4, mode_seeking=0.5,
+# defaults (zero-centred gradient penalty, feature matching) plus the mode-seeking term,
+# the shifts and the consistency term's second view exercise every term that needs care
+# across processes
+EXACT = dict(batch_size=8, labels_per_class=4, mode_seeking=0.5, translate=1, consistency=1.0,
              net_options={"d_hidden": [32, 32], "g_hidden": [32], "g_norm": "none",
                           "input_noise": 0.0, "hidden_noise": 0.0})
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,7 +90,8 @@ def test_two_gloo_processes_match_one_process_and_resume_under_one(tmp_path):
     for k, v in r0["state"].items():               # every rank holds the same model
         assert torch.equal(v, r1["state"][k]), k
     for a, b in zip(single.history, r0["history"]):
-        for key in ("d_loss", "sup_loss", "critic", "critic_ul", "penalty", "g_loss"):
+        for key in ("d_loss", "sup_loss", "critic", "critic_ul", "penalty", "consistency",
+                    "g_loss"):
             assert a[key] == pytest.approx(b[key], rel=1e-5, abs=1e-6), key
         assert a["test_accuracy"] == b["test_accuracy"]
     assert r0["lines"] and not r1["lines"]         # only rank 0 logs
