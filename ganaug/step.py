@@ -457,14 +457,18 @@ class _Draws:
             nz.z = noise()
             if self.mode_seeking:
                 nz.z2 = noise()
+        k = self.translate
+
+        def shifted(x: Tensor, m: int, place: Callable[[Tensor], Tensor]) -> Tensor:
+            """``x`` moved by m global shifts drawn now; ``place`` keeps this rank's rows and
+            sends them to the device in one copy, as an (m, 2) tensor."""
+            d = place(torch.randint(-k, k + 1, (2, m), generator=gen).T)
+            return shift_images(x, d[:, 0], d[:, 1], k)
+
         x_unl = b.x[b.n:]
-        if self.translate:                 # drawn last: translate=0 leaves the stream as it was
-            k = self.translate
-            d = rows(torch.randint(-k, k + 1, (2, n), generator=gen).T)   # one copy: (n, 2)
-            b.x = shift_images(b.x, d[:, 0], d[:, 1], k)
+        if k:                              # drawn last: translate=0 leaves the stream as it was
+            b.x = shifted(b.x, n, rows)
         if self.view:                      # the consistency term's second view, drawn after
-            b.x_view = x_unl
-            if self.translate:
-                d = _to_device(sh.part(torch.randint(-k, k + 1, (2, bs), generator=gen).T), dev)
-                b.x_view = shift_images(x_unl, d[:, 0], d[:, 1], k)
+            b.x_view = (shifted(x_unl, bs, lambda t: _to_device(sh.part(t), dev)) if k
+                        else x_unl)
         return b, nz
