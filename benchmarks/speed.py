@@ -13,9 +13,11 @@ step: no tricks).
    (auto: bf16 autocast, torch.compile, channels_last, fused Adam on CUDA; fp32 eager on
    the CPU) drawing its batches like ``train`` does (device-resident data, pinned
    asynchronous copies of indices and noise). ``--ablate`` adds one row per switch, and
-   one for the fast path plus the consistency term of the MNIST recipe (``consistency=3``:
-   a no-grad pass of the EMA loss network over the unlabeled half's second view; that
-   row's TFLOP/s divides the reference step's FLOPs, which lack this pass).
+   two for settings of the MNIST recipe on the fast path: its consistency term
+   (``consistency=3``: a no-grad pass of the EMA loss network over the unlabeled half's
+   second view) and its lazy penalty (``penalty_every=4``: the gradient penalty on one
+   step in four, timed over whole periods of four steps). Their TFLOP/s divide the
+   reference step's FLOPs, which lack the extra pass and include every penalty.
    Achieved TFLOP/s comes from the reference step's FLOPs (torch.utils.flop_counter;
    every variant does the same math), next to the device's measured matrix rate (bf16 on
    CUDA, fp32 on the CPU).
@@ -52,7 +54,8 @@ NETS = {"digits": ("mlp", (1, 8, 8)), "mnist": ("mlp", (1, 28, 28)),
 ABLATIONS = {"compile": {"compile": "on"}, "bf16": {"amp": "bf16"},
              "channels_last": {"channels_last": "on"}, "fused_adam": {"fused_adam": "on"}}
 OFF = {"amp": "off", "compile": "off", "channels_last": "off", "fused_adam": "off"}
-TERMS = {"+consistency 3": {"consistency": 3.0}}  # extra work of a recipe, on the fast path
+TERMS = {"+consistency 3": {"consistency": 3.0},  # a recipe's settings that change the work,
+         "+penalty_every 4": {"penalty_every": 4}}  # on the fast path
 C = 10                                        # classes
 N_LAB, N_UNL = 1000, 4000                     # random images standing in for a data set
 
@@ -117,7 +120,8 @@ def make_model(arch, shape, device) -> CLSGAN:
 
 
 def fast_step(arch, shape, bs, device, data, overrides: dict):
-    """ganaug's own step and batch drawing with TrainConfig(**overrides) on ``device``."""
+    """ganaug's own step and batch drawing with TrainConfig(**overrides) on ``device``: a
+    function that runs ``penalty_every`` steps, its Speed, and that number of steps."""
     cfg = TrainConfig(arch=arch, batch_size=bs, device=str(device), **overrides).resolved()
     model = make_model(arch, shape, device)
     step = TrainStep(model, cfg, device, log=lambda s: print(f"  [{arch} {bs}] {s}"))
@@ -129,10 +133,11 @@ def fast_step(arch, shape, bs, device, data, overrides: dict):
     draws = _Draws(cfg, x_lab_d, y_lab.to(device), y_lab, x_unl_d, gen, _Shard(),
                    model.noise_dim, True, device)
 
-    def run():
-        b, nz = draws.next(True)
-        step(b, nz, 1.0, 0.999)
-    return run, step.speed
+    def run():                       # one period of the lazy penalty: k steps, the first penalised
+        for i in range(cfg.penalty_every):
+            b, nz = draws.next(True)
+            step(b, nz, 1.0, 0.999, i == 0)
+    return run, step.speed, cfg.penalty_every
 
 
 def reference_step(arch, shape, bs, device, data):
@@ -227,12 +232,13 @@ def bench_train(args, device, peak) -> list[dict]:
         for bs in batch_sizes(args, name, device):
             ref = reference_step(arch, shape, bs, device, data)
             flops = count_flops(ref)
-            fns, speeds = {"reference": ref}, {}
+            fns, speeds, per_call = {"reference": ref}, {}, {}
             for v, over in variants.items():
-                fns[v], speeds[v] = fast_step(arch, shape, bs, device, data, over)
+                fns[v], speeds[v], per_call[v] = fast_step(arch, shape, bs, device, data, over)
             res = interleaved(fns, device, args.warmup, args.repeats)
             t_ref = res["reference"][0]
             for v, (t, first) in res.items():
+                t = t / per_call.get(v, 1)             # seconds per step
                 rows.append({
                     "section": "train", "net": name, "shape": "x".join(map(str, shape)),
                     "batch": bs, "images_per_step": 2 * bs, "variant": v,

@@ -29,7 +29,7 @@ _TRAIN_FLAGS = {
     "g_cond_weight": float, "fm_layers": str, "translate": int,
     "d_steps": int, "mode_seeking": float, "consistency": float,
     "consistency_teacher": str,
-    "weight_decay": float, "gp_weight": float, "clip": float,
+    "weight_decay": float, "gp_weight": float, "penalty_every": int, "clip": float,
     "div_k": float, "div_p": float, "epochs": int, "batch_size": int, "lr": float,
     "lr_decay": float, "lr_decay_every": int,
     "ema_decay": float, "seed": int, "device": str,
@@ -62,6 +62,9 @@ _HELP = {
     "consistency_teacher": "the consistency term's teacher: ema (the loss network's weight "
                            "average, without noise: a mean teacher; default) or net (the loss "
                            "network itself, with its own noise draws)",
+    "penalty_every": "lazy regularisation: compute the gradient penalty (gp, zero-gp, div) on "
+                     "every N-th loss-network step only, weighted N times (default 1: every "
+                     "step)",
     "amp": "auto (bf16 autocast on CUDA, off on CPU), bf16 or off",
     "compile": "torch.compile the networks: auto (on CUDA only), on, off, or a mode "
                "(reduce-overhead, max-autotune); falls back to eager if compiling fails",

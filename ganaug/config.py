@@ -15,6 +15,7 @@ G_LOSSES = ("auto", "loss", "feature-matching")
 CONSISTENCY_TEACHERS = ("ema", "net")   # whose predictions the consistency term targets
 FM_LAYERS = ("last", "all")   # which hidden layers feature matching compares
 G_COND_WEIGHT = 3.0   # g_cond_weight=None with feature matching: measured on digits
+PENALTIES = ("gp", "zero-gp", "div")   # the regularisers computed as a penalty term
 GP_WEIGHTS = {"gp": 10.0, "zero-gp": 0.1}   # gp_weight=None: WGAN-GP's 10; 0.1 measured on digits
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 SPEED_CHOICES = {"amp": ("auto", "bf16", "off"), "compile": ("auto", "on", "off", *COMPILE_MODES),
@@ -61,6 +62,9 @@ class TrainConfig:
     d_steps: int = 1                   # loss-network steps per generator step
     weight_decay: float = 1e-4         # L2 on the loss network (lipschitz weight-decay)
     gp_weight: float | None = None     # penalty weight; None: 10 for gp, 0.1 for zero-gp
+    penalty_every: int = 1             # lazy regularisation: the gradient penalty (gp, zero-gp,
+                                       # div) on every k-th loss-network step only, weighted
+                                       # k times (StyleGAN2); 1: every step
     clip: float = 0.01                 # weight-clipping bound (clip)
     div_k: float = 2.0                 # WGAN-div k
     div_p: float = 6.0                 # WGAN-div p
@@ -106,6 +110,13 @@ class TrainConfig:
             c.gp_weight = GP_WEIGHTS.get(c.lipschitz, 10.0)
         if c.gp_weight < 0:
             raise ValueError(f"gp_weight must be non-negative, got {c.gp_weight}")
+        k = c.penalty_every
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ValueError(f"penalty_every must be a whole number of steps >= 1, got {k!r}")
+        if k > 1 and c.lipschitz not in PENALTIES:
+            raise ValueError(f"penalty_every={k} spaces out a gradient penalty, but this run's "
+                             f"regulariser is {c.lipschitz!r}; use --lipschitz "
+                             f"{' / '.join(PENALTIES)} or leave penalty_every at 1")
         if c.g_loss not in G_LOSSES:
             raise ValueError(f"unknown generator loss {c.g_loss!r}; choose one of: "
                              f"{', '.join(G_LOSSES)}")
@@ -184,7 +195,7 @@ class TrainConfig:
 
     # keys added after run folders were first written, with the value those runs trained with
     BEFORE_KEY_EXISTED = {"g_cond_weight": 0.0, "consistency": 0.0,
-                          "consistency_teacher": "ema"}
+                          "consistency_teacher": "ema", "penalty_every": 1}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":

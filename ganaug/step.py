@@ -152,18 +152,24 @@ def _critic(obj: O.Objective, cfg: TrainConfig, a_r: Tensor, a_f: Tensor, x_r: T
 
 
 def _penalty(cfg: TrainConfig, nets: "_Nets", ell, x_r: Tensor, x_f: Tensor, y: Tensor,
-             eps: Tensor | None) -> Tensor:
+             eps: Tensor | None, penalize: bool) -> Tensor:
+    """The Lipschitz penalty; with ``penalty_every`` k > 1 (lazy regularisation) k times the
+    penalty when ``penalize``, else nothing computed (zero)."""
+    if not penalize:
+        return x_r.new_zeros(())
+    k = cfg.penalty_every
     fn = lambda x, yy: ell(nets.d(x, eager=True), yy)  # noqa: E731  (differentiated twice)
     if cfg.lipschitz in ("gp", "zero-gp"):
         center = 1.0 if cfg.lipschitz == "gp" else 0.0
-        return cfg.gp_weight * O.gradient_penalty(fn, x_r, x_f, y, eps, center)
+        return k * cfg.gp_weight * O.gradient_penalty(fn, x_r, x_f, y, eps, center)
     if cfg.lipschitz == "div":
-        return O.div_penalty(fn, x_r, x_f, y, cfg.div_k, cfg.div_p)
+        return k * O.div_penalty(fn, x_r, x_f, y, cfg.div_k, cfg.div_p)
     return x_r.new_zeros(())
 
 
 def _loss_net_terms(obj: O.Objective, cfg: TrainConfig, nets: "_Nets", b: _Batch,
-                    x_f: Tensor | None, ell: Callable, gamma: float, eps: Tensor | None) -> Tensor:
+                    x_f: Tensor | None, ell: Callable, gamma: float, eps: Tensor | None,
+                    penalize: bool = True) -> Tensor:
     """(sup, critic, critic_ul, penalty, consistency) for one batch; ``x_f`` None means no
     adversary.
 
@@ -185,7 +191,7 @@ def _loss_net_terms(obj: O.Objective, cfg: TrainConfig, nets: "_Nets", b: _Batch
     else:                                            # the critic ignores labels: all reals
         crit = _critic(obj, cfg, a_r, a_f, b.x, x_f, b.y_crit, ell)
         crit_u = sup.new_zeros(())
-    pen = _penalty(cfg, nets, ell, b.x, x_f, b.y_crit, eps)
+    pen = _penalty(cfg, nets, ell, b.x, x_f, b.y_crit, eps, penalize)
     cons = sup.new_zeros(())
     if cfg.consistency and b.x_view is not None:
         with torch.no_grad():                     # the target: the teacher on another view
@@ -348,10 +354,12 @@ class TrainStep:
         self.opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999), **fused)
         self.nets = _Nets(G, D, self.speed, device, log, model.loss_net_ema)
 
-    def __call__(self, b: _Batch, nz: _Noise, gamma: float, decay: float) -> Tensor:
+    def __call__(self, b: _Batch, nz: _Noise, gamma: float, decay: float,
+                 penalize: bool = True) -> Tensor:
         """(6,) detached: sup, lam * critic, gamma * critic_ul, penalty, consistency,
-        generator loss."""
-        terms = self._guarded(lambda: self._loss_net_step(b, nz, gamma))
+        generator loss. ``penalize`` False skips the Lipschitz penalty (``penalty_every``:
+        the training loop passes True on every k-th step)."""
+        terms = self._guarded(lambda: self._loss_net_step(b, nz, gamma, penalize))
         D = self.model.loss_net
         if self.cfg.lipschitz == "clip":
             with torch.no_grad():
@@ -364,12 +372,13 @@ class TrainStep:
             _ema_update(self.model.generator_ema, self.model.generator, decay)
         return torch.cat([terms.detach(), g_loss.detach().view(1)])
 
-    def _loss_net_step(self, b: _Batch, nz: _Noise, gamma: float) -> Tensor:
+    def _loss_net_step(self, b: _Batch, nz: _Noise, gamma: float, penalize: bool) -> Tensor:
         x_f = None
         if self.adversarial:
             with torch.no_grad():
                 x_f = self.nets.g(nz.z_f, b.y_gen)
-        terms = _loss_net_terms(self.obj, self.cfg, self.nets, b, x_f, self.ell, gamma, nz.eps)
+        terms = _loss_net_terms(self.obj, self.cfg, self.nets, b, x_f, self.ell, gamma, nz.eps,
+                                penalize)
         self._update(self.opt_d, terms.sum())
         return terms
 

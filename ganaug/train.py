@@ -200,7 +200,8 @@ def train(model: CLSGAN, labeled: ImageSet, unlabeled: ImageSet | None = None,
             b, nz = draws.next(step_fn.adversarial and (it + 1) % cfg.d_steps == 0)
             step += 1
             decay = min(cfg.ema_decay, (1 + step) / (10 + step))   # warm-up of the average
-            sums += step_fn(b, nz, gamma, decay)   # stays on the device: no sync per step
+            penalize = (step - 1) % cfg.penalty_every == 0   # lazy: the 1st, k+1-th, ... step
+            sums += step_fn(b, nz, gamma, decay, penalize)   # on the device: no sync per step
             bar.update(1)
         bar.close()
         dist_.average_(sums, world)            # the global batch's losses, as one process

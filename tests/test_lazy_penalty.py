@@ -1,0 +1,96 @@
+"""penalty_every: the gradient penalty on every k-th loss-network step, weighted k times."""
+import pytest
+import torch
+
+from ganaug import TrainConfig, build_model
+from ganaug import objectives as O
+from ganaug.data import split_labeled
+from ganaug.step import TrainStep, _Draws, _loss_net_terms, _Shard
+
+from _tiny import FAST, _run
+
+PEN = 3                                          # index of the penalty in the stacked terms
+
+
+def _terms(tiny, penalize, **kw):
+    """The loss-network terms of the first batch of a fresh model, with the noise layers'
+    draws fixed, so that two calls differ only in ``penalize`` and ``kw``."""
+    cfg = TrainConfig(**{**FAST, **kw}).resolved()
+    torch.manual_seed(0)
+    model = build_model(cfg, tiny)
+    step = TrainStep(model, cfg, torch.device("cpu"))
+    lab, unl = split_labeled(tiny, cfg.labels_per_class, cfg.data_seed)
+    d = _Draws(cfg, lab.images, lab.targets, lab.targets, unl.images,
+               torch.Generator().manual_seed(0), _Shard(), model.noise_dim, True,
+               torch.device("cpu"))
+    b, nz = d.next(True)
+    with torch.no_grad():
+        x_f = step.nets.g(nz.z_f, b.y_gen)
+    torch.manual_seed(1)
+    return _loss_net_terms(step.obj, cfg, step.nets, b, x_f, step.ell, 1.0, nz.eps, penalize)
+
+
+@pytest.mark.parametrize("lipschitz", ["zero-gp", "gp", "div"])
+def test_the_penalty_is_weighted_k_times_or_skipped(tiny, lipschitz):
+    every = _terms(tiny, True, lipschitz=lipschitz)
+    lazy = _terms(tiny, True, lipschitz=lipschitz, penalty_every=4)
+    skipped = _terms(tiny, False, lipschitz=lipschitz, penalty_every=4)
+    assert every[PEN] > 0
+    assert lazy[PEN].item() == pytest.approx(4 * every[PEN].item(), rel=1e-6)
+    assert skipped[PEN] == 0
+    others = [i for i in range(len(every)) if i != PEN]    # the other terms are untouched
+    assert torch.equal(every[others], lazy[others]) and torch.equal(every[others],
+                                                                    skipped[others])
+
+
+def test_training_computes_the_penalty_on_every_kth_step(tiny, monkeypatch):
+    calls = []
+    real = O.gradient_penalty
+    monkeypatch.setattr(O, "gradient_penalty", lambda *a, **k: calls.append(1) or real(*a, **k))
+    state = _run(tiny, epochs=2, penalty_every=4)
+    steps = state.history[-1]["step"]
+    assert steps == 12 and len(calls) == 3        # steps 1, 5 and 9 (one in the 2nd epoch)
+    calls.clear()
+    _run(tiny, epochs=2)
+    assert len(calls) == steps
+
+
+def test_lazy_penalty_changes_training_trains_reproducibly_and_resumes_exactly(tiny, tmp_path):
+    # 6 steps per epoch and k = 4: the penalised steps fall across the epoch boundary
+    plain = _run(tiny, seed=1)
+    a, b = _run(tiny, seed=1, penalty_every=4), _run(tiny, seed=1, penalty_every=4)
+    sa, sb = a.model.state_dict(), b.model.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert a.history[-1]["d_loss"] != plain.history[-1]["d_loss"]
+    full = _run(tiny, out=tmp_path / "full", epochs=3, penalty_every=4)
+    _run(tiny, out=tmp_path / "part", epochs=1, penalty_every=4)
+    resumed = _run(tiny, out=tmp_path / "part", epochs=3, resume=True, penalty_every=4)
+    sf, sr = full.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(sf[k], sr[k]) for k in sf)
+    drop = lambda h: [{k: v for k, v in r.items() if k != "seconds"} for r in h]  # noqa: E731
+    assert drop(full.history) == drop(resumed.history)
+
+
+@pytest.mark.parametrize("bad", [0, -2, 1.5, True, "4"])
+def test_penalty_every_must_be_a_positive_whole_number(bad):
+    with pytest.raises(ValueError, match="penalty_every must be a whole number of steps >= 1"):
+        TrainConfig(penalty_every=bad).resolved()
+
+
+@pytest.mark.parametrize("lipschitz", ["none", "weight-decay", "clip", "spectral-norm"])
+def test_penalty_every_needs_a_penalty(lipschitz):
+    with pytest.raises(ValueError, match="use --lipschitz gp / zero-gp / div"):
+        TrainConfig(lipschitz=lipschitz, penalty_every=2).resolved()
+
+
+def test_old_runs_read_as_penalising_every_step():
+    d = TrainConfig().to_dict()
+    del d["penalty_every"]
+    assert TrainConfig.from_dict(d).penalty_every == 1
+
+
+def test_penalty_every_flag_and_its_error(tmp_path, capsys):
+    from ganaug.cli import main
+    assert main(["train", "--penalty-every", "0", "--out", str(tmp_path / "r")]) == 2
+    assert "penalty_every must be a whole number" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
