@@ -1,4 +1,6 @@
 """A short training run on the ``tiny`` fixture's images, shared by the training tests."""
+import torch
+
 from ganaug import TrainConfig, build_model, train
 from ganaug.data import split_labeled
 
@@ -13,3 +15,28 @@ def _run(tiny, out=None, resume=False, **kw):
     model = build_model(cfg.resolved(), tiny)
     return train(model, lab, unl, cfg, test=tiny, out=out, resume=resume, progress=False,
                  log=lambda s: None)
+
+
+def _same_state(a, b) -> bool:
+    sa, sb = a.model.state_dict(), b.model.state_dict()
+    return all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def check_reproduced_and_resumed(tiny, tmp_path, part: int = 2, full: int = 4,
+                                 base: dict | None = None, **kw):
+    """Settings ``kw`` change training (from ``base``); two runs with them and one seed are
+    identical; a run stopped after ``part`` epochs and resumed to ``full`` equals one that
+    never stopped (its weights and its per-epoch records but the clock). Returns (the run
+    with ``base`` alone, the run with ``kw`` too)."""
+    plain = _run(tiny, seed=1, **(base or {}))
+    kw = {**(base or {}), **kw}
+    a, b = _run(tiny, seed=1, **kw), _run(tiny, seed=1, **kw)
+    assert _same_state(a, b)
+    assert a.history[-1]["d_loss"] != plain.history[-1]["d_loss"]
+    whole = _run(tiny, out=tmp_path / "full", epochs=full, **kw)
+    _run(tiny, out=tmp_path / "part", epochs=part, **kw)
+    resumed = _run(tiny, out=tmp_path / "part", epochs=full, resume=True, **kw)
+    assert _same_state(whole, resumed)
+    clock = lambda h: [{k: v for k, v in r.items() if k != "seconds"} for r in h]  # noqa: E731
+    assert clock(whole.history) == clock(resumed.history)
+    return plain, a

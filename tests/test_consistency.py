@@ -9,7 +9,7 @@ from ganaug import objectives as O
 from ganaug.data import split_labeled
 from ganaug.step import _Draws, _Shard, shift_images
 
-from _tiny import FAST, _run
+from _tiny import FAST, _run, check_reproduced_and_resumed
 
 
 def test_consistency_is_the_squared_distance_of_the_class_probabilities():
@@ -81,19 +81,10 @@ def test_the_teachers(tiny):
 
 @pytest.mark.parametrize("teacher", ["ema", "net"])
 def test_consistency_trains_reproducibly_and_resumes_exactly(tiny, tmp_path, teacher):
-    kw = dict(consistency=3.0, consistency_teacher=teacher)
-    plain = _run(tiny, seed=1, translate=1)
-    a, b = _run(tiny, seed=1, translate=1, **kw), _run(tiny, seed=1, translate=1, **kw)
-    sa, sb = a.model.state_dict(), b.model.state_dict()
-    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    plain, a = check_reproduced_and_resumed(tiny, tmp_path, base={"translate": 1},
+                                            consistency=3.0, consistency_teacher=teacher)
     assert plain.history[-1]["consistency"] == 0.0
     assert a.history[-1]["consistency"] > 0
-    assert a.history[-1]["d_loss"] != plain.history[-1]["d_loss"]
-    full = _run(tiny, out=tmp_path / "full", epochs=4, **kw)
-    _run(tiny, out=tmp_path / "part", epochs=2, **kw)
-    resumed = _run(tiny, out=tmp_path / "part", epochs=4, resume=True, **kw)
-    sf, sr = full.model.state_dict(), resumed.model.state_dict()
-    assert all(torch.equal(sf[k], sr[k]) for k in sf)
 
 
 def test_the_teacher_changes_training(tiny):

@@ -7,7 +7,7 @@ from ganaug import objectives as O
 from ganaug.data import split_labeled
 from ganaug.step import TrainStep, _Draws, _loss_net_terms, _Shard
 
-from _tiny import FAST, _run
+from _tiny import FAST, _run, check_reproduced_and_resumed
 
 PEN = 3                                          # index of the penalty in the stacked terms
 
@@ -57,18 +57,7 @@ def test_training_computes_the_penalty_on_every_kth_step(tiny, monkeypatch):
 
 def test_lazy_penalty_changes_training_trains_reproducibly_and_resumes_exactly(tiny, tmp_path):
     # 6 steps per epoch and k = 4: the penalised steps fall across the epoch boundary
-    plain = _run(tiny, seed=1)
-    a, b = _run(tiny, seed=1, penalty_every=4), _run(tiny, seed=1, penalty_every=4)
-    sa, sb = a.model.state_dict(), b.model.state_dict()
-    assert all(torch.equal(sa[k], sb[k]) for k in sa)
-    assert a.history[-1]["d_loss"] != plain.history[-1]["d_loss"]
-    full = _run(tiny, out=tmp_path / "full", epochs=3, penalty_every=4)
-    _run(tiny, out=tmp_path / "part", epochs=1, penalty_every=4)
-    resumed = _run(tiny, out=tmp_path / "part", epochs=3, resume=True, penalty_every=4)
-    sf, sr = full.model.state_dict(), resumed.model.state_dict()
-    assert all(torch.equal(sf[k], sr[k]) for k in sf)
-    drop = lambda h: [{k: v for k, v in r.items() if k != "seconds"} for r in h]  # noqa: E731
-    assert drop(full.history) == drop(resumed.history)
+    check_reproduced_and_resumed(tiny, tmp_path, part=1, full=3, penalty_every=4)
 
 
 @pytest.mark.parametrize("bad", [0, -2, 1.5, True, "4"])

@@ -6,7 +6,7 @@ from ganaug import TrainConfig
 from ganaug.data import split_labeled
 from ganaug.step import _Draws, _Shard, shift_images
 
-from _tiny import FAST, _run
+from _tiny import FAST, _run, check_reproduced_and_resumed
 
 
 def _shift_by_loops(x, dx, dy):
@@ -64,16 +64,7 @@ def test_translate_moves_real_images_only_and_leaves_every_other_draw_alone(tiny
 
 
 def test_translate_changes_training_reproducibly_and_resumes_exactly(tiny, tmp_path):
-    plain = _run(tiny, seed=1)
-    a, b = _run(tiny, seed=1, translate=1), _run(tiny, seed=1, translate=1)
-    sa, sb = a.model.state_dict(), b.model.state_dict()
-    assert all(torch.equal(sa[k], sb[k]) for k in sa)
-    assert a.history[-1]["d_loss"] != plain.history[-1]["d_loss"]
-    full = _run(tiny, out=tmp_path / "full", epochs=4, translate=1)
-    _run(tiny, out=tmp_path / "part", epochs=2, translate=1)
-    resumed = _run(tiny, out=tmp_path / "part", epochs=4, translate=1, resume=True)
-    sf, sr = full.model.state_dict(), resumed.model.state_dict()
-    assert all(torch.equal(sf[k], sr[k]) for k in sf)
+    check_reproduced_and_resumed(tiny, tmp_path, translate=1)
 
 
 @pytest.mark.parametrize("bad", [-1, 1.5, True, "2"])
