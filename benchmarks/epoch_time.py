@@ -161,10 +161,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="ganaug-epoch-time-") as tmp:
         data_dir = Path(args.keep_data) if args.keep_data else Path(tmp) / "data"
         for name in names:
-            cfg = recipe_config(RECIPES / f"{name}.yaml", device=str(device),
-                                data_root=str(data_dir / name),
-                                epochs=args.epochs or 2).resolved()
             root = data_dir / name
+            cfg = recipe_config(RECIPES / f"{name}.yaml", device=str(device),
+                                data_root=str(root), epochs=args.epochs or 2).resolved()
             if not (root / ".complete").exists():
                 print(f"{name}: writing full-size {cfg.dataset} files under {root}", flush=True)
                 root.mkdir(parents=True, exist_ok=True)
