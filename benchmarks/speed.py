@@ -17,7 +17,9 @@ step: no tricks).
    (``consistency=3``: a no-grad pass of the EMA loss network over the unlabeled half's
    second view) and its lazy penalty (``penalty_every=4``: the gradient penalty on one
    step in four, timed over whole periods of four steps). Their TFLOP/s divide the
-   reference step's FLOPs, which lack the extra pass and include every penalty.
+   reference step's FLOPs, which lack the extra pass and include every penalty. A
+   "full G backward" row is the fast path as it was before the generator's update stopped
+   computing the loss network's weight gradients (which it threw away).
    Achieved TFLOP/s comes from the reference step's FLOPs (torch.utils.flop_counter;
    every variant does the same math), next to the device's measured matrix rate (bf16 on
    CUDA, fp32 on the CPU).
@@ -35,6 +37,7 @@ import argparse
 import os
 import statistics
 import time
+import types
 from pathlib import Path
 
 import torch
@@ -56,6 +59,7 @@ ABLATIONS = {"compile": {"compile": "on"}, "bf16": {"amp": "bf16"},
 OFF = {"amp": "off", "compile": "off", "channels_last": "off", "fused_adam": "off"}
 TERMS = {"+consistency 3": {"consistency": 3.0},  # a recipe's settings that change the work,
          "+penalty_every 4": {"penalty_every": 4}}  # on the fast path
+FULL_BACKWARD = "full G backward"             # the fast path before the generator-only backward
 C = 10                                        # classes
 N_LAB, N_UNL = 1000, 4000                     # random images standing in for a data set
 
@@ -119,12 +123,24 @@ def make_model(arch, shape, device) -> CLSGAN:
     return CLSGAN(shape, C, arch).to(device)
 
 
-def fast_step(arch, shape, bs, device, data, overrides: dict):
+def _full_update(self, opt, loss):
+    """TrainStep._update as it was before the generator's update skipped the loss network's
+    weight gradients: a full backward (one process)."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+
+
+def fast_step(arch, shape, bs, device, data, overrides: dict, full_backward: bool = False):
     """ganaug's own step and batch drawing with TrainConfig(**overrides) on ``device``: a
-    function that runs ``penalty_every`` steps, its Speed, and that number of steps."""
+    function that runs ``penalty_every`` steps, its Speed, and that number of steps.
+    ``full_backward``: every update backpropagates to every parameter (the step before
+    the generator-only backward), for the ablation."""
     cfg = TrainConfig(arch=arch, batch_size=bs, device=str(device), **overrides).resolved()
     model = make_model(arch, shape, device)
     step = TrainStep(model, cfg, device, log=lambda s: print(f"  [{arch} {bs}] {s}"))
+    if full_backward:
+        step._update = types.MethodType(_full_update, step)
     fmt = torch.channels_last if step.speed.channels_last else torch.contiguous_format
     x_lab, y_lab, x_unl = data
     x_lab_d = x_lab.to(device).contiguous(memory_format=fmt)
@@ -226,6 +242,7 @@ def bench_train(args, device, peak) -> list[dict]:
     if args.ablate:
         variants.update({k: {**OFF, **v} for k, v in ABLATIONS.items()})
         variants.update(TERMS)
+        variants[FULL_BACKWARD] = {}
     for name in args.nets:
         arch, shape = NETS[name]
         data = make_data(shape, device)
@@ -234,7 +251,8 @@ def bench_train(args, device, peak) -> list[dict]:
             flops = count_flops(ref)
             fns, speeds, per_call = {"reference": ref}, {}, {}
             for v, over in variants.items():
-                fns[v], speeds[v], per_call[v] = fast_step(arch, shape, bs, device, data, over)
+                fns[v], speeds[v], per_call[v] = fast_step(arch, shape, bs, device, data, over,
+                                                           v == FULL_BACKWARD)
             res = interleaved(fns, device, args.warmup, args.repeats)
             t_ref = res["reference"][0]
             for v, (t, first) in res.items():
@@ -243,9 +261,12 @@ def bench_train(args, device, peak) -> list[dict]:
                     "section": "train", "net": name, "shape": "x".join(map(str, shape)),
                     "batch": bs, "images_per_step": 2 * bs, "variant": v,
                     "settings": ("fp32 eager, host data path" if v == "reference" else
-                                 ("auto: " if v == "fast" or v in TERMS else "")
+                                 ("auto: " if v in ("fast", FULL_BACKWARD) or v in TERMS
+                                  else "")
                                  + speeds[v].describe()
-                                 + (f", {v.lstrip('+')}" if v in TERMS else "")),
+                                 + (f", {v.lstrip('+')}" if v in TERMS else "")
+                                 + (", full backward in the generator's update"
+                                    if v == FULL_BACKWARD else "")),
                     "ms": t * 1e3, "first_call_s": first, "images_per_s": 2 * bs / t,
                     "speedup": t_ref / t, "gflop_per_step": flops / 1e9,
                     "tflops": flops / t / 1e12, "peak_tflops": peak,

@@ -393,9 +393,13 @@ class TrainStep:
         return g_loss
 
     def _update(self, opt: torch.optim.Optimizer, loss: Tensor) -> None:
+        """Gradients of ``loss`` for ``opt``'s parameters only: the generator's update does
+        not compute the loss network's weight gradients it would throw away (the same
+        numbers as a full backward for the parameters that step)."""
+        params = [p for g in opt.param_groups for p in g["params"]]
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        dist_.average_gradients([p for g in opt.param_groups for p in g["params"]], self.world)
+        loss.backward(inputs=params)
+        dist_.average_gradients(params, self.world)
         opt.step()
 
     def _guarded(self, part: Callable[[], Tensor]) -> Tensor:

@@ -185,3 +185,35 @@ def test_cuda_fast_path_defaults_train_the_conv_pair():
     st = _run(_colour(), **CONV, device="cuda", compile="off")   # compiling: speed.py
     assert math.isfinite(st.history[-1]["d_loss"])
     assert st.model.loss_net.features[1].weight.is_contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize("g_loss", ["feature-matching", "loss"])
+def test_the_generator_update_computes_only_the_generators_gradients(tiny, g_loss):
+    """The generator's backward skips the loss network's weight gradients (it would throw
+    them away): the loss network's .grad stays as its own update left it, and the
+    generator's gradients are the numbers a full backward gives."""
+    import copy
+    from ganaug.step import TrainStep, _Draws, _Shard
+    cfg = TrainConfig(batch_size=8, labels_per_class=4, g_loss=g_loss, mode_seeking=1.0,
+                      net_options={"d_hidden": [32, 32], "g_hidden": [32]}).resolved()
+    lab, unl = split_labeled(tiny, cfg.labels_per_class, cfg.data_seed)
+    model = build_model(cfg, tiny)
+    step = TrainStep(model, cfg, torch.device("cpu"))
+    draws = _Draws(cfg, lab.images, lab.targets, lab.targets, unl.images,
+                   torch.Generator().manual_seed(0), _Shard(), model.noise_dim, True,
+                   torch.device("cpu"))
+    b, nz = draws.next(True)
+    step._loss_net_step(b, nz, 1.0, True)
+    D, G = model.loss_net, model.generator
+    d_grads = [p.grad.clone() for p in D.parameters()]
+    ref = copy.deepcopy(model)                   # the same weights, a full backward
+    torch.manual_seed(5)                         # the loss network's noise layers
+    step._generator_step(b, nz)
+    assert all(torch.equal(p.grad, g) for p, g in zip(D.parameters(), d_grads))
+    ref_step = TrainStep(ref, cfg, torch.device("cpu"))
+    ref_step._update = lambda opt, loss: loss.backward()
+    torch.manual_seed(5)
+    ref_step._generator_step(b, nz)
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in ref.loss_net.parameters())
+    for p, q in zip(G.parameters(), ref.generator.parameters()):
+        assert torch.equal(p.grad, q.grad)
