@@ -32,7 +32,7 @@ _TRAIN_FLAGS = {
     "weight_decay": float, "gp_weight": float, "penalty_every": int, "clip": float,
     "div_k": float, "div_p": float, "epochs": int, "batch_size": int, "lr": float,
     "lr_decay": float, "lr_decay_every": int,
-    "ema_decay": float, "seed": int, "device": str,
+    "ema_decay": float, "seed": int, "time_limit": float, "device": str,
     "amp": str, "compile": str, "channels_last": str, "fused_adam": str,
 }
 _SWITCHES = ("download", "balanced_labels")   # store_true flags -> TrainConfig fields
@@ -65,6 +65,10 @@ _HELP = {
     "penalty_every": "lazy regularisation: compute the gradient penalty (gp, zero-gp, div) on "
                      "every N-th loss-network step only, weighted N times (default 1: every "
                      "step)",
+    "time_limit": "minutes of wall time for the run, data loading included (default 0: no "
+                  "limit): after each epoch, stop if another as long as the longest so far would "
+                  "end past it (the first epoch always runs; start-up and the final "
+                  "evaluation come on top); --resume continues a stopped run",
     "amp": "auto (bf16 autocast on CUDA, off on CPU), bf16 or off",
     "compile": "torch.compile the networks: auto (on CUDA only), on, off, or a mode "
                "(reduce-overhead, max-autotune); falls back to eager if compiling fails",
@@ -194,7 +198,8 @@ def _train(args: argparse.Namespace) -> int:
     if args.seeds is not None:
         s = fit_seeds(cfg, args.seeds, **opts)
         for r in s["runs"]:
-            print(f"seed {r['seed']}: test accuracy {r['test_accuracy']:.4f} -> {r['run']}")
+            print(f"seed {r['seed']}: test accuracy {r['test_accuracy']:.4f}{_stopped(r)} -> "
+                  f"{r['run']}")
         std = lambda v, fmt: "n/a" if v is None else fmt.format(v)  # noqa: E731
         print(f"test accuracy {s['test_accuracy_mean']:.4f} ± "
               f"{std(s['test_accuracy_std'], '{:.4f}')}, test error "
@@ -206,8 +211,15 @@ def _train(args: argparse.Namespace) -> int:
     summary = fit(cfg, **opts)
     print(f"test accuracy {summary['test_accuracy']:.4f} ({summary['dataset']}, "
           f"{summary['num_labeled']} labels, {summary['objective']}, "
-          f"{summary['train_seconds']:.1f}s) -> {summary['run']}")
+          f"{summary['train_seconds']:.1f}s){_stopped(summary)} -> {summary['run']}")
     return 0
+
+
+def _stopped(summary: dict) -> str:
+    """`` after epoch k of N (time limit)`` for a run the time limit stopped, else ''."""
+    if not summary.get("stopped"):
+        return ""
+    return f" after epoch {summary['epochs']} of {summary['epochs_planned']} (time limit)"
 
 
 def _sample(args: argparse.Namespace) -> int:

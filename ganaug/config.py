@@ -77,6 +77,8 @@ class TrainConfig:
     lr_decay_every: int = 25           # epochs
     ema_decay: float = 0.999           # EMA of both nets' weights, used to sample / classify
     seed: int = 0                      # training seed (noise, batch order); data_seed is apart
+    time_limit: float = 0.0            # minutes of wall time (0: none): no epoch starts that
+                                       # would end past it; free to change on resume
     device: str = "auto"               # auto | cpu | cuda | cuda:N
     # ---- speed: how the step runs, not what it computes (up to rounding); free to change
     # on resume. auto picks per device; benchmarks/speed.py --ablate times each switch.
@@ -88,7 +90,7 @@ class TrainConfig:
     net_options: dict[str, Any] = field(default_factory=dict)  # passed to the arch builder
 
     # keys that may differ when resuming a run (everything else must match)
-    RESUMABLE = ("epochs", "device", "data_root", "download", "amp", "compile",
+    RESUMABLE = ("epochs", "time_limit", "device", "data_root", "download", "amp", "compile",
                  "channels_last", "fused_adam")
 
     def resolved(self) -> "TrainConfig":
@@ -156,6 +158,10 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "d_steps", "noise_dim", "lr_decay_every"):
             if int(getattr(c, name)) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(c, name)}")
+        tl = c.time_limit
+        if isinstance(tl, bool) or not isinstance(tl, (int, float)) or not 0 <= tl < math.inf:
+            raise ValueError(f"time_limit is minutes of wall time and must be a non-negative "
+                             f"number (0: no limit), got {tl!r}")
         if c.mode_seeking < 0:
             raise ValueError(f"mode_seeking must be non-negative, got {c.mode_seeking}")
         if isinstance(c.consistency, bool) or not isinstance(c.consistency, (int, float)) \

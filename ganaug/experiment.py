@@ -66,9 +66,13 @@ def fit(config: TrainConfig | None = None, out: str | Path | None = None, resume
     end), ``summary.json``, and ``tensorboard/`` when ``tensorboard`` and TensorBoard is
     installed. ``recipe``: the recipe file ``config`` came from; it is copied to
     ``recipe.yaml`` and its path recorded in the summary (``config`` already holds its values).
+    The summary's ``epochs`` are the epochs trained: fewer than ``epochs_planned`` when
+    ``config.time_limit`` stopped the run (``stopped`` says so; its clock starts here, data
+    loading included); ``wall_seconds`` runs from here to the end of the final evaluation.
     """
     from .monitor import RunMonitor
 
+    started = time.monotonic()                      # the time limit counts data loading too
     cfg = (config or TrainConfig()).resolved()
     log = log or (lambda s: print(s, file=sys.stderr, flush=True))
     rank, world = rank_and_world()                  # data-parallel (torchrun): rank 0 alone
@@ -87,7 +91,7 @@ def fit(config: TrainConfig | None = None, out: str | Path | None = None, resume
                                            grid=_grid_inputs(model, cfg.seed, "cpu"))
     try:
         state = train(model, labeled, unlabeled, cfg, test=test, out=out, resume=resume,
-                      progress=progress, log=log, on_epoch=monitor)
+                      progress=progress, log=log, on_epoch=monitor, started=started)
     finally:
         if monitor is not None:
             monitor.close(monitor.history())
@@ -98,8 +102,11 @@ def fit(config: TrainConfig | None = None, out: str | Path | None = None, resume
         "test_accuracy": m["accuracy"], "test_error": 1.0 - m["accuracy"],
         "balanced_accuracy": m["balanced_accuracy"],
         "macro_f1": m["macro_f1"], "per_class_accuracy": m["per_class_accuracy"],
-        "num_test": m["num_test"], "epochs": cfg.epochs,
-        "train_seconds": round(state.train_seconds, 3), "objective": cfg.objective,
+        "num_test": m["num_test"],
+        "epochs": state.history[-1]["epoch"] if state.history else cfg.epochs,
+        "epochs_planned": cfg.epochs, "stopped": state.stopped,
+        "train_seconds": round(state.train_seconds, 3),
+        "wall_seconds": round(time.monotonic() - started, 3), "objective": cfg.objective,
         "lipschitz": cfg.lipschitz, "dataset": cfg.dataset, "num_labeled": len(labeled),
         "num_unlabeled": len(unlabeled) if unlabeled is not None else 0,
         "seed": cfg.seed, "data_seed": cfg.data_seed, "arch": model.arch,
@@ -142,7 +149,8 @@ def fit_seeds(config: TrainConfig | None = None, seeds: Sequence[int] = (0, 1, 2
     ``data_seed`` (which images are labeled) stays fixed.
 
     ``resume=True`` continues whichever seeds are unfinished: finished ones (a summary for
-    ``config.epochs`` epochs) are kept, interrupted ones resumed, missing ones started.
+    ``config.epochs`` epochs) are kept, interrupted ones and those the time limit stopped
+    resumed, missing ones started.
     Every folder is checked before any training starts.
     """
     cfg = (config or TrainConfig()).resolved()

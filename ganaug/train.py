@@ -50,11 +50,13 @@ def pick_device(name: str = "auto") -> torch.device:
 
 @dataclass
 class TrainState:
-    """What :func:`train` returns: the model and per-epoch metrics."""
+    """What :func:`train` returns: the model and per-epoch metrics. ``stopped``: why
+    training ended before ``config.epochs`` (the time limit), else None."""
     model: CLSGAN
     history: list[dict]
     config: TrainConfig
     train_seconds: float
+    stopped: str | None = None
 
 
 def _load_resume(out: Path, cfg: TrainConfig) -> dict:
@@ -101,7 +103,8 @@ def train(model: CLSGAN, labeled: ImageSet, unlabeled: ImageSet | None = None,
           config: TrainConfig | None = None, *, test: ImageSet | None = None,
           out: str | Path | None = None, resume: bool = False, progress: bool = True,
           log: Callable[[str], None] | None = None,
-          on_epoch: Callable[[dict, CLSGAN], None] | None = None) -> TrainState:
+          on_epoch: Callable[[dict, CLSGAN], None] | None = None,
+          started: float | None = None) -> TrainState:
     """Train ``model`` on ``labeled`` (and ``unlabeled`` images, targets ignored).
 
     ``out``: run folder for ``checkpoint.pt`` (every epoch), ``config.json``,
@@ -109,6 +112,13 @@ def train(model: CLSGAN, labeled: ImageSet, unlabeled: ImageSet | None = None,
     ``test``: evaluated after every epoch with the EMA classifier.
     ``on_epoch(record, model)``: called after each epoch, once its record is made and its
     files are written (by the process that writes them); e.g. plots, TensorBoard.
+
+    ``config.time_limit`` (minutes, 0: none): after each epoch, training stops if the next
+    epoch, as long as the longest one so far (its evaluation, files and ``on_epoch``
+    included), would end past the limit, counted from ``started`` (a ``time.monotonic()``
+    reading; default: when ``train`` is called). The first epoch always runs. The checkpoint is the one of
+    the last finished epoch, so ``resume=True`` (with a new limit) continues the run as if
+    it had never stopped.
 
     Data-parallel when a ``torch.distributed`` process group is initialised (``torchrun``;
     see :mod:`ganaug.distributed`): every rank calls ``train`` with the same arguments,
@@ -118,6 +128,7 @@ def train(model: CLSGAN, labeled: ImageSet, unlabeled: ImageSet | None = None,
     rank's rows alone (as DDP without SyncBatchNorm), and Gaussian-noise layers and dropout
     draw different noise per rank.
     """
+    started = time.monotonic() if started is None else started
     cfg = (config or TrainConfig()).resolved()
     obj = O.get_objective(cfg.objective)
     log = log or (lambda s: print(s, file=sys.stderr, flush=True))
@@ -177,8 +188,9 @@ def train(model: CLSGAN, labeled: ImageSet, unlabeled: ImageSet | None = None,
     speed = step_fn.speed.describe()
     log(f"device {device}{f' x {world} processes' if world > 1 else ''}; {speed}")
 
+    stopped, longest = None, 0.0                   # longest epoch of this call, wall seconds
     for epoch in range(start, cfg.epochs):
-        t0 = time.perf_counter()
+        t0, wall0 = time.perf_counter(), time.monotonic()
         lr = cfg.lr * cfg.lr_decay ** (epoch // cfg.lr_decay_every)
         for opt in (opt_d, opt_g):
             for group in opt.param_groups:
@@ -227,7 +239,26 @@ def train(model: CLSGAN, labeled: ImageSet, unlabeled: ImageSet | None = None,
             _write_epoch(out, model, cfg, history, step, seconds, opt_d, opt_g, grid)
         if on_epoch is not None:
             on_epoch(rec, model)
-    return TrainState(model, history, cfg, seconds)
+        longest = max(longest, time.monotonic() - wall0)
+        if cfg.time_limit and epoch + 1 < cfg.epochs:
+            stopped = dist_.broadcast_object(                 # rank 0's clock decides for all
+                _over_time(cfg.time_limit, started, longest, epoch + 1, cfg.epochs), world)
+            if stopped:
+                log(stopped)
+                break
+    return TrainState(model, history, cfg, seconds, stopped)
+
+
+def _over_time(limit_min: float, started: float, last_s: float, done: int,
+               epochs: int) -> str | None:
+    """Why to stop before epoch ``done + 1`` (the reason, logged and kept in the run's
+    summary), or None when another epoch of ``last_s`` seconds ends inside the limit."""
+    used = time.monotonic() - started
+    if used + last_s <= 60 * limit_min:
+        return None
+    return (f"time limit: stopped after epoch {done} of {epochs}, {used / 60:.1f} of "
+            f"{limit_min:g} minutes used; the next epoch would take about {last_s / 60:.1f} "
+            f"more (--resume continues the run)")
 
 
 GRID_COLUMNS = 10

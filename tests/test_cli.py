@@ -83,6 +83,8 @@ BAD = [
     (["--lr-decay", "0"], "lr_decay multiplies the learning rate"),
     (["--lr-decay", "1.5"], "lr_decay multiplies the learning rate"),
     (["--lr-decay-every", "0"], "lr_decay_every must be positive"),
+    (["--time-limit", "-1"], "time_limit is minutes of wall time"),
+    (["--time-limit", "inf"], "time_limit is minutes of wall time"),
 ]
 
 

@@ -1,0 +1,71 @@
+"""time_limit / --time-limit: after each epoch the run stops if another as long would end
+past the limit; the stopped run's checkpoint resumes as if it had never stopped; the
+summary says how many epochs ran and why; bad values are refused before any work."""
+import importlib
+import json
+
+import pytest
+
+from _tiny import _run, _same_state
+from ganaug import TrainConfig
+from ganaug.cli import main
+
+T = importlib.import_module("ganaug.train")      # the module (ganaug.train is the function)
+
+
+def test_the_rule_stops_only_when_another_epoch_would_end_past_the_limit(monkeypatch):
+    monkeypatch.setattr(T.time, "monotonic", lambda: 100.0)   # 100 s since a start at 0
+    why = T._over_time(2.0, 0.0, 30.0, 3, 10)                  # 100 + 30 s > 120 s
+    assert why.startswith("time limit: stopped after epoch 3 of 10")
+    assert "1.7 of 2 minutes used" in why and "about 0.5 more" in why and "--resume" in why
+    assert T._over_time(2.2, 0.0, 30.0, 3, 10) is None         # 130 s <= 132 s
+    assert T._over_time(2.0, 0.0, 20.0, 3, 10) is None         # ends exactly at the limit
+
+
+def test_a_stopped_run_resumes_as_if_it_had_never_stopped(tiny, tmp_path):
+    whole = _run(tiny, out=tmp_path / "whole", epochs=3)
+    part = _run(tiny, out=tmp_path / "part", epochs=3, time_limit=1e-9)   # the first epoch runs
+    assert [r["epoch"] for r in part.history] == [1]
+    assert part.stopped.startswith("time limit: stopped after epoch 1 of 3")
+    resumed = _run(tiny, out=tmp_path / "part", epochs=3, time_limit=0, resume=True)
+    assert resumed.stopped is None and [r["epoch"] for r in resumed.history] == [1, 2, 3]
+    assert _same_state(whole, resumed)
+    roomy = _run(tiny, epochs=2, time_limit=1000)
+    assert roomy.stopped is None and len(roomy.history) == 2
+
+
+def test_the_command_line_reports_a_stopped_run_and_resumes_it(tmp_path, capsys):
+    out = tmp_path / "r"
+    assert main(["train", "--epochs", "3", "--time-limit", "1e-6", "--out", str(out),
+                 "--quiet"]) == 0
+    assert "after epoch 1 of 3 (time limit)" in capsys.readouterr().out
+    s = json.loads((out / "summary.json").read_text())
+    assert (s["epochs"], s["epochs_planned"]) == (1, 3)
+    assert s["stopped"].startswith("time limit") and s["wall_seconds"] >= s["train_seconds"]
+    assert json.loads((out / "config.json").read_text())["time_limit"] == 1e-6
+    assert main(["train", "--out", str(out), "--resume", "--time-limit", "0", "--quiet"]) == 0
+    s = json.loads((out / "summary.json").read_text())
+    assert (s["epochs"], s["epochs_planned"], s["stopped"]) == (3, 3, None)
+
+
+def test_seeds_stopped_by_the_limit_are_resumed_not_skipped(tmp_path, capsys):
+    out = tmp_path / "s"
+    assert main(["train", "--seeds", "0,1", "--epochs", "2", "--time-limit", "1e-6",
+                 "--out", str(out), "--quiet"]) == 0
+    assert capsys.readouterr().out.count("after epoch 1 of 2 (time limit)") == 2
+    assert main(["train", "--seeds", "0,1", "--out", str(out), "--resume", "--time-limit", "0",
+                 "--quiet"]) == 0
+    s = json.loads((out / "summary.json").read_text())
+    assert [r["epochs"] for r in s["runs"]] == [2, 2]
+
+
+@pytest.mark.parametrize("bad", [-1, float("inf"), float("nan"), True, "30"])
+def test_bad_limits_are_refused(bad):
+    with pytest.raises(ValueError, match="time_limit is minutes of wall time"):
+        TrainConfig(time_limit=bad).resolved()
+
+
+def test_configs_saved_before_the_limit_existed_load_without_one():
+    d = TrainConfig().to_dict()
+    del d["time_limit"]
+    assert TrainConfig.from_dict(d).time_limit == 0
