@@ -116,9 +116,9 @@ def train(model: CLSGAN, labeled: ImageSet, unlabeled: ImageSet | None = None,
     ``config.time_limit`` (minutes, 0: none): after each epoch, training stops if the next
     epoch, as long as the longest one so far (its evaluation, files and ``on_epoch``
     included), would end past the limit, counted from ``started`` (a ``time.monotonic()``
-    reading; default: when ``train`` is called). The first epoch always runs. The checkpoint is the one of
-    the last finished epoch, so ``resume=True`` (with a new limit) continues the run as if
-    it had never stopped.
+    reading; default: when ``train`` is called). The first epoch always runs. The
+    checkpoint is the one of the last finished epoch, so ``resume=True`` (with a new limit)
+    continues the run as if it had never stopped.
 
     Data-parallel when a ``torch.distributed`` process group is initialised (``torchrun``;
     see :mod:`ganaug.distributed`): every rank calls ``train`` with the same arguments,
