@@ -1,5 +1,6 @@
 """Data-parallel training: 2 CPU processes (gloo) against 1 process with the same global batch,
-a resume under another world size, and `torchrun -m ganaug train`."""
+a resume under another world size, and `torchrun -m ganaug train` (both ranks stopped by
+--time-limit after the same epoch)."""
 import json
 import math
 import os
@@ -120,12 +121,13 @@ def test_torchrun_module_cli_on_two_cpu_processes(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("OMP_NUM_THREADS", None)                # torchrun sets 1 thread per process
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
-                        "--nproc_per_node=2", "-m", "ganaug", "train", "--epochs", "1",
-                        "--device", "cpu", "--quiet", "--out", str(out)],
+                        "--nproc_per_node=2", "-m", "ganaug", "train", "--epochs", "2",
+                        "--time-limit", "1e-6", "--device", "cpu", "--quiet", "--out", str(out)],
                        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     assert r.stdout.count("test accuracy") == 1, r.stdout     # printed by rank 0 alone
     assert "x 2 processes" in r.stderr
+    assert "after epoch 1 of 2 (time limit)" in r.stdout       # both ranks stopped together
     summary = json.loads((out / "summary.json").read_text())
     assert math.isfinite(summary["test_accuracy"]) and summary["epochs"] == 1
     ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
