@@ -22,6 +22,11 @@ SPEED_CHOICES = {"amp": ("auto", "bf16", "off"), "compile": ("auto", "on", "off"
                  "channels_last": ("auto", "on", "off"), "fused_adam": ("auto", "on", "off")}
 
 
+def _non_negative_number(v: Any) -> bool:
+    """A finite real number >= 0 (not a bool, a string or nan)."""
+    return not isinstance(v, bool) and isinstance(v, (int, float)) and 0 <= v < math.inf
+
+
 @dataclass
 class TrainConfig:
     # ---- data
@@ -158,14 +163,12 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "d_steps", "noise_dim", "lr_decay_every"):
             if int(getattr(c, name)) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(c, name)}")
-        tl = c.time_limit
-        if isinstance(tl, bool) or not isinstance(tl, (int, float)) or not 0 <= tl < math.inf:
+        if not _non_negative_number(c.time_limit):
             raise ValueError(f"time_limit is minutes of wall time and must be a non-negative "
-                             f"number (0: no limit), got {tl!r}")
+                             f"number (0: no limit), got {c.time_limit!r}")
         if c.mode_seeking < 0:
             raise ValueError(f"mode_seeking must be non-negative, got {c.mode_seeking}")
-        if isinstance(c.consistency, bool) or not isinstance(c.consistency, (int, float)) \
-                or not 0 <= c.consistency < math.inf:
+        if not _non_negative_number(c.consistency):
             raise ValueError(f"consistency must be a non-negative number, got {c.consistency!r}")
         if c.consistency_teacher not in CONSISTENCY_TEACHERS:
             raise ValueError(f"consistency_teacher must be one of "

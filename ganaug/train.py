@@ -115,7 +115,7 @@ def train(model: CLSGAN, labeled: ImageSet, unlabeled: ImageSet | None = None,
 
     ``config.time_limit`` (minutes, 0: none): after each epoch, training stops if the next
     epoch, as long as the longest one so far (its evaluation, files and ``on_epoch``
-    included), would end past the limit, counted from ``started`` (a ``time.monotonic()``
+    included), would end past the limit, counted from ``started`` (a ``time.perf_counter()``
     reading; default: when ``train`` is called). The first epoch always runs. The
     checkpoint is the one of the last finished epoch, so ``resume=True`` (with a new limit)
     continues the run as if it had never stopped.
@@ -128,7 +128,7 @@ def train(model: CLSGAN, labeled: ImageSet, unlabeled: ImageSet | None = None,
     rank's rows alone (as DDP without SyncBatchNorm), and Gaussian-noise layers and dropout
     draw different noise per rank.
     """
-    started = time.monotonic() if started is None else started
+    started = time.perf_counter() if started is None else started
     cfg = (config or TrainConfig()).resolved()
     obj = O.get_objective(cfg.objective)
     log = log or (lambda s: print(s, file=sys.stderr, flush=True))
@@ -190,7 +190,7 @@ def train(model: CLSGAN, labeled: ImageSet, unlabeled: ImageSet | None = None,
 
     stopped, longest = None, 0.0                   # longest epoch of this call, wall seconds
     for epoch in range(start, cfg.epochs):
-        t0, wall0 = time.perf_counter(), time.monotonic()
+        t0 = time.perf_counter()
         lr = cfg.lr * cfg.lr_decay ** (epoch // cfg.lr_decay_every)
         for opt in (opt_d, opt_g):
             for group in opt.param_groups:
@@ -239,7 +239,7 @@ def train(model: CLSGAN, labeled: ImageSet, unlabeled: ImageSet | None = None,
             _write_epoch(out, model, cfg, history, step, seconds, opt_d, opt_g, grid)
         if on_epoch is not None:
             on_epoch(rec, model)
-        longest = max(longest, time.monotonic() - wall0)
+        longest = max(longest, time.perf_counter() - t0)   # evaluation and files included
         if cfg.time_limit and epoch + 1 < cfg.epochs:
             stopped = dist_.broadcast_object(                 # rank 0's clock decides for all
                 _over_time(cfg.time_limit, started, longest, epoch + 1, cfg.epochs), world)
@@ -253,7 +253,7 @@ def _over_time(limit_min: float, started: float, last_s: float, done: int,
                epochs: int) -> str | None:
     """Why to stop before epoch ``done + 1`` (the reason, logged and kept in the run's
     summary), or None when another epoch of ``last_s`` seconds ends inside the limit."""
-    used = time.monotonic() - started
+    used = time.perf_counter() - started
     if used + last_s <= 60 * limit_min:
         return None
     return (f"time limit: stopped after epoch {done} of {epochs}, {used / 60:.1f} of "
