@@ -89,12 +89,16 @@ def fit(config: TrainConfig | None = None, out: str | Path | None = None, resume
              + (f" ({Path(recipe).name})" if recipe is not None else ""))
     monitor = None if rank else RunMonitor(out, title, tensorboard, log=log,
                                            grid=_grid_inputs(model, cfg.seed, "cpu"))
+    state = None
     try:
         state = train(model, labeled, unlabeled, cfg, test=test, out=out, resume=resume,
                       progress=progress, log=log, on_epoch=monitor, started=started)
     finally:
         if monitor is not None:
-            monitor.close(monitor.history())
+            history = monitor.history()
+            stopped = state is not None and state.stopped and history
+            monitor.close(history, f"stopped by the time limit after epoch "
+                          f"{history[-1]['epoch']} of {cfg.epochs}" if stopped else "")
     m = evaluate(model, test)
     if recipe is not None and not rank:
         shutil.copyfile(recipe, out / RECIPE_COPY)

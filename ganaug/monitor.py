@@ -22,8 +22,9 @@ TENSORBOARD_DIR = "tensorboard"
 _LOSSES = ("d_loss", "sup_loss", "critic", "critic_ul", "penalty", "consistency", "g_loss")
 
 
-def plot_curves(history: list[dict], path: str | Path, title: str = "") -> Path:
-    """Write losses (left) and test accuracy (right) per epoch as a PNG, atomically."""
+def plot_curves(history: list[dict], path: str | Path, title: str = "", note: str = "") -> Path:
+    """Write losses (left) and test accuracy (right) per epoch as a PNG, atomically; ``note``
+    (e.g. why the run stopped early) is a second line under ``title``."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
@@ -55,8 +56,8 @@ def plot_curves(history: list[dict], path: str | Path, title: str = "") -> Path:
     ax_a.grid(alpha=0.3)
     for ax in (ax_l, ax_a):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    if title:
-        fig.suptitle(title, fontsize=10)
+    if title or note:
+        fig.suptitle("\n".join(t for t in (title, note) if t), fontsize=10)
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
@@ -106,14 +107,14 @@ class RunMonitor:
             return []
         return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
-    def plot(self, history: list[dict]) -> None:
+    def plot(self, history: list[dict], note: str = "") -> None:
         """Write ``curves.png`` for ``history`` (skipped when already drawn)."""
         self._last_plot = time.monotonic()
-        state = (len(history), json.dumps(history[-1], sort_keys=True)) if history else None
+        state = (len(history), json.dumps(history[-1], sort_keys=True), note) if history else None
         if not self._plot_ok or not history or state == self._plotted:
             return
         try:
-            plot_curves(history, self.out / CURVES, self.title)
+            plot_curves(history, self.out / CURVES, self.title, note)
             self._plotted = state
         except Exception as e:    # e.g. matplotlib missing: a plot is never worth a run
             self._plot_ok = False
@@ -140,8 +141,10 @@ class RunMonitor:
                                                        value_range=(-1, 1), padding=1), epoch)
         self.writer.flush()
 
-    def close(self, history: list[dict]) -> None:
-        self.plot(history)
+    def close(self, history: list[dict], note: str = "") -> None:
+        """The final plot (``note``: e.g. that the time limit stopped the run); closes
+        TensorBoard."""
+        self.plot(history, note)
         if self.writer is not None:
             self.writer.close()
             self.writer = None

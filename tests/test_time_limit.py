@@ -8,6 +8,7 @@ import pytest
 
 from _tiny import _run, _same_state
 from ganaug import TrainConfig
+from ganaug import monitor as M
 from ganaug.cli import main
 
 T = importlib.import_module("ganaug.train")      # the module (ganaug.train is the function)
@@ -34,7 +35,10 @@ def test_a_stopped_run_resumes_as_if_it_had_never_stopped(tiny, tmp_path):
     assert roomy.stopped is None and len(roomy.history) == 2
 
 
-def test_the_command_line_reports_a_stopped_run_and_resumes_it(tmp_path, capsys):
+def test_the_command_line_reports_a_stopped_run_and_resumes_it(tmp_path, capsys, monkeypatch):
+    notes = []                                  # the last curves.png says why the run stopped
+    plot = M.plot_curves
+    monkeypatch.setattr(M, "plot_curves", lambda *a, **k: notes.append(a[3]) or plot(*a, **k))
     out = tmp_path / "r"
     assert main(["train", "--epochs", "3", "--time-limit", "1e-6", "--out", str(out),
                  "--quiet"]) == 0
@@ -43,9 +47,11 @@ def test_the_command_line_reports_a_stopped_run_and_resumes_it(tmp_path, capsys)
     assert (s["epochs"], s["epochs_planned"]) == (1, 3)
     assert s["stopped"].startswith("time limit") and s["wall_seconds"] >= s["train_seconds"]
     assert json.loads((out / "config.json").read_text())["time_limit"] == 1e-6
+    assert notes[-1] == "stopped by the time limit after epoch 1 of 3"
     assert main(["train", "--out", str(out), "--resume", "--time-limit", "0", "--quiet"]) == 0
     s = json.loads((out / "summary.json").read_text())
     assert (s["epochs"], s["epochs_planned"], s["stopped"]) == (3, 3, None)
+    assert notes[-1] == ""
 
 
 def test_seeds_stopped_by_the_limit_are_resumed_not_skipped(tmp_path, capsys):
