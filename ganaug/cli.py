@@ -69,7 +69,8 @@ _HELP = {
                   "limit): after each epoch, stop if another as long as the longest so far would "
                   "end past it (the first epoch always runs; start-up and the final "
                   "evaluation come on top); --resume continues a stopped run",
-    "amp": "auto (bf16 autocast on CUDA, off on CPU), bf16 or off",
+    "amp": "auto (bf16 autocast on CUDA, off on CPU), bf16 or off; bf16 on a CPU pays only "
+           "with bf16 instructions (amx_bf16 or avx512_bf16), else it is emulated and slow",
     "compile": "torch.compile the networks: auto (on CUDA only), on, off, or a mode "
                "(reduce-overhead, max-autotune); falls back to eager if compiling fails",
     "channels_last": "NHWC memory order: auto (conv nets on CUDA), on or off",

@@ -187,6 +187,8 @@ def train(model: CLSGAN, labeled: ImageSet, unlabeled: ImageSet | None = None,
     grid = _grid_inputs(model, cfg.seed, device)
     speed = step_fn.speed.describe()
     log(f"device {device}{f' x {world} processes' if world > 1 else ''}; {speed}")
+    if warning := step_fn.speed.warning(device):
+        log(warning)
 
     stopped, longest = None, 0.0                   # longest epoch of this call, wall seconds
     for epoch in range(start, cfg.epochs):

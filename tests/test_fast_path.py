@@ -40,6 +40,22 @@ def _equal(a: dict, b: dict) -> bool:
     return all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_bf16_on_a_cpu_without_bf16_instructions_is_warned_about(tmp_path):
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    bf16 = Speed.resolve(TrainConfig(amp="bf16").resolved(), "mlp", cpu)
+    old = {"fpu", "sse2", "avx2", "avx512f"}
+    assert "--amp off" in bf16.warning(cpu, old)
+    assert bf16.warning(cpu, old | {"amx_bf16"}) is None
+    assert bf16.warning(cpu, old | {"avx512_bf16"}) is None
+    assert bf16.warning(cuda, old) is None
+    assert Speed.resolve(TrainConfig().resolved(), "mlp", cpu).warning(cpu, old) is None
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nflags\t\t: fpu avx2 amx_bf16\n\nprocessor\t: 1\n")
+    from ganaug.step import _cpu_flags
+    assert _cpu_flags(str(info)) == {"fpu", "avx2", "amx_bf16"}
+    assert _cpu_flags(str(tmp_path / "absent")) is None
+
+
 def test_switches_are_validated_and_bools_read_naturally():
     c = TrainConfig(compile=False, fused_adam=True).resolved()
     assert (c.compile, c.fused_adam) == ("off", "on")
