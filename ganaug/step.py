@@ -284,7 +284,7 @@ def _cpu_flags(path: str = "/proc/cpuinfo") -> set[str] | None:
                 if line.startswith("flags"):
                     return set(line.partition(":")[2].split())
     except OSError:
-        return None
+        pass
     return None
 
 
