@@ -29,6 +29,7 @@ import argparse
 import json
 import math
 import os
+import signal
 import statistics
 import sys
 import tempfile
@@ -137,6 +138,9 @@ def main() -> None:
                         "temporary one")
     p.add_argument("--out", default=str(Path(__file__).parent / "results"))
     args = p.parse_args()
+    # stopped by `timeout` or a scheduler: exit through the with-blocks, so the full-size
+    # files in the temporary folder (hundreds of MB) are removed
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     names = [n.strip() for n in args.recipes.split(",") if n.strip()]
     for n in names:                               # every problem before any long work
         if not (RECIPES / f"{n}.yaml").is_file():

@@ -17,15 +17,16 @@ def write_idx(path, arr: np.ndarray, magic: int) -> None:
         f.write(arr.astype(np.uint8).tobytes())
 
 
-def write_mnist(root, train_images, train_labels, test_images, test_labels) -> Path:
-    """``root/MNIST/raw/`` with the four ``.gz`` files and their decompressed copies
-    (torchvision reads the raw files; it checks the md5 of the .gz only when downloading)."""
+def write_mnist(root, train_images, train_labels, test_images, test_labels,
+                decompressed: bool = True) -> Path:
+    """``root/MNIST/raw/`` with the four ``.gz`` files as published and, when
+    ``decompressed``, their decompressed copies (what torchvision's download leaves)."""
     raw = Path(root) / "MNIST" / "raw"
     raw.mkdir(parents=True, exist_ok=True)
     for prefix, x, y in (("train", train_images, train_labels), ("t10k", test_images, test_labels)):
         write_idx(raw / f"{prefix}-images-idx3-ubyte.gz", np.asarray(x), 2051)
         write_idx(raw / f"{prefix}-labels-idx1-ubyte.gz", np.asarray(y), 2049)
-    for f in raw.glob("*.gz"):
+    for f in raw.glob("*.gz") if decompressed else ():
         (raw / f.stem).write_bytes(gzip.decompress(f.read_bytes()))
     return raw
 

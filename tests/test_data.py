@@ -72,6 +72,38 @@ def test_mnist_loader_reads_the_idx_format_and_pads(tmp_path):
     assert (tr32.images[:, :, :2] == -1).all()
 
 
+def test_mnist_loader_reads_the_published_gz_files_alone(tmp_path):
+    """The four .gz files as MNIST publishes them are enough (nothing is unpacked on disk),
+    and give the same data as their decompressed copies."""
+    rng = np.random.default_rng(1)
+    args = (rng.integers(0, 256, (20, 28, 28)), np.arange(20) % 10,
+            rng.integers(0, 256, (10, 28, 28)), (np.arange(10) + 3) % 10)
+    raw = write_mnist(tmp_path / "gz", *args, decompressed=False)
+    write_mnist(tmp_path / "both", *args)
+    assert sorted(f.suffix for f in raw.iterdir()) == [".gz"] * 4
+    for a, b in zip(load_dataset("mnist", tmp_path / "gz"), load_dataset("mnist", tmp_path / "both")):
+        assert torch.equal(a.images, b.images) and torch.equal(a.targets, b.targets)
+    assert sorted(f.suffix for f in raw.iterdir()) == [".gz"] * 4
+
+
+def test_mnist_loader_names_a_damaged_file(tmp_path):
+    rng = np.random.default_rng(2)
+    raw = write_mnist(tmp_path, rng.integers(0, 256, (20, 28, 28)), np.arange(20) % 10,
+                      rng.integers(0, 256, (10, 28, 28)), np.arange(10) % 10)
+    f = raw / "train-images-idx3-ubyte"
+    f.write_bytes(f.read_bytes()[:-5])                  # cut short
+    with pytest.raises(ValueError, match="train-images-idx3-ubyte.*cut short"):
+        load_dataset("mnist", tmp_path)
+    f.write_bytes(b"<html>not found</html>")            # e.g. an error page saved by hand
+    with pytest.raises(ValueError, match="not an IDX file"):
+        load_dataset("mnist", tmp_path)
+    (raw / "t10k-labels-idx1-ubyte").unlink()
+    (raw / "t10k-labels-idx1-ubyte.gz").unlink()
+    f.unlink()                                          # the .gz is still there: read it
+    with pytest.raises(DataNotFoundError, match="t10k-labels-idx1-ubyte"):
+        load_dataset("mnist", tmp_path)
+
+
 def test_svhn_loader_reads_the_mat_format(tmp_path):
     sio = pytest.importorskip("scipy.io")
     write_svhn(tmp_path, 12, 6)                     # labels 1..10; 10 stands for digit 0

@@ -72,19 +72,49 @@ def load_digits() -> tuple[ImageSet, ImageSet]:
     return (ImageSet(x[tr], y[tr], _DIGIT_NAMES), ImageSet(x[te], y[te], _DIGIT_NAMES))
 
 
-def load_mnist(root: str | os.PathLike, download: bool = False, image_size: int | None = None):
-    """torchvision's MNIST layout under ``root/MNIST/raw``; ``image_size=32`` pads to 32x32."""
-    from torchvision.datasets import MNIST
+_MNIST_FILES = (("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+                ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"))
 
+
+def _read_idx(folder: Path, name: str, ndim: int) -> np.ndarray:
+    """One uint8 IDX file (MNIST's format: magic 0x08 0x0N, N big-endian dimensions, then
+    the data), read from ``name`` or, when only that is there, ``name.gz``."""
+    import gzip
+
+    path = folder / name
+    if not path.is_file():
+        path = folder / f"{name}.gz"
+    if not path.is_file():
+        raise _missing("MNIST", folder, f"{name} or {name}.gz (and its siblings)")
+    with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
+        data = f.read()
+    head = 4 + 4 * ndim
+    if len(data) < head or data[:4] != bytes((0, 0, 0x08, ndim)):
+        raise ValueError(f"{path} is not an IDX file of {ndim}-dimensional uint8 data "
+                         f"(its first bytes are {data[:4].hex() or 'missing'}); replace it "
+                         f"with MNIST's original file")
+    shape = tuple(int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
+    if len(data) - head != int(np.prod(shape)):
+        raise ValueError(f"{path} holds {len(data) - head} bytes of data where its header "
+                         f"says {shape}: the file is cut short or corrupt; replace it")
+    return np.frombuffer(bytearray(data), np.uint8, offset=head).reshape(shape)  # writable
+
+
+def load_mnist(root: str | os.PathLike, download: bool = False, image_size: int | None = None):
+    """torchvision's MNIST layout under ``root/MNIST/raw``, each of the four IDX files as
+    published (``.gz``) or decompressed; ``image_size=32`` pads to 32x32."""
     folder = Path(root) / "MNIST" / "raw"
+    if download:
+        from torchvision.datasets import MNIST
+        MNIST(str(root), train=True, download=True)   # fetches (and unpacks) all four files
     out = []
-    for train in (True, False):
-        try:
-            ds = MNIST(str(root), train=train, download=download)
-        except RuntimeError:
-            raise _missing("MNIST", folder, "train-images-idx3-ubyte(.gz) and its siblings") from None
-        x = _pad_to(_to_unit(ds.data.unsqueeze(1)), image_size)
-        out.append(ImageSet(x, ds.targets.clone(), _DIGIT_NAMES))
+    for images, labels in _MNIST_FILES:
+        x, y = _read_idx(folder, images, 3), _read_idx(folder, labels, 1)
+        if len(x) != len(y):
+            raise ValueError(f"{folder}: {images} holds {len(x)} images but {labels} "
+                             f"{len(y)} labels; replace them with MNIST's original files")
+        out.append(ImageSet(_pad_to(_to_unit(x[:, None]), image_size),
+                            torch.from_numpy(y.astype(np.int64)), _DIGIT_NAMES))
     return tuple(out)
 
 
