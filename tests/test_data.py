@@ -125,6 +125,28 @@ def test_cifar10_loader_reads_the_pickled_batches(tmp_path):
         load_dataset("cifar10", tmp_path)
 
 
+def test_cifar10_loader_reads_the_published_archive_without_unpacking(tmp_path):
+    """``cifar-10-python.tar.gz`` as CIFAR-10 publishes it is enough; a damaged one is named."""
+    import tarfile
+    folder = write_cifar10(tmp_path / "unpacked", 4, 3)
+    expected = load_dataset("cifar10", tmp_path / "unpacked")
+    (tmp_path / "packed").mkdir()
+    archive = tmp_path / "packed" / "cifar-10-python.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(folder, arcname="cifar-10-batches-py")
+    got = load_dataset("cifar10", tmp_path / "packed")
+    for a, b in zip(got, expected):
+        assert torch.equal(a.images, b.images) and torch.equal(a.targets, b.targets)
+    assert sorted(f.name for f in (tmp_path / "packed").iterdir()) == [archive.name]
+    archive.write_bytes(archive.read_bytes()[:200])     # cut short
+    with pytest.raises(ValueError, match="cifar-10-python.tar.gz.*corrupt"):
+        load_dataset("cifar10", tmp_path / "packed")
+    with tarfile.open(archive, "w:gz") as tar:          # some other archive
+        tar.add(folder / "test_batch", arcname="cifar-10-batches-py/test_batch")
+    with pytest.raises(ValueError, match="lacks data_batch_1"):
+        load_dataset("cifar10", tmp_path / "packed")
+
+
 def test_image_folder(tmp_path):
     from PIL import Image
     rng = np.random.default_rng(0)

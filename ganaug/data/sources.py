@@ -144,28 +144,57 @@ def load_svhn(root: str | os.PathLike, download: bool = False):
     return tuple(out)
 
 
-def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+_CIFAR_ARCHIVE = "cifar-10-python.tar.gz"      # as published; unpacks to cifar-10-batches-py/
+_CIFAR_BATCHES = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
+
+
+def _read_cifar_batch(raw: bytes) -> tuple[np.ndarray, np.ndarray]:
     """One pickled CIFAR-10 batch: dict with b'data' (N, 3072) uint8 and b'labels'."""
-    with open(path, "rb") as f:
-        d = pickle.load(f, encoding="latin1")
+    d = pickle.loads(raw, encoding="latin1")
     x = np.asarray(d["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
     y = np.asarray(d.get("labels", d.get("fine_labels")), dtype=np.int64)
     return x, y
 
 
+def _cifar_batch_bytes(root: Path) -> dict[str, bytes]:
+    """The six batch files' bytes, from ``root/cifar-10-batches-py/`` or, when that is
+    incomplete, straight from the published archive ``root/cifar-10-python.tar.gz``."""
+    folder = root / "cifar-10-batches-py"
+    names = [n for split in _CIFAR_BATCHES.values() for n in split]
+    missing = [n for n in names if not (folder / n).is_file()]
+    if not missing:
+        return {n: (folder / n).read_bytes() for n in names}
+    archive = root / _CIFAR_ARCHIVE
+    if not archive.is_file():
+        raise _missing("CIFAR-10", folder, f"{', '.join(missing)} (or {_CIFAR_ARCHIVE} in "
+                                           f"{root})")
+    import tarfile
+
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            found = {Path(m.name).name: m for m in tar.getmembers()
+                     if m.isfile() and Path(m.name).parent.name == folder.name}
+            lost = [n for n in names if n not in found]
+            if lost:
+                raise ValueError(f"{archive} lacks {', '.join(lost)} under {folder.name}/: it "
+                                 f"is not CIFAR-10's python archive; replace it")
+            return {n: tar.extractfile(found[n]).read() for n in names}
+    except (tarfile.TarError, EOFError, OSError) as e:
+        raise ValueError(f"{archive} could not be read ({type(e).__name__}: {e}): it is cut "
+                         f"short or corrupt; replace it") from None
+
+
 def load_cifar10(root: str | os.PathLike, download: bool = False):
-    """CIFAR-10's python layout: ``root/cifar-10-batches-py/data_batch_{1..5}, test_batch``."""
-    folder = Path(root) / "cifar-10-batches-py"
-    if download and not folder.exists():
+    """CIFAR-10's python layout: ``root/cifar-10-batches-py/data_batch_{1..5}, test_batch``,
+    or the archive it comes in, ``root/cifar-10-python.tar.gz``, read without unpacking."""
+    root = Path(root)
+    if download and not (root / "cifar-10-batches-py").exists():
         from torchvision.datasets import CIFAR10
-        CIFAR10(str(root), train=True, download=True)
-    names = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
+        CIFAR10(str(root), train=True, download=True)    # a valid archive there: unpacked only
+    raw = _cifar_batch_bytes(root)
     out = []
     for split in ("train", "test"):
-        missing = [n for n in names[split] if not (folder / n).exists()]
-        if missing:
-            raise _missing("CIFAR-10", folder, ", ".join(missing))
-        parts = [_read_cifar_batch(folder / n) for n in names[split]]
+        parts = [_read_cifar_batch(raw[n]) for n in _CIFAR_BATCHES[split]]
         x = np.concatenate([p[0] for p in parts])
         y = np.concatenate([p[1] for p in parts])
         out.append(ImageSet(_to_unit(x), torch.as_tensor(y), _CIFAR_NAMES))
