@@ -1,0 +1,43 @@
+"""benchmarks/gpu_check.sh refuses bad input before any work (its stages need a GPU and
+minutes: they run on a lent GPU machine, not here)."""
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from _formats import write_mnist
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.sh"
+pytestmark = pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+
+
+def _run(tmp_path, *args):
+    out = tmp_path / "out"
+    r = subprocess.run(["bash", str(SCRIPT), *map(str, args)], capture_output=True, text=True,
+                       env={"PATH": "/usr/bin:/bin", "OUT": str(out), "PYTHON": "false"},
+                       timeout=60)
+    return r, out
+
+
+def test_the_script_parses():
+    assert subprocess.run(["bash", "-n", str(SCRIPT)]).returncode == 0
+
+
+def test_a_root_without_mnist_is_refused_with_the_fix(tmp_path):
+    r, out = _run(tmp_path, tmp_path / "empty")
+    assert r.returncode == 2
+    assert "MNIST/raw/train-images-idx3-ubyte(.gz) is missing" in r.stderr
+    assert "cp ROOT/MNIST/raw/*.gz" in r.stderr
+    assert not out.exists()                      # nothing started, nothing written
+
+
+@pytest.mark.parametrize("minutes", ["abc", "2", "-5"])
+def test_a_budget_under_three_minutes_is_refused(tmp_path, minutes):
+    rng = np.random.default_rng(0)
+    write_mnist(tmp_path / "data", rng.integers(0, 256, (4, 28, 28)), np.arange(4),
+                rng.integers(0, 256, (2, 28, 28)), np.arange(2), decompressed=False)
+    r, out = _run(tmp_path, tmp_path / "data", minutes)
+    assert r.returncode == 2 and "MINUTES must be a number >= 3" in r.stderr
+    assert not out.exists()
