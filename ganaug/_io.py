@@ -7,7 +7,6 @@ import os
 import pickle
 import stat
 import tempfile
-import zipfile
 from pathlib import Path
 from typing import Any, Callable
 
@@ -68,6 +67,30 @@ def atomic_torch_save(path, obj: Any) -> Path:
     return atomic_write_bytes(path, buf.getvalue())
 
 
+def _first_line(e: BaseException) -> str:
+    """``Type: first line of the message`` (``Type`` alone when there is no message)."""
+    line = (str(e).splitlines() or [""])[0][:120]
+    return f"{type(e).__name__}: {line}" if line else type(e).__name__
+
+
+def run_checkpoint(path: str | os.PathLike, file_ok: bool = True) -> Path:
+    """The checkpoint of a run folder (its ``checkpoint.pt``) or, when ``file_ok``, a
+    checkpoint file itself; a path that is neither is an error that says what to pass."""
+    path = Path(path)
+    want = ("a run folder of `ganaug train` (the path it prints at its end; by default "
+            "runs/<time>-<dataset>-<objective>)" + (" or a checkpoint file" if file_ok else ""))
+    if not path.exists():
+        raise CheckpointError(f"{path} does not exist: pass {want}")
+    if path.is_dir():
+        if not (path / "checkpoint.pt").is_file():
+            raise CheckpointError(f"{path} is not a run folder (no checkpoint.pt in it): "
+                                  f"pass {want}")
+        return path / "checkpoint.pt"
+    if not file_ok:
+        raise CheckpointError(f"{path} is a file: pass {want}")
+    return path
+
+
 def safe_torch_load(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
     """``torch.load(weights_only=True)`` with one clear error per way a file can be bad."""
     path = Path(path)
@@ -78,12 +101,12 @@ def safe_torch_load(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
     except pickle.UnpicklingError as e:
         raise CheckpointError(
             f"checkpoint {path} holds arbitrary Python objects, which ganaug refuses to unpickle "
-            f"({str(e).splitlines()[0][:120]}); load it only if you trust it and re-save its "
+            f"({_first_line(e)}); load it only if you trust it and re-save its "
             f"state_dicts as plain tensors") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
-        raise CheckpointError(f"checkpoint {path} is corrupted or truncated "
-                              f"({str(e).splitlines()[0][:120]}); delete it or restore a "
-                              f"good copy") from None
+    except Exception as e:                    # torch.load fails in many ways on a bad file
+        raise CheckpointError(f"checkpoint {path} is corrupted or truncated, or not a "
+                              f"checkpoint ({_first_line(e)}); delete it "
+                              f"or restore a good copy") from None
     if not isinstance(obj, dict) or obj.get("format") != "ganaug":
         raise CheckpointError(f"{path} is not a ganaug checkpoint (no 'format': 'ganaug' key)")
     return obj

@@ -40,6 +40,30 @@ _HELP = {
     "dataset": "digits (default, ships with scikit-learn), mnist, svhn, cifar10 or folder:PATH",
     "data_root": "torchvision dataset root holding the data (default ./data)",
     "labels_per_class": "labels kept per class (class-balanced), or 'all' (default 10)",
+    "image_size": "pad MNIST (e.g. to 32 for the conv nets) or resize folder images to NxN "
+                  "(default: the images' own size)",
+    "data_seed": "seed of the labeled subset, apart from --seed (default 0)",
+    "arch": "network pair: mlp, conv, or auto (default: mlp for images of at most 784 "
+            "values, e.g. 28x28x1, else conv)",
+    "lam": "lambda: weight of the labeled term (hinge or critic) in the loss network's "
+           "objective (default 1.0)",
+    "gamma": "weight of the unlabeled term (default 1.0; the paper uses 0.25 to 2)",
+    "gamma_rampup": "epochs over which gamma ramps up linearly from 0 (default 0: none)",
+    "margin_scale": "the L1 margin Delta(x, G(z)) is this times the mean |x - x'| over the "
+                    "batch (default 2.5)",
+    "nu": "GLS-GAN slope in [0, 1] (objective gls only; default 0.5)",
+    "d_steps": "loss-network steps per generator step (default 1)",
+    "weight_decay": "L2 weight decay on the loss network (default 1e-4)",
+    "gp_weight": "weight of the gradient penalty (default: 10 for gp, 0.1 for zero-gp)",
+    "clip": "weight-clipping bound for --lipschitz clip (default 0.01)",
+    "div_k": "WGAN-div k (default 2.0)",
+    "div_p": "WGAN-div p (default 6.0)",
+    "epochs": "epochs to train; one epoch is ceil(training images / batch size) steps "
+              "(default 100)",
+    "batch_size": "labeled images per step; the unlabeled batch is as large (default 64)",
+    "lr": "Adam learning rate of both networks (default 1e-3)",
+    "ema_decay": "decay of the weight averages that classify and sample (default 0.999)",
+    "seed": "training seed: noise, batch order, initial weights (default 0)",
     "objective": f"one of {', '.join(list_objectives())} (default sscls)",
     "lipschitz": f"auto (the objective's own) or one of {', '.join(LIPSCHITZ)}",
     "device": "auto (CUDA when present, else CPU), cpu, cuda or cuda:N",

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .data.sources import check_dataset_name
-from .nets import list_archs
+from .nets import check_net_options, list_archs
 from .objectives import get_objective
 
 LIPSCHITZ = ("none", "weight-decay", "gp", "zero-gp", "div", "clip", "spectral-norm")
@@ -40,7 +40,7 @@ class TrainConfig:
                                        # pixels per step (data augmentation; 0: off)
     data_seed: int = 0                 # which images are labeled; separate from `seed`
     # ---- networks
-    arch: str = "auto"                 # mlp | conv | auto (mlp up to 28x28x1)
+    arch: str = "auto"                 # mlp | conv | auto (mlp up to 784 values, 28x28x1)
     noise_dim: int = 100               # uniform noise in [-1, 1], concatenated with one-hot y
     # ---- objective (DESIGN.md section 2)
     objective: str = "sscls"           # see ganaug.objectives.list_objectives()
@@ -111,6 +111,7 @@ class TrainConfig:
         if c.arch != "auto" and c.arch not in list_archs():
             raise ValueError(f"unknown architecture {c.arch!r}; choose one of: auto, "
                              f"{', '.join(list_archs())}")
+        check_net_options(c.arch, c.net_options)
         if c.g_loss == "auto":
             c.g_loss = "feature-matching" if c.objective == "sscls" else "loss"
         if c.gp_weight is None:

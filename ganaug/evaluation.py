@@ -287,9 +287,11 @@ def _metric_set(real: Tensor, y_real: Tensor, other: Tensor, y_other: Tensor, se
     m: dict[str, Any] = {}
     m["fid"], m["fid_error"] = _maybe(lambda: Q.fid(real, other))
     size = min(KID_SUBSET_SIZE, len(real), len(other))
-    m["kid"], m["kid_error"] = _maybe(lambda: Q.kid(real, other, subsets=KID_SUBSETS,
+    # sets no larger than a subset: every subset would be both whole sets, one and the same
+    subsets = 1 if size == len(real) == len(other) else KID_SUBSETS
+    m["kid"], m["kid_error"] = _maybe(lambda: Q.kid(real, other, subsets=subsets,
                                                     subset_size=size, seed=seed))
-    m["kid_subset_size"] = size
+    m["kid_subset_size"], m["kid_subsets"] = size, subsets
     # intra-class FID over the classes with at least 2 images on both sides
     ok = [c for c in torch.unique(y_real).tolist()
           if int((y_real == c).sum()) >= 2 and int((y_other == c).sum()) >= 2]
@@ -356,9 +358,13 @@ def evaluate_quality(model: CLSGAN, train: ImageSet, test: ImageSet, *,
     out["domain_fid"] = _entry(gen_m["fid"], f"{pair}; {space}; {ref_note}", real_m["fid"],
                                error=gen_m["fid_error"])
     kid_g, kid_r = gen_m["kid"] or (None, None), real_m["kid"] or (None, None)
-    out["domain_kid"] = _entry(kid_g[0], f"{pair}; {space}; polynomial kernel, {KID_SUBSETS} "
-                               f"subsets of {gen_m['kid_subset_size']}; {ref_note}", kid_r[0],
-                               std=kid_g[1], error=gen_m["kid_error"])
+    whole = gen_m["kid_subsets"] == 1
+    subsets = (f"one subset, all {gen_m['kid_subset_size']} of each set (no spread: fewer "
+               f"images than a subset of {KID_SUBSET_SIZE})" if whole else
+               f"{gen_m['kid_subsets']} subsets of {gen_m['kid_subset_size']}, ± their std")
+    out["domain_kid"] = _entry(kid_g[0], f"{pair}; {space}; polynomial kernel, {subsets}; "
+                               f"{ref_note}", kid_r[0], std=None if whole else kid_g[1],
+                               error=gen_m["kid_error"])
     intra_g, intra_r = gen_m["intra"] or (None, {}), real_m["intra"] or (None, {})
     out["intra_class_fid"] = _entry(
         intra_g[0], f"mean over {gen_m['intra_classes']} classes of the per-class FID, "

@@ -16,13 +16,14 @@ from typing import Sequence
 
 import torch
 
-from ._io import atomic_torch_save, atomic_write_json, safe_torch_load
+from ._io import atomic_torch_save, atomic_write_json, run_checkpoint, safe_torch_load
 from .config import TrainConfig
 from .data import ImageSet, load_dataset, split_labeled
 from .distributed import broadcast_object, rank_and_world
 from .metrics import classification_metrics
 from .model import CLSGAN
-from .train import CHECKPOINT, _derive_seed, _grid_inputs, check_run_folder, save_grid, train
+from .train import (CHECKPOINT, _derive_seed, _grid_inputs, check_run_folder, pick_device,
+                    save_grid, train)
 
 SUMMARY = "summary.json"
 EVAL = "eval.json"
@@ -80,6 +81,7 @@ def fit(config: TrainConfig | None = None, out: str | Path | None = None, resume
         log = lambda s: None  # noqa: E731
     out = Path(out) if out is not None else broadcast_object(default_run_dir(cfg), world)
     check_run_folder(out, cfg, resume)                        # fail before loading data
+    pick_device(cfg.device)                                   # e.g. cuda without a GPU
     labeled, unlabeled, test = load_data(cfg)
     model = build_model(cfg, labeled)
     log(f"ganaug: {cfg.objective} on {cfg.dataset}: {len(labeled)} labeled, "
@@ -221,14 +223,15 @@ def evaluate_run(run: str | Path, data_root: str | None = None, *, quality: bool
     ``save=True`` also writes the result to ``run/eval.json``.
     """
     run = Path(run)
-    ckpt = safe_torch_load(run / CHECKPOINT)
+    ckpt = safe_torch_load(run_checkpoint(run, file_ok=False))
     cfg = TrainConfig.from_dict(ckpt["config"])
     if data_root is not None:
         cfg.data_root = data_root
     model = CLSGAN.from_checkpoint(ckpt)
     train_set, test = load_dataset(cfg.dataset, cfg.data_root, False, cfg.image_size)
     m = evaluate(model, test)
-    result = {**m, "test_error": 1.0 - m["accuracy"], "dataset": cfg.dataset,
+    result = {**m, "test_accuracy": m["accuracy"],          # summary.json's name for it
+              "test_error": 1.0 - m["accuracy"], "dataset": cfg.dataset,
               "epoch": int(ckpt["epoch"]), "classes": model.classes, "run": str(run)}
     if quality:
         from .evaluation import evaluate_quality

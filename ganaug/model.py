@@ -12,7 +12,7 @@ from typing import Any, Sequence
 import torch
 from torch import Tensor, nn
 
-from ._io import CheckpointError, atomic_torch_save, safe_torch_load
+from ._io import CheckpointError, atomic_torch_save, run_checkpoint, safe_torch_load
 from .nets import create_nets, resolve_arch
 from .objectives import conditional_loss
 
@@ -133,10 +133,8 @@ class CLSGAN(nn.Module):
     @classmethod
     def load(cls, path: str | os.PathLike, map_location: Any = "cpu") -> "CLSGAN":
         """Load a model from a checkpoint file or a run folder (its ``checkpoint.pt``)."""
-        path = os.fspath(path)
-        if os.path.isdir(path):
-            path = os.path.join(path, "checkpoint.pt")
-        return cls.from_checkpoint(safe_torch_load(path, map_location)).to(map_location)
+        ckpt = safe_torch_load(run_checkpoint(path), map_location)
+        return cls.from_checkpoint(ckpt).to(map_location)
 
 
 def to_device(t: Tensor, device: torch.device) -> Tensor:

@@ -107,10 +107,43 @@ def test_bad_input_is_one_clear_line_and_leaves_no_files(args, message, tmp_path
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA GPU is present")
+def test_cuda_without_a_gpu_is_the_only_line(tmp_path, capsys):
+    assert main(["train", "--device", "cuda", "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("ganaug: error: device 'cuda' was asked for but no CUDA GPU is available; "
+                   "use --device cpu or auto")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_data_root_error_names_folder_and_download(tmp_path, capsys):
     main(["train", "--dataset", "mnist", "--data-root", str(tmp_path)])
     err = capsys.readouterr().err
     assert str(tmp_path / "MNIST" / "raw") in err and "--download" in err
+
+
+def test_eval_and_sample_say_what_run_to_pass(digits_run, tmp_path, capsys):
+    """--run on a missing path, a folder without a checkpoint or a stray file: one line that
+    says which it is and what to pass; a checkpoint file is fine for `sample`."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    stray = tmp_path / "notes.txt"
+    stray.write_text("hello")
+    png = tmp_path / "s.png"
+    for cmd in (["eval", "--quick"], ["sample", "--per-class", "1", "--out", str(png)]):
+        for run, message in ((tmp_path / "none", "does not exist"),
+                             (empty, "is not a run folder (no checkpoint.pt in it)")):
+            assert main([*cmd, "--run", str(run)]) == 2
+            err = capsys.readouterr().err
+            assert message in err and "ganaug train" in err and err.count("\n") == 1
+    assert main(["eval", "--quick", "--run", str(stray)]) == 2
+    assert "is a file: pass a run folder" in capsys.readouterr().err
+    assert main(["sample", "--per-class", "1", "--out", str(png), "--run", str(stray)]) == 2
+    assert "or not a checkpoint" in capsys.readouterr().err
+    assert not png.exists()
+    assert main(["sample", "--per-class", "1", "--out", str(png),
+                 "--run", str(digits_run / "checkpoint.pt")]) == 0
+    assert png.is_file()
 
 
 def test_resume_refusals(digits_run, tmp_path, capsys):

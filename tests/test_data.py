@@ -86,6 +86,25 @@ def test_mnist_loader_reads_the_published_gz_files_alone(tmp_path):
     assert sorted(f.suffix for f in raw.iterdir()) == [".gz"] * 4
 
 
+def test_a_data_root_one_level_too_deep_gets_the_right_one(tmp_path):
+    """--data-root pointed at MNIST/raw/ or cifar-10-batches-py/ themselves: the error names
+    the root that holds them."""
+    rng = np.random.default_rng(3)
+    raw = write_mnist(tmp_path, rng.integers(0, 256, (4, 28, 28)), np.arange(4),
+                      rng.integers(0, 256, (2, 28, 28)), np.arange(2))
+    for wrong in (raw, raw.parent):
+        with pytest.raises(DataNotFoundError, match=f"pass --data-root {tmp_path.resolve()},"):
+            load_dataset("mnist", wrong)
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    (other / "train-images-idx3-ubyte.gz").write_bytes(b"")
+    with pytest.raises(DataNotFoundError, match=f"move them into {other / 'MNIST' / 'raw'}"):
+        load_dataset("mnist", other)
+    folder = write_cifar10(tmp_path / "c", 2, 2)
+    with pytest.raises(DataNotFoundError, match=f"pass --data-root {(tmp_path / 'c').resolve()},"):
+        load_dataset("cifar10", folder)
+
+
 def test_mnist_loader_names_a_damaged_file(tmp_path):
     rng = np.random.default_rng(2)
     raw = write_mnist(tmp_path, rng.integers(0, 256, (20, 28, 28)), np.arange(20) % 10,

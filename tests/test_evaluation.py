@@ -50,6 +50,7 @@ def test_eval_json_has_every_metric(run, tmp_path, capsys):
                  "--classifier-steps", "200", "--samples", "300"]) == 0
     m = json.loads(capsys.readouterr().out)
     assert m["test_error"] == pytest.approx(1 - m["accuracy"])
+    assert m["test_accuracy"] == m["accuracy"]
     assert len(m["per_class_accuracy"]) == 10
     q = m["quality"]
     for key in METRICS:
@@ -58,6 +59,9 @@ def test_eval_json_has_every_metric(run, tmp_path, capsys):
         assert q[key]["protocol"], key
     assert q["inception_fid"]["value"] is None
     assert q["protocol"]["num_real"] == q["protocol"]["num_generated"] == 300
+    # 300 images a side, fewer than a KID subset: one subset, both whole sets, no spread
+    assert q["domain_kid"]["std"] is None
+    assert "one subset, all 300 of each set" in q["domain_kid"]["protocol"]
     assert q["protocol"]["extractor"]["steps"] == 200 and q["protocol"]["knn_k"] == 3
     assert len(q["intra_class_fid"]["per_class"]) == 10
     assert 0 <= q["precision"]["value"] <= 1 and 0 <= q["recall"]["value"] <= 1

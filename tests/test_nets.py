@@ -79,3 +79,30 @@ def test_mlp_generator_with_a_weight_normalised_output_layer(tmp_path):
     lab = torch.tensor([0, 1, 2, 3])
     torch.testing.assert_close(m.sample(lab, torch.Generator().manual_seed(0)),
                                same.sample(lab, torch.Generator().manual_seed(0)))
+
+
+def test_a_misspelt_net_option_is_named_before_any_work():
+    from ganaug import TrainConfig
+    with pytest.raises(ValueError, match=r"'g_out_nrm' for arch mlp \(did you mean 'g_out_norm'\?\)"):
+        TrainConfig(arch="mlp", net_options={"g_out_nrm": "weight"}).resolved()
+    with pytest.raises(ValueError, match="'g_out_norm' for arch conv; its options: conv: "):
+        TrainConfig(arch="conv", net_options={"g_out_norm": "weight"}).resolved()
+    # auto: a key that one of the pairs takes passes here, and is checked again at build time
+    TrainConfig(arch="auto", net_options={"g_out_norm": "weight"}).resolved()
+    with pytest.raises(ValueError, match="'g_out_norm' for arch conv"):
+        create_nets("auto", (3, 32, 32), 10, g_out_norm="weight")
+
+
+def test_a_registered_builder_with_kwargs_takes_any_option():
+    from ganaug.nets import check_net_options, register
+    from ganaug.nets._registry import ARCHS
+
+    @register("test-anything")
+    def build(image_shape, num_classes, **options):
+        return create_nets("mlp", image_shape, num_classes)
+
+    try:
+        check_net_options("test-anything", {"whatever": 1})
+        create_nets("test-anything", (1, 8, 8), 3, whatever=1)
+    finally:
+        del ARCHS["test-anything"]

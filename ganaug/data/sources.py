@@ -48,11 +48,28 @@ def _pad_to(x: torch.Tensor, size: int | None) -> torch.Tensor:
     return F.pad(x, (lo, total - lo, lo, total - lo), value=-1.0)
 
 
-def _missing(name: str, folder: Path, what: str) -> DataNotFoundError:
+def _missing(name: str, folder: Path, what: str, layout: str, root: Path | None = None,
+             probe: str | None = None) -> DataNotFoundError:
+    """The not-found error; ``layout`` is what --data-root must hold (e.g. ``MNIST/raw/``).
+    When one of the files, ``probe``, lies in ``root`` or a folder of ``layout`` under it,
+    the error says which --data-root finds it."""
+    hint = _misplaced(root, layout, probe) if probe else ""
     return DataNotFoundError(
-        f"{name} not found: looked for {what} in {folder}; put the files there, point "
-        f"--data-root at the folder that holds them, or pass --download to fetch them "
-        f"(needs internet)")
+        f"{name} not found: looked for {what} in {folder}; " + (hint or
+        f"--data-root is the folder that holds {layout}: put the files there, point "
+        f"--data-root at it, or pass --download to fetch them (needs internet)"))
+
+
+def _misplaced(root: Path, layout: str, probe: str) -> str:
+    sub = Path(layout).parts                          # ("MNIST", "raw")
+    for k in range(1, len(sub) + 1):                  # root stands for sub[:k] already?
+        here = root.joinpath(*sub[k:])
+        if (here / probe).is_file() or (here / f"{probe}.gz").is_file():
+            if root.resolve().parts[-k:] == sub[:k]:
+                return (f"they are in {here}: pass --data-root {root.resolve().parents[k - 1]}, "
+                        f"the folder that holds {layout}")
+            return f"they are in {here}: move them into {root.joinpath(*sub)}"
+    return ""
 
 
 # ----------------------------------------------------------------------------- loaders
@@ -85,7 +102,8 @@ def _read_idx(folder: Path, name: str, ndim: int) -> np.ndarray:
     if not path.is_file():
         path = folder / f"{name}.gz"
     if not path.is_file():
-        raise _missing("MNIST", folder, f"{name} or {name}.gz (and its siblings)")
+        raise _missing("MNIST", folder, f"{name} or {name}.gz (and its siblings)", "MNIST/raw/",
+                       folder.parent.parent, name)
     with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
         data = f.read()
     head = 4 + 4 * ndim
@@ -138,7 +156,7 @@ def load_svhn(root: str | os.PathLike, download: bool = False):
             from torchvision.datasets import SVHN
             SVHN(str(root), split=split, download=True)
         if not path.exists():
-            raise _missing("SVHN", folder, f"{path.name}")
+            raise _missing("SVHN", folder, path.name, "train_32x32.mat and test_32x32.mat")
         x, y = _read_svhn_mat(path)
         out.append(ImageSet(x, y, _DIGIT_NAMES))
     return tuple(out)
@@ -167,7 +185,7 @@ def _cifar_batch_bytes(root: Path) -> dict[str, bytes]:
     archive = root / _CIFAR_ARCHIVE
     if not archive.is_file():
         raise _missing("CIFAR-10", folder, f"{', '.join(missing)} (or {_CIFAR_ARCHIVE} in "
-                                           f"{root})")
+                       f"{root})", "cifar-10-batches-py/", root, missing[0])
     import tarfile
 
     try:

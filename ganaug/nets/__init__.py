@@ -14,7 +14,9 @@ Networks never own optimisers; training concerns live in :mod:`ganaug.train`.
 """
 from __future__ import annotations
 
-from typing import Callable
+import difflib
+import inspect
+from typing import Any, Callable
 
 from torch import nn
 
@@ -22,7 +24,7 @@ from ._registry import ARCHS, register
 from . import mlp as _mlp  # noqa: F401  (registers "mlp")
 from . import conv as _conv  # noqa: F401  (registers "conv")
 
-__all__ = ["create_nets", "list_archs", "register", "resolve_arch"]
+__all__ = ["check_net_options", "create_nets", "list_archs", "register", "resolve_arch"]
 
 
 def list_archs() -> list[str]:
@@ -31,11 +33,41 @@ def list_archs() -> list[str]:
 
 
 def resolve_arch(arch: str, image_shape: tuple[int, int, int]) -> str:
-    """``"auto"`` picks the MLP for small images (<= 28x28x1 pixels) and the conv pair otherwise."""
+    """``"auto"`` picks the MLP for images of at most 784 values (C x H x W, e.g. 28x28x1) and
+    the conv pair otherwise."""
     if arch != "auto":
         return arch
     c, h, w = image_shape
     return "mlp" if c * h * w <= 28 * 28 else "conv"
+
+
+def _builder_options(arch: str) -> list[str] | None:
+    """The option names of ``arch``'s builder (after image_shape and num_classes); None
+    when it takes ``**kwargs``."""
+    P = inspect.Parameter
+    params = list(inspect.signature(ARCHS[arch]).parameters.values())[2:]
+    if any(p.kind is P.VAR_KEYWORD for p in params):
+        return None
+    return [p.name for p in params if p.kind in (P.KEYWORD_ONLY, P.POSITIONAL_OR_KEYWORD)]
+
+
+def check_net_options(arch: str, options: dict[str, Any]) -> None:
+    """ValueError for a ``net_options`` key that the architecture's builder does not take
+    (for ``auto``: that no builder takes), naming the nearest valid key and all of them."""
+    archs = list_archs() if arch == "auto" else [arch]
+    if any(a not in ARCHS for a in archs):
+        return                                    # an unknown arch is reported by its caller
+    valid = {a: _builder_options(a) for a in archs}
+    if any(v is None for v in valid.values()):
+        return                                    # a builder that takes anything
+    for key in options:
+        if not any(key in v for v in valid.values()):
+            names = sorted({n for v in valid.values() for n in v})
+            close = difflib.get_close_matches(key, names, n=1)
+            raise ValueError(
+                f"unknown net_options key {key!r} for arch {arch}"
+                + (f" (did you mean {close[0]!r}?)" if close else "")
+                + "; its options: " + "; ".join(f"{a}: {', '.join(v)}" for a, v in valid.items()))
 
 
 def create_nets(arch: str, image_shape: tuple[int, int, int], num_classes: int,
@@ -47,5 +79,6 @@ def create_nets(arch: str, image_shape: tuple[int, int, int], num_classes: int,
         raise ValueError(f"unknown architecture {arch!r}; choose one of: {', '.join(list_archs())}")
     if num_classes < 2:
         raise ValueError(f"num_classes must be at least 2, got {num_classes}")
+    check_net_options(arch, options)
     builder: Callable[..., tuple[nn.Module, nn.Module]] = ARCHS[arch]
     return builder(tuple(int(s) for s in image_shape), int(num_classes), **options)
