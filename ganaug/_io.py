@@ -73,6 +73,9 @@ def _first_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {line}" if line else type(e).__name__
 
 
+CHECKPOINT = "checkpoint.pt"                      # a run folder's checkpoint file
+
+
 def run_checkpoint(path: str | os.PathLike, file_ok: bool = True) -> Path:
     """The checkpoint of a run folder (its ``checkpoint.pt``) or, when ``file_ok``, a
     checkpoint file itself; a path that is neither is an error that says what to pass."""
@@ -82,10 +85,10 @@ def run_checkpoint(path: str | os.PathLike, file_ok: bool = True) -> Path:
     if not path.exists():
         raise CheckpointError(f"{path} does not exist: pass {want}")
     if path.is_dir():
-        if not (path / "checkpoint.pt").is_file():
-            raise CheckpointError(f"{path} is not a run folder (no checkpoint.pt in it): "
+        if not (path / CHECKPOINT).is_file():
+            raise CheckpointError(f"{path} is not a run folder (no {CHECKPOINT} in it): "
                                   f"pass {want}")
-        return path / "checkpoint.pt"
+        return path / CHECKPOINT
     if not file_ok:
         raise CheckpointError(f"{path} is a file: pass {want}")
     return path

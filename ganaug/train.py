@@ -24,14 +24,13 @@ from torch import Tensor
 
 from . import distributed as dist_
 from . import objectives as O
-from ._io import CheckpointError, atomic_torch_save, atomic_write_bytes, atomic_write_json, \
-    atomic_write_text, safe_torch_load
+from ._io import CHECKPOINT, CheckpointError, atomic_torch_save, atomic_write_bytes, \
+    atomic_write_json, atomic_write_text, safe_torch_load
 from .config import TrainConfig
 from .data import ImageSet
 from .model import CLSGAN
 from .step import Speed, TrainStep, _derive_seed, _Draws, _Shard
 
-CHECKPOINT = "checkpoint.pt"
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
 SAMPLES = "samples.png"
