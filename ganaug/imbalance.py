@@ -3,11 +3,12 @@ plans in the spirit of imbalanced-learn's ``sampling_strategy``."""
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Mapping, Sequence, Union
 
 import torch
 from torch import Tensor
-from torch.utils.data import Dataset, Subset
+from torch.utils.data import ConcatDataset, Dataset, Subset
 
 Balance = Union[str, int, Mapping[int, int], Mapping[str, int]]
 
@@ -16,15 +17,48 @@ def dataset_targets(dataset: Dataset) -> Tensor:
     """Integer targets of a map-style dataset, (N,) long.
 
     Reads ``.targets`` (torchvision datasets, ``ImageSet``) or ``.labels`` (SVHN), looks
-    through ``Subset``, and otherwise reads every item's second element once.
+    through ``Subset`` and ``ConcatDataset``, and otherwise reads the items' second elements
+    (only the items of a ``Subset``, once each).
     """
+    t = _stored_targets(dataset)
+    if t is not None:
+        return t
     if isinstance(dataset, Subset):
-        return dataset_targets(dataset.dataset)[torch.as_tensor(dataset.indices, dtype=torch.long)]
+        return torch.tensor([int(dataset.dataset[i][1]) for i in dataset.indices], dtype=torch.long)
+    return torch.tensor([int(dataset[i][1]) for i in range(len(dataset))], dtype=torch.long)
+
+
+def _stored_targets(dataset: Dataset) -> Tensor | None:
+    """The targets a dataset keeps as an attribute (through Subset / ConcatDataset), or None
+    when they can only be had by reading its items."""
     for name in ("targets", "labels"):
         t = getattr(dataset, name, None)
         if t is not None:
             return torch.as_tensor(t, dtype=torch.long).reshape(-1)
-    return torch.tensor([int(dataset[i][1]) for i in range(len(dataset))], dtype=torch.long)
+    if isinstance(dataset, Subset):
+        parent = _stored_targets(dataset.dataset)
+        return None if parent is None else parent[torch.as_tensor(dataset.indices, dtype=torch.long)]
+    if isinstance(dataset, ConcatDataset):
+        parts = [_stored_targets(d) for d in dataset.datasets]
+        if any(p is None for p in parts):
+            return None
+        return torch.cat(parts) if parts else torch.empty(0, dtype=torch.long)
+    return None
+
+
+def dataset_classes(dataset: Dataset) -> list | None:
+    """Class names of a dataset (``.classes``), looking through ``Subset`` and through a
+    ``ConcatDataset`` whose parts agree; None when it has none."""
+    names = getattr(dataset, "classes", None)
+    if names:
+        return list(names)
+    if isinstance(dataset, Subset):
+        return dataset_classes(dataset.dataset)
+    if isinstance(dataset, ConcatDataset) and dataset.datasets:
+        parts = [dataset_classes(d) for d in dataset.datasets]
+        if parts[0] and all(p == parts[0] for p in parts):
+            return parts[0]
+    return None
 
 
 def class_counts(targets: Tensor | Sequence[int], num_classes: int | None = None) -> list[int]:
@@ -40,12 +74,16 @@ def class_counts(targets: Tensor | Sequence[int], num_classes: int | None = None
 def long_tail_counts(n_max: int, num_classes: int, rho: float) -> list[int]:
     """Exponential profile of CIFAR-10-LT: class c keeps ``floor(n_max * rho^(-c/(C-1)))``
     items, so class 0 has ``n_max`` and the last class ``n_max / rho``."""
-    if rho < 1:
-        raise ValueError(f"imbalance ratio rho must be >= 1, got {rho}")
+    _check_rho(rho)
     if num_classes < 2:
         return [int(n_max)] * num_classes
     return [max(1, int(math.floor(n_max * rho ** (-c / (num_classes - 1)))))
             for c in range(num_classes)]
+
+
+def _check_rho(rho: float) -> None:
+    if isinstance(rho, bool) or not isinstance(rho, numbers.Real) or not 1 <= rho < math.inf:
+        raise ValueError(f"imbalance ratio rho must be a finite number >= 1, got {rho!r}")
 
 
 def long_tailed_indices(targets: Tensor | Sequence[int], rho: float, seed: int = 0,
@@ -55,6 +93,12 @@ def long_tailed_indices(targets: Tensor | Sequence[int], rho: float, seed: int =
     stay at random with ``seed``. Sorted."""
     t = torch.as_tensor(targets, dtype=torch.long).reshape(-1)
     counts = class_counts(t, num_classes)
+    _check_rho(rho)
+    empty = [c for c, n in enumerate(counts) if n == 0]
+    if empty:
+        raise ValueError(f"class(es) {empty} of {len(counts)} have no items; the profile cuts "
+                         f"every class from the smallest class's count, so nothing would be "
+                         f"left: drop the empty classes (and their names in .classes) first")
     keep = long_tail_counts(min(counts), len(counts), rho)
     g = torch.Generator().manual_seed(int(seed))
     out = []
@@ -67,18 +111,21 @@ def long_tailed_indices(targets: Tensor | Sequence[int], rho: float, seed: int =
 def make_long_tailed(dataset: Dataset, rho: float, seed: int = 0) -> Dataset:
     """A long-tailed version of ``dataset`` (``rho`` = largest / smallest class count).
 
-    An ``ImageSet`` gives an ``ImageSet``; any other dataset gives a ``Subset`` with
-    ``.targets`` set, so class counts and balancing plans can read it.
+    An ``ImageSet`` gives an ``ImageSet`` (with the same ``transform`` and
+    ``target_transform``); any other dataset gives a ``Subset`` with ``.targets`` set, so
+    class counts and balancing plans can read it. Items come out as the original's do.
     """
     from .data import ImageSet
 
-    idx = long_tailed_indices(dataset_targets(dataset), rho, seed,
-                              len(getattr(dataset, "classes", [])) or None)
+    names = dataset_classes(dataset)
+    idx = long_tailed_indices(dataset_targets(dataset), rho, seed, len(names) if names else None)
     if isinstance(dataset, ImageSet):
-        return dataset.subset(idx)
+        out = dataset.subset(idx)
+        out.transform, out.target_transform = dataset.transform, dataset.target_transform
+        return out
     sub = Subset(dataset, idx.tolist())
     sub.targets = dataset_targets(dataset)[idx]                  # type: ignore[attr-defined]
-    sub.classes = list(getattr(dataset, "classes", []))          # type: ignore[attr-defined]
+    sub.classes = names or []                                    # type: ignore[attr-defined]
     return sub
 
 
@@ -105,7 +152,8 @@ def balance_plan(counts: Sequence[int], balance: Balance,
         return [max(0, target - n) for n in counts]
     if isinstance(balance, bool):
         raise ValueError("balance must be 'max', 'mean', an int or a dict, not a bool")
-    if isinstance(balance, int):
+    if isinstance(balance, numbers.Integral):
+        balance = int(balance)
         if balance <= 0:
             raise ValueError(f"balance per class must be positive, got {balance}")
         return [max(0, balance - n) for n in counts]
@@ -114,9 +162,9 @@ def balance_plan(counts: Sequence[int], balance: Balance,
         plan = [0] * C
         for key, n in balance.items():
             c = _class_id(key, C, names)
-            if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0:
                 raise ValueError(f"balance[{key!r}] must be a non-negative int, got {n!r}")
-            plan[c] = n
+            plan[c] = int(n)
         return plan
     raise ValueError(f"balance must be 'max', 'mean', an int or a dict, got {type(balance).__name__}")
 
@@ -127,17 +175,18 @@ def _class_id(key, num_classes: int, names: list[str]) -> int:
             return names.index(key)
         raise ValueError(f"balance names unknown class {key!r}; known classes: "
                          f"{', '.join(names) if names else f'ids 0..{num_classes - 1}'}")
-    if isinstance(key, bool) or not isinstance(key, int) or not 0 <= key < num_classes:
+    if isinstance(key, bool) or not isinstance(key, numbers.Integral) or not 0 <= key < num_classes:
         raise ValueError(f"balance names unknown class {key!r}; class ids are 0..{num_classes - 1}")
-    return key
+    return int(key)
 
 
 def quotas(total: int, probs: Sequence[float]) -> list[int]:
     """Split ``total`` over classes in proportion to ``probs`` exactly (largest remainder)."""
     p = torch.as_tensor(probs, dtype=torch.float64)
-    if p.dim() != 1 or len(p) == 0 or bool((p < 0).any()) or float(p.sum()) <= 0:
-        raise ValueError("class probabilities must be a non-empty 1-D list of non-negative "
-                         "numbers with a positive sum")
+    if (p.dim() != 1 or len(p) == 0 or not bool(torch.isfinite(p).all()) or bool((p < 0).any())
+            or float(p.sum()) <= 0):
+        raise ValueError(f"class probabilities must be a non-empty 1-D list of finite, "
+                         f"non-negative numbers with a positive sum, got {p.tolist()}")
     p = p / p.sum()
     raw = p * total
     base = raw.floor().long()

@@ -18,7 +18,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset, WeightedRandomSampler
 
-from .imbalance import Balance, balance_plan, class_counts, dataset_targets, quotas
+from .imbalance import (Balance, balance_plan, class_counts, dataset_classes, dataset_targets,
+                        quotas)
 from .sampling import (ItemFormat, Sampler, from_hwc_uint8, infer_format, is_albumentations,
                        seed_for, to_hwc_uint8)
 
@@ -42,7 +43,8 @@ class SyntheticMix(Dataset):
         refresh_every: regenerate the synthetic bank every N epochs (call ``set_epoch``).
         transform: applied to real and synthetic items alike; an albumentations
             ``Compose`` gets numpy HWC uint8 and its output is converted back.
-        seed: synthetic item i is a pure function of (seed, i, refresh round).
+        seed: synthetic item i is a pure function of (seed, i, refresh round), for a given
+            ``batch_size`` (the noise is drawn per call of the sampler).
         gate: keep only samples that the sampler's own classifier (or ``gate_classifier``)
             assigns to their intended class with confidence >= gate, generating more until
             every quota is met.
@@ -56,8 +58,15 @@ class SyntheticMix(Dataset):
             sampler's own classifier (needed for samplers that are not ganaug models).
         gate_max_draws: give up (ValueError) after drawing this many times a class's quota.
         value_range: the real items' value range, when it cannot be read off them.
-        batch_size: images per sampler call; device: where a sampler loaded from a path runs
-            (default: CUDA when present).
+        num_classes: the number of classes, when the real dataset has no ``.classes`` and
+            lacks items of the last classes (default: from ``.classes``, the sampler or the
+            largest label).
+        batch_size: images per sampler call; device: where the sampler runs (default: a
+            model's own device; for a path, CUDA when present). A model on another device
+            is copied there, not moved.
+
+    DataLoader workers get a copy without the sampler (it stays in the main process, which
+    alone generates the bank), so any start method works, ``spawn`` included.
     """
 
     def __init__(self, real_dataset: Dataset, sampler: Any, *, fraction: float | None = None,
@@ -66,13 +75,17 @@ class SyntheticMix(Dataset):
                  seed: int = 0, gate: float | None = None,
                  gate_classifier: Callable[[Tensor], Tensor] | None = None, gate_mode: str = "class",
                  gate_max_draws: int = 50,
-                 value_range: tuple[float, float] | None = None, batch_size: int = 1024,
-                 device: str | torch.device | None = None, progress: bool = False):
+                 value_range: tuple[float, float] | None = None, num_classes: int | None = None,
+                 batch_size: int = 1024, device: str | torch.device | None = None,
+                 progress: bool = False):
         if fraction is None and balance is None:
             raise ValueError("pass fraction= (a share of every epoch) or balance= ('max', "
                              "'mean', an int or a {class: count} dict)")
         if fraction is not None and balance is not None:
             raise ValueError("pass fraction= or balance=, not both")
+        if class_probs is not None and balance is not None:
+            raise ValueError("class_probs= goes with fraction=; with balance= the synthetic "
+                             "labels come from the per-class deficits")
         if fraction is not None and (isinstance(fraction, bool) or not 0 <= fraction < 1):
             raise ValueError(f"fraction must be in [0, 1), got {fraction!r}")
         if refresh_every is not None and (not isinstance(refresh_every, int) or refresh_every <= 0):
@@ -92,19 +105,25 @@ class SyntheticMix(Dataset):
         if int(real_targets.min()) < 0:
             raise ValueError("the real dataset has unlabeled items (target -1); mix into the "
                              "labeled part only")
-        names = getattr(real_dataset, "classes", None)
+        names = dataset_classes(real_dataset)
+        if num_classes is not None and (isinstance(num_classes, bool) or num_classes <= 0
+                                        or (names and len(names) != num_classes)):
+            raise ValueError(f"num_classes={num_classes!r} must be a positive int"
+                             + (f" equal to the dataset's {len(names)} classes" if names else ""))
         self.sampler = Sampler(sampler, device)
-        C = len(names) if names else max(int(real_targets.max()) + 1, self.sampler.num_classes or 0)
+        model = self.sampler.model
+        C = len(names) if names else num_classes or max(int(real_targets.max()) + 1,
+                                                        self.sampler.num_classes or 0)
         self.classes = list(names) if names else (
-            list(self.sampler.model.classes) if self.sampler.model is not None else list(range(C)))
+            list(model.classes) if model is not None and len(model.classes) == C else list(range(C)))
         counts = class_counts(real_targets, C)
         if balance is not None:
             plan = balance_plan(counts, balance, [str(c) for c in self.classes])
         else:
             n_syn = round(fraction * self.n_real / (1 - fraction))
-            plan = quotas(n_syn, class_probs if class_probs is not None else counts)
             if class_probs is not None and len(class_probs) != C:
                 raise ValueError(f"class_probs has {len(class_probs)} entries for {C} classes")
+            plan = quotas(n_syn, class_probs if class_probs is not None else counts)
         self.gate_classifier = gate_classifier or self.sampler.classifier
         if gate is not None and self.gate_classifier is None:
             raise ValueError("gate= needs a classifier: use a ganaug model (or run folder) as "
@@ -122,16 +141,27 @@ class SyntheticMix(Dataset):
         self.gate_max_draws, self.batch_size, self.progress = gate_max_draws, batch_size, progress
         self.refresh_every = refresh_every
         self.round = 0
-        self.bank = self._generate(0)
-        if transform is not None:                   # fail now, not inside a worker
+        self.bank = self.format.from_unit(torch.empty(0, *self.format.shape_chw))
+        if transform is not None:                   # fail now, not after the bank or in a worker
             self[0]
-            if len(self) > self.n_real:
-                self[self.n_real]
+        self.bank = self._generate(0)
+        if transform is not None and len(self) > self.n_real:
+            self[self.n_real]
+
+    def __getstate__(self) -> dict:
+        # DataLoader workers need the bank, not the sampler (a model with weight norm cannot
+        # be pickled, and workers never generate): send them a copy without it.
+        state = self.__dict__.copy()
+        state["sampler"] = state["gate_classifier"] = None
+        return state
 
     # ------------------------------------------------------------------ bank
     def _generate(self, round_: int) -> Tensor:
         """Every class's synthetic images for refresh round ``round_``, in the storage form
         of ``self.format``, on the CPU. Class c's items come from seeds (seed, round, c, k)."""
+        if self.sampler is None:
+            raise RuntimeError("this SyntheticMix is a copy made for a DataLoader worker (without "
+                               "its sampler); call set_epoch on the dataset in the main process")
         parts = []
         for c, need in enumerate(self.plan):
             if need:
@@ -260,8 +290,10 @@ class BatchMixer:
     ``round(fraction * B)`` items are replaced. Labels come from the batch's own labels
     (``labels="batch"``), uniformly (``"uniform"``) or from ``class_probs``. Images are
     mapped from [-1, 1] to ``value_range`` and through ``transform`` (a tensor function on
-    the device, e.g. normalisation), then cast to the batch's dtype. Noise and labels are
-    drawn with a generator on the device: no host round-trip.
+    the device, e.g. normalisation), then cast to the batch's dtype (rounded for integer
+    batches). Labels, and a ganaug model's noise, are drawn with a generator on the device
+    seeded with ``seed``: no host round-trip. A callable sampler draws its own noise, so
+    ``seed`` fixes its labels only.
     """
 
     def __init__(self, sampler: Any, fraction: float, *, mode: str = "append",
@@ -277,7 +309,8 @@ class BatchMixer:
             raise ValueError(f"labels must be 'batch' or 'uniform' (or pass class_probs), got "
                              f"{labels!r}")
         self.sampler = Sampler(sampler, device)
-        C = num_classes or self.sampler.num_classes or (len(class_probs) if class_probs else None)
+        C = num_classes or self.sampler.num_classes or (
+            len(class_probs) if class_probs is not None else None)
         if C is None:
             raise ValueError("pass num_classes= for a sampler that is not a ganaug model")
         self.image_shape = self.sampler.check(C, None)
@@ -286,8 +319,10 @@ class BatchMixer:
         self.probs = None
         if class_probs is not None:
             p = torch.as_tensor(class_probs, dtype=torch.float, device=dev)
-            if p.shape != (C,) or bool((p < 0).any()) or float(p.sum()) <= 0:
-                raise ValueError(f"class_probs must be {C} non-negative numbers with a positive sum")
+            if (p.shape != (C,) or not bool(torch.isfinite(p).all()) or bool((p < 0).any())
+                    or float(p.sum()) <= 0):
+                raise ValueError(f"class_probs must be {C} finite, non-negative numbers with a "
+                                 f"positive sum, got {p.tolist()}")
             self.probs = p / p.sum()
         self.value_range, self.transform = value_range, transform
         self.gen = torch.Generator(device=dev).manual_seed(int(seed))
@@ -335,6 +370,8 @@ class BatchMixer:
         img = lo + (img + 1) * 0.5 * (hi - lo)
         if self.transform is not None:
             img = self.transform(img)
+        if not x.is_floating_point():
+            img = img.round()
         img, lab = img.to(x.device, x.dtype), lab.to(y.device, y.dtype)
         if self.mode == "append":
             out_x, out_y = torch.cat([x, img]), torch.cat([y, lab])

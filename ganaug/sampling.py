@@ -3,6 +3,7 @@ or any callable ``labels -> images``, checked once, seeded per call, and the ima
 (tensor, PIL, numpy) that synthetic items must match."""
 from __future__ import annotations
 
+import copy
 import os
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -37,8 +38,9 @@ class Sampler:
         if isinstance(source, (str, os.PathLike)):
             dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
             source = CLSGAN.load(source, map_location=dev)
-        elif isinstance(source, CLSGAN) and device is not None:
-            source = source.to(device)
+        elif isinstance(source, CLSGAN) and device is not None and \
+                torch.device(device) != source.device:
+            source = copy.deepcopy(source).to(device)       # the caller's model stays put
         if not callable(source):
             raise TypeError(f"sampler must be a ganaug model, a run folder or checkpoint path, or "
                             f"a callable labels -> images; got {type(source).__name__}")
@@ -51,12 +53,21 @@ class Sampler:
 
     @torch.no_grad()
     def __call__(self, labels: Tensor, seed: int) -> Tensor:
+        """A ganaug model draws its noise from its own generator. A callable draws from
+        torch's global RNG (the CPU one, and its device's when that is a GPU), seeded here
+        and restored afterwards: random numbers drawn by other threads meanwhile change
+        its output."""
         labels = torch.as_tensor(labels, dtype=torch.long)
         if self.model is not None:
             return self.model.sample(labels, torch.Generator().manual_seed(seed))
-        devices = [self.device.index or 0] if self.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(seed)
+        cuda = self.device.type == "cuda"
+        index = self.device.index if self.device.index is not None else (
+            torch.cuda.current_device() if cuda else 0)
+        with torch.random.fork_rng(devices=[index] if cuda else []):
+            torch.default_generator.manual_seed(seed)
+            if cuda:
+                with torch.cuda.device(index):
+                    torch.cuda.manual_seed(seed)
             return self.source(labels.to(self.device))
 
     def check(self, num_classes: int, image_shape: tuple[int, ...] | None) -> tuple[int, ...]:
@@ -160,32 +171,42 @@ def infer_format(items: list[Any], value_range: tuple[float, float] | None = Non
         shape = arr.shape if layout == "CHW" else (arr.shape[2], arr.shape[0], arr.shape[1])
         vals = torch.as_tensor(np.stack([np.asarray(i, dtype=np.float64) for i in items]))
         return ItemFormat("numpy", tuple(int(s) for s in shape), arr.dtype,
-                          value_range or _guess_range(vals, _is_float(arr.dtype)), layout)
+                          value_range or _guess_range(vals, _is_float(arr.dtype), arr.dtype), layout)
     if isinstance(first, Tensor):
         if first.dim() != 3:
             raise ValueError(f"tensor items must be images (C, H, W), got shape "
                              f"{tuple(first.shape)}")
         vals = torch.stack([i.double() for i in items])
         return ItemFormat("tensor", tuple(first.shape), first.dtype,
-                          value_range or _guess_range(vals, first.is_floating_point()))
+                          value_range or _guess_range(vals, first.is_floating_point(), first.dtype))
     raise ValueError(f"cannot mix synthetic images into items of type {type(first).__name__}; "
                      f"the real dataset must yield (image, label) with a tensor, numpy array or "
                      f"PIL image")
 
 
-def _guess_range(vals: Tensor, is_float: bool) -> tuple[float, float]:
+def _guess_range(vals: Tensor, is_float: bool, dtype: Any = None) -> tuple[float, float]:
+    """The value range of the probed items: [0, 1] or [-1, 1] for floats that stay inside
+    it, [0, 255] for uint8 and for other values that reach past 127 without leaving
+    [0, 255]. Anything else (12-bit integers, floats on a 0..16 scale, normalised data)
+    cannot be told from a few items and raises."""
     lo, hi = float(vals.min()), float(vals.max())
-    if not is_float:
+    if dtype is not None and _is_uint8(dtype):
         return (0.0, 255.0)
-    if lo >= -1e-6 and hi <= 1 + 1e-6:
+    if is_float and lo >= -1e-6 and hi <= 1 + 1e-6:
         return (0.0, 1.0)
-    if lo >= -1 - 1e-6 and hi <= 1 + 1e-6:
+    if is_float and lo >= -1 - 1e-6 and hi <= 1 + 1e-6:
         return (-1.0, 1.0)
-    if lo >= -1e-6 and hi <= 255 + 1e-6:
+    if lo >= -1e-6 and 127 < hi <= 255 + 1e-6:
         return (0.0, 255.0)
-    raise ValueError(f"cannot tell the real items' value range (they span [{lo:.3g}, {hi:.3g}], "
-                     f"normalised?); pass value_range=(lo, hi) for the unnormalised range, or "
-                     f"move the normalisation into SyntheticMix's transform")
+    raise ValueError(f"cannot tell the real items' value range (they span [{lo:.3g}, {hi:.3g}]"
+                     f"{'' if is_float else ', integers'}: normalised, or not 8-bit?); pass "
+                     f"value_range=(lo, hi) for the range of their values (e.g. (0, 4095) for "
+                     f"12-bit, (0, 16) for scikit-learn's digits), or move a normalisation into "
+                     f"SyntheticMix's transform")
+
+
+def _is_uint8(dtype: Any) -> bool:
+    return dtype == torch.uint8 if isinstance(dtype, torch.dtype) else np.dtype(dtype) == np.uint8
 
 
 def to_hwc_uint8(x: Any, fmt: ItemFormat) -> np.ndarray:

@@ -1,0 +1,174 @@
+"""SyntheticMix / BatchMixer / imbalance tools on the inputs users bring: other worker start
+methods, Subset / ConcatDataset, value ranges that cannot be guessed, numpy numbers, bad
+probabilities, transforms that fail."""
+import math
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
+
+from ganaug import BatchMixer, CLSGAN, SyntheticMix
+from ganaug.data import ImageSet, load_dataset
+from ganaug.imbalance import dataset_classes, dataset_targets, make_long_tailed
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return CLSGAN((1, 8, 8), 4, "mlp", ["a", "b", "c", "d"])
+
+
+class Plain(Dataset):
+    """Items (image, label) of a given dtype and scale; no .targets unless asked; counts reads."""
+
+    def __init__(self, n=40, classes=4, dtype=torch.float32, scale=1.0, targets=False,
+                 names=None):
+        g = torch.Generator().manual_seed(2)
+        self.x = (torch.rand(n, 1, 8, 8, generator=g) * scale).to(dtype)
+        self.y = [i % classes for i in range(n)]
+        if targets:
+            self.targets = list(self.y)
+        if names:
+            self.classes = names
+        self.reads = 0
+
+    def __len__(self):
+        return len(self.y)
+
+    def __getitem__(self, i):
+        self.reads += 1
+        return self.x[i], self.y[i]
+
+
+def _callable(value=None):
+    def sampler(labels):
+        if value is not None:
+            return torch.full((len(labels), 1, 8, 8), float(value))
+        return torch.rand(len(labels), 1, 8, 8) * 2 - 1
+    return sampler
+
+
+# ------------------------------------------------------------------ workers
+def test_mix_pickles_without_its_sampler_and_spawn_workers_see_the_bank(model):
+    data = Plain(n=24, names=["a", "b", "c", "d"], targets=True)
+    mix = SyntheticMix(data, model, fraction=0.5, seed=3)
+    with pytest.raises(RuntimeError):            # the model itself cannot be pickled ...
+        pickle.dumps(model)
+    copy = pickle.loads(pickle.dumps(mix))       # ... so workers get the mix without it
+    assert copy.sampler is None and mix.sampler is not None
+    assert all(torch.equal(copy[i][0], mix[i][0]) for i in range(len(mix)))
+    with pytest.raises(RuntimeError, match="main process"):
+        copy.set_epoch(0) or copy._generate(1)
+    loader = DataLoader(mix, batch_size=len(mix), num_workers=1,
+                        multiprocessing_context="spawn")
+    x, y = next(iter(loader))
+    assert torch.equal(x, torch.stack([mix[i][0] for i in range(len(mix))]))
+    assert y.tolist() == mix.targets
+
+
+# ------------------------------------------------------------------ datasets and targets
+def test_targets_and_classes_through_subset_and_concat():
+    a, b = Plain(targets=True, names=list("abcd")), Plain(targets=True, names=list("abcd"))
+    cat = ConcatDataset([a, b])
+    assert dataset_targets(cat).tolist() == a.y + b.y and a.reads == b.reads == 0
+    assert dataset_classes(cat) == list("abcd")
+    assert dataset_classes(ConcatDataset([a, Plain(names=list("wxyz"))])) is None
+    sub = Subset(cat, [1, 2, 45])
+    assert dataset_targets(sub).tolist() == [1, 2, 1] and dataset_classes(sub) == list("abcd")
+    bare = Plain()                               # no .targets: read the subset's items only
+    assert dataset_targets(Subset(bare, [3, 5])).tolist() == [3, 1] and bare.reads == 2
+
+
+def test_subset_keeps_class_names_and_num_classes_covers_missing_top_class(model):
+    data = Plain(targets=True, names=["a", "b", "c", "d"])
+    no_d = Subset(data, [i for i in range(len(data)) if data.y[i] != 3])
+    mix = SyntheticMix(no_d, model, balance={"d": 5})
+    assert mix.classes == ["a", "b", "c", "d"] and mix.class_counts()[3] == 5
+    bare = Subset(Plain(targets=True), [i for i in range(40) if i % 4 != 3])
+    mix = SyntheticMix(bare, _callable(), balance="max", num_classes=4)
+    assert mix.num_classes == 4 and mix.class_counts() == [10, 10, 10, 10]
+    with pytest.raises(ValueError, match="num_classes"):
+        SyntheticMix(no_d, model, balance="max", num_classes=5)
+
+
+# ------------------------------------------------------------------ value ranges
+def test_value_range_is_not_guessed_for_non_8_bit_items():
+    twelve_bit = Plain(dtype=torch.int16, scale=4095, targets=True)
+    with pytest.raises(ValueError, match="value_range=.*12-bit"):
+        SyntheticMix(twelve_bit, _callable(), fraction=0.5)
+    mix = SyntheticMix(twelve_bit, _callable(1.0), fraction=0.5, value_range=(0, 4095))
+    x, _ = mix[mix.n_real]
+    assert x.dtype == torch.int16 and int(x.max()) == 4095
+    sixteen = Plain(scale=16, targets=True)                 # digits' raw 0..16 scale
+    with pytest.raises(ValueError, match="value_range="):
+        SyntheticMix(sixteen, _callable(), fraction=0.5)
+    x, _ = SyntheticMix(sixteen, _callable(1.0), fraction=0.5, value_range=(0, 16))[40]
+    assert float(x.max()) == 16
+    dark = Plain(dtype=torch.uint8, scale=40, targets=True)  # uint8 is 0..255 whatever it holds
+    x, _ = SyntheticMix(dark, _callable(1.0), fraction=0.5)[40]
+    assert x.dtype == torch.uint8 and int(x.max()) == 255
+
+
+# ------------------------------------------------------------------ bad input, early
+def test_bad_probabilities_and_numpy_numbers(model):
+    data = Plain(targets=True, names=list("abcd"))
+    with pytest.raises(ValueError, match="class_probs= goes with fraction="):
+        SyntheticMix(data, model, balance="max", class_probs=[1, 0, 0, 0])
+    for bad in ([math.nan, 1, 1, 1], [math.inf, 1, 1, 1]):
+        with pytest.raises(ValueError, match="finite"):
+            SyntheticMix(data, model, fraction=0.3, class_probs=bad)
+        with pytest.raises(ValueError, match="finite"):
+            BatchMixer(model, 0.3, class_probs=bad)
+    assert SyntheticMix(data, model, balance=np.int64(12)).class_counts() == [12] * 4
+    assert SyntheticMix(data, model, balance={np.int64(2): np.int32(3)}).plan == [0, 0, 3, 0]
+    mixer = BatchMixer(_callable(), 0.5, class_probs=np.array([0.0, 0, 1, 0]))
+    _, y = mixer(torch.zeros(4, 1, 8, 8), torch.zeros(4, dtype=torch.long))
+    assert y[4:].tolist() == [2] * 4
+
+
+def test_a_failing_transform_fails_before_the_bank_is_generated():
+    calls = []
+
+    def sampler(labels):
+        calls.append(len(labels))
+        return torch.zeros(len(labels), 1, 8, 8)
+
+    def broken(x):
+        raise RuntimeError("bug in my transform")
+
+    with pytest.raises(RuntimeError, match="bug in my transform"):
+        SyntheticMix(Plain(targets=True), sampler, balance=10_000, transform=broken)
+    assert calls == [4]                          # the one probe, no bank
+
+
+def test_batch_mixer_rounds_for_integer_batches():
+    mixer = BatchMixer(_callable(-0.5), 0.5, num_classes=4, value_range=(0, 255))
+    x, _ = mixer(torch.zeros(2, 1, 8, 8, dtype=torch.uint8), torch.zeros(2, dtype=torch.long))
+    assert x.dtype == torch.uint8 and x[2:].unique().tolist() == [64]      # 63.75, not 63
+
+
+# ------------------------------------------------------------------ long-tailed copies
+def test_make_long_tailed_keeps_transforms_and_refuses_empty_classes():
+    tr, _ = load_dataset("digits")
+    tr = ImageSet(tr.images, tr.targets, tr.classes, transform=lambda x: x + 10,
+                  target_transform=lambda y: y + 100)
+    lt = make_long_tailed(tr, rho=10)
+    x, y = lt[0]
+    assert float(x.min()) >= 9 and y >= 100
+    no9 = ImageSet(tr.images[tr.targets != 9], tr.targets[tr.targets != 9], tr.classes)
+    with pytest.raises(ValueError, match=r"class\(es\) \[9\] of 10 have no items"):
+        make_long_tailed(no9, rho=10)
+    for rho in (math.nan, math.inf, 0.5, True):
+        with pytest.raises(ValueError, match="rho"):
+            make_long_tailed(tr, rho=rho)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_device_copies_the_callers_model_instead_of_moving_it(model):
+    data = Plain(targets=True, names=list("abcd"))
+    mix = SyntheticMix(data, model, fraction=0.3, device="cuda")
+    assert model.device.type == "cpu" and mix.sampler.device.type == "cuda"
+    BatchMixer(model, 0.3, device="cuda")
+    assert model.device.type == "cpu"
