@@ -160,7 +160,8 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--data-root", default=None, help="override the run's data root")
     e.add_argument("--json", action="store_true", help="print the metrics as JSON")
     e.add_argument("--quick", action="store_true",
-                   help="the classifier's metrics only, no sample-quality metrics")
+                   help="the classifier's metrics only, no sample-quality metrics; writes "
+                        "no eval.json (that keeps the last full evaluation)")
     e.add_argument("--samples", type=int, default=None, metavar="N",
                    help="real test images (and as many generated) for FID, KID, precision and "
                         "recall (default 10000, or the whole test split when smaller)")
@@ -264,10 +265,9 @@ def _eval(args: argparse.Namespace) -> int:
                               ("extractor_steps", args.classifier_steps),
                               ("inception_weights", args.inception_weights)) if v is not None}
     if not args.quick:
-        opts.update(seed=args.seed, device=args.device,
-                    log=lambda s: print(s, file=sys.stderr, flush=True))
+        opts.update(seed=args.seed, log=lambda s: print(s, file=sys.stderr, flush=True))
     m = evaluate_run(args.run, args.data_root, quality=not args.quick, save=not args.quick,
-                     **opts)
+                     device=args.device, **opts)
     if args.json:
         print(json.dumps(m, indent=2))
         return 0
@@ -280,7 +280,9 @@ def _eval(args: argparse.Namespace) -> int:
         print(f"  {name:>12}  {'n/a' if acc is None else f'{acc:.4f}'}")
     print(f"test error         {m['test_error']:.4f} ({100 * m['test_error']:.2f}%; the run's own "
           f"classifier argmin_y L(x, y), EMA weights, all {m['num_test']} test images)")
-    if "quality" in m:
+    if m.get("quality_skipped"):
+        print(f"sample quality: not measured, {m['quality_skipped']}")
+    elif "quality" in m:
         from .evaluation import quality_lines
         print("\n".join(quality_lines(m["quality"])))
     return 0

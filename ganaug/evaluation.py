@@ -101,9 +101,8 @@ def domain_kind(image_shape: tuple[int, int, int]) -> str:
 
 
 def _pick_device(device: str | torch.device) -> torch.device:
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    from .train import pick_device        # auto; a clear error for cuda without a GPU
+    return pick_device(device)
 
 
 def train_domain_classifier(images: Tensor, targets: Tensor, num_classes: int, *,
@@ -189,7 +188,8 @@ def domain_extractor(train: ImageSet, *, steps: int | None = None, seed: int = 0
     if path.is_file():
         try:
             saved = torch.load(path, map_location="cpu", weights_only=True)
-            net = DomainNet(kind, train.image_shape, train.num_classes)
+            with torch.random.fork_rng(devices=[]):        # leave the caller's RNG alone
+                net = DomainNet(kind, train.image_shape, train.num_classes)
             net.load_state_dict(saved["state"])
             net = net.to(dev).eval()
         except Exception as e:   # a bad cache file is retrained, never trusted
@@ -203,43 +203,67 @@ def domain_extractor(train: ImageSet, *, steps: int | None = None, seed: int = 0
                                       kind=kind, steps=steps, seed=seed, device=dev)
         var = features_of(net, train.images).double().var(dim=0).mean()
         net.feature_scale.fill_(float(var.clamp_min(1e-12).rsqrt()))
-        atomic_torch_save(path, {"format": "ganaug-domain", "version": EXTRACTOR_VERSION,
-                                 "kind": kind, "image_shape": list(train.image_shape),
-                                 "num_classes": train.num_classes, "steps": steps,
-                                 "seed": seed, "train_images": len(train),
-                                 "state": {k: v.cpu() for k, v in net.state_dict().items()}})
+        try:
+            atomic_torch_save(path, {"format": "ganaug-domain", "version": EXTRACTOR_VERSION,
+                                     "kind": kind, "image_shape": list(train.image_shape),
+                                     "num_classes": train.num_classes, "steps": steps,
+                                     "seed": seed, "train_images": len(train),
+                                     "state": {k: v.cpu() for k, v in net.state_dict().items()}})
+        except OSError as e:     # an unwritable cache costs the next run time, not this one
+            (log or (lambda s: None))(f"ganaug eval: could not cache the domain classifier in "
+                                      f"{path} ({e}); continuing without the cache (pass "
+                                      f"--cache-dir DIR or set {CACHE_ENV} to a writable "
+                                      f"folder)")
+            path = None
     dim = net.head.in_features
     info = {"name": f"domain-{kind}-v{EXTRACTOR_VERSION}", "key": key, "kind": kind,
             "feature_dim": dim, "steps": steps, "seed": seed, "batch_size": BATCH_SIZE,
             "train_images": len(train), "feature_scale": float(net.feature_scale),
-            "path": str(path)}
+            "path": None if path is None else str(path)}
     return net, info
 
 
 # ----------------------------------------------------------------------------- Inception
 
-def inception_features(images: Tensor, weights: str | os.PathLike,
-                       device: str | torch.device = "auto", batch: int = 64) -> Tensor:
-    """2048-d pool features of torchvision's ``inception_v3`` loaded from a local weights
-    file (its IMAGENET1K_V1 state dict); images in [-1, 1] are resized to 299x299
-    (bilinear) and grey images repeated to 3 channels. Never downloads."""
+def load_inception(weights: str | os.PathLike, device: str | torch.device = "auto") -> nn.Module:
+    """torchvision's ``inception_v3`` from a local weights file (its IMAGENET1K_V1 state
+    dict, or a dict holding it under ``state_dict``), its classifier removed, in eval mode.
+    A missing or foreign file is a clear error; nothing is ever downloaded."""
     from torchvision.models import inception_v3
 
     path = Path(weights)
     if not path.is_file():
-        raise FileNotFoundError(f"Inception weights {path} do not exist")
+        raise FileNotFoundError(f"Inception weights {path} do not exist; pass --inception-weights "
+                                f"with a local torchvision inception_v3 state dict (or unset "
+                                f"{INCEPTION_ENV})")
     dev = _pick_device(device)
-    net = inception_v3(weights=None, aux_logits=True, init_weights=False, transform_input=False)
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise ValueError(f"{path} cannot be read as a torch weights file (torch.load with "
+                         f"weights_only=True raised {type(e).__name__}); pass a torchvision "
+                         f"inception_v3 state dict") from None
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
+    with torch.random.fork_rng(devices=[]):
+        net = inception_v3(weights=None, aux_logits=True, init_weights=False,
+                           transform_input=False)
     try:
         net.load_state_dict(state)
-    except (RuntimeError, TypeError) as e:
+    except (RuntimeError, TypeError, AttributeError) as e:
         raise ValueError(f"{path} is not a torchvision inception_v3 state dict: "
                          f"{str(e).splitlines()[0][:160]}") from None
     net.fc = nn.Identity()
-    net = net.to(dev).eval()
+    return net.to(dev).eval()
+
+
+def inception_features(images: Tensor, weights: str | os.PathLike | nn.Module,
+                       device: str | torch.device = "auto", batch: int = 64) -> Tensor:
+    """2048-d pool features of torchvision's ``inception_v3`` (a net from
+    :func:`load_inception`, or the path of its weights); images in [-1, 1] are resized to
+    299x299 (bilinear) and grey images repeated to 3 channels. Never downloads."""
+    net = weights if isinstance(weights, nn.Module) else load_inception(weights, device)
+    dev = next(net.parameters()).device
     out = []
     with torch.no_grad():
         for x in images.split(batch):
@@ -315,6 +339,7 @@ def evaluate_quality(model: CLSGAN, train: ImageSet, test: ImageSet, *,
                      cache_dir: str | os.PathLike | None = None,
                      inception_weights: str | os.PathLike | None = None,
                      device: str | torch.device = "auto",
+                     labels_note: str | None = None,
                      log: Callable[[str], None] | None = None) -> dict:
     """Every sample-quality number of :mod:`ganaug.evaluation`'s protocol, each as
     ``{"value", "real_reference", "protocol", ...}``, plus ``"protocol"`` (a dict).
@@ -324,6 +349,10 @@ def evaluate_quality(model: CLSGAN, train: ImageSet, test: ImageSet, *,
     (default: as many in all as the real training split has). ``seed``: the sampling seed.
     ``inception_weights``: a local torchvision inception_v3 state dict (default
     ``$GANAUG_INCEPTION_WEIGHTS``); without one, Inception FID is reported as not computed.
+    It is loaded first, so a bad file is an error before any other work.
+    ``labels_note``: why the generator does not follow its labels (an unconditional
+    objective, feature matching alone), attached to intra-class FID and TSTR, which read
+    the generated images' labels.
     """
     if max_samples < 2:
         raise ValueError(f"--samples must be at least 2, got {max_samples}")
@@ -333,6 +362,8 @@ def evaluate_quality(model: CLSGAN, train: ImageSet, test: ImageSet, *,
         raise ValueError(f"the data ({train.num_classes} classes, {train.image_shape}) does not "
                          f"match the model ({model.num_classes}, {model.image_shape})")
     dev = _pick_device(device)
+    weights = inception_weights or os.environ.get(INCEPTION_ENV)
+    inception = load_inception(weights, dev) if weights else None
     model = model.to(dev)
     net, ext = domain_extractor(train, steps=extractor_steps, cache_dir=cache_dir, device=dev,
                                 log=log)
@@ -391,10 +422,9 @@ def evaluate_quality(model: CLSGAN, train: ImageSet, test: ImageSet, *,
         f"trained on the {len(train)} real training images", ext["test_accuracy"])
 
     # ---- standard FID, only from local Inception weights
-    weights = inception_weights or os.environ.get(INCEPTION_ENV)
-    if weights:
-        fi_real = inception_features(test.images[ref], weights, dev)
-        fi_fake = inception_features(x_fake, weights, dev)
+    if inception is not None:
+        fi_real = inception_features(test.images[ref], inception)
+        fi_fake = inception_features(x_fake, inception)
         value, err = _maybe(lambda: Q.fid(fi_real, fi_fake))
         out["inception_fid"] = _entry(
             value, f"{pair}; torchvision inception_v3 2048-d pool features from {weights}, "
@@ -404,6 +434,9 @@ def evaluate_quality(model: CLSGAN, train: ImageSet, test: ImageSet, *,
         out["inception_fid"] = _entry(None, f"not computed: no local Inception weights (pass "
                                       f"--inception-weights FILE or set {INCEPTION_ENV}; "
                                       f"nothing is downloaded)")
+    if labels_note:
+        for key in ("intra_class_fid", "tstr_accuracy"):
+            out[key]["note"] = labels_note
     out["protocol"] = {
         "real_split": "test", "num_real": n, "num_generated": n, "sample_seed": seed,
         "generated_labels": "the real reference images' labels", "knn_k": KNN_K,
@@ -436,10 +469,12 @@ def quality_lines(q: dict) -> list[str]:
         ref = "" if e.get("real_reference") is None else \
             f" [real reference {_fmt(e['real_reference'], spec)}]"
         why = f" ({e['error']})" if e.get("error") else ""
-        lines.append(f"  {name:<16} {value}{ref}{why}  -- {e['protocol']}")
+        note = f" NOTE: {e['note']}." if e.get("note") else ""
+        lines.append(f"  {name:<16} {value}{ref}{why}  -- {e['protocol']}{note}")
     return lines
 
 
 __all__ = ["DomainNet", "domain_kind", "train_domain_classifier", "domain_extractor",
-           "features_of", "accuracy_of", "inception_features", "evaluate_quality",
+           "features_of", "accuracy_of", "load_inception", "inception_features",
+           "evaluate_quality",
            "quality_lines", "default_cache_dir", "MAX_SAMPLES"]

@@ -214,31 +214,63 @@ def fit_seeds(config: TrainConfig | None = None, seeds: Sequence[int] = (0, 1, 2
 
 
 def evaluate_run(run: str | Path, data_root: str | None = None, *, quality: bool = False,
-                 save: bool = False, **quality_options) -> dict:
-    """Reload a run folder's model and test split and compute its metrics.
+                 save: bool = False, device: str | torch.device = "auto",
+                 **quality_options) -> dict:
+    """Reload a run folder's model and test split and compute its metrics, on ``device``
+    (``auto``: CUDA when present).
 
     ``quality=True`` adds ``"quality"``: sample-quality metrics (domain FID and KID,
     intra-class FID, precision/recall, TSTR, Inception FID from local weights), see
-    :func:`ganaug.evaluation.evaluate_quality`, which receives ``quality_options``.
-    ``save=True`` also writes the result to ``run/eval.json``.
+    :func:`ganaug.evaluation.evaluate_quality`, which receives ``quality_options``. A run
+    whose objective trains no generator (``supervised``) gets ``"quality": None`` and the
+    reason in ``"quality_skipped"``. ``save=True`` also writes the result to
+    ``run/eval.json``.
     """
+    from .objectives import get_objective
+
+    dev = pick_device(device)
     run = Path(run)
     ckpt = safe_torch_load(run_checkpoint(run, file_ok=False))
     cfg = TrainConfig.from_dict(ckpt["config"])
     if data_root is not None:
         cfg.data_root = data_root
-    model = CLSGAN.from_checkpoint(ckpt)
+    model = CLSGAN.from_checkpoint(ckpt).to(dev)
     train_set, test = load_dataset(cfg.dataset, cfg.data_root, False, cfg.image_size)
     m = evaluate(model, test)
     result = {**m, "test_accuracy": m["accuracy"],          # summary.json's name for it
               "test_error": 1.0 - m["accuracy"], "dataset": cfg.dataset,
               "epoch": int(ckpt["epoch"]), "classes": model.classes, "run": str(run)}
     if quality:
-        from .evaluation import evaluate_quality
-        result["quality"] = evaluate_quality(model, train_set, test, **quality_options)
+        obj = get_objective(cfg.objective)
+        if obj.critic == "none":
+            result["quality"] = None
+            result["quality_skipped"] = (f"objective {cfg.objective!r} trains no generator "
+                                         f"(the loss network on the labels alone)")
+        else:
+            from .evaluation import evaluate_quality
+            result["quality"] = evaluate_quality(model, train_set, test, device=dev,
+                                                 labels_note=_labels_note(cfg, obj.conditional),
+                                                 **quality_options)
     if save:
         atomic_write_json(run / EVAL, result)
     return result
+
+
+def _labels_note(cfg: TrainConfig, conditional: bool) -> str | None:
+    """Why this run's generator is not trained to follow its labels, or None when it is."""
+    if not conditional:
+        return (f"objective {cfg.objective!r} is unconditional: its generator is not trained "
+                f"to follow its labels, so this shows how far its samples do by chance")
+    weight = cfg.g_cond_weight
+    if weight is None:                      # a config saved before it was resolved
+        try:
+            weight = cfg.resolved().g_cond_weight
+        except ValueError:
+            return None
+    if cfg.g_loss == "feature-matching" and not weight:
+        return ("the generator was trained by feature matching alone (g_cond_weight 0), which "
+                "does not ask its samples to follow their labels")
+    return None
 
 
 def sample_run(run: str | Path, per_class: int, out: str | Path, seed: int = 0) -> Path:

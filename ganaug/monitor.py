@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import time
 from pathlib import Path
 from typing import Callable
@@ -38,9 +39,12 @@ def plot_curves(history: list[dict], path: str | Path, title: str = "", note: st
         if any(v is not None and v != 0 for v in vals):
             ax_l.plot(epochs, [float("nan") if v is None else v for v in vals], label=key,
                       marker="." if len(epochs) < 30 else None)
-    if ax_l.lines and max(abs(v) for ln in ax_l.lines for v in ln.get_ydata()
-                          if v == v) > 50:     # e.g. a feature-matching loss in the hundreds
+    finite = [abs(v) for ln in ax_l.lines for v in ln.get_ydata() if math.isfinite(v)]
+    if finite and max(finite) > 50:            # e.g. a feature-matching loss in the hundreds
         ax_l.set_yscale("symlog", linthresh=1.0)
+    if ax_l.lines and not finite:
+        ax_l.text(0.5, 0.5, "no finite loss (the run diverged)", ha="center", va="center",
+                  transform=ax_l.transAxes)
     ax_l.set_xlabel("epoch")
     ax_l.set_ylabel("mean loss over the epoch")
     ax_l.grid(alpha=0.3)
@@ -88,7 +92,7 @@ class RunMonitor:
         self.grid, self.log = grid, log or (lambda s: None)
         self.tensorboard, self.writer = tensorboard, None   # opened at the first epoch
         self._last_plot = 0.0
-        self._plot_ok = True
+        self._plot_ok, self._plot_warned = True, False
         self._plotted: tuple | None = None        # (epochs, last record) of the last plot
 
     def __call__(self, record: dict, model) -> None:
@@ -116,10 +120,13 @@ class RunMonitor:
         try:
             plot_curves(history, self.out / CURVES, self.title, note)
             self._plotted = state
-        except Exception as e:    # e.g. matplotlib missing: a plot is never worth a run
+        except ImportError as e:  # matplotlib missing: a plot is never worth a run
             self._plot_ok = False
-            self.log(f"warning: could not write {CURVES} ({type(e).__name__}: {e}); "
-                     f"pip install 'matplotlib>=3.7'")
+            self.log(f"warning: could not write {CURVES} ({e}); pip install 'matplotlib>=3.7'")
+        except Exception as e:    # anything else: say so once, try again next time
+            if not self._plot_warned:
+                self._plot_warned = True
+                self.log(f"warning: could not write {CURVES} ({type(e).__name__}: {e})")
 
     @torch.no_grad()
     def _tensorboard(self, record: dict, model) -> None:

@@ -38,9 +38,12 @@ SAMPLES = "samples.png"
 
 def pick_device(name: str = "auto") -> torch.device:
     """``auto``: CUDA when present, else CPU. ``cuda`` without a GPU is a clear error."""
-    if name == "auto":
+    if str(name) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda' was asked for but no CUDA GPU is available; "
                          "use --device cpu or auto")

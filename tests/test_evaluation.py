@@ -140,3 +140,61 @@ def test_inception_features_from_a_local_file_only(tmp_path):
         inception_features(x, tmp_path / "bad.pth", device="cpu")
     with pytest.raises(FileNotFoundError, match="do not exist"):
         inception_features(x, tmp_path / "none.pth")
+
+
+def test_bad_inception_weights_fail_before_any_quality_work(run, tmp_path):
+    from ganaug import CLSGAN
+
+    tr, te = load_dataset("digits")
+    text = tmp_path / "weights.pth"
+    text.write_text("not a torch file")
+    model = CLSGAN.load(run)
+    for weights, error, match in ((text, ValueError, "cannot be read as a torch weights file"),
+                                  (tmp_path / "none.pth", FileNotFoundError, "do not exist")):
+        with pytest.raises(error, match=match):
+            evaluate_quality(model, tr, te, cache_dir=tmp_path / "cache", inception_weights=weights)
+    assert not (tmp_path / "cache").exists()            # no ruler was trained
+
+
+def test_an_unwritable_cache_is_reported_and_skipped(tmp_path):
+    tr, _ = load_dataset("digits")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    logs = []
+    net, info = domain_extractor(tr, steps=20, cache_dir=blocker, log=logs.append)
+    assert info["path"] is None and any("could not cache" in s for s in logs)
+    assert features_of(net, tr.images[:4]).shape == (4, info["feature_dim"])
+
+
+def test_a_cached_ruler_leaves_the_global_rng_alone(tmp_path):
+    tr, _ = load_dataset("digits")
+    domain_extractor(tr, steps=20, cache_dir=tmp_path)              # trains and caches
+    for _ in range(2):                                              # miss, then hits
+        state = torch.get_rng_state()
+        domain_extractor(tr, steps=20, cache_dir=tmp_path)
+        assert torch.equal(torch.get_rng_state(), state)
+
+
+def test_eval_device_names_are_checked(run, capsys):
+    assert main(["eval", "--run", str(run), "--quick", "--device", "gpu"]) == 2
+    assert "unknown device 'gpu'" in capsys.readouterr().err
+
+
+def test_runs_without_a_label_following_generator(tmp_path, capsys):
+    sup, gan = tmp_path / "sup", tmp_path / "gan"
+    for out, objective in ((sup, "supervised"), (gan, "gan")):
+        assert main(["train", "--epochs", "1", "--batch-size", "128", "--objective", objective,
+                     "--out", str(out), "--quiet", "--no-tensorboard"]) == 0
+    capsys.readouterr()
+    assert main(["eval", "--run", str(sup), "--cache-dir", str(tmp_path / "c")]) == 0
+    out = capsys.readouterr().out
+    assert "sample quality: not measured, objective 'supervised' trains no generator" in out
+    assert "domain FID" not in out
+    m = json.loads((sup / "eval.json").read_text())
+    assert m["quality"] is None and "no generator" in m["quality_skipped"]
+    assert main(["eval", "--run", str(gan), "--json", "--cache-dir", str(tmp_path / "c"),
+                 "--classifier-steps", "50", "--samples", "100", "--tstr-per-class", "5"]) == 0
+    q = json.loads(capsys.readouterr().out)["quality"]
+    for key in ("intra_class_fid", "tstr_accuracy"):
+        assert "unconditional" in q[key]["note"]
+    assert "note" not in q["domain_fid"]

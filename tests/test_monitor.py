@@ -60,3 +60,13 @@ def test_no_tensorboard_installed_is_no_error(tmp_path, monkeypatch):
     model = CLSGAN((1, 8, 8), 4, "mlp", d_hidden=[8], g_hidden=[8])
     mon(HISTORY[0], model)
     assert mon.writer is None and not (tmp_path / M.TENSORBOARD_DIR).exists()
+
+
+def test_a_diverged_run_still_gets_its_curves(tmp_path):
+    nan = float("nan")
+    history = [{"epoch": e, "d_loss": nan, "critic": nan, "g_loss": nan, "test_accuracy": 0.1}
+               for e in (1, 2)]
+    logs = []
+    mon = M.RunMonitor(tmp_path, tensorboard=False, log=logs.append)
+    mon.close(history)
+    assert (tmp_path / M.CURVES).read_bytes()[:4] == b"\x89PNG" and logs == []
