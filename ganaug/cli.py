@@ -50,7 +50,7 @@ _HELP = {
     "gamma": "weight of the unlabeled term (default 1.0; the paper uses 0.25 to 2)",
     "gamma_rampup": "epochs over which gamma ramps up linearly from 0 (default 0: none)",
     "margin_scale": "the L1 margin Delta(x, G(z)) is this times the mean |x - x'| over the "
-                    "batch (default 2.5)",
+                    "pixels and channels of each pair (default 2.5)",
     "nu": "GLS-GAN slope in [0, 1] (objective gls only; default 0.5)",
     "d_steps": "loss-network steps per generator step (default 1)",
     "weight_decay": "L2 weight decay on the loss network (default 1e-4)",
@@ -204,8 +204,10 @@ def _train(args: argparse.Namespace) -> int:
             raise ValueError(f"nothing to resume in {args.out}: it has no {where}; drop "
                              f"--resume to start a new run there")
         saved = TrainConfig.from_dict(safe_torch_load(path)["config"])
-        clash = [k for k, v in given.items()
-                 if k not in TrainConfig.RESUMABLE and getattr(saved, k) != v
+        # compare resolved values: `--lipschitz auto` resumes a run saved as 'zero-gp'
+        asked = dataclasses.replace(saved, **given).resolved()
+        clash = [k for k in given
+                 if k not in TrainConfig.RESUMABLE and getattr(saved, k) != getattr(asked, k)
                  and not (k == "seed" and args.seeds is not None)]
         if clash:
             detail = ", ".join(f"--{k.replace('_', '-')} {getattr(saved, k)!r} -> {given[k]!r}"
@@ -231,7 +233,8 @@ def _train(args: argparse.Namespace) -> int:
               f"{std(s['test_accuracy_std'], '{:.4f}')}, test error "
               f"{100 * s['test_error_mean']:.2f}% ± {std(s['test_error_std'], '{:.2%}')} "
               f"(mean ± sample std over {s['num_seeds']} seeds "
-              f"{','.join(map(str, s['seeds']))}; {s['dataset']}, {s['num_labeled']} labels, "
+              f"{','.join(map(str, s['seeds']))}; {_epochs(s)}; {s['dataset']}, "
+              f"{s['num_labeled']} labels, "
               f"{s['objective']}, {s['train_seconds']:.1f}s) -> {s['run']}")
         return 0
     summary = fit(cfg, **opts)
@@ -239,6 +242,14 @@ def _train(args: argparse.Namespace) -> int:
           f"{summary['num_labeled']} labels, {summary['objective']}, "
           f"{summary['train_seconds']:.1f}s){_stopped(summary)} -> {summary['run']}")
     return 0
+
+
+def _epochs(s: dict) -> str:
+    """``20 epochs``, or what a time limit made of the plan, for a --seeds summary."""
+    per, planned = s["epochs_per_seed"], s["epochs_planned"]
+    if s["stopped_seeds"] or len(set(per)) > 1:
+        return f"epochs {'/'.join(map(str, per))} of {planned} (time limit)"
+    return f"{planned} epochs"
 
 
 def _stopped(summary: dict) -> str:
@@ -296,9 +307,27 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ganaug: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("ganaug: interrupted; the last complete epoch's checkpoint is kept "
-              "(continue with --resume)", file=sys.stderr)
+        print(_interrupted(args), file=sys.stderr)
         return 130
+
+
+def _interrupted(args: argparse.Namespace) -> str:
+    """What an interrupted command left: for `train`, whether there is a checkpoint to
+    resume from."""
+    if args.command != "train":
+        return "ganaug: interrupted"
+    from pathlib import Path
+    from .train import CHECKPOINT
+    out = getattr(args, "out", None)
+    if out is None:
+        return ("ganaug: interrupted; if an epoch had ended, its checkpoint is in the run folder "
+                "printed above (continue: the same command with --resume --out FOLDER)")
+    folders = [Path(out)] + sorted(Path(out).glob("seed-*"))
+    if any((f / CHECKPOINT).is_file() for f in folders):
+        return ("ganaug: interrupted; the last complete epoch's checkpoint is kept "
+                f"(continue: the same command with --resume)")
+    return ("ganaug: interrupted before the first epoch ended; there is no checkpoint to "
+            "resume from")
 
 
 if __name__ == "__main__":

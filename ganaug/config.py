@@ -178,15 +178,35 @@ class TrainConfig:
             raise ValueError(f"consistency is a term on unlabeled images, but objective "
                              f"{c.objective!r} uses none; choose a semi-supervised objective "
                              f"(sscls, gan, ...) or leave consistency at 0")
-        for name in ("lr", "margin_scale", "lam"):
-            if getattr(c, name) <= 0:
-                raise ValueError(f"{name} must be positive, got {getattr(c, name)}")
+        for name in ("lr", "margin_scale", "lam", "clip", "div_k", "div_p"):
+            v = getattr(c, name)
+            if not _non_negative_number(v) or v == 0:     # also NaN, inf and strings
+                raise ValueError(f"{name} must be a positive, finite number, got {v!r}")
+        for name in ("gamma", "mode_seeking", "weight_decay", "gp_weight"):
+            if not _non_negative_number(getattr(c, name)):
+                raise ValueError(f"{name} must be a non-negative, finite number, got "
+                                 f"{getattr(c, name)!r}")
         if not 0.0 <= c.nu <= 1.0:
             raise ValueError(f"nu must be in [0, 1], got {c.nu}")
         if not 0.0 <= c.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), got {c.ema_decay}")
-        if c.gamma < 0 or c.gamma_rampup < 0:
-            raise ValueError("gamma and gamma_rampup must be non-negative")
+        if not 0.0 <= c.beta1 < 1.0:
+            raise ValueError(f"beta1 must be in [0, 1), got {c.beta1}")
+        if isinstance(c.gamma_rampup, bool) or not isinstance(c.gamma_rampup, int) or \
+                c.gamma_rampup < 0:
+            raise ValueError(f"gamma_rampup must be a whole number of epochs >= 0, got "
+                             f"{c.gamma_rampup!r}")
+        if c.lipschitz not in PENALTIES and c.gp_weight != GP_WEIGHTS.get(c.lipschitz, 10.0):
+            raise ValueError(f"gp_weight weights a gradient penalty, but this run's regulariser "
+                             f"is {c.lipschitz!r}; use --lipschitz {' / '.join(PENALTIES)} or "
+                             f"leave gp_weight unset")
+        if obj.critic == "none" and (c.mode_seeking or c.d_steps != 1):
+            raise ValueError(f"objective {c.objective!r} trains no generator, so mode_seeking "
+                             f"and d_steps have no effect; leave them at 0 and 1")
+        if c.gamma != 1.0 and not obj.semi_supervised:
+            raise ValueError(f"gamma weights the unlabeled term, but objective {c.objective!r} "
+                             f"uses no unlabeled images; choose a semi-supervised objective "
+                             f"(sscls, ...) or leave gamma at 1")
         if not (c.device == "auto" or c.device == "cpu" or c.device.startswith("cuda")):
             raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {c.device!r}")
         for name, choices in SPEED_CHOICES.items():

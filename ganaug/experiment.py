@@ -5,6 +5,7 @@ Everything is validated before data is loaded or any file is written.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import re
 import shutil
@@ -34,6 +35,21 @@ def default_run_dir(cfg: TrainConfig, root: str | Path = "runs") -> Path:
     """``runs/YYYYmmdd-HHMMSS-<dataset>-<objective>``."""
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", cfg.dataset.replace("folder:", "folder-"))[-40:]
     return Path(root) / f"{time.strftime('%Y%m%d-%H%M%S')}-{name}-{cfg.objective}"
+
+
+def claim_run_dir(cfg: TrainConfig, root: str | Path = "runs") -> Path:
+    """Create and return a new, empty :func:`default_run_dir`; a name already taken (two
+    runs started in the same second) gets ``-2``, ``-3``, ... (``mkdir`` is atomic, so
+    concurrent runs never share a folder)."""
+    base = default_run_dir(cfg, root)
+    for i in itertools.count(1):
+        path = base if i == 1 else base.with_name(f"{base.name}-{i}")
+        try:
+            path.mkdir(parents=True)
+            return path
+        except FileExistsError:
+            continue
+    raise AssertionError("unreachable")
 
 
 def load_data(cfg: TrainConfig) -> tuple[ImageSet, ImageSet | None, ImageSet]:
@@ -79,11 +95,13 @@ def fit(config: TrainConfig | None = None, out: str | Path | None = None, resume
     rank, world = rank_and_world()                  # data-parallel (torchrun): rank 0 alone
     if rank:                                        # logs and writes
         log = lambda s: None  # noqa: E731
-    out = Path(out) if out is not None else broadcast_object(default_run_dir(cfg), world)
+    out = Path(out) if out is not None else None
     check_run_folder(out, cfg, resume)                        # fail before loading data
     pick_device(cfg.device)                                   # e.g. cuda without a GPU
     labeled, unlabeled, test = load_data(cfg)
     model = build_model(cfg, labeled)
+    if out is None:                                 # a new folder, once the input is good
+        out = broadcast_object(None if rank else claim_run_dir(cfg), world)
     log(f"ganaug: {cfg.objective} on {cfg.dataset}: {len(labeled)} labeled, "
         f"{len(unlabeled) if unlabeled is not None else 0} unlabeled, {len(test)} test images; "
         f"arch {model.arch}; run folder {out}")
@@ -154,6 +172,9 @@ def fit_seeds(config: TrainConfig | None = None, seeds: Sequence[int] = (0, 1, 2
     (n - 1) of test accuracy and test error. ``config.seed`` is replaced by each seed;
     ``data_seed`` (which images are labeled) stays fixed.
 
+    The summary's ``epochs`` are the epochs trained, as in each seed's (null when the seeds
+    differ), beside ``epochs_per_seed``, ``epochs_planned`` and ``stopped_seeds`` (those the
+    time limit stopped).
     ``resume=True`` continues whichever seeds are unfinished: finished ones (a summary for
     ``config.epochs`` epochs) are kept, interrupted ones and those the time limit stopped
     resumed, missing ones started.
@@ -169,7 +190,21 @@ def fit_seeds(config: TrainConfig | None = None, seeds: Sequence[int] = (0, 1, 2
     rank, world = rank_and_world()
     if rank:
         log = lambda s: None  # noqa: E731
-    out = Path(out) if out is not None else broadcast_object(default_run_dir(cfg), world)
+    claimed = out is None
+    if resume and claimed:
+        raise ValueError("--resume needs --out pointing at the run to resume")
+    out = Path(out) if out is not None else broadcast_object(
+        None if rank else claim_run_dir(cfg), world)
+    try:
+        return _fit_seeds(cfg, seeds, out, resume, progress, log, recipe, tensorboard, rank)
+    except BaseException:
+        if claimed and not rank and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()                                 # failed before writing anything
+        raise
+
+
+def _fit_seeds(cfg: TrainConfig, seeds: list[int], out: Path, resume: bool, progress: bool,
+               log, recipe, tensorboard: bool, rank: int) -> dict:
     plan: list[tuple[int, TrainConfig, str]] = []       # (seed, config, done|resume|new)
     for seed in seeds:
         folder, c = seed_dir(out, seed), dataclasses.replace(cfg, seed=seed)
@@ -198,12 +233,19 @@ def fit_seeds(config: TrainConfig | None = None, seeds: Sequence[int] = (0, 1, 2
         runs.append(fit(c, folder, resume=action == "resume", progress=progress, log=log,
                         recipe=recipe, tensorboard=tensorboard))
     first = runs[0]
+    trained = [int(r["epochs"]) for r in runs]
     summary = {
         **aggregate_seeds(runs), "seeds": seeds, "num_seeds": len(seeds),
         "std": "sample standard deviation over seeds (n - 1); null for one seed",
         "dataset": first["dataset"], "num_labeled": first["num_labeled"],
         "num_unlabeled": first["num_unlabeled"], "num_test": first["num_test"],
-        "objective": first["objective"], "epochs": cfg.epochs, "data_seed": cfg.data_seed,
+        "objective": first["objective"],
+        # as in each seed's summary: the epochs trained (null when the seeds differ, which a
+        # time limit can make), next to the plan
+        "epochs": trained[0] if len(set(trained)) == 1 else None, "epochs_per_seed": trained,
+        "epochs_planned": cfg.epochs,
+        "stopped_seeds": [r["seed"] for r in runs if r.get("stopped")],
+        "data_seed": cfg.data_seed,
         "arch": first["arch"], "recipe": str(recipe) if recipe is not None else None,
         "train_seconds": round(sum(r["train_seconds"] for r in runs), 3), "run": str(out),
         "runs": runs,

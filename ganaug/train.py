@@ -69,6 +69,11 @@ def _load_resume(out: Path, cfg: TrainConfig) -> dict:
         detail = ", ".join(f"{k}: {getattr(saved, k)!r} -> {getattr(cfg, k)!r}" for k in diff)
         raise ValueError(f"cannot resume {out}: the configuration differs ({detail}); use the "
                          f"run's own settings or start a new run with another --out")
+    done = int(ckpt["epoch"])
+    if done > cfg.epochs:
+        raise ValueError(f"cannot resume {out} for {cfg.epochs} epochs: it has trained {done} "
+                         f"already; pass --epochs {done} or more (its metrics.jsonl holds every "
+                         f"epoch's test accuracy)")
     return ckpt
 
 
@@ -179,6 +184,9 @@ def train(model: CLSGAN, labeled: ImageSet, unlabeled: ImageSet | None = None,
         model.load_state_dict(ckpt["state"])
         opt_d.load_state_dict(ckpt["opt_d"])
         opt_g.load_state_dict(ckpt["opt_g"])
+        for opt in (opt_d, opt_g):      # the saved groups carry the saved run's fused switch;
+            for group in opt.param_groups:   # this run's (free to change on resume) wins
+                group["fused"] = True if step_fn.speed.fused_adam else None
         start, step = int(ckpt["epoch"]), int(ckpt["step"])
         history, seconds = list(ckpt["history"]), float(ckpt["train_seconds"])
         log(f"resuming {out} from epoch {start}")

@@ -58,11 +58,17 @@ def test_seeds_stopped_by_the_limit_are_resumed_not_skipped(tmp_path, capsys):
     out = tmp_path / "s"
     assert main(["train", "--seeds", "0,1", "--epochs", "2", "--time-limit", "1e-6",
                  "--out", str(out), "--quiet"]) == 0
-    assert capsys.readouterr().out.count("after epoch 1 of 2 (time limit)") == 2
+    printed = capsys.readouterr().out
+    assert printed.count("after epoch 1 of 2 (time limit)") == 2
+    assert "epochs 1/1 of 2 (time limit)" in printed        # the mean is over 1 epoch, not 2
+    s = json.loads((out / "summary.json").read_text())
+    assert (s["epochs"], s["epochs_per_seed"], s["epochs_planned"], s["stopped_seeds"]) == \
+        (1, [1, 1], 2, [0, 1])
     assert main(["train", "--seeds", "0,1", "--out", str(out), "--resume", "--time-limit", "0",
                  "--quiet"]) == 0
     s = json.loads((out / "summary.json").read_text())
     assert [r["epochs"] for r in s["runs"]] == [2, 2]
+    assert (s["epochs"], s["stopped_seeds"]) == (2, [])
 
 
 @pytest.mark.parametrize("bad", [-1, float("inf"), float("nan"), True, "30"])

@@ -1,0 +1,82 @@
+"""What `ganaug train` refuses before any work, and what resuming may change: numeric
+options, options without effect, `auto` on resume, fewer epochs than trained, the fused
+switch; default run folders that never collide; what an interrupt says."""
+import argparse
+import json
+import math
+
+import pytest
+import torch
+
+from ganaug import TrainConfig
+from ganaug.cli import _interrupted, main
+from ganaug.experiment import claim_run_dir
+
+
+@pytest.mark.parametrize("key,value", [
+    ("gamma", math.nan), ("lam", math.nan), ("mode_seeking", math.nan), ("gp_weight", math.nan),
+    ("div_k", math.nan), ("clip", -1.0), ("div_p", -1.0), ("lr", math.nan),
+    ("weight_decay", -1.0), ("margin_scale", math.inf), ("beta1", 1.0), ("gamma", "1")])
+def test_numeric_options_must_be_finite_and_in_range(key, value):
+    with pytest.raises(ValueError, match=key):
+        TrainConfig(**{key: value}).resolved()
+
+
+@pytest.mark.parametrize("options,match", [
+    (dict(lipschitz="clip", gp_weight=5.0), "gp_weight weights a gradient penalty"),
+    (dict(objective="supervised", mode_seeking=1.0), "trains no generator"),
+    (dict(objective="supervised", d_steps=2), "trains no generator"),
+    (dict(objective="cls", gamma=0.5), "uses no unlabeled images")])
+def test_options_without_effect_are_refused(options, match):
+    with pytest.raises(ValueError, match=match):
+        TrainConfig(**options).resolved()
+
+
+def test_resolved_configs_resolve_again_unchanged():
+    for objective in ("sscls", "cls", "wgan", "supervised", "gls"):
+        c = TrainConfig(objective=objective).resolved()
+        assert c.resolved() == c
+
+
+def test_resume_accepts_auto_refuses_fewer_epochs_and_applies_fused_adam(tmp_path, capsys):
+    out = tmp_path / "r"
+    base = ["train", "--batch-size", "128", "--out", str(out), "--quiet", "--no-tensorboard"]
+    assert main([*base, "--epochs", "2", "--fused-adam", "off"]) == 0
+    capsys.readouterr()
+    assert main([*base, "--epochs", "1", "--resume"]) == 2
+    assert "it has trained 2 already; pass --epochs 2 or more" in capsys.readouterr().err
+    assert main([*base, "--epochs", "3", "--resume", "--lipschitz", "auto", "--g-loss", "auto",
+                 "--fused-adam", "on"]) == 0
+    ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert ckpt["epoch"] == 3
+    assert all(g["fused"] is True for key in ("opt_d", "opt_g")
+               for g in ckpt[key]["param_groups"])
+
+
+def test_default_run_folders_never_collide(tmp_path, monkeypatch):
+    import ganaug.experiment as E
+    monkeypatch.setattr(E.time, "strftime", lambda fmt: "20261203-080804")   # one second
+    cfg = TrainConfig().resolved()
+    a, b, c = (claim_run_dir(cfg, tmp_path) for _ in range(3))
+    assert [p.name for p in (a, b, c)] == ["20261203-080804-digits-sscls",
+                                           "20261203-080804-digits-sscls-2",
+                                           "20261203-080804-digits-sscls-3"]
+    assert all(p.is_dir() for p in (a, b, c))
+
+
+def test_a_failed_seeds_run_leaves_no_empty_default_folder(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--seeds", "0,1", "--dataset", "mnist", "--data-root",
+                 str(tmp_path / "nothing"), "--quiet"]) == 2
+    assert "ganaug: error:" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_the_interrupt_message_says_whether_there_is_a_checkpoint(tmp_path):
+    args = argparse.Namespace(command="train", out=str(tmp_path))
+    assert "no checkpoint to resume from" in _interrupted(args)
+    (tmp_path / "seed-0").mkdir()
+    (tmp_path / "seed-0" / "checkpoint.pt").write_bytes(b"")
+    assert "--resume" in _interrupted(args) and "is kept" in _interrupted(args)
+    assert "printed above" in _interrupted(argparse.Namespace(command="train", out=None))
+    assert _interrupted(argparse.Namespace(command="eval")) == "ganaug: interrupted"
