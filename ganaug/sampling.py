@@ -26,6 +26,14 @@ def _device_of(obj: Any) -> torch.device:
     return torch.device("cpu")
 
 
+def _concrete(device: str | torch.device) -> torch.device:
+    """``cuda`` -> ``cuda:<current>``, so that the two spellings of one GPU compare equal."""
+    dev = torch.device(device)
+    if dev.type == "cuda" and dev.index is None and torch.cuda.is_available():
+        return torch.device("cuda", torch.cuda.current_device())
+    return dev
+
+
 class Sampler:
     """A labels -> images function with a seed: ``sampler(labels, seed)`` returns
     (N, C, H, W) floats in [-1, 1] on ``self.device``; a pure function of (labels, seed).
@@ -39,7 +47,7 @@ class Sampler:
             dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
             source = CLSGAN.load(source, map_location=dev)
         elif isinstance(source, CLSGAN) and device is not None and \
-                torch.device(device) != source.device:
+                _concrete(device) != _concrete(source.device):
             source = copy.deepcopy(source).to(device)       # the caller's model stays put
         if not callable(source):
             raise TypeError(f"sampler must be a ganaug model, a run folder or checkpoint path, or "

@@ -172,3 +172,6 @@ def test_device_copies_the_callers_model_instead_of_moving_it(model):
     assert model.device.type == "cpu" and mix.sampler.device.type == "cuda"
     BatchMixer(model, 0.3, device="cuda")
     assert model.device.type == "cpu"
+    on_gpu = CLSGAN((1, 8, 8), 4, "mlp", ["a", "b", "c", "d"]).to("cuda:0")
+    mix = SyntheticMix(data, on_gpu, fraction=0.3, device="cuda")     # same GPU: no copy
+    assert mix.sampler.model is on_gpu
