@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import platform
@@ -28,6 +29,32 @@ def load_or_skip(name: str, root: str, skipped: list[str]):
         skipped.append(f"{name}: {e}")
         print(f"skipping {name}: {e}", file=sys.stderr)
         return None
+
+
+def check_args(p, *, datasets: str | None = None, unit: dict | None = None,
+               gate: float | None = None) -> None:
+    """``p.error`` (exit 2, before any work) for an unknown dataset name, a share outside
+    its interval or a quality gate outside (0, 1]. ``unit``: {flag: (values, closed_hi)},
+    each value in [0, 1) or, with ``closed_hi``, [0, 1]."""
+    from ganaug.data.sources import check_dataset_name
+
+    for name in (datasets or "").split(",") if datasets is not None else []:
+        try:
+            check_dataset_name(name)
+        except ValueError as e:
+            p.error(f"--datasets: {e}")
+    for flag, (values, closed) in (unit or {}).items():
+        for v in values:
+            if not (0 <= v <= 1 if closed else 0 <= v < 1):
+                p.error(f"{flag} takes shares in [0, 1{']' if closed else ')'}, got {v:g}")
+    if gate is not None and not 0 < gate <= 1:
+        p.error(f"--gate takes a confidence in (0, 1] (0: off), got {gate:g}")
+
+
+def gate_failed(e: ValueError) -> bool:
+    """Whether SyntheticMix's error is its quality gate failing to fill a class (which a
+    benchmark answers by going without the gate), not bad input."""
+    return str(e).startswith("quality gate")
 
 
 def machine() -> dict:
@@ -78,10 +105,17 @@ def print_table(title: str, columns: list[str], lines: list[list[str]]) -> None:
 
 
 def write_outputs(rows: list[dict], out: Path, name: str, meta: dict) -> None:
+    """``out/NAME.json`` (meta and rows) and ``out/NAME.csv`` (the rows' scalar columns),
+    each written to a temporary file and renamed into place."""
+    from ganaug._io import atomic_write_json, atomic_write_text
+
+    if not rows:
+        raise ValueError(f"no rows to write to {out / name}.json; nothing was measured")
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"{name}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
     keys = sorted({k for r in rows for k in r if not isinstance(r[k], (list, dict))})
-    with open(out / f"{name}.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
-        w.writeheader()
-        w.writerows(rows)
+    buf = io.StringIO(newline="")
+    w = csv.DictWriter(buf, fieldnames=keys, extrasaction="ignore")
+    w.writeheader()
+    w.writerows(rows)
+    atomic_write_json(out / f"{name}.json", {"meta": meta, "rows": rows})
+    atomic_write_text(out / f"{name}.csv", buf.getvalue())

@@ -27,7 +27,8 @@ import torch
 from torch.utils.data import TensorDataset
 
 from _classifier import SmallMLP, evaluate, train_classifier
-from _common import DATA_ROOT, fmt, load_or_skip, machine, write_outputs
+from _common import (DATA_ROOT, check_args, fmt, gate_failed, load_or_skip, machine,
+                     write_outputs)
 
 from ganaug import BatchMixer, SyntheticMix, TrainConfig, build_model, train
 from ganaug.data import split_labeled
@@ -102,6 +103,8 @@ def one_seed(name, tr, te, lpc, seed, args, device) -> tuple[list[dict], BatchMi
         try:
             mix = SyntheticMix(real, gan, fraction=f, seed=seed, refresh_every=1, gate=args.gate)
         except ValueError as e:              # the gate could not fill a class: go without
+            if not gate_failed(e):
+                raise
             print(f"{name} seed {seed} f={f:g}: {e}; using no gate", flush=True)
             mix = SyntheticMix(real, gan, fraction=f, seed=seed, refresh_every=1)
         record(f"SyntheticMix f={f:g}", train_classifier(mix, on_epoch=mix.set_epoch, **kw), f)
@@ -133,6 +136,9 @@ def main() -> None:
     args = p.parse_args()
     args.fractions = [float(f) for f in args.fractions.split(",")]
     args.gate = args.gate or None
+    check_args(p, datasets=args.datasets, unit={"--fractions": (args.fractions, False),
+                                               "--mixer-fraction": ([args.mixer_fraction], False)},
+               gate=args.gate)
     args.gan_options = json.loads(args.gan_options)
     seeds = [int(s) for s in args.seeds.split(",")]
     rows, skipped, overhead = [], [], []

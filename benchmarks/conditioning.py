@@ -49,7 +49,10 @@ def main() -> None:
     p.add_argument("--weights", default="0,1,3,10")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--jobs", type=int, default=1, help="runs side by side (one thread each if > 1)")
-    p.add_argument("--extra", default="", help="extra `ganaug train` flags, space-separated")
+    p.add_argument("--extra", default="",
+                   help="extra `ganaug train` flags, space-separated; write them with '=' "
+                        "(--extra='--epochs 1'), as argparse takes a value starting with -- "
+                        "for a flag")
     p.add_argument("--out", default=str(Path(__file__).parent / "results"))
     args = p.parse_args()
     weights = [float(w) for w in args.weights.split(",")]

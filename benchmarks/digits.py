@@ -48,10 +48,18 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--out", default=str(Path(__file__).parent / "results"))
-    p.add_argument("--extra", default="", help="extra `ganaug train` flags, space-separated")
+    p.add_argument("--extra", default="",
+                   help="extra `ganaug train` flags, space-separated; write them with '=' "
+                        "(--extra='--epochs 1'), as argparse takes a value starting with -- "
+                        "for a flag")
     args = p.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     extra = args.extra.split()
+    fixed = [f for f in extra if f.split("=")[0] in ("--labels-per-class", "--data-seed",
+                                                     "--dataset", "--data-root")]
+    if fixed:      # the scikit-learn baselines are computed on digits' 100-label split
+        p.error(f"--extra cannot change {', '.join(fixed)}: the baselines beside the ganaug "
+                f"rows use digits, 10 labels per class, data seed 0")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for objective in ("sscls", "supervised"):

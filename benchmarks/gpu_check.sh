@@ -2,8 +2,9 @@
 # The GPU measurements that recipes/README.md lacks, as one script sized for a short lease
 # of a GPU machine (about 9 minutes by default):
 #
-#   1. the CUDA tests (tests/test_fast_path.py, tests/test_mix.py: no host syncs inside a
-#      step, the conv pair's fast path, the synthetic bank generated on the GPU);
+#   1. the CUDA tests (tests/test_fast_path.py, tests/test_mix.py, tests/test_mix_inputs.py:
+#      no host syncs inside a step, the conv pair's fast path, the synthetic bank generated
+#      on the GPU, a model copied to the GPU rather than moved);
 #   2. time per epoch of the SVHN and CIFAR-10 recipes on data of their real shape
 #      (benchmarks/epoch_time.py, one run per recipe; an estimate from 100 timed steps
 #      after 20 untimed ones, torch.compile's warm-up among them, unless EPOCH_TIME_ARGS
@@ -22,7 +23,8 @@
 #   log.txt                               everything printed, the environment first
 #   svhn-1000/epoch_time.json, cifar10-4000/epoch_time.json    stage 2's rows
 #   mnist/summary.json, metrics.jsonl, config.json, curves.png, samples.png   stage 3's run
-# Each stage has its own time limit, and a stage that fails does not stop the next.
+# Each stage has its own time limit (cut to what is left of the budget), and a stage that
+# fails does not stop the next.
 # Extra arguments: PYTEST_ARGS, EPOCH_TIME_ARGS, MNIST_ARGS (appended to each stage's
 # command line); EPOCH_TIME_RECIPES (default "svhn-1000 cifar10-4000"), EPOCH_TIME_LIMIT
 # (seconds per recipe in stage 2, default 110); PYTHON (default python3).
@@ -55,6 +57,8 @@ LOG="$OUT/log.txt"
 START=$(date +%s)
 left_s() { echo $(( $(awk -v m="$MINUTES" 'BEGIN { printf "%d", m * 60 }') - ($(date +%s) - START) )); }
 stage() { echo; echo "=== $1 ($(date -u +%H:%M:%S), $(left_s) s of the budget left)"; }
+# a stage's limit: its own, or what is left of the budget when that is less (at least 1 s)
+cap() { local l; l=$(left_s); [ "$l" -lt 1 ] && l=1; echo $(( $1 < l ? $1 : l )); }
 
 {
     stage "environment"
@@ -65,15 +69,17 @@ print("python", platform.python_version(), "torch", torch.__version__, "torchvis
 print("device", torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no CUDA GPU: the CPU")'
     git log -1 --format='ganaug commit %H %s' 2>/dev/null
 
-    stage "1. CUDA tests (limit 100 s)"
-    timeout 100 "$PY" -m pytest -q -p no:cacheprovider -rs tests/test_fast_path.py \
-        tests/test_mix.py ${PYTEST_ARGS:-}
+    lim=$(cap 100)
+    stage "1. CUDA tests (limit $lim s)"
+    timeout "$lim" "$PY" -m pytest -q -p no:cacheprovider -rs tests/test_fast_path.py \
+        tests/test_mix.py tests/test_mix_inputs.py ${PYTEST_ARGS:-}
     echo "pytest exit status $?"
 
     # one process per recipe, so that one that runs out of time leaves the other's row
     for r in ${EPOCH_TIME_RECIPES:-svhn-1000 cifar10-4000}; do
-        stage "2. time per epoch, recipes/$r.yaml (limit ${EPOCH_TIME_LIMIT:-110} s)"
-        timeout "${EPOCH_TIME_LIMIT:-110}" "$PY" benchmarks/epoch_time.py --recipes "$r" \
+        lim=$(cap "${EPOCH_TIME_LIMIT:-110}")
+        stage "2. time per epoch, recipes/$r.yaml (limit $lim s)"
+        timeout "$lim" "$PY" benchmarks/epoch_time.py --recipes "$r" \
             --out "$RUN/$r" ${EPOCH_TIME_ARGS:---steps 100 --warmup 20}
         echo "epoch_time exit status $?"
         if [ -f "$RUN/$r/epoch_time.json" ]; then

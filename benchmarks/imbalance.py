@@ -37,7 +37,8 @@ import torch
 from torch.utils.data import TensorDataset, WeightedRandomSampler
 
 from _classifier import evaluate, train_classifier
-from _common import DATA_ROOT, fmt, load_or_skip, machine, write_outputs
+from _common import (DATA_ROOT, check_args, fmt, gate_failed, load_or_skip, machine,
+                     write_outputs)
 
 from ganaug import SyntheticMix, TrainConfig, build_model, make_long_tailed, train
 
@@ -100,6 +101,8 @@ def one_setting(name, train_set, test_set, rho, seed, args, device) -> list[dict
     try:
         mix = SyntheticMix(lt, gan, balance="max", seed=seed, gate=gate, gate_mode="real")
     except ValueError as e:                  # the gate could not fill a class: go without
+        if not gate_failed(e):
+            raise
         print(f"{name}-LT rho={rho} seed={seed}: {e}; using no gate", flush=True)
         gate = None
         mix = SyntheticMix(lt, gan, balance="max", seed=seed)
@@ -144,6 +147,8 @@ def main() -> None:
     args.gan_options = json.loads(args.gan_options)
     args.gate = args.gate or None
     args.real_shares = [float(r) for r in args.real_shares.split(",") if r]
+    check_args(p, datasets=args.datasets, unit={"--real-shares": (args.real_shares, True)},
+               gate=args.gate)
     rhos = [float(r) for r in args.rhos.split(",")]
     seeds = [int(s) for s in args.seeds.split(",")]
     rows, skipped = [], []

@@ -33,6 +33,12 @@ def main() -> None:
                    help="replace only these objectives' rows in the existing results")
     args = p.parse_args()
     names = list(OBJECTIVES) if args.objectives == "all" else args.objectives.split(",")
+    unknown = [n for n in names if n not in OBJECTIVES]
+    if unknown:
+        p.error(f"unknown objective(s) {', '.join(unknown)}; choose from: all, "
+                f"{', '.join(OBJECTIVES)}")
+    if args.epochs is not None and args.epochs <= 0 or args.jobs <= 0:
+        p.error(f"--epochs and --jobs must be positive, got {args.epochs} and {args.jobs}")
     seeds = [int(s) for s in args.seeds.split(",")]
     extra = ["--epochs", str(args.epochs)] if args.epochs else []
     if args.update:                       # checked before any training

@@ -52,6 +52,7 @@ from ganaug import CLSGAN, BatchMixer, SyntheticMix, TrainConfig
 from ganaug import objectives as O
 from ganaug.step import TrainStep, _Draws, _Shard
 
+SECTIONS = ("train", "sample", "classifier")
 NETS = {"digits": ("mlp", (1, 8, 8)), "mnist": ("mlp", (1, 28, 28)),
         "conv32": ("conv", (3, 32, 32))}
 ABLATIONS = {"compile": {"compile": "on"}, "bf16": {"amp": "bf16"},
@@ -374,27 +375,46 @@ def main() -> None:
     p.add_argument("--nets", default="digits,mnist,conv32")
     p.add_argument("--batch-sizes", default=None,
                    help="comma-separated (default: 64,256 on CPU, conv32 16; 64..4096 on CUDA)")
-    p.add_argument("--repeats", type=int, default=10)
-    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=10,
+                   help="timed calls of each variant, at least 3 (fewer, down to 3, when "
+                        "a round is slow); the median is reported")
+    p.add_argument("--warmup", type=int, default=3, help="untimed calls first")
     p.add_argument("--ablate", action="store_true",
                    help="also time each fast-path switch alone (the others off)")
     p.add_argument("--quick", action="store_true", help="3 repeats, 1 warm-up: a smoke run")
-    p.add_argument("--sections", default="train,sample,classifier")
+    p.add_argument("--sections", default=",".join(SECTIONS),
+                   help=f"comma-separated, of: {', '.join(SECTIONS)}")
     p.add_argument("--device", default="auto")
     p.add_argument("--out", default=str(Path(__file__).parent / "results"))
     args = p.parse_args()
     args.nets = args.nets.split(",")
-    args.batch_sizes = [int(b) for b in args.batch_sizes.split(",")] if args.batch_sizes else None
+    sections = args.sections.split(",")
+    bad = [n for n in args.nets if n not in NETS] + [s for s in sections if s not in SECTIONS]
+    if bad:
+        p.error(f"unknown {', '.join(map(repr, bad))}: --nets takes {', '.join(NETS)}; "
+                f"--sections takes {', '.join(SECTIONS)}")
+    try:
+        args.batch_sizes = [int(b) for b in args.batch_sizes.split(",")] if args.batch_sizes \
+            else None
+    except ValueError:
+        p.error(f"--batch-sizes takes comma-separated whole numbers, got {args.batch_sizes!r}")
+    if args.batch_sizes and min(args.batch_sizes) <= 0:
+        p.error("--batch-sizes must be positive")
     if args.quick:
         args.repeats, args.warmup = 3, 1
+    if args.repeats < 3 or args.warmup < 0:
+        p.error(f"--repeats must be at least 3 and --warmup at least 0, got {args.repeats} and "
+                f"{args.warmup}")
     from ganaug.distributed import configure_threads
     threads = configure_threads()
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
-                          else ("cpu" if args.device == "auto" else args.device))
+    from ganaug.train import pick_device
+    try:
+        device = pick_device(args.device)
+    except ValueError as e:
+        p.error(str(e))
     peak, peak_what = matmul_rate(device)
     print(f"device {device}, {threads} CPU threads, torch {torch.__version__}; "
           f"measured {peak_what}: {peak:.2f} TFLOP/s", flush=True)
-    sections = args.sections.split(",")
     rows = []
     if "train" in sections:
         rows += bench_train(args, device, peak)

@@ -325,7 +325,7 @@ def _interrupted(args: argparse.Namespace) -> str:
     folders = [Path(out)] + sorted(Path(out).glob("seed-*"))
     if any((f / CHECKPOINT).is_file() for f in folders):
         return ("ganaug: interrupted; the last complete epoch's checkpoint is kept "
-                f"(continue: the same command with --resume)")
+                "(continue: the same command with --resume)")
     return ("ganaug: interrupted before the first epoch ended; there is no checkpoint to "
             "resume from")
 

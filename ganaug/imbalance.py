@@ -120,9 +120,7 @@ def make_long_tailed(dataset: Dataset, rho: float, seed: int = 0) -> Dataset:
     names = dataset_classes(dataset)
     idx = long_tailed_indices(dataset_targets(dataset), rho, seed, len(names) if names else None)
     if isinstance(dataset, ImageSet):
-        out = dataset.subset(idx)
-        out.transform, out.target_transform = dataset.transform, dataset.target_transform
-        return out
+        return dataset.subset(idx)                              # keeps the transforms
     sub = Subset(dataset, idx.tolist())
     sub.targets = dataset_targets(dataset)[idx]                  # type: ignore[attr-defined]
     sub.classes = names or []                                    # type: ignore[attr-defined]

@@ -2,7 +2,6 @@
 options, options without effect, `auto` on resume, fewer epochs than trained, the fused
 switch; default run folders that never collide; what an interrupt says."""
 import argparse
-import json
 import math
 
 import pytest

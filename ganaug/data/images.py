@@ -46,12 +46,20 @@ class ImageSet(Dataset):
         return x, y
 
     def subset(self, index: Tensor, unlabeled: bool = False) -> "ImageSet":
-        """The items at ``index``; with ``unlabeled=True`` their targets become -1."""
-        index = torch.as_tensor(index, dtype=torch.long)
+        """The items at ``index`` (indices, or a boolean mask over the items), with this
+        set's classes and transforms; with ``unlabeled=True`` their targets become -1."""
+        index = torch.as_tensor(index)
+        if index.dtype == torch.bool:
+            if index.shape != (len(self),):
+                raise ValueError(f"a boolean mask must have one entry per item ({len(self)}), "
+                                 f"got shape {tuple(index.shape)}")
+            index = index.nonzero().squeeze(1)
+        index = index.long()
         targets = self.targets[index].clone()
         if unlabeled:
             targets.fill_(-1)
-        return ImageSet(self.images[index], targets, self.classes)
+        return ImageSet(self.images[index], targets, self.classes, self.transform,
+                        self.target_transform)
 
     def class_counts(self) -> list[int]:
         """Labeled items per class (unlabeled items are not counted)."""

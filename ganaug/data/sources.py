@@ -104,8 +104,12 @@ def _read_idx(folder: Path, name: str, ndim: int) -> np.ndarray:
     if not path.is_file():
         raise _missing("MNIST", folder, f"{name} or {name}.gz (and its siblings)", "MNIST/raw/",
                        folder.parent.parent, name)
-    with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
-        data = f.read()
+    try:
+        with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
+            data = f.read()
+    except (OSError, EOFError) as e:            # gzip.BadGzipFile is an OSError
+        raise ValueError(f"{path} could not be read ({type(e).__name__}: {e}): it is cut short "
+                         f"or not gzip data; replace it with MNIST's original file") from None
     head = 4 + 4 * ndim
     if len(data) < head or data[:4] != bytes((0, 0, 0x08, ndim)):
         raise ValueError(f"{path} is not an IDX file of {ndim}-dimensional uint8 data "
@@ -131,6 +135,7 @@ def load_mnist(root: str | os.PathLike, download: bool = False, image_size: int 
         if len(x) != len(y):
             raise ValueError(f"{folder}: {images} holds {len(x)} images but {labels} "
                              f"{len(y)} labels; replace them with MNIST's original files")
+        _check_labels(y, folder / labels)
         out.append(ImageSet(_pad_to(_to_unit(x[:, None]), image_size),
                             torch.from_numpy(y.astype(np.int64)), _DIGIT_NAMES))
     return tuple(out)
@@ -140,10 +145,21 @@ def _read_svhn_mat(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
     """SVHN's .mat: X (32, 32, 3, N) uint8 and y (N, 1) with label 10 for digit 0."""
     import scipy.io as sio
 
-    m = sio.loadmat(str(path))
-    x = np.transpose(m["X"], (3, 2, 0, 1))            # -> (N, 3, 32, 32)
-    y = m["y"].astype(np.int64).reshape(-1) % 10       # 10 -> 0, as torchvision does
-    return _to_unit(x), torch.as_tensor(y)
+    try:
+        m = sio.loadmat(str(path))
+        x, y = m["X"], m["y"]
+    except Exception as e:                # scipy raises ValueError, KeyError, OSError, ...
+        raise ValueError(f"{path} could not be read as SVHN's .mat ({type(e).__name__}: {e}): "
+                         f"it is cut short or not the published file; replace it") from None
+    if x.ndim != 4 or x.shape[:3] != (32, 32, 3) or len(y.reshape(-1)) != x.shape[3]:
+        raise ValueError(f"{path}: X has shape {x.shape} and y {y.shape}, not (32, 32, 3, N) "
+                         f"and N labels; replace it with SVHN's published file")
+    x = np.ascontiguousarray(np.transpose(x, (3, 2, 0, 1)))    # -> (N, 3, 32, 32)
+    y = y.astype(np.int64).reshape(-1)
+    if len(y) and (y.min() < 1 or y.max() > 10):
+        raise ValueError(f"{path}: labels span {y.min()}..{y.max()}, not SVHN's 1..10; "
+                         f"replace it with the published file")
+    return _to_unit(x), torch.as_tensor(y % 10)        # 10 -> 0, as torchvision does
 
 
 def load_svhn(root: str | os.PathLike, download: bool = False):
@@ -212,34 +228,102 @@ def load_cifar10(root: str | os.PathLike, download: bool = False):
     raw = _cifar_batch_bytes(root)
     out = []
     for split in ("train", "test"):
-        parts = [_read_cifar_batch(raw[n]) for n in _CIFAR_BATCHES[split]]
+        parts = []
+        for n in _CIFAR_BATCHES[split]:
+            try:
+                parts.append(_read_cifar_batch(raw[n]))
+            except Exception as e:            # unpickling a damaged file raises anything
+                raise ValueError(f"CIFAR-10 batch {n} (in {root}) could not be read "
+                                 f"({type(e).__name__}: {e}): it is cut short or not a CIFAR-10 "
+                                 f"python batch; replace it") from None
+            _check_labels(parts[-1][1], root / "cifar-10-batches-py" / n)
         x = np.concatenate([p[0] for p in parts])
         y = np.concatenate([p[1] for p in parts])
         out.append(ImageSet(_to_unit(x), torch.as_tensor(y), _CIFAR_NAMES))
     return tuple(out)
 
 
-def _read_folder(folder: Path, image_size: int | None) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-    from PIL import Image
+def _check_labels(y: np.ndarray, path: Path, num_classes: int = 10) -> None:
+    if len(y) and (int(y.min()) < 0 or int(y.max()) >= num_classes):
+        raise ValueError(f"{path}: labels span {int(y.min())}..{int(y.max())}, not "
+                         f"0..{num_classes - 1}; replace it with the published file")
+
+
+_SPLIT_NAMES = {"train", "training", "test", "testing", "val", "valid", "validation", "eval"}
+_GREY = ("L", "LA", "La", "1", "P;L", "I;16", "I;16B", "I;16L", "I;16N", "I")
+
+
+def _image_folder(folder: Path):
+    """torchvision's ImageFolder without hidden entries (``.thumbnails/``, ``._x.png``)."""
     from torchvision.datasets import ImageFolder
+    from torchvision.datasets.folder import IMG_EXTENSIONS
+
+    class Folder(ImageFolder):
+        def find_classes(self, directory):
+            classes = sorted(e.name for e in os.scandir(directory)
+                             if e.is_dir() and not e.name.startswith("."))
+            if not classes:
+                raise FileNotFoundError(f"Couldn't find any class folder in {directory}.")
+            return classes, {c: i for i, c in enumerate(classes)}
+
+    def ok(path: str) -> bool:
+        name = os.path.basename(path)
+        return not name.startswith(".") and name.lower().endswith(IMG_EXTENSIONS)
+
+    return Folder(str(folder), is_valid_file=ok)
+
+
+def _uint8(im, mode: str) -> np.ndarray:
+    """A PIL image as uint8 in ``mode`` ("L" or "RGB"); 16-bit grey is scaled, not clipped."""
+    from PIL import Image
+
+    if im.mode.startswith("I"):                          # 16-bit (or 32-bit int) grey
+        a = np.asarray(im).astype(np.int64)
+        if a.min() < 0 or a.max() > 65535:
+            raise ValueError(f"values {a.min()}..{a.max()} are not 16-bit")
+        im = Image.fromarray(((a * 255 + 32767) // 65535).astype(np.uint8), mode="L")
+    elif im.mode == "F":
+        raise ValueError("floating-point images are not supported; save them as 8- or 16-bit")
+    return np.asarray(im.convert(mode), dtype=np.uint8)
+
+
+def _read_folder(folder: Path, image_size: int | None, mode: str | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """Every image of ``folder``'s class sub-folders, grey ("L") when all are grey, else
+    RGB (or ``mode``), resized to ``image_size`` when given."""
+    from PIL import Image
 
     try:
-        ds = ImageFolder(str(folder))
+        ds = _image_folder(folder)
     except (FileNotFoundError, OSError) as e:
         raise DataNotFoundError(f"image folder {folder}: {e}; it needs one sub-folder of "
                                 f"images per class") from None
+    if len(ds.classes) < 2:
+        raise ValueError(f"image folder {folder} has {len(ds.classes)} class sub-folder(s) "
+                         f"({', '.join(ds.classes)}); it needs one sub-folder of images per "
+                         f"class, at least two (is --dataset folder:PATH one level too high?)")
+    if set(ds.classes) <= _SPLIT_NAMES:
+        raise ValueError(f"the sub-folders of {folder} ({', '.join(ds.classes)}) look like "
+                         f"splits, not classes: ganaug reads {folder}/train and {folder}/test "
+                         f"(rename the held-out split to test), or a folder of classes alone")
     imgs, modes = [], set()
     for path, _ in ds.samples:
-        with Image.open(path) as im:
-            modes.add("L" if im.mode in ("L", "1", "I;16", "I") else "RGB")
-            imgs.append(im.copy())
-    mode = "L" if modes == {"L"} else "RGB"
+        try:
+            with Image.open(path) as im:
+                modes.add("L" if im.mode in _GREY else "RGB")
+                imgs.append(im.copy())
+        except Exception as e:              # PIL raises OSError, SyntaxError, ValueError, ...
+            raise ValueError(f"{path} could not be read as an image ({type(e).__name__}: "
+                             f"{e}); remove or replace it") from None
+    mode = mode or ("L" if modes == {"L"} else "RGB")
     arrays = []
     for im, (path, _) in zip(imgs, ds.samples):
-        im = im.convert(mode)
+        try:
+            a = _uint8(im, mode)
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from None
         if image_size is not None:
-            im = im.resize((image_size, image_size), Image.BILINEAR)
-        a = np.asarray(im, dtype=np.uint8)
+            a = np.asarray(Image.fromarray(a).resize((image_size, image_size), Image.BILINEAR))
         arrays.append(a[None] if a.ndim == 2 else a.transpose(2, 0, 1))
     shapes = {a.shape for a in arrays}
     if len(shapes) > 1:
@@ -261,6 +345,15 @@ def load_folder(path: str | os.PathLike, image_size: int | None = None):
         xte, yte, cte = _read_folder(folder / "test", image_size)
         if ctr != cte:
             raise ValueError(f"{folder}/train and {folder}/test have different classes")
+        if xtr.shape[1] != xte.shape[1]:             # grey in one split, colour in the other
+            if xtr.shape[1] == 1:
+                xtr, ytr, ctr = _read_folder(folder / "train", image_size, "RGB")
+            else:
+                xte, yte, cte = _read_folder(folder / "test", image_size, "RGB")
+        if xtr.shape[1:] != xte.shape[1:]:
+            raise ValueError(f"{folder}/train images are {tuple(xtr.shape[2:])} pixels but "
+                             f"{folder}/test images {tuple(xte.shape[2:])}; pass --image-size N "
+                             f"to resize both to NxN")
         return ImageSet(xtr, ytr, ctr), ImageSet(xte, yte, cte)
     from sklearn.model_selection import train_test_split
 
@@ -289,6 +382,14 @@ def load_dataset(name: str, root: str | os.PathLike = "./data", download: bool =
     folder images.
     """
     check_dataset_name(name)
+    if image_size is not None:
+        if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size <= 0:
+            raise ValueError(f"image_size must be a positive whole number of pixels, got "
+                             f"{image_size!r}")
+        if name in ("digits", "svhn", "cifar10"):
+            raise ValueError(f"image_size pads MNIST and resizes image folders; {name} images "
+                             f"keep their size, so leave image_size unset")
+    root = os.path.expanduser(root)
     if name == "digits":
         return load_digits()
     if name == "mnist":
@@ -297,4 +398,4 @@ def load_dataset(name: str, root: str | os.PathLike = "./data", download: bool =
         return load_svhn(root, download)
     if name == "cifar10":
         return load_cifar10(root, download)
-    return load_folder(name[len("folder:"):], image_size)
+    return load_folder(os.path.expanduser(name[len("folder:"):]), image_size)

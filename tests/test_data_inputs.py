@@ -1,0 +1,125 @@
+"""Loaders on the inputs users bring: 16-bit and mixed-mode image folders, split folders in
+the wrong place, hidden entries, damaged files, labels out of range, `~` in a root, sizes
+that do not apply; ImageSet subsets keep their transforms."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from ganaug.data import ImageSet, load_dataset, split_labeled
+
+from _formats import write_cifar10, write_mnist, write_svhn
+
+
+def _classes(root, mode="L", value=128, n=5, size=8, names=("a", "b")):
+    for c in names:
+        (root / c).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            if mode == "I;16":
+                im = Image.fromarray(np.full((size, size), value, np.uint16))
+            else:
+                im = Image.new(mode, (size, size), value)
+            im.save(root / c / f"{i}.png")
+    return root
+
+
+def test_16_bit_grey_is_scaled_not_clipped(tmp_path):
+    for value, expected in ((32768, 0.0), (200, -1.0), (65535, 1.0)):
+        root = _classes(tmp_path / str(value), "I;16", value)
+        tr, _ = load_dataset(f"folder:{root}")
+        assert tr.image_shape[0] == 1
+        assert float(tr.images.mean()) == pytest.approx(expected, abs=0.01), value
+
+
+def test_train_and_test_folders_agree_on_channels_and_size(tmp_path):
+    _classes(tmp_path / "train", "L")
+    _classes(tmp_path / "test", "L", n=2)
+    Image.new("RGB", (8, 8), (10, 20, 30)).save(tmp_path / "test" / "a" / "rgb.png")
+    tr, te = load_dataset(f"folder:{tmp_path}")
+    assert tr.image_shape == te.image_shape == (3, 8, 8)
+    other = tmp_path / "other"
+    _classes(other / "train", "L")
+    _classes(other / "test", "L", n=2, size=10)
+    with pytest.raises(ValueError, match=r"\(8, 8\) pixels but .* \(10, 10\); pass --image-size"):
+        load_dataset(f"folder:{other}")
+
+
+def test_split_folders_hidden_entries_and_single_classes(tmp_path):
+    _classes(tmp_path / "tv", names=("train", "val"))
+    with pytest.raises(ValueError, match="look like splits, not classes"):
+        load_dataset(f"folder:{tmp_path / 'tv'}")
+    root = _classes(tmp_path / "h")
+    (root / ".thumbnails").mkdir()
+    Image.new("L", (8, 8)).save(root / ".thumbnails" / "x.png")
+    (root / "a" / "._0.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    tr, te = load_dataset(f"folder:{root}")
+    assert tr.classes == ["a", "b"] and len(tr) + len(te) == 10
+    _classes(tmp_path / "one" / "only", names=("x",))
+    with pytest.raises(ValueError, match="1 class sub-folder.*one level too high"):
+        load_dataset(f"folder:{tmp_path / 'one'}")
+
+
+def test_damaged_files_are_named(tmp_path):
+    root = _classes(tmp_path / "img")
+    (root / "a" / "cut.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
+    with pytest.raises(ValueError, match="cut.png could not be read as an image"):
+        load_dataset(f"folder:{root}")
+    x = np.zeros((20, 28, 28), np.uint8)
+    raw = write_mnist(tmp_path / "m", x, np.arange(20) % 10, x[:10], np.arange(10),
+                      decompressed=False)
+    data = (raw / "t10k-labels-idx1-ubyte.gz").read_bytes()
+    (raw / "t10k-labels-idx1-ubyte.gz").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="t10k-labels-idx1-ubyte.gz could not be read"):
+        load_dataset("mnist", tmp_path / "m")
+    (tmp_path / "s").mkdir()
+    write_svhn(tmp_path / "s", 10, 10)
+    (tmp_path / "s" / "test_32x32.mat").write_text("<html>not found</html>")
+    with pytest.raises(ValueError, match="test_32x32.mat could not be read"):
+        load_dataset("svhn", tmp_path / "s")
+    write_cifar10(tmp_path / "c", 10, 10)
+    (tmp_path / "c" / "cifar-10-batches-py" / "data_batch_3").write_bytes(b"<html>")
+    with pytest.raises(ValueError, match="batch data_batch_3 .* could not be read"):
+        load_dataset("cifar10", tmp_path / "c")
+
+
+def test_labels_out_of_range_are_refused(tmp_path):
+    x = np.zeros((20, 28, 28), np.uint8)
+    write_mnist(tmp_path / "m", x, np.arange(20) % 12, x[:10], np.arange(10))
+    with pytest.raises(ValueError, match=r"labels span 0\.\.11, not 0\.\.9"):
+        load_dataset("mnist", tmp_path / "m")
+    write_cifar10(tmp_path / "c", 10, 10, labels=lambda i, name, n: [11] * n)
+    with pytest.raises(ValueError, match="not 0..9"):
+        load_dataset("cifar10", tmp_path / "c")
+
+
+def test_svhn_images_are_contiguous(tmp_path):
+    write_svhn(tmp_path, 10, 10)
+    tr, _ = load_dataset("svhn", tmp_path)
+    assert tr.images.is_contiguous() and tr.images.view(10, -1).shape == (10, 3072)
+
+
+def test_tilde_and_image_size_checks(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    x = np.zeros((20, 28, 28), np.uint8)
+    write_mnist(tmp_path / "data", x, np.arange(20) % 10, x[:10], np.arange(10))
+    tr, _ = load_dataset("mnist", "~/data")
+    assert len(tr) == 20
+    for name in ("digits", "svhn", "cifar10"):
+        with pytest.raises(ValueError, match="leave image_size unset"):
+            load_dataset(name, tmp_path, image_size=32)
+    with pytest.raises(ValueError, match="positive whole number"):
+        load_dataset(f"folder:{tmp_path}", image_size=0)
+
+
+def test_subsets_and_splits_keep_transforms_and_take_masks():
+    g = torch.Generator().manual_seed(0)
+    data = ImageSet(torch.rand(20, 1, 4, 4, generator=g) * 2 - 1, torch.arange(20) % 2, ["x", "y"],
+                    transform=lambda t: t + 10, target_transform=lambda y: y + 100)
+    lab, unl = split_labeled(data, 3, seed=0)
+    assert float(lab[0][0].min()) >= 9 and lab[0][1] >= 100 and unl.transform is data.transform
+    mask = data.targets == 1
+    sub = data.subset(mask)
+    assert len(sub) == 10 and sub.targets.tolist() == [1] * 10
+    with pytest.raises(ValueError, match="one entry per item"):
+        data.subset(mask[:5])
