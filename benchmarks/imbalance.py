@@ -140,15 +140,15 @@ def main() -> None:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--out", default=str(Path(__file__).parent / "results"))
     args = p.parse_args()
-    try:                                         # SMOTE, one of the baselines: before any work
-        import imblearn  # noqa: F401
-    except ImportError:
-        p.error("the SMOTE baseline needs imbalanced-learn: pip install -e '.[bench]'")
     args.gan_options = json.loads(args.gan_options)
     args.gate = args.gate or None
     args.real_shares = [float(r) for r in args.real_shares.split(",") if r]
     check_args(p, datasets=args.datasets, unit={"--real-shares": (args.real_shares, True)},
                gate=args.gate)
+    try:                                         # SMOTE, one of the baselines: before any work
+        import imblearn  # noqa: F401
+    except ImportError:
+        p.error("the SMOTE baseline needs imbalanced-learn: pip install -e '.[bench]'")
     rhos = [float(r) for r in args.rhos.split(",")]
     seeds = [int(s) for s in args.seeds.split(",")]
     rows, skipped = [], []
