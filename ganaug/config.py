@@ -114,8 +114,9 @@ class TrainConfig:
         check_net_options(c.arch, c.net_options)
         if c.g_loss == "auto":
             c.g_loss = "feature-matching" if c.objective == "sscls" else "loss"
+        default_gp = GP_WEIGHTS.get(c.lipschitz, 10.0)
         if c.gp_weight is None:
-            c.gp_weight = GP_WEIGHTS.get(c.lipschitz, 10.0)
+            c.gp_weight = default_gp
         if c.gp_weight < 0:
             raise ValueError(f"gp_weight must be non-negative, got {c.gp_weight}")
         k = c.penalty_every
@@ -196,7 +197,7 @@ class TrainConfig:
                 c.gamma_rampup < 0:
             raise ValueError(f"gamma_rampup must be a whole number of epochs >= 0, got "
                              f"{c.gamma_rampup!r}")
-        if c.lipschitz not in PENALTIES and c.gp_weight != GP_WEIGHTS.get(c.lipschitz, 10.0):
+        if c.lipschitz not in PENALTIES and c.gp_weight != default_gp:
             raise ValueError(f"gp_weight weights a gradient penalty, but this run's regulariser "
                              f"is {c.lipschitz!r}; use --lipschitz {' / '.join(PENALTIES)} or "
                              f"leave gp_weight unset")
