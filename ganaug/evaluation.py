@@ -37,6 +37,7 @@ from . import quality as Q
 from ._io import atomic_torch_save
 from .data import ImageSet
 from .model import CLSGAN
+from .train import pick_device      # auto; a clear error for cuda without a GPU
 
 EXTRACTOR_VERSION = 1          # bump when DomainNet or its training changes
 DEFAULT_STEPS = {"mlp": 1000, "cnn": 3000}
@@ -100,11 +101,6 @@ def domain_kind(image_shape: tuple[int, int, int]) -> str:
     return "mlp" if math.prod(image_shape) <= 28 * 28 else "cnn"
 
 
-def _pick_device(device: str | torch.device) -> torch.device:
-    from .train import pick_device        # auto; a clear error for cuda without a GPU
-    return pick_device(device)
-
-
 def train_domain_classifier(images: Tensor, targets: Tensor, num_classes: int, *,
                             kind: str | None = None, steps: int | None = None, seed: int = 0,
                             device: str | torch.device = "cpu") -> DomainNet:
@@ -117,7 +113,7 @@ def train_domain_classifier(images: Tensor, targets: Tensor, num_classes: int, *
         raise ValueError(f"steps must be positive, got {steps}")
     if len(images) == 0:
         raise ValueError("cannot train a classifier on no images")
-    device = _pick_device(device)
+    device = pick_device(device)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         net = DomainNet(kind, image_shape, num_classes).to(device)
@@ -183,7 +179,7 @@ def domain_extractor(train: ImageSet, *, steps: int | None = None, seed: int = 0
         raise ValueError(f"classifier steps must be positive, got {steps}")
     key = _fingerprint(train, kind, steps, seed)
     path = Path(cache_dir or default_cache_dir()) / "extractors" / f"domain-{kind}-{key}.pt"
-    dev = _pick_device(device)
+    dev = pick_device(device)
     net = None
     if path.is_file():
         try:
@@ -236,7 +232,7 @@ def load_inception(weights: str | os.PathLike, device: str | torch.device = "aut
         raise FileNotFoundError(f"Inception weights {path} do not exist; pass --inception-weights "
                                 f"with a local torchvision inception_v3 state dict (or unset "
                                 f"{INCEPTION_ENV})")
-    dev = _pick_device(device)
+    dev = pick_device(device)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
@@ -361,7 +357,7 @@ def evaluate_quality(model: CLSGAN, train: ImageSet, test: ImageSet, *,
     if (train.num_classes, train.image_shape) != (model.num_classes, model.image_shape):
         raise ValueError(f"the data ({train.num_classes} classes, {train.image_shape}) does not "
                          f"match the model ({model.num_classes}, {model.image_shape})")
-    dev = _pick_device(device)
+    dev = pick_device(device)
     weights = inception_weights or os.environ.get(INCEPTION_ENV)
     inception = load_inception(weights, dev) if weights else None
     model = model.to(dev)

@@ -191,8 +191,8 @@ def fit_seeds(config: TrainConfig | None = None, seeds: Sequence[int] = (0, 1, 2
     if rank:
         log = lambda s: None  # noqa: E731
     claimed = out is None
-    if resume and claimed:
-        raise ValueError("--resume needs --out pointing at the run to resume")
+    if claimed:
+        check_run_folder(None, cfg, resume)             # --resume needs --out
     out = Path(out) if out is not None else broadcast_object(
         None if rank else claim_run_dir(cfg), world)
     try:

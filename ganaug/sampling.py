@@ -68,13 +68,12 @@ class Sampler:
         labels = torch.as_tensor(labels, dtype=torch.long)
         if self.model is not None:
             return self.model.sample(labels, torch.Generator().manual_seed(seed))
-        cuda = self.device.type == "cuda"
-        index = self.device.index if self.device.index is not None else (
-            torch.cuda.current_device() if cuda else 0)
-        with torch.random.fork_rng(devices=[index] if cuda else []):
+        dev = _concrete(self.device)
+        cuda = dev.type == "cuda"
+        with torch.random.fork_rng(devices=[dev.index] if cuda else []):
             torch.default_generator.manual_seed(seed)
             if cuda:
-                with torch.cuda.device(index):
+                with torch.cuda.device(dev.index):
                     torch.cuda.manual_seed(seed)
             return self.source(labels.to(self.device))
 
@@ -179,26 +178,27 @@ def infer_format(items: list[Any], value_range: tuple[float, float] | None = Non
         shape = arr.shape if layout == "CHW" else (arr.shape[2], arr.shape[0], arr.shape[1])
         vals = torch.as_tensor(np.stack([np.asarray(i, dtype=np.float64) for i in items]))
         return ItemFormat("numpy", tuple(int(s) for s in shape), arr.dtype,
-                          value_range or _guess_range(vals, _is_float(arr.dtype), arr.dtype), layout)
+                          value_range or _guess_range(vals, arr.dtype), layout)
     if isinstance(first, Tensor):
         if first.dim() != 3:
             raise ValueError(f"tensor items must be images (C, H, W), got shape "
                              f"{tuple(first.shape)}")
         vals = torch.stack([i.double() for i in items])
         return ItemFormat("tensor", tuple(first.shape), first.dtype,
-                          value_range or _guess_range(vals, first.is_floating_point(), first.dtype))
+                          value_range or _guess_range(vals, first.dtype))
     raise ValueError(f"cannot mix synthetic images into items of type {type(first).__name__}; "
                      f"the real dataset must yield (image, label) with a tensor, numpy array or "
                      f"PIL image")
 
 
-def _guess_range(vals: Tensor, is_float: bool, dtype: Any = None) -> tuple[float, float]:
+def _guess_range(vals: Tensor, dtype: Any) -> tuple[float, float]:
     """The value range of the probed items: [0, 1] or [-1, 1] for floats that stay inside
     it, [0, 255] for uint8 and for other values that reach past 127 without leaving
     [0, 255]. Anything else (12-bit integers, floats on a 0..16 scale, normalised data)
     cannot be told from a few items and raises."""
     lo, hi = float(vals.min()), float(vals.max())
-    if dtype is not None and _is_uint8(dtype):
+    is_float = _is_float(dtype)
+    if _is_uint8(dtype):
         return (0.0, 255.0)
     if is_float and lo >= -1e-6 and hi <= 1 + 1e-6:
         return (0.0, 1.0)
