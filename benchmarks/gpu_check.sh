@@ -2,9 +2,10 @@
 # The GPU measurements that recipes/README.md lacks, as one script sized for a short lease
 # of a GPU machine (about 9 minutes by default):
 #
-#   1. the CUDA tests (tests/test_fast_path.py, tests/test_mix.py, tests/test_mix_inputs.py:
-#      no host syncs inside a step, the conv pair's fast path, the synthetic bank generated
-#      on the GPU, a model copied to the GPU rather than moved);
+#   1. the CUDA tests (tests/test_fast_path.py, tests/test_mix.py, tests/test_mix_inputs.py,
+#      tests/test_model.py: no host syncs inside a step, the conv pair's fast path, the
+#      synthetic bank generated on the GPU, a model copied to the GPU rather than moved,
+#      sampling with labels already on the GPU);
 #   2. time per epoch of the SVHN and CIFAR-10 recipes on data of their real shape
 #      (benchmarks/epoch_time.py, one run per recipe; an estimate from 100 timed steps
 #      after 20 untimed ones, torch.compile's warm-up among them, unless EPOCH_TIME_ARGS
@@ -72,7 +73,7 @@ print("device", torch.cuda.get_device_name(0) if torch.cuda.is_available() else 
     lim=$(cap 100)
     stage "1. CUDA tests (limit $lim s)"
     timeout "$lim" "$PY" -m pytest -q -p no:cacheprovider -rs tests/test_fast_path.py \
-        tests/test_mix.py tests/test_mix_inputs.py ${PYTEST_ARGS:-}
+        tests/test_mix.py tests/test_mix_inputs.py tests/test_model.py ${PYTEST_ARGS:-}
     echo "pytest exit status $?"
 
     # one process per recipe, so that one that runs out of time leaves the other's row

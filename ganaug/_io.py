@@ -7,6 +7,7 @@ import os
 import pickle
 import stat
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any, Callable
 
@@ -94,11 +95,44 @@ def run_checkpoint(path: str | os.PathLike, file_ok: bool = True) -> Path:
     return path
 
 
+def _check_archive(path: Path) -> None:
+    """Every checkpoint torch.save writes is a zip archive: a file that is not one was never
+    a checkpoint (a config.json passed by mistake); a member that fails its CRC was damaged
+    after writing, which torch.load itself would not notice."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            bad = z.testzip()
+    except zipfile.BadZipFile:
+        if path.stat().st_size and _looks_like_text(path):
+            raise CheckpointError(f"{path} is not a checkpoint (a text file): pass a run folder "
+                                  f"or the checkpoint.pt in it") from None
+        raise CheckpointError(f"checkpoint {path} is corrupted or truncated, or not a "
+                              f"checkpoint (not a complete zip archive, as torch.save writes); "
+                              f"if it was one, delete it or restore a good copy") from None
+    except (OSError, RuntimeError, EOFError) as e:
+        raise CheckpointError(f"checkpoint {path} is corrupted ({_first_line(e)}); delete it "
+                              f"or restore a good copy") from None
+    if bad is not None:
+        raise CheckpointError(f"checkpoint {path} is corrupted: its member {bad!r} fails its "
+                              f"CRC check; delete it or restore a good copy")
+
+
+def _looks_like_text(path: Path) -> bool:
+    with open(path, "rb") as f:
+        head = f.read(512)
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return b"\0" not in head
+
+
 def safe_torch_load(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
     """``torch.load(weights_only=True)`` with one clear error per way a file can be bad."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}")
+    _check_archive(path)
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
@@ -107,9 +141,12 @@ def safe_torch_load(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
             f"({_first_line(e)}); load it only if you trust it and re-save its "
             f"state_dicts as plain tensors") from None
     except Exception as e:                    # torch.load fails in many ways on a bad file
-        raise CheckpointError(f"checkpoint {path} is corrupted or truncated, or not a "
-                              f"checkpoint ({_first_line(e)}); delete it "
-                              f"or restore a good copy") from None
+        if isinstance(e, RuntimeError) and "CUDA" in str(e) and not torch.cuda.is_available():
+            raise CheckpointError(f"checkpoint {path} was saved on a GPU and this machine has "
+                                  f"none: load it with map_location='cpu' (or device='cpu')"
+                                  ) from None
+        raise CheckpointError(f"checkpoint {path} is corrupted or truncated "
+                              f"({_first_line(e)}); delete it or restore a good copy") from None
     if not isinstance(obj, dict) or obj.get("format") != "ganaug":
         raise CheckpointError(f"{path} is not a ganaug checkpoint (no 'format': 'ganaug' key)")
     return obj

@@ -41,26 +41,32 @@ _HELP = {
     "data_root": "torchvision dataset root holding the data (default ./data)",
     "labels_per_class": "labels kept per class (class-balanced), or 'all' (default 10)",
     "image_size": "pad MNIST (e.g. to 32 for the conv nets) or resize folder images to NxN "
-                  "(default: the images' own size)",
+                  "(default, or auto: the images' own size)",
     "data_seed": "seed of the labeled subset, apart from --seed (default 0)",
     "arch": "network pair: mlp, conv, or auto (default: mlp for images of at most 784 "
             "values, e.g. 28x28x1, else conv)",
     "lam": "lambda: weight of the labeled term (hinge or critic) in the loss network's "
            "objective (default 1.0)",
-    "gamma": "weight of the unlabeled term (default 1.0; the paper uses 0.25 to 2)",
-    "gamma_rampup": "epochs over which gamma ramps up linearly from 0 (default 0: none)",
+    "gamma": "weight of the unlabeled term, objective sscls only (default 1.0; the paper uses "
+             "0.25 to 2)",
+    "gamma_rampup": "epochs over which gamma ramps up linearly from 0, objective sscls only "
+                    "(default 0: none)",
     "margin_scale": "the L1 margin Delta(x, G(z)) is this times the mean |x - x'| over the "
-                    "pixels and channels of each pair (default 2.5)",
+                    "pixels and channels of each pair; LS objectives (sscls, cls, ls, gls) "
+                    "(default 2.5)",
     "nu": "GLS-GAN slope in [0, 1] (objective gls only; default 0.5)",
     "d_steps": "loss-network steps per generator step (default 1)",
-    "weight_decay": "L2 weight decay on the loss network (default 1e-4)",
-    "gp_weight": "weight of the gradient penalty (default: 10 for gp, 0.1 for zero-gp)",
+    "weight_decay": "L2 weight decay on the loss network, for --lipschitz weight-decay "
+                    "(default 1e-4)",
+    "gp_weight": "weight of the gradient penalty, for --lipschitz gp or zero-gp (default: 10 "
+                 "for gp, 0.1 for zero-gp, also as auto; div is weighted by --div-k)",
     "clip": "weight-clipping bound for --lipschitz clip (default 0.01)",
-    "div_k": "WGAN-div k (default 2.0)",
-    "div_p": "WGAN-div p (default 6.0)",
+    "div_k": "WGAN-div k, for --lipschitz div (default 2.0)",
+    "div_p": "WGAN-div p, for --lipschitz div (default 6.0)",
     "epochs": "epochs to train; one epoch is ceil(training images / batch size) steps "
               "(default 100)",
-    "batch_size": "labeled images per step; the unlabeled batch is as large (default 64)",
+    "batch_size": "labeled images per step; the unlabeled batch is as large (default 64); "
+                  "under torchrun the global batch, divisible by the number of processes",
     "lr": "Adam learning rate of both networks (default 1e-3)",
     "ema_decay": "decay of the weight averages that classify and sample (default 0.999)",
     "seed": "training seed: noise, batch order, initial weights (default 0)",
@@ -71,7 +77,7 @@ _HELP = {
     "g_loss": "generator objective: auto (feature matching for sscls, else the objective's own), loss or feature-matching",
     "g_cond_weight": "weight of mean L(G(z, y), y) added to the feature-matching generator loss, "
                      "so that samples follow their labels (default 3 for sscls and for cls with "
-                     "--g-loss feature-matching; 0: feature matching alone)",
+                     "--g-loss feature-matching, also as auto; 0: feature matching alone)",
     "fm_layers": "loss-network layers whose mean activations the feature-matching generator "
                  "matches: last (the last hidden layer, Salimans et al.; default) or all (every "
                  "hidden layer, each scaled to the last one's width)",
@@ -111,6 +117,19 @@ def _labels_per_class(s: str):
         raise argparse.ArgumentTypeError(f"expected an integer or 'all', got {s!r}") from None
 
 
+def _or_auto(typ):
+    """A flag of a field whose default is None (computed): ``auto`` means that default."""
+    def convert(s: str):
+        if s in ("auto", "none"):
+            return None
+        try:
+            return typ(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number or 'auto', got {s!r}") from None
+    convert.__name__ = typ.__name__
+    return convert
+
+
 def _seed_list(s: str) -> list[int]:
     try:
         seeds = [int(part) for part in s.split(",") if part.strip()]
@@ -130,13 +149,19 @@ def _parser() -> argparse.ArgumentParser:
     defaults = TrainConfig()
     for name, typ in _TRAIN_FLAGS.items():
         flag = "--" + name.replace("_", "-")
-        typ = _labels_per_class if name == "labels_per_class" else typ
+        if name == "labels_per_class":
+            typ = _labels_per_class
+        elif getattr(defaults, name) is None:     # "auto" puts back the default a recipe set
+            typ = _or_auto(typ)
         t.add_argument(flag, dest=name, type=typ, metavar=name.upper(),
                        help=_HELP.get(name, f"default {getattr(defaults, name)!r}"))
-    t.add_argument("--download", dest="download", action="store_true",
-                   help="let torchvision download missing data (needs internet)")
-    t.add_argument("--balanced-labels", dest="balanced_labels", action="store_true",
-                   help="draw labeled batches class-balanced (for imbalanced data)")
+    t.add_argument("--download", dest="download", action=argparse.BooleanOptionalAction,
+                   help="let torchvision download missing data (needs internet); "
+                        "--no-download undoes a recipe's download: true")
+    t.add_argument("--balanced-labels", dest="balanced_labels",
+                   action=argparse.BooleanOptionalAction,
+                   help="draw labeled batches class-balanced (for imbalanced data); "
+                        "--no-balanced-labels undoes a recipe's true")
     t.add_argument("--out", default=None, help="run folder (default runs/<time>-<dataset>-<objective>)")
     t.add_argument("--resume", action="store_true", default=False,
                    help="continue the run in --out from its last checkpoint")
@@ -151,9 +176,16 @@ def _parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("sample", help="write class-conditional samples of a trained run")
     s.add_argument("--run", required=True, help="run folder (or checkpoint file)")
-    s.add_argument("--per-class", type=int, default=10)
-    s.add_argument("--out", required=True, help="FILE.png (grid, a row per class) or FILE.pt")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--per-class", type=int, default=10,
+                   help="images of every class (default 10)")
+    s.add_argument("--out", required=True,
+                   help="FILE.png (grid, a row per class) or FILE.pt ({images in [-1, 1], "
+                        "labels, classes}); replaced if it exists")
+    s.add_argument("--seed", type=int, default=0,
+                   help="seed of the generator's noise: the same seed, the same images "
+                        "(default 0)")
+    s.add_argument("--device", default="auto",
+                   help="auto (CUDA when present, else CPU), cpu, cuda or cuda:N")
 
     e = sub.add_parser("eval", help="evaluate a run's classifier on its test split")
     e.add_argument("--run", required=True, help="run folder")
@@ -217,6 +249,11 @@ def _train(args: argparse.Namespace) -> int:
         cfg = dataclasses.replace(saved, **given)
     else:
         cfg = TrainConfig(**given)
+    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    if world > 1 and isinstance(cfg.batch_size, int) and cfg.batch_size % world:
+        # before the process group: one message, not one per process and a torchrun traceback
+        raise ValueError(f"--batch-size {cfg.batch_size} does not split evenly over {world} "
+                         f"processes; use a multiple of {world}")
     from .distributed import configure_threads, init_from_env, is_main
     configure_threads()
     if init_from_env(cfg.device) and not is_main():   # under torchrun rank 0 alone prints
@@ -262,7 +299,8 @@ def _stopped(summary: dict) -> str:
 def _sample(args: argparse.Namespace) -> int:
     from .experiment import sample_run
 
-    path = sample_run(args.run, args.per_class, args.out, args.seed)
+    path = sample_run(args.run, args.per_class, args.out, args.seed, args.device,
+                      log=lambda s: print(s, file=sys.stderr, flush=True))
     print(f"wrote {path}")
     return 0
 
@@ -303,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return {"train": _train, "sample": _sample, "eval": _eval}[args.command](args)
-    except (ValueError, DataNotFoundError, CheckpointError, FileNotFoundError) as e:
+    except (ValueError, DataNotFoundError, CheckpointError, OSError) as e:
         print(f"ganaug: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

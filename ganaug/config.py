@@ -22,6 +22,53 @@ SPEED_CHOICES = {"amp": ("auto", "bf16", "off"), "compile": ("auto", "on", "off"
                  "channels_last": ("auto", "on", "off"), "fused_adam": ("auto", "on", "off")}
 
 
+def _refuse_no_effect(c: TrainConfig, obj: Any, default_gp: float) -> None:
+    """ValueError for a setting that this objective and regulariser would silently ignore
+    (the run would train exactly as without it), naming where it does act."""
+    default = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+
+    def changed(name: str) -> bool:
+        return getattr(c, name) != default[name]
+
+    def refuse(what: str, why: str, fix: str) -> None:
+        raise ValueError(f"{what} {why}; {fix}")
+
+    trains_g = obj.critic != "none"
+    if c.gp_weight != default_gp and c.lipschitz not in ("gp", "zero-gp"):
+        refuse("gp_weight", f"weights the gp / zero-gp gradient penalty, but this run's "
+               f"regulariser is {c.lipschitz!r}",
+               "use --lipschitz gp or zero-gp (div is weighted by --div-k) or leave gp_weight "
+               "unset")
+    if not trains_g:
+        if c.mode_seeking or c.d_steps != 1:
+            refuse("mode_seeking and d_steps", f"have no effect: objective {c.objective!r} "
+                   f"trains no generator", "leave them at 0 and 1")
+        if c.lipschitz in PENALTIES:
+            refuse(f"lipschitz {c.lipschitz!r}", f"is a penalty between real and generated "
+                   f"images, and objective {c.objective!r} generates none",
+                   "use --lipschitz weight-decay (its default), spectral-norm, clip or none")
+        if c.g_loss != "loss" or changed("lam"):
+            refuse("g_loss and lam", f"have no effect: objective {c.objective!r} trains no "
+                   f"generator and has no adversarial term", "leave them unset")
+    if obj.critic != "ls" and changed("margin_scale"):
+        refuse("margin_scale", f"scales the margin of the loss-sensitive critic, but objective "
+               f"{c.objective!r} has a {obj.critic!r} critic",
+               "use an LS objective (sscls, cls, ls, gls) or leave margin_scale unset")
+    if changed("nu") and not (obj.critic == "ls" and obj.nu is None):   # gls alone takes it
+        refuse("nu", f"is the slope of the GLS-GAN cost, used by objective gls only, not "
+               f"{c.objective!r}", "use --objective gls or leave nu unset")
+    for name, where in (("clip", "clip"), ("div_k", "div"), ("div_p", "div"),
+                        ("weight_decay", "weight-decay")):
+        if changed(name) and c.lipschitz != where:
+            refuse(name, f"belongs to --lipschitz {where}, but this run's regulariser is "
+                   f"{c.lipschitz!r}", f"use --lipschitz {where} or leave {name} unset")
+    if (changed("gamma") or c.gamma_rampup) and not (obj.conditional and obj.semi_supervised):
+        uses = ("uses no unlabeled images" if not obj.semi_supervised else
+                "puts its unlabeled images into the one lam-weighted critic")
+        refuse("gamma and gamma_rampup", f"weight the unlabeled term of sscls, but objective "
+               f"{c.objective!r} {uses}", "use --objective sscls or leave them unset")
+
+
 def _non_negative_number(v: Any) -> bool:
     """A finite real number >= 0 (not a bool, a string or nan)."""
     return not isinstance(v, bool) and isinstance(v, (int, float)) and 0 <= v < math.inf
@@ -197,17 +244,7 @@ class TrainConfig:
                 c.gamma_rampup < 0:
             raise ValueError(f"gamma_rampup must be a whole number of epochs >= 0, got "
                              f"{c.gamma_rampup!r}")
-        if c.lipschitz not in PENALTIES and c.gp_weight != default_gp:
-            raise ValueError(f"gp_weight weights a gradient penalty, but this run's regulariser "
-                             f"is {c.lipschitz!r}; use --lipschitz {' / '.join(PENALTIES)} or "
-                             f"leave gp_weight unset")
-        if obj.critic == "none" and (c.mode_seeking or c.d_steps != 1):
-            raise ValueError(f"objective {c.objective!r} trains no generator, so mode_seeking "
-                             f"and d_steps have no effect; leave them at 0 and 1")
-        if c.gamma != 1.0 and not obj.semi_supervised:
-            raise ValueError(f"gamma weights the unlabeled term, but objective {c.objective!r} "
-                             f"uses no unlabeled images; choose a semi-supervised objective "
-                             f"(sscls, ...) or leave gamma at 1")
+        _refuse_no_effect(c, obj, default_gp)
         if not (c.device == "auto" or c.device == "cpu" or c.device.startswith("cuda")):
             raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {c.device!r}")
         for name, choices in SPEED_CHOICES.items():

@@ -366,8 +366,11 @@ def evaluate_quality(model: CLSGAN, train: ImageSet, test: ImageSet, *,
     ext["test_accuracy"] = accuracy_of(net, test.images, test.targets)
     C = model.num_classes
 
+    say = log or (lambda s: None)
     ref = _reference_indices(test, max_samples, seed)
     y_ref = test.targets[ref]
+    say(f"eval: {len(ref)} generated vs {len(ref)} real test images: FID, KID, intra-class "
+        f"FID, precision and recall ...")
     x_fake = model.sample(y_ref, torch.Generator().manual_seed(seed)).cpu()
     tr_idx = _matching_train(train, y_ref, seed)
     f_real = features_of(net, test.images[ref])
@@ -407,6 +410,8 @@ def evaluate_quality(model: CLSGAN, train: ImageSet, test: ImageSet, *,
     # ---- train on synthetic, test on real: the ruler's architecture, steps and seed
     per_class = tstr_per_class or max(1, math.ceil(len(train) / C))
     y_syn = torch.arange(C).repeat_interleave(per_class)
+    say(f"eval: train on synthetic, test on real: {ext['steps']} steps on {len(y_syn)} "
+        f"generated images ...")
     x_syn = model.sample(y_syn, torch.Generator().manual_seed(seed + 1)).cpu()
     clf = train_domain_classifier(x_syn, y_syn, C, kind=ext["kind"], steps=ext["steps"],
                                   seed=ext["seed"], device=dev)
@@ -419,6 +424,7 @@ def evaluate_quality(model: CLSGAN, train: ImageSet, test: ImageSet, *,
 
     # ---- standard FID, only from local Inception weights
     if inception is not None:
+        say("eval: Inception features of both sets (299x299) ...")
         fi_real = inception_features(test.images[ref], inception)
         fi_fake = inception_features(x_fake, inception)
         value, err = _maybe(lambda: Q.fid(fi_real, fi_fake))

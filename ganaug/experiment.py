@@ -13,7 +13,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 
@@ -23,8 +23,8 @@ from .data import ImageSet, load_dataset, split_labeled
 from .distributed import broadcast_object, rank_and_world
 from .metrics import classification_metrics
 from .model import CLSGAN
-from .train import (CHECKPOINT, _derive_seed, _grid_inputs, check_run_folder, pick_device,
-                    save_grid, train)
+from .train import (CHECKPOINT, _derive_seed, _grid_inputs, check_inputs, check_run_folder,
+                    pick_device, save_grid, train)
 
 SUMMARY = "summary.json"
 EVAL = "eval.json"
@@ -100,6 +100,7 @@ def fit(config: TrainConfig | None = None, out: str | Path | None = None, resume
     pick_device(cfg.device)                                   # e.g. cuda without a GPU
     labeled, unlabeled, test = load_data(cfg)
     model = build_model(cfg, labeled)
+    check_inputs(model, labeled, cfg, world)
     if out is None:                                 # a new folder, once the input is good
         out = broadcast_object(None if rank else claim_run_dir(cfg), world)
     log(f"ganaug: {cfg.objective} on {cfg.dataset}: {len(labeled)} labeled, "
@@ -135,7 +136,7 @@ def fit(config: TrainConfig | None = None, out: str | Path | None = None, resume
         "num_unlabeled": len(unlabeled) if unlabeled is not None else 0,
         "seed": cfg.seed, "data_seed": cfg.data_seed, "arch": model.arch,
         "device": str(model.device), "torch": torch.__version__, "run": str(out),
-        "recipe": str(recipe) if recipe is not None else None,
+        "recipe": str(recipe) if recipe is not None else _recipe_of(out) if resume else None,
     }
     if not rank:
         atomic_write_json(out / SUMMARY, summary)
@@ -162,6 +163,18 @@ def aggregate_seeds(runs: list[dict]) -> dict:
 def seed_dir(out: str | Path, seed: int) -> Path:
     """The run folder of ``seed`` inside a multi-seed folder ``out``."""
     return Path(out) / f"seed-{seed}"
+
+
+def _recipe_of(out: Path) -> str | None:
+    """The recipe a resumed run (started with ``--recipe``) came from, as its last summary
+    recorded it, else its copy ``recipe.yaml``; None for a run without one."""
+    try:
+        recorded = json.loads((out / SUMMARY).read_text()).get("recipe")
+    except (OSError, ValueError, AttributeError):
+        recorded = None
+    if recorded is None and (out / RECIPE_COPY).is_file():
+        recorded = str(out / RECIPE_COPY)
+    return recorded
 
 
 def fit_seeds(config: TrainConfig | None = None, seeds: Sequence[int] = (0, 1, 2),
@@ -246,7 +259,8 @@ def _fit_seeds(cfg: TrainConfig, seeds: list[int], out: Path, resume: bool, prog
         "epochs_planned": cfg.epochs,
         "stopped_seeds": [r["seed"] for r in runs if r.get("stopped")],
         "data_seed": cfg.data_seed,
-        "arch": first["arch"], "recipe": str(recipe) if recipe is not None else None,
+        "arch": first["arch"],
+        "recipe": str(recipe) if recipe is not None else first.get("recipe"),
         "train_seconds": round(sum(r["train_seconds"] for r in runs), 3), "run": str(out),
         "runs": runs,
     }
@@ -315,15 +329,24 @@ def _labels_note(cfg: TrainConfig, conditional: bool) -> str | None:
     return None
 
 
-def sample_run(run: str | Path, per_class: int, out: str | Path, seed: int = 0) -> Path:
+def sample_run(run: str | Path, per_class: int, out: str | Path, seed: int = 0,
+               device: str = "auto", log: Callable[[str], None] | None = None) -> Path:
     """Write ``per_class`` samples of every class from a run's EMA generator to ``out``:
-    a ``.png`` grid (one row per class) or a ``.pt`` dict {images in [-1, 1], labels}."""
+    a ``.png`` grid (one row per class) or a ``.pt`` dict {images in [-1, 1], labels}
+    (replaced if it exists; written atomically)."""
     out = Path(out)
-    if per_class <= 0:
-        raise ValueError(f"--per-class must be positive, got {per_class}")
+    if isinstance(per_class, bool) or not isinstance(per_class, int) or per_class <= 0:
+        raise ValueError(f"--per-class must be a positive integer, got {per_class!r}")
     if out.suffix not in (".png", ".pt"):
         raise ValueError(f"--out must end in .png (a grid) or .pt (tensors), got {out.name!r}")
-    model = CLSGAN.load(run)
+    if out.is_dir():
+        raise ValueError(f"--out {out} is a folder; name a file in it (e.g. {out / 'samples'}"
+                         f"{out.suffix})")
+    dev = pick_device(device)
+    model = CLSGAN.load(run, map_location=dev, need_generator=True)
+    if log:
+        log(f"sampling {per_class * model.num_classes} images ({per_class} of each of "
+            f"{model.num_classes} classes) on {dev}")
     images, labels = model.sample_per_class(per_class, seed)
     if out.suffix == ".png":
         save_grid(out, images, nrow=per_class)

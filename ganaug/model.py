@@ -6,6 +6,7 @@ optimiser; :mod:`ganaug.train` trains it.
 from __future__ import annotations
 
 import copy
+import operator
 import os
 from typing import Any, Sequence
 
@@ -13,8 +14,8 @@ import torch
 from torch import Tensor, nn
 
 from ._io import CheckpointError, atomic_torch_save, run_checkpoint, safe_torch_load
-from .nets import create_nets, resolve_arch
-from .objectives import conditional_loss
+from .nets import check_shape, create_nets, resolve_arch, resolved_net_options
+from .objectives import OBJECTIVES, conditional_loss
 
 
 class CLSGAN(nn.Module):
@@ -29,10 +30,10 @@ class CLSGAN(nn.Module):
     def __init__(self, image_shape: Sequence[int], num_classes: int, arch: str = "auto",
                  classes: Sequence[str] | None = None, **net_options: Any):
         super().__init__()
-        self.image_shape = tuple(int(s) for s in image_shape)
-        self.num_classes = int(num_classes)
+        self.image_shape, self.num_classes = check_shape(image_shape, num_classes)
         self.arch = resolve_arch(arch, self.image_shape)
-        self.net_options = dict(net_options)
+        # every builder option, defaults included: a saved spec rebuilds these very networks
+        self.net_options = resolved_net_options(self.arch, net_options)
         self.classes = list(classes) if classes is not None else [str(i) for i in range(num_classes)]
         if len(self.classes) != self.num_classes:
             raise ValueError(f"{len(self.classes)} class names for {num_classes} classes")
@@ -53,6 +54,7 @@ class CLSGAN(nn.Module):
     @torch.no_grad()
     def activations(self, x: Tensor, batch_size: int = 2048, ema: bool = True) -> Tensor:
         """Class activations a(x), (N, C), in eval mode, on the model's device."""
+        batch_size = _positive(batch_size, "batch_size")
         net = self.loss_net_ema if ema else self.loss_net
         was = net.training
         net.eval()
@@ -84,27 +86,30 @@ class CLSGAN(nn.Module):
 
         ``generator`` (a CPU ``torch.Generator``) makes the noise reproducible.
         """
-        labels = torch.as_tensor(labels, dtype=torch.long)
-        if labels.dim() != 1:
-            raise ValueError(f"labels must be 1-D, got shape {tuple(labels.shape)}")
-        if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= self.num_classes):
-            raise ValueError(f"labels must lie in [0, {self.num_classes}), got "
-                             f"[{int(labels.min())}, {int(labels.max())}]")
+        labels = as_labels(labels, self.num_classes)
+        batch_size = _positive(batch_size, "batch_size")
         net = self.generator_ema if ema else self.generator
         was = net.training
         net.eval()
+        out = None
         try:
-            out = [net(self.noise(len(chunk), generator), to_device(chunk, self.device))
-                   for chunk in labels.split(batch_size)]
+            for start in range(0, len(labels), batch_size):
+                chunk = labels[start:start + batch_size]
+                images = net(self.noise(len(chunk), generator), to_device(chunk, self.device))
+                if out is None:                   # filled in place: the result is held once
+                    out = images.new_empty((len(labels), *images.shape[1:]))
+                out[start:start + len(chunk)] = images
         finally:
             net.train(was)
-        return torch.cat(out) if out else torch.empty(0, *self.image_shape, device=self.device)
+        return out if out is not None else torch.empty(0, *self.image_shape, device=self.device)
 
     def forward(self, labels: Tensor) -> Tensor:  # so the model is a "labels -> images" sampler
         return self.sample(labels)
 
     def sample_per_class(self, per_class: int, seed: int = 0) -> tuple[Tensor, Tensor]:
         """``per_class`` images of every class, class-major: (images, labels)."""
+        per_class = _count(per_class, "per_class")
+        seed = _integer(seed, "seed")
         labels = torch.arange(self.num_classes).repeat_interleave(per_class)
         return self.sample(labels, torch.Generator().manual_seed(seed)), labels
 
@@ -125,24 +130,108 @@ class CLSGAN(nn.Module):
             spec = ckpt["model"]
             model = cls(spec["image_shape"], spec["num_classes"], spec["arch"], spec["classes"],
                         **spec["net_options"])
-            model.load_state_dict(ckpt["state"])
-        except (KeyError, TypeError, RuntimeError) as e:
-            raise CheckpointError(f"checkpoint does not match a ganaug model: {e}") from None
+        except (KeyError, TypeError, ValueError) as e:
+            raise CheckpointError(f"checkpoint does not describe a ganaug model "
+                                  f"({type(e).__name__}: {e}); it was written by another "
+                                  f"program or edited") from None
+        state = ckpt.get("state")
+        if not isinstance(state, dict):
+            raise CheckpointError("checkpoint holds no model weights (no 'state' dict)")
+        fit = _fitting(model, state)
+        if fit:
+            raise CheckpointError(f"the checkpoint's weights do not fit the networks its spec "
+                                  f"describes: {fit}; it was written by another ganaug version "
+                                  f"or edited")
+        result = model.load_state_dict(state, strict=False)
+        bad = [f"{len(keys)} {what} (e.g. {keys[0]!r})" for what, keys in
+               (("missing", result.missing_keys), ("unexpected", result.unexpected_keys)) if keys]
+        if bad:
+            raise CheckpointError(f"the checkpoint's weights do not fit the networks its spec "
+                                  f"describes: {', '.join(bad)} keys; it was written by another "
+                                  f"ganaug version or edited")
         return model
 
     @classmethod
-    def load(cls, path: str | os.PathLike, map_location: Any = "cpu") -> "CLSGAN":
-        """Load a model from a checkpoint file or a run folder (its ``checkpoint.pt``)."""
+    def load(cls, path: str | os.PathLike, map_location: Any = "cpu",
+             need_generator: bool = False) -> "CLSGAN":
+        """Load a model from a checkpoint file or a run folder (its ``checkpoint.pt``).
+        ``need_generator``: refuse a run whose objective trains no generator (its samples
+        would be noise from the initial weights)."""
         ckpt = safe_torch_load(run_checkpoint(path), map_location)
+        objective = (ckpt.get("config") or {}).get("objective")
+        if need_generator and objective in OBJECTIVES and OBJECTIVES[objective].critic == "none":
+            raise CheckpointError(f"{path} was trained with objective {objective!r}, which "
+                                  f"trains no generator: its samples would be noise; sample "
+                                  f"from a run of a GAN objective (sscls, cls, ...)")
         return cls.from_checkpoint(ckpt).to(map_location)
 
 
 def to_device(t: Tensor, device: torch.device) -> Tensor:
     """A CPU tensor on ``device``; to CUDA through pinned memory without blocking the host,
     so the host prepares the next chunk or batch while the GPU works on this one."""
-    if device.type == "cuda":
+    if device.type == "cuda" and t.device.type == "cpu":
         return t.contiguous().pin_memory().to(device, non_blocking=True)
-    return t.to(device)
+    return t.to(device)                           # a no-op when it is there already
+
+
+def _fitting(model: nn.Module, state: dict) -> str:
+    """'' when every tensor of ``state`` that the model has is of the model's shape, else
+    how many differ and the first (load_state_dict would list them all, one per line)."""
+    own = model.state_dict()
+    off = [k for k, v in state.items()
+           if k in own and isinstance(v, Tensor) and v.shape != own[k].shape]
+    if not off:
+        return ""
+    k = off[0]
+    return (f"{len(off)} tensors of another shape (e.g. {k!r}: {tuple(state[k].shape)} in the "
+            f"file, {tuple(own[k].shape)} in the network)")
+
+
+def as_labels(labels: Any, num_classes: int | None = None) -> Tensor:
+    """Class ids as a 1-D LongTensor (on their own device); ValueError for float or bool ids
+    (``probs * C`` would silently sample the wrong classes), other shapes, or ids outside
+    [0, num_classes)."""
+    t = torch.as_tensor(labels)
+    if t.numel() == 0 and t.dim() == 1:
+        return t.long()                           # torch.as_tensor([]) is float32
+    if t.dtype == torch.bool or t.is_floating_point() or t.is_complex():
+        raise ValueError(f"labels must be integer class ids, got dtype {t.dtype}; "
+                         f"round and convert them yourself (.long()) if that is what you mean")
+    if t.dim() != 1:
+        raise ValueError(f"labels must be 1-D, got shape {tuple(t.shape)}")
+    t = t.long()
+    if num_classes is not None and t.numel() and (int(t.min()) < 0 or int(t.max()) >= num_classes):
+        raise ValueError(f"labels must lie in [0, {num_classes}), got "
+                         f"[{int(t.min())}, {int(t.max())}]")
+    return t
+
+
+def _integer(v: Any, name: str) -> int:
+    """An integer (numpy's too; not a bool, float or string), or a ValueError naming ``name``."""
+    if not isinstance(v, bool):
+        try:
+            return operator.index(v)
+        except TypeError:
+            pass
+    raise ValueError(f"{name} must be an integer, got {v!r}")
+
+
+def _count(v: Any, name: str) -> int:
+    """A non-negative integer, or a ValueError naming ``name``."""
+    try:
+        n = _integer(v, name)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise ValueError(f"{name} must be a non-negative integer, got {v!r}")
+    return n
+
+
+def _positive(v: Any, name: str) -> int:
+    v = _count(v, name)
+    if v == 0:
+        raise ValueError(f"{name} must be a positive integer, got 0")
+    return v
 
 
 def _prim(obj: Any) -> Any:

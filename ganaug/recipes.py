@@ -20,7 +20,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
-from .config import TrainConfig
+from .config import SPEED_CHOICES, TrainConfig
 
 
 class RecipeError(ValueError):
@@ -42,6 +42,13 @@ def _coerce(key: str, value: Any, tp: Any, where: str) -> Any:
     allowed = _allowed(tp)
     if key == "labels_per_class" and value == "all":      # as on the command line
         return None
+    if key in SPEED_CHOICES and isinstance(value, bool):  # YAML 1.1 reads on/off as booleans
+        return "on" if value else "off"
+    if isinstance(value, str) and float in allowed and str not in allowed:
+        try:                                  # YAML 1.1 reads 1e-3 (no dot) as a string
+            return float(value)
+        except ValueError:
+            pass
     if isinstance(value, bool):
         if bool in allowed:
             return value
@@ -60,12 +67,37 @@ def _coerce(key: str, value: Any, tp: Any, where: str) -> Any:
     raise RecipeError(f"recipe {where}: {key} must be {names}, got {value!r}")
 
 
+def _unique_key_loader():
+    """PyYAML's safe loader, except that a key given twice is an error (safe_load keeps
+    the last one without a word)."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    def mapping(loader, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = loader.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is given twice", key_node.start_mark)
+            seen.add(key)
+        return loader.construct_mapping(node, deep)
+
+    Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    return Loader
+
+
 def load_recipe(path: str | os.PathLike) -> dict[str, Any]:
     """The ``{field: value}`` pairs of a recipe file, checked against ``TrainConfig``.
 
     An empty file is an empty recipe. Comments and the YAML header are free-form.
     """
-    path = Path(path)
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise RecipeError(f"recipe {path} is a folder; pass a .yaml file (e.g. "
+                          f"recipes/mnist-100.yaml)")
     if not path.is_file():
         raise FileNotFoundError(f"recipe {path} does not exist")
     try:
@@ -73,7 +105,12 @@ def load_recipe(path: str | os.PathLike) -> dict[str, Any]:
     except ImportError:
         raise RecipeError("recipes need PyYAML: pip install 'pyyaml>=6'") from None
     try:
-        data = yaml.safe_load(path.read_text())
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise RecipeError(f"recipe {path} is not a text file (not UTF-8); pass a .yaml "
+                          f"file") from None
+    try:
+        data = yaml.load(text, Loader=_unique_key_loader())
     except yaml.YAMLError as e:
         first = " ".join(str(e).split())
         raise RecipeError(f"recipe {path} is not valid YAML: {first[:200]}") from None

@@ -12,8 +12,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .model import CLSGAN
+from .model import CLSGAN, as_labels
 from .step import _derive_seed
+from .train import pick_device
 
 
 def _device_of(obj: Any) -> torch.device:
@@ -43,9 +44,10 @@ class Sampler:
     """
 
     def __init__(self, source: Any, device: str | torch.device | None = None):
+        if device is not None or isinstance(source, (str, os.PathLike)):
+            device = pick_device("auto" if device is None else device)  # a clear error first
         if isinstance(source, (str, os.PathLike)):
-            dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
-            source = CLSGAN.load(source, map_location=dev)
+            source = CLSGAN.load(source, map_location=device, need_generator=True)
         elif isinstance(source, CLSGAN) and device is not None and \
                 _concrete(device) != _concrete(source.device):
             source = copy.deepcopy(source).to(device)       # the caller's model stays put
@@ -65,7 +67,7 @@ class Sampler:
         torch's global RNG (the CPU one, and its device's when that is a GPU), seeded here
         and restored afterwards: random numbers drawn by other threads meanwhile change
         its output."""
-        labels = torch.as_tensor(labels, dtype=torch.long)
+        labels = as_labels(labels, self.num_classes)
         if self.model is not None:
             return self.model.sample(labels, torch.Generator().manual_seed(seed))
         dev = _concrete(self.device)

@@ -45,9 +45,32 @@ def pick_device(name: str = "auto") -> torch.device:
     except (RuntimeError, TypeError):
         raise ValueError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was asked for but no CUDA GPU is available; "
+        raise ValueError(f"device {str(name)!r} was asked for but no CUDA GPU is available; "
                          "use --device cpu or auto")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(f"device {str(name)!r} was asked for but this machine has "
+                         f"{torch.cuda.device_count()} GPU(s) (cuda:0 ...); pick one of those")
     return dev
+
+
+def check_inputs(model: CLSGAN, labeled: ImageSet, cfg: TrainConfig, world: int = 1) -> None:
+    """ValueError for data, model and resolved config that cannot train together (checked
+    by :func:`train`, and by ``fit`` before it creates a run folder)."""
+    if cfg.batch_size % world:
+        raise ValueError(f"batch_size {cfg.batch_size} does not split evenly over {world} "
+                         f"processes; use a multiple of {world}")
+    if labeled.num_classes != model.num_classes or labeled.image_shape != model.image_shape:
+        raise ValueError(f"data ({labeled.num_classes} classes, images {labeled.image_shape}) "
+                         f"does not match the model ({model.num_classes}, {model.image_shape})")
+    if cfg.lipschitz == "spectral-norm" and model.net_options.get("norm") != "spectral":
+        raise ValueError("lipschitz='spectral-norm' needs a model built with norm='spectral' "
+                         "(CLSGAN(..., norm='spectral'), or ganaug.build_model(config, data))")
+    if cfg.translate >= min(labeled.image_shape[1:]):
+        raise ValueError(f"translate={cfg.translate} pixels would move {labeled.image_shape[1]}x"
+                         f"{labeled.image_shape[2]} images out of view; use fewer pixels than "
+                         f"the image side (e.g. 2 for MNIST)")
+    if len(labeled) == 0 or int(labeled.targets.min()) < 0:
+        raise ValueError("the labeled set must be non-empty and every target in [0, C)")
 
 
 @dataclass
@@ -140,23 +163,9 @@ def train(model: CLSGAN, labeled: ImageSet, unlabeled: ImageSet | None = None,
     obj = O.get_objective(cfg.objective)
     log = log or (lambda s: print(s, file=sys.stderr, flush=True))
     rank, world = dist_.rank_and_world()
-    if cfg.batch_size % world:
-        raise ValueError(f"batch_size {cfg.batch_size} does not split evenly over {world} "
-                         f"processes; use a multiple of {world}")
+    check_inputs(model, labeled, cfg, world)
     if rank != 0:                                  # only rank 0 logs and writes
         log, progress, on_epoch = (lambda s: None), False, None
-    if labeled.num_classes != model.num_classes or labeled.image_shape != model.image_shape:
-        raise ValueError(f"data ({labeled.num_classes} classes, images {labeled.image_shape}) "
-                         f"does not match the model ({model.num_classes}, {model.image_shape})")
-    if cfg.lipschitz == "spectral-norm" and model.net_options.get("norm") != "spectral":
-        raise ValueError("lipschitz='spectral-norm' needs a model built with norm='spectral' "
-                         "(CLSGAN(..., norm='spectral'), or ganaug.build_model(config, data))")
-    if cfg.translate >= min(labeled.image_shape[1:]):
-        raise ValueError(f"translate={cfg.translate} pixels would move {labeled.image_shape[1]}x"
-                         f"{labeled.image_shape[2]} images out of view; use fewer pixels than "
-                         f"the image side (e.g. 2 for MNIST)")
-    if len(labeled) == 0 or int(labeled.targets.min()) < 0:
-        raise ValueError("the labeled set must be non-empty and every target in [0, C)")
     ckpt = check_run_folder(out, cfg, resume)
     out = Path(out) if out is not None and rank == 0 else None
     device = pick_device(cfg.device)
@@ -219,10 +228,11 @@ def train(model: CLSGAN, labeled: ImageSet, unlabeled: ImageSet | None = None,
         G.train()
         D.train()
         bar = _progress(steps, f"epoch {epoch + 1}/{cfg.epochs}", progress)
-        for it in range(steps):
-            # the generator steps after every d_steps loss-network steps
-            b, nz = draws.next(step_fn.adversarial and (it + 1) % cfg.d_steps == 0)
+        for _ in range(steps):
+            # the generator steps after every d_steps loss-network steps, counted over the
+            # whole run (per epoch, an epoch's leftover steps would get no generator step)
             step += 1
+            b, nz = draws.next(step_fn.adversarial and step % cfg.d_steps == 0)
             decay = min(cfg.ema_decay, (1 + step) / (10 + step))   # warm-up of the average
             penalize = (step - 1) % cfg.penalty_every == 0   # lazy: the 1st, k+1-th, ... step
             sums += step_fn(b, nz, gamma, decay, penalize)   # on the device: no sync per step

@@ -107,6 +107,36 @@ def test_bad_input_is_one_clear_line_and_leaves_no_files(args, message, tmp_path
     assert list(tmp_path.iterdir()) == []
 
 
+def test_input_that_fails_only_with_the_data_leaves_no_default_folder(tmp_path, monkeypatch,
+                                                                     capsys):
+    """Without --out a run claims runs/<time>-...; checks that need the data (a shift as
+    large as the 8x8 digits) come before that."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--translate", "8", "--epochs", "1", "--quiet"]) == 2
+    assert "would move 8x8 images out of view" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.setenv("WORLD_SIZE", "2")         # as torchrun sets it: refused before the group
+    assert main(["train", "--batch-size", "63", "--epochs", "1", "--quiet"]) == 2
+    assert "does not split evenly over 2 processes" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sample_refuses_a_folder_as_out_and_a_run_without_a_generator(digits_run, tmp_path,
+                                                                     capsys):
+    folder = tmp_path / "d.png"
+    folder.mkdir()
+    assert main(["sample", "--run", str(digits_run), "--out", str(folder)]) == 2
+    assert "is a folder; name a file in it" in capsys.readouterr().err
+    sup = tmp_path / "sup"
+    assert main(["train", "--objective", "supervised", "--epochs", "1", "--quiet",
+                 "--no-tensorboard", "--out", str(sup)]) == 0
+    capsys.readouterr()
+    assert main(["sample", "--run", str(sup), "--out", str(tmp_path / "s.png")]) == 2
+    err = capsys.readouterr().err
+    assert "trains no generator" in err and err.count("\n") == 1
+    assert not (tmp_path / "s.png").exists()
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA GPU is present")
 def test_cuda_without_a_gpu_is_the_only_line(tmp_path, capsys):
     assert main(["train", "--device", "cuda", "--out", str(tmp_path / "run")]) == 2
@@ -139,7 +169,7 @@ def test_eval_and_sample_say_what_run_to_pass(digits_run, tmp_path, capsys):
     assert main(["eval", "--quick", "--run", str(stray)]) == 2
     assert "is a file: pass a run folder" in capsys.readouterr().err
     assert main(["sample", "--per-class", "1", "--out", str(png), "--run", str(stray)]) == 2
-    assert "or not a checkpoint" in capsys.readouterr().err
+    assert "is not a checkpoint (a text file): pass a run folder" in capsys.readouterr().err
     assert not png.exists()
     assert main(["sample", "--per-class", "1", "--out", str(png),
                  "--run", str(digits_run / "checkpoint.pt")]) == 0

@@ -31,6 +31,11 @@ def test_sampling_is_reproducible_labelled_and_in_range():
 
 def test_save_load_round_trip(tmp_path):
     m = CLSGAN((1, 8, 8), 4, "mlp", ["w", "x", "y", "z"], d_hidden=[16], g_hidden=[16])
+    torch.manual_seed(1)
+    with torch.no_grad():                      # every weight and buffer away from its default
+        for t in [*m.parameters(), *m.buffers()]:
+            if t.is_floating_point():
+                t.copy_(torch.rand_like(t) + 0.5)
     m.save(tmp_path / "m.pt")
     raw = torch.load(tmp_path / "m.pt", weights_only=True)
     assert raw["model"]["classes"] == ["w", "x", "y", "z"]
@@ -38,6 +43,9 @@ def test_save_load_round_trip(tmp_path):
     x = torch.rand(5, 1, 8, 8)
     assert torch.equal(m.activations(x), m2.activations(x))
     assert torch.equal(m.sample_per_class(2)[0], m2.sample_per_class(2)[0])
+    a, b = m.state_dict(), m2.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert any("running_mean" in k for k in a)   # the generator's BatchNorm statistics too
 
 
 def test_bad_checkpoints(tmp_path):
@@ -56,3 +64,125 @@ def test_bad_checkpoints(tmp_path):
     torch.save({"weights": torch.zeros(2)}, other)
     with pytest.raises(CheckpointError, match="not a ganaug checkpoint"):
         CLSGAN.load(other)
+
+
+def test_the_saved_spec_holds_every_builder_default(tmp_path):
+    """A later change of a builder default must not change a saved model."""
+    m = CLSGAN((1, 8, 8), 4, "mlp", input_noise=0.2)
+    opts = m.spec()["net_options"]
+    assert opts["input_noise"] == 0.2 and opts["hidden_noise"] == 0.3 and opts["norm"] == "weight"
+    m.save(tmp_path / "m.pt")
+    ckpt = torch.load(tmp_path / "m.pt", weights_only=True)
+    ckpt["model"]["net_options"] = {"input_noise": 0.2}     # as saved before defaults were
+    assert CLSGAN.from_checkpoint(ckpt).spec() == m.spec()
+
+
+def test_checkpoints_whose_weights_do_not_fit_are_one_line(tmp_path):
+    m = CLSGAN((1, 8, 8), 4, "mlp", g_out_norm="weight")
+    ckpt = {"format": "ganaug", "model": CLSGAN((1, 8, 8), 4, "mlp").spec(),
+            "state": m.state_dict()}
+    with pytest.raises(CheckpointError, match=r"do not fit .* missing .* unexpected") as e:
+        CLSGAN.from_checkpoint(ckpt)
+    assert "\n" not in str(e.value)
+    other = CLSGAN((1, 8, 8), 4, "mlp", d_hidden=[32])       # same keys, other shapes
+    ckpt = {"format": "ganaug", "model": CLSGAN((1, 8, 8), 4, "mlp").spec(),
+            "state": other.state_dict()}
+    with pytest.raises(CheckpointError, match=r"do not fit .* tensors of another shape") as e:
+        CLSGAN.from_checkpoint(ckpt)
+    assert "\n" not in str(e.value)
+    ckpt["model"]["arch"] = "resnet"
+    with pytest.raises(CheckpointError, match="does not describe a ganaug model"):
+        CLSGAN.from_checkpoint(ckpt)
+
+
+def _member_data_offset(path, name):
+    import struct
+    import zipfile
+    with zipfile.ZipFile(path) as z:
+        info = z.getinfo(name)
+    with open(path, "rb") as f:
+        f.seek(info.header_offset + 26)
+        n, extra = struct.unpack("<HH", f.read(4))
+    return info.header_offset + 30 + n + extra, info.file_size
+
+
+def test_damaged_text_and_gpu_checkpoints_get_their_own_message(tmp_path, monkeypatch):
+    import zipfile
+    good = tmp_path / "good.pt"
+    CLSGAN((1, 8, 8), 4, "mlp").save(good)
+    with zipfile.ZipFile(good) as z:
+        name = max((i for i in z.infolist() if "/data/" in i.filename),
+                   key=lambda i: i.file_size).filename
+    start, size = _member_data_offset(good, name)
+    raw = bytearray(good.read_bytes())
+    raw[start + size // 2: start + size // 2 + 64] = bytes(64)    # torch.load would not notice
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(bytes(raw))
+    with pytest.raises(CheckpointError, match="fails its CRC check; delete it"):
+        CLSGAN.load(bad)
+    text = tmp_path / "config.json"
+    text.write_text('{"objective": "sscls"}')
+    with pytest.raises(CheckpointError, match=r"not a checkpoint \(a text file\)"):
+        CLSGAN.load(text)
+    if not torch.cuda.is_available():        # a checkpoint written on a GPU, read on a CPU
+        gpu = tmp_path / "gpu.pt"
+        monkeypatch.setattr(torch.serialization, "location_tag", lambda storage: "cuda:0")
+        CLSGAN((1, 8, 8), 4, "mlp").save(gpu)
+        monkeypatch.undo()
+        assert CLSGAN.load(gpu).device.type == "cpu"          # the default map_location
+        with pytest.raises(CheckpointError, match="saved on a GPU .* map_location='cpu'"):
+            CLSGAN.load(gpu, map_location=None)
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda m: m.sample(torch.tensor([2.9, 0.5])), "integer class ids, got dtype torch.float32"),
+    (lambda m: m.sample(torch.tensor([True, False])), "integer class ids, got dtype torch.bool"),
+    (lambda m: m.sample(torch.zeros(2, 2, dtype=torch.long)), "1-D"),
+    (lambda m: m.sample(torch.tensor([0, 1]), batch_size=0), "batch_size must be a positive"),
+    (lambda m: m.sample_per_class(-1), "per_class must be a non-negative integer"),
+    (lambda m: m.sample_per_class(2.5), "per_class must be a non-negative integer"),
+    (lambda m: m.sample_per_class(2, seed=1.5), "seed must be an integer"),
+    (lambda m: m.activations(torch.zeros(2, 1, 8, 8), batch_size=-1), "batch_size")])
+def test_bad_sampling_arguments_are_value_errors(call, match):
+    with pytest.raises(ValueError, match=match):
+        call(CLSGAN((1, 8, 8), 4, "mlp"))
+
+
+def test_samples_do_not_depend_on_the_chunking():
+    m = CLSGAN((1, 8, 8), 4, "mlp")
+    y = torch.arange(4).repeat(5)
+    whole = m.sample(y, torch.Generator().manual_seed(0))
+    chunked = m.sample(y, torch.Generator().manual_seed(0), batch_size=3)
+    torch.testing.assert_close(whole, chunked)
+    assert m.sample([]).shape == (0, 1, 8, 8) and m.sample([1, 3]).shape == (2, 1, 8, 8)
+
+
+def test_a_run_without_a_generator_is_refused_for_sampling(tmp_path):
+    from ganaug.sampling import Sampler
+    path = tmp_path / "sup.pt"
+    CLSGAN((1, 8, 8), 4, "mlp").save(path, extra={"config": {"objective": "supervised"}})
+    CLSGAN.load(path)                                          # fine as a classifier
+    for load in (lambda: CLSGAN.load(path, need_generator=True), lambda: Sampler(path)):
+        with pytest.raises(CheckpointError, match="trains no generator"):
+            load()
+
+
+def test_sampler_devices_are_checked_before_any_work():
+    from ganaug.sampling import Sampler
+    m = CLSGAN((1, 8, 8), 4, "mlp")
+    with pytest.raises(ValueError, match="unknown device 'gpu'"):
+        Sampler(m, device="gpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA GPU is available"):
+            Sampler(m, device="cuda")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_sampling_with_labels_already_on_the_gpu():
+    m = CLSGAN((1, 8, 8), 4, "mlp").cuda()
+    y = torch.tensor([0, 3, 3], device="cuda")
+    x = m.sample(y, torch.Generator().manual_seed(0))
+    assert x.device.type == "cuda"
+    assert torch.equal(x, m.sample(y.cpu(), torch.Generator().manual_seed(0)))
+    conf = m.activations(x).softmax(1).gather(1, y[:, None])     # the README's gate check
+    assert conf.shape == (3, 1)

@@ -28,6 +28,45 @@ def test_forward_backward_no_nan(arch, shape, norm):
             assert torch.isfinite(p.grad).all(), f"{arch}: {name} has a non-finite gradient"
 
 
+@pytest.mark.parametrize("arch,shape", CASES)
+@pytest.mark.parametrize("norm", ["weight", "spectral"])
+def test_the_loss_networks_norm_is_applied_to_every_layer(arch, shape, norm):
+    from torch.nn.utils import parametrize
+    _, d = create_nets(arch, shape, 5, norm=norm)
+    layers = [m for m in d.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))]
+    assert layers and all(parametrize.is_parametrized(m, "weight") for m in layers)
+    kind = {"weight": "_WeightNorm", "spectral": "_SpectralNorm"}[norm]
+    assert all(type(m.parametrizations.weight[0]).__name__ == kind for m in layers)
+    if norm == "spectral":            # BatchNorm would undo the Lipschitz bound
+        assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in d.modules())
+        d.train()
+        for _ in range(20):           # power iterations run in train-mode forwards
+            d(torch.rand(4, *shape))
+        top = [torch.linalg.matrix_norm(m.weight.flatten(1), ord=2).item() for m in layers]
+        assert max(abs(t - 1) for t in top) < 0.05, top
+    _, plain = create_nets(arch, shape, 5, norm="none")
+    assert not any(parametrize.is_parametrized(m) for m in plain.modules())
+
+
+@pytest.mark.parametrize("arch,shape", CASES)
+def test_the_generator_follows_its_label(arch, shape):
+    torch.manual_seed(0)
+    g, _ = create_nets(arch, shape, 5)
+    g.eval()
+    z = (torch.rand(1, g.noise_dim) * 2 - 1).repeat(5, 1)          # one noise, every class
+    x = g(z, torch.arange(5))
+    assert all((x[i] - x[j]).abs().max() > 1e-3 for i in range(5) for j in range(i))
+
+
+@pytest.mark.parametrize("shape,classes,match", [
+    ((1, 0, 0), 3, "three positive integers"), ((1, 8), 3, "three positive integers"),
+    ((1, -8, 8), 3, "three positive integers"), ((1, 8.5, 8), 3, "three positive integers"),
+    ((1, 8, 8), 2.5, "integer of at least 2"), ((1, 8, 8), 1, "integer of at least 2")])
+def test_bad_image_shapes_and_class_counts_are_refused(shape, classes, match):
+    with pytest.raises(ValueError, match=match):
+        create_nets("mlp", shape, classes)
+
+
 @pytest.mark.parametrize("arch", list_archs())
 def test_labels_outside_range_are_rejected(arch):
     g, _ = create_nets(arch, SHAPES.get(arch, [(3, 32, 32)])[0], 3)
@@ -106,3 +145,14 @@ def test_a_registered_builder_with_kwargs_takes_any_option():
         create_nets("test-anything", (1, 8, 8), 3, whatever=1)
     finally:
         del ARCHS["test-anything"]
+
+
+def test_the_conv_loss_network_is_designs_nine_convolutions():
+    """DESIGN.md: 96, 96, 96 stride 2, 192, 192, 192 stride 2, 192, 192, 1x1 192 (3x3, with
+    4x4 for the strided ones), then a global mean pool and a linear layer to C."""
+    _, d = create_nets("conv", (3, 32, 32), 10)
+    convs = [m for m in d.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.out_channels, c.kernel_size[0], c.stride[0]) for c in convs] == [
+        (96, 3, 1), (96, 3, 1), (96, 4, 2), (192, 3, 1), (192, 3, 1), (192, 4, 2),
+        (192, 3, 1), (192, 3, 1), (192, 1, 1)]
+    assert d(torch.rand(2, 3, 32, 32)).shape == (2, 10)

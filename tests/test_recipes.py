@@ -70,6 +70,8 @@ BAD = [
     ("download: 1\n", "download must be bool, got 1"),
     ("- epochs: 3\n", "must be a mapping"),
     ("epochs: [1\n", "is not valid YAML"),
+    ("epochs: 3\nepochs: 5\n", "key 'epochs' is given twice"),
+    ("lr: fast\n", "lr must be float, got 'fast'"),
 ]
 
 
@@ -83,6 +85,42 @@ def test_bad_recipes_are_one_clear_line_before_any_work(text, message, tmp_path,
     err = capsys.readouterr().err.strip()
     assert err.startswith("ganaug: error: recipe") and message in err and "\n" not in err
     assert not out.exists()
+
+
+def test_yaml_1_1_spellings_of_documented_values_are_read_as_meant(tmp_path):
+    """PyYAML reads `off` as False and `1e-3` (no dot) as a string; both are what the docs
+    and the flags spell."""
+    path = _recipe(tmp_path, "amp: off\ncompile: on\nfused_adam: off\nlr: 1e-3\n")
+    assert load_recipe(path) == {"amp": "off", "compile": "on", "fused_adam": "off",
+                                 "lr": 0.001}
+    assert recipe_config(path).resolved().amp == "off"
+
+
+def test_a_folder_or_a_binary_file_is_not_a_recipe(tmp_path, capsys):
+    binary = tmp_path / "r.yaml"
+    binary.write_bytes(bytes([0x89, 0x50, 0xFF, 0x00]))
+    for path, message in ((tmp_path, "is a folder; pass a .yaml file"),
+                          (binary, "is not a text file")):
+        assert main(["train", "--recipe", str(path), "--out", str(tmp_path / "run"),
+                     *FAST]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"ganaug: error: recipe {path}") and message in err
+        assert not (tmp_path / "run").exists()
+
+
+def test_flags_undo_a_recipes_switch_and_auto_restores_a_computed_default(tmp_path):
+    from ganaug.cli import _parser
+    parse = _parser().parse_args
+    args = parse(["train", "--no-balanced-labels", "--no-download", "--gp-weight", "auto",
+                  "--g-cond-weight", "none", "--image-size", "auto"])
+    assert (args.balanced_labels, args.download) == (False, False)
+    assert (args.gp_weight, args.g_cond_weight, args.image_size) == (None, None, None)
+    path = _recipe(tmp_path, "balanced_labels: true\ngp_weight: 0.5\nepochs: 1\n")
+    out = tmp_path / "run"
+    assert main(["train", "--recipe", str(path), "--out", str(out), "--no-balanced-labels",
+                 "--lipschitz", "weight-decay", "--gp-weight", "auto", *FAST]) == 0
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["balanced_labels"] is False and cfg["lipschitz"] == "weight-decay"
 
 
 def test_missing_recipe_file(tmp_path, capsys):
@@ -106,6 +144,10 @@ def test_flags_override_recipe_and_the_run_records_it(tmp_path):
     assert summary["test_error"] == pytest.approx(1 - summary["test_accuracy"])
     assert (out / "recipe.yaml").read_text() == path.read_text()
     assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # resuming needs only --out: the summary still names the recipe the run came from
+    assert main(["train", "--out", str(out), "--resume", "--epochs", "2", "--quiet",
+                 "--no-tensorboard"]) == 0
+    assert json.loads((out / "summary.json").read_text())["recipe"] == str(path)
 
 
 # ------------------------------------------------------- the shipped recipes, a few steps

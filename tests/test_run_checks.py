@@ -22,13 +22,36 @@ def test_numeric_options_must_be_finite_and_in_range(key, value):
 
 
 @pytest.mark.parametrize("options,match", [
-    (dict(lipschitz="clip", gp_weight=5.0), "gp_weight weights a gradient penalty"),
+    (dict(lipschitz="clip", gp_weight=5.0), "gp_weight weights the gp / zero-gp"),
+    (dict(objective="wgan-div", gp_weight=0.5), "div is weighted by --div-k"),
     (dict(objective="supervised", mode_seeking=1.0), "trains no generator"),
     (dict(objective="supervised", d_steps=2), "trains no generator"),
-    (dict(objective="cls", gamma=0.5), "uses no unlabeled images")])
+    (dict(objective="supervised", lipschitz="zero-gp"), "generates none"),
+    (dict(objective="supervised", g_loss="feature-matching"), "trains no generator"),
+    (dict(objective="supervised", lam=2.0), "trains no generator"),
+    (dict(objective="cls", gamma=0.5), "uses no unlabeled images"),
+    (dict(objective="cls", gamma_rampup=3), "uses no unlabeled images"),
+    (dict(objective="ls", gamma=0.5), "one lam-weighted critic"),
+    (dict(objective="wgan-gp", gamma_rampup=2), "one lam-weighted critic"),
+    (dict(objective="sscls", nu=0.9), "used by objective gls only"),
+    (dict(objective="wgan-gp", nu=0.9), "used by objective gls only"),
+    (dict(objective="gan", margin_scale=1.0), "loss-sensitive critic"),
+    (dict(objective="sscls", clip=0.1), "belongs to --lipschitz clip"),
+    (dict(objective="wgan-gp", div_p=2.0), "belongs to --lipschitz div"),
+    (dict(objective="sscls", weight_decay=1e-3), "belongs to --lipschitz weight-decay")])
 def test_options_without_effect_are_refused(options, match):
     with pytest.raises(ValueError, match=match):
         TrainConfig(**options).resolved()
+
+
+@pytest.mark.parametrize("options", [
+    dict(objective="sscls", gamma=0.5, gamma_rampup=2), dict(objective="gls", nu=0.3),
+    dict(objective="wgan", clip=0.05), dict(objective="wgan-div", div_k=1.0, div_p=2.0),
+    dict(objective="cls", margin_scale=1.0), dict(objective="ls", weight_decay=1e-3),
+    dict(objective="wgan-gp", gp_weight=5.0), dict(objective="supervised", lipschitz="clip"),
+    dict(lipschitz="zero-gp", gp_weight=1.0)])
+def test_options_that_act_are_accepted(options):
+    TrainConfig(**options).resolved()
 
 
 def test_resolved_configs_resolve_again_unchanged():

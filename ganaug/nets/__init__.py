@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import operator
 from typing import Any, Callable
 
 from torch import nn
@@ -24,7 +25,8 @@ from ._registry import ARCHS, register
 from . import mlp as _mlp  # noqa: F401  (registers "mlp")
 from . import conv as _conv  # noqa: F401  (registers "conv")
 
-__all__ = ["check_net_options", "create_nets", "list_archs", "register", "resolve_arch"]
+__all__ = ["check_net_options", "create_nets", "list_archs", "register", "resolve_arch",
+           "resolved_net_options"]
 
 
 def list_archs() -> list[str]:
@@ -51,6 +53,18 @@ def _builder_options(arch: str) -> list[str] | None:
     return [p.name for p in params if p.kind in (P.KEYWORD_ONLY, P.POSITIONAL_OR_KEYWORD)]
 
 
+def resolved_net_options(arch: str, options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` with the builder's defaults filled in for every option not given, so a
+    saved model spec rebuilds the same networks even after a default changes."""
+    if arch not in ARCHS:
+        return dict(options)
+    P = inspect.Parameter
+    params = list(inspect.signature(ARCHS[arch]).parameters.values())[2:]
+    defaults = {p.name: p.default for p in params
+                if p.kind in (P.KEYWORD_ONLY, P.POSITIONAL_OR_KEYWORD) and p.default is not P.empty}
+    return {**defaults, **options}
+
+
 def check_net_options(arch: str, options: dict[str, Any]) -> None:
     """ValueError for a ``net_options`` key that the architecture's builder does not take
     (for ``auto``: that no builder takes), naming the nearest valid key and all of them."""
@@ -70,15 +84,36 @@ def check_net_options(arch: str, options: dict[str, Any]) -> None:
                 + "; its options: " + "; ".join(f"{a}: {', '.join(v)}" for a, v in valid.items()))
 
 
+def _as_int(v: Any) -> int | None:
+    if isinstance(v, bool):
+        return None
+    try:
+        return operator.index(v)                  # ints and numpy ints; not 2.5, not "3"
+    except TypeError:
+        return None
+
+
+def check_shape(image_shape: Any, num_classes: Any) -> tuple[tuple[int, int, int], int]:
+    """``((C, H, W), num_classes)`` as Python ints; ValueError naming what is wrong (not
+    three positive integers, fewer than two classes, a fractional count)."""
+    dims = [_as_int(s) for s in image_shape] if isinstance(image_shape, (tuple, list)) else []
+    if len(dims) != 3 or any(d is None or d <= 0 for d in dims):
+        raise ValueError(f"image_shape must be (C, H, W), three positive integers, got "
+                         f"{image_shape!r}")
+    n = _as_int(num_classes)
+    if n is None or n < 2:
+        raise ValueError(f"num_classes must be an integer of at least 2, got {num_classes!r}")
+    return (dims[0], dims[1], dims[2]), n
+
+
 def create_nets(arch: str, image_shape: tuple[int, int, int], num_classes: int,
                 **options) -> tuple[nn.Module, nn.Module]:
     """Build ``(generator, loss_net)`` of architecture ``arch`` for images of ``image_shape``
     (C, H, W) and ``num_classes`` classes. ``options`` go to the architecture's builder."""
-    arch = resolve_arch(arch, tuple(image_shape))
+    shape, num_classes = check_shape(image_shape, num_classes)
+    arch = resolve_arch(arch, shape)
     if arch not in ARCHS:
         raise ValueError(f"unknown architecture {arch!r}; choose one of: {', '.join(list_archs())}")
-    if num_classes < 2:
-        raise ValueError(f"num_classes must be at least 2, got {num_classes}")
     check_net_options(arch, options)
     builder: Callable[..., tuple[nn.Module, nn.Module]] = ARCHS[arch]
-    return builder(tuple(int(s) for s in image_shape), int(num_classes), **options)
+    return builder(shape, num_classes, **options)

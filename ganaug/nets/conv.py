@@ -1,7 +1,8 @@
 """The paper's convolutional pair (Qi 2017, section 7), parameterised by image size.
 
-Loss network: nine convolutions (96, 96, 96/2, 192, 192, 192/2, 192, 1x1 192, 1x1 192)
-with BatchNorm and LeakyReLU 0.2, global mean pool, linear to C. Generator: [z, one_hot(y)]
+Loss network: nine convolutions (3x3 96, 3x3 96, 4x4/2 96, 3x3 192, 3x3 192, 4x4/2 192,
+3x3 192, 3x3 192, 1x1 192; DESIGN.md's list) with BatchNorm and LeakyReLU 0.2, global mean
+pool, linear to C. Generator: [z, one_hot(y)]
 -> 512 x (S/8)^2 -> transposed convolutions 256, 128, C_img -> tanh. S = 32 for SVHN,
 CIFAR-10 and MNIST padded to 32; any square size divisible by 8 works.
 """
@@ -58,7 +59,7 @@ class ConvLossNet(nn.Module):
         # (out channels, kernel, stride, padding)
         spec = [(w1, 3, 1, 1), (w1, 3, 1, 1), (w1, 4, 2, 1),
                 (w2, 3, 1, 1), (w2, 3, 1, 1), (w2, 4, 2, 1),
-                (w2, 3, 1, 1), (w2, 1, 1, 0), (w2, 1, 1, 0)]
+                (w2, 3, 1, 1), (w2, 3, 1, 1), (w2, 1, 1, 0)]
         layers: list[nn.Module] = [GaussianNoise(input_noise)]
         cin = c
         for i, (cout, k, st, p) in enumerate(spec):

@@ -1,0 +1,233 @@
+"""The training step's terms against DESIGN.md written out by hand in numpy (float64).
+
+A loss network a(x) = W x + b (or W x^3 + b, whose input gradient depends on the point)
+makes every term computable by hand: the supervised term S, lam x the labeled critic,
+gamma x the unlabeled critic of sscls, the penalties at their points with their weights,
+and the generator's losses.
+"""
+import numpy as np
+import pytest
+import torch
+
+from ganaug import TrainConfig
+from ganaug import objectives as O
+from ganaug import step as S
+
+C, N_LAB, N_UNL = 3, 4, 3
+
+
+class LinD(torch.nn.Module):
+    def __init__(self, d, c, cubic=False):
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        self.W = torch.nn.Parameter(torch.randn(c, d, generator=g, dtype=torch.float64))
+        self.b = torch.nn.Parameter(torch.randn(c, generator=g, dtype=torch.float64))
+        self.cubic = cubic
+
+    def forward(self, x, features=False):
+        h = x.flatten(1) ** 3 if self.cubic else x.flatten(1)
+        a = h @ self.W.T + self.b
+        return (a, h) if features else a
+
+
+class Nets:
+    def __init__(self, D):
+        self.D = D
+
+    def d(self, x, features=False, eager=False):
+        return self.D(x, features=features) if features else self.D(x)
+
+    def teacher(self, x, which):
+        return self.D(x) * 0.5              # any fixed function of the second view
+
+
+def lse(a):
+    m = a.max(1, keepdims=True)
+    return (m + np.log(np.exp(a - m).sum(1, keepdims=True)))[:, 0]
+
+
+def softplus(t):
+    return np.log1p(np.exp(t))
+
+
+def L(a, y):                       # L(x, y) = -a_y + softplus(lse a)
+    return -a[np.arange(len(a)), y] + softplus(lse(a))
+
+
+def L_ul(a):                       # min_y L(x, y)
+    return -a.max(1) + softplus(lse(a))
+
+
+def real(a):                       # -log P(real | x), P(real | x) = sigmoid(lse a)
+    return softplus(-lse(a))
+
+
+def hinge(t, nu=0.0):
+    return np.maximum(t, nu * t)
+
+
+@pytest.fixture
+def data():
+    g = torch.Generator().manual_seed(1)
+    xr = torch.rand(N_LAB + N_UNL, 1, 2, 2, generator=g, dtype=torch.float64) * 2 - 1
+    xf = torch.rand(N_LAB + N_UNL, 1, 2, 2, generator=g, dtype=torch.float64) * 2 - 1
+    y = torch.tensor([0, 1, 2, 1])
+    cu = torch.tensor([2, 0, 1])                # the generator's labels for unlabeled rows
+    return xr, xf, y, cu
+
+
+def _batch(obj, xr, y, cu):
+    if not obj.semi_supervised:
+        return S._Batch(xr[:N_LAB], y, y, N_LAB)
+    return S._Batch(xr, torch.cat([y, cu]), torch.cat([y, torch.full_like(cu, -1)]), N_LAB)
+
+
+SETTINGS = {   # non-default weights, a margin small enough for negative hinge arguments
+    "ls": dict(lam=2.0, margin_scale=0.01), "gls": dict(lam=2.0, nu=0.3, margin_scale=0.01),
+    "cls": dict(lam=2.0, margin_scale=0.5), "sscls": dict(lam=2.0, gamma=0.5, margin_scale=0.01),
+    "gan": dict(lam=2.0), "cgan": dict(lam=2.0), "wgan": dict(lam=2.0), "cwgan": dict(lam=2.0)}
+
+
+@pytest.mark.parametrize("name", list(SETTINGS))
+def test_loss_network_terms_match_design_by_hand(name, data):
+    xr, xf, y, cu = data
+    obj = O.get_objective(name)
+    cfg = TrainConfig(objective=name, lipschitz="none", **SETTINGS[name]).resolved()
+    D = LinD(4, C)
+    b = _batch(obj, xr, y, cu)
+    x_f = xf[:len(b.x)]
+    got = S._loss_net_terms(obj, cfg, Nets(D), b, x_f, S._ell(obj, cfg.loss_form),
+                            cfg.gamma, None).detach().numpy()
+
+    W, bias = D.W.detach().numpy(), D.b.detach().numpy()
+    ar = b.x.flatten(1).numpy() @ W.T + bias
+    af = x_f.flatten(1).numpy() @ W.T + bias
+    yn, n = y.numpy(), N_LAB
+    delta = cfg.margin_scale * np.abs(b.x.flatten(1).numpy() - x_f.flatten(1).numpy()).mean(1)
+    sup = L(ar[:n], yn).mean()
+    crit_u = 0.0
+    if name in ("ls", "gls"):                  # unconditional: every real row, P(real | x)
+        crit = hinge(delta + real(ar) - real(af), cfg.nu if name == "gls" else 0.0).mean()
+    elif name in ("cls", "sscls"):
+        crit = hinge(delta[:n] + L(ar[:n], yn) - L(af[:n], yn)).mean()
+        if name == "sscls":                    # unlabeled reals paired with their own fakes
+            crit_u = hinge(delta[n:] + L_ul(ar[n:]) - L_ul(af[n:])).mean()
+    elif name == "gan":
+        sig = lambda t: 1 / (1 + np.exp(-t))  # noqa: E731
+        crit = -np.log(sig(lse(ar))).mean() - np.log(1 - sig(lse(af))).mean()
+    elif name == "cgan":
+        crit = L(ar, yn).mean() - np.log(1 - np.exp(-L(af, yn))).mean()
+    elif name == "wgan":
+        crit = real(ar).mean() - real(af).mean()
+    else:
+        crit = L(ar, yn).mean() - L(af, yn).mean()
+    if name in ("ls", "gls", "sscls"):         # the small margin reaches the hinge's kink
+        args = delta + (real(ar) - real(af) if name != "sscls" else 0)
+        assert (args < 0).any() or name == "sscls"
+    want = np.array([sup, cfg.lam * crit, cfg.gamma * crit_u, 0.0, 0.0])
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+
+
+def test_the_consistency_term_on_the_unlabeled_rows_by_hand(data):
+    xr, xf, y, cu = data
+    cfg = TrainConfig(objective="sscls", lipschitz="none", consistency=3.0).resolved()
+    obj = O.get_objective("sscls")
+    D = LinD(4, C)
+    b = _batch(obj, xr, y, cu)
+    b.x_view = xr[N_LAB:].flip(-1)              # the unlabeled rows' second view
+    got = S._loss_net_terms(obj, cfg, Nets(D), b, xf, S._ell(obj, "semi"), 1.0, None)[4].item()
+    W, bias = D.W.detach().numpy(), D.b.detach().numpy()
+
+    def softmax(a):
+        e = np.exp(a - a.max(1, keepdims=True))
+        return e / e.sum(1, keepdims=True)
+    student = softmax(xr[N_LAB:].flatten(1).numpy() @ W.T + bias)
+    teacher = softmax(0.5 * (b.x_view.flatten(1).numpy() @ W.T + bias))
+    want = 3.0 * ((student - teacher) ** 2).sum(1).mean()
+    assert got == pytest.approx(want, rel=1e-10)
+
+
+@pytest.mark.parametrize("lipschitz,weight,k", [("gp", 5.0, 1), ("zero-gp", 0.3, 4), ("div", None, 2)])
+def test_penalties_at_their_points_with_their_weights(lipschitz, weight, k, data):
+    """A cubic loss network: the input gradient differs from point to point, so only the
+    right points (interpolates of each real row and its own fake, or reals and fakes for
+    div) give the right value; every row counts, labeled and unlabeled."""
+    xr, xf, y, cu = data
+    opts = {} if weight is None else {"gp_weight": weight}
+    cfg = TrainConfig(objective="sscls", lipschitz=lipschitz, penalty_every=k, **opts).resolved()
+    obj = O.get_objective("sscls")
+    D = LinD(4, C, cubic=True)
+    b = _batch(obj, xr, y, cu)
+    eps = torch.rand(len(b.x), generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    got = S._loss_net_terms(obj, cfg, Nets(D), b, xf, S._ell(obj, "semi"), 1.0, eps)[3].item()
+
+    W, bias = D.W.detach().numpy(), D.b.detach().numpy()
+    yc = b.y_crit.numpy()
+
+    def grad_norm(x):                          # || d ell(a(x), y) / dx || by finite differences
+        def ell(xx):
+            a = (xx ** 3) @ W.T + bias
+            return np.where(yc >= 0, L(a, np.maximum(yc, 0)), L_ul(a))
+        x = x.reshape(len(x), -1)
+        g = np.zeros_like(x)
+        for j in range(x.shape[1]):
+            e = np.zeros_like(x)
+            e[:, j] = 1e-6
+            g[:, j] = (ell(x + e) - ell(x - e)) / 2e-6
+        return np.linalg.norm(g, axis=1)
+
+    xr_, xf_, e = xr.numpy(), xf.numpy(), eps.numpy().reshape(-1, 1, 1, 1)
+    if lipschitz == "div":
+        norms = np.concatenate([grad_norm(xr_), grad_norm(xf_)])
+        want = k * cfg.div_k * (norms ** cfg.div_p).mean()
+    else:
+        centre = 1.0 if lipschitz == "gp" else 0.0
+        norms = grad_norm(e * xr_ + (1 - e) * xf_)
+        want = k * cfg.gp_weight * ((norms - centre) ** 2).mean()
+    assert got == pytest.approx(want, rel=1e-5)
+    skipped = S._loss_net_terms(obj, cfg, Nets(D), b, xf, S._ell(obj, "semi"), 1.0, eps,
+                                penalize=False)[3].item()
+    assert skipped == 0.0
+
+
+@pytest.mark.parametrize("name", ["sscls", "cls", "ls", "gan", "cgan", "wgan", "cwgan"])
+def test_generator_losses_match_design_by_hand(name, data):
+    xr, xg, y, cu = data
+    obj = O.get_objective(name)
+    cfg = TrainConfig(objective=name, lipschitz="none", g_loss="loss").resolved()
+    D = LinD(4, C)
+    b = _batch(obj, xr, y, cu)
+    x_g = xg[:len(b.x)]
+    got = S._generator_loss(cfg, Nets(D), b, x_g, S._ell(obj, "semi"), 1).item()
+    ag = x_g.flatten(1).numpy() @ D.W.detach().numpy().T + D.b.detach().numpy()
+    if obj.conditional:                        # L_ul for the fakes paired with unlabeled rows
+        want = np.concatenate([L(ag[:N_LAB], y.numpy()), L_ul(ag[N_LAB:])]).mean()
+    else:
+        want = real(ag).mean()
+    assert got == pytest.approx(want, rel=1e-10)
+
+
+def test_feature_matching_plus_the_conditional_term_by_hand(data):
+    xr, xg, y, cu = data
+    cfg = TrainConfig(objective="sscls", lipschitz="none", g_cond_weight=2.0).resolved()
+    D = LinD(4, C)
+    b = _batch(O.get_objective("sscls"), xr, y, cu)
+    got = S._generator_loss(cfg, Nets(D), b, xg, S._ell(O.get_objective("sscls"), "semi"), 1)
+    hr, hf = xr.flatten(1).numpy(), xg.flatten(1).numpy()
+    ag = hf @ D.W.detach().numpy().T + D.b.detach().numpy()
+    want = ((hr.mean(0) - hf.mean(0)) ** 2).sum() + 2.0 * L(ag, np.concatenate([y, cu])).mean()
+    assert got.item() == pytest.approx(want, rel=1e-10)
+
+
+def test_the_registry_flags_that_decide_the_math():
+    flags = {name: (o.critic, o.conditional, o.semi_supervised, o.default_lipschitz)
+             for name, o in O.OBJECTIVES.items()}
+    assert flags == {
+        "ls": ("ls", False, True, "weight-decay"), "gls": ("ls", False, True, "weight-decay"),
+        "cls": ("ls", True, False, "zero-gp"), "sscls": ("ls", True, True, "zero-gp"),
+        "gan": ("gan", False, True, "none"), "cgan": ("gan", True, False, "none"),
+        "wgan": ("wgan", False, True, "clip"), "cwgan": ("wgan", True, False, "clip"),
+        "wgan-gp": ("wgan", False, True, "gp"), "cwgan-gp": ("wgan", True, False, "gp"),
+        "wgan-div": ("wgan", False, True, "div"), "cwgan-div": ("wgan", True, False, "div"),
+        "supervised": ("none", True, False, "weight-decay")}
+    assert [n for n, o in O.OBJECTIVES.items() if o.critic == "ls" and o.nu is None] == ["gls"]
