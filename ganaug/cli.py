@@ -249,11 +249,10 @@ def _train(args: argparse.Namespace) -> int:
         cfg = dataclasses.replace(saved, **given)
     else:
         cfg = TrainConfig(**given)
-    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
-    if world > 1 and isinstance(cfg.batch_size, int) and cfg.batch_size % world:
+    if isinstance(cfg.batch_size, int):
         # before the process group: one message, not one per process and a torchrun traceback
-        raise ValueError(f"--batch-size {cfg.batch_size} does not split evenly over {world} "
-                         f"processes; use a multiple of {world}")
+        from .train import check_world_batch
+        check_world_batch(cfg.batch_size, int(os.environ.get("WORLD_SIZE", "1") or 1))
     from .distributed import configure_threads, init_from_env, is_main
     configure_threads()
     if init_from_env(cfg.device) and not is_main():   # under torchrun rank 0 alone prints

@@ -6,7 +6,6 @@ optimiser; :mod:`ganaug.train` trains it.
 from __future__ import annotations
 
 import copy
-import operator
 import os
 from typing import Any, Sequence
 
@@ -14,7 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from ._io import CheckpointError, atomic_torch_save, run_checkpoint, safe_torch_load
-from .nets import check_shape, create_nets, resolve_arch, resolved_net_options
+from .nets import as_int, check_shape, create_nets, resolve_arch, resolved_net_options
 from .objectives import OBJECTIVES, conditional_loss
 
 
@@ -208,21 +207,16 @@ def as_labels(labels: Any, num_classes: int | None = None) -> Tensor:
 
 def _integer(v: Any, name: str) -> int:
     """An integer (numpy's too; not a bool, float or string), or a ValueError naming ``name``."""
-    if not isinstance(v, bool):
-        try:
-            return operator.index(v)
-        except TypeError:
-            pass
-    raise ValueError(f"{name} must be an integer, got {v!r}")
+    n = as_int(v)
+    if n is None:
+        raise ValueError(f"{name} must be an integer, got {v!r}")
+    return n
 
 
 def _count(v: Any, name: str) -> int:
     """A non-negative integer, or a ValueError naming ``name``."""
-    try:
-        n = _integer(v, name)
-    except ValueError:
-        n = -1
-    if n < 0:
+    n = as_int(v)
+    if n is None or n < 0:
         raise ValueError(f"{name} must be a non-negative integer, got {v!r}")
     return n
 

@@ -53,12 +53,17 @@ def pick_device(name: str = "auto") -> torch.device:
     return dev
 
 
+def check_world_batch(batch_size: int, world: int) -> None:
+    """Every process takes an equal share of the global batch."""
+    if world > 1 and batch_size % world:
+        raise ValueError(f"batch_size {batch_size} does not split evenly over {world} "
+                         f"processes; use a multiple of {world}")
+
+
 def check_inputs(model: CLSGAN, labeled: ImageSet, cfg: TrainConfig, world: int = 1) -> None:
     """ValueError for data, model and resolved config that cannot train together (checked
     by :func:`train`, and by ``fit`` before it creates a run folder)."""
-    if cfg.batch_size % world:
-        raise ValueError(f"batch_size {cfg.batch_size} does not split evenly over {world} "
-                         f"processes; use a multiple of {world}")
+    check_world_batch(cfg.batch_size, world)
     if labeled.num_classes != model.num_classes or labeled.image_shape != model.image_shape:
         raise ValueError(f"data ({labeled.num_classes} classes, images {labeled.image_shape}) "
                          f"does not match the model ({model.num_classes}, {model.image_shape})")

@@ -25,8 +25,8 @@ from ._registry import ARCHS, register
 from . import mlp as _mlp  # noqa: F401  (registers "mlp")
 from . import conv as _conv  # noqa: F401  (registers "conv")
 
-__all__ = ["check_net_options", "create_nets", "list_archs", "register", "resolve_arch",
-           "resolved_net_options"]
+__all__ = ["as_int", "check_net_options", "check_shape", "create_nets", "list_archs", "register",
+           "resolve_arch", "resolved_net_options"]
 
 
 def list_archs() -> list[str]:
@@ -84,7 +84,8 @@ def check_net_options(arch: str, options: dict[str, Any]) -> None:
                 + "; its options: " + "; ".join(f"{a}: {', '.join(v)}" for a, v in valid.items()))
 
 
-def _as_int(v: Any) -> int | None:
+def as_int(v: Any) -> int | None:
+    """``v`` as an int when it is one (numpy's too), else None (a bool, 2.5, "3")."""
     if isinstance(v, bool):
         return None
     try:
@@ -96,11 +97,11 @@ def _as_int(v: Any) -> int | None:
 def check_shape(image_shape: Any, num_classes: Any) -> tuple[tuple[int, int, int], int]:
     """``((C, H, W), num_classes)`` as Python ints; ValueError naming what is wrong (not
     three positive integers, fewer than two classes, a fractional count)."""
-    dims = [_as_int(s) for s in image_shape] if isinstance(image_shape, (tuple, list)) else []
+    dims = [as_int(s) for s in image_shape] if isinstance(image_shape, (tuple, list)) else []
     if len(dims) != 3 or any(d is None or d <= 0 for d in dims):
         raise ValueError(f"image_shape must be (C, H, W), three positive integers, got "
                          f"{image_shape!r}")
-    n = _as_int(num_classes)
+    n = as_int(num_classes)
     if n is None or n < 2:
         raise ValueError(f"num_classes must be an integer of at least 2, got {num_classes!r}")
     return (dims[0], dims[1], dims[2]), n
