@@ -198,3 +198,17 @@ def test_runs_without_a_label_following_generator(tmp_path, capsys):
     for key in ("intra_class_fid", "tstr_accuracy"):
         assert "unconditional" in q[key]["note"]
     assert "note" not in q["domain_fid"]
+
+
+def test_classification_metrics_by_hand():
+    from ganaug.metrics import classification_metrics
+
+    y_true = [0, 0, 0, 0, 1, 1, 2, 2]
+    y_pred = [0, 0, 0, 1, 1, 0, 2, 0]
+    m = classification_metrics(y_true, y_pred, num_classes=4)      # class 3: no items at all
+    assert m["accuracy"] == pytest.approx(5 / 8)
+    assert m["per_class_accuracy"] == pytest.approx([3 / 4, 1 / 2, 1 / 2, None])  # recall per class
+    assert m["balanced_accuracy"] == pytest.approx((3 / 4 + 1 / 2 + 1 / 2) / 3)    # classes present
+    f1 = [2 * 0.6 * 0.75 / (0.6 + 0.75), 0.5, 2 * 1.0 * 0.5 / 1.5, 0.0]   # P=3/5,R=3/4; 1/2,1/2; 1,1/2
+    assert m["macro_f1"] == pytest.approx(sum(f1) / 4)                  # unweighted over all 4
+    assert m["num_test"] == 8

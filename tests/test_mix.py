@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from ganaug import BatchMixer, CLSGAN, SyntheticMix
 from ganaug.data import load_dataset
@@ -278,3 +278,85 @@ def test_long_tailed_generic_dataset_and_subset_targets():
     assert class_counts(lt.targets, 4) == long_tail_counts(10, 4, 4)
     from ganaug.imbalance import dataset_targets
     assert dataset_targets(lt).tolist() == [int(lt[i][1]) for i in range(len(lt))]
+
+
+def test_long_tail_profile_cifar10_lt_and_at_least_one_item():
+    # CIFAR-10-LT (Cao et al. 2019) with 5000 per class and rho = 100: floor, not round
+    assert long_tail_counts(5000, 10, 100) == [5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50]
+    assert long_tail_counts(10, 3, 1000) == [10, 1, 1]          # no class is emptied
+
+
+def test_long_tailed_subset_is_random_and_follows_the_seed():
+    data = TupleData("uint8", n=400, classes=4)                 # 100 items per class
+    a, b, c = (make_long_tailed(data, rho=10, seed=s).indices for s in (0, 0, 1))
+    assert a == b and a != c
+    keep = long_tail_counts(100, 4, 10)
+    kept_1 = [i for i in a if data.targets[i] == 1]
+    assert len(kept_1) == keep[1] and kept_1 != list(range(1, 400, 4))[:keep[1]]  # not the first ones
+
+
+def test_balance_plan_mean_rounds_down_and_quotas_use_largest_remainder():
+    assert balance_plan([5, 2], "mean") == [0, 1]               # mean 3.5 -> 3
+    assert quotas(10, [0.57, 0.43]) == [6, 4]                   # 5.7, 4.3: the extra item to 0.7
+    assert quotas(10, [0.43, 0.57]) == [4, 6]
+
+
+def test_is_synthetic_at_the_boundaries(model, tiny):
+    mix = SyntheticMix(tiny, model, fraction=0.5)
+    n, N = mix.n_real, len(mix)
+    got = [mix.is_synthetic(i) for i in (0, n - 1, n, N - 1, -1, -N)]
+    assert got == [False, False, True, True, True, False]
+
+
+def test_synthetic_items_differ_across_sampler_calls(model, tiny):
+    mix = SyntheticMix(tiny, model, balance={0: 6}, batch_size=2)   # three sampler calls
+    x = torch.stack([mix[i][0] for i in range(mix.n_real, len(mix))])
+    assert len(x) == 6 and len(torch.unique(x.flatten(1), dim=0)) == 6
+
+
+def test_quality_gate_below_one_half_still_needs_the_intended_class_on_top(tiny):
+    def clf(x):
+        return 10 * x.flatten(1)[:, :4]
+
+    def noise(y):
+        return torch.rand(len(y), 1, 8, 8) * 2 - 1
+
+    mix = SyntheticMix(tiny, noise, balance={0: 20, 3: 20}, gate=0.2, gate_classifier=clf,
+                       batch_size=64)
+    x = torch.stack([mix[i][0] for i in range(mix.n_real, len(mix))])
+    prob = torch.softmax(clf(x), 1)
+    y = torch.tensor(mix.targets[mix.n_real:])
+    assert bool((prob.argmax(1) == y).all()) and bool((prob[torch.arange(len(y)), y] >= 0.2).all())
+
+
+def test_balanced_sampler_class_with_only_synthetic_items(model, tiny):
+    no_d = Subset(tiny, [i for i in range(len(tiny)) if int(tiny.targets[i]) != 3])
+    mix = SyntheticMix(no_d, model, balance={"d": 6})
+    s = mix.balanced_sampler(real_share=0.25, num_samples=40_000,
+                             generator=torch.Generator().manual_seed(0))
+    t = torch.tensor(mix.targets)[torch.tensor(list(s))]
+    share = torch.bincount(t, minlength=4).double() / len(t)
+    assert share.tolist() == pytest.approx([0.25] * 4, abs=0.01)
+
+
+def test_batch_mixer_labels_follow_the_batch_or_are_uniform(model):
+    x, y = torch.rand(400, 1, 8, 8), torch.full((400,), 1)
+    assert BatchMixer(model, 0.5)(x, y)[1][400:].unique().tolist() == [1]
+    assert BatchMixer(model, 0.5, labels="uniform")(x, y)[1][400:].unique().tolist() == [0, 1, 2, 3]
+
+
+def test_batch_mixer_replace_keeps_the_first_labels_and_masks_the_rest(model):
+    x, y = torch.rand(12, 1, 8, 8), torch.arange(12) % 4
+    x3, y3, mask = BatchMixer(model, 0.25, mode="replace", seed=1)(x, y, return_mask=True)
+    assert torch.equal(y3[:9], y[:9]) and mask.tolist() == [False] * 9 + [True] * 3
+
+
+def test_batch_mixer_seed_gives_the_models_own_samples(model):
+    # labels, then the model's noise, come from one generator seeded with `seed`
+    x, y = torch.rand(8, 1, 8, 8), torch.arange(8) % 4
+    x2, y2 = BatchMixer(model, 0.5, seed=5)(x, y)
+    g = torch.Generator().manual_seed(5)
+    lab = y[torch.randint(8, (8,), generator=g)]
+    assert torch.equal(y2[8:], lab)
+    torch.testing.assert_close(x2[8:], model.sample(lab, g))
+    assert not torch.equal(BatchMixer(model, 0.5, seed=6)(x, y)[0][8:], x2[8:])

@@ -175,3 +175,96 @@ def test_device_copies_the_callers_model_instead_of_moving_it(model):
     on_gpu = CLSGAN((1, 8, 8), 4, "mlp", ["a", "b", "c", "d"]).to("cuda:0")
     mix = SyntheticMix(data, on_gpu, fraction=0.3, device="cuda")     # same GPU: no copy
     assert mix.sampler.model is on_gpu
+
+
+class Shaped(Dataset):
+    """Non-square 6x8 images (H != W) with a left-to-right ramp, as numpy HWC uint8 or PIL."""
+
+    def __init__(self, kind, n=8):
+        ramp = (np.arange(8) * 30).astype(np.uint8)              # along the width
+        self.img = np.broadcast_to(ramp, (6, 8)).copy()
+        self.kind, self.targets = kind, [i % 4 for i in range(n)]
+
+    def __len__(self):
+        return len(self.targets)
+
+    def __getitem__(self, i):
+        if self.kind == "pil":
+            from PIL import Image
+            return Image.fromarray(self.img, mode="L"), self.targets[i]
+        return self.img[..., None], self.targets[i]
+
+
+@pytest.mark.parametrize("kind", ["numpy", "pil"])
+def test_non_square_items_keep_height_and_width(kind):
+    ramp = torch.linspace(-1, 1, 8).expand(1, 6, 8)             # synthetic ramp along the width
+    mix = SyntheticMix(Shaped(kind), lambda y: ramp.expand(len(y), 1, 6, 8), fraction=0.5)
+    real, syn = mix[0][0], mix[len(mix) - 1][0]
+    arr = np.asarray(syn)
+    assert arr.shape == np.asarray(real).shape == ((6, 8, 1) if kind == "numpy" else (6, 8))
+    row = arr[0, :, 0] if kind == "numpy" else arr[0]
+    assert row[0] == 0 and row[-1] == 255 and (np.diff(row.astype(int)) > 0).all()
+
+
+def test_synthetic_items_use_the_real_items_range(tiny):
+    # tiny's images are floats in [-1, 1]: -1 stays -1 (not 0, as for [0, 1] items)
+    mix = SyntheticMix(tiny, _callable(-1.0), fraction=0.5)
+    assert mix.format.value_range == (-1.0, 1.0)
+    assert float(mix[len(mix) - 1][0].min()) == -1.0
+
+
+def test_integer_items_are_rounded_not_truncated():
+    dark = Plain(dtype=torch.uint8, scale=40, targets=True)
+    x, _ = SyntheticMix(dark, _callable(-0.5), fraction=0.5)[40]   # 63.75
+    assert x.dtype == torch.uint8 and x.unique().tolist() == [64]
+
+
+def test_sampler_outputs_are_clamped_into_the_items_range():
+    # 1.0005 passes the sampler check (tolerance 1e-3) but items stay inside [0, 1]
+    x, _ = SyntheticMix(Plain(targets=True), _callable(1.0005), fraction=0.5)[40]
+    assert float(x.max()) == 1.0
+
+
+def test_sampler_below_minus_one_is_refused():
+    with pytest.raises(ValueError, match=r"\[-1, 1\]"):
+        SyntheticMix(Plain(targets=True), _callable(-3.0), fraction=0.5)
+
+
+def test_a_callable_sampler_leaves_the_global_rng_alone():
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    SyntheticMix(Plain(targets=True), _callable(), fraction=0.5)
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_albumentations_round_trips_items_in_minus_one_one(tiny):
+    A = pytest.importorskip("albumentations")
+    mix = SyntheticMix(tiny, _callable(), fraction=0.5, transform=A.Compose([A.NoOp()]))
+    plain = SyntheticMix(tiny, _callable(), fraction=0.5)
+    for i in (0, len(mix) - 1):
+        x, raw = mix[i][0], plain[i][0]
+        assert x.dtype == raw.dtype and torch.allclose(x, raw, atol=1 / 255 + 1e-6), i
+
+
+class Numpy12(Dataset):
+    """numpy HWC int16 items on a 12-bit scale."""
+
+    def __init__(self):
+        self.img = np.full((8, 8, 1), 145, dtype=np.int16)
+        self.img[0, 0, 0] = 4095
+
+    def __len__(self):
+        return 8
+
+    def __getitem__(self, i):
+        return self.img, i % 4
+
+
+def test_albumentations_back_to_integer_numpy_items_rounds():
+    A = pytest.importorskip("albumentations")
+    mix = SyntheticMix(Numpy12(), _callable(), fraction=0.5, value_range=(0, 4095),
+                       transform=A.Compose([A.NoOp()]))
+    x, _ = mix[0]                       # 145 -> 9 of 255 -> 144.53 -> 145 (truncation gives 144)
+    assert x.dtype == np.int16 and x.shape == (8, 8, 1)
+    assert x[1, 1, 0] == 145 and x[0, 0, 0] == 4095

@@ -242,3 +242,54 @@ def test_feature_statistics_needs_two_samples():
         feature_statistics(gauss(1, 3))
     with pytest.raises(ValueError, match="infinite"):
         feature_statistics(np.array([[0.0, np.inf], [1.0, 2.0]]))
+
+
+def test_kid_with_sets_of_different_sizes_and_population_std():
+    # 9 real, 6 fake rows: m = 6; real rows are drawn from all 9, fake rows from all 6
+    x, y = gauss(9, 3, seed=1), gauss(6, 3, shift=0.3, seed=2)
+    mean, std = kid(x, y, subsets=20, subset_size=1000, seed=0)
+    rng = np.random.default_rng(0)          # the documented draw: real rows, then fake rows
+    vals = []
+    for _ in range(20):
+        xs = x[rng.choice(9, 6, replace=False)]
+        ys = y[rng.choice(6, 6, replace=False)]
+        vals.append(brute_force_mmd2(xs, ys, 3, 1 / 3, 1))
+    assert mean == pytest.approx(np.mean(vals), rel=1e-10)
+    assert std == pytest.approx(np.std(vals, ddof=0), rel=1e-10)   # population std, as torch-fidelity
+
+
+def test_precision_recall_balls_include_their_edge():
+    # on a 1-D grid with step 1 every 1-NN radius is exactly 1: a fake point at distance 1
+    # from the last real point is inside its ball, one at distance 2 is not
+    real = np.arange(4.0)[:, None]
+    fake = np.array([[4.0], [6.0]])
+    # fake radii are 2 (|6 - 4|): real 2 (on the edge) and real 3 are inside the ball of 4
+    assert precision_recall(real, fake, k=1) == (0.5, 0.5)
+    # duplicated points (a memorising generator): k-NN radius 0, the ball is its centre
+    x = np.repeat(four_modes(5, [0, 1, 2, 3], seed=0), 4, axis=0)
+    assert precision_recall(x, x, k=3) == (1.0, 1.0)
+
+
+def test_intra_class_fid_uses_each_sets_own_labels_and_an_unweighted_mean():
+    real = np.concatenate([gauss(400, 2, seed=1), gauss(400, 2, shift=5.0, seed=2),
+                           gauss(400, 2, shift=-5.0, seed=3)])
+    labels_real = np.repeat([0, 1, 2], 400)
+    # fake: other sizes, other order (class 2 first), per-class FIDs ~ 0, 2 and 18
+    fake = np.concatenate([gauss(100, 2, shift=-8.0, seed=4), gauss(300, 2, seed=5),
+                           gauss(200, 2, shift=6.0, seed=6)])
+    labels_fake = np.concatenate([np.full(100, 2), np.full(300, 0), np.full(200, 1)])
+    mean, per_class = intra_class_fid(real, labels_real, fake, labels_fake)
+    assert per_class[0] == pytest.approx(fid(real[:400], fake[100:400]), rel=1e-12)
+    assert per_class[1] == pytest.approx(fid(real[400:800], fake[400:]), rel=1e-12)
+    assert per_class[2] == pytest.approx(fid(real[800:], fake[:100]), rel=1e-12)
+    assert per_class[0] < 0.2 and per_class[1] == pytest.approx(2.0, rel=0.25)
+    assert per_class[2] == pytest.approx(18.0, rel=0.2)
+    assert mean == pytest.approx(sum(per_class.values()) / 3, rel=1e-12)   # not weighted, not a median
+
+
+def test_metrics_accept_tensors_that_require_grad():
+    x = torch.from_numpy(gauss(50, 3, seed=1)).requires_grad_()
+    y = torch.from_numpy(gauss(50, 3, shift=1.0, seed=2)).requires_grad_()
+    assert fid(x, y) == pytest.approx(fid(x.detach().numpy(), y.detach().numpy()))
+    assert kid(x, y, subsets=2, subset_size=20) == pytest.approx(
+        kid(x.detach().numpy(), y.detach().numpy(), subsets=2, subset_size=20))
