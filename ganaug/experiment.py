@@ -22,7 +22,7 @@ from .config import TrainConfig
 from .data import ImageSet, load_dataset, split_labeled
 from .distributed import broadcast_object, rank_and_world
 from .metrics import classification_metrics
-from .model import CLSGAN
+from .model import CLSGAN, _positive
 from .train import (CHECKPOINT, _derive_seed, _grid_inputs, check_inputs, check_run_folder,
                     pick_device, save_grid, train)
 
@@ -335,8 +335,7 @@ def sample_run(run: str | Path, per_class: int, out: str | Path, seed: int = 0,
     a ``.png`` grid (one row per class) or a ``.pt`` dict {images in [-1, 1], labels}
     (replaced if it exists; written atomically)."""
     out = Path(out)
-    if isinstance(per_class, bool) or not isinstance(per_class, int) or per_class <= 0:
-        raise ValueError(f"--per-class must be a positive integer, got {per_class!r}")
+    per_class = _positive(per_class, "--per-class")
     if out.suffix not in (".png", ".pt"):
         raise ValueError(f"--out must end in .png (a grid) or .pt (tensors), got {out.name!r}")
     if out.is_dir():

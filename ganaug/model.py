@@ -213,19 +213,18 @@ def _integer(v: Any, name: str) -> int:
     return n
 
 
-def _count(v: Any, name: str) -> int:
-    """A non-negative integer, or a ValueError naming ``name``."""
+def _count(v: Any, name: str, least: int = 0) -> int:
+    """An integer >= ``least`` (0: non-negative, 1: positive), or a ValueError naming
+    ``name``."""
     n = as_int(v)
-    if n is None or n < 0:
-        raise ValueError(f"{name} must be a non-negative integer, got {v!r}")
+    if n is None or n < least:
+        kind = "non-negative" if least == 0 else "positive"
+        raise ValueError(f"{name} must be a {kind} integer, got {v!r}")
     return n
 
 
 def _positive(v: Any, name: str) -> int:
-    v = _count(v, name)
-    if v == 0:
-        raise ValueError(f"{name} must be a positive integer, got 0")
-    return v
+    return _count(v, name, least=1)
 
 
 def _prim(obj: Any) -> Any:

@@ -67,9 +67,9 @@ class Sampler:
         torch's global RNG (the CPU one, and its device's when that is a GPU), seeded here
         and restored afterwards: random numbers drawn by other threads meanwhile change
         its output."""
-        labels = as_labels(labels, self.num_classes)
-        if self.model is not None:
+        if self.model is not None:                # it checks its labels itself
             return self.model.sample(labels, torch.Generator().manual_seed(seed))
+        labels = as_labels(labels)
         dev = _concrete(self.device)
         cuda = dev.type == "cuda"
         with torch.random.fork_rng(devices=[dev.index] if cuda else []):

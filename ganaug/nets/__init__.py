@@ -43,14 +43,19 @@ def resolve_arch(arch: str, image_shape: tuple[int, int, int]) -> str:
     return "mlp" if c * h * w <= 28 * 28 else "conv"
 
 
-def _builder_options(arch: str) -> list[str] | None:
-    """The option names of ``arch``'s builder (after image_shape and num_classes); None
-    when it takes ``**kwargs``."""
+def _builder_params(arch: str) -> tuple[list[inspect.Parameter], bool]:
+    """The named options of ``arch``'s builder (after image_shape and num_classes), and
+    whether it also takes ``**kwargs``."""
     P = inspect.Parameter
     params = list(inspect.signature(ARCHS[arch]).parameters.values())[2:]
-    if any(p.kind is P.VAR_KEYWORD for p in params):
-        return None
-    return [p.name for p in params if p.kind in (P.KEYWORD_ONLY, P.POSITIONAL_OR_KEYWORD)]
+    named = [p for p in params if p.kind in (P.KEYWORD_ONLY, P.POSITIONAL_OR_KEYWORD)]
+    return named, any(p.kind is P.VAR_KEYWORD for p in params)
+
+
+def _builder_options(arch: str) -> list[str] | None:
+    """The option names of ``arch``'s builder; None when it takes ``**kwargs``."""
+    named, var_kw = _builder_params(arch)
+    return None if var_kw else [p.name for p in named]
 
 
 def resolved_net_options(arch: str, options: dict[str, Any]) -> dict[str, Any]:
@@ -58,10 +63,8 @@ def resolved_net_options(arch: str, options: dict[str, Any]) -> dict[str, Any]:
     saved model spec rebuilds the same networks even after a default changes."""
     if arch not in ARCHS:
         return dict(options)
-    P = inspect.Parameter
-    params = list(inspect.signature(ARCHS[arch]).parameters.values())[2:]
-    defaults = {p.name: p.default for p in params
-                if p.kind in (P.KEYWORD_ONLY, P.POSITIONAL_OR_KEYWORD) and p.default is not P.empty}
+    named, _ = _builder_params(arch)
+    defaults = {p.name: p.default for p in named if p.default is not inspect.Parameter.empty}
     return {**defaults, **options}
 
 
