@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .data.sources import check_dataset_name
-from .nets import check_net_options, list_archs
+from .nets import as_int, check_net_options, list_archs
 from .objectives import get_objective
 
 LIPSCHITZ = ("none", "weight-decay", "gp", "zero-gp", "div", "clip", "spectral-norm")
@@ -62,6 +62,13 @@ def _refuse_no_effect(c: TrainConfig, obj: Any, default_gp: float) -> None:
         if changed(name) and c.lipschitz != where:
             refuse(name, f"belongs to --lipschitz {where}, but this run's regulariser is "
                    f"{c.lipschitz!r}", f"use --lipschitz {where} or leave {name} unset")
+    if changed("lr_decay_every") and c.lr_decay == 1.0:
+        refuse("lr_decay_every", "spaces out the learning-rate decay, which is off (lr_decay 1)",
+               "set --lr-decay below 1 or leave lr_decay_every unset")
+    if changed("consistency_teacher") and not c.consistency:
+        refuse("consistency_teacher", "chooses the teacher of the consistency term, which is "
+               "off (consistency 0)", "set --consistency to a positive weight or leave "
+               "consistency_teacher unset")
     if (changed("gamma") or c.gamma_rampup) and not (obj.conditional and obj.semi_supervised):
         uses = ("uses no unlabeled images" if not obj.semi_supervised else
                 "puts its unlabeled images into the one lam-weighted critic")
@@ -210,8 +217,11 @@ class TrainConfig:
             raise ValueError(f"lr_decay multiplies the learning rate every lr_decay_every "
                              f"epochs and must be in (0, 1], got {c.lr_decay}")
         for name in ("epochs", "batch_size", "d_steps", "noise_dim", "lr_decay_every"):
-            if int(getattr(c, name)) <= 0:
-                raise ValueError(f"{name} must be positive, got {getattr(c, name)}")
+            n = as_int(getattr(c, name))
+            if n is None or n <= 0:
+                raise ValueError(f"{name} must be a positive whole number, got "
+                                 f"{getattr(c, name)!r}")
+            setattr(c, name, n)                 # numpy ints as Python ints, for config.json
         if not _non_negative_number(c.time_limit):
             raise ValueError(f"time_limit is minutes of wall time and must be a non-negative "
                              f"number (0: no limit), got {c.time_limit!r}")

@@ -82,7 +82,7 @@ BAD = [
     (["--fm-layers", "most"], "fm_layers must be one of last, all"),
     (["--lr-decay", "0"], "lr_decay multiplies the learning rate"),
     (["--lr-decay", "1.5"], "lr_decay multiplies the learning rate"),
-    (["--lr-decay-every", "0"], "lr_decay_every must be positive"),
+    (["--lr-decay-every", "0"], "lr_decay_every must be a positive whole number"),
     (["--time-limit", "-1"], "time_limit is minutes of wall time"),
     (["--time-limit", "inf"], "time_limit is minutes of wall time"),
 ]
@@ -217,3 +217,64 @@ def test_python_dash_m_and_sigkill_mid_epoch_then_resume(tmp_path):
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
     ja, jb = (json.loads((d / "summary.json").read_text()) for d in (a, b))
     assert ja["test_accuracy"] == jb["test_accuracy"]
+
+
+def _summary(cfg, accuracy, epochs, seconds):
+    """A seed's summary.json as fit writes it (the fields fit_seeds reads)."""
+    return {"test_accuracy": accuracy, "test_error": 1 - accuracy, "balanced_accuracy": accuracy,
+            "macro_f1": accuracy / 2, "epochs": epochs, "epochs_planned": cfg.epochs,
+            "stopped": "time limit" if epochs < cfg.epochs else None, "seed": cfg.seed,
+            "train_seconds": seconds, "dataset": cfg.dataset, "num_labeled": 10,
+            "num_unlabeled": 20, "num_test": 30, "objective": cfg.objective, "arch": "mlp",
+            "recipe": None}
+
+
+def test_seeds_summary_is_mean_and_sample_std_over_every_seed(tmp_path, monkeypatch):
+    import statistics
+
+    from ganaug import experiment as E
+
+    runs = {0: (0.5, 2, 1.5), 1: (0.6, 1, 2.0), 2: (0.9, 2, 4.0)}   # accuracy, epochs, seconds
+    monkeypatch.setattr(E, "fit", lambda c, folder, **k: _summary(c, *runs[c.seed]))
+    cfg = E.TrainConfig(epochs=2)
+    s = E.fit_seeds(cfg, (0, 1, 2), tmp_path / "m", progress=False, log=lambda m: None)
+    assert s["test_accuracy_mean"] == pytest.approx(2 / 3)       # the mean, not the median
+    assert s["test_accuracy_std"] == pytest.approx(statistics.stdev([0.5, 0.6, 0.9]))
+    assert s["macro_f1_mean"] == pytest.approx(1 / 3)
+    assert s["balanced_accuracy_std"] == pytest.approx(s["test_error_std"])
+    assert (s["epochs"], s["epochs_per_seed"], s["stopped_seeds"]) == (None, [2, 1, 2], [1])
+    assert s["train_seconds"] == 7.5 and s["num_seeds"] == 3
+    assert json.loads((tmp_path / "m" / "summary.json").read_text()) == s
+    one = E.fit_seeds(cfg, (2,), tmp_path / "one", progress=False, log=lambda m: None)
+    assert one["test_accuracy_mean"] == 0.9 and one["test_accuracy_std"] is None
+    # another set of seeds into the same folder would mix two experiments
+    with pytest.raises(ValueError, match="already holds a run"):
+        E.fit_seeds(cfg, (3, 4), tmp_path / "m", progress=False, log=lambda m: None)
+
+
+def test_train_summary_counts_the_training_clock_of_the_whole_run(tiny, tmp_path, monkeypatch):
+    from ganaug import experiment as E
+    from ganaug.data import split_labeled
+
+    from _tiny import FAST
+
+    monkeypatch.setattr(E, "load_data", lambda c: (*split_labeled(tiny, 4, c.data_seed), tiny))
+    out = tmp_path / "r"
+    E.fit(E.TrainConfig(**FAST), out, progress=False, log=lambda m: None, tensorboard=False)
+    ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
+    s = json.loads((out / "summary.json").read_text())
+    assert s["train_seconds"] == round(ckpt["train_seconds"], 3) > 0
+    assert s["train_seconds"] == ckpt["history"][-1]["seconds"]
+    assert (s["epochs"], s["stopped"], s["num_test"]) == (2, None, 48)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA GPU is present")
+def test_a_missing_gpu_is_refused_before_the_data_is_loaded(tmp_path, monkeypatch, capsys):
+    from ganaug import experiment as E
+
+    def load_data(cfg):
+        raise AssertionError("the data was loaded before the device was checked")
+
+    monkeypatch.setattr(E, "load_data", load_data)
+    assert main(["train", "--device", "cuda", "--out", str(tmp_path / "run")]) == 2
+    assert "no CUDA GPU is available" in capsys.readouterr().err

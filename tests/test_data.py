@@ -1,4 +1,7 @@
 """Loaders (on small files written in each dataset's exact on-disk format) and splits."""
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -188,3 +191,78 @@ def test_real_mnist_loads():
     tr, te = load_dataset("mnist", SHARED_DATA)
     assert len(tr) == 60000 and len(te) == 10000
     assert tr.class_counts()[1] == 6742
+
+
+def test_digits_are_sklearns_images_and_labels_in_their_order():
+    from sklearn.datasets import load_digits
+    d = load_digits()
+    expected = torch.as_tensor(d.images, dtype=torch.float32).unsqueeze(1) / 8 - 1
+    where = {im.numpy().tobytes(): i for i, im in enumerate(expected)}
+    tr, te = load_dataset("digits")
+    idx = [[where[im.numpy().tobytes()] for im in s.images] for s in (tr, te)]
+    assert sorted(idx[0] + idx[1]) == list(range(len(expected)))
+    for s, i in zip((tr, te), idx):
+        assert i == sorted(i) and s.targets.tolist() == d.target[i].tolist()
+    assert float(tr.images.min()) == -1 and float(tr.images.max()) == 1
+
+
+def test_split_takes_a_whole_class_and_counts_absent_classes(tiny):
+    lab, unl = split_labeled(tiny, 12, seed=1)
+    assert lab.class_counts() == [12] * 4 and unl is None
+    three = ImageSet(tiny.images[:20], tiny.targets[:20] % 2, ["a", "b", "c"])
+    assert three.class_counts() == [10, 10, 0]
+    with pytest.raises(ValueError, match=r"class 'c' has \(0 images\)"):
+        split_labeled(three, 1)
+
+
+def test_mnist_pixels_are_read_row_by_row_and_only_padded(tmp_path):
+    rng = np.random.default_rng(4)
+    x = rng.integers(0, 256, (6, 28, 28))
+    write_mnist(tmp_path, x, np.arange(6), x[:2], np.arange(2))
+    tr, _ = load_dataset("mnist", tmp_path)
+    assert torch.equal(tr.images[:, 0], torch.as_tensor(x, dtype=torch.float32) / 127.5 - 1)
+    with pytest.raises(ValueError, match="image_size 20 is smaller than the images"):
+        load_dataset("mnist", tmp_path, image_size=20)
+
+
+def test_cifar10_batches_in_order_and_rows_channel_major(tmp_path):
+    import pickle
+    folder = write_cifar10(tmp_path, 3, 2)
+    tr, _ = load_dataset("cifar10", tmp_path)
+    assert tr.targets.tolist() == [i % 10 for i in range(15)]
+    row = pickle.loads((folder / "data_batch_2").read_bytes())["data"][1]
+    expected = torch.as_tensor(row.reshape(3, 32, 32)).float() / 127.5 - 1
+    assert torch.equal(tr.images[4], expected)
+
+
+def _fake_download(monkeypatch, name, write):
+    import torchvision.datasets as tvd
+    calls = []
+
+    def fake(root, **kw):
+        calls.append(kw)
+        write(Path(root), **kw)
+    monkeypatch.setattr(tvd, name, fake)
+    return calls
+
+
+def test_download_fetches_what_is_missing(tmp_path, monkeypatch):
+    pytest.importorskip("torchvision")
+    pytest.importorskip("scipy.io")
+    x = np.zeros((4, 28, 28), np.uint8)
+    calls = _fake_download(monkeypatch, "MNIST", lambda root, **kw: write_mnist(
+        root, x, np.arange(4), x[:2], np.arange(2)))
+    tr, te = load_dataset("mnist", tmp_path / "m", download=True)
+    assert len(tr) == 4 and len(te) == 2 and calls
+    (tmp_path / "src").mkdir()
+    src = write_svhn(tmp_path / "src", 3, 2)
+    calls = _fake_download(monkeypatch, "SVHN", lambda root, split, download: shutil.copy(
+        src / f"{split}_32x32.mat", root / f"{split}_32x32.mat"))
+    (tmp_path / "s").mkdir()
+    tr, te = load_dataset("svhn", tmp_path / "s", download=True)
+    assert (len(tr), len(te)) == (3, 2) and [c["split"] for c in calls] == ["train", "test"]
+    load_dataset("svhn", tmp_path / "s", download=True)
+    assert len(calls) == 2
+    calls = _fake_download(monkeypatch, "CIFAR10", lambda root, **kw: write_cifar10(root, 2, 1))
+    tr, te = load_dataset("cifar10", tmp_path / "c", download=True)
+    assert (len(tr), len(te)) == (10, 1) and len(calls) == 1

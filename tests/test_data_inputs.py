@@ -123,3 +123,53 @@ def test_subsets_and_splits_keep_transforms_and_take_masks():
     assert len(sub) == 10 and sub.targets.tolist() == [1] * 10
     with pytest.raises(ValueError, match="one entry per item"):
         data.subset(mask[:5])
+
+
+def test_labels_one_past_the_range_are_refused(tmp_path):
+    x = np.zeros((10, 28, 28), np.uint8)
+    write_mnist(tmp_path / "m", x, np.arange(10) + 1, x[:2], np.arange(2))
+    with pytest.raises(ValueError, match=r"labels span 1\.\.10, not 0\.\.9"):
+        load_dataset("mnist", tmp_path / "m")
+    (tmp_path / "s").mkdir()
+    write_svhn(tmp_path / "s", 4, 4, labels=lambda split, n: [11] + [1] * (n - 1))
+    with pytest.raises(ValueError, match=r"labels span 1\.\.11, not SVHN's 1\.\.10"):
+        load_dataset("svhn", tmp_path / "s")
+
+
+def test_folder_split_is_fixed_stratified_and_keeps_labels_with_images(tmp_path):
+    for c, name in enumerate(("a", "b", "c")):
+        (tmp_path / name).mkdir()
+        for i in range(10):
+            Image.new("L", (4, 4), 20 * c + i).save(tmp_path / name / f"{i}.png")
+    tr, te = load_dataset(f"folder:{tmp_path}")
+    tr2, te2 = load_dataset(f"folder:{tmp_path}")
+    assert torch.equal(te.images, te2.images) and torch.equal(tr.targets, tr2.targets)
+    assert torch.bincount(te.targets).tolist() == [2, 2, 2]
+    values = [round((float(v) + 1) * 127.5) for v in torch.cat([tr.images, te.images])[:, 0, 0, 0]]
+    assert sorted(values) == [20 * c + i for c in range(3) for i in range(10)]
+    assert [v // 20 for v in values] == torch.cat([tr.targets, te.targets]).tolist()
+
+
+def test_folder_train_and_test_are_read_as_they_are(tmp_path):
+    rng = np.random.default_rng(0)
+    pixels = {}
+    for split in ("train", "test"):
+        for c in ("a", "b"):
+            (tmp_path / split / c).mkdir(parents=True)
+            pixels[split, c] = rng.integers(0, 256, (4, 6, 3)).astype(np.uint8)
+            Image.fromarray(pixels[split, c]).save(tmp_path / split / c / "0.png")
+    tr, te = load_dataset(f"folder:{tmp_path}")
+    assert tr.image_shape == (3, 4, 6)
+    for s, split in ((tr, "train"), (te, "test")):
+        expected = torch.as_tensor(pixels[split, "b"].transpose(2, 0, 1)).float() / 127.5 - 1
+        assert torch.equal(s.images[1], expected) and s.targets.tolist() == [0, 1]
+    (tmp_path / "test" / "b").rename(tmp_path / "test" / "c")
+    with pytest.raises(ValueError, match="different classes"):
+        load_dataset(f"folder:{tmp_path}")
+
+
+def test_download_is_refused_where_nothing_is_downloaded(tmp_path):
+    (tmp_path / "a").mkdir()
+    for name, where in (("digits", "scikit-learn"), (f"folder:{tmp_path}", "its folder")):
+        with pytest.raises(ValueError, match=f"read from {where} as it is, so leave download"):
+            load_dataset(name, download=True)

@@ -212,3 +212,176 @@ def test_classification_metrics_by_hand():
     f1 = [2 * 0.6 * 0.75 / (0.6 + 0.75), 0.5, 2 * 1.0 * 0.5 / 1.5, 0.0]   # P=3/5,R=3/4; 1/2,1/2; 1,1/2
     assert m["macro_f1"] == pytest.approx(sum(f1) / 4)                  # unweighted over all 4
     assert m["num_test"] == 8
+
+
+# ------------------------------------------------ what each number is computed on, checked
+
+class _Oracle(_Replay):
+    """A 'generator' that has memorised the test split: asked for exactly the test labels, it
+    returns the test images themselves (else it replays training images). Records every call:
+    (labels, its generator's seed, the images it returned)."""
+
+    def __init__(self, train, test):
+        super().__init__(train)
+        self.test, self.calls = test, []
+
+    def sample(self, labels, generator=None):
+        out = self.test.images.clone() if torch.equal(labels, self.test.targets) else \
+            super().sample(labels, generator)
+        self.calls.append((labels.clone(), generator.initial_seed(), out))
+        return out
+
+
+@pytest.fixture(scope="module")
+def oracle(tmp_path_factory):
+    """evaluate_quality of an _Oracle at seed 5, 60 classifier steps, 7 TSTR images per class,
+    with every training of a small classifier recorded as (images, targets, options, net)."""
+    import ganaug.evaluation as E
+    train, test = load_dataset("digits")
+    model, fits, fit = _Oracle(train, test), [], E.train_domain_classifier
+
+    def spy(images, targets, *args, **kw):
+        net = fit(images, targets, *args, **kw)
+        fits.append((images, targets, kw, net))
+        return net
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(E, "train_domain_classifier", spy)
+        q = evaluate_quality(model, train, test, extractor_steps=60, tstr_per_class=7, seed=5,
+                             cache_dir=tmp_path_factory.mktemp("cache"), device="cpu")
+    return q, model, fits, train, test
+
+
+def test_a_generator_that_copies_the_real_test_images_scores_perfectly(oracle):
+    """The real side is the test split, and the generated images get its labels: a copy of
+    the test split is at distance 0 from it, class by class."""
+    q, model, _, _, test = oracle
+    assert q["protocol"]["num_real"] == len(test) == 450 and q["protocol"]["real_split"] == "test"
+    assert abs(q["domain_fid"]["value"]) < 1e-3 < q["domain_fid"]["real_reference"]
+    assert abs(q["intra_class_fid"]["value"]) < 1e-2 < q["intra_class_fid"]["real_reference"]
+    assert q["precision"]["value"] == 1.0 and q["recall"]["value"] == 1.0
+    labels, seed, _ = model.calls[0]                 # the FID set: the test labels, seed 5
+    assert torch.equal(labels, test.targets) and seed == 5
+    assert q["protocol"]["sample_seed"] == 5
+    assert q["domain_fid"]["protocol"].startswith(
+        "450 generated (labels = the real images' labels, seed 5) vs 450 real test images")
+
+
+def test_tstr_trains_only_on_generated_images_and_tests_on_the_real_test_split(oracle):
+    from ganaug.evaluation import accuracy_of
+    q, model, fits, train, test = oracle
+    (r_x, r_y, r_kw, ruler), (t_x, t_y, t_kw, clf) = fits       # the ruler, then TSTR's
+    assert torch.equal(r_x, train.images) and torch.equal(r_y, train.targets)
+    labels, _, generated = model.calls[1]
+    assert torch.equal(t_x, generated) and torch.equal(t_y, labels)
+    assert torch.bincount(t_y).tolist() == [7] * 10                 # --tstr-per-class 7
+    assert r_kw["steps"] == t_kw["steps"] == 60 and r_kw["seed"] == t_kw["seed"] == 0
+    assert q["tstr_accuracy"]["value"] == accuracy_of(clf, test.images, test.targets)
+    # the train-on-real reference: the ruler's accuracy on the test split, not on its own data
+    ref = accuracy_of(ruler, test.images, test.targets)
+    assert q["tstr_accuracy"]["real_reference"] == ref == q["protocol"]["extractor"]["test_accuracy"]
+    assert ref != accuracy_of(ruler, train.images, train.targets)
+    p = q["tstr_accuracy"]["protocol"]
+    for words in ("60 Adam steps", "trained only on 70 generated images (7 per class)",
+                  "tested on all 450 real test images", "the 1347 real training images"):
+        assert words in p, p
+    assert q["protocol"]["tstr_per_class"] == 7
+
+
+def test_printed_lines_show_each_value_and_its_own_reference(oracle):
+    from ganaug.evaluation import quality_lines
+    q = oracle[0]
+    lines = quality_lines(q)
+    for name, key, spec in (("domain FID", "domain_fid", ".3f"), ("domain KID", "domain_kid", ".5f"),
+                            ("intra-class FID", "intra_class_fid", ".3f"),
+                            ("TSTR accuracy", "tstr_accuracy", ".4f")):
+        line = next(l for l in lines if l.startswith(f"  {name} "))
+        e = q[key]
+        assert line.split()[len(name.split())] == format(e["value"], spec), line
+        assert f"[real reference {format(e['real_reference'], spec)}]" in line, line
+    intra = q["intra_class_fid"]
+    assert len(intra["per_class"]) == 10
+    assert sum(intra["per_class"].values()) / 10 == pytest.approx(intra["value"])
+
+
+def test_precision_and_recall_of_a_collapsed_generator(oracle, tmp_path):
+    """Every sample the same real test image: all inside the real manifold (precision 1),
+    covering none of it (recall about 0)."""
+    _, _, _, train, test = oracle
+
+    class Collapsed(_Replay):
+        def sample(self, labels, generator=None):
+            return test.images[:1].repeat(len(labels), 1, 1, 1)
+    q = evaluate_quality(Collapsed(train), train, test, extractor_steps=60, max_samples=200,
+                         tstr_per_class=2, cache_dir=tmp_path, device="cpu")
+    assert q["precision"]["value"] == 1.0 and q["recall"]["value"] < 0.01
+
+
+def test_the_ruler_is_an_mlp_up_to_28x28x1_and_its_layers_are_the_documented_ones():
+    from ganaug.evaluation import DomainNet, domain_kind
+    assert domain_kind((1, 28, 28)) == domain_kind((1, 8, 8)) == "mlp"
+    assert domain_kind((1, 28, 29)) == domain_kind((3, 32, 32)) == "cnn"
+    mlp = DomainNet("mlp", (1, 8, 8), 10)
+    assert [(m.in_features, m.out_features) for m in mlp.modules()
+            if isinstance(m, torch.nn.Linear)] == [(64, 256), (256, 64), (64, 10)]
+    cnn = DomainNet("cnn", (3, 32, 32), 10)
+    assert [(m.in_channels, m.out_channels, m.kernel_size) for m in cnn.modules()
+            if isinstance(m, torch.nn.Conv2d)] == [(3, 32, (3, 3)), (32, 64, (3, 3)),
+                                                   (64, 128, (3, 3))]
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in cnn.modules()) == 3
+    assert cnn(torch.rand(2, 3, 32, 32), features=True)[1].shape == (2, 128)
+
+
+def test_a_cnn_ruler_measures_in_eval_mode_trained_or_loaded(tmp_path):
+    """Its BatchNorm must use running statistics: a feature must not depend on the batch."""
+    from ganaug.data import ImageSet
+    g = torch.Generator().manual_seed(0)
+    data = ImageSet(torch.rand(16, 1, 32, 32, generator=g) * 2 - 1, torch.arange(16) % 2, ["a", "b"])
+    for _ in range(2):                                       # trained, then from the cache
+        net, info = domain_extractor(data, steps=3, cache_dir=tmp_path, device="cpu")
+        assert info["kind"] == "cnn" and not net.training
+        torch.testing.assert_close(features_of(net, data.images)[:1],
+                                   features_of(net, data.images[:1]))
+
+
+def test_the_rulers_cache_key_covers_the_labels(tmp_path):
+    from ganaug.data import ImageSet
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(20, 1, 8, 8, generator=g) * 2 - 1
+    _, a = domain_extractor(ImageSet(x, torch.arange(20) % 2, ["a", "b"]), steps=2,
+                            cache_dir=tmp_path, device="cpu")
+    _, b = domain_extractor(ImageSet(x, torch.arange(20) // 10, ["a", "b"]), steps=2,
+                            cache_dir=tmp_path, device="cpu")
+    assert a["key"] != b["key"] and a["path"] != b["path"]
+
+
+def test_eval_prints_each_class_beside_its_own_accuracy(run, capsys):
+    assert main(["eval", "--run", str(run), "--quick", "--json"]) == 0
+    m = json.loads(capsys.readouterr().out)
+    assert main(["eval", "--run", str(run), "--quick"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    at = lines.index("per-class accuracy")
+    assert lines[at + 1:at + 11] == [f"  {name:>12}  {acc:.4f}" for name, acc in
+                                     zip(m["classes"], m["per_class_accuracy"])]
+    assert len(set(m["per_class_accuracy"])) > 1          # a mislabelling would show
+
+
+def test_real_references_compare_training_images_with_the_same_test_images(tmp_path):
+    """A training split with exactly the test split's class counts: every training image is
+    the reference, so each real reference can be recomputed by hand on the ruler's features."""
+    from ganaug import quality as Q
+    from ganaug.data import ImageSet
+    train, test = load_dataset("digits")
+    idx = torch.cat([torch.nonzero(train.targets == c).squeeze(1)[:int((test.targets == c).sum())]
+                     for c in range(10)]).sort().values
+    sub = ImageSet(train.images[idx], train.targets[idx], train.classes)
+    q = evaluate_quality(_Replay(sub), sub, test, extractor_steps=60, tstr_per_class=2,
+                         cache_dir=tmp_path, device="cpu")
+    net, _ = domain_extractor(sub, steps=60, cache_dir=tmp_path, device="cpu")
+    f_test, f_train = features_of(net, test.images), features_of(net, sub.images)
+    assert q["protocol"]["num_train_reference"] == len(sub) == len(test)
+    assert q["domain_fid"]["real_reference"] == pytest.approx(Q.fid(f_test, f_train), rel=1e-6)
+    intra, per_class = Q.intra_class_fid(f_test, test.targets, f_train, sub.targets)
+    assert q["intra_class_fid"]["real_reference"] == pytest.approx(intra, rel=1e-6)
+    p, r = Q.precision_recall(f_test, f_train, k=3)
+    assert (q["precision"]["real_reference"], q["recall"]["real_reference"]) == \
+        pytest.approx((p, r))

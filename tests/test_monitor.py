@@ -1,5 +1,6 @@
 """curves.png and TensorBoard logging (with a stand-in writer, so TensorBoard need not be
 installed); no TensorBoard means no error."""
+import json
 import sys
 
 import pytest
@@ -44,9 +45,12 @@ def test_monitor_logs_scalars_and_the_sample_grid(tmp_path, monkeypatch):
     mon = M.RunMonitor(tmp_path, tensorboard=True, grid=_grid_inputs(model, 0, "cpu"))
     (tmp_path / "metrics.jsonl").write_text("".join(__import__("json").dumps(r) + "\n"
                                                     for r in HISTORY[:1]))
+    model.generator_ema.train()
     mon(HISTORY[0], model)
     assert writer.scalars[("accuracy/test_accuracy", 1)] == pytest.approx(0.6)
     assert writer.scalars[("loss/g_loss", 1)] == 400.0 and ("train/lr", 1) in writer.scalars
+    assert ("loss/critic", 1) in writer.scalars and ("loss/penalty", 1) in writer.scalars
+    assert model.generator_ema.training                # the grid leaves its mode alone
     assert writer.images[0][0] == "samples" and writer.images[0][2] == 1
     assert (tmp_path / M.CURVES).exists()
     mon.close(HISTORY)
@@ -70,3 +74,42 @@ def test_a_diverged_run_still_gets_its_curves(tmp_path):
     mon = M.RunMonitor(tmp_path, tensorboard=False, log=logs.append)
     mon.close(history)
     assert (tmp_path / M.CURVES).read_bytes()[:4] == b"\x89PNG" and logs == []
+
+
+def test_the_plot_during_a_run_shows_every_epoch_so_far(tmp_path, monkeypatch):
+    drawn = []
+    monkeypatch.setattr(M, "plot_curves", lambda history, *a: drawn.append(len(history)))
+    mon = M.RunMonitor(tmp_path, tensorboard=False, plot_every=0.0)
+    for e in (1, 2):
+        (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n"
+                                                        for r in HISTORY[:e]))
+        mon(HISTORY[e - 1], None)
+    assert drawn == [1, 2]
+    mon.close(HISTORY[:2])                              # already drawn: not again
+    mon.close(HISTORY[:2], "stopped by the time limit")  # a new note is drawn
+    assert drawn == [1, 2, 2]
+
+
+def test_a_failing_plot_is_reported_once_and_never_raises(tmp_path, monkeypatch):
+    def broken(*a, **k):
+        raise RuntimeError("no space left")
+
+    monkeypatch.setattr(M, "plot_curves", broken)
+    logs = []
+    mon = M.RunMonitor(tmp_path, tensorboard=False, log=logs.append)
+    mon.plot(HISTORY[:1])
+    mon.plot(HISTORY[:2])
+    mon.close(HISTORY)
+    assert logs == ["warning: could not write curves.png (RuntimeError: no space left)"]
+
+
+def test_the_accuracy_panel_names_the_best_epoch(tmp_path, monkeypatch):
+    from matplotlib.axes import Axes
+
+    titles = []
+    real = Axes.set_title
+    monkeypatch.setattr(Axes, "set_title",
+                        lambda ax, t, *a, **k: titles.append(t) or real(ax, t, *a, **k))
+    history = [dict(r, test_accuracy=a) for r, a in zip(HISTORY, (0.6, 0.9, 0.7))]
+    M.plot_curves(history, tmp_path / "c.png")
+    assert "last 0.7000, best 0.9000 (epoch 2)" in titles

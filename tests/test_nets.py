@@ -156,3 +156,100 @@ def test_the_conv_loss_network_is_designs_nine_convolutions():
         (96, 3, 1), (96, 3, 1), (96, 4, 2), (192, 3, 1), (192, 3, 1), (192, 4, 2),
         (192, 3, 1), (192, 3, 1), (192, 1, 1)]
     assert d(torch.rand(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_the_conv_generator_is_designs_transposed_convolutions_and_tanh():
+    """DESIGN.md: [z, one_hot(y)] -> 512 x (S/8)^2 -> transposed convolutions 256, 128, C_img
+    (4x4, stride 2) -> tanh."""
+    g, _ = create_nets("conv", (3, 32, 32), 10)
+    assert g.fc[0].in_features == 110 and g.fc[0].out_features == 512 * 4 * 4
+    ups = [m for m in g.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
+    assert [(m.in_channels, m.out_channels, m.kernel_size[0], m.stride[0]) for m in ups] == [
+        (512, 256, 4, 2), (256, 128, 4, 2), (128, 3, 4, 2)]
+    assert type(g.net[-1]) is torch.nn.Tanh and type(g.net[-2]) is torch.nn.ConvTranspose2d
+
+
+def test_both_generators_end_in_tanh():
+    for arch, shape in (("mlp", (1, 8, 8)), ("conv", (1, 16, 16))):
+        g, _ = create_nets(arch, shape, 3)
+        assert type(g.net[-1]) is torch.nn.Tanh, arch
+        g.eval()
+        z, y = torch.rand(3, g.noise_dim) * 2 - 1, torch.tensor([0, 1, 2])
+        pre = g.net[:-1](g.fc(torch.cat([z, torch.eye(3)[y]], 1)).view(3, -1, 2, 2)) \
+            if arch == "conv" else g.net[:-1](torch.cat([z, torch.eye(3)[y]], 1))
+        torch.testing.assert_close(g(z, y), torch.tanh(pre).view(3, *shape))
+
+
+def test_the_conv_loss_network_has_batchnorm_and_leakyrelu_0_2_after_every_convolution():
+    _, d = create_nets("conv", (3, 32, 32), 10)
+    mods = list(d.features)
+    convs = [i for i, m in enumerate(mods) if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == 9
+    for i in convs:
+        assert type(mods[i + 1]) is torch.nn.BatchNorm2d and type(mods[i + 2]) is torch.nn.LeakyReLU
+        assert mods[i + 2].negative_slope == 0.2
+    assert isinstance(mods[-2], torch.nn.AdaptiveAvgPool2d) and d.head.in_features == 192
+
+
+def test_the_mlp_loss_network_uses_leakyrelu_0_2():
+    _, d = create_nets("mlp", (1, 8, 8), 10)
+    slopes = [m.negative_slope for m in d.modules() if isinstance(m, torch.nn.LeakyReLU)]
+    assert slopes == [0.2] * 5
+
+
+def test_conv_weights_start_normal_0_02():
+    """DESIGN.md: weights N(0, 0.02)."""
+    torch.manual_seed(0)
+    g, d = create_nets("conv", (3, 32, 32), 10)
+    for net in (g, d):
+        for m in net.modules():
+            if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d, torch.nn.Linear)):
+                assert m.weight.std().item() == pytest.approx(0.02, rel=0.2), m
+                assert not m.bias.any()
+
+
+def test_the_conv_options_act():
+    g, d = create_nets("conv", (3, 32, 32), 10, g_width=64, d_width=8, dropout=0.3,
+                       input_noise=0.2)
+    assert [m.in_channels for m in g.modules() if isinstance(m, torch.nn.ConvTranspose2d)] == \
+        [64, 32, 16]
+    assert [m.out_channels for m in d.modules() if isinstance(m, torch.nn.Conv2d)] == \
+        [8, 8, 8, 16, 16, 16, 16, 16, 16]
+    mods = list(d.features)
+    drops = [i for i, m in enumerate(mods) if isinstance(m, torch.nn.Dropout)]
+    assert len(drops) == 2 and all(mods[i - 1].__class__ is torch.nn.LeakyReLU for i in drops)
+    assert all(mods[i].p == 0.3 for i in drops)
+    assert type(mods[0]).__name__ == "GaussianNoise" and mods[0].std == 0.2
+
+
+def test_the_mlp_options_act():
+    g, d = create_nets("mlp", (1, 8, 8), 3, g_norm="none", input_noise=0.05, hidden_noise=0.4)
+    assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in g.modules())
+    noise = [m.std for m in d.modules() if type(m).__name__ == "GaussianNoise"]
+    assert noise == [0.05] + [0.4] * 5
+    _, default = create_nets("mlp", (1, 8, 8), 3)
+    assert [m.std for m in default.modules() if type(m).__name__ == "GaussianNoise"] == \
+        [0.15] + [0.3] * 5
+    d.train()
+    x = torch.rand(4, 1, 8, 8)
+    assert not torch.equal(d(x), d(x))              # noise in training
+    d.eval()
+    assert torch.equal(d(x), d(x))                  # none in evaluation
+
+
+def test_auto_picks_the_mlp_up_to_28x28x1():
+    from ganaug.nets import resolve_arch
+    assert resolve_arch("auto", (1, 28, 28)) == "mlp" and resolve_arch("auto", (1, 8, 8)) == "mlp"
+    assert resolve_arch("auto", (1, 32, 32)) == "conv" and resolve_arch("auto", (3, 16, 16)) == "mlp"
+    assert resolve_arch("conv", (1, 8, 8)) == "conv"
+
+
+def test_a_models_net_options_reach_its_networks_and_defaults_fill_the_rest():
+    from ganaug import CLSGAN
+    from ganaug.nets import resolved_net_options
+    m = CLSGAN((1, 8, 8), 4, "mlp", d_hidden=(16, 8), g_out_norm="weight", noise_dim=7)
+    assert m.noise_dim == 7 and hasattr(m.generator.net[-2], "parametrizations")
+    assert [l.out_features for l in m.loss_net.modules() if isinstance(l, torch.nn.Linear)] == \
+        [16, 8, 4]
+    opts = resolved_net_options("mlp", {"d_hidden": (16, 8)})
+    assert opts["d_hidden"] == (16, 8) and opts["input_noise"] == 0.15 and opts["g_norm"] == "batch"

@@ -72,6 +72,8 @@ BAD = [
     ("epochs: [1\n", "is not valid YAML"),
     ("epochs: 3\nepochs: 5\n", "key 'epochs' is given twice"),
     ("lr: fast\n", "lr must be float, got 'fast'"),
+    ("epochs: 2.5\n", "epochs must be int, got 2.5"),
+    ("image_size: 32.0\n", "image_size must be int or null, got 32.0"),
 ]
 
 
@@ -94,6 +96,14 @@ def test_yaml_1_1_spellings_of_documented_values_are_read_as_meant(tmp_path):
     assert load_recipe(path) == {"amp": "off", "compile": "on", "fused_adam": "off",
                                  "lr": 0.001}
     assert recipe_config(path).resolved().amp == "off"
+
+
+def test_only_labels_per_class_spells_none_as_all_and_null_fills_optional_fields(tmp_path):
+    path = _recipe(tmp_path, "data_root: all\nimage_size: null\ngp_weight: null\n"
+                             "g_cond_weight: 2\nlabels_per_class: all\n")
+    assert load_recipe(path) == {"data_root": "all", "image_size": None, "gp_weight": None,
+                                 "g_cond_weight": 2.0, "labels_per_class": None}
+    assert isinstance(load_recipe(path)["g_cond_weight"], float)
 
 
 def test_a_folder_or_a_binary_file_is_not_a_recipe(tmp_path, capsys):
@@ -139,6 +149,9 @@ def test_flags_override_recipe_and_the_run_records_it(tmp_path):
     assert cfg["epochs"] == 1 and cfg["batch_size"] == 128            # flags win
     assert cfg["lr"] == 0.002 and cfg["labels_per_class"] == 5        # the recipe's
     assert cfg["ema_decay"] == TrainConfig().ema_decay                # defaults stay
+    # the resolved configuration: what `auto` and None became for this run
+    assert (cfg["lipschitz"], cfg["g_loss"], cfg["gp_weight"], cfg["g_cond_weight"]) == \
+        ("zero-gp", "feature-matching", 0.1, 3.0)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["recipe"] == str(path) and summary["num_labeled"] == 50
     assert summary["test_error"] == pytest.approx(1 - summary["test_accuracy"])

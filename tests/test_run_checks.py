@@ -4,6 +4,7 @@ switch; default run folders that never collide; what an interrupt says."""
 import argparse
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -19,6 +20,15 @@ from ganaug.experiment import claim_run_dir
 def test_numeric_options_must_be_finite_and_in_range(key, value):
     with pytest.raises(ValueError, match=key):
         TrainConfig(**{key: value}).resolved()
+
+
+@pytest.mark.parametrize("key", ["epochs", "batch_size", "d_steps", "noise_dim", "lr_decay_every"])
+def test_counts_must_be_positive_whole_numbers(key):
+    for bad in (1.5, 0, True, "2"):
+        with pytest.raises(ValueError, match=f"{key} must be a positive whole number"):
+            TrainConfig(**{key: bad}).resolved()
+    c = TrainConfig(**{key: np.int64(3)}).resolved()
+    assert type(getattr(c, key)) is int and getattr(c, key) == 3
 
 
 @pytest.mark.parametrize("options,match", [
@@ -38,7 +48,9 @@ def test_numeric_options_must_be_finite_and_in_range(key, value):
     (dict(objective="gan", margin_scale=1.0), "loss-sensitive critic"),
     (dict(objective="sscls", clip=0.1), "belongs to --lipschitz clip"),
     (dict(objective="wgan-gp", div_p=2.0), "belongs to --lipschitz div"),
-    (dict(objective="sscls", weight_decay=1e-3), "belongs to --lipschitz weight-decay")])
+    (dict(objective="sscls", weight_decay=1e-3), "belongs to --lipschitz weight-decay"),
+    (dict(consistency_teacher="net"), "consistency term, which is off"),
+    (dict(lr_decay=1.0, lr_decay_every=5), "learning-rate decay, which is off")])
 def test_options_without_effect_are_refused(options, match):
     with pytest.raises(ValueError, match=match):
         TrainConfig(**options).resolved()
@@ -49,7 +61,8 @@ def test_options_without_effect_are_refused(options, match):
     dict(objective="wgan", clip=0.05), dict(objective="wgan-div", div_k=1.0, div_p=2.0),
     dict(objective="cls", margin_scale=1.0), dict(objective="ls", weight_decay=1e-3),
     dict(objective="wgan-gp", gp_weight=5.0), dict(objective="supervised", lipschitz="clip"),
-    dict(lipschitz="zero-gp", gp_weight=1.0)])
+    dict(lipschitz="zero-gp", gp_weight=1.0), dict(consistency=1.0, consistency_teacher="net"),
+    dict(lr_decay=0.5, lr_decay_every=5)])
 def test_options_that_act_are_accepted(options):
     TrainConfig(**options).resolved()
 
@@ -102,3 +115,64 @@ def test_the_interrupt_message_says_whether_there_is_a_checkpoint(tmp_path):
     assert "--resume" in _interrupted(args) and "is kept" in _interrupted(args)
     assert "printed above" in _interrupted(argparse.Namespace(command="train", out=None))
     assert _interrupted(argparse.Namespace(command="eval")) == "ganaug: interrupted"
+
+
+@pytest.mark.parametrize("objective,lipschitz,g_loss,gp_weight,g_cond_weight", [
+    ("sscls", "zero-gp", "feature-matching", 0.1, 3.0), ("cls", "zero-gp", "loss", 0.1, 0.0),
+    ("wgan", "clip", "loss", 10.0, 0.0), ("wgan-gp", "gp", "loss", 10.0, 0.0),
+    ("gan", "none", "loss", 10.0, 0.0), ("supervised", "weight-decay", "loss", 10.0, 0.0)])
+def test_auto_values_resolve_to_each_objectives_own(objective, lipschitz, g_loss, gp_weight,
+                                                      g_cond_weight):
+    c = TrainConfig(objective=objective).resolved()
+    assert (c.lipschitz, c.g_loss, c.gp_weight, c.g_cond_weight) == \
+        (lipschitz, g_loss, gp_weight, g_cond_weight)
+
+
+def test_auto_weights_follow_the_chosen_generator_loss_and_regulariser():
+    assert TrainConfig(objective="cls", g_loss="feature-matching").resolved().g_cond_weight == 3.0
+    # an unconditional objective's feature matching has no conditional term to weight
+    assert TrainConfig(objective="gan", g_loss="feature-matching").resolved().g_cond_weight == 0.0
+    assert TrainConfig(lipschitz="gp").resolved().gp_weight == 10.0
+    c = TrainConfig(lipschitz="spectral-norm").resolved()
+    assert c.net_options["norm"] == "spectral" and TrainConfig().net_options == {}
+
+
+@pytest.mark.parametrize("options,match", [
+    (dict(objective="wgan-gp", div_k=1.0), "belongs to --lipschitz div"),
+    (dict(objective="gan", loss_form="softmax"), "needs loss_form='semi'"),
+    (dict(objective="ls", loss_form="softmax"), "needs loss_form='semi'"),
+    (dict(labels_per_class=0), "labels_per_class must be a positive integer"),
+    (dict(mode_seeking=-0.5), "mode_seeking must be non-negative"),
+    (dict(compile=True, amp=True), "amp must be one of")])
+def test_more_options_without_effect_or_out_of_range_are_refused(options, match):
+    with pytest.raises(ValueError, match=match):
+        TrainConfig(**options).resolved()
+
+
+@pytest.mark.parametrize("options", [
+    dict(lr_decay=1.0), dict(objective="gls", nu=0.0), dict(ema_decay=0.0),
+    dict(objective="cls", loss_form="softmax")])
+def test_range_ends_that_mean_something_are_accepted(options):
+    c = TrainConfig(**options).resolved()
+    assert all(getattr(c, k) == v for k, v in options.items())
+
+
+def test_boolean_speed_switches_read_as_on_and_off():
+    c = TrainConfig(compile=False, channels_last=True, fused_adam=False).resolved()
+    assert (c.compile, c.channels_last, c.fused_adam) == ("off", "on", "off")
+
+
+def test_diff_names_every_changed_setting_but_the_resumable_ones():
+    base = TrainConfig()
+    other = TrainConfig(lam=2.0, gamma=0.5, epochs=7, device="cpu", seed=3)
+    assert base.diff(other) == ["lam", "gamma", "seed"]
+
+
+def test_the_run_folder_records_the_resolved_configuration(tiny, tmp_path):
+    """config.json holds what `auto` and None became, even when train() is given the raw one."""
+    import json
+    from _tiny import _run
+    _run(tiny, out=tmp_path, epochs=1)
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    assert (cfg["lipschitz"], cfg["g_loss"], cfg["gp_weight"], cfg["g_cond_weight"]) == \
+        ("zero-gp", "feature-matching", 0.1, 3.0)

@@ -1,8 +1,11 @@
 """The training loop on tiny data: every objective and regulariser, determinism, resume."""
 import dataclasses
+import importlib
+import itertools
 import math
 import os
 import stat
+import types
 
 import pytest
 import torch
@@ -246,3 +249,123 @@ def test_atomic_writes_get_the_permissions_of_a_plain_write(tmp_path):
         os.umask(old)
     assert stat.S_IMODE(new.stat().st_mode) == 0o644      # not mkstemp's 0600
     assert stat.S_IMODE(kept.stat().st_mode) == 0o600     # an existing file keeps its mode
+
+
+T = importlib.import_module("ganaug.train")      # the module (ganaug.train is the function)
+
+
+def test_train_seconds_add_up_over_epochs_and_over_a_resume(tiny, tmp_path, monkeypatch):
+    ticks = itertools.count()                  # a clock that moves 1/8 s per reading
+    monkeypatch.setattr(T, "time", types.SimpleNamespace(perf_counter=lambda: next(ticks) / 8))
+    _run(tiny, out=tmp_path, epochs=2)
+    st = _run(tiny, out=tmp_path, epochs=4, resume=True)
+    assert [r["seconds"] for r in st.history] == [0.125, 0.25, 0.375, 0.5]
+    assert st.train_seconds == 0.5
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=True)["train_seconds"] == 0.5
+
+
+def test_every_epoch_is_logged_with_its_test_accuracy(tiny):
+    lines = []
+    cfg = TrainConfig(**FAST)
+    lab, unl = split_labeled(tiny, cfg.labels_per_class, cfg.data_seed)
+    st = train(build_model(cfg.resolved(), tiny), lab, unl, cfg, test=tiny, progress=False,
+               log=lines.append)
+    epochs = [ln for ln in lines if ln.startswith("epoch ")]
+    assert [ln.split()[1] for ln in epochs] == ["1/2", "2/2"]
+    assert f"test_acc={st.history[-1]['test_accuracy']:.4f}" in epochs[-1]
+
+
+def test_each_epoch_record_holds_that_epochs_test_accuracy(tiny):
+    from ganaug.experiment import evaluate
+
+    seen = []
+    cfg = TrainConfig(**{**FAST, "epochs": 4})
+    lab, unl = split_labeled(tiny, cfg.labels_per_class, cfg.data_seed)
+    st = train(build_model(cfg.resolved(), tiny), lab, unl, cfg, test=tiny, progress=False,
+               log=lambda s: None,
+               on_epoch=lambda rec, m: seen.append(evaluate(m, tiny)["accuracy"]))
+    assert [r["test_accuracy"] for r in st.history] == pytest.approx(seen)
+    assert len(set(seen)) > 1                          # the accuracy moved
+
+
+def test_gamma_ramps_up_over_its_epochs_from_the_first(tiny):
+    st = _run(tiny, epochs=3, gamma=0.5, gamma_rampup=2)
+    assert [r["gamma"] for r in st.history] == [0.25, 0.5, 0.5]
+
+
+def test_the_loss_network_loss_includes_its_consistency_term(tiny):
+    r = _run(tiny, consistency=2.0).history[-1]
+    assert r["consistency"] > 0
+    parts = ("sup_loss", "critic", "critic_ul", "penalty", "consistency")
+    assert r["d_loss"] == pytest.approx(sum(r[k] for k in parts))
+
+
+def test_every_epoch_draws_from_its_own_stream_even_after_a_resume(tiny, tmp_path, monkeypatch):
+    seeds = []
+    draws = T._Draws
+
+    def spy(cfg, *a):
+        seeds.append(a[4].initial_seed())             # the batch/noise generator `gen`
+        return draws(cfg, *a)
+
+    monkeypatch.setattr(T, "_Draws", spy)
+    _run(tiny, out=tmp_path / "a", epochs=3)
+    _run(tiny, out=tmp_path / "b", epochs=1)
+    _run(tiny, out=tmp_path / "b", epochs=3, resume=True)
+    assert len(set(seeds[:3])) == 3 and seeds[3:] == seeds[:3]
+
+
+def test_the_sample_grids_are_reproduced_from_the_seed(tiny, tmp_path):
+    _run(tiny, out=tmp_path / "a", epochs=1)
+    _run(tiny, out=tmp_path / "b", epochs=1)
+    assert (tmp_path / "a" / "samples.png").read_bytes() == \
+        (tmp_path / "b" / "samples.png").read_bytes()
+
+
+def test_initial_weights_follow_the_training_seed_not_the_data_seed(tiny):
+    def weights(**kw):
+        return build_model(TrainConfig(**{**FAST, **kw}).resolved(), tiny).state_dict()
+
+    a, b, c = weights(seed=0), weights(seed=1), weights(seed=0, data_seed=5)
+    assert not all(torch.equal(a[k], b[k]) for k in a)
+    assert all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_a_negative_target_is_refused_before_training(tiny):
+    from ganaug.data import ImageSet
+
+    bad = ImageSet(tiny.images, tiny.targets.clone(), tiny.classes)
+    bad.targets[5] = -1
+    with pytest.raises(ValueError, match=r"every target in \[0, C\)"):
+        train(build_model(TrainConfig(**FAST).resolved(), tiny), bad, None, TrainConfig(**FAST),
+              progress=False)
+
+
+def test_atomic_writes_replace_the_file_and_never_rewrite_it(tmp_path):
+    from ganaug._io import atomic_write_text
+
+    path = atomic_write_text(tmp_path / "m.json", "old")
+    with open(path) as reader:                         # a reader of the old file
+        atomic_write_text(path, "new")
+        assert reader.read() == "old"                  # sees the old file whole
+    assert path.read_text() == "new"
+
+
+def test_a_failed_atomic_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
+    from ganaug._io import _atomic, atomic_write_bytes, atomic_write_text
+
+    path = atomic_write_text(tmp_path / "m.json", "old")
+    with pytest.raises(TypeError):
+        atomic_write_bytes(path, "not bytes")
+    def interrupted(f):                                # Ctrl-C in the middle of a write
+        f.write("half")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _atomic(path, interrupted, "w")
+    assert path.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["m.json"]
+
+
+def test_the_lazy_penalty_starts_on_the_first_step(tiny):
+    r = _run(tiny, epochs=1, penalty_every=7).history[0]    # 6 steps: the 1st is penalised
+    assert r["step"] == 6 and r["penalty"] > 0
