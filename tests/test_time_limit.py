@@ -8,9 +8,8 @@ import types
 
 import pytest
 
-from _tiny import FAST, _run, _same_state
-from ganaug import TrainConfig, build_model
-from ganaug.data import split_labeled
+from _tiny import _run, _same_state
+from ganaug import TrainConfig
 from ganaug import monitor as M
 from ganaug.cli import main
 
@@ -86,20 +85,13 @@ def test_configs_saved_before_the_limit_existed_load_without_one():
     assert TrainConfig.from_dict(d).time_limit == 0
 
 
-def _train(tiny, on_epoch=None, started=None, **kw):
-    cfg = TrainConfig(**{**FAST, **kw})
-    lab, unl = split_labeled(tiny, cfg.labels_per_class, cfg.data_seed)
-    return T.train(build_model(cfg.resolved(), tiny), lab, unl, cfg, progress=False,
-                   log=lambda s: None, on_epoch=on_epoch, started=started)
-
-
 def test_a_run_that_finishes_its_epochs_is_not_stopped(tiny):
     st = _run(tiny, epochs=1, time_limit=1e-9)
     assert st.stopped is None and len(st.history) == 1
 
 
 def test_the_clock_starts_at_started_not_at_the_call(tiny):
-    st = _train(tiny, epochs=3, time_limit=1.0, started=time.perf_counter() - 3600)
+    st = _run(tiny, epochs=3, time_limit=1.0, started=time.perf_counter() - 3600)
     assert [r["epoch"] for r in st.history] == [1]
     assert "stopped after epoch 1 of 3, 60.0 of 1 minutes used" in st.stopped
 
@@ -111,9 +103,9 @@ def test_the_longest_epoch_counts_its_callback_and_files(tiny, monkeypatch):
     def slow_plot(rec, model):                         # each epoch's callback 100 s
         clock[0] += 100.0
 
-    st = _train(tiny, epochs=3, time_limit=3.0, started=0.0, on_epoch=slow_plot)
+    st = _run(tiny, epochs=3, time_limit=3.0, started=0.0, on_epoch=slow_plot)
     assert [r["epoch"] for r in st.history] == [1]    # 100 s used + 100 s more > 180 s
     assert "1.7 of 3 minutes used" in st.stopped
     clock[0] = 0.0
-    st = _train(tiny, epochs=3, time_limit=5.0, started=0.0, on_epoch=slow_plot)
+    st = _run(tiny, epochs=3, time_limit=5.0, started=0.0, on_epoch=slow_plot)
     assert st.stopped is None and len(st.history) == 3  # 200 s + 100 s ends at the limit

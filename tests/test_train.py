@@ -266,10 +266,7 @@ def test_train_seconds_add_up_over_epochs_and_over_a_resume(tiny, tmp_path, monk
 
 def test_every_epoch_is_logged_with_its_test_accuracy(tiny):
     lines = []
-    cfg = TrainConfig(**FAST)
-    lab, unl = split_labeled(tiny, cfg.labels_per_class, cfg.data_seed)
-    st = train(build_model(cfg.resolved(), tiny), lab, unl, cfg, test=tiny, progress=False,
-               log=lines.append)
+    st = _run(tiny, log=lines.append)
     epochs = [ln for ln in lines if ln.startswith("epoch ")]
     assert [ln.split()[1] for ln in epochs] == ["1/2", "2/2"]
     assert f"test_acc={st.history[-1]['test_accuracy']:.4f}" in epochs[-1]
@@ -279,11 +276,7 @@ def test_each_epoch_record_holds_that_epochs_test_accuracy(tiny):
     from ganaug.experiment import evaluate
 
     seen = []
-    cfg = TrainConfig(**{**FAST, "epochs": 4})
-    lab, unl = split_labeled(tiny, cfg.labels_per_class, cfg.data_seed)
-    st = train(build_model(cfg.resolved(), tiny), lab, unl, cfg, test=tiny, progress=False,
-               log=lambda s: None,
-               on_epoch=lambda rec, m: seen.append(evaluate(m, tiny)["accuracy"]))
+    st = _run(tiny, epochs=4, on_epoch=lambda rec, m: seen.append(evaluate(m, tiny)["accuracy"]))
     assert [r["test_accuracy"] for r in st.history] == pytest.approx(seen)
     assert len(set(seen)) > 1                          # the accuracy moved
 
