@@ -73,6 +73,27 @@ def ganaug_env(threads: int | None = None) -> dict:
     return env
 
 
+def extra_train_flags(p, extra: list[str], owned: dict[str, str]) -> None:
+    """Stop (``p.error``, exit 2) before any work when ``extra``, `ganaug train` flags for
+    every run of a benchmark, is no valid `ganaug train` command line, or sets a setting in
+    ``owned`` (argparse names, e.g. ``labels_per_class``; why the script owns it as the
+    value), however it is spelled: ``--labels-per 3``, ``--data-seed=2`` or through
+    ``--recipe``, which ``owned`` should name when a recipe could change what it owns."""
+    from ganaug.cli import _parser
+
+    def given(argv):
+        try:
+            return vars(_parser().parse_args(["train", *argv]))
+        except SystemExit:                # argparse has printed ganaug's own message
+            p.error(f"--extra {' '.join(extra)!r} is not a `ganaug train` command line "
+                    f"(ganaug's message above)")
+    base, ours = given([]), given(extra)
+    clash = [k for k in owned if k in ours and (k not in base or ours[k] != base[k])]
+    if clash:
+        p.error("--extra cannot change " + "; ".join(
+            f"--{k.replace('_', '-')} ({owned[k]})" for k in clash))
+
+
 def run_train(args: list[str], out: Path, threads: int | None = None) -> dict:
     """``python -m ganaug train ARGS --out OUT`` in a fresh process; summary + wall time."""
     env = ganaug_env(threads)

@@ -22,7 +22,8 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from _common import fmt, ganaug_env, machine, print_table, run_train, write_outputs
+from _common import (extra_train_flags, fmt, ganaug_env, machine, print_table, run_train,
+                     write_outputs)
 
 METRICS = ("tstr_accuracy", "intra_class_fid", "domain_fid", "precision", "recall")
 
@@ -58,6 +59,8 @@ def main() -> None:
     weights = [float(w) for w in args.weights.split(",")]
     seeds = [int(s) for s in args.seeds.split(",")]
     extra = args.extra.split()
+    extra_train_flags(p, extra, dict.fromkeys(("seed", "seeds", "g_cond_weight", "out", "resume"),
+                                              "set per row here"))
     if args.jobs < 1:
         raise SystemExit(f"--jobs must be at least 1, got {args.jobs}")
     threads = 1 if args.jobs > 1 else None

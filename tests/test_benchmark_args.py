@@ -1,21 +1,33 @@
 """The benchmark scripts refuse bad flags before any work and write their result files
-whole (temporary file, then rename) or not at all."""
+whole (temporary file, then rename) or not at all; their shared helpers and the numbers
+they derive from timings."""
+import argparse
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
+
+import ganaug._io
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCH))
+import _common  # noqa: E402
 from _common import write_outputs  # noqa: E402
 
 
-def test_write_outputs_writes_json_and_csv_or_nothing(tmp_path):
-    write_outputs([{"a": 1, "b": [1, 2]}, {"a": 2}], tmp_path, "r", {"m": 1})
-    assert json.loads((tmp_path / "r.json").read_text())["rows"][1] == {"a": 2}
-    assert (tmp_path / "r.csv").read_text().splitlines() == ["a", "1", "2"]
+def test_write_outputs_writes_json_and_csv_or_nothing(tmp_path, monkeypatch):
+    written = []
+    real = ganaug._io.atomic_write_text
+    monkeypatch.setattr(ganaug._io, "atomic_write_text",
+                        lambda path, text: written.append(Path(path).name) or real(path, text))
+    write_outputs([{"a": 1, "b": [1, 2]}, {"a": 2, "c": 3}], tmp_path, "r", {"m": 1})
+    assert json.loads((tmp_path / "r.json").read_text())["rows"][1] == {"a": 2, "c": 3}
+    # the scalar columns of every row, not only the first's
+    assert (tmp_path / "r.csv").read_text().splitlines() == ["a,c", "1,", "2,3"]
+    assert sorted(written) == ["r.csv", "r.json"]  # both through the temp-file-and-rename writer
     with pytest.raises(ValueError, match="nothing was measured"):
         write_outputs([], tmp_path / "empty", "r", {})
     assert not (tmp_path / "empty").exists()
@@ -31,9 +43,132 @@ def test_write_outputs_writes_json_and_csv_or_nothing(tmp_path):
     ("objectives.py", ["--objectives", "sscls,bogus"], "unknown objective(s) bogus"),
     ("objectives.py", ["--epochs", "0"], "--epochs and --jobs must be positive"),
     ("digits.py", ["--extra=--labels-per-class 3"], "--extra cannot change --labels-per-class"),
+    ("digits.py", ["--extra=--data-seed=2"], "--extra cannot change --data-seed (the baselines"),
+    # however spelled: abbreviated, or through a recipe (it could set the labels per class)
+    ("digits.py", ["--extra=--labels-per 3"], "--extra cannot change --labels-per-class"),
+    ("digits.py", ["--extra=--recipe r.yaml --seed 4"],
+     "cannot change --recipe (the baselines beside the ganaug rows use digits, 10 labels per "
+     "class, data seed 0); --seed (set per row here)"),
+    ("digits.py", ["--extra=--epochs x"], "'--epochs x' is not a `ganaug train` command line"),
+    ("conditioning.py", ["--extra=--g-cond 2"], "--extra cannot change --g-cond-weight"),
+    ("speed.py", ["--batch-sizes", "64,0"], "--batch-sizes must be positive"),
+    ("epoch_time.py", ["--steps", "0"], "--steps must be positive"),
+    ("augment.py", ["--mixer-fraction", "1"], "--mixer-fraction takes shares in [0, 1)"),
+    ("objectives.py", ["--jobs", "0"], "--epochs and --jobs must be positive"),
 ])
 def test_bad_flags_fail_before_any_work(script, args, message, tmp_path):
     r = subprocess.run([sys.executable, str(BENCH / script), *args, "--out", str(tmp_path / "o")],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and message in r.stderr, r.stderr[-500:]
     assert not (tmp_path / "o").exists()
+
+
+def test_objectives_update_refuses_other_seeds_before_training(tmp_path):
+    """objectives.py --update with seeds other than the results' stops before any training
+    and leaves objectives.json as it was."""
+    out = tmp_path / "o"
+    out.mkdir()
+    old = json.dumps({"meta": {"seeds": [0], "epochs": 1}, "rows": []})
+    (out / "objectives.json").write_text(old)
+    r = subprocess.run([sys.executable, str(BENCH / "objectives.py"), "--update", "--seeds", "1",
+                        "--epochs", "1", "--objectives", "supervised", "--jobs", "1",
+                        "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 1 and "--update needs the --seeds and --epochs" in r.stderr, r.stderr
+    assert (out / "objectives.json").read_text() == old
+
+
+def test_common_helpers(tmp_path, monkeypatch):
+    """mean ± sample std; a gate of 1 and shares at their bounds accepted; a child's
+    environment; a dataset without files skipped and noted."""
+    assert _common.mean_std([1.0, 2.0, 6.0]) == pytest.approx((3.0, 7 ** 0.5))
+    assert _common.mean_std([0.5]) == (0.5, 0.0)
+    p = argparse.ArgumentParser()
+    _common.check_args(p, datasets="digits,mnist", gate=1.0,
+                       unit={"--open": ([0.0, 0.99], False), "--closed": ([0.0, 1.0], True)})
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert "OMP_NUM_THREADS" not in _common.ganaug_env()
+    env = _common.ganaug_env(3)
+    assert env["OMP_NUM_THREADS"] == "3" and env["PYTHONPATH"] == str(_common.ROOT)
+    skipped = []
+    assert _common.load_or_skip("mnist", str(tmp_path), skipped) is None
+    assert len(skipped) == 1 and skipped[0].startswith("mnist: ")
+
+
+def test_interleaved_reports_the_median_and_the_first_call(monkeypatch):
+    """speed.interleaved: per function the median of the timed calls (after the warm-up) and
+    the first call's time; a slow round cuts the repeats, never below 3."""
+    import speed
+
+    times = iter([10.0, 20.0, 1.0, 2.0, 1.0, 2.0, 4.0, 8.0, 9.0, 9.0])
+    monkeypatch.setattr(speed, "timed", lambda fn, device: next(times))
+    res = speed.interleaved({"a": None, "b": None}, "cpu", 1, 10, budget_s=3.0)
+    assert res == {"a": (1.0, 10.0), "b": (2.0, 20.0)}
+    assert next(times) == 9.0                      # 1 warm-up + 3 timed rounds of 2 calls
+
+
+def test_speed_quick_run_writes_consistent_ratios(tmp_path):
+    """speed.py --quick (3 repeats, 1 warm-up) on the digits nets: each variant's speedup
+    and overhead are its time against the reference row's."""
+    out = tmp_path / "o"
+    r = subprocess.run([sys.executable, str(BENCH / "speed.py"), "--quick", "--nets", "digits",
+                        "--sections", "sample,classifier", "--out", str(out)],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    res = json.loads((out / "speed.json").read_text())
+    assert (res["meta"]["args"]["repeats"], res["meta"]["args"]["warmup"]) == (3, 1)
+    rows = res["rows"]
+    assert {r["section"] for r in rows} == {"sample", "classifier"}
+    for section, base, key in (("sample", "reference", "speedup"),
+                               ("classifier", "real only", "overhead")):
+        sel = {r["variant"]: r for r in rows if r["section"] == section}
+        assert len(sel) >= 2 and sel[base][key] == 1.0
+        for v, row in sel.items():
+            ratio = sel[base]["ms"] / row["ms"] if key == "speedup" else row["ms"] / sel[base]["ms"]
+            assert row[key] == pytest.approx(ratio), (section, v)
+
+
+def test_epoch_time_reads_the_last_epoch_from_metrics(tmp_path, monkeypatch):
+    """epoch_time.time_epochs: the last epoch's training seconds (not the running total) and
+    the steps of one epoch, from the run's metrics.jsonl."""
+    import epoch_time
+
+    def fake_fit(cfg, out, **kw):
+        out.mkdir(parents=True)
+        (out / "metrics.jsonl").write_text(
+            "".join(json.dumps(r) + "\n" for r in ({"step": 10, "seconds": 5.0},
+                                                   {"step": 20, "seconds": 7.5})))
+        return {"num_labeled": 100, "num_unlabeled": 900, "num_test": 50}
+
+    monkeypatch.setattr(epoch_time, "fit", fake_fit)
+    r = epoch_time.time_epochs(None, tmp_path / "run")
+    assert r == {"epoch_s": 2.5, "epoch_s_each": [5.0, 2.5], "steps_per_epoch": 10,
+                 "n_train": 1000, "n_test": 50, "step_s": 0.25}
+
+
+def test_augment_step_overhead_is_mixed_over_plain():
+    """augment.step_overhead: the ratio is the mixed step's time over the plain step's."""
+    import augment
+
+    class Mixer:                                   # 2 synthetic images per batch
+        def count(self, batch):
+            return 2
+
+        def __call__(self, x, y):
+            return torch.cat([x, torch.zeros(2, *x.shape[1:])]), torch.cat([y, y[:2]])
+
+    o = augment.step_overhead(Mixer(), (1, 2, 2), 2, "cpu", 0.5, batch=4, reps=3)
+    assert o["synthetic_per_step"] == 2
+    assert o["overhead_ratio"] == pytest.approx(o["mixed_ms"] / o["plain_ms"])
+
+
+def test_smote_skips_a_class_with_one_image():
+    """imbalance.smote: None when a class has a single image; else every class up to the
+    majority count, with as many neighbours as the smallest class allows."""
+    pytest.importorskip("imblearn")
+    import imbalance
+
+    x = torch.rand(6, 1, 2, 2, generator=torch.Generator().manual_seed(0))
+    assert imbalance.smote(x[:5], torch.tensor([0, 0, 0, 0, 1]), 0) is None
+    ds = imbalance.smote(x, torch.tensor([0, 0, 0, 0, 1, 1]), 0)
+    assert torch.bincount(ds.tensors[1]).tolist() == [4, 4]
+    assert ds.tensors[0].shape == (8, 1, 2, 2)

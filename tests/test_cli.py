@@ -183,8 +183,10 @@ def test_eval_and_sample_say_what_run_to_pass(digits_run, tmp_path, capsys):
 
 
 def test_resume_refusals(digits_run, tmp_path, capsys):
-    assert main(["train", "--out", str(digits_run), "--resume", "--lr", "0.5"]) == 2
-    assert "configuration differs" in capsys.readouterr().err
+    assert main(["train", "--out", str(digits_run), "--resume", "--lr", "0.5",
+                 "--data-seed", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "configuration differs" in err and "--data-seed 0 -> 1" in err   # names the flag
     assert main(["train", "--out", str(digits_run)]) == 2
     assert "already holds a run" in capsys.readouterr().err
     assert main(["train", "--out", str(tmp_path / "none"), "--resume"]) == 2
@@ -195,6 +197,122 @@ def test_resume_refusals(digits_run, tmp_path, capsys):
     assert main(["train", "--out", str(bad), "--resume"]) == 2
     assert "corrupted or truncated" in capsys.readouterr().err
     assert sorted(p.name for p in bad.iterdir()) == ["checkpoint.pt"]
+
+
+class _Reached(Exception):
+    """Raised by a stand-in for the experiment function a command calls, with its arguments."""
+
+
+def _reached(monkeypatch, name, argv):
+    """The arguments, by name and defaults filled in, that ``main(argv)`` passes to
+    ``ganaug.experiment.<name>`` (which is not run)."""
+    import inspect
+
+    from ganaug import experiment as E
+    signature = inspect.signature(getattr(E, name))
+
+    def stand_in(*args, **kwargs):
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        raise _Reached(bound.arguments)
+
+    monkeypatch.setattr(E, name, stand_in)
+    with pytest.raises(_Reached) as e:
+        main(argv)
+    return e.value.args[0]
+
+
+@pytest.mark.parametrize("argv,name,expected", [
+    (["train", "--out", "o"], "fit",
+     {"out": "o", "resume": False, "progress": True, "tensorboard": True, "recipe": None,
+      "config.download": False, "config.balanced_labels": False, "config.seed": 0}),
+    (["train", "--out", "o", "--quiet", "--no-tensorboard", "--download", "--balanced-labels",
+      "--labels-per-class", "all", "--seed", "3"], "fit",
+     {"progress": False, "tensorboard": False, "config.download": True,
+      "config.balanced_labels": True, "config.labels_per_class": None, "config.seed": 3}),
+    (["train", "--seeds", "2,0", "--out", "o"], "fit_seeds", {"seeds": [2, 0], "out": "o"}),
+    # flags override the recipe; a recipe's seed gives way to --seeds
+    (["train", "--recipe", "{recipe}", "--seeds", "1", "--epochs", "3", "--out", "o"],
+     "fit_seeds", {"seeds": [1], "recipe": "{recipe}", "config.epochs": 3, "config.lr": 0.002}),
+    (["sample", "--run", "r", "--out", "s.png"], "sample_run",
+     {"run": "r", "per_class": 10, "out": "s.png", "seed": 0, "device": "auto"}),
+    (["sample", "--run", "r", "--out", "s.pt", "--per-class", "3", "--seed", "5", "--device",
+      "cpu"], "sample_run", {"per_class": 3, "seed": 5, "device": "cpu"}),
+    (["eval", "--run", "r"], "evaluate_run",
+     {"run": "r", "data_root": None, "quality": True, "save": True, "device": "auto",
+      "quality_options.seed": 0}),
+    (["eval", "--run", "r", "--quick", "--data-root", "d", "--device", "cpu"], "evaluate_run",
+     {"data_root": "d", "quality": False, "save": False, "device": "cpu"}),
+    (["eval", "--run", "r", "--seed", "4", "--samples", "5", "--tstr-per-class", "6",
+      "--classifier-steps", "7", "--cache-dir", "c", "--inception-weights", "w"],
+     "evaluate_run", {"quality_options.seed": 4, "quality_options.max_samples": 5,
+                      "quality_options.tstr_per_class": 6, "quality_options.extractor_steps": 7,
+                      "quality_options.cache_dir": "c", "quality_options.inception_weights": "w"}),
+])
+def test_every_flag_reaches_the_python_api(argv, name, expected, tmp_path, monkeypatch):
+    """Each command passes its flags (or their documented defaults) on to the function it
+    calls, with flags over recipe values over TrainConfig's defaults."""
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("seed: 5\nepochs: 1\nlr: 0.002\n")
+    monkeypatch.chdir(tmp_path)
+    got = _reached(monkeypatch, name, [a.replace("{recipe}", str(recipe)) for a in argv])
+    for key, want in expected.items():
+        value = got
+        for part in key.split("."):
+            value = value[part] if isinstance(value, dict) else getattr(value, part)
+        assert value == (want.replace("{recipe}", str(recipe)) if isinstance(want, str)
+                         else want), key
+
+
+def test_seeds_resume_finds_any_seeds_checkpoint_and_ignores_a_recipes_seed(tmp_path,
+                                                                           monkeypatch):
+    """`--seeds 0,1 --resume` resumes when only seed 1 has a checkpoint, and a recipe's
+    `seed` (which --seeds replaces) is no configuration clash."""
+    from ganaug import CLSGAN, TrainConfig
+    from ganaug.experiment import seed_dir
+    folder = seed_dir(tmp_path / "o", 1)
+    folder.mkdir(parents=True)
+    CLSGAN((1, 8, 8), 10, "mlp").save(folder / "checkpoint.pt",
+                                      extra={"config": TrainConfig(seed=1).resolved().to_dict()})
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("seed: 5\n")
+    got = _reached(monkeypatch, "fit_seeds", ["train", "--recipe", str(recipe), "--seeds", "0,1",
+                                              "--resume", "--out", str(tmp_path / "o")])
+    assert got["seeds"] == [0, 1] and got["resume"] is True
+
+
+def test_an_interrupted_train_exits_130_with_what_it_left(tmp_path, monkeypatch, capsys):
+    """Ctrl-C is exit status 130 and one line on whether there is a checkpoint, no traceback."""
+    from ganaug import experiment as E
+
+    def fit(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(E, "fit", fit)
+    assert main(["train", "--out", str(tmp_path / "o"), "--quiet"]) == 130
+    assert "interrupted before the first epoch ended" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv,message", [
+    ([], "the following arguments are required: command"),
+    (["train", "--labels-per-class", "ten"], "expected an integer or 'all', got 'ten'"),
+    (["train", "--seeds", ","], "expected at least one seed"),
+    (["train", "--seeds", "0,x"], "expected comma-separated integers, got '0,x'"),
+    (["train", "--gp-weight", "x"], "expected a number or 'auto', got 'x'"),
+])
+def test_malformed_command_lines_are_usage_errors(argv, message, monkeypatch, capsys):
+    """A missing command or a flag value of the wrong form stops in argparse: exit status 2
+    and a message that says what form the value needs."""
+    from ganaug import experiment as E
+
+    def train(*args, **kwargs):
+        raise _Reached("the command line was accepted")
+
+    monkeypatch.setattr(E, "fit", train)
+    monkeypatch.setattr(E, "fit_seeds", train)
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2 and message in capsys.readouterr().err
 
 
 def test_python_dash_m_and_sigkill_mid_epoch_then_resume(tmp_path):

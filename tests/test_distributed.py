@@ -1,6 +1,8 @@
 """Data-parallel training: 2 CPU processes (gloo) against 1 process with the same global batch,
 a resume under another world size, and `torchrun -m ganaug train` (both ranks stopped by
---time-limit after the same epoch)."""
+--time-limit after the same epoch); the collectives, the process-group setup and the thread
+count on their own."""
+import io
 import json
 import math
 import os
@@ -14,6 +16,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from ganaug import TrainConfig, build_model, train
+from ganaug import distributed as D
 from ganaug.data import ImageSet, split_labeled
 
 # no batch statistics and no noise layers, so 2 processes must match 1 up to rounding; the
@@ -35,11 +38,14 @@ def _tiny() -> ImageSet:
     return ImageSet(x.clamp(-1, 1), y, ["a", "b", "c", "d"])
 
 
-def _run(epochs: int, out=None, resume=False, log=None, **kw):
+def _run(epochs: int, out=None, resume=False, log=None, init=None, **kw):
     data = _tiny()
     cfg = TrainConfig(**{**EXACT, "epochs": epochs, **kw})
     lab, unl = split_labeled(data, cfg.labels_per_class, cfg.data_seed)
     model = build_model(cfg.resolved(), data)
+    if init is not None:                       # e.g. other initial weights on one rank
+        with torch.no_grad():
+            init(model)
     return train(model, lab, unl, cfg, test=data, out=out, resume=resume, progress=False,
                  log=log or (lambda s: None))
 
@@ -65,14 +71,19 @@ def _worker(rank: int, world: int, store: str, out: str, results: str) -> None:
                         patched += 1
             assert patched >= 5
         lines: list[str] = []
-        st = _run(2, out=out, log=lines.append)
+        # rank 1 starts from other weights: train() must start every rank from rank 0's
+        st = _run(2, out=out, log=lines.append,
+                  init=(lambda m: [p.add_(1.0) for p in m.parameters()]) if rank else None)
+        rng = torch.get_rng_state()                # the last epoch's seed of the global RNG
+        # the default generator's BatchNorm: every rank must end with the same statistics
+        bn = _run(1, net_options={**EXACT["net_options"], "g_norm": "batch"}).model.state_dict()
         try:
             _run(1, batch_size=7)
             uneven = None
         except ValueError as e:
             uneven = str(e)
         torch.save({"state": st.model.state_dict(), "history": st.history, "lines": lines,
-                    "uneven": uneven}, Path(results) / f"rank{rank}.pt")
+                    "uneven": uneven, "rng": rng, "bn": bn}, Path(results) / f"rank{rank}.pt")
     finally:
         dist.destroy_process_group()
 
@@ -96,9 +107,13 @@ def test_two_gloo_processes_match_one_process_and_resume_under_one(tmp_path):
     r0, r1 = (torch.load(results / f"rank{r}.pt", weights_only=True) for r in (0, 1))
 
     single = _run(2)
+    # noise layers' RNG: rank 0 seeded as one process, rank 1 with a stream of its own
+    assert torch.equal(r0["rng"], torch.get_rng_state())
+    assert not torch.equal(r1["rng"], r0["rng"])
     _close(single.model.state_dict(), r0["state"])
-    for k, v in r0["state"].items():               # every rank holds the same model
-        assert torch.equal(v, r1["state"][k]), k
+    for key in ("state", "bn"):                    # every rank holds the same model
+        for k, v in r0[key].items():
+            assert torch.equal(v, r1[key][k]), (key, k)
     for a, b in zip(single.history, r0["history"]):
         for key in ("d_loss", "sup_loss", "critic", "critic_ul", "penalty", "consistency",
                     "g_loss"):
@@ -139,3 +154,159 @@ def test_torchrun_module_cli_on_two_cpu_processes(tmp_path):
     assert math.isfinite(summary["test_accuracy"]) and summary["epochs"] == 1
     ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
     assert ckpt["epoch"] == 1
+
+
+def _collectives_worker(rank: int, world: int, store: str, results: str) -> None:
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
+    try:
+        r = float(rank + 1)                        # rank-dependent values: 1 on rank 0, 2 on 1
+        a, b, c = (torch.nn.Parameter(torch.zeros(*s)) for s in ((2, 3), (4,), (1,)))
+        a.grad, b.grad = torch.full((2, 3), r), torch.arange(4.0) * r     # c: no gradient
+        D.average_gradients([a, b, c], world)
+        x = torch.full((3, 2), r, requires_grad=True)
+        m = D.global_row_mean(x, world)
+        m.sum().backward()
+        torch.manual_seed(rank)                    # other weights and statistics on each rank
+        net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4),
+                                  torch.nn.Flatten(), torch.nn.BatchNorm1d(4 * 36))
+        net = net.to(memory_format=torch.channels_last)    # a non-contiguous conv weight
+        for bn in (net[1], net[3]):
+            bn.running_mean.fill_(r)
+            bn.running_var.fill_(r * r)
+            bn.num_batches_tracked.fill_(rank)
+        D.average_batchnorm_stats(net, world)
+        stats = {k: v.clone() for k, v in net.state_dict().items()}
+        for bn in (net[1], net[3]):                # buffers too, not only the parameters
+            bn.running_mean.add_(rank)
+        before = {k: v.clone() for k, v in net.state_dict().items()}
+        D.broadcast_module_(net, world)
+        torch.save({"a": a.grad, "b": b.grad, "c": c.grad, "m": m.detach(), "x": x.grad,
+                    "stats": stats, "before": before, "after": net.state_dict(),
+                    "contiguous": net[0].weight.is_contiguous(),
+                    "object": D.broadcast_object({"rank": rank}, world),
+                    "average": D.average_(torch.tensor([r, 10 * r]), world),
+                    "who": (D.rank_and_world(), D.is_main())}, Path(results) / f"rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_collectives_average_and_broadcast_over_two_gloo_processes(tmp_path):
+    """Each collective on rank-dependent values: means over the ranks, rank 0's module and
+    object everywhere, and global_row_mean's gradient."""
+    mp.spawn(_collectives_worker, args=(2, str(tmp_path / "store"), str(tmp_path)), nprocs=2)
+    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    for rank, res in enumerate((r0, r1)):
+        assert torch.equal(res["a"], torch.full((2, 3), 1.5))
+        assert torch.equal(res["b"], torch.arange(4.0) * 1.5) and res["c"] is None
+        assert torch.equal(res["m"], torch.full((1, 2), 1.5))
+        # the global mean's gradient (1/6 a row) times the world size: averaging divides it back
+        assert torch.allclose(res["x"], torch.full((3, 2), 1 / 3))
+        for k, v in res["stats"].items():          # BatchNorm running statistics averaged
+            if k.endswith("running_mean"):
+                assert torch.equal(v, torch.full_like(v, 1.5)), k
+            elif k.endswith("running_var"):
+                assert torch.equal(v, torch.full_like(v, 2.5)), k
+        for k, v in res["after"].items():          # every parameter and buffer from rank 0
+            assert torch.equal(v, r0["before"][k]), (rank, k)
+        assert not res["contiguous"]               # still channels_last
+        assert res["object"] == {"rank": 0}
+        assert torch.equal(res["average"], torch.tensor([1.5, 15.0]))
+        assert res["who"] == ((rank, 2), rank == 0)
+    assert not torch.equal(r1["before"]["0.weight"], r0["before"]["0.weight"])
+
+
+@pytest.mark.parametrize("env,device,gpus,calls", [
+    ({}, "auto", 2, []),                                             # no torchrun
+    ({"WORLD_SIZE": "1"}, "auto", 0, []),                            # torchrun, one process
+    ({"WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "1"}, "cpu", 2, [("init", "gloo")]),
+    ({"WORLD_SIZE": "4", "RANK": "3", "LOCAL_RANK": "1"}, "auto", 2,
+     [("set_device", 1), ("init", "nccl")]),
+    ({"WORLD_SIZE": "4", "RANK": "3", "LOCAL_RANK": "1"}, "cuda", 2,
+     [("set_device", 1), ("init", "nccl")]),
+])
+def test_init_from_env_picks_the_backend_and_the_local_gpu(monkeypatch, env, device, gpus,
+                                                           calls):
+    """init_from_env: a no-op without torchrun or with one process; NCCL on cuda:LOCAL_RANK
+    (not RANK) for a CUDA or auto run on a GPU machine, gloo for a CPU run."""
+    seen = []
+    for k in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
+        monkeypatch.delenv(k, raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: gpus > 0)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda i: seen.append(("set_device", i)))
+    monkeypatch.setattr(dist, "init_process_group", lambda backend: seen.append(("init", backend)))
+    monkeypatch.setattr(D.atexit, "register", lambda f: None)
+    monkeypatch.setattr(D, "_STARTED_HERE", False)
+    assert D.init_from_env(device) is bool(calls)
+    assert seen == calls
+
+
+def test_shutdown_destroys_only_the_group_it_started(monkeypatch, tmp_path):
+    """A group the caller started is used as it is and survives shutdown(); the one
+    init_from_env started is destroyed by it."""
+    real_init = dist.init_process_group
+    stores = iter(tmp_path / f"store{i}" for i in range(2))
+
+    def start(backend):
+        real_init(backend, store=dist.FileStore(str(next(stores)), 1), rank=0, world_size=1)
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setattr(D.atexit, "register", lambda f: None)
+    monkeypatch.setattr(D, "_STARTED_HERE", False)
+    try:
+        start("gloo")                              # the caller's own group
+        assert D.init_from_env("cpu") is True
+        D.shutdown()
+        assert dist.is_initialized()
+        dist.destroy_process_group()
+        monkeypatch.setattr(dist, "init_process_group", start)
+        assert D.init_from_env("cpu") is True and dist.is_initialized()
+        D.shutdown()
+        assert not dist.is_initialized()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("cpu_max,local_world,expected", [
+    (None, None, 8), ("max 100000", "1", 8), ("150000 100000", None, 2),
+    ("150000 100000", "2", 1), ("max 100000", "4", 2), (None, "3", 2),
+])
+def test_cpu_threads_counts_affinity_cgroup_quota_and_local_processes(monkeypatch, cpu_max,
+                                                                      local_world, expected):
+    """cpu_threads: the affinity mask (8 here), capped by the cgroup quota rounded up,
+    divided among torchrun's processes on the machine (LOCAL_WORLD_SIZE)."""
+    def fake_open(path, *args, **kwargs):
+        assert path == "/sys/fs/cgroup/cpu.max"
+        if cpu_max is None:
+            raise FileNotFoundError(path)
+        return io.StringIO(cpu_max + "\n")
+
+    monkeypatch.setattr(D.os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    monkeypatch.setattr(D, "open", fake_open, raising=False)
+    if local_world is None:
+        monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    else:
+        monkeypatch.setenv("LOCAL_WORLD_SIZE", local_world)
+    assert D.cpu_threads() == expected
+
+
+@pytest.mark.parametrize("omp,share,expected", [("2", 1, 2), (None, 1, 1), (None, 4, 2)])
+def test_configure_threads_only_lowers_and_leaves_omp_num_threads_alone(monkeypatch, omp, share,
+                                                                        expected):
+    """configure_threads from torch's 2 threads: the user's OMP_NUM_THREADS wins; without
+    it the count drops to cpu_threads() but never rises to it."""
+    before = torch.get_num_threads()
+    monkeypatch.setattr(D, "cpu_threads", lambda: share)
+    if omp is None:
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    else:
+        monkeypatch.setenv("OMP_NUM_THREADS", omp)
+    try:
+        torch.set_num_threads(2)
+        assert D.configure_threads() == expected == torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)

@@ -59,7 +59,9 @@ def test_bf16_on_a_cpu_without_bf16_instructions_is_warned_about(tmp_path):
 def test_switches_are_validated_and_bools_read_naturally():
     c = TrainConfig(compile=False, fused_adam=True).resolved()
     assert (c.compile, c.fused_adam) == ("off", "on")
-    assert TrainConfig(compile="max-autotune").resolved().compile == "max-autotune"
+    autotune = TrainConfig(compile="max-autotune").resolved()
+    assert autotune.compile == "max-autotune"
+    assert Speed.resolve(autotune, "mlp", torch.device("cpu")).compile == "max-autotune"
     for field, bad in (("amp", "fp8"), ("compile", "fast"), ("channels_last", "yes"),
                        ("fused_adam", "auto-ish")):
         with pytest.raises(ValueError, match=f"{field} must be one of"):
@@ -203,22 +205,49 @@ def test_cuda_fast_path_defaults_train_the_conv_pair():
     assert st.model.loss_net.features[1].weight.is_contiguous(memory_format=torch.channels_last)
 
 
+def _first_draw(cfg, model, tiny, generator_step=True):
+    """The first batch and noise the training loop would draw for ``model`` on ``tiny``."""
+    from ganaug.step import _Draws, _Shard
+    lab, unl = split_labeled(tiny, cfg.labels_per_class, cfg.data_seed)
+    draws = _Draws(cfg, lab.images, lab.targets, lab.targets, unl.images,
+                   torch.Generator().manual_seed(0), _Shard(), model.noise_dim, True,
+                   torch.device("cpu"))
+    return draws.next(generator_step)
+
+
+def test_the_penalty_differentiates_the_eager_loss_network(tiny, monkeypatch):
+    """With torch.compile on, the gradient penalty's double backward never runs through a
+    compiled network: the compiled ones see no input that requires a gradient."""
+    from ganaug.step import TrainStep
+    seen = []
+
+    def fake_compile(net, **kw):
+        def run(x, *a, **k):
+            seen.append(x.requires_grad)
+            return net(x, *a, **k)
+        return run
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    cfg = TrainConfig(**FAST, compile="on", lipschitz="zero-gp").resolved()
+    model = build_model(cfg, tiny)
+    step = TrainStep(model, cfg, torch.device("cpu"))
+    assert step.nets.compiled
+    step(*_first_draw(cfg, model, tiny, generator_step=False), 1.0, 0.9)
+    assert seen == [False, False]                # G's fakes, then the loss network's pass
+    assert step.nets.compiled                     # no fallback was needed
+
+
 @pytest.mark.parametrize("g_loss", ["feature-matching", "loss"])
 def test_the_generator_update_computes_only_the_generators_gradients(tiny, g_loss):
     """The generator's backward skips the loss network's weight gradients (it would throw
     them away): the loss network's .grad stays as its own update left it, and the
     generator's gradients are the numbers a full backward gives."""
     import copy
-    from ganaug.step import TrainStep, _Draws, _Shard
+    from ganaug.step import TrainStep
     cfg = TrainConfig(batch_size=8, labels_per_class=4, g_loss=g_loss, mode_seeking=1.0,
                       net_options={"d_hidden": [32, 32], "g_hidden": [32]}).resolved()
-    lab, unl = split_labeled(tiny, cfg.labels_per_class, cfg.data_seed)
     model = build_model(cfg, tiny)
     step = TrainStep(model, cfg, torch.device("cpu"))
-    draws = _Draws(cfg, lab.images, lab.targets, lab.targets, unl.images,
-                   torch.Generator().manual_seed(0), _Shard(), model.noise_dim, True,
-                   torch.device("cpu"))
-    b, nz = draws.next(True)
+    b, nz = _first_draw(cfg, model, tiny)
     step._loss_net_step(b, nz, 1.0, True)
     D, G = model.loss_net, model.generator
     d_grads = [p.grad.clone() for p in D.parameters()]

@@ -33,11 +33,25 @@ def test_a_root_without_mnist_is_refused_with_the_fix(tmp_path):
     assert not out.exists()                      # nothing started, nothing written
 
 
+def _mnist(root):
+    rng = np.random.default_rng(0)
+    return write_mnist(root, rng.integers(0, 256, (4, 28, 28)), np.arange(4),
+                       rng.integers(0, 256, (2, 28, 28)), np.arange(2), decompressed=False)
+
+
+@pytest.mark.parametrize("missing", ["train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                                     "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"])
+def test_a_root_lacking_one_mnist_file_is_refused(tmp_path, missing):
+    """Each of the four MNIST files is required, compressed or not."""
+    (_mnist(tmp_path / "data") / f"{missing}.gz").unlink()
+    r, out = _run(tmp_path, tmp_path / "data")
+    assert r.returncode == 2 and f"MNIST/raw/{missing}(.gz) is missing" in r.stderr
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("minutes", ["abc", "2", "-5"])
 def test_a_budget_under_three_minutes_is_refused(tmp_path, minutes):
-    rng = np.random.default_rng(0)
-    write_mnist(tmp_path / "data", rng.integers(0, 256, (4, 28, 28)), np.arange(4),
-                rng.integers(0, 256, (2, 28, 28)), np.arange(2), decompressed=False)
+    _mnist(tmp_path / "data")
     r, out = _run(tmp_path, tmp_path / "data", minutes)
     assert r.returncode == 2 and "MINUTES must be a number >= 3" in r.stderr
     assert not out.exists()

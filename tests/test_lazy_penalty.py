@@ -44,12 +44,20 @@ def test_the_penalty_is_weighted_k_times_or_skipped(tiny, lipschitz):
 
 
 def test_training_computes_the_penalty_on_every_kth_step(tiny, monkeypatch):
-    calls = []
+    """The penalty on steps 1, k + 1, 2k + 1, ...; with d_steps 2, G's update on steps 2, 4, ..."""
+    calls, flags = [], []
     real = O.gradient_penalty
     monkeypatch.setattr(O, "gradient_penalty", lambda *a, **k: calls.append(1) or real(*a, **k))
-    state = _run(tiny, epochs=2, penalty_every=4)
+    step_call = TrainStep.__call__
+
+    def record(self, b, nz, gamma, decay, penalize=True):
+        flags.append((penalize, nz.z is not None))
+        return step_call(self, b, nz, gamma, decay, penalize)
+    monkeypatch.setattr(TrainStep, "__call__", record)
+    state = _run(tiny, epochs=2, penalty_every=4, d_steps=2)
     steps = state.history[-1]["step"]
     assert steps == 12 and len(calls) == 3        # steps 1, 5 and 9 (one in the 2nd epoch)
+    assert flags == [(s % 4 == 1, s % 2 == 0) for s in range(1, 13)]
     calls.clear()
     _run(tiny, epochs=2)
     assert len(calls) == steps

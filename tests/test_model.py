@@ -1,3 +1,6 @@
+import copy
+import json
+
 import pytest
 import torch
 
@@ -24,6 +27,8 @@ def test_sampling_is_reproducible_labelled_and_in_range():
     assert torch.equal(a, b) and not torch.equal(a, c)
     assert a.shape == (12, 1, 8, 8) and la.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3]
     assert a.min() >= -1 and a.max() <= 1
+    z = m.noise(1000, torch.Generator().manual_seed(0))          # uniform in [-1, 1]
+    assert z.shape == (1000, m.noise_dim) and -1 <= z.min() < -0.99 and 0.99 < z.max() <= 1
     assert m(torch.tensor([1, 2])).shape == (2, 1, 8, 8)   # the model is a labels -> images sampler
     with pytest.raises(ValueError, match=r"labels must lie in \[0, 4\)"):
         m.sample(torch.tensor([4]))
@@ -71,6 +76,8 @@ def test_the_saved_spec_holds_every_builder_default(tmp_path):
     m = CLSGAN((1, 8, 8), 4, "mlp", input_noise=0.2)
     opts = m.spec()["net_options"]
     assert opts["input_noise"] == 0.2 and opts["hidden_noise"] == 0.3 and opts["norm"] == "weight"
+    assert json.loads(json.dumps(m.spec())) == m.spec()          # primitives: tuples as lists
+    assert m.spec()["classes"] == ["0", "1", "2", "3"]           # no names given: the class ids
     m.save(tmp_path / "m.pt")
     ckpt = torch.load(tmp_path / "m.pt", weights_only=True)
     ckpt["model"]["net_options"] = {"input_noise": 0.2}     # as saved before defaults were
@@ -92,6 +99,12 @@ def test_checkpoints_whose_weights_do_not_fit_are_one_line(tmp_path):
     assert "\n" not in str(e.value)
     ckpt["model"]["arch"] = "resnet"
     with pytest.raises(CheckpointError, match="does not describe a ganaug model"):
+        CLSGAN.from_checkpoint(ckpt)
+    ckpt["model"].update(arch="mlp", classes=list("abcde"))       # 5 names for 4 classes
+    with pytest.raises(CheckpointError, match="5 class names for 4 classes"):
+        CLSGAN.from_checkpoint(ckpt)
+    ckpt = {"format": "ganaug", "model": CLSGAN((1, 8, 8), 4, "mlp").spec()}   # no weights
+    with pytest.raises(CheckpointError, match="holds no model weights"):
         CLSGAN.from_checkpoint(ckpt)
 
 
@@ -138,6 +151,7 @@ def test_damaged_text_and_gpu_checkpoints_get_their_own_message(tmp_path, monkey
     (lambda m: m.sample(torch.tensor([2.9, 0.5])), "integer class ids, got dtype torch.float32"),
     (lambda m: m.sample(torch.tensor([True, False])), "integer class ids, got dtype torch.bool"),
     (lambda m: m.sample(torch.zeros(2, 2, dtype=torch.long)), "1-D"),
+    (lambda m: m.sample(torch.tensor([0, -1])), r"labels must lie in \[0, 4\), got \[-1, 0\]"),
     (lambda m: m.sample(torch.tensor([0, 1]), batch_size=0), "batch_size must be a positive"),
     (lambda m: m.sample_per_class(-1), "per_class must be a non-negative integer"),
     (lambda m: m.sample_per_class(2.5), "per_class must be a non-negative integer"),
@@ -155,6 +169,28 @@ def test_samples_do_not_depend_on_the_chunking():
     chunked = m.sample(y, torch.Generator().manual_seed(0), batch_size=3)
     torch.testing.assert_close(whole, chunked)
     assert m.sample([]).shape == (0, 1, 8, 8) and m.sample([1, 3]).shape == (2, 1, 8, 8)
+    images, labels = m.sample_per_class(0)                  # none of each class is no error
+    assert images.shape == (0, 1, 8, 8) and labels.shape == (0,)
+
+
+def test_classify_and_sample_use_the_ema_networks_in_eval_mode():
+    """activations() and sample() run the EMA networks (ema=False: the trained ones) in eval
+    mode, without noise or batch statistics, even on a model in training mode, and leave
+    that mode as it was."""
+    torch.manual_seed(0)
+    m = CLSGAN((1, 8, 8), 4, "mlp", d_hidden=[16], g_hidden=[16])
+    with torch.no_grad():                        # the trained nets move away from their EMAs
+        for p in [*m.loss_net.parameters(), *m.generator.parameters()]:
+            p.add_(torch.randn_like(p))
+    m.train()
+    x, y = torch.rand(6, 1, 8, 8) * 2 - 1, torch.tensor([0, 1, 2, 3, 0, 1])
+    z = m.noise(6, torch.Generator().manual_seed(3))
+    for ema, d, g in ((True, m.loss_net_ema, m.generator_ema), (False, m.loss_net, m.generator)):
+        d_ref, g_ref = copy.deepcopy(d).eval(), copy.deepcopy(g).eval()
+        torch.testing.assert_close(m.activations(x, ema=ema), d_ref(x), rtol=0, atol=0)
+        torch.testing.assert_close(m.sample(y, torch.Generator().manual_seed(3), ema=ema),
+                                   g_ref(z, y), rtol=0, atol=0)
+        assert d.training and g.training                 # the mode is given back
 
 
 def test_a_run_without_a_generator_is_refused_for_sampling(tmp_path):

@@ -96,11 +96,15 @@ def test_wgan_critic_is_the_difference_of_means():
 
 
 def test_gradient_penalties_on_a_linear_function():
-    w = torch.tensor([3.0, 4.0])                       # ||w|| = 5 everywhere
+    """The penalties' values, and the gradient penalty differentiable in the weights."""
+    w = torch.tensor([3.0, 4.0], requires_grad=True)  # ||w|| = 5 everywhere
     fn = lambda x, y: (x.flatten(1) * w).sum(1)       # noqa: E731
     xr, xf = torch.randn(6, 2), torch.randn(6, 2)
     y, eps = torch.zeros(6, dtype=torch.long), torch.rand(6)
-    assert O.gradient_penalty(fn, xr, xf, y, eps, 1.0).item() == pytest.approx(16.0)
+    gp = O.gradient_penalty(fn, xr, xf, y, eps, 1.0)
+    assert gp.item() == pytest.approx(16.0)
+    gp.backward()                                      # d (||w|| - 1)^2 / dw = 2 (5 - 1) w / 5
+    torch.testing.assert_close(w.grad, torch.tensor([4.8, 6.4]))
     assert O.gradient_penalty(fn, xr, xf, y, eps, 0.0).item() == pytest.approx(25.0)
     assert O.div_penalty(fn, xr, xf, y, k=2.0, p=6.0).item() == pytest.approx(2.0 * 5.0 ** 6)
 

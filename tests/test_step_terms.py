@@ -5,13 +5,17 @@ makes every term computable by hand: the supervised term S, lam x the labeled cr
 gamma x the unlabeled critic of sscls, the penalties at their points with their weights,
 and the generator's losses.
 """
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
 
-from ganaug import TrainConfig
+from ganaug import TrainConfig, build_model
 from ganaug import objectives as O
 from ganaug import step as S
+
+from _tiny import FAST
 
 C, N_LAB, N_UNL = 3, 4, 3
 
@@ -31,8 +35,8 @@ class LinD(torch.nn.Module):
 
 
 class Nets:
-    def __init__(self, D):
-        self.D = D
+    def __init__(self, D, G=None):
+        self.D, self.g = D, G
 
     def d(self, x, features=False, eager=False):
         return self.D(x, features=features) if features else self.D(x)
@@ -50,12 +54,12 @@ def softplus(t):
     return np.log1p(np.exp(t))
 
 
-def L(a, y):                       # L(x, y) = -a_y + softplus(lse a)
-    return -a[np.arange(len(a)), y] + softplus(lse(a))
+def L(a, y, form="semi"):          # L(x, y) = -a_y + softplus(lse a); softmax: -a_y + lse a
+    return -a[np.arange(len(a)), y] + (softplus(lse(a)) if form == "semi" else lse(a))
 
 
-def L_ul(a):                       # min_y L(x, y)
-    return -a.max(1) + softplus(lse(a))
+def L_ul(a, form="semi"):          # min_y L(x, y)
+    return -a.max(1) + (softplus(lse(a)) if form == "semi" else lse(a))
 
 
 def real(a):                       # -log P(real | x), P(real | x) = sigmoid(lse a)
@@ -128,6 +132,33 @@ def test_loss_network_terms_match_design_by_hand(name, data):
     np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("name", ["supervised", "sscls"])
+def test_the_softmax_form_reaches_every_term_by_hand(name, data):
+    """loss_form='softmax' is the L of S, of both critics and of the generator's loss."""
+    xr, xf, y, cu = data
+    obj = O.get_objective(name)
+    cfg = TrainConfig(objective=name, lipschitz="none", loss_form="softmax", g_loss="loss",
+                      **({"margin_scale": 0.01} if name == "sscls" else {})).resolved()
+    D = LinD(4, C)
+    b = _batch(obj, xr, y, cu)
+    ell = S._ell(obj, cfg.loss_form)
+    x_f = xf if obj.critic != "none" else None
+    got = S._loss_net_terms(obj, cfg, Nets(D), b, x_f, ell, 1.0, None).detach().numpy()
+    W, bias = D.W.detach().numpy(), D.b.detach().numpy()
+    ar = b.x.flatten(1).numpy() @ W.T + bias
+    yn, n, sm = y.numpy(), N_LAB, "softmax"
+    want = np.array([L(ar[:n], yn, sm).mean(), 0.0, 0.0, 0.0, 0.0])
+    if x_f is not None:
+        af = xf.flatten(1).numpy() @ W.T + bias
+        delta = 0.01 * np.abs(xr.flatten(1).numpy() - xf.flatten(1).numpy()).mean(1)
+        want[1] = hinge(delta[:n] + L(ar[:n], yn, sm) - L(af[:n], yn, sm)).mean()
+        want[2] = hinge(delta[n:] + L_ul(ar[n:], sm) - L_ul(af[n:], sm)).mean()
+        g_loss = S._generator_loss(cfg, Nets(D), b, xf, ell, 1).item()
+        assert g_loss == pytest.approx(
+            np.concatenate([L(af[:n], yn, sm), L_ul(af[n:], sm)]).mean(), rel=1e-10)
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+
+
 def test_the_consistency_term_on_the_unlabeled_rows_by_hand(data):
     xr, xf, y, cu = data
     cfg = TrainConfig(objective="sscls", lipschitz="none", consistency=3.0).resolved()
@@ -135,25 +166,33 @@ def test_the_consistency_term_on_the_unlabeled_rows_by_hand(data):
     D = LinD(4, C)
     b = _batch(obj, xr, y, cu)
     b.x_view = xr[N_LAB:].flip(-1)              # the unlabeled rows' second view
-    got = S._loss_net_terms(obj, cfg, Nets(D), b, xf, S._ell(obj, "semi"), 1.0, None)[4].item()
+    cons = S._loss_net_terms(obj, cfg, Nets(D), b, xf, S._ell(obj, "semi"), 1.0, None)[4]
     W, bias = D.W.detach().numpy(), D.b.detach().numpy()
 
     def softmax(a):
         e = np.exp(a - a.max(1, keepdims=True))
         return e / e.sum(1, keepdims=True)
-    student = softmax(xr[N_LAB:].flatten(1).numpy() @ W.T + bias)
+    xu = xr[N_LAB:].flatten(1).numpy()
+    student = softmax(xu @ W.T + bias)
     teacher = softmax(0.5 * (b.x_view.flatten(1).numpy() @ W.T + bias))
     want = 3.0 * ((student - teacher) ** 2).sum(1).mean()
-    assert got == pytest.approx(want, rel=1e-10)
+    assert cons.item() == pytest.approx(want, rel=1e-10)
+    # its gradient moves the student's view only (the teacher's is a fixed target):
+    # d/da of sum_c (p_c - t_c)^2 is 2 p * (r - sum_c p_c r_c), r = p - t, through a = W x + b
+    r = student - teacher
+    ga = 2 * student * (r - (student * r).sum(1, keepdims=True))
+    (gW,) = torch.autograd.grad(cons, D.W)
+    np.testing.assert_allclose(gW.numpy(), 3.0 * ga.T @ xu / len(xu), rtol=1e-8, atol=1e-12)
 
 
-@pytest.mark.parametrize("lipschitz,weight,k", [("gp", 5.0, 1), ("zero-gp", 0.3, 4), ("div", None, 2)])
-def test_penalties_at_their_points_with_their_weights(lipschitz, weight, k, data):
+@pytest.mark.parametrize("lipschitz,opts,k", [("gp", {"gp_weight": 5.0}, 1),
+                                              ("zero-gp", {"gp_weight": 0.3}, 4),
+                                              ("div", {"div_k": 0.5, "div_p": 3.0}, 2)])
+def test_penalties_at_their_points_with_their_weights(lipschitz, opts, k, data):
     """A cubic loss network: the input gradient differs from point to point, so only the
     right points (interpolates of each real row and its own fake, or reals and fakes for
     div) give the right value; every row counts, labeled and unlabeled."""
     xr, xf, y, cu = data
-    opts = {} if weight is None else {"gp_weight": weight}
     cfg = TrainConfig(objective="sscls", lipschitz=lipschitz, penalty_every=k, **opts).resolved()
     obj = O.get_objective("sscls")
     D = LinD(4, C, cubic=True)
@@ -207,6 +246,30 @@ def test_generator_losses_match_design_by_hand(name, data):
     assert got == pytest.approx(want, rel=1e-10)
 
 
+def test_mode_seeking_joins_the_generators_loss_with_its_weight_by_hand(data):
+    """G's step: mean L(G(z, y)) + mode_seeking x 1 / (mean|x1 - x2| / mean|z1 - z2| + 1e-5),
+    x1 and x2 the fakes of the two noise draws z and z2 for the same labels."""
+    xr, _, y, cu = data
+    obj = O.get_objective("sscls")
+    cfg = TrainConfig(objective="sscls", lipschitz="none", g_loss="loss",
+                      mode_seeking=0.7).resolved()
+    D = LinD(4, C)
+    b = _batch(obj, xr, y, cu)
+    g = torch.Generator().manual_seed(3)
+    A = torch.randn(5, 4, generator=g, dtype=torch.float64) * 0.3
+    z, z2 = (torch.rand(N_LAB + N_UNL, 5, generator=g, dtype=torch.float64) for _ in range(2))
+    G = lambda z, yy: (z @ A + 0.1 * yy.view(-1, 1).double()).view(-1, 1, 2, 2)  # noqa: E731
+    step = SimpleNamespace(cfg=cfg, nets=Nets(D, G), ell=S._ell(obj, "semi"), world=1,
+                           opt_g=None, _update=lambda opt, loss: None)
+    got = S.TrainStep._generator_step(step, b, S._Noise(z=z, z2=z2)).item()
+    zn, z2n, An, yg = z.numpy(), z2.numpy(), A.numpy(), b.y_gen.numpy().reshape(-1, 1)
+    x1, x2 = zn @ An + 0.1 * yg, z2n @ An + 0.1 * yg
+    ag = x1 @ D.W.detach().numpy().T + D.b.detach().numpy()
+    fit = np.concatenate([L(ag[:N_LAB], y.numpy()), L_ul(ag[N_LAB:])]).mean()
+    diverse = 1.0 / (np.abs(x1 - x2).mean() / np.abs(zn - z2n).mean() + 1e-5)
+    assert got == pytest.approx(fit + 0.7 * diverse, rel=1e-10)
+
+
 def test_feature_matching_plus_the_conditional_term_by_hand(data):
     xr, xg, y, cu = data
     cfg = TrainConfig(objective="sscls", lipschitz="none", g_cond_weight=2.0).resolved()
@@ -231,3 +294,36 @@ def test_the_registry_flags_that_decide_the_math():
         "wgan-div": ("wgan", False, True, "div"), "cwgan-div": ("wgan", True, False, "div"),
         "supervised": ("none", True, False, "weight-decay")}
     assert [n for n, o in O.OBJECTIVES.items() if o.critic == "ls" and o.nu is None] == ["gls"]
+
+
+def _step(tiny, **kw):
+    """(config, model, TrainStep) for FAST's settings on ``tiny``, overridden by ``kw``."""
+    cfg = TrainConfig(**{**FAST, **kw}).resolved()
+    model = build_model(cfg, tiny)
+    return cfg, model, S.TrainStep(model, cfg, torch.device("cpu"))
+
+
+@pytest.mark.parametrize("lipschitz,fused", [("weight-decay", "on"), ("zero-gp", "off")])
+def test_the_optimisers_take_their_settings(tiny, lipschitz, fused):
+    """Adam with the run's lr and beta1 for both nets, fused when asked; weight decay on the
+    loss network only, and only when it is the Lipschitz regulariser."""
+    *_, step = _step(tiny, lipschitz=lipschitz, fused_adam=fused, lr=2e-3, beta1=0.3)
+    for opt, wd in ((step.opt_d, 1e-4 if lipschitz == "weight-decay" else 0.0), (step.opt_g, 0)):
+        d = opt.defaults
+        assert (d["lr"], d["betas"], d["weight_decay"]) == (2e-3, (0.3, 0.999), wd)
+        assert bool(d["fused"]) == (fused == "on")
+
+
+def test_clipping_bounds_the_weights_before_their_average_takes_them(tiny):
+    """wgan: after the loss network's update every weight is within +-clip (some on the
+    bound), and its EMA moves from where it was towards the clipped weights by 1 - decay."""
+    cfg, model, step = _step(tiny, objective="wgan")
+    y = tiny.targets[:16]
+    b = S._Batch(tiny.images[:16], y, torch.cat([y[:8], torch.full((8,), -1)]), 8)
+    nz = S._Noise(z_f=torch.rand(16, model.noise_dim, generator=torch.Generator().manual_seed(0)))
+    before = [e.clone() for e in model.loss_net_ema.parameters()]
+    step(b, nz, 1.0, 0.9)
+    params = list(model.loss_net.parameters())
+    assert max(p.abs().max().item() for p in params) == pytest.approx(cfg.clip)
+    for e, e0, p in zip(model.loss_net_ema.parameters(), before, params):
+        torch.testing.assert_close(e, 0.9 * e0 + 0.1 * p)

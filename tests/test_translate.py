@@ -56,11 +56,16 @@ def test_translate_moves_real_images_only_and_leaves_every_other_draw_alone(tiny
         assert torch.equal(a, b)
     assert not torch.equal(b0.x, b2.x)
     # every image is its untranslated self moved by at most 2 pixels each way
+    drawn = []
     for orig, moved in zip(b0.x, b2.x):
         shifts = [(dx, dy) for dx in range(-2, 3) for dy in range(-2, 3)
                   if torch.equal(shift_images(orig[None], torch.tensor([dx]),
                                               torch.tensor([dy]), 2)[0], moved)]
         assert shifts, "a translated image is not a shift of the original"
+        drawn += shifts
+    # each image its own shift, dx drawn apart from dy, over the whole range -2 .. 2
+    assert len(set(drawn)) > 1 and any(dx != dy for dx, dy in drawn)
+    assert {d for s in drawn for d in s} == set(range(-2, 3))
 
 
 def test_translate_changes_training_reproducibly_and_resumes_exactly(tiny, tmp_path):

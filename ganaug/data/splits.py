@@ -12,7 +12,9 @@ def split_labeled(data: ImageSet, labels_per_class: int | None, seed: int = 0
     """Keep ``labels_per_class`` labels of every class, chosen at random with ``seed`` (the
     data seed, not the training seed); the rest become unlabeled (targets -1).
 
-    ``labels_per_class=None`` keeps every label and returns ``(data, None)``.
+    ``labels_per_class=None`` keeps every label and returns ``(data, None)``. A
+    ``labels_per_class`` that takes every image of every class leaves no unlabeled images
+    either: the unlabeled part is then ``None`` too, never an empty set.
     """
     if labels_per_class is None:
         return data, None
