@@ -18,6 +18,16 @@ def _run(tiny, out=None, resume=False, *, log=None, on_epoch=None, started=None,
                  log=log or (lambda s: None), on_epoch=on_epoch, started=started)
 
 
+def first_draw(tiny, cfg, generator_step=True):
+    """The first (batch, noise) the training loop draws on ``tiny`` with the resolved ``cfg``
+    (data generator seeded 0, one process, on the CPU)."""
+    from ganaug.step import _Draws, _Shard
+    lab, unl = split_labeled(tiny, cfg.labels_per_class, cfg.data_seed)
+    return _Draws(cfg, lab.images, lab.targets, lab.targets, unl.images,
+                  torch.Generator().manual_seed(0), _Shard(), cfg.noise_dim, True,
+                  torch.device("cpu")).next(generator_step)
+
+
 def _same_state(a, b) -> bool:
     sa, sb = a.model.state_dict(), b.model.state_dict()
     return all(torch.equal(sa[k], sb[k]) for k in sa)

@@ -6,10 +6,9 @@ import torch
 
 from ganaug import TrainConfig
 from ganaug import objectives as O
-from ganaug.data import split_labeled
-from ganaug.step import _Draws, _Shard, shift_images
+from ganaug.step import shift_images
 
-from _tiny import FAST, _run, check_reproduced_and_resumed
+from _tiny import FAST, _run, check_reproduced_and_resumed, first_draw
 
 
 def test_consistency_is_the_squared_distance_of_the_class_probabilities():
@@ -33,12 +32,7 @@ def test_consistency_needs_matching_shapes():
 
 
 def _first_batch(tiny, **kw):
-    cfg = TrainConfig(**{**FAST, **kw}).resolved()
-    lab, unl = split_labeled(tiny, cfg.labels_per_class, cfg.data_seed)
-    gen = torch.Generator().manual_seed(0)
-    d = _Draws(cfg, lab.images, lab.targets, lab.targets, unl.images, gen, _Shard(), 100,
-               True, torch.device("cpu"))
-    return d.next(True)
+    return first_draw(tiny, TrainConfig(**{**FAST, **kw}).resolved())
 
 
 @pytest.mark.parametrize("translate", [0, 2])

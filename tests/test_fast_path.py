@@ -7,13 +7,13 @@ import math
 import pytest
 import torch
 
-from ganaug import TrainConfig, build_model, train
-from ganaug.data import ImageSet, split_labeled
+from ganaug import TrainConfig, build_model
+from ganaug.data import ImageSet
 from ganaug.distributed import configure_threads, cpu_threads
 from ganaug.step import Speed
 
-FAST = dict(epochs=2, batch_size=8, labels_per_class=4,
-            net_options={"d_hidden": [32, 32], "g_hidden": [32]})
+from _tiny import FAST, _run, first_draw
+
 CONV = dict(epochs=1, batch_size=4, labels_per_class=2, arch="conv",
             net_options={"g_width": 32, "d_width": 8})
 
@@ -22,14 +22,6 @@ def _colour() -> ImageSet:
     g = torch.Generator().manual_seed(0)
     y = torch.arange(3).repeat(4)
     return ImageSet(torch.rand(12, 3, 16, 16, generator=g) * 2 - 1, y, ["r", "g", "b"])
-
-
-def _run(data, log=None, out=None, resume=False, **kw):
-    cfg = TrainConfig(**kw)
-    lab, unl = split_labeled(data, cfg.labels_per_class, cfg.data_seed)
-    model = build_model(cfg.resolved(), data)
-    return train(model, lab, unl, cfg, test=data, out=out, resume=resume, progress=False,
-                 log=log or (lambda s: None))
 
 
 def _state(st) -> dict:
@@ -205,16 +197,6 @@ def test_cuda_fast_path_defaults_train_the_conv_pair():
     assert st.model.loss_net.features[1].weight.is_contiguous(memory_format=torch.channels_last)
 
 
-def _first_draw(cfg, model, tiny, generator_step=True):
-    """The first batch and noise the training loop would draw for ``model`` on ``tiny``."""
-    from ganaug.step import _Draws, _Shard
-    lab, unl = split_labeled(tiny, cfg.labels_per_class, cfg.data_seed)
-    draws = _Draws(cfg, lab.images, lab.targets, lab.targets, unl.images,
-                   torch.Generator().manual_seed(0), _Shard(), model.noise_dim, True,
-                   torch.device("cpu"))
-    return draws.next(generator_step)
-
-
 def test_the_penalty_differentiates_the_eager_loss_network(tiny, monkeypatch):
     """With torch.compile on, the gradient penalty's double backward never runs through a
     compiled network: the compiled ones see no input that requires a gradient."""
@@ -231,7 +213,7 @@ def test_the_penalty_differentiates_the_eager_loss_network(tiny, monkeypatch):
     model = build_model(cfg, tiny)
     step = TrainStep(model, cfg, torch.device("cpu"))
     assert step.nets.compiled
-    step(*_first_draw(cfg, model, tiny, generator_step=False), 1.0, 0.9)
+    step(*first_draw(tiny, cfg, generator_step=False), 1.0, 0.9)
     assert seen == [False, False]                # G's fakes, then the loss network's pass
     assert step.nets.compiled                     # no fallback was needed
 
@@ -247,7 +229,7 @@ def test_the_generator_update_computes_only_the_generators_gradients(tiny, g_los
                       net_options={"d_hidden": [32, 32], "g_hidden": [32]}).resolved()
     model = build_model(cfg, tiny)
     step = TrainStep(model, cfg, torch.device("cpu"))
-    b, nz = _first_draw(cfg, model, tiny)
+    b, nz = first_draw(tiny, cfg)
     step._loss_net_step(b, nz, 1.0, True)
     D, G = model.loss_net, model.generator
     d_grads = [p.grad.clone() for p in D.parameters()]

@@ -4,10 +4,9 @@ import torch
 
 from ganaug import TrainConfig, build_model
 from ganaug import objectives as O
-from ganaug.data import split_labeled
-from ganaug.step import TrainStep, _Draws, _loss_net_terms, _Shard
+from ganaug.step import TrainStep, _loss_net_terms
 
-from _tiny import FAST, _run, check_reproduced_and_resumed
+from _tiny import FAST, _run, check_reproduced_and_resumed, first_draw
 
 PEN = 3                                          # index of the penalty in the stacked terms
 
@@ -19,11 +18,7 @@ def _terms(tiny, penalize, **kw):
     torch.manual_seed(0)
     model = build_model(cfg, tiny)
     step = TrainStep(model, cfg, torch.device("cpu"))
-    lab, unl = split_labeled(tiny, cfg.labels_per_class, cfg.data_seed)
-    d = _Draws(cfg, lab.images, lab.targets, lab.targets, unl.images,
-               torch.Generator().manual_seed(0), _Shard(), model.noise_dim, True,
-               torch.device("cpu"))
-    b, nz = d.next(True)
+    b, nz = first_draw(tiny, cfg)
     with torch.no_grad():
         x_f = step.nets.g(nz.z_f, b.y_gen)
     torch.manual_seed(1)

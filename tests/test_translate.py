@@ -3,10 +3,9 @@ import pytest
 import torch
 
 from ganaug import TrainConfig
-from ganaug.data import split_labeled
-from ganaug.step import _Draws, _Shard, shift_images
+from ganaug.step import shift_images
 
-from _tiny import FAST, _run, check_reproduced_and_resumed
+from _tiny import FAST, _run, check_reproduced_and_resumed, first_draw
 
 
 def _shift_by_loops(x, dx, dy):
@@ -41,12 +40,7 @@ def test_shift_images_keeps_channels_last():
 
 
 def _first_batch(tiny, translate):
-    cfg = TrainConfig(**{**FAST, "translate": translate}).resolved()
-    lab, unl = split_labeled(tiny, cfg.labels_per_class, cfg.data_seed)
-    gen = torch.Generator().manual_seed(0)
-    d = _Draws(cfg, lab.images, lab.targets, lab.targets, unl.images, gen, _Shard(), 100,
-               True, torch.device("cpu"))
-    return d.next(True)
+    return first_draw(tiny, TrainConfig(**{**FAST, "translate": translate}).resolved())
 
 
 def test_translate_moves_real_images_only_and_leaves_every_other_draw_alone(tiny):
