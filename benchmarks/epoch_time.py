@@ -17,7 +17,10 @@ through ganaug's own loader and split, and times training with the recipe's sett
   ``--warmup`` untimed steps, N training steps as ``train`` runs them (the recipe's
   TrainStep and batch draws on the loaded data); the row's epoch time is the median
   seconds per step x steps per epoch, marked "estimate", and one test evaluation is timed
-  apart (the training loop runs one after every epoch).
+  apart (the training loop runs one after every epoch). Where ``penalty_every`` or
+  ``d_steps`` makes steps differ (with or without the gradient penalty or the generator's
+  update), each kind's median is weighted by how often it comes, and N must cover one
+  cycle of lcm(penalty_every, d_steps) steps.
 
 Pixel values do not change the work of a step, so the times hold for the real data; no
 accuracy is reported (the pixels are noise). Prints a markdown table; writes
@@ -75,8 +78,33 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def _kind(i: int, cfg, adversarial: bool) -> tuple[bool, bool]:
+    """What step ``i`` (0-based, as ``train`` counts) does beyond the loss network's update:
+    (the gradient penalty, the generator's update), as ``penalty_every`` and ``d_steps`` say."""
+    return i % cfg.penalty_every == 0, adversarial and (i + 1) % cfg.d_steps == 0
+
+
+def cycle_length(cfg) -> int:
+    """Steps after which the kinds of step repeat: lcm(penalty_every, d_steps)."""
+    return math.lcm(cfg.penalty_every, cfg.d_steps)
+
+
+def seconds_per_step(times: dict, cfg, adversarial: bool) -> float:
+    """The mean seconds of a step over an epoch from ``times`` ({kind: [seconds]}): the
+    median of each kind of step, weighted by how often it comes in a cycle (a step with the
+    penalty costs more than one without it, so a median over all steps would underestimate
+    an epoch whenever ``penalty_every`` or ``d_steps`` is above 1)."""
+    cycle = [_kind(i, cfg, adversarial) for i in range(cycle_length(cfg))]
+    missing = sorted(set(cycle) - set(times))
+    if missing:
+        raise ValueError(f"no step of kind(s) {missing} (penalty, generator update) was timed; "
+                         f"time at least {len(cycle)} steps")
+    return statistics.fmean(statistics.median(times[k]) for k in cycle)
+
+
 def time_steps(cfg, warmup: int, steps: int) -> dict:
-    """Seconds per training step (median of ``steps``) and of one test evaluation."""
+    """Seconds per training step (seconds_per_step over ``steps`` timed steps) and of one
+    test evaluation."""
     labeled, unlabeled, test = load_data(cfg)
     model = build_model(cfg, labeled)
     device = pick_device(cfg.device)
@@ -88,20 +116,21 @@ def time_steps(cfg, warmup: int, steps: int) -> dict:
     draws = _Draws(cfg, x_lab, labeled.targets.to(device), labeled.targets, x_unl,
                    torch.Generator().manual_seed(0), _Shard(), model.noise_dim,
                    step.adversarial, device)
-    times = []
+    times: dict[tuple[bool, bool], list[float]] = {}
     for i in range(warmup + steps):
+        penalize, generator_step = _kind(i, cfg, step.adversarial)
         sync(device)
         t = time.perf_counter()
-        b, nz = draws.next(step.adversarial and (i + 1) % cfg.d_steps == 0)
-        step(b, nz, cfg.gamma, cfg.ema_decay, i % cfg.penalty_every == 0)
+        b, nz = draws.next(generator_step)
+        step(b, nz, cfg.gamma, cfg.ema_decay, penalize)
         sync(device)
         if i >= warmup:
-            times.append(time.perf_counter() - t)
+            times.setdefault((penalize, generator_step), []).append(time.perf_counter() - t)
     t = time.perf_counter()
     evaluate_accuracy(model, test)
     sync(device)
     n_train = len(labeled) + (len(unlabeled) if unlabeled is not None else 0)
-    return {"step_s": statistics.median(times), "eval_s": time.perf_counter() - t,
+    return {"step_s": seconds_per_step(times, cfg, step.adversarial), "eval_s": time.perf_counter() - t,
             "steps_per_epoch": math.ceil(n_train / cfg.batch_size), "n_train": n_train,
             "n_test": len(test), "settings": step.speed.describe()}
 
@@ -160,6 +189,14 @@ def main() -> None:
     warmup = args.warmup if args.warmup is not None else (30 if device.type == "cuda" else 2)
     print(f"device {device}, {threads} CPU threads, torch {torch.__version__}; mode {mode}",
           flush=True)
+
+    if mode == "steps":                           # every kind of step timed, checked up front
+        for n in names:
+            c = recipe_config(RECIPES / f"{n}.yaml").resolved()
+            if (args.steps or 10) < cycle_length(c):
+                p.error(f"--steps {args.steps or 10} does not cover recipe {n}'s cycle of "
+                        f"{cycle_length(c)} steps (penalty_every {c.penalty_every}, d_steps "
+                        f"{c.d_steps}); give --steps {cycle_length(c)} or more")
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="ganaug-epoch-time-") as tmp:

@@ -145,6 +145,24 @@ def test_epoch_time_reads_the_last_epoch_from_metrics(tmp_path, monkeypatch):
                  "n_train": 1000, "n_test": 50, "step_s": 0.25}
 
 
+def test_epoch_time_weights_each_kind_of_step_by_how_often_it_comes():
+    """epoch_time.seconds_per_step: the penalty on one step in 4 and the generator's update on
+    one in 2 make three kinds of step; each kind's median counts by its share of the 4-step
+    cycle (a median over all steps would say 2.0); a kind never timed is an error."""
+    from types import SimpleNamespace
+
+    import epoch_time
+    cfg = SimpleNamespace(penalty_every=4, d_steps=2)       # steps 0..3: (T, F) (F, T) (F, F) (F, T)
+    times = {(True, False): [4.0, 4.0, 40.0], (False, True): [2.0, 3.0, 2.0],
+             (False, False): [1.0]}
+    assert epoch_time.seconds_per_step(times, cfg, True) == (4 + 2 + 1 + 2) / 4
+    one = SimpleNamespace(penalty_every=1, d_steps=1)
+    assert epoch_time.seconds_per_step({(True, True): [1.0, 5.0, 2.0]}, one, True) == 2.0
+    assert epoch_time.seconds_per_step({(True, False): [3.0]}, one, False) == 3.0   # no generator
+    with pytest.raises(ValueError, match="time at least 4 steps"):
+        epoch_time.seconds_per_step({(True, False): [1.0], (False, True): [1.0]}, cfg, True)
+
+
 def test_augment_step_overhead_is_mixed_over_plain():
     """augment.step_overhead: the ratio is the mixed step's time over the plain step's."""
     import augment
