@@ -179,14 +179,38 @@ def test_augment_step_overhead_is_mixed_over_plain():
     assert o["overhead_ratio"] == pytest.approx(o["mixed_ms"] / o["plain_ms"])
 
 
-def test_smote_skips_a_class_with_one_image():
-    """imbalance.smote: None when a class has a single image; else every class up to the
-    majority count, with as many neighbours as the smallest class allows."""
-    pytest.importorskip("imblearn")
-    import imbalance
+def test_smote_skips_a_class_with_one_image(monkeypatch):
+    """imbalance.smote: None when a class has a single image; else SMOTE with the seed and as
+    many neighbours as the smallest class allows (at most 5), on the flattened images, its
+    rows given back in image shape. imblearn (optional, the `bench` extra) is replaced by a
+    stand-in that records its settings and repeats each class's rows up to the majority."""
+    import types
 
-    x = torch.rand(6, 1, 2, 2, generator=torch.Generator().manual_seed(0))
+    import imbalance
+    seen = {}
+
+    class SMOTE:
+        def __init__(self, k_neighbors, random_state):
+            seen.update(k=k_neighbors, seed=random_state)
+
+        def fit_resample(self, x, y):
+            seen["x_shape"] = x.shape
+            n = max(int((y == c).sum()) for c in set(y.tolist()))
+            idx = [i for c in sorted(set(y.tolist())) for i in
+                   ([j for j in range(len(y)) if y[j] == c] * n)[:n]]
+            return x[idx], y[idx]
+
+    module = types.ModuleType("imblearn.over_sampling")
+    module.SMOTE = SMOTE
+    monkeypatch.setitem(sys.modules, "imblearn", types.ModuleType("imblearn"))
+    monkeypatch.setitem(sys.modules, "imblearn.over_sampling", module)
+    x = torch.rand(14, 1, 2, 2, generator=torch.Generator().manual_seed(0))
     assert imbalance.smote(x[:5], torch.tensor([0, 0, 0, 0, 1]), 0) is None
-    ds = imbalance.smote(x, torch.tensor([0, 0, 0, 0, 1, 1]), 0)
+    assert seen == {}                                     # refused before SMOTE is built
+    y = torch.tensor([0, 0, 0, 0, 1, 1])
+    ds = imbalance.smote(x[:6], y, 7)
+    assert seen == {"k": 1, "seed": 7, "x_shape": (6, 4)}
     assert torch.bincount(ds.tensors[1]).tolist() == [4, 4]
-    assert ds.tensors[0].shape == (8, 1, 2, 2)
+    assert torch.equal(ds.tensors[0], x[[0, 1, 2, 3, 4, 5, 4, 5]])
+    imbalance.smote(x, torch.tensor([0] * 7 + [1] * 7), 0)
+    assert seen["k"] == 5                                 # at most 5 neighbours
