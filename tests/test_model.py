@@ -214,8 +214,11 @@ def test_sampler_devices_are_checked_before_any_work():
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
-def test_sampling_with_labels_already_on_the_gpu():
-    m = CLSGAN((1, 8, 8), 4, "mlp").cuda()
+def test_sampling_with_labels_already_on_the_gpu(tmp_path):
+    """A CPU checkpoint loads onto the GPU with map_location, and samples labels given there."""
+    CLSGAN((1, 8, 8), 4, "mlp").save(tmp_path / "m.pt")
+    m = CLSGAN.load(tmp_path / "m.pt", map_location="cuda")
+    assert all(t.is_cuda for t in (*m.parameters(), *m.buffers()))
     y = torch.tensor([0, 3, 3], device="cuda")
     x = m.sample(y, torch.Generator().manual_seed(0))
     assert x.device.type == "cuda"
