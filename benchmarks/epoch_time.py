@@ -49,7 +49,7 @@ from _formats import write_cifar10, write_mnist, write_svhn  # noqa: E402
 
 from ganaug import recipe_config  # noqa: E402
 from ganaug.experiment import build_model, fit, load_data  # noqa: E402
-from ganaug.step import TrainStep, _Draws, _Shard  # noqa: E402
+from ganaug.step import TrainStep, _Draws, _Shard, step_kind  # noqa: E402
 from ganaug.train import evaluate_accuracy, pick_device  # noqa: E402
 
 RECIPES = ROOT / "recipes"
@@ -78,12 +78,6 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _kind(i: int, cfg, adversarial: bool) -> tuple[bool, bool]:
-    """What step ``i`` (0-based, as ``train`` counts) does beyond the loss network's update:
-    (the gradient penalty, the generator's update), as ``penalty_every`` and ``d_steps`` say."""
-    return i % cfg.penalty_every == 0, adversarial and (i + 1) % cfg.d_steps == 0
-
-
 def cycle_length(cfg) -> int:
     """Steps after which the kinds of step repeat: lcm(penalty_every, d_steps)."""
     return math.lcm(cfg.penalty_every, cfg.d_steps)
@@ -94,7 +88,7 @@ def seconds_per_step(times: dict, cfg, adversarial: bool) -> float:
     median of each kind of step, weighted by how often it comes in a cycle (a step with the
     penalty costs more than one without it, so a median over all steps would underestimate
     an epoch whenever ``penalty_every`` or ``d_steps`` is above 1)."""
-    cycle = [_kind(i, cfg, adversarial) for i in range(cycle_length(cfg))]
+    cycle = [step_kind(s, cfg, adversarial) for s in range(1, cycle_length(cfg) + 1)]
     missing = sorted(set(cycle) - set(times))
     if missing:
         raise ValueError(f"no step of kind(s) {missing} (penalty, generator update) was timed; "
@@ -118,7 +112,7 @@ def time_steps(cfg, warmup: int, steps: int) -> dict:
                    step.adversarial, device)
     times: dict[tuple[bool, bool], list[float]] = {}
     for i in range(warmup + steps):
-        penalize, generator_step = _kind(i, cfg, step.adversarial)
+        penalize, generator_step = step_kind(i + 1, cfg, step.adversarial)
         sync(device)
         t = time.perf_counter()
         b, nz = draws.next(generator_step)
@@ -130,7 +124,8 @@ def time_steps(cfg, warmup: int, steps: int) -> dict:
     evaluate_accuracy(model, test)
     sync(device)
     n_train = len(labeled) + (len(unlabeled) if unlabeled is not None else 0)
-    return {"step_s": seconds_per_step(times, cfg, step.adversarial), "eval_s": time.perf_counter() - t,
+    eval_s = time.perf_counter() - t
+    return {"step_s": seconds_per_step(times, cfg, step.adversarial), "eval_s": eval_s,
             "steps_per_epoch": math.ceil(n_train / cfg.batch_size), "n_train": n_train,
             "n_test": len(test), "settings": step.speed.describe()}
 
@@ -187,14 +182,15 @@ def main() -> None:
     mode = ("epochs" if args.epochs is not None else "steps" if args.steps is not None
             else "epochs" if device.type == "cuda" else "steps")
     warmup = args.warmup if args.warmup is not None else (30 if device.type == "cuda" else 2)
+    n_steps = args.steps or 10
     print(f"device {device}, {threads} CPU threads, torch {torch.__version__}; mode {mode}",
           flush=True)
 
     if mode == "steps":                           # every kind of step timed, checked up front
         for n in names:
             c = recipe_config(RECIPES / f"{n}.yaml").resolved()
-            if (args.steps or 10) < cycle_length(c):
-                p.error(f"--steps {args.steps or 10} does not cover recipe {n}'s cycle of "
+            if n_steps < cycle_length(c):
+                p.error(f"--steps {n_steps} does not cover recipe {n}'s cycle of "
                         f"{cycle_length(c)} steps (penalty_every {c.penalty_every}, d_steps "
                         f"{c.d_steps}); give --steps {cycle_length(c)} or more")
 
@@ -212,9 +208,9 @@ def main() -> None:
                 (root / ".complete").write_text("")
             print(f"{name}: timing ({mode})", flush=True)
             if mode == "steps":
-                r = time_steps(cfg, warmup, args.steps or 10)
+                r = time_steps(cfg, warmup, n_steps)
                 r["epoch_s"] = r["step_s"] * r["steps_per_epoch"]
-                how = f"estimate: median of {args.steps or 10} steps x steps/epoch"
+                how = f"estimate: median of {n_steps} steps x steps/epoch"
             else:
                 r = time_epochs(cfg, Path(tmp) / "runs" / name)
                 r["settings"] = "ganaug.fit"

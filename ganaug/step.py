@@ -36,6 +36,15 @@ def _derive_seed(*parts: int) -> int:
 
 
 @torch.no_grad()
+def step_kind(step: int, cfg: TrainConfig, adversarial: bool) -> tuple[bool, bool]:
+    """What training step ``step`` (1-based, counted over the whole run) does besides the loss
+    network's update: (the Lipschitz penalty, the generator's update). The lazy penalty comes
+    on the 1st, k+1-th, ... step (k = ``penalty_every``); the generator steps after every
+    ``d_steps`` loss-network steps, counted over the run (per epoch, an epoch's leftover steps
+    would get no generator step)."""
+    return (step - 1) % cfg.penalty_every == 0, adversarial and step % cfg.d_steps == 0
+
+
 def _ema_update(ema: torch.nn.Module, net: torch.nn.Module, decay: float) -> None:
     e_params, params = list(ema.parameters()), list(net.parameters())
     torch._foreach_lerp_(e_params, [p.detach() for p in params], 1.0 - decay)

@@ -29,7 +29,7 @@ from ._io import CHECKPOINT, CheckpointError, atomic_torch_save, atomic_write_by
 from .config import TrainConfig
 from .data import ImageSet
 from .model import CLSGAN
-from .step import Speed, TrainStep, _derive_seed, _Draws, _Shard
+from .step import Speed, TrainStep, _derive_seed, _Draws, _Shard, step_kind
 
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
@@ -234,12 +234,10 @@ def train(model: CLSGAN, labeled: ImageSet, unlabeled: ImageSet | None = None,
         D.train()
         bar = _progress(steps, f"epoch {epoch + 1}/{cfg.epochs}", progress)
         for _ in range(steps):
-            # the generator steps after every d_steps loss-network steps, counted over the
-            # whole run (per epoch, an epoch's leftover steps would get no generator step)
             step += 1
-            b, nz = draws.next(step_fn.adversarial and step % cfg.d_steps == 0)
+            penalize, generator_step = step_kind(step, cfg, step_fn.adversarial)
+            b, nz = draws.next(generator_step)
             decay = min(cfg.ema_decay, (1 + step) / (10 + step))   # warm-up of the average
-            penalize = (step - 1) % cfg.penalty_every == 0   # lazy: the 1st, k+1-th, ... step
             sums += step_fn(b, nz, gamma, decay, penalize)   # on the device: no sync per step
             bar.update(1)
         bar.close()

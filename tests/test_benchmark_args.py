@@ -152,7 +152,7 @@ def test_epoch_time_weights_each_kind_of_step_by_how_often_it_comes():
     from types import SimpleNamespace
 
     import epoch_time
-    cfg = SimpleNamespace(penalty_every=4, d_steps=2)       # steps 0..3: (T, F) (F, T) (F, F) (F, T)
+    cfg = SimpleNamespace(penalty_every=4, d_steps=2)   # steps 1..4: (T, F) (F, T) (F, F) (F, T)
     times = {(True, False): [4.0, 4.0, 40.0], (False, True): [2.0, 3.0, 2.0],
              (False, False): [1.0]}
     assert epoch_time.seconds_per_step(times, cfg, True) == (4 + 2 + 1 + 2) / 4
