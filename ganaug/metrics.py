@@ -11,6 +11,11 @@ def classification_metrics(y_true, y_pred, num_classes: int) -> dict:
     if y_true.shape != y_pred.shape or y_true.ndim != 1:
         raise ValueError(f"y_true and y_pred must be 1-D and of one length, got "
                          f"{y_true.shape} and {y_pred.shape}")
+    for name, y in (("y_true", y_true), ("y_pred", y_pred)):
+        if y.size and (y.min() < 0 or y.max() >= num_classes):
+            raise ValueError(f"{name} holds labels outside 0..{num_classes - 1} "
+                             f"(min {y.min()}, max {y.max()}); pass class ids in that range "
+                             f"or a larger num_classes")
     labels = np.arange(num_classes)
     cm = confusion_matrix(y_true, y_pred, labels=labels)
     support = cm.sum(axis=1)

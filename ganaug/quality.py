@@ -9,6 +9,7 @@ Bad input (not 2-D, mismatched ``D``, NaN/inf, too few rows) raises ``ValueError
 """
 from __future__ import annotations
 
+import numbers
 import warnings
 
 import numpy as np
@@ -148,8 +149,9 @@ def precision_recall(features_real, features_fake, *, k: int = 3,
     set needs more than ``k`` rows. Distances use ``torch.cdist`` on ``chunk_size`` rows at a time,
     so memory is O(chunk_size * N), e.g. 10k x 10k sets work.
     """
-    if not isinstance(k, int) or k < 1:
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
         raise ValueError(f"k must be a positive int, got {k!r}")
+    k = int(k)
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
     real, fake = (torch.from_numpy(a) for a in _check_pair(features_real, features_fake, k + 1))

@@ -214,6 +214,25 @@ def test_classification_metrics_by_hand():
     assert m["num_test"] == 8
 
 
+def test_classification_metrics_refuse_labels_that_are_not_1_d():
+    from ganaug.metrics import classification_metrics
+
+    with pytest.raises(ValueError, match="1-D"):
+        classification_metrics([[0], [1]], [[0], [1]], num_classes=2)
+    with pytest.raises(ValueError, match="1-D"):
+        classification_metrics([0, 1, 1], [0, 1], num_classes=2)
+
+
+def test_classification_metrics_refuse_labels_outside_the_classes():
+    # balanced accuracy would count class 5, per-class accuracy and macro-F1 would not
+    from ganaug.metrics import classification_metrics
+
+    with pytest.raises(ValueError, match=r"y_true holds labels outside 0\.\.1.*max 5"):
+        classification_metrics([0, 1, 5, 5], [0, 1, 0, 0], num_classes=2)
+    with pytest.raises(ValueError, match=r"y_pred holds labels outside 0\.\.1.*min -1"):
+        classification_metrics([0, 1], [-1, 1], num_classes=2)
+
+
 # ------------------------------------------------ what each number is computed on, checked
 
 class _Oracle(_Replay):

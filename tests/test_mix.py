@@ -1,3 +1,5 @@
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -349,3 +351,68 @@ def test_batch_mixer_seed_gives_the_models_own_samples(model):
     assert torch.equal(y2[8:], lab)
     torch.testing.assert_close(x2[8:], model.sample(lab, g))
     assert not torch.equal(BatchMixer(model, 0.5, seed=6)(x, y)[0][8:], x2[8:])
+
+
+# ------------------------------------------------------------------ imbalance tools, edge cases
+def test_class_counts_skip_unlabeled_and_refuse_out_of_range_targets():
+    assert class_counts([0, -1, 1, 1, -1], 2) == [1, 2]
+    assert class_counts(torch.tensor([-1, 2])) == [0, 0, 1]
+    with pytest.raises(ValueError, match="target 3 is out of range for 3 classes"):
+        class_counts([0, 3], 3)
+
+
+def test_long_tail_cut_starts_from_the_smallest_class_and_indices_are_sorted():
+    from ganaug.imbalance import long_tailed_indices
+    order = torch.randperm(140, generator=torch.Generator().manual_seed(0))
+    targets = torch.tensor([0] * 30 + [1] * 20 + [2] * 50 + [3] * 40)[order]   # class 1 smallest
+    idx = long_tailed_indices(targets, rho=4, seed=1)
+    assert class_counts(targets[idx], 4) == long_tail_counts(20, 4, 4) == [20, 12, 7, 5]
+    assert idx.tolist() == sorted(idx.tolist()) and len(set(idx.tolist())) == len(idx)
+
+
+def test_balance_plan_refuses_bools_zero_and_negative_counts_and_ids():
+    for bad in (True, 0, -3):
+        with pytest.raises(ValueError, match="balance"):
+            balance_plan([5, 3, 1], bad)
+    with pytest.raises(ValueError, match="non-negative"):
+        balance_plan([5, 3, 1], {0: -1})
+    for key in (-1, True):
+        with pytest.raises(ValueError, match="unknown class"):
+            balance_plan([5, 3, 1], {key: 3})
+    assert balance_plan([5, 3, 1], {1: 0}) == [0, 0, 0]
+
+
+def test_quotas_refuse_negative_zero_and_nested_probabilities():
+    for bad in ([-1, 2], [0, 0], [[1, 1]], []):
+        with pytest.raises(ValueError, match="class probabilities"):
+            quotas(4, bad)
+
+
+def _largest_remainder(total, probs):
+    """Hamilton's method written out: floors, then one more for the largest remainders,
+    ties to the lower class id."""
+    s = sum(probs)
+    raw = [p / s * total for p in probs]
+    base = [math.floor(r) for r in raw]
+    for c in sorted(range(len(raw)), key=lambda c: (-(raw[c] - base[c]), c))[:total - sum(base)]:
+        base[c] += 1
+    return base
+
+
+def test_quotas_are_the_largest_remainder_split_and_break_ties_to_lower_ids():
+    assert quotas(10, [1, 1, 1]) == [4, 3, 3]
+    assert quotas(3, [1, 1]) == [2, 1]
+    assert quotas(5, [1, 2, 2, 1]) == [1, 2, 1, 1]           # 0.83 1.67 1.67 0.83 -> ties
+    rng = np.random.default_rng(0)
+    for total in (1, 7, 50, 1001):
+        for n in (2, 3, 10):
+            probs = [float(v) for v in rng.choice([0.0, 0.5, 1.0, 1.5, 2.0, 3.0], n)]
+            if sum(probs) == 0:
+                continue
+            q = quotas(total, probs)
+            assert sum(q) == total and q == _largest_remainder(total, probs), (total, probs)
+
+
+def test_long_tail_profile_of_one_or_no_class():
+    assert long_tail_counts(7, 1, 10) == [7]                   # one count per class
+    assert long_tail_counts(7, 0, 10) == []

@@ -81,6 +81,21 @@ def test_targets_and_classes_through_subset_and_concat():
     assert dataset_targets(Subset(bare, [3, 5])).tolist() == [3, 1] and bare.reads == 2
 
 
+def test_targets_from_labels_attribute_and_from_a_concat_of_mixed_parts():
+    svhn_like = Plain()                          # SVHN keeps its targets in .labels
+    svhn_like.labels = np.array(svhn_like.y)
+    assert dataset_targets(svhn_like).tolist() == svhn_like.y and svhn_like.reads == 0
+    stored, bare = Plain(n=8, targets=True), Plain(n=8, classes=3)
+    cat = ConcatDataset([stored, bare])          # one part has no stored targets: read the items
+    assert dataset_targets(cat).tolist() == stored.y + bare.y
+
+
+def test_long_tailed_generic_dataset_keeps_its_class_names_or_has_none():
+    named = make_long_tailed(Plain(n=80, targets=True, names=list("abcd")), rho=4)
+    assert named.classes == list("abcd") and dataset_classes(named) == list("abcd")
+    assert dataset_classes(make_long_tailed(Plain(n=80, targets=True), rho=4)) is None
+
+
 def test_subset_keeps_class_names_and_num_classes_covers_missing_top_class(model):
     data = Plain(targets=True, names=["a", "b", "c", "d"])
     no_d = Subset(data, [i for i in range(len(data)) if data.y[i] != 3])

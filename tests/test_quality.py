@@ -293,3 +293,105 @@ def test_metrics_accept_tensors_that_require_grad():
     assert fid(x, y) == pytest.approx(fid(x.detach().numpy(), y.detach().numpy()))
     assert kid(x, y, subsets=2, subset_size=20) == pytest.approx(
         kid(x.detach().numpy(), y.detach().numpy(), subsets=2, subset_size=20))
+
+
+# ----------------------------------------------------------------------------- mutation review
+
+def _spd_sqrt(s):
+    w, v = np.linalg.eigh(s)
+    return (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+
+
+def test_frechet_distance_of_non_commuting_covariances_matches_an_independent_formula():
+    # Tr sqrtm(s1 s2) = Tr sqrtm(s1^1/2 s2 s1^1/2), a symmetric PSD root (eigh), so no
+    # sqrtm of a non-symmetric product is needed; s1 and s2 do not commute, so
+    # Tr(sqrtm(s1) sqrtm(s2)) would be a different (wrong) number
+    rng = np.random.default_rng(5)
+    a, b = rng.normal(size=(4, 4)), rng.normal(size=(4, 4))
+    s1, s2 = a @ a.T + 0.1 * np.eye(4), b @ b.T + 0.1 * np.eye(4)
+    mu1, mu2 = rng.normal(size=4), rng.normal(size=4)
+    r1 = _spd_sqrt(s1)
+    cross = np.sqrt(np.clip(np.linalg.eigvalsh(r1 @ s2 @ r1), 0, None)).sum()
+    expected = (mu1 - mu2) @ (mu1 - mu2) + np.trace(s1) + np.trace(s2) - 2 * cross
+    assert not np.allclose(s1 @ s2, s2 @ s1)
+    assert np.trace(_spd_sqrt(s1) @ _spd_sqrt(s2)) != pytest.approx(cross, rel=1e-3)
+    assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(expected, rel=1e-8)
+    # and fid on anisotropic samples is the same formula on the sample mean / unbiased cov
+    x = rng.normal(size=(60, 4)) @ a.T
+    y = rng.normal(size=(50, 4)) @ b.T + 1.0
+    mx, my, cx, cy = x.mean(0), y.mean(0), np.cov(x.T, ddof=1), np.cov(y.T, ddof=1)
+    rx = _spd_sqrt(cx)
+    cross = np.sqrt(np.clip(np.linalg.eigvalsh(rx @ cy @ rx), 0, None)).sum()
+    assert fid(x, y) == pytest.approx((mx - my) @ (mx - my) + np.trace(cx + cy) - 2 * cross,
+                                      rel=1e-8)
+
+
+def test_float64_tensors_keep_their_precision():
+    # features far from 0 with small spread: float32 would round the spread away
+    x = 1e4 + gauss(40, 3, seed=1) * 1e-3
+    y = 1e4 + gauss(40, 3, shift=1e-3, seed=2) * 1e-3
+    mu, sigma = feature_statistics(torch.from_numpy(x))
+    assert np.array_equal(mu, x.mean(0)) and np.array_equal(sigma, np.cov(x.T, ddof=1))
+    assert fid(torch.from_numpy(x), torch.from_numpy(y)) == pytest.approx(fid(x, y), rel=1e-9)
+
+
+def test_features_with_no_columns_are_refused():
+    for func in (fid, kid, precision_recall, feature_statistics):
+        args = (np.zeros((5, 0)),) if func is feature_statistics else (np.zeros((5, 0)),) * 2
+        with pytest.raises(ValueError, match="D >= 1"):
+            func(*args)
+
+
+def test_the_imaginary_part_check_reads_the_diagonal_with_tolerance_1e_3(monkeypatch):
+    args = (np.zeros(2), np.eye(2), np.zeros(2), np.eye(2))
+    monkeypatch.setattr(linalg, "sqrtm", lambda a: np.eye(2) + 2e-3j * np.eye(2))
+    with pytest.raises(ValueError, match="imaginary"):
+        frechet_distance(*args)
+    monkeypatch.setattr(linalg, "sqrtm", lambda a: np.eye(2) + 5e-4j * np.eye(2))
+    assert frechet_distance(*args) == pytest.approx(0.0, abs=1e-12)
+    # a large imaginary part off the diagonal does not count (pytorch-fid's rule)
+    monkeypatch.setattr(linalg, "sqrtm", lambda a: np.eye(2) + 0.5j * (1 - np.eye(2)))
+    assert frechet_distance(*args) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_kid_refuses_zero_subsets():
+    with pytest.raises(ValueError, match="subsets >= 1"):
+        kid(gauss(10, 3), gauss(10, 3), subsets=0)
+
+
+def test_precision_recall_refuses_bad_k_and_chunk_size():
+    x = gauss(10, 2)
+    for k in (2.5, "3", True):
+        with pytest.raises(ValueError, match="k must"):
+            precision_recall(x, x, k=k)
+    # a numpy integer is an int like any other
+    real, fake = gauss(10, 2, seed=1), gauss(10, 2, seed=2)
+    assert precision_recall(real, fake, k=np.int64(3)) == precision_recall(real, fake, k=3)
+    with pytest.raises(ValueError, match="chunk_size"):
+        precision_recall(x, x, chunk_size=0)
+
+
+def test_precision_recall_radii_are_float64_at_the_ball_edge():
+    # real radii are exactly 0.1 (in float64); a fake point 0.1 + 1e-9 from real 0 is outside,
+    # though float32(0.1) = 0.10000000149 would take it in
+    real = np.array([[0.0], [0.1]])
+    fake = np.array([[-0.1 - 1e-9], [0.05]])
+    assert precision_recall(real, fake, k=1) == (0.5, 1.0)
+
+
+def test_intra_class_fid_refuses_labels_that_are_not_1_d():
+    x = gauss(10, 2)
+    labels = np.array([0] * 5 + [1] * 5)
+    with pytest.raises(ValueError, match="labels_real"):
+        intra_class_fid(x, labels[:, None], x, labels)
+    with pytest.raises(ValueError, match="labels_fake"):
+        intra_class_fid(x, labels, x, torch.from_numpy(labels)[:, None])
+
+
+def test_intra_class_fid_keys_are_python_ints():
+    import json
+    x = gauss(10, 2)
+    labels = np.array([4] * 5 + [9] * 5, dtype=np.int64)
+    _, per_class = intra_class_fid(x, labels, x, torch.from_numpy(labels))
+    assert [type(c) for c in per_class] == [int, int] and list(per_class) == [4, 9]
+    assert json.loads(json.dumps(per_class)).keys() == {"4", "9"}
