@@ -353,6 +353,9 @@ class BatchMixer:
         if tuple(x.shape[1:]) != self.image_shape:
             raise ValueError(f"batch images have shape {tuple(x.shape[1:])} but the sampler makes "
                              f"{self.image_shape}")
+        if y.dim() != 1 or len(y) != len(x):
+            raise ValueError(f"labels must be 1-D with one per image: got shape {tuple(y.shape)} "
+                             f"for {len(x)} images")
         n = self.count(len(x))
         dev = self.sampler.device
         if n == 0:
@@ -360,7 +363,7 @@ class BatchMixer:
             return (x, y, mask) if return_mask else (x, y)
         if self.probs is not None:
             lab = torch.multinomial(self.probs, n, replacement=True, generator=self.gen)
-        elif self.labels == "uniform" or len(y) == 0:
+        elif self.labels == "uniform":
             lab = torch.randint(self.num_classes, (n,), generator=self.gen, device=dev)
         else:
             idx = torch.randint(len(y), (n,), generator=self.gen, device=dev)

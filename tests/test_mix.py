@@ -276,6 +276,11 @@ def test_batch_mixer_errors(model):
         BatchMixer(lambda y: torch.zeros(len(y), 1, 8, 8), 0.5)
     with pytest.raises(ValueError, match="shape"):
         BatchMixer(model, 0.5)(torch.rand(4, 3, 8, 8), torch.zeros(4, dtype=torch.long))
+    x = torch.rand(4, 1, 8, 8)
+    for y in (torch.zeros(3, dtype=torch.long), torch.zeros(0, dtype=torch.long),
+              torch.zeros(4, 1, dtype=torch.long)):     # one label per image, 1-D
+        with pytest.raises(ValueError, match="one per image"):
+            BatchMixer(model, 0.5, labels="uniform")(x, y)
 
 
 def test_long_tailed_generic_dataset_and_subset_targets():
@@ -416,3 +421,126 @@ def test_quotas_are_the_largest_remainder_split_and_break_ties_to_lower_ids():
 def test_long_tail_profile_of_one_or_no_class():
     assert long_tail_counts(7, 1, 10) == [7]                   # one count per class
     assert long_tail_counts(7, 0, 10) == []
+
+
+# ------------------------------------------------------------------ counts, labels, seeds
+def test_fraction_rounds_the_synthetic_count_to_the_nearest_item(tiny):
+    sampler = lambda y: torch.zeros(len(y), 1, 8, 8)            # noqa: E731
+    mix = SyntheticMix(tiny, sampler, fraction=0.3)              # 48 * 0.3 / 0.7 = 20.57
+    assert mix.num_synthetic == 21 and len(mix) == 69
+    assert sum(mix.class_counts()) == 69
+    mix = SyntheticMix(tiny, sampler, fraction=0.3, class_probs=[0, 0, 1, 0])
+    assert mix.class_counts() == [12, 12, 12 + 21, 12]
+
+
+def test_gated_items_keep_their_labels_when_a_draw_overshoots(tiny):
+    def clf(x):                         # a fixed classifier: 4 pixels are the logits
+        return 10 * x.flatten(1)[:, :4]
+
+    def often_right(y):                 # about 60% of the samples are clearly of class y
+        x = torch.rand(len(y), 1, 8, 8) - 1                     # logits 10 * [-1, 0]
+        hit = torch.rand(len(y)) < 0.6
+        x[hit, 0, 0, y[hit]] = 1.0
+        return x
+
+    # small batches: several draws per class, and a draw may accept more than still needed
+    mix = SyntheticMix(tiny, often_right, balance={0: 7, 1: 7, 3: 7}, gate=0.3,
+                       gate_classifier=clf, batch_size=4)
+    x = torch.stack([mix[i][0] for i in range(mix.n_real, len(mix))])
+    y = torch.tensor(mix.targets[mix.n_real:])
+    assert y.tolist() == [0] * 7 + [1] * 7 + [3] * 7
+    assert torch.equal(clf(x).argmax(1), y)
+
+
+def test_the_gate_uses_the_given_classifier_over_the_models_own(model, tiny):
+    seen = []
+
+    def sure_it_is_c(x):                # every sample is confidently class 2
+        seen.append(len(x))
+        return torch.tensor([0.0, 0.0, 100.0, 0.0]).expand(len(x), 4)
+
+    mix = SyntheticMix(tiny, model, balance={2: 6}, gate=0.99, gate_classifier=sure_it_is_c,
+                       gate_max_draws=1, batch_size=6)
+    assert mix.num_synthetic == 6 and seen == [6]
+
+
+def test_each_class_draws_its_own_noise(tiny):
+    def ignores_labels(y):              # a sampler whose images depend on its noise alone
+        return torch.rand(len(y), 1, 8, 8) * 2 - 1
+
+    mix = SyntheticMix(tiny, ignores_labels, balance={0: 2, 1: 2, 2: 2}, batch_size=1)
+    x = torch.stack([mix[i][0] for i in range(mix.n_real, len(mix))])
+    assert len(torch.unique(x.flatten(1), dim=0)) == 6
+
+
+def test_set_epoch_without_refresh_every_keeps_the_bank(model, tiny):
+    mix = SyntheticMix(tiny, model, fraction=0.5, seed=2)
+    before = torch.stack([mix[i][0] for i in range(mix.n_real, len(mix))])
+    for epoch in (1, 2, 7):
+        mix.set_epoch(epoch)
+        after = torch.stack([mix[i][0] for i in range(mix.n_real, len(mix))])
+        assert torch.equal(after, before) and mix.round == 0
+
+
+def test_indexing_past_the_end_raises_and_negative_indices_count_from_the_end(model, tiny):
+    mix = SyntheticMix(tiny, model, fraction=0.5)
+    N = len(mix)
+    for bad in (N, N + 1, -N - 1):
+        with pytest.raises(IndexError):
+            mix[bad]
+    for i in (-1, -2, -mix.num_synthetic, -N):
+        x, y = mix[i]
+        assert torch.equal(x, mix[N + i][0]) and y == mix[N + i][1]
+
+
+def test_balanced_sampler_defaults_share_bounds_and_generator(model, tiny):
+    mix = SyntheticMix(tiny, model, balance={0: 12, 1: 4})
+    assert len(mix.balanced_sampler()) == len(mix) == 64
+    for share, want_real in ((1.0, True), (0.0, False)):
+        idx = torch.tensor(list(mix.balanced_sampler(share, num_samples=400)))
+        t = torch.tensor(mix.targets)[idx]
+        real = idx < mix.n_real
+        assert bool((real[(t == 0) | (t == 1)] == want_real).all())
+    draw = lambda: list(mix.balanced_sampler(0.5, generator=torch.Generator().manual_seed(4)))  # noqa: E731
+    assert draw() == draw()
+
+
+# ------------------------------------------------------------------ BatchMixer, more
+def test_batch_mixer_rounds_the_count_to_the_nearest_item(model):
+    x, y = torch.rand(7, 1, 8, 8), torch.arange(7) % 4
+    _, _, mask = BatchMixer(model, 0.5, mode="replace")(x, y, return_mask=True)
+    assert int(mask.sum()) == 4                                  # 3.5 -> 4
+    x, y = torch.rand(10, 1, 8, 8), torch.arange(10) % 4
+    x2, _ = BatchMixer(model, 0.35)(x, y)                        # 10 * 0.35 / 0.65 = 5.38
+    assert len(x2) == 15
+
+
+def test_batch_mixer_applies_its_transform_to_synthetic_items_only(model):
+    x, y = torch.rand(6, 1, 8, 8), torch.arange(6) % 4
+    x2, _ = BatchMixer(model, 0.5, transform=lambda t: t * 0 + 7)(x, y)
+    assert torch.equal(x2[:6], x) and bool((x2[6:] == 7).all())
+
+
+def test_batch_mixer_keeps_the_label_dtype(model):
+    x, y = torch.rand(6, 1, 8, 8), (torch.arange(6) % 4).to(torch.int32)
+    for kw in (dict(), dict(labels="uniform"), dict(class_probs=[1, 1, 0, 0])):
+        _, y2 = BatchMixer(model, 0.5, **kw)(x, y)
+        assert y2.dtype == torch.int32 and len(y2) == 12, kw
+
+
+def test_batch_mixer_samples_the_ema_generator_in_eval_mode():
+    import copy
+    torch.manual_seed(0)
+    m = CLSGAN((1, 8, 8), 4, "mlp")
+    with torch.no_grad():                       # the live generator drifts from the EMA one
+        for p in m.generator.parameters():
+            p.add_(0.5)
+    m.train()
+    x, y = torch.rand(8, 1, 8, 8), torch.arange(8) % 4
+    ema = copy.deepcopy(m.generator_ema).eval()
+    x2, y2 = BatchMixer(m, 0.5, seed=5)(x, y)
+    g = torch.Generator().manual_seed(5)
+    torch.randint(8, (8,), generator=g)                          # the labels' draw
+    z = torch.rand(8, m.noise_dim, generator=g) * 2 - 1
+    torch.testing.assert_close(x2[8:], ema(z, y2[8:]))
+    assert m.generator_ema.training                              # its mode is given back

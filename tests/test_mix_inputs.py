@@ -283,3 +283,153 @@ def test_albumentations_back_to_integer_numpy_items_rounds():
     x, _ = mix[0]                       # 145 -> 9 of 255 -> 144.53 -> 145 (truncation gives 144)
     assert x.dtype == np.int16 and x.shape == (8, 8, 1)
     assert x[1, 1, 0] == 145 and x[0, 0, 0] == 4095
+
+
+# ------------------------------------------------------------------ more bad input, early
+def _counting():
+    calls = []
+
+    def sampler(labels):
+        calls.append(len(labels))
+        return torch.zeros(len(labels), 1, 8, 8)
+    return sampler, calls
+
+
+@pytest.mark.parametrize("kw,match", [
+    (dict(fraction=0.5, balance="max"), "not both"),
+    (dict(fraction=0.5, refresh_every=0), "refresh_every"),
+    (dict(balance="max", gate=0.0, gate_classifier=lambda x: x.flatten(1)[:, :4]), "gate must be"),
+    (dict(fraction=0.5, batch_size=-1), "batch_size"),
+    (dict(balance={0: 3}, gate=0.5, gate_classifier=lambda x: x.flatten(1)[:, :4],
+          gate_max_draws=0), "gate_max_draws"),
+])
+def test_bad_arguments_are_refused_before_the_sampler_is_called(kw, match):
+    sampler, calls = _counting()
+    with pytest.raises(ValueError, match=match):
+        SyntheticMix(Plain(targets=True), sampler, **kw)
+    assert calls == []
+
+
+def test_empty_unlabeled_or_uncounted_real_data_is_refused():
+    sampler, calls = _counting()
+    with pytest.raises(ValueError, match="empty"):
+        SyntheticMix(Plain(n=0, targets=True), sampler, fraction=0.5)
+    unlabeled = Plain(targets=True)
+    unlabeled.targets[0] = unlabeled.y[0] = -1
+    with pytest.raises(ValueError, match="unlabeled"):
+        SyntheticMix(unlabeled, sampler, balance="max")
+    for bad in (0, -2, True):
+        with pytest.raises(ValueError, match="num_classes"):
+            SyntheticMix(Plain(targets=True), sampler, balance="max", num_classes=bad)
+    with pytest.raises(ValueError, match="class_probs has 3 entries for 4 classes"):
+        SyntheticMix(Plain(targets=True), sampler, fraction=0.5, class_probs=[1, 1, 1])
+    with pytest.raises(ValueError, match="class_probs has 5 entries for 4 classes"):
+        SyntheticMix(Plain(targets=True), sampler, fraction=0.5, class_probs=[1, 1, 1, 1, 1])
+    assert calls == []
+
+
+def test_a_zero_fraction_adds_no_synthetic_items():
+    mix = SyntheticMix(Plain(targets=True), _callable(), fraction=0)
+    assert len(mix) == 40 and mix.num_synthetic == 0 and mix.class_counts() == [10] * 4
+    with pytest.raises(IndexError):
+        mix[40]
+
+
+def test_samplers_that_break_the_contract_are_refused():
+    data = Plain(targets=True)
+    with pytest.raises(TypeError, match="sampler must be"):
+        SyntheticMix(data, 42, fraction=0.5)
+    with pytest.raises(ValueError, match="for 4 labels it returned shape"):
+        SyntheticMix(data, lambda y: torch.zeros(1, 1, 8, 8), fraction=0.5)   # one image only
+    with pytest.raises(ValueError, match="non-finite"):
+        SyntheticMix(data, lambda y: torch.full((len(y), 1, 8, 8), math.nan), fraction=0.5)
+    with pytest.raises(TypeError, match="sampler must be"):
+        BatchMixer(42, 0.5, num_classes=4)
+
+
+def test_batch_mixer_bad_arguments_are_refused(model):
+    with pytest.raises(ValueError, match="fraction"):
+        BatchMixer(model, 1.0)
+    with pytest.raises(ValueError, match="mode must be"):
+        BatchMixer(model, 0.5, mode="prepend")
+    with pytest.raises(ValueError, match="labels must be"):
+        BatchMixer(model, 0.5, labels="unifrom")
+    with pytest.raises(ValueError, match="trained for 4 classes"):
+        BatchMixer(model, 0.5, num_classes=10)
+    with pytest.raises(ValueError, match="class_probs must be 4"):
+        BatchMixer(model, 0.5, class_probs=[1, 1, 1])
+
+
+# ------------------------------------------------------------------ formats
+class Items(Dataset):
+    """Fixed items (an array or PIL image per item), labels i % 4."""
+
+    def __init__(self, items):
+        self.items, self.targets = items, [i % 4 for i in range(len(items))]
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, i):
+        return self.items[i], self.targets[i]
+
+
+def test_value_range_is_read_from_many_items_not_the_first():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(8, 1, 8, 8, generator=g) * 2 - 1
+    x[0] = x[0].abs()                           # the first item alone looks like [0, 1]
+    mix = SyntheticMix(Items(list(x)), _callable(-1.0), fraction=0.5)
+    assert mix.format.value_range == (-1.0, 1.0)
+    assert float(mix[len(mix) - 1][0].min()) == -1.0
+
+
+def test_pil_items_are_rounded_not_truncated():
+    from PIL import Image
+    img = Image.fromarray(np.zeros((8, 8), dtype=np.uint8), mode="L")
+    syn, _ = SyntheticMix(Items([img] * 4), _callable(-0.5), fraction=0.5)[-1]   # 63.75
+    assert syn.mode == "L" and np.asarray(syn).flatten().tolist() == [64] * 64
+
+
+def test_numpy_float64_and_chw_items_get_synthetic_items_alike():
+    hwc = [np.zeros((8, 8, 1), dtype=np.float64)] * 4
+    chw = [np.zeros((1, 8, 8), dtype=np.float32)] * 4
+    for items in (hwc, chw):
+        mix = SyntheticMix(Items(items), _callable(1.0), fraction=0.5)
+        syn = mix[len(mix) - 1][0]
+        assert isinstance(syn, np.ndarray)
+        assert syn.shape == items[0].shape and syn.dtype == items[0].dtype
+        assert float(syn.max()) == 1.0
+
+
+def test_albumentations_on_pil_items_gives_pil_items():
+    A = pytest.importorskip("albumentations")
+    from PIL import Image
+    ramp = np.tile((np.arange(8) * 30).astype(np.uint8), (8, 1))
+    items = [Image.fromarray(ramp, mode="L")] * 4
+    mix = SyntheticMix(Items(items), _callable(), fraction=0.5, transform=A.Compose([A.NoOp()]))
+    plain = SyntheticMix(Items(items), _callable(), fraction=0.5)
+    for i in (0, len(mix) - 1):
+        x, raw = mix[i][0], plain[i][0]
+        assert isinstance(x, Image.Image) and x.mode == "L" and x.size == (8, 8)
+        assert np.array_equal(np.asarray(x), np.asarray(raw)), i
+
+
+def test_albumentations_back_to_integer_tensor_items_rounds():
+    A = pytest.importorskip("albumentations")
+    img = torch.full((1, 8, 8), 145, dtype=torch.int16)
+    img[0, 0, 0] = 4095
+    mix = SyntheticMix(Items([img] * 8), _callable(), fraction=0.5, value_range=(0, 4095),
+                       transform=A.Compose([A.NoOp()]))
+    x, _ = mix[0]                       # 145 -> 9 of 255 -> 144.53 -> 145 (truncation gives 144)
+    assert x.dtype == torch.int16 and x.shape == (1, 8, 8)
+    assert int(x[0, 1, 1]) == 145 and int(x[0, 0, 0]) == 4095
+
+
+def test_a_transform_that_fails_on_synthetic_items_fails_at_construction():
+    def picky(x):                       # the real items are in [0, 1); the sampler gives 1.0
+        if float(x.max()) >= 1:
+            raise RuntimeError("cannot take a white image")
+        return x
+
+    with pytest.raises(RuntimeError, match="white image"):
+        SyntheticMix(Plain(targets=True), _callable(1.0), fraction=0.5, transform=picky)
