@@ -50,6 +50,28 @@ def _callable(value=None):
     return sampler
 
 
+def _counting():
+    calls = []
+
+    def sampler(labels):
+        calls.append(len(labels))
+        return torch.zeros(len(labels), 1, 8, 8)
+    return sampler, calls
+
+
+class Items(Dataset):
+    """Fixed items (an array or PIL image per item), labels i % 4."""
+
+    def __init__(self, items):
+        self.items, self.targets = items, [i % 4 for i in range(len(items))]
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, i):
+        return self.items[i], self.targets[i]
+
+
 # ------------------------------------------------------------------ workers
 def test_mix_pickles_without_its_sampler_and_spawn_workers_see_the_bank(model):
     data = Plain(n=24, names=["a", "b", "c", "d"], targets=True)
@@ -144,11 +166,7 @@ def test_bad_probabilities_and_numpy_numbers(model):
 
 
 def test_a_failing_transform_fails_before_the_bank_is_generated():
-    calls = []
-
-    def sampler(labels):
-        calls.append(len(labels))
-        return torch.zeros(len(labels), 1, 8, 8)
+    sampler, calls = _counting()
 
     def broken(x):
         raise RuntimeError("bug in my transform")
@@ -262,39 +280,21 @@ def test_albumentations_round_trips_items_in_minus_one_one(tiny):
         assert x.dtype == raw.dtype and torch.allclose(x, raw, atol=1 / 255 + 1e-6), i
 
 
-class Numpy12(Dataset):
-    """numpy HWC int16 items on a 12-bit scale."""
-
-    def __init__(self):
-        self.img = np.full((8, 8, 1), 145, dtype=np.int16)
-        self.img[0, 0, 0] = 4095
-
-    def __len__(self):
-        return 8
-
-    def __getitem__(self, i):
-        return self.img, i % 4
-
-
-def test_albumentations_back_to_integer_numpy_items_rounds():
+@pytest.mark.parametrize("kind", ["numpy", "tensor"])
+def test_albumentations_back_to_integer_items_rounds(kind):
     A = pytest.importorskip("albumentations")
-    mix = SyntheticMix(Numpy12(), _callable(), fraction=0.5, value_range=(0, 4095),
+    img = np.full((8, 8, 1), 145, dtype=np.int16)             # 12-bit items, HWC or CHW
+    img[0, 0, 0] = 4095
+    if kind == "tensor":
+        img = torch.from_numpy(img).permute(2, 0, 1).contiguous()
+    mix = SyntheticMix(Items([img] * 8), _callable(), fraction=0.5, value_range=(0, 4095),
                        transform=A.Compose([A.NoOp()]))
     x, _ = mix[0]                       # 145 -> 9 of 255 -> 144.53 -> 145 (truncation gives 144)
-    assert x.dtype == np.int16 and x.shape == (8, 8, 1)
-    assert x[1, 1, 0] == 145 and x[0, 0, 0] == 4095
+    assert type(x) is type(img) and x.dtype == img.dtype and x.shape == img.shape
+    assert x.flatten()[0] == 4095 and x.flatten()[9] == 145
 
 
 # ------------------------------------------------------------------ more bad input, early
-def _counting():
-    calls = []
-
-    def sampler(labels):
-        calls.append(len(labels))
-        return torch.zeros(len(labels), 1, 8, 8)
-    return sampler, calls
-
-
 @pytest.mark.parametrize("kw,match", [
     (dict(fraction=0.5, balance="max"), "not both"),
     (dict(fraction=0.5, refresh_every=0), "refresh_every"),
@@ -361,19 +361,6 @@ def test_batch_mixer_bad_arguments_are_refused(model):
 
 
 # ------------------------------------------------------------------ formats
-class Items(Dataset):
-    """Fixed items (an array or PIL image per item), labels i % 4."""
-
-    def __init__(self, items):
-        self.items, self.targets = items, [i % 4 for i in range(len(items))]
-
-    def __len__(self):
-        return len(self.items)
-
-    def __getitem__(self, i):
-        return self.items[i], self.targets[i]
-
-
 def test_value_range_is_read_from_many_items_not_the_first():
     g = torch.Generator().manual_seed(0)
     x = torch.rand(8, 1, 8, 8, generator=g) * 2 - 1
@@ -412,17 +399,6 @@ def test_albumentations_on_pil_items_gives_pil_items():
         x, raw = mix[i][0], plain[i][0]
         assert isinstance(x, Image.Image) and x.mode == "L" and x.size == (8, 8)
         assert np.array_equal(np.asarray(x), np.asarray(raw)), i
-
-
-def test_albumentations_back_to_integer_tensor_items_rounds():
-    A = pytest.importorskip("albumentations")
-    img = torch.full((1, 8, 8), 145, dtype=torch.int16)
-    img[0, 0, 0] = 4095
-    mix = SyntheticMix(Items([img] * 8), _callable(), fraction=0.5, value_range=(0, 4095),
-                       transform=A.Compose([A.NoOp()]))
-    x, _ = mix[0]                       # 145 -> 9 of 255 -> 144.53 -> 145 (truncation gives 144)
-    assert x.dtype == torch.int16 and x.shape == (1, 8, 8)
-    assert int(x[0, 1, 1]) == 145 and int(x[0, 0, 0]) == 4095
 
 
 def test_a_transform_that_fails_on_synthetic_items_fails_at_construction():
