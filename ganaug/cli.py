@@ -285,7 +285,7 @@ def _epochs(s: dict) -> str:
     per, planned = s["epochs_per_seed"], s["epochs_planned"]
     if s["stopped_seeds"] or len(set(per)) > 1:
         return f"epochs {'/'.join(map(str, per))} of {planned} (time limit)"
-    return f"{planned} epochs"
+    return f"{planned} epoch{'' if planned == 1 else 's'}"
 
 
 def _stopped(summary: dict) -> str:
@@ -316,6 +316,9 @@ def _eval(args: argparse.Namespace) -> int:
         opts.update(seed=args.seed, log=lambda s: print(s, file=sys.stderr, flush=True))
     m = evaluate_run(args.run, args.data_root, quality=not args.quick, save=not args.quick,
                      device=args.device, **opts)
+    if not args.quick:
+        from .experiment import EVAL
+        print(f"wrote {os.path.join(args.run, EVAL)}", file=sys.stderr)
     if args.json:
         print(json.dumps(m, indent=2))
         return 0
@@ -360,11 +363,22 @@ def _interrupted(args: argparse.Namespace) -> str:
         return ("ganaug: interrupted; if an epoch had ended, its checkpoint is in the run folder "
                 "printed above (continue: the same command with --resume --out FOLDER)")
     folders = [Path(out)] + sorted(Path(out).glob("seed-*"))
-    if any((f / CHECKPOINT).is_file() for f in folders):
-        return ("ganaug: interrupted; the last complete epoch's checkpoint is kept "
-                "(continue: the same command with --resume)")
-    return ("ganaug: interrupted before the first epoch ended; there is no checkpoint to "
-            "resume from")
+    kept = [f"{f.name}: epoch {_checkpoint_epoch(f / CHECKPOINT)}" if f != Path(out)
+            else f"epoch {_checkpoint_epoch(f / CHECKPOINT)}"
+            for f in folders if (f / CHECKPOINT).is_file()]
+    if kept:
+        return (f"ganaug: interrupted; the checkpoint of the last complete epoch is kept "
+                f"({', '.join(kept)}; continue: the same command with --resume)")
+    return ("ganaug: interrupted before the first epoch's checkpoint was written; there is no "
+            "checkpoint to resume from")
+
+
+def _checkpoint_epoch(path) -> str:
+    """The epoch a checkpoint was written after, or '?' when it cannot be read."""
+    try:
+        return str(int(safe_torch_load(path)["epoch"]))
+    except Exception:
+        return "?"
 
 
 if __name__ == "__main__":

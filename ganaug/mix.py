@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from typing import Any, Callable, Sequence
 
 import torch
@@ -112,6 +113,8 @@ class SyntheticMix(Dataset):
                              + (f" equal to the dataset's {len(names)} classes" if names else ""))
         self.sampler = Sampler(sampler, device)
         model = self.sampler.model
+        if names and model is not None:
+            _check_class_names([str(c) for c in names], [str(c) for c in model.classes])
         C = len(names) if names else num_classes or max(int(real_targets.max()) + 1,
                                                         self.sampler.num_classes or 0)
         self.classes = list(names) if names else (
@@ -280,6 +283,21 @@ class SyntheticMix(Dataset):
     def __repr__(self) -> str:
         return (f"SyntheticMix({self.n_real} real + {self.num_synthetic} synthetic items, "
                 f"{self.num_classes} classes, round {self.round})")
+
+
+def _check_class_names(data: list[str], model: list[str]) -> None:
+    """Label i is the model's class i: refuse the model's class names in another order (every
+    synthetic item would carry a wrong label) and warn about other differences, unless the
+    model has only its default names (``"0"``, ``"1"``, ...)."""
+    if data == model or model == [str(i) for i in range(len(model))]:
+        return
+    if sorted(data) == sorted(model):
+        raise ValueError(f"the dataset's classes {data} are the sampler's {model} in another "
+                         f"order, so label i names another class on each side; give the "
+                         f"dataset the sampler's order (e.g. remap its targets)")
+    warnings.warn(f"the dataset's classes {data} are not the sampler's {model}: a synthetic "
+                  f"item of label i is an image of the sampler's i-th class; check that the two "
+                  f"lists name the same classes in the same order", stacklevel=3)
 
 
 class BatchMixer:

@@ -122,8 +122,9 @@ def seed_for(seed: int, *keys: int) -> int:
 class ItemFormat:
     """How the real items look, so synthetic items can look the same.
 
-    kind: "tensor", "numpy" or "pil"; layout "CHW" or "HWC" (numpy only); dtype; value range
-    (lo, hi) that [-1, 1] maps onto; mode for PIL ("L" or "RGB").
+    kind: "tensor", "numpy" or "pil"; layout "CHW", "HWC" (numpy only) or "HW" (one channel,
+    none stored: a grey image as a 2-D array or tensor); dtype; value range (lo, hi) that
+    [-1, 1] maps onto; mode for PIL ("L" or "RGB").
     """
     kind: str
     shape_chw: tuple[int, int, int]
@@ -147,6 +148,8 @@ class ItemFormat:
             from PIL import Image
             arr = x.to(torch.uint8).permute(1, 2, 0).numpy()
             return Image.fromarray(arr[..., 0] if self.mode == "L" else arr, mode=self.mode)
+        if self.layout == "HW":
+            x = x[0]
         if self.kind == "numpy":
             arr = x.numpy()
             if self.layout == "HWC":
@@ -174,20 +177,25 @@ def infer_format(items: list[Any], value_range: tuple[float, float] | None = Non
                           mode=mode)
     if isinstance(first, np.ndarray):
         arr = first
+        if arr.ndim not in (2, 3):
+            raise ValueError(f"numpy items must be images (H, W), (H, W, C) or (C, H, W), got "
+                             f"shape {arr.shape}")
         if arr.ndim == 2:
-            raise ValueError("2-D numpy items are ambiguous; give images as HWC or CHW arrays")
-        layout = "HWC" if arr.shape[-1] in (1, 3) and arr.shape[0] not in (1, 3) else "CHW"
-        shape = arr.shape if layout == "CHW" else (arr.shape[2], arr.shape[0], arr.shape[1])
+            layout, shape = "HW", (1, *arr.shape)
+        else:
+            layout = "HWC" if arr.shape[-1] in (1, 3) and arr.shape[0] not in (1, 3) else "CHW"
+            shape = arr.shape if layout == "CHW" else (arr.shape[2], arr.shape[0], arr.shape[1])
         vals = torch.as_tensor(np.stack([np.asarray(i, dtype=np.float64) for i in items]))
         return ItemFormat("numpy", tuple(int(s) for s in shape), arr.dtype,
                           value_range or _guess_range(vals, arr.dtype), layout)
     if isinstance(first, Tensor):
-        if first.dim() != 3:
-            raise ValueError(f"tensor items must be images (C, H, W), got shape "
-                             f"{tuple(first.shape)}")
+        if first.dim() not in (2, 3):
+            raise ValueError(f"tensor items must be images (C, H, W), or (H, W) with one "
+                             f"channel, got shape {tuple(first.shape)}")
         vals = torch.stack([i.double() for i in items])
-        return ItemFormat("tensor", tuple(first.shape), first.dtype,
-                          value_range or _guess_range(vals, first.dtype))
+        hw = first.dim() == 2
+        return ItemFormat("tensor", (1, *first.shape) if hw else tuple(first.shape), first.dtype,
+                          value_range or _guess_range(vals, first.dtype), "HW" if hw else "CHW")
     raise ValueError(f"cannot mix synthetic images into items of type {type(first).__name__}; "
                      f"the real dataset must yield (image, label) with a tensor, numpy array or "
                      f"PIL image")
@@ -225,7 +233,9 @@ def to_hwc_uint8(x: Any, fmt: ItemFormat) -> np.ndarray:
         arr = np.asarray(x)
         return arr[..., None] if arr.ndim == 2 else arr
     t = torch.as_tensor(np.asarray(x)) if fmt.kind == "numpy" else x
-    if fmt.kind == "numpy" and fmt.layout == "HWC":
+    if fmt.layout == "HW":
+        t = t[None]
+    elif fmt.kind == "numpy" and fmt.layout == "HWC":
         t = t.permute(2, 0, 1)
     lo, hi = fmt.value_range
     t = ((t.double() - lo) / (hi - lo) * 255).round().clamp(0, 255).to(torch.uint8)
@@ -242,8 +252,10 @@ def from_hwc_uint8(arr: np.ndarray, fmt: ItemFormat) -> Any:
     t = torch.as_tensor(np.ascontiguousarray(arr)).permute(2, 0, 1).double() / 255
     lo, hi = fmt.value_range
     t = lo + t * (hi - lo)
+    if fmt.layout == "HW":
+        t = t[0]
     if fmt.kind == "numpy":
-        out = t.numpy() if fmt.layout == "CHW" else t.permute(1, 2, 0).numpy()
+        out = t.permute(1, 2, 0).numpy() if fmt.layout == "HWC" else t.numpy()
         return (out.round() if not _is_float(fmt.dtype) else out).astype(fmt.dtype)
     return t.round().to(fmt.dtype) if not _is_float(fmt.dtype) else t.to(fmt.dtype)
 

@@ -203,7 +203,9 @@ def train(model: CLSGAN, labeled: ImageSet, unlabeled: ImageSet | None = None,
                 group["fused"] = True if step_fn.speed.fused_adam else None
         start, step = int(ckpt["epoch"]), int(ckpt["step"])
         history, seconds = list(ckpt["history"]), float(ckpt["train_seconds"])
-        log(f"resuming {out} from epoch {start}")
+        log(f"resuming {out} from epoch {start}" if start < cfg.epochs else
+            f"{out} has trained all {cfg.epochs} of its epochs: nothing to train (raise the "
+            f"epochs, --epochs N, to train further)")
     dist_.broadcast_module_(model, world)           # every rank starts from rank 0's weights
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
@@ -283,7 +285,8 @@ def _over_time(limit_min: float, started: float, last_s: float, done: int,
         return None
     return (f"time limit: stopped after epoch {done} of {epochs}, {used / 60:.1f} of "
             f"{limit_min:g} minutes used; the next epoch would take about {last_s / 60:.1f} "
-            f"more (--resume continues the run)")
+            f"more (continue: --resume --time-limit 0, or --resume with a new limit; a plain "
+            f"--resume keeps this one)")
 
 
 GRID_COLUMNS = 10

@@ -290,7 +290,7 @@ def test_an_interrupted_train_exits_130_with_what_it_left(tmp_path, monkeypatch,
 
     monkeypatch.setattr(E, "fit", fit)
     assert main(["train", "--out", str(tmp_path / "o"), "--quiet"]) == 130
-    assert "interrupted before the first epoch ended" in capsys.readouterr().err
+    assert "before the first epoch's checkpoint was written" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("argv,message", [

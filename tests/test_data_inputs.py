@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from ganaug.data import ImageSet, load_dataset, split_labeled
+from ganaug.data import DataNotFoundError, ImageSet, load_dataset, split_labeled
 
 from _formats import write_cifar10, write_mnist, write_svhn
 
@@ -58,6 +58,11 @@ def test_split_folders_hidden_entries_and_single_classes(tmp_path):
     _classes(tmp_path / "one" / "only", names=("x",))
     with pytest.raises(ValueError, match="1 class sub-folder.*one level too high"):
         load_dataset(f"folder:{tmp_path / 'one'}")
+    (tmp_path / "flat").mkdir()                         # images, no class sub-folders
+    Image.new("L", (8, 8)).save(tmp_path / "flat" / "x.png")
+    with pytest.raises(DataNotFoundError, match="image folder") as e:
+        load_dataset(f"folder:{tmp_path / 'flat'}")
+    assert ".;" not in str(e.value) and str(e.value).endswith("one sub-folder of images per class")
 
 
 def test_damaged_files_are_named(tmp_path):

@@ -30,7 +30,8 @@ def test_eval_prints_every_metric_beside_its_protocol(run, tmp_path, capsys):
     t0 = time.perf_counter()
     assert main(["eval", "--run", str(run), "--cache-dir", str(tmp_path)]) == 0
     seconds = time.perf_counter() - t0
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert f"wrote {run / 'eval.json'}" in err
     print(f"ganaug eval on a digits run: {seconds:.1f}s")   # the budget is a minute on CPU
     for word in ("test accuracy", "balanced accuracy", "macro-F1", "per-class accuracy",
                  "test error"):
@@ -70,8 +71,8 @@ def test_eval_json_has_every_metric(run, tmp_path, capsys):
 
 def test_eval_quick_is_the_classifier_alone(run, capsys):
     assert main(["eval", "--run", str(run), "--quick"]) == 0
-    out = capsys.readouterr().out
-    assert "test error" in out and "domain FID" not in out
+    out, err = capsys.readouterr()
+    assert "test error" in out and "domain FID" not in out and "wrote" not in err
 
 
 def test_domain_classifier_is_trained_once_and_loads_weights_only(tmp_path):

@@ -130,6 +130,20 @@ def test_subset_keeps_class_names_and_num_classes_covers_missing_top_class(model
         SyntheticMix(no_d, model, balance="max", num_classes=5)
 
 
+def test_class_names_in_another_order_are_refused_and_other_names_warned_about(model):
+    import warnings
+    with pytest.raises(ValueError, match=r"in another order.*remap its targets"):
+        SyntheticMix(Plain(targets=True, names=list("bacd")), model, fraction=0.5)
+    with pytest.warns(UserWarning, match=r"\['w', 'x', 'y', 'z'\] are not the sampler's"):
+        SyntheticMix(Plain(targets=True, names=list("wxyz")), model, fraction=0.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")          # the same names, or a model with default names
+        SyntheticMix(Plain(targets=True, names=list("abcd")), model, fraction=0.5)
+        torch.manual_seed(0)
+        plain = CLSGAN((1, 8, 8), 4, "mlp")
+        SyntheticMix(Plain(targets=True, names=list("wxyz")), plain, fraction=0.5)
+
+
 # ------------------------------------------------------------------ value ranges
 def test_value_range_is_not_guessed_for_non_8_bit_items():
     twelve_bit = Plain(dtype=torch.int16, scale=4095, targets=True)
@@ -368,6 +382,35 @@ def test_value_range_is_read_from_many_items_not_the_first():
     mix = SyntheticMix(Items(list(x)), _callable(-1.0), fraction=0.5)
     assert mix.format.value_range == (-1.0, 1.0)
     assert float(mix[len(mix) - 1][0].min()) == -1.0
+
+
+@pytest.mark.parametrize("kind", ["numpy", "tensor"])
+def test_grey_items_without_a_channel_axis_get_synthetic_items_alike(kind):
+    grey = (np.arange(64, dtype=np.uint8) * 3).reshape(8, 8)          # (H, W) uint8
+    items = [grey if kind == "numpy" else torch.from_numpy(grey)] * 4
+    mix = SyntheticMix(Items(items), _callable(1.0), fraction=0.5)
+    assert mix.format.shape_chw == (1, 8, 8) and mix.format.value_range == (0.0, 255.0)
+    syn = mix[len(mix) - 1][0]
+    assert type(syn) is type(items[0]) and syn.shape == (8, 8) and syn.dtype == items[0].dtype
+    assert int(syn.max()) == int(syn.min()) == 255
+
+
+def test_albumentations_on_grey_items_without_a_channel_axis():
+    A = pytest.importorskip("albumentations")
+    grey = torch.from_numpy((np.arange(64, dtype=np.uint8) * 3).reshape(8, 8))
+    mix = SyntheticMix(Items([grey] * 4), _callable(), fraction=0.5,
+                       transform=A.Compose([A.NoOp()]))
+    plain = SyntheticMix(Items([grey] * 4), _callable(), fraction=0.5)
+    for i in (0, len(mix) - 1):
+        x, raw = mix[i][0], plain[i][0]
+        assert x.shape == (8, 8) and x.dtype == torch.uint8 and torch.equal(x, raw), i
+
+
+def test_items_that_are_not_images_are_refused():
+    with pytest.raises(ValueError, match=r"numpy items must be images.*shape \(64,\)"):
+        SyntheticMix(Items([np.zeros(64)] * 4), _callable(), fraction=0.5)
+    with pytest.raises(ValueError, match=r"tensor items must be images.*shape \(2, 1, 8, 8\)"):
+        SyntheticMix(Items([torch.zeros(2, 1, 8, 8)] * 4), _callable(), fraction=0.5)
 
 
 def test_pil_items_are_rounded_not_truncated():

@@ -109,8 +109,10 @@ def test_mlp_generator_with_a_weight_normalised_output_layer(tmp_path):
     torch.testing.assert_close(g(z, y), plain(z, y))
     g(z, y).square().mean().backward()
     assert all(p.grad is not None for p in g.parameters())
-    with pytest.raises(ValueError, match="out_norm must be 'none' or 'weight'"):
+    with pytest.raises(ValueError, match=r"\(net_options g_out_norm\) must be 'none' or 'weight'"):
         create_nets("mlp", (1, 8, 8), 4, g_out_norm="spectral")
+    with pytest.raises(ValueError, match=r"\(net_options g_norm\) must be 'batch' or 'none'"):
+        create_nets("mlp", (1, 8, 8), 4, g_norm="layer")
     # the option travels with the model: save, load, same samples
     m = CLSGAN((1, 8, 8), 4, "mlp", g_out_norm="weight")
     m.save(tmp_path / "m.pt")

@@ -113,12 +113,25 @@ def test_a_failed_seeds_run_leaves_no_empty_default_folder(tmp_path, monkeypatch
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 
 
+def test_the_seeds_summary_counts_epochs_in_words():
+    from ganaug.cli import _epochs
+    done = lambda n, per=None, stopped=(): dict(epochs_planned=n, epochs_per_seed=per or [n, n],  # noqa: E731
+                                                stopped_seeds=list(stopped))
+    assert _epochs(done(1)) == "1 epoch" and _epochs(done(20)) == "20 epochs"
+    assert _epochs(done(20, [12, 20], [0])) == "epochs 12/20 of 20 (time limit)"
+
+
 def test_the_interrupt_message_says_whether_there_is_a_checkpoint(tmp_path):
     args = argparse.Namespace(command="train", out=str(tmp_path))
     assert "no checkpoint to resume from" in _interrupted(args)
     (tmp_path / "seed-0").mkdir()
-    (tmp_path / "seed-0" / "checkpoint.pt").write_bytes(b"")
-    assert "--resume" in _interrupted(args) and "is kept" in _interrupted(args)
+    (tmp_path / "seed-0" / "checkpoint.pt").write_bytes(b"")     # unreadable: epoch '?'
+    assert "--resume" in _interrupted(args) and "is kept (seed-0: epoch ?;" in _interrupted(args)
+    (tmp_path / "seed-1").mkdir()
+    torch.save({"format": "ganaug", "epoch": 3}, tmp_path / "seed-1" / "checkpoint.pt")
+    assert "(seed-0: epoch ?, seed-1: epoch 3;" in _interrupted(args)
+    torch.save({"format": "ganaug", "epoch": 5}, tmp_path / "checkpoint.pt")   # a run folder
+    assert "(epoch 5, seed-0: epoch ?, seed-1: epoch 3;" in _interrupted(args)
     assert "printed above" in _interrupted(argparse.Namespace(command="train", out=None))
     assert _interrupted(argparse.Namespace(command="eval")) == "ganaug: interrupted"
 

@@ -20,7 +20,8 @@ def test_the_rule_stops_only_when_another_epoch_would_end_past_the_limit(monkeyp
     monkeypatch.setattr(T.time, "perf_counter", lambda: 100.0)   # 100 s since a start at 0
     why = T._over_time(2.0, 0.0, 30.0, 3, 10)                  # 100 + 30 s > 120 s
     assert why.startswith("time limit: stopped after epoch 3 of 10")
-    assert "1.7 of 2 minutes used" in why and "about 0.5 more" in why and "--resume" in why
+    assert "1.7 of 2 minutes used" in why and "about 0.5 more" in why
+    assert "--resume --time-limit 0" in why and "a plain --resume keeps this one" in why
     assert T._over_time(2.2, 0.0, 30.0, 3, 10) is None         # 130 s <= 132 s
     assert T._over_time(2.0, 0.0, 20.0, 3, 10) is None         # ends exactly at the limit
 

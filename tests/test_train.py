@@ -87,6 +87,18 @@ def test_resume_into_a_different_configuration_is_refused(tiny, tmp_path):
         _run(tiny, out=tmp_path)
 
 
+def test_resuming_a_finished_run_says_there_is_nothing_to_train(tiny, tmp_path):
+    done = _run(tiny, out=tmp_path, epochs=1)
+    lines = []
+    again = _run(tiny, out=tmp_path, resume=True, epochs=1, log=lines.append)
+    assert any("has trained all 1 of its epochs: nothing to train" in s for s in lines), lines
+    assert not any(s.startswith("resuming") for s in lines)
+    assert again.history == done.history
+    lines.clear()
+    _run(tiny, out=tmp_path, resume=True, epochs=2, log=lines.append)
+    assert f"resuming {tmp_path} from epoch 1" in lines
+
+
 def test_spectral_norm_needs_a_spectral_model(tiny):
     model = CLSGAN(tiny.image_shape, 4, "mlp")
     with pytest.raises(ValueError, match="norm='spectral'"):

@@ -296,8 +296,8 @@ def _read_folder(folder: Path, image_size: int | None, mode: str | None = None
     try:
         ds = _image_folder(folder)
     except (FileNotFoundError, OSError) as e:
-        raise DataNotFoundError(f"image folder {folder}: {e}; it needs one sub-folder of "
-                                f"images per class") from None
+        raise DataNotFoundError(f"image folder {folder}: {str(e).rstrip('.')}; it needs one "
+                                f"sub-folder of images per class") from None
     if len(ds.classes) < 2:
         raise ValueError(f"image folder {folder} has {len(ds.classes)} class sub-folder(s) "
                          f"({', '.join(ds.classes)}); it needs one sub-folder of images per "

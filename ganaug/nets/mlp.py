@@ -29,13 +29,15 @@ class MLPGenerator(nn.Module):
         layers: list[nn.Module] = []
         width = noise_dim + num_classes
         if norm not in ("batch", "none"):
-            raise ValueError(f"generator norm must be 'batch' or 'none', got {norm!r}")
+            raise ValueError(f"generator norm (net_options g_norm) must be 'batch' or "
+                             f"'none', got {norm!r}")
         for h in hidden:
             bn = [nn.BatchNorm1d(h)] if norm == "batch" else []
             layers += [nn.Linear(width, h), *bn, nn.Softplus()]
             width = h
         if out_norm not in ("none", "weight"):
-            raise ValueError(f"generator out_norm must be 'none' or 'weight', got {out_norm!r}")
+            raise ValueError(f"generator out_norm (net_options g_out_norm) must be 'none' or "
+                             f"'weight', got {out_norm!r}")
         out = nn.Linear(width, math.prod(image_shape))
         layers += [normed(out, out_norm), nn.Tanh()]
         self.net = nn.Sequential(*layers)
