@@ -392,7 +392,8 @@ def evaluate_quality(model: CLSGAN, train: ImageSet, test: ImageSet, *,
     subsets = (f"one subset, all {gen_m['kid_subset_size']} of each set (no spread: fewer "
                f"images than a subset of {KID_SUBSET_SIZE})" if whole else
                f"{gen_m['kid_subsets']} subsets of {gen_m['kid_subset_size']}, ± their std")
-    out["domain_kid"] = _entry(kid_g[0], f"{pair}; {space}; polynomial kernel, {subsets}; "
+    out["domain_kid"] = _entry(kid_g[0], f"{pair}; {space}; unbiased MMD^2 (may dip below 0; "
+                               f"not x1000), cubic polynomial kernel, {subsets}; "
                                f"{ref_note}", kid_r[0], std=None if whole else kid_g[1],
                                error=gen_m["kid_error"])
     intra_g, intra_r = gen_m["intra"] or (None, {}), real_m["intra"] or (None, {})

@@ -345,6 +345,20 @@ class BatchMixer:
         self.value_range, self.transform = value_range, transform
         self.gen = torch.Generator(device=dev).manual_seed(int(seed))
         self.model = self.sampler.model
+        self._range_checked = transform is not None    # a transform may normalise the batch
+
+    def _check_range(self, x: Tensor) -> None:
+        """Once, on the first non-empty batch (one host sync): warn when the real images do
+        not look like ``value_range``, e.g. [0, 1] or uint8 batches with the default (-1, 1)."""
+        self._range_checked = True
+        lo, hi = self.value_range
+        x_lo, x_hi = float(x.min()), float(x.max())
+        tol = 1e-3 * (hi - lo)
+        if x_lo < lo - tol or x_hi > hi + tol or (lo < 0 and x_lo >= 0):
+            warnings.warn(f"the batch's images span [{x_lo:.3g}, {x_hi:.3g}] but BatchMixer "
+                          f"makes synthetic ones in value_range=({lo:g}, {hi:g}); pass "
+                          f"value_range= your images' range (e.g. (0, 1) or (0, 255))",
+                          stacklevel=3)
 
     def count(self, batch_size: int) -> int:
         """Synthetic items added to (append) or placed in (replace) a batch of this size."""
@@ -376,6 +390,8 @@ class BatchMixer:
                              f"for {len(x)} images")
         n = self.count(len(x))
         dev = self.sampler.device
+        if not self._range_checked and n:
+            self._check_range(x)
         if n == 0:
             mask = torch.zeros(len(x), dtype=torch.bool, device=x.device)
             return (x, y, mask) if return_mask else (x, y)

@@ -99,6 +99,9 @@ class RunMonitor:
         if self.tensorboard and self.writer is None:
             self.writer = open_tensorboard(self.out / TENSORBOARD_DIR)
             self.tensorboard = self.writer is not None
+            if self.writer is None:
+                self.log("tensorboard is not installed: no tensorboard/ folder (pip install "
+                         "tensorboard; --no-tensorboard, or tensorboard=False, skips it quietly)")
         if self.writer is not None:
             self._tensorboard(record, model)
         if time.monotonic() - self._last_plot >= self.plot_every:

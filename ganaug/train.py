@@ -342,10 +342,11 @@ def _progress(total: int, desc: str, enabled: bool):
     if not enabled:
         return _NoBar()
     from tqdm.auto import tqdm
-    # redirected to a file (nohup, CI logs): one bar line every 30 s, not ten a second
+    # redirected to a file (nohup, CI logs): one bar line every 30 s, not ten a second, and
+    # none for an epoch shorter than that (the epoch's own log line says it all)
     tty = getattr(sys.stderr, "isatty", lambda: False)()
     return tqdm(total=total, desc=desc, leave=False, file=sys.stderr, dynamic_ncols=True,
-                mininterval=0.1 if tty else 30.0)
+                mininterval=0.1 if tty else 30.0, delay=0.0 if tty else 30.0)
 
 
 __all__ = ["train", "TrainState", "TrainStep", "Speed", "pick_device", "evaluate_accuracy",

@@ -63,6 +63,7 @@ def test_eval_json_has_every_metric(run, tmp_path, capsys):
     # 300 images a side, fewer than a KID subset: one subset, both whole sets, no spread
     assert q["domain_kid"]["std"] is None
     assert "one subset, all 300 of each set" in q["domain_kid"]["protocol"]
+    assert "unbiased MMD^2 (may dip below 0; not x1000)" in q["domain_kid"]["protocol"]
     assert q["protocol"]["extractor"]["steps"] == 200 and q["protocol"]["knn_k"] == 3
     assert len(q["intra_class_fid"]["per_class"]) == 10
     assert 0 <= q["precision"]["value"] <= 1 and 0 <= q["recall"]["value"] <= 1

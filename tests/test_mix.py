@@ -10,6 +10,9 @@ from ganaug.data import load_dataset
 from ganaug.imbalance import (balance_plan, class_counts, long_tail_counts, make_long_tailed,
                               quotas)
 
+# the tests' batches are arbitrary tensors; BatchMixer's range warning has its own test
+pytestmark = pytest.mark.filterwarnings("ignore:the batch's images span:UserWarning")
+
 
 @pytest.fixture(scope="module")
 def model():
@@ -544,3 +547,23 @@ def test_batch_mixer_samples_the_ema_generator_in_eval_mode():
     z = torch.rand(8, m.noise_dim, generator=g) * 2 - 1
     torch.testing.assert_close(x2[8:], ema(z, y2[8:]))
     assert m.generator_ema.training                              # its mode is given back
+
+
+def test_batch_mixer_warns_once_when_the_batch_is_not_in_its_value_range(model):
+    import warnings
+    y = torch.arange(8) % 4
+    mixer = BatchMixer(model, 0.5)                               # default value_range (-1, 1)
+    with pytest.warns(UserWarning, match=r"span \[0\.00124, 1\] but .*value_range=\(-1, 1\)"):
+        mixer(torch.rand(8, 1, 8, 8, generator=torch.Generator().manual_seed(0)), y)  # [0, 1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        mixer(torch.rand(8, 1, 8, 8), y)                         # said once, not every step
+        BatchMixer(model, 0.5)(torch.rand(8, 1, 8, 8) * 2 - 1, y)            # [-1, 1]: fine
+        BatchMixer(model, 0.5, value_range=(0, 1))(torch.rand(8, 1, 8, 8), y)
+        BatchMixer(model, 0.5, transform=lambda t: (t - 0.5) / 0.25)(     # normalised batches:
+            torch.randn(8, 1, 8, 8) * 3, y)                      # a transform, no check
+        BatchMixer(model, 0.0)(torch.rand(8, 1, 8, 8), y)       # nothing mixed in, no check
+    with pytest.warns(UserWarning, match=r"span \[0, 255\].*\(0, 255\)"):
+        x = torch.randint(0, 256, (8, 1, 8, 8), dtype=torch.uint8)
+        x[0, 0, 0, :2] = torch.tensor([0, 255], dtype=torch.uint8)
+        BatchMixer(model, 0.5, value_range=(0, 1))(x, y)

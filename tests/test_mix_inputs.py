@@ -13,6 +13,9 @@ from ganaug import BatchMixer, CLSGAN, SyntheticMix
 from ganaug.data import ImageSet, load_dataset
 from ganaug.imbalance import dataset_classes, dataset_targets, make_long_tailed
 
+# the tests' batches are arbitrary tensors; BatchMixer's range warning has its own test
+pytestmark = pytest.mark.filterwarnings("ignore:the batch's images span:UserWarning")
+
 
 @pytest.fixture(scope="module")
 def model():

@@ -60,10 +60,18 @@ def test_monitor_logs_scalars_and_the_sample_grid(tmp_path, monkeypatch):
 def test_no_tensorboard_installed_is_no_error(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)   # import fails
     assert M.open_tensorboard(tmp_path / "tb") is None
-    mon = M.RunMonitor(tmp_path, tensorboard=True, plot_every=1e9)
+    logs = []
+    mon = M.RunMonitor(tmp_path, tensorboard=True, plot_every=1e9, log=logs.append)
     model = CLSGAN((1, 8, 8), 4, "mlp", d_hidden=[8], g_hidden=[8])
     mon(HISTORY[0], model)
+    mon(HISTORY[1], model)
     assert mon.writer is None and not (tmp_path / M.TENSORBOARD_DIR).exists()
+    assert [s for s in logs if "tensorboard" in s] == [               # said once, with the fix
+        "tensorboard is not installed: no tensorboard/ folder (pip install tensorboard; "
+        "--no-tensorboard, or tensorboard=False, skips it quietly)"]
+    quiet = []
+    M.RunMonitor(tmp_path, tensorboard=False, plot_every=1e9, log=quiet.append)(HISTORY[0], model)
+    assert quiet == []
 
 
 def test_a_diverged_run_still_gets_its_curves(tmp_path):

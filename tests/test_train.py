@@ -374,3 +374,12 @@ def test_a_failed_atomic_write_keeps_the_old_file_and_leaves_no_temporary(tmp_pa
 def test_the_lazy_penalty_starts_on_the_first_step(tiny):
     r = _run(tiny, epochs=1, penalty_every=7).history[0]    # 6 steps: the 1st is penalised
     assert r["step"] == 6 and r["penalty"] > 0
+
+
+def test_a_short_epochs_bar_leaves_nothing_in_a_redirected_log(capsys):
+    from ganaug.train import _progress
+    bar = _progress(22, "epoch 1/100", True)      # stderr is captured: not a terminal
+    for _ in range(22):
+        bar.update(1)
+    bar.close()
+    assert capsys.readouterr().err == ""
