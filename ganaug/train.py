@@ -124,12 +124,20 @@ def check_run_folder(out: str | Path | None, cfg: TrainConfig, resume: bool) -> 
     return None
 
 
+GRID_MIN_SIDE = 28      # smaller images are enlarged (nearest pixel) in the PNG grids
+
+
 def save_grid(path: Path, images: Tensor, nrow: int) -> None:
-    """Write images in [-1, 1] as a PNG grid, atomically."""
+    """Write images in [-1, 1] as a PNG grid, atomically; images under GRID_MIN_SIDE pixels
+    a side are enlarged by a whole factor (digits' 8x8 to 32x32), so the grid is legible."""
     from torchvision.utils import save_image
 
+    images = images.float().cpu()
+    k = -(-GRID_MIN_SIDE // min(images.shape[-2:])) if len(images) else 1
+    if k > 1:
+        images = images.repeat_interleave(k, dim=-2).repeat_interleave(k, dim=-1)
     buf = io.BytesIO()
-    save_image(images.float().cpu(), buf, nrow=nrow, normalize=True, value_range=(-1, 1),
+    save_image(images, buf, nrow=nrow, normalize=True, value_range=(-1, 1),
                format="png", padding=1)
     atomic_write_bytes(path, buf.getvalue())
 

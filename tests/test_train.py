@@ -7,6 +7,7 @@ import os
 import stat
 import types
 
+import numpy as np
 import pytest
 import torch
 
@@ -72,6 +73,12 @@ def test_run_folder_contents_and_weights_only_checkpoint(tiny, tmp_path):
     names = {p.name for p in tmp_path.iterdir()}
     assert {"checkpoint.pt", "config.json", "metrics.jsonl", "samples.png", "samples"} <= names
     assert sorted(p.name for p in (tmp_path / "samples").iterdir()) == ["epoch_0001.png", "epoch_0002.png"]
+    from PIL import Image
+    with Image.open(tmp_path / "samples.png") as im:    # 4 classes x 10; 8x8 drawn at 32x32
+        assert im.size == (10 * 33 + 1, 4 * 33 + 1)
+        px = np.asarray(im.convert("L"))
+    cell = px[1:33, 1:33]                                # one sample: 4x4 blocks of one value
+    assert (cell == np.kron(cell[::4, ::4], np.ones((4, 4), dtype=cell.dtype))).all()
     ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     assert ckpt["epoch"] == 2 and ckpt["format"] == "ganaug"
     assert not [p for p in tmp_path.rglob("*.tmp")]
