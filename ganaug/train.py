@@ -190,6 +190,9 @@ def train(model: CLSGAN, labeled: ImageSet, unlabeled: ImageSet | None = None,
 
     # the whole data set lives on the device; each step gathers its rows there
     use_unl = obj.semi_supervised and unlabeled is not None and len(unlabeled) > 0
+    if obj.semi_supervised and not use_unl:
+        log(f"no unlabeled images: {cfg.objective}'s unlabeled terms are off, it trains on "
+            f"the labels alone")
     x_lab = labeled.images.to(device).contiguous(memory_format=fmt)
     y_lab = labeled.targets.to(device)
     x_unl = unlabeled.images.to(device).contiguous(memory_format=fmt) if use_unl else None

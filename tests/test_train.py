@@ -106,6 +106,18 @@ def test_resuming_a_finished_run_says_there_is_nothing_to_train(tiny, tmp_path):
     assert f"resuming {tmp_path} from epoch 1" in lines
 
 
+def test_a_semi_supervised_objective_without_unlabeled_images_says_so(tiny):
+    lines = []
+    cfg = TrainConfig(**{**FAST, "epochs": 1})
+    lab, _ = split_labeled(tiny, cfg.labels_per_class, cfg.data_seed)
+    train(build_model(cfg.resolved(), tiny), lab, None, cfg, progress=False, log=lines.append)
+    assert ("no unlabeled images: sscls's unlabeled terms are off, it trains on the labels "
+            "alone") in lines
+    lines.clear()
+    _run(tiny, epochs=1, log=lines.append)              # with unlabeled images: not a word
+    assert not any("unlabeled" in s for s in lines), lines
+
+
 def test_spectral_norm_needs_a_spectral_model(tiny):
     model = CLSGAN(tiny.image_shape, 4, "mlp")
     with pytest.raises(ValueError, match="norm='spectral'"):
