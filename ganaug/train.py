@@ -192,7 +192,7 @@ def train(model: CLSGAN, labeled: ImageSet, unlabeled: ImageSet | None = None,
     use_unl = obj.semi_supervised and unlabeled is not None and len(unlabeled) > 0
     if obj.semi_supervised and not use_unl:
         log(f"no unlabeled images: {cfg.objective}'s unlabeled terms are off, it trains on "
-            f"the labels alone")
+            f"the labeled images alone")
     x_lab = labeled.images.to(device).contiguous(memory_format=fmt)
     y_lab = labeled.targets.to(device)
     x_unl = unlabeled.images.to(device).contiguous(memory_format=fmt) if use_unl else None

@@ -111,8 +111,8 @@ def test_a_semi_supervised_objective_without_unlabeled_images_says_so(tiny):
     cfg = TrainConfig(**{**FAST, "epochs": 1})
     lab, _ = split_labeled(tiny, cfg.labels_per_class, cfg.data_seed)
     train(build_model(cfg.resolved(), tiny), lab, None, cfg, progress=False, log=lines.append)
-    assert ("no unlabeled images: sscls's unlabeled terms are off, it trains on the labels "
-            "alone") in lines
+    assert ("no unlabeled images: sscls's unlabeled terms are off, it trains on the labeled "
+            "images alone") in lines
     lines.clear()
     _run(tiny, epochs=1, log=lines.append)              # with unlabeled images: not a word
     assert not any("unlabeled" in s for s in lines), lines
