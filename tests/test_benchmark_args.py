@@ -12,8 +12,7 @@ import torch
 
 import ganaug._io
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
-sys.path.insert(0, str(BENCH))
+from _bench import BENCH
 import _common  # noqa: E402
 from _common import write_outputs  # noqa: E402
 

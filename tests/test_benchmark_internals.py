@@ -8,7 +8,6 @@ import json
 import math
 import sys
 import types
-from pathlib import Path
 
 import pytest
 import torch
@@ -17,8 +16,7 @@ from torch.utils.data import TensorDataset, WeightedRandomSampler
 
 from ganaug.data import ImageSet, split_labeled
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
-sys.path.insert(0, str(BENCH))
+import _bench  # noqa: F401  (puts benchmarks/ on sys.path)
 import _classifier  # noqa: E402
 from _common import fmt  # noqa: E402
 

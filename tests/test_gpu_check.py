@@ -2,14 +2,14 @@
 minutes: they run on a lent GPU machine, not here)."""
 import shutil
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from _bench import BENCH
 from _formats import write_mnist
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.sh"
+SCRIPT = BENCH / "gpu_check.sh"
 pytestmark = pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
 
 
