@@ -363,8 +363,7 @@ def _interrupted(args: argparse.Namespace) -> str:
         return ("ganaug: interrupted; if an epoch had ended, its checkpoint is in the run folder "
                 "printed above (continue: the same command with --resume --out FOLDER)")
     folders = [Path(out)] + sorted(Path(out).glob("seed-*"))
-    kept = [f"{f.name}: epoch {_checkpoint_epoch(f / CHECKPOINT)}" if f != Path(out)
-            else f"epoch {_checkpoint_epoch(f / CHECKPOINT)}"
+    kept = [("" if f == Path(out) else f"{f.name}: ") + f"epoch {_checkpoint_epoch(f / CHECKPOINT)}"
             for f in folders if (f / CHECKPOINT).is_file()]
     if kept:
         return (f"ganaug: interrupted; the checkpoint of the last complete epoch is kept "

@@ -162,22 +162,6 @@ def test_epoch_time_weights_each_kind_of_step_by_how_often_it_comes():
         epoch_time.seconds_per_step({(True, False): [1.0], (False, True): [1.0]}, cfg, True)
 
 
-def test_augment_step_overhead_is_mixed_over_plain():
-    """augment.step_overhead: the ratio is the mixed step's time over the plain step's."""
-    import augment
-
-    class Mixer:                                   # 2 synthetic images per batch
-        def count(self, batch):
-            return 2
-
-        def __call__(self, x, y):
-            return torch.cat([x, torch.zeros(2, *x.shape[1:])]), torch.cat([y, y[:2]])
-
-    o = augment.step_overhead(Mixer(), (1, 2, 2), 2, "cpu", 0.5, batch=4, reps=3)
-    assert o["synthetic_per_step"] == 2
-    assert o["overhead_ratio"] == pytest.approx(o["mixed_ms"] / o["plain_ms"])
-
-
 def test_smote_skips_a_class_with_one_image(monkeypatch):
     """imbalance.smote: None when a class has a single image; else SMOTE with the seed and as
     many neighbours as the smallest class allows (at most 5), on the flattened images, its

@@ -136,7 +136,7 @@ def test_evaluate_scores_the_argmax_over_every_image():
 
 def test_augment_overhead_times_equal_batches_after_the_warm_up(monkeypatch):
     """augment.step_overhead: both steps see the same final batch size; the first 5 rounds
-    are warm-up; each time is the median of the timed rounds."""
+    are warm-up; each time is the median of the timed rounds; the ratio is mixed over plain."""
     import augment
     sizes, clock = [], iter(range(10 ** 6))
     steps = iter([100.0] * 10 + [1.0, 3.0, 2.0, 5.0, 1.0, 4.0])   # per round: plain, mixed
@@ -164,6 +164,7 @@ def test_augment_overhead_times_equal_batches_after_the_warm_up(monkeypatch):
     o = augment.step_overhead(Mixer(), (1, 2, 2), 2, "cpu", 0.5, batch=4, reps=3)
     assert sizes == [7] * 16
     assert (o["plain_ms"], o["mixed_ms"], o["overhead_ratio"]) == (1000.0, 4000.0, 4.0)
+    assert o["synthetic_per_step"] == 3
 
 
 def _sets():
