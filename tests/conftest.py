@@ -16,6 +16,27 @@ SHARED_DATA = Path(os.environ.get("GANAUG_TEST_DATA")
                    or Path(__file__).resolve().parents[2] / "shared" / "data")
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``gpu`` need a CUDA GPU and skip cleanly without one."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if item.get_closest_marker("gpu"):
+            item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _no_gpu_unless_marked(request, monkeypatch):
+    """Every test not marked ``gpu`` sees no GPU, also where there is one: device "auto" is
+    the CPU (fp32, eager), in this process and in the ones it starts, so the suite checks
+    the same numbers on every machine (on a GPU, "auto" would train in bf16 through
+    torch.compile, and the tests' exact comparisons are written for fp32 on the CPU)."""
+    if request.node.get_closest_marker("gpu") is None:
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+
+
 @pytest.fixture
 def tiny() -> ImageSet:
     """48 random 8x8 grey images in 4 classes, each class a different mean brightness."""

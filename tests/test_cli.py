@@ -137,7 +137,6 @@ def test_sample_refuses_a_folder_as_out_and_a_run_without_a_generator(digits_run
     assert not (tmp_path / "s.png").exists()
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA GPU is present")
 def test_cuda_without_a_gpu_is_the_only_line(tmp_path, monkeypatch, capsys):
     from ganaug import experiment as E
 

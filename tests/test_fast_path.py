@@ -165,10 +165,7 @@ def test_thread_count_respects_omp_num_threads(monkeypatch):
 
 # ----------------------------------------------------------------------------- GPU only
 
-cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-
-
-@cuda
+@pytest.mark.gpu
 def test_cuda_steps_never_wait_for_the_gpu(tiny):
     """No host synchronisation inside the step: the sync count of an epoch does not grow
     with its number of steps (the epoch's end syncs once for its losses)."""
@@ -190,7 +187,7 @@ def test_cuda_steps_never_wait_for_the_gpu(tiny):
     assert syncs(96) == syncs(480)
 
 
-@cuda
+@pytest.mark.gpu
 def test_cuda_fast_path_defaults_train_the_conv_pair():
     st = _run(_colour(), **CONV, device="cuda", compile="off")   # compiling: speed.py
     assert math.isfinite(st.history[-1]["d_loss"])

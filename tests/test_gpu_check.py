@@ -13,10 +13,10 @@ SCRIPT = BENCH / "gpu_check.sh"
 pytestmark = pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
 
 
-def _run(tmp_path, *args):
+def _run(tmp_path, *args, **env):
     out = tmp_path / "out"
     r = subprocess.run(["bash", str(SCRIPT), *map(str, args)], capture_output=True, text=True,
-                       env={"PATH": "/usr/bin:/bin", "OUT": str(out), "PYTHON": "false"},
+                       env={"PATH": "/usr/bin:/bin", "OUT": str(out), "PYTHON": "false", **env},
                        timeout=60)
     return r, out
 
@@ -55,3 +55,23 @@ def test_a_budget_under_three_minutes_is_refused(tmp_path, minutes):
     r, out = _run(tmp_path, tmp_path / "data", minutes)
     assert r.returncode == 2 and "MINUTES must be a number >= 3" in r.stderr
     assert not out.exists()
+
+
+@pytest.mark.parametrize("stages,message", [
+    ("tests mnst", "unknown stage 'mnst' in STAGES: use tests, epoch-time and/or mnist"),
+    ("  ", "STAGES is empty: name one or more of tests, epoch-time, mnist")])
+def test_unknown_or_no_stages_are_refused(tmp_path, stages, message):
+    _mnist(tmp_path / "data")
+    r, out = _run(tmp_path, tmp_path / "data", STAGES=stages)
+    assert r.returncode == 2 and message in r.stderr
+    assert not out.exists()
+
+
+def test_stages_run_alone(tmp_path):
+    """STAGES=mnist runs the MNIST stage and nothing before it (PYTHON=false: every Python
+    step fails at once, so the stages the script entered are in its log)."""
+    _mnist(tmp_path / "data")
+    r, out = _run(tmp_path, tmp_path / "data", 3, STAGES="mnist")
+    log = (out / "log.txt").read_text()
+    assert "=== 3. MNIST 100 labels" in log and "ganaug train exit status 1" in log
+    assert "=== 1." not in log and "=== 2." not in log

@@ -215,7 +215,7 @@ def test_make_long_tailed_keeps_transforms_and_refuses_empty_classes():
             make_long_tailed(tr, rho=rho)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+@pytest.mark.gpu
 def test_device_copies_the_callers_model_instead_of_moving_it(model):
     data = Plain(targets=True, names=list("abcd"))
     mix = SyntheticMix(data, model, fraction=0.3, device="cuda")

@@ -137,14 +137,13 @@ def test_damaged_text_and_gpu_checkpoints_get_their_own_message(tmp_path, monkey
     text.write_text('{"objective": "sscls"}')
     with pytest.raises(CheckpointError, match=r"not a checkpoint \(a text file\)"):
         CLSGAN.load(text)
-    if not torch.cuda.is_available():        # a checkpoint written on a GPU, read on a CPU
-        gpu = tmp_path / "gpu.pt"
-        monkeypatch.setattr(torch.serialization, "location_tag", lambda storage: "cuda:0")
+    gpu = tmp_path / "gpu.pt"                # a checkpoint written on a GPU, read without one
+    with monkeypatch.context() as m:
+        m.setattr(torch.serialization, "location_tag", lambda storage: "cuda:0")
         CLSGAN((1, 8, 8), 4, "mlp").save(gpu)
-        monkeypatch.undo()
-        assert CLSGAN.load(gpu).device.type == "cpu"          # the default map_location
-        with pytest.raises(CheckpointError, match="saved on a GPU .* map_location='cpu'"):
-            CLSGAN.load(gpu, map_location=None)
+    assert CLSGAN.load(gpu).device.type == "cpu"              # the default map_location
+    with pytest.raises(CheckpointError, match="saved on a GPU .* map_location='cpu'"):
+        CLSGAN.load(gpu, map_location=None)
 
 
 @pytest.mark.parametrize("call,match", [
@@ -208,12 +207,11 @@ def test_sampler_devices_are_checked_before_any_work():
     m = CLSGAN((1, 8, 8), 4, "mlp")
     with pytest.raises(ValueError, match="unknown device 'gpu'"):
         Sampler(m, device="gpu")
-    if not torch.cuda.is_available():
-        with pytest.raises(ValueError, match="no CUDA GPU is available"):
-            Sampler(m, device="cuda")
+    with pytest.raises(ValueError, match="no CUDA GPU is available"):    # none, as the
+        Sampler(m, device="cuda")                   # tests not marked gpu see none
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+@pytest.mark.gpu
 def test_sampling_with_labels_already_on_the_gpu(tmp_path):
     """A CPU checkpoint loads onto the GPU with map_location, and samples labels given there."""
     CLSGAN((1, 8, 8), 4, "mlp").save(tmp_path / "m.pt")
