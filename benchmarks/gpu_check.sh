@@ -103,34 +103,35 @@ print("device", torch.cuda.get_device_name(0) if torch.cuda.is_available() else 
         echo "pytest exit status $?"
     fi
 
-    # one process per recipe, so that one that runs out of time leaves the other's row
-    has epoch-time && for r in ${EPOCH_TIME_RECIPES:-svhn-1000 cifar10-4000}; do
-        lim=$(cap "${EPOCH_TIME_LIMIT:-110}")
-        stage "2. time per epoch, recipes/$r.yaml (limit $lim s)"
-        timeout "$lim" "$PY" benchmarks/epoch_time.py --recipes "$r" \
-            --out "$RUN/$r" ${EPOCH_TIME_ARGS:---steps 100 --warmup 20}
-        echo "epoch_time exit status $?"
-        if [ -f "$RUN/$r/epoch_time.json" ]; then
-            mkdir -p "$OUT/$r" && cp "$RUN/$r/epoch_time.json" "$OUT/$r/"
-        fi
-    done
-
-    # the run's own --time-limit stops it after the last epoch that fits (start-up included);
-    # the final evaluation and sample grid come on top, hence the margin of 45 s
-    limit=$(awk -v s="$(left_s)" 'BEGIN { printf "%.2f", (s - 45) / 60 }')
-    has mnist && stage "3. MNIST 100 labels, recipes/mnist-100.yaml, seed 0 (--time-limit $limit)"
-    if ! has mnist; then
-        :
-    elif awk -v l="$limit" 'BEGIN { exit !(l >= 1) }'; then
-        timeout $(( $(left_s) + 30 )) "$PY" -m ganaug train --recipe recipes/mnist-100.yaml \
-            --data-root "$DATA" --seed 0 --time-limit "$limit" --no-tensorboard --out "$RUN/mnist" \
-            ${MNIST_ARGS:-}
-        echo "ganaug train exit status $?"
-        mkdir -p "$OUT/mnist"
-        for f in summary.json metrics.jsonl config.json curves.png samples.png; do
-            [ -f "$RUN/mnist/$f" ] && cp "$RUN/mnist/$f" "$OUT/mnist/"
+    if has epoch-time; then
+        # one process per recipe, so that one that runs out of time leaves the other's row
+        for r in ${EPOCH_TIME_RECIPES:-svhn-1000 cifar10-4000}; do
+            lim=$(cap "${EPOCH_TIME_LIMIT:-110}")
+            stage "2. time per epoch, recipes/$r.yaml (limit $lim s)"
+            timeout "$lim" "$PY" benchmarks/epoch_time.py --recipes "$r" \
+                --out "$RUN/$r" ${EPOCH_TIME_ARGS:---steps 100 --warmup 20}
+            echo "epoch_time exit status $?"
+            if [ -f "$RUN/$r/epoch_time.json" ]; then
+                mkdir -p "$OUT/$r" && cp "$RUN/$r/epoch_time.json" "$OUT/$r/"
+            fi
         done
-        [ -f "$RUN/mnist/metrics.jsonl" ] && "$PY" - "$RUN/mnist/metrics.jsonl" <<'EOF'
+    fi
+
+    if has mnist; then
+        # the run's own --time-limit stops it after the last epoch that fits (start-up included);
+        # the final evaluation and sample grid come on top, hence the margin of 45 s
+        limit=$(awk -v s="$(left_s)" 'BEGIN { printf "%.2f", (s - 45) / 60 }')
+        stage "3. MNIST 100 labels, recipes/mnist-100.yaml, seed 0 (--time-limit $limit)"
+        if awk -v l="$limit" 'BEGIN { exit !(l >= 1) }'; then
+            timeout $(( $(left_s) + 30 )) "$PY" -m ganaug train --recipe recipes/mnist-100.yaml \
+                --data-root "$DATA" --seed 0 --time-limit "$limit" --no-tensorboard --out "$RUN/mnist" \
+                ${MNIST_ARGS:-}
+            echo "ganaug train exit status $?"
+            mkdir -p "$OUT/mnist"
+            for f in summary.json metrics.jsonl config.json curves.png samples.png; do
+                [ -f "$RUN/mnist/$f" ] && cp "$RUN/mnist/$f" "$OUT/mnist/"
+            done
+            [ -f "$RUN/mnist/metrics.jsonl" ] && "$PY" - "$RUN/mnist/metrics.jsonl" <<'EOF'
 import json, sys
 rows = [json.loads(line) for line in open(sys.argv[1])]
 for r in rows:
@@ -138,8 +139,9 @@ for r in rows:
     print(f"epoch {r['epoch']:3d}  {r.get('seconds', float('nan')):7.1f} s of training so far, test error "
           + (f"{100 * (1 - acc):.2f}%" if acc is not None else "-"))
 EOF
-    else
-        echo "skipped: less than a minute of the budget left"
+        else
+            echo "skipped: less than a minute of the budget left"
+        fi
     fi
     stage "done"
 } 2>&1 | tee "$LOG"
