@@ -56,6 +56,10 @@ for f in train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte 
         exit 2
     fi
 done
+if [ -z "${STAGES// /}" ]; then
+    echo "gpu_check: STAGES is empty: name one or more of tests, epoch-time, mnist" >&2
+    exit 2
+fi
 for s in $STAGES; do
     case "$s" in
         tests|epoch-time|mnist) ;;
@@ -63,11 +67,7 @@ for s in $STAGES; do
            exit 2 ;;
     esac
 done
-has() { case " $STAGES " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
-if [ -z "${STAGES// /}" ]; then
-    echo "gpu_check: STAGES is empty: name one or more of tests, epoch-time, mnist" >&2
-    exit 2
-fi
+has() { case " $STAGES " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }   # is stage $1 on?
 if ! awk -v m="$MINUTES" 'BEGIN { exit !(m + 0 >= 3) }'; then
     echo "gpu_check: MINUTES must be a number >= 3 (got '$MINUTES')" >&2
     exit 2
