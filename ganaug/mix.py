@@ -65,9 +65,17 @@ class SyntheticMix(Dataset):
         batch_size: images per sampler call; device: where the sampler runs (default: a
             model's own device; for a path, CUDA when present). A model on another device
             is copied there, not moved.
+        shared_bank: keep the bank in shared memory (``/dev/shm`` on Linux) and refresh it
+            in place, so DataLoader workers that outlive an epoch
+            (``persistent_workers=True``) see each new round, and ``spawn`` workers share
+            one copy instead of each holding its own. Off by default: containers often give
+            shared memory far less room than a large bank needs.
 
     DataLoader workers get a copy without the sampler (it stays in the main process, which
-    alone generates the bank), so any start method works, ``spawn`` included.
+    alone generates the bank), so any start method works, ``spawn`` included. Without
+    ``shared_bank`` a worker's copy is the bank of the round it started in; a worker asked
+    for a synthetic item after ``set_epoch`` moved to a new round raises an error rather
+    than serve the old round's images.
     """
 
     def __init__(self, real_dataset: Dataset, sampler: Any, *, fraction: float | None = None,
@@ -78,7 +86,7 @@ class SyntheticMix(Dataset):
                  gate_max_draws: int = 50,
                  value_range: tuple[float, float] | None = None, num_classes: int | None = None,
                  batch_size: int = 1024, device: str | torch.device | None = None,
-                 progress: bool = False):
+                 progress: bool = False, shared_bank: bool = False):
         if fraction is None and balance is None:
             raise ValueError("pass fraction= (a share of every epoch) or balance= ('max', "
                              "'mean', an int or a {class: count} dict)")
@@ -144,10 +152,16 @@ class SyntheticMix(Dataset):
         self.gate_max_draws, self.batch_size, self.progress = gate_max_draws, batch_size, progress
         self.refresh_every = refresh_every
         self.round = 0
+        self.shared_bank = bool(shared_bank)
+        # the round the bank holds, in shared memory: a worker compares it with the round of
+        # its own copy (see __getitem__)
+        self._live_round = torch.zeros((), dtype=torch.long).share_memory_()
         self.bank = self.format.from_unit(torch.empty(0, *self.format.shape_chw))
         if transform is not None:                   # fail now, not after the bank or in a worker
             self[0]
         self.bank = self._generate(0)
+        if self.shared_bank:
+            self.bank.share_memory_()
         if transform is not None and len(self) > self.n_real:
             self[self.n_real]
 
@@ -207,13 +221,19 @@ class SyntheticMix(Dataset):
         return torch.cat([a, a.new_zeros(len(a), 1)], dim=1) if self.gate_mode == "real" else a
 
     def set_epoch(self, epoch: int) -> None:
-        """Call at the start of every epoch (like DistributedSampler.set_epoch): with
-        ``refresh_every=N`` the bank is regenerated when ``epoch // N`` changes. Use
-        DataLoader(persistent_workers=False) (the default) so workers see the new bank."""
+        """Call at the start of every epoch, before iterating the DataLoader (like
+        DistributedSampler.set_epoch): with ``refresh_every=N`` the bank is regenerated when
+        ``epoch // N`` changes. Workers see the new bank when they start after this call
+        (``persistent_workers=False``, the default), or always with ``shared_bank=True``."""
         r = epoch // self.refresh_every if self.refresh_every else 0
         if r != self.round:
-            self.bank = self._generate(r)
+            bank = self._generate(r)
+            if self.shared_bank:
+                self.bank.copy_(bank)               # same plan, so same shape, every round
+            else:
+                self.bank = bank
             self.round = r
+            self._live_round.fill_(r)
 
     # ------------------------------------------------------------------ Dataset
     def __len__(self) -> int:
@@ -267,8 +287,16 @@ class SyntheticMix(Dataset):
             x, y = self.real[i]
             y = int(y)
         else:
-            j = i - self.n_real
-            x, y = self.format.to_item(self.bank[j]), int(self.syn_labels[j])
+            if not self.shared_bank and int(self._live_round) != self.round:
+                raise RuntimeError(
+                    f"this copy of the SyntheticMix (a DataLoader worker's) holds the synthetic "
+                    f"bank of round {self.round}, but set_epoch has moved the dataset to round "
+                    f"{int(self._live_round)}: the workers started before set_epoch "
+                    f"(persistent_workers=True keeps them across epochs). Use "
+                    f"DataLoader(persistent_workers=False), or SyntheticMix(..., "
+                    f"shared_bank=True), and call set_epoch before iterating")
+            j = i - self.n_real                     # a copy: transforms may work in place
+            x, y = self.format.to_item(self.bank[j].clone()), self.targets[i]
         if self.transform is not None:
             x = self._apply(x)
         return x, y

@@ -93,6 +93,58 @@ def test_mix_pickles_without_its_sampler_and_spawn_workers_see_the_bank(model):
     assert y.tolist() == mix.targets
 
 
+def _epochs_through_persistent_workers(mix, context, epochs=3):
+    """(what the loader served, what the main process holds) for each epoch."""
+    loader = DataLoader(mix, batch_size=len(mix), num_workers=1, persistent_workers=True,
+                        multiprocessing_context=context)
+    out = []
+    for epoch in range(epochs):
+        mix.set_epoch(epoch)
+        x, _ = next(iter(loader))
+        out.append((x, torch.stack([mix[i][0] for i in range(len(mix))])))
+    return out
+
+
+def test_persistent_workers_after_a_refresh_raise_instead_of_serving_the_old_bank(model):
+    """Without shared_bank a worker keeps the bank of the round it started in: asked for a
+    synthetic item after set_epoch moved on, it raises (it used to serve the old images)."""
+    data = Plain(n=24, names=["a", "b", "c", "d"], targets=True)
+    mix = SyntheticMix(data, model, fraction=0.5, refresh_every=1, seed=3)
+    loader = DataLoader(mix, batch_size=len(mix), num_workers=1, persistent_workers=True)
+    mix.set_epoch(0)
+    next(iter(loader))
+    mix.set_epoch(1)
+    with pytest.raises(RuntimeError, match=r"round 0.*round 1.*persistent_workers.*shared_bank=True"):
+        next(iter(loader))
+    assert len(next(iter(DataLoader(mix, batch_size=len(mix), num_workers=1)))[0]) == len(mix)
+
+
+@pytest.mark.parametrize("context", ["fork", "spawn"])
+def test_shared_bank_reaches_persistent_workers_every_round(model, context):
+    data = Plain(n=24, names=["a", "b", "c", "d"], targets=True)
+    shared = SyntheticMix(data, model, fraction=0.5, refresh_every=1, seed=3, shared_bank=True)
+    assert shared.bank.is_shared()
+    served = _epochs_through_persistent_workers(shared, context)
+    assert all(torch.equal(x, main) for x, main in served)
+    syn = slice(shared.n_real, None)
+    assert not torch.equal(served[0][0][syn], served[1][0][syn])        # a new round each epoch
+    assert not torch.equal(served[1][0][syn], served[2][0][syn])
+    plain = SyntheticMix(data, model, fraction=0.5, refresh_every=1, seed=3)
+    plain.set_epoch(2)                           # the same images as without shared memory
+    assert torch.equal(served[2][1], torch.stack([plain[i][0] for i in range(len(plain))]))
+
+
+def test_items_are_copies_of_the_bank(model):
+    """An in-place transform (or a caller writing into an item) never changes the bank."""
+    data = Plain(n=24, names=["a", "b", "c", "d"], targets=True)
+    for shared in (False, True):
+        mix = SyntheticMix(data, model, fraction=0.5, seed=3, shared_bank=shared)
+        x, _ = mix[mix.n_real]
+        before = x.clone()
+        x.fill_(0.123)
+        assert torch.equal(mix[mix.n_real][0], before)
+
+
 # ------------------------------------------------------------------ datasets and targets
 def test_targets_and_classes_through_subset_and_concat():
     a, b = Plain(targets=True, names=list("abcd")), Plain(targets=True, names=list("abcd"))
