@@ -154,14 +154,29 @@ class SyntheticMix(Dataset):
         self.round = 0
         self.shared_bank = bool(shared_bank)
         # the round the bank holds, in shared memory: a worker compares it with the round of
-        # its own copy (see __getitem__)
-        self._live_round = torch.zeros((), dtype=torch.long).share_memory_()
+        # its own copy (see __getitem__). Where there is no shared memory (no /dev/shm), a
+        # plain tensor: DataLoader workers cannot run there either, so nothing is lost.
+        self._live_round = torch.zeros((), dtype=torch.long)
+        if not self.shared_bank:
+            try:
+                self._live_round.share_memory_()
+            except RuntimeError:
+                pass
         self.bank = self.format.from_unit(torch.empty(0, *self.format.shape_chw))
         if transform is not None:                   # fail now, not after the bank or in a worker
             self[0]
-        self.bank = self._generate(0)
-        if self.shared_bank:
-            self.bank.share_memory_()
+        if self.shared_bank:                        # the room first, then the long work
+            self.bank = self.bank.new_empty(len(self.syn_labels), *self.format.shape_chw)
+            try:
+                self.bank.share_memory_()
+            except RuntimeError as e:
+                raise RuntimeError(f"shared_bank=True could not put the {self.bank.nbytes / 2**20:.1f} "
+                                   f"MiB synthetic bank in shared memory ({e}); give the machine "
+                                   f"more (docker run --shm-size=...), or pass shared_bank=False "
+                                   f"with DataLoader(persistent_workers=False)") from e
+            self.bank.copy_(self._generate(0))
+        else:
+            self.bank = self._generate(0)
         if transform is not None and len(self) > self.n_real:
             self[self.n_real]
 

@@ -134,6 +134,31 @@ def test_shared_bank_reaches_persistent_workers_every_round(model, context):
     assert torch.equal(served[2][1], torch.stack([plain[i][0] for i in range(len(plain))]))
 
 
+def test_without_shared_memory_the_mix_works_and_shared_bank_fails_before_generating(
+        monkeypatch):
+    """No /dev/shm (share_memory_ raises): the plain mix still works in the main process;
+    shared_bank=True is refused with the bank's size and the fix, before the bank is made."""
+    def no_shm(self):
+        raise RuntimeError("unable to open shared memory object")
+
+    calls = []
+
+    def sampler(labels):
+        calls.append(len(labels))
+        return torch.zeros(len(labels), 1, 8, 8)
+
+    data = Plain(n=24, names=["a", "b", "c", "d"], targets=True)
+    monkeypatch.setattr(torch.Tensor, "share_memory_", no_shm)
+    mix = SyntheticMix(data, sampler, fraction=0.5, refresh_every=1)
+    mix.set_epoch(1)
+    assert len(mix) == 48 and mix[47][0].shape == (1, 8, 8)
+    calls.clear()
+    with pytest.raises(RuntimeError, match=r"shared_bank=True could not put the 0\.0 MiB "
+                                           r"synthetic bank .*--shm-size.*shared_bank=False"):
+        SyntheticMix(data, sampler, fraction=0.5, shared_bank=True)
+    assert calls == [4]                          # the probe (one image per class), no bank
+
+
 def test_items_are_copies_of_the_bank(model):
     """An in-place transform (or a caller writing into an item) never changes the bank."""
     data = Plain(n=24, names=["a", "b", "c", "d"], targets=True)
