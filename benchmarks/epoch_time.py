@@ -11,13 +11,15 @@ through ganaug's own loader and split, and times training with the recipe's sett
 
 - ``--epochs E`` (the default on CUDA, E = 2): ``ganaug.fit`` trains E whole epochs exactly
   as ``ganaug train --recipe`` does; the row gives the last epoch's training seconds as the
-  run records them (``metrics.jsonl``: the steps, without the epoch's test evaluation, sample
-  grid and checkpoint; the first epoch includes torch.compile's warm-up on CUDA).
+  run records them (``metrics.jsonl``: the steps and the BatchNorm pass of
+  ``recalibrate_bn``, without the epoch's test evaluation, sample grid and checkpoint; the first epoch includes torch.compile's warm-up on CUDA).
 - ``--steps N`` (the default on the CPU, N = 10; a conv step takes seconds there): after
   ``--warmup`` untimed steps, N training steps as ``train`` runs them (the recipe's
   TrainStep and batch draws on the loaded data); the row's epoch time is the median
-  seconds per step x steps per epoch, marked "estimate", and one test evaluation is timed
-  apart (the training loop runs one after every epoch). Where ``penalty_every`` or
+  seconds per step x steps per epoch, plus the BatchNorm pass that ends each epoch of a
+  conv recipe (``recalibrate_bn``; 10 of its batches timed, scaled to the training set),
+  marked "estimate", and one test evaluation is timed apart (the training loop runs one
+  after every epoch). Where ``penalty_every`` or
   ``d_steps`` makes steps differ (with or without the gradient penalty or the generator's
   update), each kind's median is weighted by how often it comes, and N must cover one
   cycle of lcm(penalty_every, d_steps) steps.
@@ -50,10 +52,12 @@ from _formats import write_cifar10, write_mnist, write_svhn  # noqa: E402
 from ganaug import recipe_config  # noqa: E402
 from ganaug.experiment import build_model, fit, load_data  # noqa: E402
 from ganaug.step import TrainStep, _Draws, _Shard, step_kind  # noqa: E402
+from ganaug.nets import recalibrate_batchnorm  # noqa: E402
 from ganaug.train import evaluate_accuracy, pick_device  # noqa: E402
 
 RECIPES = ROOT / "recipes"
 SIZES = {"svhn": (73257, 26032), "cifar10": (50000, 10000), "mnist": (60000, 10000)}
+BN_BATCHES = 10          # batches of the BatchNorm pass timed in --steps mode
 
 
 def write_full_size(dataset: str, root: Path) -> None:
@@ -125,9 +129,18 @@ def time_steps(cfg, warmup: int, steps: int) -> dict:
     sync(device)
     n_train = len(labeled) + (len(unlabeled) if unlabeled is not None else 0)
     eval_s = time.perf_counter() - t
+    # the BatchNorm pass that ends each epoch (recalibrate_bn), timed on the first
+    # BN_BATCHES of its batches and scaled to the whole training set; None: no pass
+    bn_s = None
+    if cfg.recalibrate_bn:
+        some = (x_unl if x_unl is not None else x_lab)[:BN_BATCHES * 2 * cfg.batch_size]
+        t = time.perf_counter()
+        if recalibrate_batchnorm(model.loss_net_ema, [some], 2 * cfg.batch_size):
+            sync(device)
+            bn_s = (time.perf_counter() - t) * n_train / len(some)
     return {"step_s": seconds_per_step(times, cfg, step.adversarial), "eval_s": eval_s,
-            "steps_per_epoch": math.ceil(n_train / cfg.batch_size), "n_train": n_train,
-            "n_test": len(test), "settings": step.speed.describe()}
+            "bn_s": bn_s, "steps_per_epoch": math.ceil(n_train / cfg.batch_size),
+            "n_train": n_train, "n_test": len(test), "settings": step.speed.describe()}
 
 
 def time_epochs(cfg, out: Path) -> dict:
@@ -143,6 +156,13 @@ def time_epochs(cfg, out: Path) -> dict:
                                                  zip([0.0] + secs[:-1], secs)],
             "steps_per_epoch": steps, "n_train": n_train, "n_test": summary["num_test"],
             "step_s": epoch_s / steps}
+
+
+def _bn_cell(r: dict) -> str:
+    """The table's "BatchNorm pass s": timed (steps), part of the epoch (epochs), or none."""
+    if "bn_s" not in r:
+        return "in the epoch"
+    return f"{r['bn_s']:.1f}" if r["bn_s"] is not None else "none"
 
 
 def main() -> None:
@@ -209,8 +229,9 @@ def main() -> None:
             print(f"{name}: timing ({mode})", flush=True)
             if mode == "steps":
                 r = time_steps(cfg, warmup, n_steps)
-                r["epoch_s"] = r["step_s"] * r["steps_per_epoch"]
-                how = f"estimate: median of {n_steps} steps x steps/epoch"
+                r["epoch_s"] = r["step_s"] * r["steps_per_epoch"] + (r["bn_s"] or 0.0)
+                how = f"estimate: median of {n_steps} steps x steps/epoch" + (
+                    f" + BatchNorm pass ({BN_BATCHES} batches scaled)" if r["bn_s"] else "")
             else:
                 r = time_epochs(cfg, Path(tmp) / "runs" / name)
                 r["settings"] = "ganaug.fit"
@@ -228,11 +249,12 @@ def main() -> None:
     write_outputs(rows, Path(args.out), "epoch_time", meta)
     print_table(f"\nTime per epoch on full-size data of each recipe's shape ({device})",
                 ["recipe", "data (train / test)", "batch", "steps/epoch", "s/step",
-                 "training s/epoch", "images/s", "test evaluation s", "how"],
+                 "training s/epoch", "images/s", "BatchNorm pass s", "test evaluation s",
+                 "how"],
                 [[r["recipe"], f"{r['dataset']} {r['n_train']} / {r['n_test']}",
                   f"{r['batch']}+{r['batch']}", str(r["steps_per_epoch"]),
                   f"{r['step_s']:.3f}", f"{r['epoch_s']:.1f}", f"{r['images_per_s']:.0f}",
-                  f"{r['eval_s']:.1f}" if "eval_s" in r else "not timed", r["how"]]
+                  _bn_cell(r), f"{r['eval_s']:.1f}" if "eval_s" in r else "not timed", r["how"]]
                  for r in rows])
 
 

@@ -35,7 +35,7 @@ _TRAIN_FLAGS = {
     "ema_decay": float, "seed": int, "time_limit": float, "device": str,
     "amp": str, "compile": str, "channels_last": str, "fused_adam": str,
 }
-_SWITCHES = ("download", "balanced_labels")   # store_true flags -> TrainConfig fields
+_SWITCHES = ("download", "balanced_labels", "recalibrate_bn")   # --X / --no-X -> TrainConfig
 _HELP = {
     "dataset": "digits (default, ships with scikit-learn), mnist, svhn, cifar10 or folder:PATH",
     "data_root": "torchvision dataset root holding the data (default ./data)",
@@ -162,6 +162,11 @@ def _parser() -> argparse.ArgumentParser:
                    action=argparse.BooleanOptionalAction,
                    help="draw labeled batches class-balanced (for imbalanced data); "
                         "--no-balanced-labels undoes a recipe's true")
+    t.add_argument("--recalibrate-bn", dest="recalibrate_bn",
+                   action=argparse.BooleanOptionalAction,
+                   help="after each epoch, re-estimate the averaged loss network's BatchNorm "
+                        "statistics on the real training images (default on; conv nets, "
+                        "the MLPs have no BatchNorm)")
     t.add_argument("--out", default=None, help="run folder (default runs/<time>-<dataset>-<objective>)")
     t.add_argument("--resume", action="store_true", default=False,
                    help="continue the run in --out from its last checkpoint")

@@ -135,6 +135,9 @@ class TrainConfig:
     lr_decay: float = 0.8
     lr_decay_every: int = 25           # epochs
     ema_decay: float = 0.999           # EMA of both nets' weights, used to sample / classify
+    recalibrate_bn: bool = True        # after each epoch, the averaged loss network's
+                                       # BatchNorm statistics re-estimated on the real
+                                       # training images (nets with BatchNorm: conv)
     seed: int = 0                      # training seed (noise, batch order); data_seed is apart
     time_limit: float = 0.0            # minutes of wall time (0: none): no epoch starts that
                                        # would end past it; free to change on resume
@@ -173,6 +176,9 @@ class TrainConfig:
             c.gp_weight = default_gp
         if c.gp_weight < 0:
             raise ValueError(f"gp_weight must be non-negative, got {c.gp_weight}")
+        for name in ("download", "balanced_labels", "recalibrate_bn"):
+            if not isinstance(getattr(c, name), bool):
+                raise ValueError(f"{name} must be True or False, got {getattr(c, name)!r}")
         k = c.penalty_every
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise ValueError(f"penalty_every must be a whole number of steps >= 1, got {k!r}")

@@ -29,6 +29,7 @@ from ._io import CHECKPOINT, CheckpointError, atomic_torch_save, atomic_write_by
 from .config import TrainConfig
 from .data import ImageSet
 from .model import CLSGAN
+from .nets import recalibrate_batchnorm
 from .step import Speed, TrainStep, _derive_seed, _Draws, _Shard, step_kind
 
 CONFIG = "config.json"
@@ -260,6 +261,9 @@ def train(model: CLSGAN, labeled: ImageSet, unlabeled: ImageSet | None = None,
                 dist_.average_batchnorm_stats(net, world)
                 for eb, nb in zip(ema.buffers(), net.buffers()):
                     eb.copy_(nb)
+        if cfg.recalibrate_bn:                 # the average's own statistics, real images
+            recalibrate_batchnorm(model.loss_net_ema, [x for x in (x_lab, x_unl) if x is not None],
+                                  2 * cfg.batch_size, _derive_seed(cfg.seed, epoch, 2))
         vals = (sums / steps).tolist()         # the one host sync of the epoch
         seconds += time.perf_counter() - t0
         rec = {"epoch": epoch + 1, "step": step, "lr": lr, "gamma": gamma,

@@ -224,11 +224,13 @@ def _reached(monkeypatch, name, argv):
 @pytest.mark.parametrize("argv,name,expected", [
     (["train", "--out", "o"], "fit",
      {"out": "o", "resume": False, "progress": True, "tensorboard": True, "recipe": None,
-      "config.download": False, "config.balanced_labels": False, "config.seed": 0}),
+      "config.download": False, "config.balanced_labels": False, "config.seed": 0,
+      "config.recalibrate_bn": True}),
     (["train", "--out", "o", "--quiet", "--no-tensorboard", "--download", "--balanced-labels",
-      "--labels-per-class", "all", "--seed", "3"], "fit",
+      "--labels-per-class", "all", "--seed", "3", "--no-recalibrate-bn"], "fit",
      {"progress": False, "tensorboard": False, "config.download": True,
-      "config.balanced_labels": True, "config.labels_per_class": None, "config.seed": 3}),
+      "config.balanced_labels": True, "config.labels_per_class": None, "config.seed": 3,
+      "config.recalibrate_bn": False}),
     (["train", "--seeds", "2,0", "--out", "o"], "fit_seeds", {"seeds": [2, 0], "out": "o"}),
     # flags override the recipe; a recipe's seed gives way to --seeds
     (["train", "--recipe", "{recipe}", "--seeds", "1", "--epochs", "3", "--out", "o"],

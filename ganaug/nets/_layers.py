@@ -1,6 +1,8 @@
 """Small building blocks shared by the architectures."""
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrizations
@@ -20,6 +22,47 @@ class GaussianNoise(nn.Module):
 
     def extra_repr(self) -> str:
         return f"std={self.std}"
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(net: nn.Module, parts: Sequence[Tensor], batch_size: int,
+                          seed: int = 0) -> bool:
+    """Re-estimate the running mean and variance of every BatchNorm layer in ``net`` from
+    the images in ``parts`` (tensors on the net's device, taken together): one pass over
+    them in shuffled batches of about ``batch_size``, with the BatchNorm layers in training
+    mode and a cumulative average (momentum None), and every other layer (noise, dropout)
+    in eval mode. Returns False, having done nothing, for a net without BatchNorm.
+
+    Why: a weight average (EMA) inherits the running statistics of the network it averages,
+    which its training batches (half generated images, the penalty's interpolates) gathered
+    for other weights; in eval mode the loss network then normalises real images with
+    statistics that are not theirs. The shuffle (``seed``) keeps batches from being all one
+    class; the global RNG is not touched.
+    """
+    bns = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    n = sum(len(p) for p in parts)
+    if not bns or n < 2:
+        return False
+    training = {m: m.training for m in net.modules()}
+    momenta = [m.momentum for m in bns]
+    offsets = torch.tensor([0] + [len(p) for p in parts]).cumsum(0).tolist()
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    net.eval()
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None
+        m.train()
+    try:        # near-equal batches, none of one image (BatchNorm1d cannot take those)
+        for idx in torch.tensor_split(perm, -(-n // batch_size)):
+            rows = [p[(idx[(idx >= lo) & (idx < hi)] - lo).to(p.device)]
+                    for p, lo, hi in zip(parts, offsets, offsets[1:])]
+            net(torch.cat(rows))
+    finally:
+        for m, momentum in zip(bns, momenta):
+            m.momentum = momentum
+        for m, was in training.items():
+            m.train(was)
+    return True
 
 
 def hidden_activations(layers: nn.Sequential, x: Tensor) -> tuple[Tensor, list[Tensor]]:

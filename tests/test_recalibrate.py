@@ -1,0 +1,108 @@
+"""recalibrate_batchnorm and TrainConfig.recalibrate_bn: the averaged loss network's
+BatchNorm statistics re-estimated on the real training images after each epoch."""
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from ganaug import TrainConfig, build_model, train
+from ganaug.data import ImageSet, split_labeled
+from ganaug.nets import recalibrate_batchnorm
+from ganaug.nets._layers import GaussianNoise
+from ganaug.step import _derive_seed
+
+
+def _net():
+    net = nn.Sequential(GaussianNoise(1.0), nn.BatchNorm1d(3), nn.Dropout(0.5))
+    net[1].running_mean.fill_(7.0)                  # stale statistics to be replaced
+    net[1].running_var.fill_(9.0)
+    return net.train()
+
+
+def test_the_statistics_are_the_images_own_with_noise_and_dropout_off():
+    x = torch.randn(120, 3, generator=torch.Generator().manual_seed(0)) \
+        * torch.tensor([1.0, 2.0, 3.0]) + torch.tensor([5.0, -1.0, 0.0])
+    net = _net()
+    rng = torch.get_rng_state()
+    assert recalibrate_batchnorm(net, [x], batch_size=40, seed=3)
+    bn = net[1]
+    # three batches of 40 in the order of the seeded shuffle: the mean of their means is the
+    # mean; the variance is the mean of their unbiased variances (noise of std 1 would add 1)
+    batches = x[torch.randperm(120, generator=torch.Generator().manual_seed(3))].split(40)
+    torch.testing.assert_close(bn.running_mean, x.mean(0))
+    torch.testing.assert_close(bn.running_var, torch.stack([b.var(0) for b in batches]).mean(0))
+    assert bn.momentum == 0.1 and all(m.training for m in net.modules())   # put back
+    assert torch.equal(torch.get_rng_state(), rng)                          # not drawn from
+
+    split = _net()                                  # parts taken together = one tensor
+    recalibrate_batchnorm(split, [x[:50], x[50:]], batch_size=40, seed=3)
+    torch.testing.assert_close(split[1].running_mean, bn.running_mean)   # rows in another
+    torch.testing.assert_close(split[1].running_var, bn.running_var)     # order in a batch
+
+    odd = _net()                                    # 121 rows: near-equal batches, none of 1
+    assert recalibrate_batchnorm(odd, [torch.cat([x, x[:1]])], batch_size=120)
+
+
+def test_a_net_without_batchnorm_is_left_alone():
+    net = nn.Sequential(nn.Linear(3, 2), GaussianNoise(0.5))
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    assert not recalibrate_batchnorm(net, [torch.randn(10, 3)], batch_size=4)
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+
+
+def _colour():
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(3).repeat(6)
+    return ImageSet(torch.rand(18, 3, 16, 16, generator=g) * 2 - 1, y, ["r", "g", "b"])
+
+
+def _conv(data, out=None, resume=False, **kw):
+    cfg = TrainConfig(**{**dict(epochs=2, batch_size=4, labels_per_class=2, arch="conv",
+                                net_options={"g_width": 32, "d_width": 8}), **kw})
+    lab, unl = split_labeled(data, 2, 0)
+    return train(build_model(cfg.resolved(), data), lab, unl, cfg, test=data, out=out,
+                 resume=resume, progress=False, log=lambda s: None), lab, unl
+
+
+def _buffers(net):
+    return list(net.buffers())                      # BatchNorm's: running mean, var, count
+
+
+def test_training_is_unchanged_and_the_average_gets_the_real_images_statistics():
+    """Only the EMA loss network's BatchNorm buffers differ with recalibrate_bn: the losses,
+    both raw networks and every averaged weight are the same; the buffers are what
+    recalibrate_batchnorm makes of the other run's average, from the real training images."""
+    data = _colour()
+    on, lab, unl = _conv(data)
+    off, _, _ = _conv(data, recalibrate_bn=False)
+    drop = lambda h: [{k: v for k, v in r.items() if k not in ("seconds", "test_accuracy")}  # noqa: E731
+                      for r in h]
+    assert drop(on.history) == drop(off.history)
+    s_on, s_off = on.model.state_dict(), off.model.state_dict()
+    ema_stats = [k for k in s_on if k.startswith("loss_net_ema.") and k.rsplit(".", 1)[1]
+                 in ("running_mean", "running_var", "num_batches_tracked")]
+    assert ema_stats
+    assert all(torch.equal(s_on[k], s_off[k]) for k in s_on if k not in ema_stats)
+    assert not all(torch.equal(s_on[k], s_off[k]) for k in ema_stats)
+    recalibrate_batchnorm(off.model.loss_net_ema, [lab.images, unl.images], 2 * 4,
+                          _derive_seed(0, 1, 2))
+    assert all(torch.equal(a, b) for a, b in zip(_buffers(off.model.loss_net_ema),
+                                                  _buffers(on.model.loss_net_ema)))
+    assert math.isfinite(on.history[-1]["test_accuracy"])
+
+
+def test_a_resumed_conv_run_equals_one_that_never_stopped(tmp_path):
+    data = _colour()
+    whole, _, _ = _conv(data, out=tmp_path / "whole", epochs=3)
+    _conv(data, out=tmp_path / "part", epochs=2)
+    resumed, _, _ = _conv(data, out=tmp_path / "part", epochs=3, resume=True)
+    sa, sb = whole.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    clock = lambda h: [{k: v for k, v in r.items() if k != "seconds"} for r in h]  # noqa: E731
+    assert clock(whole.history) == clock(resumed.history)
+
+
+def test_recalibrate_bn_must_be_a_bool():
+    with pytest.raises(ValueError, match="recalibrate_bn must be True or False, got 'yes'"):
+        TrainConfig(recalibrate_bn="yes").resolved()
