@@ -10,6 +10,7 @@ callable that maps a LongTensor of labels to images in [-1, 1] on its device.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import warnings
@@ -158,10 +159,8 @@ class SyntheticMix(Dataset):
         # plain tensor: DataLoader workers cannot run there either, so nothing is lost.
         self._live_round = torch.zeros((), dtype=torch.long)
         if not self.shared_bank:
-            try:
+            with contextlib.suppress(RuntimeError):
                 self._live_round.share_memory_()
-            except RuntimeError:
-                pass
         self.bank = self.format.from_unit(torch.empty(0, *self.format.shape_chw))
         if transform is not None:                   # fail now, not after the bank or in a worker
             self[0]

@@ -2,10 +2,19 @@
 import torch
 
 from ganaug import TrainConfig, build_model, train
-from ganaug.data import split_labeled
+from ganaug.data import ImageSet, split_labeled
 
 FAST = dict(epochs=2, batch_size=8, labels_per_class=4,
             net_options={"d_hidden": [32, 32], "g_hidden": [32]})
+CONV = dict(epochs=1, batch_size=4, labels_per_class=2, arch="conv",
+            net_options={"g_width": 32, "d_width": 8})
+
+
+def colour() -> ImageSet:
+    """12 random 16x16 colour images, 3 classes (for the conv pair, with CONV's settings)."""
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(3).repeat(4)
+    return ImageSet(torch.rand(12, 3, 16, 16, generator=g) * 2 - 1, y, ["r", "g", "b"])
 
 
 def _run(tiny, out=None, resume=False, *, log=None, on_epoch=None, started=None, **kw):

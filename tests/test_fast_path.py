@@ -12,16 +12,8 @@ from ganaug.data import ImageSet
 from ganaug.distributed import configure_threads, cpu_threads
 from ganaug.step import Speed
 
-from _tiny import FAST, _run, first_draw
+from _tiny import CONV, FAST, _run, colour as _colour, first_draw
 
-CONV = dict(epochs=1, batch_size=4, labels_per_class=2, arch="conv",
-            net_options={"g_width": 32, "d_width": 8})
-
-
-def _colour() -> ImageSet:
-    g = torch.Generator().manual_seed(0)
-    y = torch.arange(3).repeat(4)
-    return ImageSet(torch.rand(12, 3, 16, 16, generator=g) * 2 - 1, y, ["r", "g", "b"])
 
 
 def _state(st) -> dict:

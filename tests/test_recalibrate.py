@@ -6,11 +6,13 @@ import pytest
 import torch
 from torch import nn
 
-from ganaug import TrainConfig, build_model, train
-from ganaug.data import ImageSet, split_labeled
+from ganaug import TrainConfig
+from ganaug.data import split_labeled
 from ganaug.nets import recalibrate_batchnorm
 from ganaug.nets._layers import GaussianNoise
 from ganaug.step import _derive_seed
+
+from _tiny import CONV, _run, colour
 
 
 def _net():
@@ -51,20 +53,6 @@ def test_a_net_without_batchnorm_is_left_alone():
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
 
 
-def _colour():
-    g = torch.Generator().manual_seed(0)
-    y = torch.arange(3).repeat(6)
-    return ImageSet(torch.rand(18, 3, 16, 16, generator=g) * 2 - 1, y, ["r", "g", "b"])
-
-
-def _conv(data, out=None, resume=False, **kw):
-    cfg = TrainConfig(**{**dict(epochs=2, batch_size=4, labels_per_class=2, arch="conv",
-                                net_options={"g_width": 32, "d_width": 8}), **kw})
-    lab, unl = split_labeled(data, 2, 0)
-    return train(build_model(cfg.resolved(), data), lab, unl, cfg, test=data, out=out,
-                 resume=resume, progress=False, log=lambda s: None), lab, unl
-
-
 def _buffers(net):
     return list(net.buffers())                      # BatchNorm's: running mean, var, count
 
@@ -73,9 +61,9 @@ def test_training_is_unchanged_and_the_average_gets_the_real_images_statistics()
     """Only the EMA loss network's BatchNorm buffers differ with recalibrate_bn: the losses,
     both raw networks and every averaged weight are the same; the buffers are what
     recalibrate_batchnorm makes of the other run's average, from the real training images."""
-    data = _colour()
-    on, lab, unl = _conv(data)
-    off, _, _ = _conv(data, recalibrate_bn=False)
+    data = colour()
+    two = {**CONV, "epochs": 2}
+    on, off = _run(data, **two), _run(data, **two, recalibrate_bn=False)
     drop = lambda h: [{k: v for k, v in r.items() if k not in ("seconds", "test_accuracy")}  # noqa: E731
                       for r in h]
     assert drop(on.history) == drop(off.history)
@@ -85,18 +73,19 @@ def test_training_is_unchanged_and_the_average_gets_the_real_images_statistics()
     assert ema_stats
     assert all(torch.equal(s_on[k], s_off[k]) for k in s_on if k not in ema_stats)
     assert not all(torch.equal(s_on[k], s_off[k]) for k in ema_stats)
-    recalibrate_batchnorm(off.model.loss_net_ema, [lab.images, unl.images], 2 * 4,
-                          _derive_seed(0, 1, 2))
+    lab, unl = split_labeled(data, CONV["labels_per_class"], 0)
+    recalibrate_batchnorm(off.model.loss_net_ema, [lab.images, unl.images],
+                          2 * CONV["batch_size"], _derive_seed(0, 1, 2))
     assert all(torch.equal(a, b) for a, b in zip(_buffers(off.model.loss_net_ema),
                                                   _buffers(on.model.loss_net_ema)))
     assert math.isfinite(on.history[-1]["test_accuracy"])
 
 
 def test_a_resumed_conv_run_equals_one_that_never_stopped(tmp_path):
-    data = _colour()
-    whole, _, _ = _conv(data, out=tmp_path / "whole", epochs=3)
-    _conv(data, out=tmp_path / "part", epochs=2)
-    resumed, _, _ = _conv(data, out=tmp_path / "part", epochs=3, resume=True)
+    data = colour()
+    whole = _run(data, tmp_path / "whole", **{**CONV, "epochs": 3})
+    _run(data, tmp_path / "part", **{**CONV, "epochs": 2})
+    resumed = _run(data, tmp_path / "part", True, **{**CONV, "epochs": 3})
     sa, sb = whole.model.state_dict(), resumed.model.state_dict()
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
     clock = lambda h: [{k: v for k, v in r.items() if k != "seconds"} for r in h]  # noqa: E731

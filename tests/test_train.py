@@ -16,7 +16,7 @@ from ganaug.config import LIPSCHITZ
 from ganaug.data import split_labeled
 from ganaug.objectives import get_objective, list_objectives
 
-from _tiny import FAST, _run
+from _tiny import CONV, FAST, _run, colour
 
 
 @pytest.mark.parametrize("objective", list_objectives())
@@ -131,16 +131,7 @@ def test_model_mismatch_is_refused(tiny):
 
 
 def test_conv_pair_trains_on_tiny_colour_images():
-    g = torch.Generator().manual_seed(0)
-    y = torch.arange(3).repeat(4)
-    x = torch.rand(12, 3, 16, 16, generator=g) * 2 - 1
-    from ganaug.data import ImageSet
-    data = ImageSet(x, y, ["r", "g", "b"])
-    cfg = TrainConfig(epochs=1, batch_size=4, labels_per_class=2, arch="conv",
-                      net_options={"g_width": 32, "d_width": 8})
-    lab, unl = split_labeled(data, 2, 0)
-    st = train(build_model(cfg.resolved(), data), lab, unl, cfg, test=data, progress=False,
-               log=lambda s: None)
+    st = _run(colour(), **CONV)
     assert st.model.arch == "conv" and math.isfinite(st.history[-1]["d_loss"])
 
 
