@@ -165,8 +165,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--recalibrate-bn", dest="recalibrate_bn",
                    action=argparse.BooleanOptionalAction,
                    help="after each epoch, re-estimate the averaged loss network's BatchNorm "
-                        "statistics on the real training images (default on; conv nets, "
-                        "the MLPs have no BatchNorm)")
+                        "statistics on the real training images (default on; the conv "
+                        "loss network, the MLP one has no BatchNorm)")
     t.add_argument("--out", default=None, help="run folder (default runs/<time>-<dataset>-<objective>)")
     t.add_argument("--resume", action="store_true", default=False,
                    help="continue the run in --out from its last checkpoint")

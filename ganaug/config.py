@@ -137,7 +137,7 @@ class TrainConfig:
     ema_decay: float = 0.999           # EMA of both nets' weights, used to sample / classify
     recalibrate_bn: bool = True        # after each epoch, the averaged loss network's
                                        # BatchNorm statistics re-estimated on the real
-                                       # training images (nets with BatchNorm: conv)
+                                       # training images (the conv loss network)
     seed: int = 0                      # training seed (noise, batch order); data_seed is apart
     time_limit: float = 0.0            # minutes of wall time (0: none): no epoch starts that
                                        # would end past it; free to change on resume
