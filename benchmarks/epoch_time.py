@@ -12,17 +12,17 @@ through ganaug's own loader and split, and times training with the recipe's sett
 - ``--epochs E`` (the default on CUDA, E = 2): ``ganaug.fit`` trains E whole epochs exactly
   as ``ganaug train --recipe`` does; the row gives the last epoch's training seconds as the
   run records them (``metrics.jsonl``: the steps and the BatchNorm pass of
-  ``recalibrate_bn``, without the epoch's test evaluation, sample grid and checkpoint; the first epoch includes torch.compile's warm-up on CUDA).
+  ``recalibrate_bn``, without the epoch's test evaluation, sample grid and checkpoint;
+  the first epoch includes torch.compile's warm-up on CUDA).
 - ``--steps N`` (the default on the CPU, N = 10; a conv step takes seconds there): after
   ``--warmup`` untimed steps, N training steps as ``train`` runs them (the recipe's
   TrainStep and batch draws on the loaded data); the row's epoch time is the median
   seconds per step x steps per epoch, plus the BatchNorm pass that ends each epoch of a
   conv recipe (``recalibrate_bn``; 10 of its batches timed, scaled to the training set),
   marked "estimate", and one test evaluation is timed apart (the training loop runs one
-  after every epoch). Where ``penalty_every`` or
-  ``d_steps`` makes steps differ (with or without the gradient penalty or the generator's
-  update), each kind's median is weighted by how often it comes, and N must cover one
-  cycle of lcm(penalty_every, d_steps) steps.
+  after every epoch). Where ``penalty_every`` or ``d_steps`` makes steps differ (with or
+  without the gradient penalty or the generator's update), each kind's median is weighted
+  by how often it comes, and N must cover one cycle of lcm(penalty_every, d_steps) steps.
 
 Pixel values do not change the work of a step, so the times hold for the real data; no
 accuracy is reported (the pixels are noise). Prints a markdown table; writes

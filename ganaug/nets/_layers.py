@@ -1,6 +1,7 @@
 """Small building blocks shared by the architectures."""
 from __future__ import annotations
 
+import itertools
 from typing import Sequence
 
 import torch
@@ -45,7 +46,7 @@ def recalibrate_batchnorm(net: nn.Module, parts: Sequence[Tensor], batch_size: i
         return False
     training = {m: m.training for m in net.modules()}
     momenta = [m.momentum for m in bns]
-    offsets = torch.tensor([0] + [len(p) for p in parts]).cumsum(0).tolist()
+    offsets = [0, *itertools.accumulate(len(p) for p in parts)]   # part k: rows [o_k, o_k+1)
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     net.eval()
     for m in bns:
