@@ -32,7 +32,7 @@ _TRAIN_FLAGS = {
     "weight_decay": float, "gp_weight": float, "penalty_every": int, "clip": float,
     "div_k": float, "div_p": float, "epochs": int, "batch_size": int, "lr": float,
     "lr_decay": float, "lr_decay_every": int,
-    "ema_decay": float, "seed": int, "time_limit": float, "device": str,
+    "ema_decay": float, "standing_stats": int, "seed": int, "time_limit": float, "device": str,
     "amp": str, "compile": str, "channels_last": str, "fused_adam": str,
 }
 _SWITCHES = ("download", "balanced_labels", "recalibrate_bn")   # --X / --no-X -> TrainConfig
@@ -69,6 +69,9 @@ _HELP = {
                   "under torchrun the global batch, divisible by the number of processes",
     "lr": "Adam learning rate of both networks (default 1e-3)",
     "ema_decay": "decay of the weight averages that classify and sample (default 0.999)",
+    "standing_stats": "after each epoch, re-estimate the averaged generator's BatchNorm "
+                      "statistics on this many of its own samples (BigGAN's standing "
+                      "statistics; e.g. 2048; default 0: off)",
     "seed": "training seed: noise, batch order, initial weights (default 0)",
     "objective": f"one of {', '.join(list_objectives())} (default sscls)",
     "lipschitz": f"auto (the objective's own) or one of {', '.join(LIPSCHITZ)}",

@@ -43,6 +43,9 @@ def _refuse_no_effect(c: TrainConfig, obj: Any, default_gp: float) -> None:
         if c.mode_seeking or c.d_steps != 1:
             refuse("mode_seeking and d_steps", f"have no effect: objective {c.objective!r} "
                    f"trains no generator", "leave them at 0 and 1")
+        if c.standing_stats:
+            refuse("standing_stats", f"re-estimates the generator's BatchNorm statistics, but "
+                   f"objective {c.objective!r} trains no generator", "leave it at 0")
         if c.lipschitz in PENALTIES:
             refuse(f"lipschitz {c.lipschitz!r}", f"is a penalty between real and generated "
                    f"images, and objective {c.objective!r} generates none",
@@ -138,6 +141,9 @@ class TrainConfig:
     recalibrate_bn: bool = True        # after each epoch, the averaged loss network's
                                        # BatchNorm statistics re-estimated on the real
                                        # training images (the conv loss network)
+    standing_stats: int = 0            # after each epoch, the averaged generator's BatchNorm
+                                       # statistics re-estimated on this many of its own
+                                       # samples (BigGAN's standing statistics); 0: off
     seed: int = 0                      # training seed (noise, batch order); data_seed is apart
     time_limit: float = 0.0            # minutes of wall time (0: none): no epoch starts that
                                        # would end past it; free to change on resume
@@ -179,6 +185,10 @@ class TrainConfig:
         for name in ("download", "balanced_labels", "recalibrate_bn"):
             if not isinstance(getattr(c, name), bool):
                 raise ValueError(f"{name} must be True or False, got {getattr(c, name)!r}")
+        n = c.standing_stats
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0 or n == 1:
+            raise ValueError(f"standing_stats is a number of generated images, 0 (off) or at "
+                             f"least 2 (e.g. 2048), got {n!r}")
         k = c.penalty_every
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise ValueError(f"penalty_every must be a whole number of steps >= 1, got {k!r}")
@@ -279,7 +289,8 @@ class TrainConfig:
 
     # keys added after run folders were first written, with the value those runs trained with
     BEFORE_KEY_EXISTED = {"g_cond_weight": 0.0, "consistency": 0.0,
-                          "consistency_teacher": "ema", "penalty_every": 1}
+                          "consistency_teacher": "ema", "penalty_every": 1,
+                          "recalibrate_bn": False, "standing_stats": 0}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":

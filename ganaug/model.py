@@ -13,7 +13,9 @@ import torch
 from torch import Tensor, nn
 
 from ._io import CheckpointError, atomic_torch_save, run_checkpoint, safe_torch_load
-from .nets import as_int, check_shape, create_nets, resolve_arch, resolved_net_options
+from .nets import (as_int, check_shape, create_nets, estimate_batchnorm, resolve_arch,
+                   resolved_net_options)
+from .nets._layers import even_batches
 from .objectives import OBJECTIVES, conditional_loss
 
 
@@ -111,6 +113,29 @@ class CLSGAN(nn.Module):
         seed = _integer(seed, "seed")
         labels = torch.arange(self.num_classes).repeat_interleave(per_class)
         return self.sample(labels, torch.Generator().manual_seed(seed)), labels
+
+    def standing_statistics(self, samples: int = 20000, batch_size: int = 128,
+                            seed: int = 0) -> bool:
+        """Re-estimate the BatchNorm statistics of the averaged generator (the sampler) from
+        ``samples`` images of its own: "standing statistics" (Brock et al. 2019, BigGAN).
+        Noise as in :meth:`sample`, labels balanced over the classes in a seeded shuffle,
+        near-equal batches of at most ``batch_size``, a cumulative average
+        (:func:`ganaug.nets.estimate_batchnorm`); the global RNG is not touched. Returns
+        False, having done nothing, for a generator without BatchNorm (``g_norm="none"``).
+
+        Why: ``generator_ema`` inherits the running statistics of the generator it averages,
+        gathered for other weights; these are its own. Measured on the default job (README,
+        Results): lower FID, higher precision and recall, the same TSTR accuracy, but no
+        gain for a classifier trained with the samples mixed in.
+        """
+        samples = _count(samples, "samples", least=2)
+        batch_size = _count(batch_size, "batch_size", least=2)
+        g = torch.Generator().manual_seed(_integer(seed, "seed"))
+        labels = torch.arange(samples) % self.num_classes
+        return estimate_batchnorm(
+            self.generator_ema,
+            ((self.noise(len(idx), g), to_device(labels[idx], self.device))
+             for idx in even_batches(samples, batch_size, g)))
 
     # ------------------------------------------------------------------ persistence
     def spec(self) -> dict:
@@ -218,8 +243,9 @@ def _count(v: Any, name: str, least: int = 0) -> int:
     ``name``."""
     n = as_int(v)
     if n is None or n < least:
-        kind = "non-negative" if least == 0 else "positive"
-        raise ValueError(f"{name} must be a {kind} integer, got {v!r}")
+        kind = {0: "a non-negative integer", 1: "a positive integer"}.get(
+            least, f"an integer of at least {least}")
+        raise ValueError(f"{name} must be {kind}, got {v!r}")
     return n
 
 

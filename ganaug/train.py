@@ -264,6 +264,9 @@ def train(model: CLSGAN, labeled: ImageSet, unlabeled: ImageSet | None = None,
         if cfg.recalibrate_bn:                 # the average's own statistics, real images
             recalibrate_batchnorm(model.loss_net_ema, [x for x in (x_lab, x_unl) if x is not None],
                                   2 * cfg.batch_size, _derive_seed(cfg.seed, epoch, 2))
+        if cfg.standing_stats:                 # the sampler's own statistics, its own images
+            model.standing_statistics(cfg.standing_stats, 2 * cfg.batch_size,
+                                      _derive_seed(cfg.seed, epoch, 3))
         vals = (sums / steps).tolist()         # the one host sync of the epoch
         seconds += time.perf_counter() - t0
         rec = {"epoch": epoch + 1, "step": step, "lr": lr, "gamma": gamma,

@@ -42,6 +42,20 @@ def _same_state(a, b) -> bool:
     return all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
+def only_bn_stats_differ(on, off, net: str, ignore=("seconds",)) -> None:
+    """Runs ``on`` and ``off`` trained alike (the same per-epoch records but the keys in
+    ``ignore``), and their states differ in the BatchNorm running statistics of the model's
+    ``net`` (e.g. ``"generator_ema"``) alone, and do differ there."""
+    drop = lambda h: [{k: v for k, v in r.items() if k not in ignore} for r in h]  # noqa: E731
+    assert drop(on.history) == drop(off.history)
+    s_on, s_off = on.model.state_dict(), off.model.state_dict()
+    stats = [k for k in s_on if k.startswith(net + ".") and k.rsplit(".", 1)[1]
+             in ("running_mean", "running_var", "num_batches_tracked")]
+    assert stats
+    assert all(torch.equal(s_on[k], s_off[k]) for k in s_on if k not in stats)
+    assert not all(torch.equal(s_on[k], s_off[k]) for k in stats)
+
+
 def check_reproduced_and_resumed(tiny, tmp_path, part: int = 2, full: int = 4,
                                  base: dict | None = None, **kw):
     """Settings ``kw`` change training (from ``base``); two runs with them and one seed are

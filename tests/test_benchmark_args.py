@@ -54,6 +54,10 @@ def test_write_outputs_writes_json_and_csv_or_nothing(tmp_path, monkeypatch):
     ("epoch_time.py", ["--steps", "0"], "--steps must be positive"),
     ("augment.py", ["--mixer-fraction", "1"], "--mixer-fraction takes shares in [0, 1)"),
     ("objectives.py", ["--jobs", "0"], "--epochs and --jobs must be positive"),
+    ("standing_stats.py", ["--samples", "0,1"], "--samples: each is 0 (as trained) or at least 2"),
+    ("standing_stats.py", ["--samples", "0,x"], "--samples and --seeds are comma-separated"),
+    ("standing_stats.py", ["--extra=--standing-stats 100"], "--extra cannot change --standing-stats"),
+    ("standing_stats.py", ["--jobs", "0"], "--jobs must be at least 1"),
 ])
 def test_bad_flags_fail_before_any_work(script, args, message, tmp_path):
     r = subprocess.run([sys.executable, str(BENCH / script), *args, "--out", str(tmp_path / "o")],

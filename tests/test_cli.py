@@ -225,12 +225,13 @@ def _reached(monkeypatch, name, argv):
     (["train", "--out", "o"], "fit",
      {"out": "o", "resume": False, "progress": True, "tensorboard": True, "recipe": None,
       "config.download": False, "config.balanced_labels": False, "config.seed": 0,
-      "config.recalibrate_bn": True}),
+      "config.recalibrate_bn": True, "config.standing_stats": 0}),
     (["train", "--out", "o", "--quiet", "--no-tensorboard", "--download", "--balanced-labels",
-      "--labels-per-class", "all", "--seed", "3", "--no-recalibrate-bn"], "fit",
+      "--labels-per-class", "all", "--seed", "3", "--no-recalibrate-bn", "--standing-stats",
+      "500"], "fit",
      {"progress": False, "tensorboard": False, "config.download": True,
       "config.balanced_labels": True, "config.labels_per_class": None, "config.seed": 3,
-      "config.recalibrate_bn": False}),
+      "config.recalibrate_bn": False, "config.standing_stats": 500}),
     (["train", "--seeds", "2,0", "--out", "o"], "fit_seeds", {"seeds": [2, 0], "out": "o"}),
     # flags override the recipe; a recipe's seed gives way to --seeds
     (["train", "--recipe", "{recipe}", "--seeds", "1", "--epochs", "3", "--out", "o"],
@@ -280,6 +281,19 @@ def test_seeds_resume_finds_any_seeds_checkpoint_and_ignores_a_recipes_seed(tmp_
     got = _reached(monkeypatch, "fit_seeds", ["train", "--recipe", str(recipe), "--seeds", "0,1",
                                               "--resume", "--out", str(tmp_path / "o")])
     assert got["seeds"] == [0, 1] and got["resume"] is True
+
+
+def test_a_run_saved_before_recalibrate_bn_existed_resumes_as_it_trained(tmp_path, monkeypatch):
+    """A checkpoint whose config lacks keys added since resumes with the values it trained
+    with (``TrainConfig.BEFORE_KEY_EXISTED``), not today's defaults."""
+    from ganaug import CLSGAN, TrainConfig
+    old = TrainConfig().resolved().to_dict()
+    for key in ("recalibrate_bn", "standing_stats"):
+        del old[key]
+    (tmp_path / "o").mkdir()
+    CLSGAN((1, 8, 8), 10, "mlp").save(tmp_path / "o" / "checkpoint.pt", extra={"config": old})
+    got = _reached(monkeypatch, "fit", ["train", "--resume", "--out", str(tmp_path / "o")])
+    assert got["config"].recalibrate_bn is False and got["config"].standing_stats == 0
 
 
 def test_an_interrupted_train_exits_130_with_what_it_left(tmp_path, monkeypatch, capsys):

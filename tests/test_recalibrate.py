@@ -12,7 +12,7 @@ from ganaug.nets import recalibrate_batchnorm
 from ganaug.nets._layers import GaussianNoise
 from ganaug.step import _derive_seed
 
-from _tiny import CONV, _run, colour
+from _tiny import CONV, _run, colour, only_bn_stats_differ
 
 
 def _net():
@@ -64,15 +64,7 @@ def test_training_is_unchanged_and_the_average_gets_the_real_images_statistics()
     data = colour()
     two = {**CONV, "epochs": 2}
     on, off = _run(data, **two), _run(data, **two, recalibrate_bn=False)
-    drop = lambda h: [{k: v for k, v in r.items() if k not in ("seconds", "test_accuracy")}  # noqa: E731
-                      for r in h]
-    assert drop(on.history) == drop(off.history)
-    s_on, s_off = on.model.state_dict(), off.model.state_dict()
-    ema_stats = [k for k in s_on if k.startswith("loss_net_ema.") and k.rsplit(".", 1)[1]
-                 in ("running_mean", "running_var", "num_batches_tracked")]
-    assert ema_stats
-    assert all(torch.equal(s_on[k], s_off[k]) for k in s_on if k not in ema_stats)
-    assert not all(torch.equal(s_on[k], s_off[k]) for k in ema_stats)
+    only_bn_stats_differ(on, off, "loss_net_ema", ignore=("seconds", "test_accuracy"))
     lab, unl = split_labeled(data, CONV["labels_per_class"], 0)
     recalibrate_batchnorm(off.model.loss_net_ema, [lab.images, unl.images],
                           2 * CONV["batch_size"], _derive_seed(0, 1, 2))

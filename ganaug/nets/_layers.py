@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import itertools
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -26,13 +26,47 @@ class GaussianNoise(nn.Module):
 
 
 @torch.no_grad()
+def estimate_batchnorm(net: nn.Module, batches: Iterable[tuple]) -> bool:
+    """Re-estimate the running mean and variance of every BatchNorm layer in ``net`` by
+    calling ``net(*args)`` for each ``args`` in ``batches``, with the BatchNorm layers in
+    training mode and a cumulative average (momentum None: every batch weighs the same), and
+    every other layer (noise, dropout) in eval mode. Modes and momenta are restored after.
+    Returns False, having drawn nothing from ``batches``, for a net without BatchNorm.
+    """
+    bns = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not bns:
+        return False
+    training = {m: m.training for m in net.modules()}
+    momenta = [m.momentum for m in bns]
+    net.eval()
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None
+        m.train()
+    try:
+        for args in batches:
+            net(*args)
+    finally:
+        for m, momentum in zip(bns, momenta):
+            m.momentum = momentum
+        for m, was in training.items():
+            m.train(was)
+    return True
+
+
+def even_batches(n: int, batch_size: int, gen: torch.Generator) -> tuple[Tensor, ...]:
+    """A shuffle of ``range(n)`` drawn from ``gen``, cut into near-equal batches of at most
+    ``batch_size`` (none of one item while n >= 2, which BatchNorm1d cannot take)."""
+    perm = torch.randperm(n, generator=gen)
+    return torch.tensor_split(perm, -(-n // batch_size))
+
+
 def recalibrate_batchnorm(net: nn.Module, parts: Sequence[Tensor], batch_size: int,
                           seed: int = 0) -> bool:
-    """Re-estimate the running mean and variance of every BatchNorm layer in ``net`` from
-    the images in ``parts`` (tensors on the net's device, taken together): one pass over
-    them in shuffled batches of about ``batch_size``, with the BatchNorm layers in training
-    mode and a cumulative average (momentum None), and every other layer (noise, dropout)
-    in eval mode. Returns False, having done nothing, for a net without BatchNorm.
+    """Re-estimate the BatchNorm statistics of ``net`` (:func:`estimate_batchnorm`) from the
+    images in ``parts`` (tensors on the net's device, taken together): one pass over them in
+    shuffled near-equal batches of at most ``batch_size``. Returns False, having done
+    nothing, for a net without BatchNorm or fewer than two images.
 
     Why: a weight average (EMA) inherits the running statistics of the network it averages,
     which its training batches (half generated images, the penalty's interpolates) gathered
@@ -40,30 +74,17 @@ def recalibrate_batchnorm(net: nn.Module, parts: Sequence[Tensor], batch_size: i
     statistics that are not theirs. The shuffle (``seed``) keeps batches from being all one
     class; the global RNG is not touched.
     """
-    bns = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     n = sum(len(p) for p in parts)
-    if not bns or n < 2:
+    if n < 2:
         return False
-    training = {m: m.training for m in net.modules()}
-    momenta = [m.momentum for m in bns]
     offsets = [0, *itertools.accumulate(len(p) for p in parts)]   # part k: rows [o_k, o_k+1)
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    net.eval()
-    for m in bns:
-        m.reset_running_stats()
-        m.momentum = None
-        m.train()
-    try:        # near-equal batches, none of one image (BatchNorm1d cannot take those)
-        for idx in torch.tensor_split(perm, -(-n // batch_size)):
-            rows = [p[(idx[(idx >= lo) & (idx < hi)] - lo).to(p.device)]
-                    for p, lo, hi in zip(parts, offsets, offsets[1:])]
-            net(torch.cat(rows))
-    finally:
-        for m, momentum in zip(bns, momenta):
-            m.momentum = momentum
-        for m, was in training.items():
-            m.train(was)
-    return True
+
+    def batches():
+        for idx in even_batches(n, batch_size, torch.Generator().manual_seed(seed)):
+            yield (torch.cat([p[(idx[(idx >= lo) & (idx < hi)] - lo).to(p.device)]
+                              for p, lo, hi in zip(parts, offsets, offsets[1:])]),)
+
+    return estimate_batchnorm(net, batches())
 
 
 def hidden_activations(layers: nn.Sequential, x: Tensor) -> tuple[Tensor, list[Tensor]]:

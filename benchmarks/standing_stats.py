@@ -1,0 +1,160 @@
+"""Does re-estimating the sampler's BatchNorm statistics on its own samples (``ganaug train
+--standing-stats N``, BigGAN's standing statistics) give better samples? Side by side on the
+same trained generators: the default job (``ganaug train --seed S``, digits, 10 labels per
+class) for several seeds, then its averaged generator as trained and with the statistics
+that ``--standing-stats N`` would have written after the last epoch, for each N.
+
+    python benchmarks/standing_stats.py [--samples 0,2048,20480] [--seeds 0,1,2] [--jobs 2]
+                                        [--extra "--epochs 30"] [--out benchmarks/results]
+
+The option changes nothing in training (only the averaged generator's BatchNorm buffers,
+tests/test_standing_stats.py), so one training per seed serves every N: each N applies
+``CLSGAN.standing_statistics`` to the run's checkpoint with the arguments training uses
+(2 x batch size, the last epoch's seed). For each: `ganaug eval`'s sample metrics (TSTR
+accuracy, intra-class and domain FID, domain KID, precision, recall), and the few-labels
+benchmark's classifier (benchmarks/augment.py: the small MLP on the 100 labeled images with
+``SyntheticMix(fraction=0.5)``), next to the same classifier on the labels alone, and the
+seconds of one pass (which ``--standing-stats N`` spends after every epoch). ``--jobs``
+runs that many seeds side by side, one thread each. Prints a markdown table (mean ± std
+over seeds); writes standing_stats.json and .csv.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from _common import (extra_train_flags, fmt, ganaug_env, machine, print_table, run_train,
+                     write_outputs)
+
+METRICS = ("tstr_accuracy", "intra_class_fid", "domain_fid", "domain_kid", "precision", "recall")
+FRACTION = 0.5              # SyntheticMix's share, as the best row of the README's table
+CLF_EPOCHS = 200            # benchmarks/augment.py's classifier budget
+
+
+def evaluate_run(run: Path, samples: list[int]) -> list[dict]:
+    """Every N of ``samples`` on one run folder (in this process, single-threaded)."""
+    from torch.utils.data import TensorDataset
+
+    from _classifier import evaluate, train_classifier
+    from ganaug import CLSGAN, SyntheticMix, TrainConfig, load_dataset
+    from ganaug._io import safe_torch_load
+    from ganaug.data import split_labeled
+    from ganaug.evaluation import evaluate_quality
+    from ganaug.step import _derive_seed
+
+    ckpt = safe_torch_load(run / "checkpoint.pt")
+    cfg = TrainConfig.from_dict(ckpt["config"])
+    if cfg.standing_stats:
+        raise SystemExit(f"{run} was trained with standing_stats={cfg.standing_stats}; this "
+                         f"benchmark needs the statistics as trained (drop --standing-stats "
+                         f"from --extra)")
+    train_set, test = load_dataset(cfg.dataset, cfg.data_root, False, cfg.image_size)
+    lab, _ = split_labeled(train_set, cfg.labels_per_class, cfg.data_seed)
+    real = TensorDataset(lab.images, lab.targets)
+    C, d = lab.num_classes, math.prod(lab.image_shape)
+    kw = dict(num_classes=C, in_features=d, seed=cfg.seed, batch_size=64,
+              steps=CLF_EPOCHS * math.ceil(len(lab) / 64))
+    labeled_only = evaluate(train_classifier(real, **kw), test.images, test.targets, C)["accuracy"]
+    rows = []
+    for n in samples:
+        model = CLSGAN.from_checkpoint(ckpt)
+        t = time.perf_counter()
+        if n:
+            model.standing_statistics(n, 2 * cfg.batch_size,
+                                      _derive_seed(cfg.seed, int(ckpt["epoch"]) - 1, 3))
+        pass_s = time.perf_counter() - t
+        q = evaluate_quality(model, train_set, test, device="cpu", cache_dir=run / "cache")
+        mix = SyntheticMix(real, model, fraction=FRACTION, seed=cfg.seed, refresh_every=1)
+        clf = train_classifier(mix, on_epoch=mix.set_epoch, **kw)
+        rows.append({"seed": cfg.seed, "standing_stats": n, "pass_seconds": round(pass_s, 4),
+                     "epochs": int(ckpt["epoch"]),
+                     "test_accuracy": float((model.predict(test.images).cpu()
+                                             == test.targets).float().mean()),
+                     **{m: q[m]["value"] for m in METRICS},
+                     **{f"{m}_real_reference": q[m]["real_reference"] for m in METRICS},
+                     "mix_accuracy": evaluate(clf, test.images, test.targets, C)["accuracy"],
+                     "labeled_only_accuracy": labeled_only})
+    return rows
+
+
+def one_seed(seed: int, samples: list[int], extra: list[str], tmp: Path,
+             threads: int | None) -> list[dict]:
+    out = tmp / f"seed-{seed}"
+    r = run_train(["--seed", str(seed), *extra], out, threads)
+    e = subprocess.run([sys.executable, __file__, "--evaluate", str(out), "--samples",
+                        ",".join(map(str, samples))],
+                       capture_output=True, text=True, env=ganaug_env(threads))
+    if e.returncode != 0:
+        raise RuntimeError(f"evaluating {out} failed:\n{e.stderr[-2000:]}")
+    rows = [{**row, "train_seconds": r["train_seconds"]}
+            for row in json.loads(e.stdout.strip().splitlines()[-1])]
+    for row in rows:
+        print(f"seed {seed} N={row['standing_stats']}: TSTR {row['tstr_accuracy']:.4f}, "
+              f"domain FID {row['domain_fid']:.2f}, mix accuracy {row['mix_accuracy']:.4f}",
+              flush=True)
+    return rows
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--samples", default="0,2048,20480",
+                   help="values of --standing-stats to compare; 0: as trained")
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--jobs", type=int, default=1, help="seeds side by side (one thread each if > 1)")
+    p.add_argument("--extra", default="",
+                   help="extra `ganaug train` flags, space-separated; write them with '=' "
+                        "(--extra='--epochs 30')")
+    p.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    p.add_argument("--evaluate", default=None, help=argparse.SUPPRESS)   # the child's mode
+    args = p.parse_args()
+    try:
+        samples = [int(s) for s in args.samples.split(",")]
+        seeds = [int(s) for s in args.seeds.split(",")]
+    except ValueError:
+        p.error("--samples and --seeds are comma-separated whole numbers")
+    if any(n < 0 or n == 1 for n in samples):
+        p.error(f"--samples: each is 0 (as trained) or at least 2, got {args.samples}")
+    if args.evaluate is not None:
+        print(json.dumps(evaluate_run(Path(args.evaluate), samples)))
+        return
+    extra = args.extra.split()
+    extra_train_flags(p, extra, {**dict.fromkeys(("seed", "seeds", "out", "resume",
+                                                  "standing_stats"), "set per row here"),
+                                 "recipe": "it could set standing_stats, set per row here"})
+    if args.jobs < 1:
+        p.error(f"--jobs must be at least 1, got {args.jobs}")
+    threads = 1 if args.jobs > 1 else None
+    with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(args.jobs) as pool:
+        futures = [pool.submit(one_seed, s, samples, extra, Path(tmp), threads) for s in seeds]
+        rows = [row for f in futures for row in f.result()]
+    write_outputs(rows, Path(args.out), "standing_stats",
+                  {"machine": machine(), "samples": samples, "seeds": seeds, "extra": extra,
+                   "jobs": args.jobs, "mix_fraction": FRACTION, "clf_epochs": CLF_EPOCHS})
+    ref = rows[0]
+    lines = [["real training images (reference)",
+              *(f"{ref[f'{m}_real_reference']:.4f}" for m in METRICS), "", ""],
+             ["the 100 labeled images alone", *[""] * len(METRICS),
+              fmt([r["labeled_only_accuracy"] for r in rows if r["standing_stats"] == samples[0]]),
+              ""]]
+    for n in samples:
+        rs = [r for r in rows if r["standing_stats"] == n]
+        lines.append([f"--standing-stats {n}" if n else "as trained",
+                      *(fmt([r[m] for r in rs]) for m in METRICS),
+                      fmt([r["mix_accuracy"] for r in rs]),
+                      f"{max(r['pass_seconds'] for r in rs):.3f}" if n else ""])
+    print_table(f"\ndigits, 10 labels per class, seeds {args.seeds} (mean ± std); the GAN's "
+                f"own test accuracy {fmt([r['test_accuracy'] for r in rows if r['standing_stats'] == samples[0]])}",
+                ["sampler", "TSTR accuracy", "intra-class FID", "domain FID", "domain KID",
+                 "precision", "recall", f"classifier + SyntheticMix {FRACTION:g}",
+                 "pass s (most)"], lines)
+
+
+if __name__ == "__main__":
+    main()
