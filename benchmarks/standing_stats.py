@@ -38,7 +38,7 @@ FRACTION = 0.5              # SyntheticMix's share, as the best row of the READM
 CLF_EPOCHS = 200            # benchmarks/augment.py's classifier budget
 
 
-def evaluate_run(run: Path, samples: list[int]) -> list[dict]:
+def measure_run(run: Path, samples: list[int]) -> list[dict]:
     """Every N of ``samples`` on one run folder (in this process, single-threaded)."""
     from torch.utils.data import TensorDataset
 
@@ -122,7 +122,7 @@ def main() -> None:
     if any(n < 0 or n == 1 for n in samples):
         p.error(f"--samples: each is 0 (as trained) or at least 2, got {args.samples}")
     if args.evaluate is not None:
-        print(json.dumps(evaluate_run(Path(args.evaluate), samples)))
+        print(json.dumps(measure_run(Path(args.evaluate), samples)))
         return
     extra = args.extra.split()
     extra_train_flags(p, extra, {**dict.fromkeys(("seed", "seeds", "out", "resume",

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from ganaug import CLSGAN, TrainConfig
 from ganaug.step import _derive_seed
 
-from _tiny import FAST, _run, _same_state, only_bn_stats_differ
+from _tiny import CONV, FAST, _run, _same_state, colour, only_bn_stats_differ
 
 SMALL = {"g_hidden": [16, 8], "d_hidden": [8]}
 
@@ -55,13 +55,15 @@ def test_a_generator_without_batchnorm_is_left_alone_and_bad_counts_are_refused(
         _model().standing_statistics(samples=10, batch_size=1)
 
 
-def test_training_is_unchanged_and_the_sampler_gets_its_own_statistics(tiny):
+@pytest.mark.parametrize("arch", ["mlp", "conv"])
+def test_training_is_unchanged_and_the_sampler_gets_its_own_statistics(tiny, arch):
     """Only the EMA generator's BatchNorm buffers differ with standing_stats: the losses and
     every weight are the same; the buffers are what standing_statistics makes of the other
-    run's average after the last epoch."""
-    on, off = _run(tiny, standing_stats=50), _run(tiny)
+    run's average after the last epoch. The conv generator has BatchNorm1d and 2d."""
+    data, kw = (tiny, FAST) if arch == "mlp" else (colour(), CONV)
+    on, off = _run(data, **kw, standing_stats=50), _run(data, **kw)
     only_bn_stats_differ(on, off, "generator_ema")
-    off.model.standing_statistics(50, 2 * FAST["batch_size"], _derive_seed(0, FAST["epochs"] - 1, 3))
+    off.model.standing_statistics(50, 2 * kw["batch_size"], _derive_seed(0, kw["epochs"] - 1, 3))
     assert _same_state(on, off)
 
 
