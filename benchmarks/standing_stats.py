@@ -6,6 +6,7 @@ that ``--standing-stats N`` would have written after the last epoch, for each N.
 
     python benchmarks/standing_stats.py [--samples 0,2048,20480] [--seeds 0,1,2] [--jobs 2]
                                         [--extra "--epochs 30"] [--out benchmarks/results]
+    python benchmarks/standing_stats.py --table RESULTS.json [MORE.json ...]
 
 The option changes nothing in training (only the averaged generator's BatchNorm buffers,
 tests/test_standing_stats.py), so one training per seed serves every N: each N applies
@@ -16,7 +17,9 @@ benchmark's classifier (benchmarks/augment.py: the small MLP on the 100 labeled 
 ``SyntheticMix(fraction=0.5)``), next to the same classifier on the labels alone, and the
 seconds of one pass (which ``--standing-stats N`` spends after every epoch). ``--jobs``
 runs that many seeds side by side, one thread each. Prints a markdown table (mean ± std
-over seeds); writes standing_stats.json and .csv.
+over seeds) and one of each N against the statistics as trained, seed by seed; writes
+standing_stats.json and .csv. ``--table`` prints the tables of saved results files, e.g. of
+runs over different seeds together (a seed's rows do not depend on the other seeds).
 """
 from __future__ import annotations
 
@@ -102,6 +105,47 @@ def one_seed(seed: int, samples: list[int], extra: list[str], tmp: Path,
     return rows
 
 
+def summary(rows: list[dict]) -> None:
+    """Print the tables of ``rows`` (one run's, or several runs' results files together):
+    mean ± std over seeds per N, and each N against the statistics as trained, seed by
+    seed."""
+    samples = sorted({r["standing_stats"] for r in rows})
+    seeds = sorted({r["seed"] for r in rows})
+    first = [r for r in rows if r["standing_stats"] == samples[0]]     # one row per seed
+    ref = rows[0]
+    lines = [["real training images (reference)",
+              *(f"{ref[f'{m}_real_reference']:.4f}" for m in METRICS), "", ""],
+             ["the 100 labeled images alone", *[""] * len(METRICS),
+              fmt([r["labeled_only_accuracy"] for r in first]), ""]]
+    for n in samples:
+        rs = [r for r in rows if r["standing_stats"] == n]
+        lines.append([f"--standing-stats {n}" if n else "as trained",
+                      *(fmt([r[m] for r in rs]) for m in METRICS),
+                      fmt([r["mix_accuracy"] for r in rs]),
+                      f"{max(r['pass_seconds'] for r in rs):.3f}" if n else ""])
+    print_table(f"\ndigits, 10 labels per class, seeds {', '.join(map(str, seeds))} (mean ± "
+                f"std); the GAN's own test accuracy {fmt([r['test_accuracy'] for r in first])}",
+                ["sampler", "TSTR accuracy", "intra-class FID", "domain FID", "domain KID",
+                 "precision", "recall", f"classifier + SyntheticMix {FRACTION:g}",
+                 "pass s (most)"], lines)
+    base = {r["seed"]: r for r in rows if r["standing_stats"] == 0}
+    if not base:
+        return
+    lines = []
+    for n in samples[1:]:
+        pairs = [(r, base[r["seed"]]) for r in rows if r["standing_stats"] == n
+                 and r["seed"] in base]
+        lower = lambda m: sum(r[m] < b[m] for r, b in pairs)   # noqa: E731
+        lines.append([f"--standing-stats {n}", str(len(pairs)),
+                      *(str(lower(m)) for m in ("domain_fid", "intra_class_fid")),
+                      str(sum(r["recall"] > b["recall"] for r, b in pairs)),
+                      str(lower("mix_accuracy")),
+                      fmt([r["mix_accuracy"] - b["mix_accuracy"] for r, b in pairs])])
+    print_table("\nagainst the statistics as trained, seed by seed",
+                ["sampler", "seeds", "domain FID lower", "intra-class FID lower",
+                 "recall higher", "classifier + mix lower", "classifier + mix change"], lines)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--samples", default="0,2048,20480",
@@ -112,8 +156,14 @@ def main() -> None:
                    help="extra `ganaug train` flags, space-separated; write them with '=' "
                         "(--extra='--epochs 30')")
     p.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    p.add_argument("--table", nargs="+", default=None, metavar="JSON",
+                   help="print the tables of these results files (their rows together) and "
+                        "stop: no training")
     p.add_argument("--evaluate", default=None, help=argparse.SUPPRESS)   # the child's mode
     args = p.parse_args()
+    if args.table:
+        summary([row for f in args.table for row in json.loads(Path(f).read_text())["rows"]])
+        return
     try:
         samples = [int(s) for s in args.samples.split(",")]
         seeds = [int(s) for s in args.seeds.split(",")]
@@ -137,24 +187,7 @@ def main() -> None:
     write_outputs(rows, Path(args.out), "standing_stats",
                   {"machine": machine(), "samples": samples, "seeds": seeds, "extra": extra,
                    "jobs": args.jobs, "mix_fraction": FRACTION, "clf_epochs": CLF_EPOCHS})
-    ref = rows[0]
-    lines = [["real training images (reference)",
-              *(f"{ref[f'{m}_real_reference']:.4f}" for m in METRICS), "", ""],
-             ["the 100 labeled images alone", *[""] * len(METRICS),
-              fmt([r["labeled_only_accuracy"] for r in rows if r["standing_stats"] == samples[0]]),
-              ""]]
-    for n in samples:
-        rs = [r for r in rows if r["standing_stats"] == n]
-        lines.append([f"--standing-stats {n}" if n else "as trained",
-                      *(fmt([r[m] for r in rs]) for m in METRICS),
-                      fmt([r["mix_accuracy"] for r in rs]),
-                      f"{max(r['pass_seconds'] for r in rs):.3f}" if n else ""])
-    print_table(f"\ndigits, 10 labels per class, seeds {args.seeds} (mean ± std); the GAN's "
-                f"own test accuracy {fmt([r['test_accuracy'] for r in rows if r['standing_stats'] == samples[0]])}",
-                ["sampler", "TSTR accuracy", "intra-class FID", "domain FID", "domain KID",
-                 "precision", "recall", f"classifier + SyntheticMix {FRACTION:g}",
-                 "pass s (most)"], lines)
-
+    summary(rows)
 
 if __name__ == "__main__":
     main()

@@ -194,6 +194,10 @@ def _parser() -> argparse.ArgumentParser:
                         "(default 0)")
     s.add_argument("--device", default="auto",
                    help="auto (CUDA when present, else CPU), cpu, cuda or cuda:N")
+    s.add_argument("--standing-stats", type=int, default=0, metavar="N",
+                   help="first re-estimate the generator's BatchNorm statistics on N samples "
+                        "of its own (as train --standing-stats; the run is not changed; "
+                        "default 0: as trained)")
 
     e = sub.add_parser("eval", help="evaluate a run's classifier on its test split")
     e.add_argument("--run", required=True, help="run folder")
@@ -307,7 +311,8 @@ def _sample(args: argparse.Namespace) -> int:
     from .experiment import sample_run
 
     path = sample_run(args.run, args.per_class, args.out, args.seed, args.device,
-                      log=lambda s: print(s, file=sys.stderr, flush=True))
+                      log=lambda s: print(s, file=sys.stderr, flush=True),
+                      standing_stats=args.standing_stats)
     print(f"wrote {path}")
     return 0
 

@@ -22,7 +22,7 @@ from .config import TrainConfig
 from .data import ImageSet, load_dataset, split_labeled
 from .distributed import broadcast_object, rank_and_world
 from .metrics import classification_metrics
-from .model import CLSGAN, _positive
+from .model import CLSGAN, _count, _positive
 from .train import (CHECKPOINT, _derive_seed, _grid_inputs, check_inputs, check_run_folder,
                     pick_device, save_grid, train)
 
@@ -330,12 +330,18 @@ def _labels_note(cfg: TrainConfig, conditional: bool) -> str | None:
 
 
 def sample_run(run: str | Path, per_class: int, out: str | Path, seed: int = 0,
-               device: str = "auto", log: Callable[[str], None] | None = None) -> Path:
+               device: str = "auto", log: Callable[[str], None] | None = None,
+               standing_stats: int = 0) -> Path:
     """Write ``per_class`` samples of every class from a run's EMA generator to ``out``:
     a ``.png`` grid (one row per class) or a ``.pt`` dict {images in [-1, 1], labels}
-    (replaced if it exists; written atomically)."""
+    (replaced if it exists; written atomically). ``standing_stats=N`` first re-estimates
+    the generator's BatchNorm statistics on N samples of its own
+    (:meth:`CLSGAN.standing_statistics`, seeded by ``seed``); the run is not changed."""
     out = Path(out)
     per_class = _positive(per_class, "--per-class")
+    if _count(standing_stats, "--standing-stats") == 1:
+        raise ValueError("--standing-stats is a number of generated images, 0 (off) or at "
+                         "least 2 (e.g. 2048), got 1")
     if out.suffix not in (".png", ".pt"):
         raise ValueError(f"--out must end in .png (a grid) or .pt (tensors), got {out.name!r}")
     if out.is_dir():
@@ -346,6 +352,12 @@ def sample_run(run: str | Path, per_class: int, out: str | Path, seed: int = 0,
     if log:
         log(f"sampling {per_class * model.num_classes} images ({per_class} of each of "
             f"{model.num_classes} classes) on {dev}")
+    if standing_stats:
+        done = model.standing_statistics(standing_stats, seed=seed)
+        if log:
+            log(f"re-estimated the generator's BatchNorm statistics on {standing_stats} of its "
+                f"own samples" if done else
+                "the generator has no BatchNorm: --standing-stats changes nothing")
     images, labels = model.sample_per_class(per_class, seed)
     if out.suffix == ".png":
         save_grid(out, images, nrow=per_class)

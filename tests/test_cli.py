@@ -52,6 +52,24 @@ def test_sample_png_and_pt(digits_run, tmp_path):
     assert main(["sample", "--run", str(digits_run), "--out", str(tmp_path / "s.jpg")]) == 2
 
 
+def test_sample_with_standing_stats_leaves_the_run_as_it_was(digits_run, tmp_path, capsys):
+    def images(name, *flags):
+        assert main(["sample", "--run", str(digits_run), "--per-class", "2", *flags,
+                     "--out", str(tmp_path / name)]) == 0
+        return torch.load(tmp_path / name, weights_only=True)["images"]
+
+    plain = images("a.pt")
+    standing = images("b.pt", "--standing-stats", "256")
+    assert "BatchNorm statistics on 256 of its own samples" in capsys.readouterr().err
+    assert not torch.equal(plain, standing)
+    assert torch.equal(standing, images("c.pt", "--standing-stats", "256"))   # seeded
+    assert torch.equal(plain, images("d.pt"))                  # the checkpoint is unchanged
+    assert main(["sample", "--run", str(digits_run), "--standing-stats", "1",
+                 "--out", str(tmp_path / "e.pt")]) == 2
+    assert "--standing-stats is a number of generated images" in capsys.readouterr().err
+    assert not (tmp_path / "e.pt").exists()
+
+
 def test_eval_prints_every_metric(digits_run, capsys):
     assert main(["eval", "--run", str(digits_run)]) == 0
     out = capsys.readouterr().out
@@ -237,9 +255,11 @@ def _reached(monkeypatch, name, argv):
     (["train", "--recipe", "{recipe}", "--seeds", "1", "--epochs", "3", "--out", "o"],
      "fit_seeds", {"seeds": [1], "recipe": "{recipe}", "config.epochs": 3, "config.lr": 0.002}),
     (["sample", "--run", "r", "--out", "s.png"], "sample_run",
-     {"run": "r", "per_class": 10, "out": "s.png", "seed": 0, "device": "auto"}),
+     {"run": "r", "per_class": 10, "out": "s.png", "seed": 0, "device": "auto",
+      "standing_stats": 0}),
     (["sample", "--run", "r", "--out", "s.pt", "--per-class", "3", "--seed", "5", "--device",
-      "cpu"], "sample_run", {"per_class": 3, "seed": 5, "device": "cpu"}),
+      "cpu", "--standing-stats", "64"], "sample_run",
+     {"per_class": 3, "seed": 5, "device": "cpu", "standing_stats": 64}),
     (["eval", "--run", "r"], "evaluate_run",
      {"run": "r", "data_root": None, "quality": True, "save": True, "device": "auto",
       "quality_options.seed": 0}),
