@@ -583,3 +583,54 @@ def test_digits_baselines_fit_the_labeled_split_and_score_the_test_set(monkeypat
     for _, x, y in spread:
         assert x.shape == (48, 64) and (x[:12] == xl).all() and (x[12:] == xu).all()
         assert (y[:12] == lab.targets.numpy()).all() and (y[12:] == -1).all()
+
+
+def test_standing_stats_measures_what_training_with_the_option_writes(monkeypatch, tmp_path):
+    """Each N is applied to the run's own checkpoint with training's arguments: the sampler
+    the metrics see is that of the same run trained with --standing-stats N."""
+    import standing_stats
+    import ganaug.evaluation
+    from ganaug import CLSGAN
+    from ganaug.cli import main
+
+    flags = ["train", "--epochs", "1", "--quiet", "--no-tensorboard", "--seed", "2"]
+    assert main([*flags, "--out", str(tmp_path / "plain")]) == 0
+    assert main([*flags, "--standing-stats", "64", "--out", str(tmp_path / "on")]) == 0
+    seen = {}
+
+    def quality(model, train, test, **kw):
+        seen[len(seen)] = [b.clone() for b in model.generator_ema.buffers()]
+        return {m: {"value": 1.0, "real_reference": 0.0} for m in standing_stats.METRICS}
+
+    monkeypatch.setattr(ganaug.evaluation, "evaluate_quality", quality)
+    monkeypatch.setattr(_classifier, "train_classifier", lambda data, **kw: nn.Flatten())
+    monkeypatch.setattr(_classifier, "evaluate", lambda *a, **kw: {"accuracy": 0.5})
+    rows = standing_stats.measure_run(tmp_path / "plain", [0, 64])
+    assert [(r["seed"], r["standing_stats"], r["tstr_accuracy"]) for r in rows] == \
+        [(2, 0, 1.0), (2, 64, 1.0)]
+    as_trained = CLSGAN.load(tmp_path / "plain").generator_ema.buffers()
+    with_option = CLSGAN.load(tmp_path / "on").generator_ema.buffers()
+    assert all(torch.equal(a, b) for a, b in zip(seen[0], as_trained))
+    assert all(torch.equal(a, b) for a, b in zip(seen[1], with_option))
+    with pytest.raises(SystemExit, match="trained with standing_stats=64"):
+        standing_stats.measure_run(tmp_path / "on", [0])
+
+
+def test_standing_stats_tables_average_each_n_and_compare_seed_by_seed(capsys):
+    import standing_stats
+
+    def row(seed, n, fid, mix):
+        return {"seed": seed, "standing_stats": n, "test_accuracy": 0.9, "pass_seconds": n / 1e4,
+                **{m: 1.0 for m in standing_stats.METRICS}, "domain_fid": fid,
+                "intra_class_fid": fid, "recall": 1.0 / fid,
+                **{f"{m}_real_reference": 0.5 for m in standing_stats.METRICS},
+                "mix_accuracy": mix, "labeled_only_accuracy": 0.8}
+
+    standing_stats.summary([row(0, 0, 3.0, 0.90), row(0, 100, 2.0, 0.88),
+                            row(1, 0, 2.0, 0.92), row(1, 100, 2.5, 0.91)])
+    out = capsys.readouterr().out
+    assert "seeds 0, 1 (mean ± std)" in out
+    assert f"| as trained | {fmt([1.0, 1.0])} | {fmt([3.0, 2.0])} | {fmt([3.0, 2.0])} |" in out
+    assert f"| {fmt([0.88, 0.91])} | 0.010 |" in out                 # the mix, the slowest pass
+    # one of two seeds has the lower FIDs and higher recall; both have the lower mix accuracy
+    assert f"| --standing-stats 100 | 2 | 1 | 1 | 1 | 2 | {fmt([-0.02, -0.01])} |" in out
