@@ -53,6 +53,9 @@ def _refuse_no_effect(c: TrainConfig, obj: Any, default_gp: float) -> None:
         if c.g_loss != "loss" or changed("lam"):
             refuse("g_loss and lam", f"have no effect: objective {c.objective!r} trains no "
                    f"generator and has no adversarial term", "leave them unset")
+    if c.standing_stats and c.net_options.get("g_norm") == "none":
+        refuse("standing_stats", "re-estimates the generator's BatchNorm statistics, but "
+               "net_options g_norm='none' builds it without BatchNorm", "leave it at 0")
     if obj.critic != "ls" and changed("margin_scale"):
         refuse("margin_scale", f"scales the margin of the loss-sensitive critic, but objective "
                f"{c.objective!r} has a {obj.critic!r} critic",

@@ -80,9 +80,12 @@ def test_standing_stats_must_be_zero_or_a_count_of_at_least_two(value):
         TrainConfig(standing_stats=value).resolved()
 
 
-def test_standing_stats_is_refused_without_a_generator():
+def test_standing_stats_is_refused_without_a_generator_or_its_batchnorm():
     with pytest.raises(ValueError, match="standing_stats re-estimates the generator's"):
         TrainConfig(objective="supervised", standing_stats=100).resolved()
+    with pytest.raises(ValueError, match="g_norm='none' builds it without BatchNorm"):
+        TrainConfig(standing_stats=100, net_options={"g_norm": "none"}).resolved()
+    TrainConfig(net_options={"g_norm": "none"}).resolved()       # without the option: fine
 
 
 def test_runs_saved_before_the_keys_existed_resume_as_they_trained():
