@@ -82,6 +82,16 @@ def _refuse_no_effect(c: TrainConfig, obj: Any, default_gp: float) -> None:
                f"{c.objective!r} {uses}", "use --objective sscls or leave them unset")
 
 
+def standing_stats_count(v: Any, name: str = "standing_stats") -> int:
+    """``v`` as a count of generated images for standing statistics: 0 (off) or at least 2
+    (BatchNorm needs two); a ValueError naming ``name`` otherwise."""
+    n = as_int(v)
+    if n is None or n < 0 or n == 1:
+        raise ValueError(f"{name} is a number of generated images, 0 (off) or at least 2 "
+                         f"(e.g. 2048), got {v!r}")
+    return n
+
+
 def _non_negative_number(v: Any) -> bool:
     """A finite real number >= 0 (not a bool, a string or nan)."""
     return not isinstance(v, bool) and isinstance(v, (int, float)) and 0 <= v < math.inf
@@ -188,10 +198,7 @@ class TrainConfig:
         for name in ("download", "balanced_labels", "recalibrate_bn"):
             if not isinstance(getattr(c, name), bool):
                 raise ValueError(f"{name} must be True or False, got {getattr(c, name)!r}")
-        n = c.standing_stats
-        if isinstance(n, bool) or not isinstance(n, int) or n < 0 or n == 1:
-            raise ValueError(f"standing_stats is a number of generated images, 0 (off) or at "
-                             f"least 2 (e.g. 2048), got {n!r}")
+        c.standing_stats = standing_stats_count(c.standing_stats)
         k = c.penalty_every
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise ValueError(f"penalty_every must be a whole number of steps >= 1, got {k!r}")

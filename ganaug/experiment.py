@@ -18,11 +18,11 @@ from typing import Callable, Sequence
 import torch
 
 from ._io import atomic_torch_save, atomic_write_json, run_checkpoint, safe_torch_load
-from .config import TrainConfig
+from .config import TrainConfig, standing_stats_count
 from .data import ImageSet, load_dataset, split_labeled
 from .distributed import broadcast_object, rank_and_world
 from .metrics import classification_metrics
-from .model import CLSGAN, _count, _positive
+from .model import CLSGAN, _positive
 from .train import (CHECKPOINT, _derive_seed, _grid_inputs, check_inputs, check_run_folder,
                     pick_device, save_grid, train)
 
@@ -339,9 +339,7 @@ def sample_run(run: str | Path, per_class: int, out: str | Path, seed: int = 0,
     (:meth:`CLSGAN.standing_statistics`, seeded by ``seed``); the run is not changed."""
     out = Path(out)
     per_class = _positive(per_class, "--per-class")
-    if _count(standing_stats, "--standing-stats") == 1:
-        raise ValueError("--standing-stats is a number of generated images, 0 (off) or at "
-                         "least 2 (e.g. 2048), got 1")
+    standing_stats = standing_stats_count(standing_stats, "--standing-stats")
     if out.suffix not in (".png", ".pt"):
         raise ValueError(f"--out must end in .png (a grid) or .pt (tensors), got {out.name!r}")
     if out.is_dir():
