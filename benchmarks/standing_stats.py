@@ -50,7 +50,7 @@ def measure_run(run: Path, samples: list[int]) -> list[dict]:
     from ganaug._io import safe_torch_load
     from ganaug.data import split_labeled
     from ganaug.evaluation import evaluate_quality
-    from ganaug.step import _derive_seed
+    from ganaug.train import standing_stats_pass
 
     ckpt = safe_torch_load(run / "checkpoint.pt")
     cfg = TrainConfig.from_dict(ckpt["config"])
@@ -70,8 +70,7 @@ def measure_run(run: Path, samples: list[int]) -> list[dict]:
         model = CLSGAN.from_checkpoint(ckpt)
         t = time.perf_counter()
         if n:
-            model.standing_statistics(n, 2 * cfg.batch_size,
-                                      _derive_seed(cfg.seed, int(ckpt["epoch"]) - 1, 3))
+            standing_stats_pass(model, n, cfg, int(ckpt["epoch"]) - 1)
         pass_s = time.perf_counter() - t
         q = evaluate_quality(model, train_set, test, device="cpu", cache_dir=run / "cache")
         mix = SyntheticMix(real, model, fraction=FRACTION, seed=cfg.seed, refresh_every=1)

@@ -265,8 +265,7 @@ def train(model: CLSGAN, labeled: ImageSet, unlabeled: ImageSet | None = None,
             recalibrate_batchnorm(model.loss_net_ema, [x for x in (x_lab, x_unl) if x is not None],
                                   2 * cfg.batch_size, _derive_seed(cfg.seed, epoch, 2))
         if cfg.standing_stats:                 # the sampler's own statistics, its own images
-            model.standing_statistics(cfg.standing_stats, 2 * cfg.batch_size,
-                                      _derive_seed(cfg.seed, epoch, 3))
+            standing_stats_pass(model, cfg.standing_stats, cfg, epoch)
         vals = (sums / steps).tolist()         # the one host sync of the epoch
         seconds += time.perf_counter() - t0
         rec = {"epoch": epoch + 1, "step": step, "lr": lr, "gamma": gamma,
@@ -333,6 +332,14 @@ def _write_epoch(out: Path, model: CLSGAN, cfg: TrainConfig, history: list[dict]
         "format": "ganaug", "version": 1, "model": model.spec(), "state": model.state_dict(),
         "config": cfg.to_dict(), "epoch": epoch, "step": step, "opt_d": opt_d.state_dict(),
         "opt_g": opt_g.state_dict(), "history": history, "train_seconds": seconds})
+
+
+def standing_stats_pass(model: CLSGAN, samples: int, cfg: TrainConfig, epoch: int) -> bool:
+    """The pass that ``standing_stats=samples`` makes after (0-based) ``epoch``: the
+    generator's BatchNorm statistics on ``samples`` images of its own, in batches of
+    2 x batch size, seeded by (seed, epoch). benchmarks/standing_stats.py applies it to a
+    checkpoint trained without the option."""
+    return model.standing_statistics(samples, 2 * cfg.batch_size, _derive_seed(cfg.seed, epoch, 3))
 
 
 def evaluate_accuracy(model: CLSGAN, data: ImageSet) -> float:
