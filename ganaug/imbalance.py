@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Mapping, Sequence, Union
+from typing import Any, Mapping, Sequence, Union
 
+import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import ConcatDataset, Dataset, Subset
@@ -18,23 +19,30 @@ def dataset_targets(dataset: Dataset) -> Tensor:
 
     Reads ``.targets`` (torchvision datasets, ``ImageSet``) or ``.labels`` (SVHN), looks
     through ``Subset`` and ``ConcatDataset``, and otherwise reads the items' second elements
-    (only the items of a ``Subset``, once each).
+    (only the items of a ``Subset``, once each). Stored targets are used only when they are
+    the labels the items carry: one per item, and no ``target_transform`` on the dataset
+    (which changes them on the way out); else the items are read.
     """
     t = _stored_targets(dataset)
     if t is not None:
         return t
     if isinstance(dataset, Subset):
-        return torch.tensor([int(dataset.dataset[i][1]) for i in dataset.indices], dtype=torch.long)
-    return torch.tensor([int(dataset[i][1]) for i in range(len(dataset))], dtype=torch.long)
+        return torch.tensor([_item_label(dataset.dataset[i]) for i in dataset.indices],
+                            dtype=torch.long)
+    return torch.tensor([_item_label(dataset[i]) for i in range(len(dataset))], dtype=torch.long)
 
 
 def _stored_targets(dataset: Dataset) -> Tensor | None:
     """The targets a dataset keeps as an attribute (through Subset / ConcatDataset), or None
-    when they can only be had by reading its items."""
+    when they can only be had by reading its items: none kept, a ``target_transform`` (the
+    items carry its output, not the stored targets), or not one per item (stale targets)."""
+    if getattr(dataset, "target_transform", None) is not None:
+        return None
     for name in ("targets", "labels"):
         t = getattr(dataset, name, None)
         if t is not None:
-            return torch.as_tensor(t, dtype=torch.long).reshape(-1)
+            t = torch.as_tensor(t, dtype=torch.long).reshape(-1)
+            return t if len(t) == len(dataset) else None
     if isinstance(dataset, Subset):
         parent = _stored_targets(dataset.dataset)
         return None if parent is None else parent[torch.as_tensor(dataset.indices, dtype=torch.long)]
@@ -46,12 +54,43 @@ def _stored_targets(dataset: Dataset) -> Tensor | None:
     return None
 
 
+def as_pair(item: Any) -> tuple[Any, Any]:
+    """A dataset item as its ``(image, label)``, or a ValueError that says how to adapt."""
+    if isinstance(item, (tuple, list)) and len(item) == 2:
+        return item[0], item[1]
+    raise _not_a_pair(item)
+
+
+def _item_label(item: Any) -> int:
+    """The label of an item read for its target: its second element, an integer."""
+    if not isinstance(item, (tuple, list)) or len(item) < 2:
+        raise _not_a_pair(item)
+    try:
+        return int(item[1])
+    except (TypeError, ValueError, RuntimeError):
+        raise ValueError(f"dataset items must be (image, label) with an integer class id as "
+                         f"the label, got a label of type {type(item[1]).__name__}") from None
+
+
+def _not_a_pair(item: Any) -> ValueError:
+    if isinstance(item, Mapping):
+        got = f"a dict with keys {list(item)}"
+    elif isinstance(item, (tuple, list)):
+        got = f"a {type(item).__name__} of {len(item)} elements"
+    else:
+        got = f"a {type(item).__name__}"
+    return ValueError(f"dataset items must be (image, label) pairs, got {got}; wrap the dataset "
+                      f"in a small Dataset whose __getitem__ returns (image, label), e.g. "
+                      f"`return item['image'], item['label']` or `x, y, _ = item; return x, y`")
+
+
 def dataset_classes(dataset: Dataset) -> list | None:
-    """Class names of a dataset (``.classes``), looking through ``Subset`` and through a
+    """Class names of a dataset (``.classes``, a list, array or tensor; numpy and torch
+    scalars in it become Python values), looking through ``Subset`` and through a
     ``ConcatDataset`` whose parts agree; None when it has none."""
     names = getattr(dataset, "classes", None)
-    if names:
-        return list(names)
+    if names is not None and len(names) > 0:
+        return [_plain(c) for c in names]
     if isinstance(dataset, Subset):
         return dataset_classes(dataset.dataset)
     if isinstance(dataset, ConcatDataset) and dataset.datasets:
@@ -59,6 +98,13 @@ def dataset_classes(dataset: Dataset) -> list | None:
         if parts[0] and all(p == parts[0] for p in parts):
             return parts[0]
     return None
+
+
+def _plain(value: Any) -> Any:
+    """A numpy or torch scalar (an element of an array or tensor) as its Python value."""
+    if isinstance(value, (np.generic, Tensor)) and value.ndim == 0:
+        return value.item()
+    return value
 
 
 def class_counts(targets: Tensor | Sequence[int], num_classes: int | None = None) -> list[int]:
@@ -118,11 +164,12 @@ def make_long_tailed(dataset: Dataset, rho: float, seed: int = 0) -> Dataset:
     from .data import ImageSet
 
     names = dataset_classes(dataset)
-    idx = long_tailed_indices(dataset_targets(dataset), rho, seed, len(names) if names else None)
+    targets = dataset_targets(dataset)                          # the labels the items carry
+    idx = long_tailed_indices(targets, rho, seed, len(names) if names else None)
     if isinstance(dataset, ImageSet):
         return dataset.subset(idx)                              # keeps the transforms
     sub = Subset(dataset, idx.tolist())
-    sub.targets = dataset_targets(dataset)[idx]                  # type: ignore[attr-defined]
+    sub.targets = targets[idx]                                   # type: ignore[attr-defined]
     sub.classes = names or []                                    # type: ignore[attr-defined]
     return sub
 

@@ -11,6 +11,7 @@ callable that maps a LongTensor of labels to images in [-1, 1] on its device.
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 import sys
 import warnings
@@ -20,10 +21,10 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset, WeightedRandomSampler
 
-from .imbalance import (Balance, balance_plan, class_counts, dataset_classes, dataset_targets,
-                        quotas)
-from .sampling import (ItemFormat, Sampler, from_hwc_uint8, infer_format, is_albumentations,
-                       seed_for, to_hwc_uint8)
+from .imbalance import (Balance, as_pair, balance_plan, class_counts, dataset_classes,
+                        dataset_targets, quotas)
+from .sampling import (ItemFormat, Sampler, check_value_range, from_hwc_uint8, infer_format,
+                       is_albumentations, seed_for, to_hwc_uint8)
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
@@ -33,9 +34,10 @@ class SyntheticMix(Dataset):
     the rest synthetic. Items are ``(image, label)``.
 
     Args:
-        real_dataset: a map-style dataset of ``(image, label)``; images are tensors (C, H, W),
-            numpy arrays or PIL images, and synthetic items come in the same type, shape,
-            dtype and value range.
+        real_dataset: a map-style dataset of ``(image, label)`` pairs; images are tensors
+            (C, H, W), numpy arrays or PIL images, and synthetic items come in the same type,
+            shape, dtype and value range. Its ``.targets`` give the class counts when they
+            are one per item and it has no ``target_transform``; else its items' labels do.
         sampler: a ``CLSGAN``, a run folder or checkpoint path, or a callable
             ``labels -> images`` ((N, C, H, W) floats in [-1, 1] on its device).
         fraction: share f in [0, 1) of each epoch's items that are synthetic; their labels
@@ -59,24 +61,29 @@ class SyntheticMix(Dataset):
         gate_classifier: images in [-1, 1] -> class logits, used by the gate instead of the
             sampler's own classifier (needed for samplers that are not ganaug models).
         gate_max_draws: give up (ValueError) after drawing this many times a class's quota.
-        value_range: the real items' value range, when it cannot be read off them.
+        value_range: the real items' value range ``(lo, hi)``, lo < hi, when it cannot be
+            read off them.
         num_classes: the number of classes, when the real dataset has no ``.classes`` and
             lacks items of the last classes (default: from ``.classes``, the sampler or the
             largest label).
         batch_size: images per sampler call; device: where the sampler runs (default: a
             model's own device; for a path, CUDA when present). A model on another device
             is copied there, not moved.
-        shared_bank: keep the bank in shared memory (``/dev/shm`` on Linux) and refresh it
-            in place, so DataLoader workers that outlive an epoch
-            (``persistent_workers=True``) see each new round, and ``spawn`` workers share
-            one copy instead of each holding its own. Off by default: containers often give
-            shared memory far less room than a large bank needs.
+        shared_bank: keep the bank in shared memory (``/dev/shm`` on Linux) from the start
+            and refresh it in place, so DataLoader workers that outlive an epoch
+            (``persistent_workers=True``) see each new round. Off by default: containers
+            often give shared memory far less room than a large bank needs.
 
     DataLoader workers get a copy without the sampler (it stays in the main process, which
-    alone generates the bank), so any start method works, ``spawn`` included. Without
-    ``shared_bank`` a worker's copy is the bank of the round it started in; a worker asked
-    for a synthetic item after ``set_epoch`` moved to a new round raises an error rather
-    than serve the old round's images.
+    alone generates the bank), so any start method works, ``spawn`` included. Workers
+    started with ``spawn`` or ``forkserver`` receive the bank through shared memory whatever
+    ``shared_bank`` says (torch moves a tensor there to send it to another process), so
+    with those start methods the bank needs room in ``/dev/shm`` either way; ``fork``
+    workers (Linux's default) inherit it. Without ``shared_bank`` a worker's copy is the
+    bank of the round it started in; a worker asked for a synthetic item after
+    ``set_epoch`` moved to a new round raises an error rather than serve the old round's
+    images. Any pickled copy (a worker's, or ``copy.copy``) lacks the sampler and cannot
+    refresh the bank; ``copy.deepcopy`` keeps it.
     """
 
     def __init__(self, real_dataset: Dataset, sampler: Any, *, fraction: float | None = None,
@@ -107,8 +114,11 @@ class SyntheticMix(Dataset):
             raise ValueError(f"gate must be a confidence in (0, 1], got {gate!r}")
         if batch_size <= 0 or gate_max_draws <= 0:
             raise ValueError("batch_size and gate_max_draws must be positive")
+        if value_range is not None:
+            value_range = check_value_range(value_range)
         if len(real_dataset) == 0:
             raise ValueError("the real dataset is empty")
+        first = as_pair(real_dataset[0])            # (image, label) items, or a clear error now
         self.real = real_dataset
         self.n_real = len(real_dataset)
         real_targets = dataset_targets(real_dataset)
@@ -141,7 +151,7 @@ class SyntheticMix(Dataset):
             raise ValueError("gate= needs a classifier: use a ganaug model (or run folder) as "
                              "the sampler, or pass gate_classifier=")
         # the real items' format, from a few items; the sampler is probed once
-        probe = [real_dataset[i][0] for i in range(min(self.n_real, 32))]
+        probe = [first[0]] + [real_dataset[i][0] for i in range(1, min(self.n_real, 32))]
         self.format: ItemFormat = infer_format(probe, value_range)
         self.sampler.check(C, self.format.shape_chw)
 
@@ -186,13 +196,28 @@ class SyntheticMix(Dataset):
         state["sampler"] = state["gate_classifier"] = None
         return state
 
+    def __deepcopy__(self, memo: dict) -> "SyntheticMix":
+        # a deep copy is a whole dataset that can still refresh its bank: it shares the
+        # sampler and gate classifier (read only) and copies the rest, with shared memory of
+        # its own where this one uses shared memory
+        new = self.__class__.__new__(self.__class__)
+        memo[id(self)] = new
+        for k, v in self.__dict__.items():
+            new.__dict__[k] = v if k in ("sampler", "gate_classifier") else copy.deepcopy(v, memo)
+        for k in ("_live_round", "bank"):
+            if getattr(self, k).is_shared():
+                getattr(new, k).share_memory_()
+        return new
+
     # ------------------------------------------------------------------ bank
     def _generate(self, round_: int) -> Tensor:
         """Every class's synthetic images for refresh round ``round_``, in the storage form
         of ``self.format``, on the CPU. Class c's items come from seeds (seed, round, c, k)."""
         if self.sampler is None:
-            raise RuntimeError("this SyntheticMix is a copy made for a DataLoader worker (without "
-                               "its sampler); call set_epoch on the dataset in the main process")
+            raise RuntimeError("this SyntheticMix is a pickled copy (e.g. one made for a "
+                               "DataLoader worker, or by copy.copy), which has no sampler; call "
+                               "set_epoch on the original dataset in the main process "
+                               "(copy.deepcopy keeps the sampler)")
         parts = []
         for c, need in enumerate(self.plan):
             if need:
@@ -348,12 +373,15 @@ class BatchMixer:
     ``mixer(x, y)`` returns ``(x', y')``: with ``mode="append"`` the batch grows so that a
     share ``fraction`` of it is synthetic; with ``mode="replace"`` the last
     ``round(fraction * B)`` items are replaced. Labels come from the batch's own labels
-    (``labels="batch"``), uniformly (``"uniform"``) or from ``class_probs``. Images are
-    mapped from [-1, 1] to ``value_range`` and through ``transform`` (a tensor function on
-    the device, e.g. normalisation), then cast to the batch's dtype (rounded for integer
-    batches). Labels, and a ganaug model's noise, are drawn with a generator on the device
-    seeded with ``seed``: no host round-trip. A callable sampler draws its own noise, so
-    ``seed`` fixes its labels only.
+    (``labels="batch"``), uniformly (``"uniform"``) or from ``class_probs``. With
+    ``labels="batch"`` every label of the batch must be a class id in [0, num_classes),
+    checked at every call (labels on a GPU: at the first call only, to spare a host sync per
+    step): for batches with unlabeled items (-1) pass ``"uniform"`` or ``class_probs``. Images are mapped from [-1, 1] to
+    ``value_range`` (lo < hi) and through ``transform`` (a tensor function on the device,
+    e.g. normalisation), then cast to the batch's dtype (rounded for integer batches).
+    Labels, and a ganaug model's noise, are drawn with a generator on the device seeded with
+    ``seed``, without a host round-trip. A callable sampler draws its own noise, so ``seed``
+    fixes its labels only.
     """
 
     def __init__(self, sampler: Any, fraction: float, *, mode: str = "append",
@@ -368,6 +396,7 @@ class BatchMixer:
         if class_probs is None and labels not in ("batch", "uniform"):
             raise ValueError(f"labels must be 'batch' or 'uniform' (or pass class_probs), got "
                              f"{labels!r}")
+        value_range = check_value_range(value_range)
         self.sampler = Sampler(sampler, device)
         C = num_classes or self.sampler.num_classes or (
             len(class_probs) if class_probs is not None else None)
@@ -388,6 +417,7 @@ class BatchMixer:
         self.gen = torch.Generator(device=dev).manual_seed(int(seed))
         self.model = self.sampler.model
         self._range_checked = transform is not None    # a transform may normalise the batch
+        self._labels_checked = False
 
     def _check_range(self, x: Tensor) -> None:
         """Once, on the first non-empty batch (one host sync): warn when the real images do
@@ -401,6 +431,22 @@ class BatchMixer:
                           f"makes synthetic ones in value_range=({lo:g}, {hi:g}); pass "
                           f"value_range= your images' range (e.g. (0, 1) or (0, 255))",
                           stacklevel=3)
+
+    def _check_labels(self, y: Tensor) -> None:
+        """With ``labels="batch"`` the synthetic labels are drawn from the batch's: refuse
+        any outside [0, C) (-1: unlabeled), not only when one is drawn. Every call for labels
+        on the CPU; on a GPU, where it costs a host sync, the first call only."""
+        if y.device.type != "cpu" and self._labels_checked:
+            return
+        self._labels_checked = True
+        lo, hi = torch.stack([y.min(), y.max()]).tolist()
+        if lo < 0 or hi >= self.num_classes:
+            fix = ("-1 marks an unlabeled item: mix into the labeled items alone, or draw the "
+                   "synthetic labels with labels='uniform' or class_probs=" if lo < 0 else
+                   f"the sampler makes {self.num_classes} classes")
+            raise ValueError(f"labels='batch' draws the synthetic labels from the batch's, "
+                             f"which must be class ids in [0, {self.num_classes}); this batch's "
+                             f"labels span [{lo}, {hi}] ({fix})")
 
     def count(self, batch_size: int) -> int:
         """Synthetic items added to (append) or placed in (replace) a batch of this size."""
@@ -442,6 +488,7 @@ class BatchMixer:
         elif self.labels == "uniform":
             lab = torch.randint(self.num_classes, (n,), generator=self.gen, device=dev)
         else:
+            self._check_labels(y)
             idx = torch.randint(len(y), (n,), generator=self.gen, device=dev)
             lab = y.to(dev)[idx]
         img = self.generate(lab)

@@ -4,6 +4,7 @@ or any callable ``labels -> images``, checked once, seeded per call, and the ima
 from __future__ import annotations
 
 import copy
+import math
 import os
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -164,8 +165,26 @@ def _is_float(dtype: Any) -> bool:
     return np.issubdtype(np.dtype(dtype), np.floating)
 
 
+def check_value_range(value_range: Any) -> tuple[Any, Any]:
+    """``(lo, hi)`` as given, or a ValueError unless it is two finite numbers with lo < hi
+    (reversed ends would invert the synthetic images, equal ones blank them)."""
+    try:
+        lo, hi = value_range
+        ok = (not any(isinstance(v, (bool, str, bytes)) for v in (lo, hi))
+              and math.isfinite(float(lo)) and math.isfinite(float(hi)) and float(lo) < float(hi))
+    except (TypeError, ValueError, RuntimeError):
+        ok = False
+    if not ok:
+        raise ValueError(f"value_range must be two finite numbers (lo, hi) with lo < hi, the "
+                         f"range of the real images' values (e.g. (0, 1) or (0, 255)); got "
+                         f"{value_range!r}")
+    return lo, hi
+
+
 def infer_format(items: list[Any], value_range: tuple[float, float] | None = None) -> ItemFormat:
     """Read a few real items (their images) and describe their format."""
+    if value_range is not None:
+        value_range = check_value_range(value_range)
     first = items[0]
     if hasattr(first, "getbands") and hasattr(first, "size"):        # PIL.Image
         mode = first.mode

@@ -344,6 +344,33 @@ def test_batch_mixer_labels_follow_the_batch_or_are_uniform(model):
     assert BatchMixer(model, 0.5, labels="uniform")(x, y)[1][400:].unique().tolist() == [0, 1, 2, 3]
 
 
+def test_batch_mixer_refuses_unlabeled_or_unknown_batch_labels_every_call(model):
+    """labels="batch" draws from the batch's labels: a -1 (unlabeled) or an id past the
+    classes is refused at every call, whichever labels the draw picks, and whatever the
+    sampler (a callable used to receive them silently)."""
+    x = torch.rand(8, 1, 8, 8)
+    one_unlabeled = torch.tensor([0, 1, 2, 3, 0, 1, 2, -1])
+    seen = []
+
+    def callable_sampler(lab):
+        seen.append(lab)
+        return torch.zeros(len(lab), 1, 8, 8)
+
+    for sampler in (model, callable_sampler):
+        mixer = BatchMixer(sampler, 0.2, num_classes=4, seed=0)     # draws 2 of the 8 labels
+        for _ in range(10):
+            with pytest.raises(ValueError, match=r"\[0, 4\); this batch's labels span \[-1, 3\] "
+                                                 r"\(-1 marks an unlabeled item.*'uniform'"):
+                mixer(x, one_unlabeled)
+        with pytest.raises(ValueError, match=r"span \[0, 7\] \(the sampler makes 4 classes"):
+            mixer(x, torch.arange(8))
+    assert len(seen) == 1                                           # the probe alone
+    _, y = BatchMixer(model, 0.5, labels="uniform")(x, one_unlabeled)
+    assert y[:8].tolist() == one_unlabeled.tolist() and 0 <= int(y[8:].min())
+    _, y = BatchMixer(model, 0.5, class_probs=[0, 1, 0, 0])(x, one_unlabeled)
+    assert y[8:].tolist() == [1] * 8
+
+
 def test_batch_mixer_replace_keeps_the_first_labels_and_masks_the_rest(model):
     x, y = torch.rand(12, 1, 8, 8), torch.arange(12) % 4
     x3, y3, mask = BatchMixer(model, 0.25, mode="replace", seed=1)(x, y, return_mask=True)

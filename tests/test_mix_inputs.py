@@ -1,6 +1,7 @@
 """SyntheticMix / BatchMixer / imbalance tools on the inputs users bring: other worker start
 methods, Subset / ConcatDataset, value ranges that cannot be guessed, numpy numbers, bad
 probabilities, transforms that fail."""
+import copy
 import math
 import pickle
 
@@ -11,7 +12,8 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
 
 from ganaug import BatchMixer, CLSGAN, SyntheticMix
 from ganaug.data import ImageSet, load_dataset
-from ganaug.imbalance import dataset_classes, dataset_targets, make_long_tailed
+from ganaug.imbalance import (class_counts, dataset_classes, dataset_targets, long_tail_counts,
+                              make_long_tailed)
 
 # the tests' batches are arbitrary tensors; BatchMixer's range warning has its own test
 pytestmark = pytest.mark.filterwarnings("ignore:the batch's images span:UserWarning")
@@ -88,9 +90,28 @@ def test_mix_pickles_without_its_sampler_and_spawn_workers_see_the_bank(model):
         copy.set_epoch(0) or copy._generate(1)
     loader = DataLoader(mix, batch_size=len(mix), num_workers=1,
                         multiprocessing_context="spawn")
+    assert not mix.bank.is_shared()
     x, y = next(iter(loader))
     assert torch.equal(x, torch.stack([mix[i][0] for i in range(len(mix))]))
     assert y.tolist() == mix.targets
+    assert mix.bank.is_shared()         # as documented: spawn sends it through shared memory
+
+
+def test_a_deep_copy_keeps_its_sampler_and_a_pickled_copy_says_what_it_is(model):
+    data = Plain(n=24, names=["a", "b", "c", "d"], targets=True)
+    mix = SyntheticMix(data, model, fraction=0.5, refresh_every=1, seed=3)
+    deep = copy.deepcopy(mix)
+    assert deep.sampler is mix.sampler and deep.bank is not mix.bank
+    assert deep._live_round.is_shared()         # workers of the copy still see its rounds
+    deep.set_epoch(1)
+    assert deep.round == 1 and mix.round == 0 and int(mix._live_round) == 0
+    mix.set_epoch(1)
+    assert all(torch.equal(deep[i][0], mix[i][0]) for i in range(len(mix)))
+    shared = SyntheticMix(data, model, fraction=0.5, seed=3, shared_bank=True)
+    assert copy.deepcopy(shared).bank.is_shared()
+    with pytest.raises(RuntimeError, match=r"pickled copy \(e\.g\. one made for a DataLoader "
+                                           r"worker.*main process"):
+        pickle.loads(pickle.dumps(mix)).set_epoch(2)
 
 
 def _epochs_through_persistent_workers(mix, context, epochs=3):
@@ -224,6 +245,117 @@ def test_class_names_in_another_order_are_refused_and_other_names_warned_about(m
         SyntheticMix(Plain(targets=True, names=list("wxyz")), plain, fraction=0.5)
 
 
+class Remapped(Dataset):
+    """torchvision's way: raw ``.targets``, items' labels through ``target_transform``; the
+    raw targets are long-tailed (14, 2, 2, 2), the served ones (2, 2, 2, 14)."""
+    classes = ["a", "b", "c", "d"]
+
+    def __init__(self, target_transform=lambda y: 3 - y, n=None):
+        g = torch.Generator().manual_seed(0)
+        self.x = torch.rand(20, 1, 8, 8, generator=g)
+        self.targets = [0] * 14 + [1, 1, 2, 2, 3, 3]
+        self.target_transform, self.n = target_transform, n
+
+    def __len__(self):
+        return self.n or len(self.targets)
+
+    def __getitem__(self, i):
+        y = self.targets[i]
+        return self.x[i], (self.target_transform(y) if self.target_transform else y)
+
+
+def test_counts_come_from_the_served_labels_under_a_target_transform(model):
+    data = Remapped()
+    assert dataset_targets(data).tolist() == [int(data[i][1]) for i in range(20)]
+    g = torch.Generator().manual_seed(0)
+    image_set = ImageSet(torch.rand(20, 1, 8, 8, generator=g) * 2 - 1, torch.tensor(data.targets),
+                         list("abcd"), target_transform=lambda t: 3 - t)
+    for d in (data, image_set, Subset(data, list(range(20)))):
+        mix = SyntheticMix(d, model, balance="max")
+        served = class_counts([mix[i][1] for i in range(len(mix))], 4)
+        assert mix.plan == [12, 12, 12, 0] and served == mix.class_counts() == [14] * 4
+    raw = SyntheticMix(Remapped(target_transform=None), model, balance="max")  # as before
+    assert raw.plan == [0, 12, 12, 12]
+    lt = make_long_tailed(data, rho=2)          # the profile cuts the served classes
+    assert class_counts([lt[i][1] for i in range(len(lt))], 4) == long_tail_counts(2, 4, 2)
+
+
+def test_stale_targets_are_not_used(model):
+    data = Remapped(target_transform=None, n=16)        # 20 stored targets, 16 items
+    assert dataset_targets(data).tolist() == data.targets[:16]
+    mix = SyntheticMix(data, model, fraction=0.5)
+    assert mix.n_real == 16 and len(mix.targets) == len(mix) == 32
+    assert [mix[i][1] for i in range(len(mix))] == mix.targets
+    assert mix.class_counts() == [28, 4, 0, 0]
+
+
+@pytest.mark.parametrize("as_array", [np.array, torch.tensor])
+def test_classes_as_an_array_or_tensor(model, as_array):
+    data = Plain(n=80, targets=True)
+    data.targets = np.array(data.y)
+    data.classes = as_array([0, 1, 2, 3])
+    assert dataset_classes(data) == [0, 1, 2, 3]
+    assert all(type(c) is int for c in dataset_classes(data))
+    plain = CLSGAN((1, 8, 8), 4, "mlp")                # default names "0".."3": no warning
+    assert SyntheticMix(data, plain, fraction=0.5).classes == [0, 1, 2, 3]
+    assert make_long_tailed(data, rho=4).classes == [0, 1, 2, 3]
+    data.classes = np.array(list("abcd"))
+    assert dataset_classes(data) == list("abcd")
+    assert SyntheticMix(data, model, fraction=0.5).classes == list("abcd")
+    data.classes = np.array([])
+    assert dataset_classes(data) is None
+
+
+class DictItems(Dataset):
+    """Hugging Face style items: {"image": ..., "label": ...}."""
+
+    def __len__(self):
+        return 8
+
+    def __getitem__(self, i):
+        return {"image": torch.rand(1, 8, 8), "label": i % 4}
+
+
+class Triples(Dataset):
+    """(image, label, metadata) items, with .targets unless asked."""
+
+    def __init__(self, targets=True):
+        if targets:
+            self.targets = [i % 4 for i in range(8)]
+
+    def __len__(self):
+        return 8
+
+    def __getitem__(self, i):
+        return torch.rand(1, 8, 8), i % 4, "meta"
+
+
+def test_items_that_are_not_image_label_pairs_are_refused_at_construction():
+    sampler, calls = _counting()
+    with pytest.raises(ValueError, match=r"\(image, label\) pairs, got a dict with keys "
+                                         r"\['image', 'label'\]; wrap the dataset"):
+        SyntheticMix(DictItems(), sampler, fraction=0.5)
+    with pytest.raises(ValueError, match=r"\(image, label\) pairs, got a tuple of 3 elements"):
+        SyntheticMix(Triples(), sampler, fraction=0.5)
+    assert calls == []
+    with pytest.raises(ValueError, match=r"\(image, label\) pairs, got a dict"):
+        dataset_targets(DictItems())
+    # reading labels alone (make_long_tailed) takes any item's second element, as before
+    assert dataset_targets(Triples(targets=False)).tolist() == [i % 4 for i in range(8)]
+
+
+@pytest.mark.parametrize("bad", [(1, -1), (0, 0), (0, math.inf), (math.nan, 1), ("0", "1"),
+                                 (0, 1, 2), 255])
+def test_bad_value_ranges_are_refused(model, bad):
+    sampler, calls = _counting()
+    with pytest.raises(ValueError, match=r"value_range must be two finite numbers \(lo, hi\) "
+                                         r"with lo < hi"):
+        SyntheticMix(Plain(targets=True), sampler, fraction=0.5, value_range=bad)
+    assert calls == []
+    with pytest.raises(ValueError, match="value_range must be"):
+        BatchMixer(model, 0.5, value_range=bad)
+
+
 # ------------------------------------------------------------------ value ranges
 def test_value_range_is_not_guessed_for_non_8_bit_items():
     twelve_bit = Plain(dtype=torch.int16, scale=4095, targets=True)
@@ -280,10 +412,11 @@ def test_batch_mixer_rounds_for_integer_batches():
 def test_make_long_tailed_keeps_transforms_and_refuses_empty_classes():
     tr, _ = load_dataset("digits")
     tr = ImageSet(tr.images, tr.targets, tr.classes, transform=lambda x: x + 10,
-                  target_transform=lambda y: y + 100)
+                  target_transform=lambda y: 9 - y)
     lt = make_long_tailed(tr, rho=10)
-    x, y = lt[0]
-    assert float(x.min()) >= 9 and y >= 100
+    assert float(lt[0][0].min()) >= 9 and lt.target_transform is tr.target_transform
+    served = class_counts([lt[i][1] for i in range(len(lt))], 10)    # cut by the served labels
+    assert served == long_tail_counts(min(tr.class_counts()), 10, 10)
     no9 = ImageSet(tr.images[tr.targets != 9], tr.targets[tr.targets != 9], tr.classes)
     with pytest.raises(ValueError, match=r"class\(es\) \[9\] of 10 have no items"):
         make_long_tailed(no9, rho=10)
