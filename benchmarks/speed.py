@@ -200,9 +200,13 @@ def reference_step(arch, shape, bs, device, data):
         ema(model.loss_net_ema, D)
         # generator: feature matching
         x_g = G((torch.rand(2 * bs, nz) * 2 - 1).to(device), y_gen)
-        with torch.no_grad():
-            _, h_r = D(x, features=True)
-        _, h_f = D(x_g, features=True)
+        if arch == "conv":                        # BatchNorm: fakes beside the reals
+            _, h = D(torch.cat([x, x_g]), features=True)
+            h_r, h_f = h[:2 * bs].detach(), h[2 * bs:]
+        else:
+            with torch.no_grad():
+                _, h_r = D(x, features=True)
+            _, h_f = D(x_g, features=True)
         g_loss = O.feature_matching(h_r, h_f)
         opt_g.zero_grad(set_to_none=True)
         g_loss.backward()

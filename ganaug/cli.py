@@ -26,7 +26,7 @@ _TRAIN_FLAGS = {
     "dataset": str, "data_root": str, "image_size": int, "labels_per_class": None,
     "data_seed": int, "arch": str, "objective": str, "lipschitz": str, "lam": float,
     "gamma": float, "gamma_rampup": int, "margin_scale": float, "nu": float, "g_loss": str,
-    "g_cond_weight": float, "fm_layers": str, "translate": int,
+    "g_cond_weight": float, "fm_layers": str, "fm_real": str, "translate": int,
     "d_steps": int, "mode_seeking": float, "consistency": float,
     "consistency_teacher": str,
     "weight_decay": float, "gp_weight": float, "penalty_every": int, "clip": float,
@@ -54,7 +54,7 @@ _HELP = {
     "margin_scale": "the L1 margin Delta(x, G(z)) is this times the mean |x - x'| over the "
                     "pixels and channels of each pair; LS objectives (sscls, cls, ls, gls) "
                     "(default 2.5)",
-    "nu": "GLS-GAN slope in [0, 1] (objective gls only; default 0.5)",
+    "nu": "GLS-GAN slope, at most 1 (objective gls only; default 0.5; -1 gives C(t) = |t|)",
     "d_steps": "loss-network steps per generator step (default 1)",
     "weight_decay": "L2 weight decay on the loss network, for --lipschitz weight-decay "
                     "(default 1e-4)",
@@ -84,6 +84,9 @@ _HELP = {
     "fm_layers": "loss-network layers whose mean activations the feature-matching generator "
                  "matches: last (the last hidden layer, Salimans et al.; default) or all (every "
                  "hidden layer, each scaled to the last one's width)",
+    "fm_real": "real images whose mean activations the feature-matching generator matches: all "
+               "(the batch's labeled and unlabeled images; default) or unlabeled (its unlabeled "
+               "images only, as DESIGN.md and Salimans et al.)",
     "lr_decay": "factor applied to the learning rate every --lr-decay-every epochs (default 0.8)",
     "lr_decay_every": "epochs between learning-rate decays (default 25)",
     "translate": "data augmentation: shift every real training image (labeled and unlabeled) "
@@ -143,6 +146,17 @@ def _seed_list(s: str) -> list[int]:
     return seeds
 
 
+class _Once(argparse.Action):
+    """Store the flag's value, refusing the flag given twice (argparse would silently keep
+    the last one)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if getattr(namespace, self.dest, None) is not None:
+            parser.error(f"{option_string} is given twice ({getattr(namespace, self.dest)} and "
+                         f"{values}); pass one (flags override its values)")
+        setattr(namespace, self.dest, values)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ganaug", description="Class-conditional and "
                                 "semi-supervised CLS-GANs for data augmentation.")
@@ -174,7 +188,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", default=False,
                    help="continue the run in --out from its last checkpoint")
     t.add_argument("--quiet", action="store_true", default=False, help="no progress bar")
-    t.add_argument("--recipe", default=None, metavar="FILE",
+    t.add_argument("--recipe", default=None, metavar="FILE", action=_Once,
                    help="YAML file of TrainConfig values (see recipes/); flags override it")
     t.add_argument("--seeds", default=None, type=_seed_list, metavar="S,S,...",
                    help="one run per training seed into OUT/seed-N, then the mean and std of "
@@ -204,8 +218,9 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--data-root", default=None, help="override the run's data root")
     e.add_argument("--json", action="store_true", help="print the metrics as JSON")
     e.add_argument("--quick", action="store_true",
-                   help="the classifier's metrics only, no sample-quality metrics; writes "
-                        "no eval.json (that keeps the last full evaluation)")
+                   help="the classifier's metrics only, no sample-quality metrics (their "
+                        "flags, --samples to --inception-weights, are refused); writes no "
+                        "eval.json (that keeps the last full evaluation)")
     e.add_argument("--samples", type=int, default=None, metavar="N",
                    help="real test images (and as many generated) for FID, KID, precision and "
                         "recall (default 10000, or the whole test split when smaller)")
@@ -216,7 +231,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="training steps of the domain classifier and of the TSTR classifier "
                         "(default 1000 for the MLP, 3000 for the CNN); numbers compare only "
                         "at equal steps")
-    e.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    e.add_argument("--seed", type=int, default=None,    # None: not given (0), for --quick
+                   help="sampling seed (default 0)")
     e.add_argument("--cache-dir", default=None, metavar="DIR",
                    help="cache of the domain classifier (default $GANAUG_CACHE or ~/.cache/ganaug)")
     e.add_argument("--inception-weights", default=None, metavar="FILE",
@@ -232,9 +248,14 @@ def _train(args: argparse.Namespace) -> int:
     given = {k: v for k, v in vars(args).items() if k in _TRAIN_FLAGS or k in _SWITCHES}
     if args.seeds is not None and "seed" in given:
         raise ValueError("--seed and --seeds do not mix: --seeds S,S,... sets each run's seed")
+    recipe_bytes = None
     if args.recipe is not None:
-        from .recipes import load_recipe
-        given = {**load_recipe(args.recipe), **given}      # defaults < recipe < flags
+        from .recipes import read_recipe
+        values, recipe_bytes = read_recipe(args.recipe)   # the run copies what was parsed
+        given = {**values, **given}                        # defaults < recipe < flags
+    if args.out is not None:
+        from .train import check_run_kind
+        check_run_kind(args.out, seeds=args.seeds is not None)   # a file, the other kind of run
     if args.resume:
         if args.out is None:
             raise ValueError("--resume needs --out pointing at the run to resume")
@@ -251,7 +272,7 @@ def _train(args: argparse.Namespace) -> int:
         # compare resolved values: `--lipschitz auto` resumes a run saved as 'zero-gp'
         asked = dataclasses.replace(saved, **given).resolved()
         clash = [k for k in given
-                 if k not in TrainConfig.RESUMABLE and getattr(saved, k) != getattr(asked, k)
+                 if not TrainConfig.may_change(k, getattr(saved, k), getattr(asked, k))
                  and not (k == "seed" and args.seeds is not None)]
         if clash:
             detail = ", ".join(f"--{k.replace('_', '-')} {getattr(saved, k)!r} -> {given[k]!r}"
@@ -270,7 +291,7 @@ def _train(args: argparse.Namespace) -> int:
     if init_from_env(cfg.device) and not is_main():   # under torchrun rank 0 alone prints
         sys.stdout = open(os.devnull, "w")
     opts = dict(out=args.out, resume=args.resume, progress=not args.quiet, recipe=args.recipe,
-                tensorboard=args.tensorboard)
+                tensorboard=args.tensorboard, recipe_bytes=recipe_bytes)
     if args.seeds is not None:
         s = fit_seeds(cfg, args.seeds, **opts)
         for r in s["runs"]:
@@ -325,8 +346,21 @@ def _eval(args: argparse.Namespace) -> int:
                               ("cache_dir", args.cache_dir),
                               ("extractor_steps", args.classifier_steps),
                               ("inception_weights", args.inception_weights)) if v is not None}
-    if not args.quick:
-        opts.update(seed=args.seed, log=lambda s: print(s, file=sys.stderr, flush=True))
+    if args.quick:
+        # as `--seed` with `--seeds`: a flag that would be silently ignored is an error
+        ignored = [flag for flag, v in (("--samples", args.samples), ("--seed", args.seed),
+                                        ("--tstr-per-class", args.tstr_per_class),
+                                        ("--classifier-steps", args.classifier_steps),
+                                        ("--cache-dir", args.cache_dir),
+                                        ("--inception-weights", args.inception_weights))
+                   if v is not None]
+        if ignored:
+            raise ValueError(f"--quick measures no sample quality, so {', '.join(ignored)} "
+                             f"would be ignored: drop {'it' if len(ignored) == 1 else 'them'}, "
+                             f"or drop --quick")
+    else:
+        opts.update(seed=0 if args.seed is None else args.seed,
+                    log=lambda s: print(s, file=sys.stderr, flush=True))
     m = evaluate_run(args.run, args.data_root, quality=not args.quick, save=not args.quick,
                      device=args.device, **opts)
     if not args.quick:

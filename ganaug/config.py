@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,12 +15,15 @@ LIPSCHITZ = ("none", "weight-decay", "gp", "zero-gp", "div", "clip", "spectral-n
 G_LOSSES = ("auto", "loss", "feature-matching")
 CONSISTENCY_TEACHERS = ("ema", "net")   # whose predictions the consistency term targets
 FM_LAYERS = ("last", "all")   # which hidden layers feature matching compares
+FM_REAL = ("all", "unlabeled")  # which real images of the batch it matches the fakes with
 G_COND_WEIGHT = 3.0   # g_cond_weight=None with feature matching: measured on digits
 PENALTIES = ("gp", "zero-gp", "div")   # the regularisers computed as a penalty term
 GP_WEIGHTS = {"gp": 10.0, "zero-gp": 0.1}   # gp_weight=None: WGAN-GP's 10; 0.1 measured on digits
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 SPEED_CHOICES = {"amp": ("auto", "bf16", "off"), "compile": ("auto", "on", "off", *COMPILE_MODES),
                  "channels_last": ("auto", "on", "off"), "fused_adam": ("auto", "on", "off")}
+SEED_RANGE = (-2 ** 63, 2 ** 64 - 1)   # what torch.manual_seed and torch.Generator take
+FOLDER = "folder:"                     # dataset folder:PATH
 
 
 def _refuse_no_effect(c: TrainConfig, obj: Any, default_gp: float) -> None:
@@ -92,6 +96,18 @@ def standing_stats_count(v: Any, name: str = "standing_stats") -> int:
     return n
 
 
+def folder_path(dataset: str) -> str | None:
+    """The PATH of a ``folder:PATH`` dataset (as spelled), or None for another dataset."""
+    return dataset[len(FOLDER):] if dataset.startswith(FOLDER) else None
+
+
+def _absolute_folder(dataset: str) -> str:
+    """``folder:PATH`` with PATH absolute (``~`` expanded), so the run folder's config names
+    the same images from any working directory; other datasets as they are."""
+    path = folder_path(dataset)
+    return dataset if path is None else FOLDER + os.path.abspath(os.path.expanduser(path))
+
+
 def _non_negative_number(v: Any) -> bool:
     """A finite real number >= 0 (not a bool, a string or nan)."""
     return not isinstance(v, bool) and isinstance(v, (int, float)) and 0 <= v < math.inf
@@ -119,7 +135,7 @@ class TrainConfig:
     gamma: float = 1.0                 # weight of the unlabeled term (paper: 0.25 .. 2)
     gamma_rampup: int = 0              # epochs of linear ramp-up of gamma from 0
     margin_scale: float = 2.5          # Delta = scale * mean|x - x'| (ref code ~2.5 x mean)
-    nu: float = 0.5                    # GLS slope in [0, 1] (objective gls only)
+    nu: float = 0.5                    # GLS slope, <= 1 (objective gls only; -1 gives |t|)
     loss_form: str = "semi"            # semi: extra "fake" logit 0 (paper); softmax: plain CE
     g_loss: str = "auto"               # loss (L of its fakes) | feature-matching | auto:
                                        # feature matching for sscls, else the objective's own
@@ -128,6 +144,9 @@ class TrainConfig:
                                        # None: 3 for a conditional objective, else 0
     fm_layers: str = "last"            # feature matching on the loss network's last hidden
                                        # layer (Salimans et al.) or on "all" hidden layers
+    fm_real: str = "all"               # the real side of feature matching: "all" the batch's
+                                       # real images or its "unlabeled" ones (DESIGN.md,
+                                       # Salimans et al.)
     mode_seeking: float = 0.0          # weight of MSGAN's diversity term in G's loss (0: off)
     consistency: float = 0.0           # weight of a consistency term on unlabeled images: a
                                        # teacher's class probabilities on a second view (own
@@ -170,7 +189,8 @@ class TrainConfig:
     fused_adam: str = "auto"           # auto (CUDA only; the CPU keeps Adam's for-loop) | on | off
     net_options: dict[str, Any] = field(default_factory=dict)  # passed to the arch builder
 
-    # keys that may differ when resuming a run (everything else must match)
+    # keys that may differ when resuming a run (everything else must match); so may the PATH
+    # of a folder:PATH dataset (see may_change): the data's fingerprint guards both
     RESUMABLE = ("epochs", "time_limit", "device", "data_root", "download", "amp", "compile",
                  "channels_last", "fused_adam")
 
@@ -178,6 +198,14 @@ class TrainConfig:
         """A validated copy with ``auto`` values filled in; raises ValueError on bad input."""
         c = dataclasses.replace(self, net_options=dict(self.net_options))
         check_dataset_name(c.dataset)
+        c.dataset = _absolute_folder(c.dataset)
+        for name, flag in (("seed", "--seed"), ("data_seed", "--data-seed")):
+            n = as_int(getattr(c, name))
+            if n is None or not SEED_RANGE[0] <= n <= SEED_RANGE[1]:
+                raise ValueError(f"{name} ({flag}) must be a whole number from {SEED_RANGE[0]} "
+                                 f"to {SEED_RANGE[1]} (the seeds torch takes), got "
+                                 f"{getattr(c, name)!r}")
+            setattr(c, name, n)
         obj = get_objective(c.objective)
         if c.lipschitz == "auto":
             c.lipschitz = obj.default_lipschitz
@@ -228,6 +256,13 @@ class TrainConfig:
                              f"matching generator loss, but this run has g_loss={c.g_loss!r}; "
                              f"use --g-loss feature-matching (sscls's default) or leave "
                              f"fm_layers at 'last'")
+        if c.fm_real not in FM_REAL:
+            raise ValueError(f"fm_real must be one of {', '.join(FM_REAL)}, got {c.fm_real!r}")
+        if c.fm_real != "all" and c.g_loss != "feature-matching":
+            raise ValueError(f"fm_real={c.fm_real!r} chooses the real images of the feature-"
+                             f"matching generator loss, but this run has g_loss={c.g_loss!r}; "
+                             f"use --g-loss feature-matching (sscls's default) or leave "
+                             f"fm_real at 'all'")
         if c.loss_form not in ("semi", "softmax"):
             raise ValueError(f"loss_form must be 'semi' or 'softmax', got {c.loss_form!r}")
         if c.loss_form == "softmax" and (not obj.conditional or obj.critic == "gan"):
@@ -270,8 +305,8 @@ class TrainConfig:
             if not _non_negative_number(getattr(c, name)):
                 raise ValueError(f"{name} must be a non-negative, finite number, got "
                                  f"{getattr(c, name)!r}")
-        if not 0.0 <= c.nu <= 1.0:
-            raise ValueError(f"nu must be in [0, 1], got {c.nu}")
+        if not (isinstance(c.nu, (int, float)) and math.isfinite(c.nu) and c.nu <= 1.0):
+            raise ValueError(f"nu (the GLS slope) must be a finite number <= 1, got {c.nu!r}")
         if not 0.0 <= c.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), got {c.ema_decay}")
         if not 0.0 <= c.beta1 < 1.0:
@@ -312,7 +347,18 @@ class TrainConfig:
             raise ValueError(f"unknown config keys: {', '.join(unknown)}")
         return cls(**{**cls.BEFORE_KEY_EXISTED, **d})
 
+    @classmethod
+    def may_change(cls, key: str, old: Any, new: Any) -> bool:
+        """Whether a resumed run may have ``new`` where it was saved with ``old``: equal
+        values, a key in RESUMABLE, or another PATH of a ``folder:PATH`` dataset (a
+        different spelling of its folder, or the folder moved, as ``data_root`` may; the
+        data's fingerprint in the checkpoint refuses other images)."""
+        if old == new or key in cls.RESUMABLE:
+            return True
+        return key == "dataset" and isinstance(old, str) and isinstance(new, str) and \
+            folder_path(old) is not None and folder_path(new) is not None
+
     def diff(self, other: "TrainConfig") -> list[str]:
-        """Keys (outside RESUMABLE) whose values differ."""
+        """Keys whose values differ and may not (see :meth:`may_change`)."""
         a, b = self.to_dict(), other.to_dict()
-        return [k for k in a if k not in self.RESUMABLE and a[k] != b[k]]
+        return [k for k in a if not self.may_change(k, b[k], a[k])]

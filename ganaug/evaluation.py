@@ -302,27 +302,42 @@ def _maybe(fn: Callable[[], Any]) -> tuple[Any, str | None]:
         return None, str(e)
 
 
-def _metric_set(real: Tensor, y_real: Tensor, other: Tensor, y_other: Tensor, seed: int) -> dict:
-    """FID, KID, intra-class FID, precision and recall of ``other`` against ``real``."""
+def _metric_set(real: Tensor, y_real: Tensor, other: Tensor, y_other: Tensor, seed: int,
+                skip: str | None = None) -> dict:
+    """FID, KID, intra-class FID, precision and recall of ``other`` against ``real``; with
+    ``skip`` (a reason) none is computed and each is ``None`` with that reason."""
+    maybe = (lambda fn: (None, skip)) if skip else _maybe
     m: dict[str, Any] = {}
-    m["fid"], m["fid_error"] = _maybe(lambda: Q.fid(real, other))
+    m["fid"], m["fid_error"] = maybe(lambda: Q.fid(real, other))
     size = min(KID_SUBSET_SIZE, len(real), len(other))
     # sets no larger than a subset: every subset would be both whole sets, one and the same
     subsets = 1 if size == len(real) == len(other) else KID_SUBSETS
-    m["kid"], m["kid_error"] = _maybe(lambda: Q.kid(real, other, subsets=subsets,
-                                                    subset_size=size, seed=seed))
+    m["kid"], m["kid_error"] = maybe(lambda: Q.kid(real, other, subsets=subsets,
+                                                   subset_size=size, seed=seed))
     m["kid_subset_size"], m["kid_subsets"] = size, subsets
     # intra-class FID over the classes with at least 2 images on both sides
     ok = [c for c in torch.unique(y_real).tolist()
           if int((y_real == c).sum()) >= 2 and int((y_other == c).sum()) >= 2]
     ok_t = torch.tensor(ok, dtype=torch.long)
     keep_r, keep_o = torch.isin(y_real, ok_t), torch.isin(y_other, ok_t)
-    m["intra"], m["intra_error"] = _maybe(lambda: Q.intra_class_fid(
-        real[keep_r], y_real[keep_r], other[keep_o], y_other[keep_o])) if ok else \
+    m["intra"], m["intra_error"] = maybe(lambda: Q.intra_class_fid(
+        real[keep_r], y_real[keep_r], other[keep_o], y_other[keep_o])) if ok or skip else \
         (None, "no class has 2 images on both sides")
     m["intra_classes"] = len(ok)
-    m["pr"], m["pr_error"] = _maybe(lambda: Q.precision_recall(real, other, k=KNN_K))
+    m["pr"], m["pr_error"] = maybe(lambda: Q.precision_recall(real, other, k=KNN_K))
     return m
+
+
+DIVERGED = "generated images contain NaN or inf values (the generator diverged)"
+
+
+def _too_few(error: str | None, n: int, max_samples: int, n_test: int) -> str | None:
+    """A metric's reason for n/a, with what to change when the sets were too small for it."""
+    if not error or not ("needs at least" in error or "no class has 2 images" in error):
+        return error
+    if n == n_test:             # the whole test split is used: --samples cannot help
+        return f"{error}; the test split has only {n_test} images"
+    return f"{error}; pass a --samples larger than {max_samples}"
 
 
 def _entry(value, protocol: str, reference=None, **extra) -> dict:
@@ -349,11 +364,18 @@ def evaluate_quality(model: CLSGAN, train: ImageSet, test: ImageSet, *,
     ``labels_note``: why the generator does not follow its labels (an unconditional
     objective, feature matching alone), attached to intra-class FID and TSTR, which read
     the generated images' labels.
+
+    A metric that cannot be computed is ``None`` with the reason in ``"error"``: sets too
+    small for it (the reason names ``--samples``), or generated images holding NaN or inf (a
+    diverged generator: then every metric, TSTR included, is ``None``; the real references
+    are still given).
     """
     if max_samples < 2:
         raise ValueError(f"--samples must be at least 2, got {max_samples}")
     if tstr_per_class is not None and tstr_per_class <= 0:
         raise ValueError(f"--tstr-per-class must be positive, got {tstr_per_class}")
+    if extractor_steps is not None and extractor_steps <= 0:
+        raise ValueError(f"--classifier-steps must be positive, got {extractor_steps}")
     if (train.num_classes, train.image_shape) != (model.num_classes, model.image_shape):
         raise ValueError(f"the data ({train.num_classes} classes, {train.image_shape}) does not "
                          f"match the model ({model.num_classes}, {model.image_shape})")
@@ -372,14 +394,18 @@ def evaluate_quality(model: CLSGAN, train: ImageSet, test: ImageSet, *,
     say(f"eval: {len(ref)} generated vs {len(ref)} real test images: FID, KID, intra-class "
         f"FID, precision and recall ...")
     x_fake = model.sample(y_ref, torch.Generator().manual_seed(seed)).cpu()
+    # a diverged generator: every sample-quality number is n/a, for this one reason
+    diverged = None if torch.isfinite(x_fake).all() else DIVERGED
     tr_idx = _matching_train(train, y_ref, seed)
     f_real = features_of(net, test.images[ref])
-    f_fake = features_of(net, x_fake)
+    f_fake = f_real if diverged else features_of(net, x_fake)
     f_train = features_of(net, train.images[tr_idx])
-    gen_m = _metric_set(f_real, y_ref, f_fake, y_ref, seed)
+    gen_m = _metric_set(f_real, y_ref, f_fake, y_ref, seed, skip=diverged)
     real_m = _metric_set(f_real, y_ref, f_train, train.targets[tr_idx], seed)
 
     n, n_tr = len(ref), len(tr_idx)
+    for key in ("fid_error", "kid_error", "intra_error", "pr_error"):
+        gen_m[key] = _too_few(gen_m[key], n, max_samples, len(test))
     space = f"{ext['name']} {ext['feature_dim']}-d features"
     pair = f"{n} generated (labels = the real images' labels, seed {seed}) vs {n} real test images"
     ref_note = f"real reference: {n_tr} real training images vs the same test images"
@@ -411,24 +437,33 @@ def evaluate_quality(model: CLSGAN, train: ImageSet, test: ImageSet, *,
     # ---- train on synthetic, test on real: the ruler's architecture, steps and seed
     per_class = tstr_per_class or max(1, math.ceil(len(train) / C))
     y_syn = torch.arange(C).repeat_interleave(per_class)
-    say(f"eval: train on synthetic, test on real: {ext['steps']} steps on {len(y_syn)} "
-        f"generated images ...")
-    x_syn = model.sample(y_syn, torch.Generator().manual_seed(seed + 1)).cpu()
-    clf = train_domain_classifier(x_syn, y_syn, C, kind=ext["kind"], steps=ext["steps"],
-                                  seed=ext["seed"], device=dev)
-    tstr = accuracy_of(clf, test.images, test.targets)
+    tstr, tstr_error = None, diverged
+    if not diverged:
+        say(f"eval: train on synthetic, test on real: {ext['steps']} steps on {len(y_syn)} "
+            f"generated images ...")
+        x_syn = model.sample(y_syn, torch.Generator().manual_seed(seed + 1)).cpu()
+        if torch.isfinite(x_syn).all():
+            clf = train_domain_classifier(x_syn, y_syn, C, kind=ext["kind"], steps=ext["steps"],
+                                          seed=ext["seed"], device=dev)
+            tstr = accuracy_of(clf, test.images, test.targets)
+        else:
+            tstr_error = DIVERGED
     out["tstr_accuracy"] = _entry(
         tstr, f"{ext['name']} classifier ({ext['steps']} Adam steps, batch {BATCH_SIZE}, seed "
         f"{ext['seed']}) trained only on {len(y_syn)} generated images ({per_class} per class), "
         f"tested on all {len(test)} real test images; real reference: the same classifier "
-        f"trained on the {len(train)} real training images", ext["test_accuracy"])
+        f"trained on the {len(train)} real training images", ext["test_accuracy"],
+        error=tstr_error)
 
     # ---- standard FID, only from local Inception weights
     if inception is not None:
-        say("eval: Inception features of both sets (299x299) ...")
-        fi_real = inception_features(test.images[ref], inception)
-        fi_fake = inception_features(x_fake, inception)
-        value, err = _maybe(lambda: Q.fid(fi_real, fi_fake))
+        value, err = None, diverged
+        if not diverged:
+            say("eval: Inception features of both sets (299x299) ...")
+            fi_real = inception_features(test.images[ref], inception)
+            fi_fake = inception_features(x_fake, inception)
+            value, err = _maybe(lambda: Q.fid(fi_real, fi_fake))
+            err = _too_few(err, n, max_samples, len(test))
         out["inception_fid"] = _entry(
             value, f"{pair}; torchvision inception_v3 2048-d pool features from {weights}, "
             f"images resized to 299x299 (bilinear); close to, not identical with, the "

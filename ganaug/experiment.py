@@ -7,8 +7,8 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+import os
 import re
-import shutil
 import statistics
 import sys
 import time
@@ -17,23 +17,27 @@ from typing import Callable, Sequence
 
 import torch
 
-from ._io import atomic_torch_save, atomic_write_json, run_checkpoint, safe_torch_load
-from .config import TrainConfig, standing_stats_count
-from .data import ImageSet, load_dataset, split_labeled
+from ._io import atomic_torch_save, atomic_write_bytes, atomic_write_json, run_checkpoint, \
+    safe_torch_load
+from .config import SEED_RANGE, TrainConfig, folder_path, standing_stats_count
+from .data import DataNotFoundError, ImageSet, load_dataset, split_labeled
 from .distributed import broadcast_object, rank_and_world
 from .metrics import classification_metrics
 from .model import CLSGAN, _positive
-from .train import (CHECKPOINT, _derive_seed, _grid_inputs, check_inputs, check_run_folder,
+from .train import (CHECKPOINT, SUMMARY, _derive_seed, _grid_inputs, check_inputs,
+                    check_run_folder, check_run_kind, check_same_data, data_fingerprint,
                     pick_device, save_grid, train)
 
-SUMMARY = "summary.json"
 EVAL = "eval.json"
 RECIPE_COPY = "recipe.yaml"
 
 
 def default_run_dir(cfg: TrainConfig, root: str | Path = "runs") -> Path:
-    """``runs/YYYYmmdd-HHMMSS-<dataset>-<objective>``."""
-    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", cfg.dataset.replace("folder:", "folder-"))[-40:]
+    """``runs/YYYYmmdd-HHMMSS-<dataset>-<objective>``; ``folder-<name>`` for an image
+    folder (the last part of its path)."""
+    folder = folder_path(cfg.dataset)
+    dataset = cfg.dataset if folder is None else f"folder-{Path(folder).name}"
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", dataset)[-40:]
     return Path(root) / f"{time.strftime('%Y%m%d-%H%M%S')}-{name}-{cfg.objective}"
 
 
@@ -72,17 +76,37 @@ def evaluate(model: CLSGAN, test: ImageSet) -> dict:
     return classification_metrics(test.targets.numpy(), pred.numpy(), model.num_classes)
 
 
+def read_recipe_bytes(recipe: str | Path | None) -> bytes | None:
+    """The recipe file's contents (None without one), read once, when the run starts."""
+    return None if recipe is None else Path(recipe).expanduser().read_bytes()
+
+
+def _copy_recipe(recipe: str | Path, data: bytes, out: Path) -> None:
+    """``data`` (the recipe as read when the run started) into ``out/recipe.yaml``,
+    atomically; nothing when the recipe passed is that file itself (a resume with
+    ``--recipe OUT/recipe.yaml``)."""
+    target = out / RECIPE_COPY
+    try:
+        if os.path.samefile(Path(recipe).expanduser(), target):
+            return
+    except OSError:                     # either is missing: not the same file
+        pass
+    atomic_write_bytes(target, data)
+
+
 def fit(config: TrainConfig | None = None, out: str | Path | None = None, resume: bool = False,
         progress: bool = True, log=None, *, recipe: str | Path | None = None,
-        tensorboard: bool = True) -> dict:
+        tensorboard: bool = True, recipe_bytes: bytes | None = None) -> dict:
     """Train per ``config``, write the run folder ``out`` and return its summary.
 
     The run folder gets ``config.json`` (the resolved configuration), ``metrics.jsonl``,
     ``checkpoint.pt`` (every epoch), ``samples/epoch_NNNN.png``, ``samples.png``,
     ``curves.png`` (losses and test accuracy; during the run at most every 30 s, and at the
     end), ``summary.json``, and ``tensorboard/`` when ``tensorboard`` and TensorBoard is
-    installed. ``recipe``: the recipe file ``config`` came from; it is copied to
-    ``recipe.yaml`` and its path recorded in the summary (``config`` already holds its values).
+    installed. ``recipe``: the recipe file ``config`` came from; its contents as parsed
+    (``recipe_bytes``; default: the file as read when ``fit`` starts) are written to
+    ``recipe.yaml`` when training starts, and its path is recorded in the summary
+    (``config`` already holds its values).
     The summary's ``epochs`` are the epochs trained: fewer than ``epochs_planned`` when
     ``config.time_limit`` stopped the run (``stopped`` says so; its clock starts here, data
     loading included); ``wall_seconds`` runs from here to the end of the final evaluation.
@@ -96,9 +120,13 @@ def fit(config: TrainConfig | None = None, out: str | Path | None = None, resume
     if rank:                                        # logs and writes
         log = lambda s: None  # noqa: E731
     out = Path(out) if out is not None else None
-    check_run_folder(out, cfg, resume)                        # fail before loading data
+    ckpt = check_run_folder(out, cfg, resume)                 # fail before loading data
     pick_device(cfg.device)                                   # e.g. cuda without a GPU
+    if recipe is not None and recipe_bytes is None:
+        recipe_bytes = read_recipe_bytes(recipe)             # now, not when training ends
     labeled, unlabeled, test = load_data(cfg)
+    check_same_data(out, ckpt, data_fingerprint(labeled, unlabeled, test))
+    del ckpt                                        # train() reads it again; free it now
     model = build_model(cfg, labeled)
     check_inputs(model, labeled, cfg, world)
     if out is None:                                 # a new folder, once the input is good
@@ -108,6 +136,8 @@ def fit(config: TrainConfig | None = None, out: str | Path | None = None, resume
         f"arch {model.arch}; run folder {out}")
     title = (f"{cfg.objective} on {cfg.dataset}, {len(labeled)} labels, seed {cfg.seed}"
              + (f" ({Path(recipe).name})" if recipe is not None else ""))
+    if recipe is not None and not rank:
+        _copy_recipe(recipe, recipe_bytes, out)
     monitor = None if rank else RunMonitor(out, title, tensorboard, log=log,
                                            grid=_grid_inputs(model, cfg.seed, "cpu"))
     state = None
@@ -121,8 +151,6 @@ def fit(config: TrainConfig | None = None, out: str | Path | None = None, resume
             monitor.close(history, f"stopped by the time limit after epoch "
                           f"{history[-1]['epoch']} of {cfg.epochs}" if stopped else "")
     m = evaluate(model, test)
-    if recipe is not None and not rank:
-        shutil.copyfile(recipe, out / RECIPE_COPY)
     summary = {
         "test_accuracy": m["accuracy"], "test_error": 1.0 - m["accuracy"],
         "balanced_accuracy": m["balanced_accuracy"],
@@ -179,7 +207,8 @@ def _recipe_of(out: Path) -> str | None:
 
 def fit_seeds(config: TrainConfig | None = None, seeds: Sequence[int] = (0, 1, 2),
               out: str | Path | None = None, resume: bool = False, progress: bool = True,
-              log=None, *, recipe: str | Path | None = None, tensorboard: bool = True) -> dict:
+              log=None, *, recipe: str | Path | None = None, tensorboard: bool = True,
+              recipe_bytes: bytes | None = None) -> dict:
     """One :func:`fit` per training seed (sequentially) into ``out/seed-N``, then
     ``out/summary.json``: every seed's summary and the mean and sample standard deviation
     (n - 1) of test accuracy and test error. ``config.seed`` is replaced by each seed;
@@ -191,12 +220,17 @@ def fit_seeds(config: TrainConfig | None = None, seeds: Sequence[int] = (0, 1, 2
     ``resume=True`` continues whichever seeds are unfinished: finished ones (a summary for
     ``config.epochs`` epochs) are kept, interrupted ones and those the time limit stopped
     resumed, missing ones started.
-    Every folder is checked before any training starts.
+    Every folder is checked before any training starts; ``recipe`` is read once, then (as
+    ``recipe_bytes``, when given) copied into every seed's folder.
     """
     cfg = (config or TrainConfig()).resolved()
     seeds = [int(s) for s in seeds]
     if not seeds:
         raise ValueError("--seeds needs at least one seed")
+    for s in seeds:
+        if not SEED_RANGE[0] <= s <= SEED_RANGE[1]:
+            raise ValueError(f"--seeds: seed {s} is outside {SEED_RANGE[0]} to {SEED_RANGE[1]} "
+                             f"(the seeds torch takes)")
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"--seeds has repeated seeds: {seeds}")
     log = log or (lambda s: print(s, file=sys.stderr, flush=True))
@@ -206,10 +240,15 @@ def fit_seeds(config: TrainConfig | None = None, seeds: Sequence[int] = (0, 1, 2
     claimed = out is None
     if claimed:
         check_run_folder(None, cfg, resume)             # --resume needs --out
+    else:
+        check_run_kind(out, seeds=True)                 # not a file, nor a single run
+    if recipe is not None and recipe_bytes is None:
+        recipe_bytes = read_recipe_bytes(recipe)        # once, for every seed
     out = Path(out) if out is not None else broadcast_object(
         None if rank else claim_run_dir(cfg), world)
     try:
-        return _fit_seeds(cfg, seeds, out, resume, progress, log, recipe, tensorboard, rank)
+        return _fit_seeds(cfg, seeds, out, resume, progress, log, recipe, recipe_bytes,
+                          tensorboard, rank)
     except BaseException:
         if claimed and not rank and out.is_dir() and not any(out.iterdir()):
             out.rmdir()                                 # failed before writing anything
@@ -217,10 +256,10 @@ def fit_seeds(config: TrainConfig | None = None, seeds: Sequence[int] = (0, 1, 2
 
 
 def _fit_seeds(cfg: TrainConfig, seeds: list[int], out: Path, resume: bool, progress: bool,
-               log, recipe, tensorboard: bool, rank: int) -> dict:
+               log, recipe, recipe_bytes: bytes | None, tensorboard: bool, rank: int) -> dict:
     plan: list[tuple[int, TrainConfig, str]] = []       # (seed, config, done|resume|new)
-    for seed in seeds:
-        folder, c = seed_dir(out, seed), dataclasses.replace(cfg, seed=seed)
+    for seed in seeds:                                  # resolved: a seed torch refuses fails now
+        folder, c = seed_dir(out, seed), dataclasses.replace(cfg, seed=seed).resolved()
         has = (folder / CHECKPOINT).exists()
         check_run_folder(folder, c, resume and has)     # refuses clashes before any work
         action = "resume" if has else "new"
@@ -244,7 +283,7 @@ def _fit_seeds(cfg: TrainConfig, seeds: list[int], out: Path, resume: bool, prog
             continue
         log(f"ganaug: seed {seed} ({seeds.index(seed) + 1}/{len(seeds)}) -> {folder}")
         runs.append(fit(c, folder, resume=action == "resume", progress=progress, log=log,
-                        recipe=recipe, tensorboard=tensorboard))
+                        recipe=recipe, tensorboard=tensorboard, recipe_bytes=recipe_bytes))
     first = runs[0]
     trained = [int(r["epochs"]) for r in runs]
     summary = {
@@ -290,6 +329,13 @@ def evaluate_run(run: str | Path, data_root: str | None = None, *, quality: bool
     cfg = TrainConfig.from_dict(ckpt["config"])
     if data_root is not None:
         cfg.data_root = data_root
+    folder = folder_path(cfg.dataset)
+    if folder is not None and not os.path.isdir(os.path.expanduser(folder)):
+        why = ("the run (saved before ganaug recorded image folders as absolute paths) names "
+               "it relative to the directory it was trained from; run `ganaug eval` from there"
+               if not os.path.isabs(os.path.expanduser(folder)) else
+               "it was moved or deleted since the run trained: put the images back there")
+        raise DataNotFoundError(f"image folder {folder} of run {run} does not exist: {why}")
     model = CLSGAN.from_checkpoint(ckpt).to(dev)
     train_set, test = load_dataset(cfg.dataset, cfg.data_root, False, cfg.image_size)
     m = evaluate(model, test)

@@ -6,7 +6,12 @@ from sklearn.metrics import balanced_accuracy_score, confusion_matrix, f1_score
 
 
 def classification_metrics(y_true, y_pred, num_classes: int) -> dict:
-    """accuracy, balanced_accuracy, macro_f1 and per_class_accuracy (recall of each class)."""
+    """accuracy, balanced_accuracy, macro_f1 and per_class_accuracy (recall of each class).
+
+    ``macro_f1`` is the unweighted mean F1 over the classes that occur in ``y_true`` or
+    ``y_pred``: a class absent from both (e.g. missing from a small test split) has no F1 and
+    is left out, not counted as 0. A class only predicted, or only true, counts as F1 = 0.
+    """
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     if y_true.shape != y_pred.shape or y_true.ndim != 1:
         raise ValueError(f"y_true and y_pred must be 1-D and of one length, got "
@@ -24,8 +29,10 @@ def classification_metrics(y_true, y_pred, num_classes: int) -> dict:
     return {
         "accuracy": float((y_true == y_pred).mean()),
         "balanced_accuracy": float(balanced_accuracy_score(y_true, y_pred)),
-        "macro_f1": float(f1_score(y_true, y_pred, labels=labels, average="macro",
-                                   zero_division=0)),
+        # only the classes seen on either side: explicit, not sklearn's version-dependent
+        # zero_division=np.nan; with every class present this is the mean over all of them
+        "macro_f1": float(f1_score(y_true, y_pred, labels=np.union1d(y_true, y_pred),
+                                   average="macro", zero_division=0)),
         "per_class_accuracy": [None if np.isnan(v) else float(v) for v in per_class],
         "num_test": int(len(y_true)),
     }

@@ -11,6 +11,7 @@ predict(x) = argmin_y L(x, y) = argmax_y a_y(x).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -93,9 +94,10 @@ def margin(x: Tensor, x_fake: Tensor, scale: float) -> Tensor:
 # ----------------------------------------------------------------------------- critic terms
 
 def gls_cost(t: Tensor, nu: float) -> Tensor:
-    """C(t) = max(t, nu * t); nu = 0 is LS-GAN's hinge, nu = 1 is linear (WGAN-like)."""
-    if not 0.0 <= nu <= 1.0:
-        raise ValueError(f"GLS slope nu must be in [0, 1], got {nu}")
+    """C(t) = max(t, nu * t) for nu <= 1; nu = 0 is LS-GAN's hinge, nu = 1 is linear
+    (WGAN-like), nu = -1 is |t| (the GLS-GAN reference code's default)."""
+    if not (math.isfinite(nu) and nu <= 1.0):
+        raise ValueError(f"GLS slope nu must be a finite number <= 1, got {nu}")
     return torch.maximum(t, nu * t)
 
 

@@ -17,11 +17,18 @@ import torch
 from scipy import linalg
 
 
+def _numpy(x):
+    """A tensor as a CPU numpy array, floating-point ones (bfloat16 too) as float64; else ``x``."""
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu()
+        # numpy has no bfloat16; float16/32 -> float64 is exact, so other dtypes read the same
+        return (x.double() if x.is_floating_point() else x).numpy()
+    return x
+
+
 def _as_features(x, name: str, min_rows: int = 2) -> np.ndarray:
     """``x`` as a finite float64 ``(N, D)`` numpy array with ``N >= min_rows``, else ValueError."""
-    if isinstance(x, torch.Tensor):
-        x = x.detach().cpu().numpy()
-    x = np.asarray(x, dtype=np.float64)
+    x = np.asarray(_numpy(x), dtype=np.float64)
     if x.ndim != 2 or x.shape[1] == 0:
         raise ValueError(f"{name} must be a 2-D (N, D) array with D >= 1, got shape {x.shape}")
     if x.shape[0] < min_rows:
@@ -54,8 +61,8 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, eps: float = 1e-6) -> float:
     imaginary part of the root is dropped (ValueError if its diagonal has ``|imag| > 1e-3``).
     Round-off can push the result slightly below zero; it is clamped to 0.
     """
-    mu1, mu2 = (np.atleast_1d(np.asarray(m, dtype=np.float64)) for m in (mu1, mu2))
-    s1, s2 = (np.atleast_2d(np.asarray(s, dtype=np.float64)) for s in (sigma1, sigma2))
+    mu1, mu2 = (np.atleast_1d(np.asarray(_numpy(m), dtype=np.float64)) for m in (mu1, mu2))
+    s1, s2 = (np.atleast_2d(np.asarray(_numpy(s), dtype=np.float64)) for s in (sigma1, sigma2))
     d = mu1.shape[0]
     if mu1.shape != (d,) or mu2.shape != (d,) or s1.shape != (d, d) or s2.shape != (d, d):
         raise ValueError(f"need mu1, mu2 of shape (D,) and sigma1, sigma2 of shape (D, D); got "
@@ -93,7 +100,8 @@ def kid(features_real, features_fake, *, subsets: int = 100, subset_size: int = 
 
     Kernel ``k(x, y) = (gamma * x.y + coef0) ** degree`` with ``gamma = 1 / D`` by default. Each of
     ``subsets`` rounds draws ``m = min(subset_size, N_real, N_fake)`` rows from each set without
-    replacement (``numpy.random.default_rng(seed)``, so results are reproducible) and computes
+    replacement (``numpy.random.default_rng(seed)``, so results are reproducible; a negative
+    ``seed`` is taken modulo 2**64, as ``torch.manual_seed`` does) and computes
     ``sum_{i!=j} k(x_i, x_j) / (m(m-1)) + sum_{i!=j} k(y_i, y_j) / (m(m-1)) - 2 mean k(x_i, y_j)``.
     ``std`` is the population std (ddof=0) over subsets, as in torch-fidelity. The estimate is
     unbiased, so it can be slightly negative for matching distributions. Each set needs N >= 2.
@@ -103,6 +111,8 @@ def kid(features_real, features_fake, *, subsets: int = 100, subset_size: int = 
         raise ValueError(f"need subsets >= 1 and subset_size >= 2, got {subsets} and {subset_size}")
     gamma = 1.0 / real.shape[1] if gamma is None else float(gamma)
     m = min(subset_size, len(real), len(fake))
+    if isinstance(seed, numbers.Integral) and seed < 0:
+        seed = int(seed) % 2**64     # numpy refuses negative seeds; torch.manual_seed wraps them
     rng = np.random.default_rng(seed)
 
     def kernel(a, b):

@@ -94,6 +94,12 @@ def load_recipe(path: str | os.PathLike) -> dict[str, Any]:
 
     An empty file is an empty recipe. Comments and the YAML header are free-form.
     """
+    return read_recipe(path)[0]
+
+
+def read_recipe(path: str | os.PathLike) -> tuple[dict[str, Any], bytes]:
+    """:func:`load_recipe`'s values and the file's bytes they were parsed from, read once
+    (what a run copies into its folder, whatever happens to the file meanwhile)."""
     path = Path(path).expanduser()
     if path.is_dir():
         raise RecipeError(f"recipe {path} is a folder; pass a .yaml file (e.g. "
@@ -104,8 +110,9 @@ def load_recipe(path: str | os.PathLike) -> dict[str, Any]:
         import yaml
     except ImportError:
         raise RecipeError("recipes need PyYAML: pip install 'pyyaml>=6'") from None
+    raw = path.read_bytes()
     try:
-        text = path.read_text(encoding="utf-8")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise RecipeError(f"recipe {path} is not a text file (not UTF-8); pass a .yaml "
                           f"file") from None
@@ -115,7 +122,7 @@ def load_recipe(path: str | os.PathLike) -> dict[str, Any]:
         first = " ".join(str(e).split())
         raise RecipeError(f"recipe {path} is not valid YAML: {first[:200]}") from None
     if data is None:
-        return {}
+        return {}, raw
     if not isinstance(data, dict):
         raise RecipeError(f"recipe {path} must be a mapping of TrainConfig fields to values, "
                           f"got a {type(data).__name__}")
@@ -129,7 +136,7 @@ def load_recipe(path: str | os.PathLike) -> dict[str, Any]:
             raise RecipeError(f"recipe {path}: unknown key {key!r}{hint}; keys are TrainConfig "
                               f"field names")
         out[key] = _coerce(key, value, hints[key], str(path))
-    return out
+    return out, raw
 
 
 def recipe_config(path: str | os.PathLike | None = None, **overrides: Any) -> TrainConfig:
@@ -138,4 +145,4 @@ def recipe_config(path: str | os.PathLike | None = None, **overrides: Any) -> Tr
     return TrainConfig(**{**values, **overrides})
 
 
-__all__ = ["load_recipe", "recipe_config", "RecipeError"]
+__all__ = ["load_recipe", "read_recipe", "recipe_config", "RecipeError"]

@@ -13,12 +13,13 @@
 """
 from __future__ import annotations
 
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Callable
 
 import torch
 from torch import Tensor
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from . import distributed as dist_
 from . import objectives as O
@@ -168,11 +169,12 @@ def _penalty(cfg: TrainConfig, nets: "_Nets", ell, x_r: Tensor, x_f: Tensor, y: 
         return x_r.new_zeros(())
     k = cfg.penalty_every
     fn = lambda x, yy: ell(nets.d(x, eager=True), yy)  # noqa: E731  (differentiated twice)
-    if cfg.lipschitz in ("gp", "zero-gp"):
-        center = 1.0 if cfg.lipschitz == "gp" else 0.0
-        return k * cfg.gp_weight * O.gradient_penalty(fn, x_r, x_f, y, eps, center)
-    if cfg.lipschitz == "div":
-        return k * O.div_penalty(fn, x_r, x_f, y, cfg.div_k, cfg.div_p)
+    with nets.frozen_stats():                    # interpolates: not the loss network's data
+        if cfg.lipschitz in ("gp", "zero-gp"):
+            center = 1.0 if cfg.lipschitz == "gp" else 0.0
+            return k * cfg.gp_weight * O.gradient_penalty(fn, x_r, x_f, y, eps, center)
+        if cfg.lipschitz == "div":
+            return k * O.div_penalty(fn, x_r, x_f, y, cfg.div_k, cfg.div_p)
     return x_r.new_zeros(())
 
 
@@ -213,12 +215,27 @@ def _generator_loss(cfg: TrainConfig, nets: "_Nets", b: _Batch, x_g: Tensor, ell
                     world: int) -> Tensor:
     """mean L(G(z, y), y) (L_ul for fakes paired with unlabeled images), or feature matching
     (on the global batch's mean features when data-parallel) plus ``cfg.g_cond_weight`` x
-    mean L(G(z, y), y) over every fake with the label it was drawn for."""
+    mean L(G(z, y), y) over every fake with the label it was drawn for.
+
+    A loss network with BatchNorm sees the fakes in one pass with the batch's reals, as in
+    its own update: a pass of fakes alone would normalise them by their own statistics,
+    which hides from the generator every difference of mean and scale per channel (feature
+    matching could not tell 3 x the real images from them). Without BatchNorm the rows are
+    independent and the two passes stay separate (the same numbers).
+    """
+    m, joint = len(b.x), nets.batch_stats
     if cfg.g_loss == "feature-matching":
         which = True if cfg.fm_layers == "last" else cfg.fm_layers
-        with torch.no_grad():
-            _, h_r = nets.d(b.x, features=which)
-        a_f, h_f = nets.d(x_g, features=which)
+        r = b.n if cfg.fm_real == "unlabeled" and m > b.n else 0    # the real rows matched
+        if joint:                                # reals beside the fakes, as in the loss
+            a, h = nets.d(torch.cat([b.x, x_g]), features=which)   # network's own pass
+            a_f = a[m:]
+            h_r = h[r:m].detach() if which is True else [t[r:m].detach() for t in h]
+            h_f = h[m:] if which is True else [t[m:] for t in h]
+        else:
+            with torch.no_grad():
+                _, h_r = nets.d(b.x[r:], features=which)
+            a_f, h_f = nets.d(x_g, features=which)
         if which is True:
             loss = O.feature_matching(dist_.global_row_mean(h_r, world),
                                       dist_.global_row_mean(h_f, world))
@@ -229,7 +246,8 @@ def _generator_loss(cfg: TrainConfig, nets: "_Nets", b: _Batch, x_g: Tensor, ell
             loss = loss + cfg.g_cond_weight * O.conditional_loss(a_f, b.y_gen,
                                                                  cfg.loss_form).mean()
         return loss
-    return ell(nets.d(x_g), b.y_crit).mean()
+    a_f = nets.d(torch.cat([b.x, x_g]))[m:] if joint else nets.d(x_g)
+    return ell(a_f, b.y_crit).mean()
 
 
 def _mode_seeking(x1: Tensor, x2: Tensor, z1: Tensor, z2: Tensor, world: int) -> Tensor:
@@ -311,6 +329,7 @@ class _Nets:
         self.G, self.D, self.amp, self.device_type, self.log = G, D, speed.amp, device.type, log
         self.D_ema = D_ema
         self._g, self._d = G, D
+        self._bn = [m for m in D.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
         if speed.compile:
             kw = {} if speed.compile == "default" else {"mode": speed.compile}
             try:
@@ -318,6 +337,25 @@ class _Nets:
                 self._d = torch.compile(D, dynamic=False, **kw)
             except Exception as e:               # e.g. no compiler support on this platform
                 self.fall_back(e)
+
+    @property
+    def batch_stats(self) -> bool:
+        """Whether the loss network normalises by batch statistics (BatchNorm)."""
+        return bool(self._bn)
+
+    @contextmanager
+    def frozen_stats(self):
+        """Inside the block the loss network's BatchNorm layers normalise by the batch's
+        statistics and leave their running statistics be: only its update pass (the
+        batch's reals and fakes together) gathers them, not the penalty's interpolates,
+        the generator's step or a "net" teacher."""
+        for m in self._bn:                        # batch statistics, no running ones kept
+            m.track_running_stats = False
+        try:
+            yield
+        finally:
+            for m in self._bn:
+                m.track_running_stats = True
 
     @property
     def compiled(self) -> bool:
@@ -341,7 +379,8 @@ class _Nets:
         average (eval mode: no noise layers; Tarvainen & Valpola's mean teacher), or "net",
         the loss network itself with its own noise draws (a Pi-model with a fixed target)."""
         if which == "net":
-            return self.d(x)
+            with self.frozen_stats():
+                return self.d(x)
         if self.D_ema is None:
             raise ValueError("consistency_teacher='ema' needs the loss network's EMA")
         with self._autocast():
@@ -420,7 +459,8 @@ class TrainStep:
 
     def _generator_step(self, b: _Batch, nz: _Noise) -> Tensor:
         x_g = self.nets.g(nz.z, b.y_gen)
-        g_loss = _generator_loss(self.cfg, self.nets, b, x_g, self.ell, self.world)
+        with self.nets.frozen_stats():
+            g_loss = _generator_loss(self.cfg, self.nets, b, x_g, self.ell, self.world)
         if self.cfg.mode_seeking:                 # a second fake per label: diversity
             x_g2 = self.nets.g(nz.z2, b.y_gen)
             g_loss = g_loss + self.cfg.mode_seeking * _mode_seeking(x_g, x_g2, nz.z, nz.z2,

@@ -11,8 +11,11 @@ checkpoint written at the end of epoch k continues exactly as if it had never st
 """
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import math
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -35,6 +38,8 @@ from .step import Speed, TrainStep, _derive_seed, _Draws, _Shard, step_kind
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
 SAMPLES = "samples.png"
+SUMMARY = "summary.json"       # written by experiment.fit (a multi-seed folder: fit_seeds)
+_SEED_DIR = re.compile(r"seed-(-?[0-9]+)")   # experiment.seed_dir's run folders
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -106,6 +111,91 @@ def _load_resume(out: Path, cfg: TrainConfig) -> dict:
     return ckpt
 
 
+def data_fingerprint(labeled: ImageSet, unlabeled: ImageSet | None = None,
+                     test: ImageSet | None = None) -> dict:
+    """What a run's checkpoint records of its data, so that a resume on other data (another
+    --data-root, another image folder) is refused: the split sizes, and hashes of the labeled
+    images and of their labels. Plain ints and strings (``weights_only`` loads them)."""
+    def digest(t: Tensor) -> str:
+        return hashlib.sha256(t.detach().cpu().contiguous().numpy()).hexdigest()[:16]
+
+    fp = {"labeled": len(labeled), "unlabeled": len(unlabeled) if unlabeled is not None else 0,
+          "labeled_targets": digest(labeled.targets), "labeled_images": digest(labeled.images)}
+    if test is not None:
+        fp["test"] = len(test)
+    return fp
+
+
+def check_same_data(out: str | Path | None, ckpt: dict | None, fingerprint: dict) -> None:
+    """ValueError when the checkpoint to resume (``ckpt``, None for a new run) was trained on
+    other data than ``fingerprint`` describes; a checkpoint saved before fingerprints were
+    recorded is not checked."""
+    saved = ckpt.get("data") if ckpt is not None else None
+    if not isinstance(saved, dict):
+        return
+    differ = [k for k in fingerprint if k in saved and saved[k] != fingerprint[k]]
+    if not differ:
+        return
+    sizes = [f"{k} images {saved[k]} -> {fingerprint[k]}" for k in ("labeled", "unlabeled", "test")
+             if k in differ]
+    detail = ", ".join(sizes) or ("the labels of the labeled images differ"
+                                  if "labeled_targets" in differ else "the labeled images differ")
+    raise ValueError(f"cannot resume {out}: this is not the data it trained on ({detail}); point "
+                     f"--data-root (or --dataset folder:PATH) at the run's own data, or start a "
+                     f"new run with another --out")
+
+
+def _seed_folders(out: Path) -> list[int]:
+    """The seeds of the ``seed-N`` run folders in ``out`` (a multi-seed folder), sorted."""
+    try:
+        names = [p.name for p in out.iterdir() if p.is_dir()]
+    except OSError:
+        return []
+    return sorted(int(m.group(1)) for m in map(_SEED_DIR.fullmatch, names) if m)
+
+
+def _summary_kind(out: Path) -> str | None:
+    """``"seeds"`` when ``out/summary.json`` is fit_seeds' aggregate, ``"run"`` for a single
+    run's, None when there is none (or it cannot be read)."""
+    try:
+        s = json.loads((out / SUMMARY).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(s, dict):
+        return None
+    return "seeds" if "runs" in s and "seeds" in s else "run"
+
+
+def check_run_kind(out: str | Path, seeds: bool) -> None:
+    """ValueError, before any work, when ``out`` cannot take the run asked for: a file (or a
+    path under one), or a folder holding the other kind of run: a multi-seed run (``--seeds``:
+    ``seed-N`` run folders and their aggregate ``summary.json``) when ``seeds`` is False, a
+    single run (its checkpoint or summary) when it is True."""
+    out = Path(out)
+    for p in (out, *out.parents):
+        if p.exists() or p.is_symlink():
+            if not p.is_dir():
+                where = "is a file" if p == out else f"is under {p}, a file"
+                raise ValueError(f"--out {out} {where}: name a folder for the run (a new one, "
+                                 f"or the run to resume)")
+            break
+    if seeds:
+        if (out / CHECKPOINT).exists() or _summary_kind(out) == "run":
+            raise ValueError(f"{out} holds a single run (without --seeds): drop --seeds (with "
+                             f"--resume to continue it) or choose another --out")
+        return
+    found = _seed_folders(out)
+    if found or _summary_kind(out) == "seeds":
+        try:
+            found = found or [int(v) for v in json.loads((out / SUMMARY).read_text())["seeds"]]
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        flag = f"--seeds {','.join(map(str, found))}" if found else "--seeds S,S,..."
+        raise ValueError(f"{out} holds a multi-seed run (one seed-N folder per seed and their "
+                         f"summary): pass {flag} (with --resume to continue it) or choose "
+                         f"another --out")
+
+
 def check_run_folder(out: str | Path | None, cfg: TrainConfig, resume: bool) -> dict | None:
     """Validate ``out`` against ``resume`` before any work; returns the checkpoint to resume."""
     if out is None:
@@ -113,6 +203,7 @@ def check_run_folder(out: str | Path | None, cfg: TrainConfig, resume: bool) -> 
             raise ValueError("--resume needs --out pointing at the run to resume")
         return None
     out = Path(out)
+    check_run_kind(out, seeds=False)
     has = (out / CHECKPOINT).exists()
     if resume:
         if not has:
@@ -181,6 +272,8 @@ def train(model: CLSGAN, labeled: ImageSet, unlabeled: ImageSet | None = None,
     if rank != 0:                                  # only rank 0 logs and writes
         log, progress, on_epoch = (lambda s: None), False, None
     ckpt = check_run_folder(out, cfg, resume)
+    fingerprint = data_fingerprint(labeled, unlabeled, test)
+    check_same_data(out, ckpt, fingerprint)
     out = Path(out) if out is not None and rank == 0 else None
     device = pick_device(cfg.device)
     if world > 1 and device.type == "cuda" and device.index is None:
@@ -280,7 +373,8 @@ def train(model: CLSGAN, labeled: ImageSet, unlabeled: ImageSet | None = None,
         history.append(rec)
         log(_line(rec, cfg.epochs))
         if out is not None:                    # rank 0 only
-            _write_epoch(out, model, cfg, history, step, seconds, opt_d, opt_g, grid)
+            _write_epoch(out, model, cfg, history, step, seconds, opt_d, opt_g, grid,
+                         fingerprint)
         if on_epoch is not None:
             on_epoch(rec, model)
         longest = max(longest, time.perf_counter() - t0)   # evaluation and files included
@@ -319,8 +413,10 @@ def _grid_inputs(model: CLSGAN, seed: int, device) -> tuple[Tensor, Tensor]:
 
 
 def _write_epoch(out: Path, model: CLSGAN, cfg: TrainConfig, history: list[dict], step: int,
-                 seconds: float, opt_d, opt_g, grid: tuple[Tensor, Tensor]) -> None:
-    """Sample grids, metrics and the checkpoint, each written atomically."""
+                 seconds: float, opt_d, opt_g, grid: tuple[Tensor, Tensor],
+                 data: dict | None = None) -> None:
+    """Sample grids, metrics and the checkpoint (with ``data``, the data's fingerprint),
+    each written atomically."""
     epoch = history[-1]["epoch"]
     model.generator_ema.eval()
     with torch.no_grad():
@@ -331,7 +427,8 @@ def _write_epoch(out: Path, model: CLSGAN, cfg: TrainConfig, history: list[dict]
     atomic_torch_save(out / CHECKPOINT, {
         "format": "ganaug", "version": 1, "model": model.spec(), "state": model.state_dict(),
         "config": cfg.to_dict(), "epoch": epoch, "step": step, "opt_d": opt_d.state_dict(),
-        "opt_g": opt_g.state_dict(), "history": history, "train_seconds": seconds})
+        "opt_g": opt_g.state_dict(), "history": history, "train_seconds": seconds,
+        **({"data": data} if data is not None else {})})
 
 
 def standing_stats_pass(model: CLSGAN, samples: int, cfg: TrainConfig, epoch: int) -> bool:
@@ -375,4 +472,5 @@ def _progress(total: int, desc: str, enabled: bool):
 
 
 __all__ = ["train", "TrainState", "TrainStep", "Speed", "pick_device", "evaluate_accuracy",
-           "check_run_folder", "save_grid", "CheckpointError"]
+           "check_run_folder", "check_run_kind", "data_fingerprint", "save_grid",
+           "CheckpointError"]

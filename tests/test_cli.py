@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -103,6 +104,11 @@ BAD = [
     (["--lr-decay-every", "0"], "lr_decay_every must be a positive whole number"),
     (["--time-limit", "-1"], "time_limit is minutes of wall time"),
     (["--time-limit", "inf"], "time_limit is minutes of wall time"),
+    (["--data-seed", "99999999999999999999999"],
+     "data_seed (--data-seed) must be a whole number from -9223372036854775808 to "
+     "18446744073709551615"),
+    (["--seed", "-9223372036854775809"], "seed (--seed) must be a whole number"),
+    (["--seeds", "0,18446744073709551616"], "--seeds: seed 18446744073709551616 is outside"),
 ]
 
 
@@ -334,6 +340,8 @@ def test_an_interrupted_train_exits_130_with_what_it_left(tmp_path, monkeypatch,
     (["train", "--seeds", ","], "expected at least one seed"),
     (["train", "--seeds", "0,x"], "expected comma-separated integers, got '0,x'"),
     (["train", "--gp-weight", "x"], "expected a number or 'auto', got 'x'"),
+    (["train", "--recipe", "a.yaml", "--recipe", "b.yaml"],
+     "--recipe is given twice (a.yaml and b.yaml); pass one"),
 ])
 def test_malformed_command_lines_are_usage_errors(argv, message, monkeypatch, capsys):
     """A missing command or a flag value of the wrong form stops in argparse: exit status 2
@@ -425,3 +433,143 @@ def test_train_summary_counts_the_training_clock_of_the_whole_run(tiny, tmp_path
     assert s["train_seconds"] == round(ckpt["train_seconds"], 3) > 0
     assert s["train_seconds"] == ckpt["history"][-1]["seconds"]
     assert (s["epochs"], s["stopped"], s["num_test"]) == (2, None, 48)
+
+
+def _no_data(monkeypatch):
+    """Make loading data an error: a refusal must come before it."""
+    from ganaug import experiment as E
+
+    def load_data(cfg):
+        raise AssertionError("the data was loaded before the run folder was checked")
+
+    monkeypatch.setattr(E, "load_data", load_data)
+
+
+def test_out_that_is_a_file_is_refused_before_the_data_loads(tmp_path, monkeypatch, capsys):
+    _no_data(monkeypatch)
+    afile = tmp_path / "afile"
+    afile.write_text("hi")
+    for argv in (["--out", str(afile)], ["--out", str(afile / "run")],
+                 ["--seeds", "0,1", "--out", str(afile)], ["--resume", "--out", str(afile)]):
+        assert main(["train", "--quiet", *argv]) == 2
+        err = capsys.readouterr().err
+        assert "is a file: name a folder" in err or "a file: name a folder" in err
+        assert err.count("\n") == 1
+    assert afile.read_text() == "hi"
+
+
+def test_single_runs_and_multi_seed_runs_do_not_share_a_folder(tmp_path, monkeypatch, capsys):
+    """A single run into a --seeds folder (or --resume there without --seeds) is refused
+    with the --seeds to pass, and --seeds into a single run's folder with the reverse
+    advice; before any data is loaded, and nothing is overwritten."""
+    _no_data(monkeypatch)
+    multi = tmp_path / "ms"
+    for seed in (0, 1):
+        (multi / f"seed-{seed}").mkdir(parents=True)
+    aggregate = json.dumps({"seeds": [0, 1], "runs": [], "test_accuracy_mean": 0.5})
+    (multi / "summary.json").write_text(aggregate)
+    for argv in (["--out", str(multi)], ["--resume", "--out", str(multi)]):
+        assert main(["train", "--quiet", *argv]) == 2
+        err = capsys.readouterr().err
+        assert "holds a multi-seed run" in err and "pass --seeds 0,1 (with --resume" in err
+    assert (multi / "summary.json").read_text() == aggregate
+    from ganaug import TrainConfig, fit
+    with pytest.raises(ValueError, match="holds a multi-seed run"):
+        fit(TrainConfig(epochs=1), multi, progress=False, log=lambda m: None)
+    (tmp_path / "gone").mkdir()                          # the aggregate alone tells too
+    (tmp_path / "gone" / "summary.json").write_text(aggregate)
+    assert main(["train", "--out", str(tmp_path / "gone")]) == 2
+    assert "pass --seeds 0,1" in capsys.readouterr().err
+    single = tmp_path / "single"
+    single.mkdir()
+    (single / "checkpoint.pt").write_bytes(b"")
+    for argv in (["--seeds", "0,1", "--out", str(single)],
+                 ["--seeds", "0,1", "--resume", "--out", str(single)]):
+        assert main(["train", "--quiet", *argv]) == 2
+        assert "holds a single run (without --seeds): drop --seeds" in capsys.readouterr().err
+
+
+def _image_folder(root, n=5):
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    for c in ("a", "b"):
+        (root / c).mkdir(parents=True)
+        for i in range(n):
+            pixels = rng.integers(0, 256, (8, 8)).astype(np.uint8)
+            Image.fromarray(pixels).save(root / c / f"{i}.png")
+    return root
+
+
+def test_a_folder_run_resumes_and_evaluates_from_any_directory(tmp_path, monkeypatch, capsys):
+    """A folder:PATH run records PATH absolute; resumed and evaluated from elsewhere, any
+    spelling of the folder (or a moved copy of the same images) is accepted."""
+    _image_folder(tmp_path / "img")
+    monkeypatch.chdir(tmp_path)
+    common = ["--quiet", "--no-tensorboard", "--labels-per-class", "2"]
+    assert main(["train", "--dataset", "folder:img", "--epochs", "1", "--out", "run", *common]) == 0
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["dataset"] == \
+        f"folder:{tmp_path / 'img'}"
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    capsys.readouterr()
+    assert main(["eval", "--quick", "--run", "../run"]) == 0
+    assert main(["train", "--resume", "--out", "../run", "--epochs", "2", *common]) == 0
+    assert main(["train", "--resume", "--out", "../run", "--dataset", "folder:../img",
+                 "--epochs", "3", *common]) == 0
+    import shutil
+    shutil.copytree(tmp_path / "img", tmp_path / "moved")
+    assert main(["train", "--resume", "--out", "../run", "--dataset", "folder:../moved",
+                 "--epochs", "4", *common]) == 0
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["epochs"] == 4
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["dataset"] == \
+        f"folder:{tmp_path / 'moved'}"
+    capsys.readouterr()
+    assert main(["train", "--resume", "--out", "../run", "--dataset", "digits",
+                 "--epochs", "5", *common]) == 2
+    assert "configuration differs" in capsys.readouterr().err
+
+
+def test_eval_of_a_run_whose_folder_is_not_there_says_what_to_do(tmp_path, monkeypatch,
+                                                                  capsys):
+    from ganaug import CLSGAN, TrainConfig
+    old = TrainConfig(labels_per_class=2).resolved().to_dict()
+    old["dataset"] = "folder:img"                       # as saved before paths were absolute
+    (tmp_path / "o").mkdir()
+    CLSGAN((1, 8, 8), 2, "mlp").save(tmp_path / "o" / "checkpoint.pt",
+                                     extra={"config": old, "epoch": 1})
+    monkeypatch.chdir(tmp_path)
+    assert main(["eval", "--quick", "--run", "o"]) == 2
+    err = capsys.readouterr().err
+    assert "relative to the directory it was trained from; run `ganaug eval` from there" in err
+    old["dataset"] = f"folder:{tmp_path / 'gone'}"       # an absolute folder, since removed
+    CLSGAN((1, 8, 8), 2, "mlp").save(tmp_path / "o" / "checkpoint.pt",
+                                     extra={"config": old, "epoch": 1})
+    assert main(["eval", "--quick", "--run", "o"]) == 2
+    err = capsys.readouterr().err
+    assert "does not exist: it was moved or deleted since the run trained: put the images " \
+           "back there" in err and "--dataset" not in err
+
+
+def test_resume_with_a_data_root_of_other_data_is_refused(tmp_path, capsys):
+    """--data-root may change on resume (the files moved), but not to other data."""
+    from _formats import write_mnist
+    rng = np.random.default_rng(0)
+    for name, per_class in (("d1", 6), ("d2", 7)):
+        x = rng.integers(0, 256, (10 * per_class, 28, 28))
+        y = np.arange(10 * per_class) % 10
+        write_mnist(tmp_path / name, x, y, x[:20], y[:20])
+    import shutil
+    shutil.copytree(tmp_path / "d1", tmp_path / "copy")
+    out = str(tmp_path / "run")
+    common = ["--quiet", "--no-tensorboard", "--dataset", "mnist", "--labels-per-class", "2"]
+    assert main(["train", *common, "--data-root", str(tmp_path / "d1"), "--epochs", "1",
+                 "--out", out]) == 0
+    stamp = (tmp_path / "run" / "checkpoint.pt").stat().st_mtime_ns
+    capsys.readouterr()
+    assert main(["train", "--resume", "--out", out, "--data-root", str(tmp_path / "d2"),
+                 "--epochs", "2", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "this is not the data it trained on (unlabeled images 40 -> 50)" in err
+    assert (tmp_path / "run" / "checkpoint.pt").stat().st_mtime_ns == stamp
+    assert main(["train", "--resume", "--out", out, "--data-root", str(tmp_path / "copy"),
+                 "--epochs", "2", "--quiet", "--no-tensorboard"]) == 0

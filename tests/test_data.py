@@ -211,8 +211,11 @@ def test_split_takes_a_whole_class_and_counts_absent_classes(tiny):
     assert lab.class_counts() == [12] * 4 and unl is None
     three = ImageSet(tiny.images[:20], tiny.targets[:20] % 2, ["a", "b", "c"])
     assert three.class_counts() == [10, 10, 0]
-    with pytest.raises(ValueError, match=r"class 'c' has \(0 images\)"):
+    with pytest.raises(ValueError, match=r"class 'c' has no images at all .* add images of "
+                                         r"every class .* or use labels_per_class 'all'"):
         split_labeled(three, 1)
+    lab, unl = split_labeled(three, None)               # 'all', as the message says
+    assert lab.class_counts() == [10, 10, 0] and unl is None
 
 
 def test_mnist_pixels_are_read_row_by_row_and_only_padded(tmp_path):
@@ -266,3 +269,19 @@ def test_download_fetches_what_is_missing(tmp_path, monkeypatch):
     calls = _fake_download(monkeypatch, "CIFAR10", lambda root, **kw: write_cifar10(root, 2, 1))
     tr, te = load_dataset("cifar10", tmp_path / "c", download=True)
     assert (len(tr), len(te)) == (10, 1) and len(calls) == 1
+
+
+def test_download_refetches_an_incomplete_cifar10_folder(tmp_path, monkeypatch):
+    """A cifar-10-batches-py folder missing a batch: --download fetches the archive again (and
+    unpacks it over the folder) instead of asking for --download it was given; without
+    --download the error says to pass it."""
+    pytest.importorskip("torchvision")
+    folder = write_cifar10(tmp_path, 2, 1)
+    (folder / "data_batch_4").unlink()
+    with pytest.raises(DataNotFoundError, match="data_batch_4.*--download"):
+        load_dataset("cifar10", tmp_path)
+    calls = _fake_download(monkeypatch, "CIFAR10", lambda root, **kw: write_cifar10(root, 2, 1))
+    tr, te = load_dataset("cifar10", tmp_path, download=True)
+    assert (len(tr), len(te)) == (10, 1) and len(calls) == 1
+    load_dataset("cifar10", tmp_path, download=True)     # complete now: read as it is
+    assert len(calls) == 1

@@ -178,3 +178,22 @@ def test_download_is_refused_where_nothing_is_downloaded(tmp_path):
     for name, where in (("digits", "scikit-learn"), (f"folder:{tmp_path}", "its folder")):
         with pytest.raises(ValueError, match=f"read from {where} as it is, so leave download"):
             load_dataset(name, download=True)
+
+
+def test_a_folder_too_small_for_its_stratified_split_names_the_class_and_the_fix(tmp_path):
+    """scikit-learn's stratified split needs 2 images of every class and room for each
+    class on both sides; what is too small is named, with what to do, not sklearn's words."""
+    root = _classes(tmp_path / "one", names=("cat",))
+    _classes(root, n=1, names=("dog",))
+    with pytest.raises(ValueError, match=r"class 'dog' has a single image.* at least 2 images "
+                                         r"of every class: add images, or divide them .*/train "
+                                         r"and .*/test"):
+        load_dataset(f"folder:{root}")
+    few = _classes(tmp_path / "few", n=2, names=("a", "b", "c"))
+    with pytest.raises(ValueError, match=r"6 images are too few .* 3 classes on both sides "
+                                         r"\(4 train, 2 test images\): add images"):
+        load_dataset(f"folder:{few}")
+    _classes(tmp_path / "split" / "train", n=1)         # split by hand: one image is fine
+    _classes(tmp_path / "split" / "test", n=1)
+    tr, te = load_dataset(f"folder:{tmp_path / 'split'}")
+    assert (len(tr), len(te)) == (2, 2)

@@ -211,8 +211,8 @@ def test_classification_metrics_by_hand():
     assert m["accuracy"] == pytest.approx(5 / 8)
     assert m["per_class_accuracy"] == pytest.approx([3 / 4, 1 / 2, 1 / 2, None])  # recall per class
     assert m["balanced_accuracy"] == pytest.approx((3 / 4 + 1 / 2 + 1 / 2) / 3)    # classes present
-    f1 = [2 * 0.6 * 0.75 / (0.6 + 0.75), 0.5, 2 * 1.0 * 0.5 / 1.5, 0.0]   # P=3/5,R=3/4; 1/2,1/2; 1,1/2
-    assert m["macro_f1"] == pytest.approx(sum(f1) / 4)                  # unweighted over all 4
+    f1 = [2 * 0.6 * 0.75 / (0.6 + 0.75), 0.5, 2 * 1.0 * 0.5 / 1.5]   # P=3/5,R=3/4; 1/2,1/2; 1,1/2
+    assert m["macro_f1"] == pytest.approx(sum(f1) / 3)   # unweighted over the 3 classes seen
     assert m["num_test"] == 8
 
 
@@ -406,3 +406,96 @@ def test_real_references_compare_training_images_with_the_same_test_images(tmp_p
     p, r = Q.precision_recall(f_test, f_train, k=3)
     assert (q["precision"]["real_reference"], q["recall"]["real_reference"]) == \
         pytest.approx((p, r))
+
+
+# ------------------------------------------------ audit fixes
+
+@pytest.mark.filterwarnings("ignore:y_pred contains classes not in y_true")  # balanced acc.
+def test_macro_f1_leaves_out_classes_absent_from_both_sides():
+    from sklearn.metrics import f1_score
+    from ganaug.metrics import classification_metrics
+
+    # a perfect classifier on a test split that lacks class 2 (never predicted either)
+    assert classification_metrics([0, 0, 1, 1], [0, 0, 1, 1], num_classes=3)["macro_f1"] == 1.0
+    # a class predicted but absent from y_true is a mistake: F1 = 0 for it
+    m = classification_metrics([0, 0, 1, 1], [0, 2, 1, 1], num_classes=3)
+    assert m["macro_f1"] == pytest.approx((2 * 1 * 0.5 / 1.5 + 1.0 + 0.0) / 3)
+    # every class present: as before, sklearn's mean over all classes
+    y_true, y_pred = [0, 1, 2, 2, 1, 0], [0, 2, 2, 1, 1, 1]
+    assert classification_metrics(y_true, y_pred, num_classes=3)["macro_f1"] == f1_score(
+        y_true, y_pred, labels=[0, 1, 2], average="macro", zero_division=0)
+
+
+class _Diverged(_Replay):
+    """Replayed training images, one pixel of each batch set to ``value`` (NaN or inf)."""
+
+    def __init__(self, data, value):
+        super().__init__(data)
+        self.value = value
+
+    def sample(self, labels, generator=None):
+        out = super().sample(labels, generator)
+        out.view(-1)[7] = self.value
+        return out
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_a_diverged_generator_gets_every_quality_metric_as_na(value, tmp_path, monkeypatch):
+    import ganaug.evaluation as E
+    train, test = load_dataset("digits")
+    domain_extractor(train, steps=30, cache_dir=tmp_path, device="cpu")       # cached now
+    fits = []
+    monkeypatch.setattr(E, "train_domain_classifier", lambda *a, **k: fits.append(a))
+    q = evaluate_quality(_Diverged(train, value), train, test, extractor_steps=30,
+                         max_samples=60, tstr_per_class=3, cache_dir=tmp_path, device="cpu")
+    why = "generated images contain NaN or inf values (the generator diverged)"
+    for key in METRICS:
+        assert q[key]["value"] is None and q[key]["error"] == why, key
+    assert math.isfinite(q["domain_fid"]["real_reference"])            # the real side stands
+    assert math.isfinite(q["tstr_accuracy"]["real_reference"])
+    assert fits == []                              # no TSTR classifier trained on NaN images
+    from ganaug.evaluation import quality_lines
+    line = next(l for l in quality_lines(q) if l.startswith("  TSTR accuracy "))
+    assert "n/a [real reference" in line and why in line
+
+
+def test_a_negative_sampling_seed_measures_kid(tmp_path):
+    train, test = load_dataset("digits")
+    q = evaluate_quality(_Replay(train), train, test, extractor_steps=30, max_samples=60,
+                         tstr_per_class=2, seed=-1, cache_dir=tmp_path, device="cpu")
+    for key in METRICS:
+        assert math.isfinite(q[key]["value"]) and q[key]["error"] is None, key
+    assert q["protocol"]["sample_seed"] == -1
+
+
+def test_too_few_samples_name_the_flag_to_change(tmp_path):
+    from ganaug.data import ImageSet
+    train, test = load_dataset("digits")
+    opts = dict(extractor_steps=30, tstr_per_class=1, cache_dir=tmp_path, device="cpu")
+    q = evaluate_quality(_Replay(train), train, test, max_samples=3, **opts)
+    assert q["precision"]["error"] == ("features_real needs at least 4 samples, got 3; pass a "
+                                       "--samples larger than 3")
+    assert q["intra_class_fid"]["error"].endswith("pass a --samples larger than 3")
+    assert q["domain_fid"]["error"] is None
+    # the whole test split is used already: --samples cannot help
+    small = ImageSet(test.images[:3], test.targets[:3], test.classes)
+    q = evaluate_quality(_Replay(train), train, small, **opts)
+    assert q["precision"]["error"].endswith("; the test split has only 3 images")
+    with pytest.raises(ValueError, match="--classifier-steps must be positive, got 0"):
+        evaluate_quality(_Replay(train), train, test, extractor_steps=0, cache_dir=tmp_path)
+
+
+@pytest.mark.parametrize("flags, named", [
+    (["--samples", "100"], "--samples would be ignored: drop it,"),
+    (["--seed", "-1"], "--seed would be ignored"),
+    (["--seed", "0"], "--seed would be ignored"),
+    (["--tstr-per-class", "3", "--inception-weights", "w.pth"],
+     "--tstr-per-class, --inception-weights would be ignored: drop them,"),
+    (["--classifier-steps", "9", "--cache-dir", "c"], "--classifier-steps, --cache-dir"),
+])
+def test_eval_quick_refuses_the_sample_quality_flags(flags, named, tmp_path, capsys):
+    # refused before the run is even read: the run folder need not exist
+    assert main(["eval", "--run", str(tmp_path / "none"), "--quick", *flags]) == 2
+    err = capsys.readouterr().err
+    assert named in err and "--quick measures no sample quality" in err
+    assert err.count("\n") == 1

@@ -75,6 +75,15 @@ def test_gls_with_nu_zero_equals_ls_and_nu_one_is_linear():
         O.gls_cost(t, 1.5)
 
 
+def test_gls_takes_negative_slopes_as_the_reference_code_does():
+    t = torch.linspace(-2, 2, 9)
+    assert torch.equal(O.gls_cost(t, -1.0), t.abs())             # the glsgan code's default
+    torch.testing.assert_close(O.gls_cost(t, -0.5), torch.where(t > 0, t, -0.5 * t))
+    for bad in (float("nan"), float("inf"), 1.01):
+        with pytest.raises(ValueError, match="finite number <= 1"):
+            O.gls_cost(t, bad)
+
+
 def test_gan_critic_is_binary_cross_entropy_of_the_implicit_real_logit():
     g = torch.Generator().manual_seed(3)
     a_r, a_f = torch.randn(8, 4, generator=g), torch.randn(8, 4, generator=g)

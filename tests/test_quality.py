@@ -395,3 +395,52 @@ def test_intra_class_fid_keys_are_python_ints():
     _, per_class = intra_class_fid(x, labels, x, torch.from_numpy(labels))
     assert [type(c) for c in per_class] == [int, int] and list(per_class) == [4, 9]
     assert json.loads(json.dumps(per_class)).keys() == {"4", "9"}
+
+
+# ----------------------------------------------------------------------------- audit fixes
+
+def test_kid_accepts_a_negative_seed_modulo_2_64_as_torch_does():
+    # numpy's default_rng refuses negative seeds; torch.manual_seed(-1) means 2**64 - 1
+    a, b = gauss(300, 4, seed=1), gauss(300, 4, shift=0.2, seed=2)
+    assert torch.Generator().manual_seed(-1).initial_seed() == 2**64 - 1
+    value = kid(a, b, subsets=5, subset_size=50, seed=-1)
+    assert value == kid(a, b, subsets=5, subset_size=50, seed=2**64 - 1)
+    assert kid(a, b, subsets=5, subset_size=50, seed=np.int64(-2)) == \
+        kid(a, b, subsets=5, subset_size=50, seed=2**64 - 2)
+    assert value[0] != pytest.approx(kid(a, b, subsets=5, subset_size=50, seed=1)[0], rel=1e-9)
+
+
+def test_kid_of_a_non_negative_seed_draws_from_default_rng_of_that_seed():
+    # the subsets of seed 3 are numpy.random.default_rng(3)'s draws, as before negative seeds
+    a, b = gauss(30, 4, seed=1), gauss(30, 4, shift=0.2, seed=2)
+    rng = np.random.default_rng(3)
+    x, y = a[rng.choice(30, 10, replace=False)], b[rng.choice(30, 10, replace=False)]
+    mean, std = kid(a, b, subsets=1, subset_size=10, degree=3, gamma=0.25, coef0=1, seed=3)
+    assert std == 0.0
+    assert mean == pytest.approx(brute_force_mmd2(x, y, 3, 0.25, 1), rel=1e-12)
+
+
+def test_bfloat16_and_float16_tensors_are_read_in_float64():
+    x = torch.from_numpy(gauss(50, 8, seed=1)).bfloat16()
+    y = torch.from_numpy(gauss(50, 8, shift=1.0, seed=2)).bfloat16()
+    x64, y64 = x.double().numpy(), y.double().numpy()      # bf16 -> float64 is exact
+    assert fid(x, y) == fid(x64, y64)
+    assert kid(x, y, subsets=3, subset_size=20) == kid(x64, y64, subsets=3, subset_size=20)
+    assert precision_recall(x, y) == precision_recall(x64, y64)
+    assert intra_class_fid(x, [0, 1] * 25, y, [0, 1] * 25) == \
+        intra_class_fid(x64, [0, 1] * 25, y64, [0, 1] * 25)
+    mu, sigma = feature_statistics(x)
+    assert np.array_equal(mu, x64.mean(0))
+    t = (torch.from_numpy(v).bfloat16() for v in (mu, sigma, mu + 1, sigma))
+    assert np.isfinite(frechet_distance(*t))
+    assert fid(x.half(), y.half()) == fid(x.half().double().numpy(), y.half().double().numpy())
+
+
+def test_float32_tensors_read_as_before():
+    # float32 -> float64 is exact: the same numbers as numpy's own widening of the array
+    x = torch.from_numpy(gauss(60, 5, seed=1)).float()
+    y = torch.from_numpy(gauss(60, 5, shift=0.5, seed=2)).float()
+    xn, yn = x.numpy().astype(np.float64), y.numpy().astype(np.float64)
+    assert fid(x, y) == fid(xn, yn)
+    assert kid(x, y, subsets=3, subset_size=20) == kid(xn, yn, subsets=3, subset_size=20)
+    assert precision_recall(x, y) == precision_recall(xn, yn)

@@ -253,3 +253,47 @@ def test_seeds_aggregate_and_resume_finishes_the_rest(tmp_path, capsys):
     assert (out / "seed-0" / "summary.json").stat().st_mtime_ns == stamp
     s2 = json.loads((out / "summary.json").read_text())
     assert s2["test_accuracy_mean"] == s["test_accuracy_mean"]
+
+
+def test_the_run_keeps_the_recipe_it_parsed_whatever_happens_to_the_file(tmp_path, monkeypatch,
+                                                                        capsys):
+    """The recipe is read once, when the run starts, and written (atomically) into the run
+    folder then: editing or deleting the file mid-run changes neither the copy nor the run,
+    every seed of --seeds gets the same copy, and a resume that passes the run's own copy
+    as --recipe works."""
+    from ganaug import experiment as E
+    real_train = E.train
+    path = _recipe(tmp_path, "epochs: 1\nlr: 0.002\n")
+    original = path.read_text()
+
+    def train(model, labeled, unlabeled, cfg, *, out, **kw):
+        assert (out / "recipe.yaml").read_text() == original      # there from the start
+        if path.exists():
+            path.write_text("epochs: 1\nlr: 0.5\n")                # edited mid-run ...
+        return real_train(model, labeled, unlabeled, cfg, out=out, **kw)
+
+    monkeypatch.setattr(E, "train", train)
+    out = tmp_path / "multi"
+    assert main(["train", "--recipe", str(path), "--seeds", "0,1", "--batch-size", "128",
+                 "--out", str(out), *FAST]) == 0
+    for seed in (0, 1):
+        assert (out / f"seed-{seed}" / "recipe.yaml").read_text() == original
+        assert json.loads((out / f"seed-{seed}" / "config.json").read_text())["lr"] == 0.002
+    path.write_text(original)
+
+    def deleting(*args, **kw):
+        path.unlink()                                               # ... or deleted
+        return train(*args, **kw)
+
+    monkeypatch.setattr(E, "train", deleting)
+    run = tmp_path / "run"
+    assert main(["train", "--recipe", str(path), "--batch-size", "128", "--out", str(run),
+                 *FAST]) == 0
+    assert (run / "recipe.yaml").read_text() == original
+    assert json.loads((run / "summary.json").read_text())["recipe"] == str(path)
+    monkeypatch.setattr(E, "train", real_train)
+    capsys.readouterr()
+    assert main(["train", "--resume", "--out", str(run), "--recipe", str(run / "recipe.yaml"),
+                 "--epochs", "2", "--quiet", "--no-tensorboard"]) == 0, capsys.readouterr().err
+    assert json.loads((run / "summary.json").read_text())["epochs"] == 2
+    assert (run / "recipe.yaml").read_text() == original

@@ -5,6 +5,7 @@ makes every term computable by hand: the supervised term S, lam x the labeled cr
 gamma x the unlabeled critic of sscls, the penalties at their points with their weights,
 and the generator's losses.
 """
+import contextlib
 from types import SimpleNamespace
 
 import numpy as np
@@ -35,8 +36,13 @@ class LinD(torch.nn.Module):
 
 
 class Nets:
+    batch_stats = False                     # a linear loss network: rows are independent
+
     def __init__(self, D, G=None):
         self.D, self.g = D, G
+
+    def frozen_stats(self):
+        return contextlib.nullcontext()
 
     def d(self, x, features=False, eager=False):
         return self.D(x, features=features) if features else self.D(x)

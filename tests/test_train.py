@@ -145,6 +145,15 @@ def test_mode_seeking_term_changes_the_generator_and_stays_finite(tiny):
         TrainConfig(mode_seeking=-1.0).resolved()
 
 
+def test_gls_slope_may_be_negative_but_not_above_one_or_nan(tiny):
+    assert TrainConfig(objective="gls", nu=-1.0).resolved().nu == -1.0
+    for bad in (1.5, float("nan"), "0.5"):
+        with pytest.raises(ValueError, match="finite number <= 1"):
+            TrainConfig(objective="gls", nu=bad).resolved()
+    run = _run(tiny, objective="gls", nu=-1.0, seed=0)
+    assert all(math.isfinite(r["d_loss"]) for r in run.history)
+
+
 def _generator_loss_inputs(tiny, **kw):
     """A built model in eval mode (no noise layers: deterministic), its nets, a batch of 8
     labeled + 8 unlabeled images, fakes for their labels, and the objective's L."""
@@ -184,6 +193,32 @@ def test_feature_matching_on_all_layers_matches_every_hidden_layer(tiny):
     assert abs(loss.item() - last.item()) > 1e-3 * last.item()   # the first layer counts too
     loss.backward()
     assert all(p.grad is not None for p in nets.G.parameters())
+
+
+def test_feature_matching_on_the_unlabeled_reals_alone(tiny):
+    """fm_real="unlabeled" (DESIGN.md, Salimans et al.) matches the fakes' mean features with
+    the batch's unlabeled rows only; "all" (the default) with every real row."""
+    from ganaug.objectives import feature_matching
+    from ganaug.step import _generator_loss
+
+    for layers in ("last", "all"):
+        cfg, nets, b, x_g, ell = _generator_loss_inputs(tiny, fm_layers=layers,
+                                                        fm_real="unlabeled", g_cond_weight=0.0)
+        which = True if layers == "last" else "all"
+        loss = _generator_loss(cfg, nets, b, x_g, ell, 1)
+        expected = feature_matching(nets.D(b.x[b.n:], features=which)[1],
+                                    nets.D(x_g, features=which)[1])
+        torch.testing.assert_close(loss, expected)
+        every = _generator_loss(dataclasses.replace(cfg, fm_real="all"), nets, b, x_g, ell, 1)
+        torch.testing.assert_close(every, feature_matching(nets.D(b.x, features=which)[1],
+                                                           nets.D(x_g, features=which)[1]))
+        assert abs(loss.item() - every.item()) > 1e-4 * every.item()
+    r = _run(tiny, fm_real="unlabeled")
+    assert r.config.fm_real == "unlabeled" and math.isfinite(r.history[-1]["g_loss"])
+    with pytest.raises(ValueError, match="fm_real must be one of all, unlabeled"):
+        TrainConfig(fm_real="labeled").resolved()
+    with pytest.raises(ValueError, match="fm_real='unlabeled'.*use --g-loss feature-matching"):
+        TrainConfig(fm_real="unlabeled", objective="wgan-gp").resolved()
 
 
 def test_all_layers_with_a_network_that_cannot_list_them_is_a_clear_error(tiny):
@@ -393,3 +428,47 @@ def test_a_short_epochs_bar_leaves_nothing_in_a_redirected_log(capsys):
         bar.update(1)
     bar.close()
     assert capsys.readouterr().err == ""
+
+
+def test_resume_on_other_data_is_refused_and_old_checkpoints_resume_unchecked(tiny, tmp_path):
+    """The checkpoint records the data's fingerprint (split sizes, hashes of the labeled
+    images and labels; plain values, weights_only loads them); a resume on other data is
+    refused before anything is written, a checkpoint saved before fingerprints is not
+    checked."""
+    from ganaug.data import ImageSet
+    _run(tiny, out=tmp_path, epochs=1)
+    path = tmp_path / "checkpoint.pt"
+    ckpt = torch.load(path, weights_only=True)
+    data = ckpt["data"]
+    assert (data["labeled"], data["unlabeled"], data["test"]) == (16, 32, 48)
+    assert all(isinstance(v, (int, str)) for v in data.values())
+    more = ImageSet(torch.cat([tiny.images, tiny.images[:4]]),
+                    torch.cat([tiny.targets, tiny.targets[:4]]), tiny.classes)
+    relabeled = ImageSet(tiny.images, (tiny.targets + 1) % 4, tiny.classes)
+    brighter = ImageSet((tiny.images + 0.01).clamp(-1, 1), tiny.targets, tiny.classes)
+    stamp = path.stat().st_mtime_ns
+    for other, message in ((more, r"unlabeled images 32 -> 36, test images 48 -> 52"),
+                           (relabeled, r"the labels of the labeled images differ"),
+                           (brighter, r"the labeled images differ")):
+        with pytest.raises(ValueError, match=rf"cannot resume .*: this is not the data it "
+                                             rf"trained on \({message}\); point --data-root"):
+            _run(other, out=tmp_path, resume=True, epochs=2)
+    assert path.stat().st_mtime_ns == stamp
+    del ckpt["data"]                                  # as saved before fingerprints
+    torch.save(ckpt, path)
+    assert len(_run(more, out=tmp_path, resume=True, epochs=2).history) == 2
+    assert torch.load(path, weights_only=True)["data"]["unlabeled"] == 36
+
+
+def test_out_that_is_a_file_or_a_multi_seed_folder_is_refused_up_front(tiny, tmp_path):
+    from ganaug.train import check_run_folder
+    cfg = TrainConfig(**FAST)
+    (tmp_path / "file").write_text("hi")
+    for out, message in ((tmp_path / "file", "is a file: name a folder"),
+                         (tmp_path / "file" / "run", "is under .*file, a file")):
+        with pytest.raises(ValueError, match=message):
+            check_run_folder(out, cfg, False)
+    (tmp_path / "multi" / "seed-3").mkdir(parents=True)
+    with pytest.raises(ValueError, match="holds a multi-seed run .* pass --seeds 3 "):
+        _run(tiny, out=tmp_path / "multi")
+    assert sorted(p.name for p in (tmp_path / "multi").iterdir()) == ["seed-3"]

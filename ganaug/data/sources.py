@@ -6,6 +6,7 @@ directly in their published formats, so a subset written in the same format load
 """
 from __future__ import annotations
 
+import math
 import os
 import pickle
 from pathlib import Path
@@ -222,9 +223,13 @@ def load_cifar10(root: str | os.PathLike, download: bool = False):
     """CIFAR-10's python layout: ``root/cifar-10-batches-py/data_batch_{1..5}, test_batch``,
     or the archive it comes in, ``root/cifar-10-python.tar.gz``, read without unpacking."""
     root = Path(root)
-    if download and not (root / "cifar-10-batches-py").exists():
+    folder = root / "cifar-10-batches-py"
+    if download and not all((folder / n).is_file() for split in _CIFAR_BATCHES.values()
+                            for n in split):
+        # missing or incomplete: torchvision fetches the archive (a valid one there is only
+        # unpacked) and unpacks it over the folder; a complete folder is read as it is
         from torchvision.datasets import CIFAR10
-        CIFAR10(str(root), train=True, download=True)    # a valid archive there: unpacked only
+        CIFAR10(str(root), train=True, download=True)
     raw = _cifar_batch_bytes(root)
     out = []
     for split in ("train", "test"):
@@ -358,10 +363,34 @@ def load_folder(path: str | os.PathLike, image_size: int | None = None):
     from sklearn.model_selection import train_test_split
 
     x, y, classes = _read_folder(folder, image_size)
+    _check_folder_split(folder, y, classes)
     tr, te = train_test_split(np.arange(len(y)), test_size=FOLDER_TEST_FRACTION,
                               random_state=0, stratify=y.numpy())
     tr, te = torch.as_tensor(np.sort(tr)), torch.as_tensor(np.sort(te))
     return ImageSet(x[tr], y[tr], classes), ImageSet(x[te], y[te], classes)
+
+
+def _check_folder_split(folder: Path, y: torch.Tensor, classes: list[str]) -> None:
+    """ValueError, naming the class and the fix, for a folder that the stratified 80/20 split
+    (scikit-learn's, which needs two images of every class and room for each class on
+    both sides) cannot divide."""
+    fix = (f"add images, or divide them yourself into {folder}/train and {folder}/test (each "
+           f"with one sub-folder per class)")
+    counts = torch.bincount(y, minlength=len(classes)).tolist()
+    few = [name for name, n in zip(classes, counts) if n < 2]
+    if few:
+        names = ", ".join(repr(name) for name in few)
+        raise ValueError(f"image folder {folder}: class{'es' if len(few) > 1 else ''} {names} "
+                         f"ha{'ve' if len(few) > 1 else 's'} a single image, and the "
+                         f"stratified {1 - FOLDER_TEST_FRACTION:.0%}/{FOLDER_TEST_FRACTION:.0%} "
+                         f"train/test split of a folder without train/ and test/ needs at "
+                         f"least 2 images of every class: {fix}")
+    n_test = math.ceil(FOLDER_TEST_FRACTION * len(y))         # as scikit-learn counts them
+    if min(n_test, len(y) - n_test) < len(classes):
+        raise ValueError(f"image folder {folder}: {len(y)} images are too few for its stratified "
+                         f"{1 - FOLDER_TEST_FRACTION:.0%}/{FOLDER_TEST_FRACTION:.0%} train/test "
+                         f"split to hold one of each of its {len(classes)} classes on both "
+                         f"sides ({len(y) - n_test} train, {n_test} test images): {fix}")
 
 
 def check_dataset_name(name: str) -> None:

@@ -25,6 +25,14 @@ def split_labeled(data: ImageSet, labels_per_class: int | None, seed: int = 0
         raise ValueError(f"labels_per_class must be positive, got {labels_per_class}; "
                          f"use 'all' to keep every label")
     counts = data.class_counts()
+    empty = [data.classes[c] for c, n in enumerate(counts) if n == 0]
+    if empty:
+        names = ", ".join(repr(name) for name in empty)
+        raise ValueError(f"class{'es' if len(empty) > 1 else ''} {names} ha"
+                         f"{'ve' if len(empty) > 1 else 's'} no images at all in the training "
+                         f"data, so no labels of {'them' if len(empty) > 1 else 'it'} can be "
+                         f"kept: add images of every class (or remove the empty ones), or "
+                         f"use labels_per_class 'all' to train on the labels there are")
     short = [(data.classes[c], n) for c, n in enumerate(counts) if n < labels_per_class]
     if short:
         name, n = min(short, key=lambda t: t[1])
