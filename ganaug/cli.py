@@ -254,7 +254,7 @@ def _train(args: argparse.Namespace) -> int:
         values, recipe_bytes = read_recipe(args.recipe)   # the run copies what was parsed
         given = {**values, **given}                        # defaults < recipe < flags
     if args.out is not None:
-        from .train import check_run_kind
+        from .runs import check_run_kind
         check_run_kind(args.out, seeds=args.seeds is not None)   # a file, the other kind of run
     if args.resume:
         if args.out is None:

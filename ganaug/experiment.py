@@ -24,9 +24,10 @@ from .data import DataNotFoundError, ImageSet, load_dataset, split_labeled
 from .distributed import broadcast_object, rank_and_world
 from .metrics import classification_metrics
 from .model import CLSGAN, _positive
-from .train import (CHECKPOINT, SUMMARY, _derive_seed, _grid_inputs, check_inputs,
-                    check_run_folder, check_run_kind, check_same_data, data_fingerprint,
-                    pick_device, save_grid, train)
+from .runs import (SUMMARY, check_run_folder, check_run_kind, check_same_data,
+                   data_fingerprint)
+from .train import CHECKPOINT, _derive_seed, _grid_inputs, check_inputs, pick_device, \
+    save_grid, train
 
 EVAL = "eval.json"
 RECIPE_COPY = "recipe.yaml"

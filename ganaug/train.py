@@ -3,7 +3,8 @@
 The loop owns the epochs: seeding, the device, learning-rate schedule, checkpoints, logs,
 progress and resume; each iteration is one :class:`ganaug.step.TrainStep` (optimisers,
 EMA, the fast path) on a batch drawn by :class:`ganaug.step._Draws`, data-parallel over
-processes when a process group is up (:mod:`ganaug.distributed`). Losses come from
+processes when a process group is up (:mod:`ganaug.distributed`). Whether a run may start or
+resume in its folder is :mod:`ganaug.runs`'s to say. Losses come from
 :mod:`ganaug.objectives` (pure functions); networks from :mod:`ganaug.nets`.
 
 Reproducibility: every epoch re-seeds from (seed, epoch), so a run resumed from the
@@ -11,11 +12,9 @@ checkpoint written at the end of epoch k continues exactly as if it had never st
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import math
-import re
 import sys
 import time
 from dataclasses import dataclass
@@ -28,18 +27,17 @@ from torch import Tensor
 from . import distributed as dist_
 from . import objectives as O
 from ._io import CHECKPOINT, CheckpointError, atomic_torch_save, atomic_write_bytes, \
-    atomic_write_json, atomic_write_text, safe_torch_load
+    atomic_write_json, atomic_write_text
 from .config import TrainConfig
 from .data import ImageSet
 from .model import CLSGAN
 from .nets import recalibrate_batchnorm
+from .runs import check_run_folder, check_run_kind, check_same_data, data_fingerprint
 from .step import Speed, TrainStep, _derive_seed, _Draws, _Shard, step_kind
 
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
 SAMPLES = "samples.png"
-SUMMARY = "summary.json"       # written by experiment.fit (a multi-seed folder: fit_seeds)
-_SEED_DIR = re.compile(r"seed-(-?[0-9]+)")   # experiment.seed_dir's run folders
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -93,127 +91,6 @@ class TrainState:
     config: TrainConfig
     train_seconds: float
     stopped: str | None = None
-
-
-def _load_resume(out: Path, cfg: TrainConfig) -> dict:
-    ckpt = safe_torch_load(out / CHECKPOINT)
-    saved = TrainConfig.from_dict(ckpt["config"])
-    diff = cfg.diff(saved)
-    if diff:
-        detail = ", ".join(f"{k}: {getattr(saved, k)!r} -> {getattr(cfg, k)!r}" for k in diff)
-        raise ValueError(f"cannot resume {out}: the configuration differs ({detail}); use the "
-                         f"run's own settings or start a new run with another --out")
-    done = int(ckpt["epoch"])
-    if done > cfg.epochs:
-        raise ValueError(f"cannot resume {out} for {cfg.epochs} epochs: it has trained {done} "
-                         f"already; pass --epochs {done} or more (its metrics.jsonl holds every "
-                         f"epoch's test accuracy)")
-    return ckpt
-
-
-def data_fingerprint(labeled: ImageSet, unlabeled: ImageSet | None = None,
-                     test: ImageSet | None = None) -> dict:
-    """What a run's checkpoint records of its data, so that a resume on other data (another
-    --data-root, another image folder) is refused: the split sizes, and hashes of the labeled
-    images and of their labels. Plain ints and strings (``weights_only`` loads them)."""
-    def digest(t: Tensor) -> str:
-        return hashlib.sha256(t.detach().cpu().contiguous().numpy()).hexdigest()[:16]
-
-    fp = {"labeled": len(labeled), "unlabeled": len(unlabeled) if unlabeled is not None else 0,
-          "labeled_targets": digest(labeled.targets), "labeled_images": digest(labeled.images)}
-    if test is not None:
-        fp["test"] = len(test)
-    return fp
-
-
-def check_same_data(out: str | Path | None, ckpt: dict | None, fingerprint: dict) -> None:
-    """ValueError when the checkpoint to resume (``ckpt``, None for a new run) was trained on
-    other data than ``fingerprint`` describes; a checkpoint saved before fingerprints were
-    recorded is not checked."""
-    saved = ckpt.get("data") if ckpt is not None else None
-    if not isinstance(saved, dict):
-        return
-    differ = [k for k in fingerprint if k in saved and saved[k] != fingerprint[k]]
-    if not differ:
-        return
-    sizes = [f"{k} images {saved[k]} -> {fingerprint[k]}" for k in ("labeled", "unlabeled", "test")
-             if k in differ]
-    detail = ", ".join(sizes) or ("the labels of the labeled images differ"
-                                  if "labeled_targets" in differ else "the labeled images differ")
-    raise ValueError(f"cannot resume {out}: this is not the data it trained on ({detail}); point "
-                     f"--data-root (or --dataset folder:PATH) at the run's own data, or start a "
-                     f"new run with another --out")
-
-
-def _seed_folders(out: Path) -> list[int]:
-    """The seeds of the ``seed-N`` run folders in ``out`` (a multi-seed folder), sorted."""
-    try:
-        names = [p.name for p in out.iterdir() if p.is_dir()]
-    except OSError:
-        return []
-    return sorted(int(m.group(1)) for m in map(_SEED_DIR.fullmatch, names) if m)
-
-
-def _summary_kind(out: Path) -> str | None:
-    """``"seeds"`` when ``out/summary.json`` is fit_seeds' aggregate, ``"run"`` for a single
-    run's, None when there is none (or it cannot be read)."""
-    try:
-        s = json.loads((out / SUMMARY).read_text())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(s, dict):
-        return None
-    return "seeds" if "runs" in s and "seeds" in s else "run"
-
-
-def check_run_kind(out: str | Path, seeds: bool) -> None:
-    """ValueError, before any work, when ``out`` cannot take the run asked for: a file (or a
-    path under one), or a folder holding the other kind of run: a multi-seed run (``--seeds``:
-    ``seed-N`` run folders and their aggregate ``summary.json``) when ``seeds`` is False, a
-    single run (its checkpoint or summary) when it is True."""
-    out = Path(out)
-    for p in (out, *out.parents):
-        if p.exists() or p.is_symlink():
-            if not p.is_dir():
-                where = "is a file" if p == out else f"is under {p}, a file"
-                raise ValueError(f"--out {out} {where}: name a folder for the run (a new one, "
-                                 f"or the run to resume)")
-            break
-    if seeds:
-        if (out / CHECKPOINT).exists() or _summary_kind(out) == "run":
-            raise ValueError(f"{out} holds a single run (without --seeds): drop --seeds (with "
-                             f"--resume to continue it) or choose another --out")
-        return
-    found = _seed_folders(out)
-    if found or _summary_kind(out) == "seeds":
-        try:
-            found = found or [int(v) for v in json.loads((out / SUMMARY).read_text())["seeds"]]
-        except (OSError, ValueError, KeyError, TypeError):
-            pass
-        flag = f"--seeds {','.join(map(str, found))}" if found else "--seeds S,S,..."
-        raise ValueError(f"{out} holds a multi-seed run (one seed-N folder per seed and their "
-                         f"summary): pass {flag} (with --resume to continue it) or choose "
-                         f"another --out")
-
-
-def check_run_folder(out: str | Path | None, cfg: TrainConfig, resume: bool) -> dict | None:
-    """Validate ``out`` against ``resume`` before any work; returns the checkpoint to resume."""
-    if out is None:
-        if resume:
-            raise ValueError("--resume needs --out pointing at the run to resume")
-        return None
-    out = Path(out)
-    check_run_kind(out, seeds=False)
-    has = (out / CHECKPOINT).exists()
-    if resume:
-        if not has:
-            raise ValueError(f"nothing to resume in {out}: it has no {CHECKPOINT}; drop --resume "
-                             f"to start a new run there")
-        return _load_resume(out, cfg)
-    if has:
-        raise ValueError(f"{out} already holds a run; pass --resume to continue it or choose "
-                         f"another --out")
-    return None
 
 
 GRID_MIN_SIDE = 28      # smaller images are enlarged (nearest pixel) in the PNG grids
@@ -451,7 +328,6 @@ def _line(rec: dict, epochs: int) -> str:
 
 
 def _json_line(rec: dict) -> str:
-    import json
     return json.dumps(rec, sort_keys=True) + "\n"
 
 
