@@ -3,7 +3,8 @@
 step: no tricks).
 
     python benchmarks/speed.py [--nets digits,mnist,conv32] [--batch-sizes 64,256]
-                               [--repeats 10] [--ablate] [--quick] [--device auto]
+                               [--repeats 10] [--ablate [--variants V,...]] [--quick]
+                               [--device auto]
 
 1. A full semi-supervised CLS-GAN training step (batch B labeled + B unlabeled images: the
    loss network's update with its zero-centred gradient penalty, then the generator's
@@ -19,7 +20,9 @@ step: no tricks).
    step in four, timed over whole periods of four steps). Their TFLOP/s divide the
    reference step's FLOPs, which lack the extra pass and include every penalty. A
    "full G backward" row is the fast path as it was before the generator's update stopped
-   computing the loss network's weight gradients (which it threw away).
+   computing the loss network's weight gradients (which it threw away); for the conv pair a
+   "G step: fakes alone" row is the fast path as it was before the generator's step passed
+   its fakes beside the batch's reals (BatchNorm).
    Achieved TFLOP/s comes from the reference step's FLOPs (torch.utils.flop_counter;
    every variant does the same math), next to the device's measured matrix rate (bf16 on
    CUDA, fp32 on the CPU).
@@ -61,6 +64,8 @@ OFF = {"amp": "off", "compile": "off", "channels_last": "off", "fused_adam": "of
 TERMS = {"+consistency 3": {"consistency": 3.0},  # a recipe's settings that change the work,
          "+penalty_every 4": {"penalty_every": 4}}  # on the fast path
 FULL_BACKWARD = "full G backward"             # the fast path before the generator-only backward
+FAKES_ALONE = "G step: fakes alone"           # conv: before the generator's step passed its
+                                              # fakes beside the reals (BatchNorm)
 C = 10                                        # classes
 N_LAB, N_UNL = 1000, 4000                     # random images standing in for a data set
 
@@ -132,16 +137,21 @@ def _full_update(self, opt, loss):
     opt.step()
 
 
-def fast_step(arch, shape, bs, device, data, overrides: dict, full_backward: bool = False):
+def fast_step(arch, shape, bs, device, data, overrides: dict, full_backward: bool = False,
+              fakes_alone: bool = False):
     """ganaug's own step and batch drawing with TrainConfig(**overrides) on ``device``: a
     function that runs ``penalty_every`` steps, its Speed, and that number of steps.
     ``full_backward``: every update backpropagates to every parameter (the step before
-    the generator-only backward), for the ablation."""
+    the generator-only backward); ``fakes_alone``: the generator's step passes its fakes
+    through the loss network without the batch's reals, as it did before for BatchNorm
+    networks (the same FLOPs forward, half the rows backward); for the ablation."""
     cfg = TrainConfig(arch=arch, batch_size=bs, device=str(device), **overrides).resolved()
     model = make_model(arch, shape, device)
     step = TrainStep(model, cfg, device, log=lambda s: print(f"  [{arch} {bs}] {s}"))
     if full_backward:
         step._update = types.MethodType(_full_update, step)
+    if fakes_alone:
+        step.nets._bn = []                     # batch_stats False: the rows-independent path
     fmt = torch.channels_last if step.speed.channels_last else torch.contiguous_format
     x_lab, y_lab, x_unl = data
     x_lab_d = x_lab.to(device).contiguous(memory_format=fmt)
@@ -248,6 +258,9 @@ def bench_train(args, device, peak) -> list[dict]:
         variants.update({k: {**OFF, **v} for k, v in ABLATIONS.items()})
         variants.update(TERMS)
         variants[FULL_BACKWARD] = {}
+        variants[FAKES_ALONE] = {}
+        if args.variants is not None:
+            variants = {k: v for k, v in variants.items() if k == "fast" or k in args.variants}
     for name in args.nets:
         arch, shape = NETS[name]
         data = make_data(shape, device)
@@ -256,8 +269,10 @@ def bench_train(args, device, peak) -> list[dict]:
             flops = count_flops(ref)
             fns, speeds, per_call = {"reference": ref}, {}, {}
             for v, over in variants.items():
+                if v == FAKES_ALONE and arch != "conv":
+                    continue                           # no BatchNorm: the same path as "fast"
                 fns[v], speeds[v], per_call[v] = fast_step(arch, shape, bs, device, data, over,
-                                                           v == FULL_BACKWARD)
+                                                           v == FULL_BACKWARD, v == FAKES_ALONE)
             res = interleaved(fns, device, args.warmup, args.repeats)
             t_ref = res["reference"][0]
             for v, (t, first) in res.items():
@@ -266,12 +281,15 @@ def bench_train(args, device, peak) -> list[dict]:
                     "section": "train", "net": name, "shape": "x".join(map(str, shape)),
                     "batch": bs, "images_per_step": 2 * bs, "variant": v,
                     "settings": ("fp32 eager, host data path" if v == "reference" else
-                                 ("auto: " if v in ("fast", FULL_BACKWARD) or v in TERMS
+                                 ("auto: " if v in ("fast", FULL_BACKWARD, FAKES_ALONE)
+                                  or v in TERMS
                                   else "")
                                  + speeds[v].describe()
                                  + (f", {v.lstrip('+')}" if v in TERMS else "")
                                  + (", full backward in the generator's update"
-                                    if v == FULL_BACKWARD else "")),
+                                    if v == FULL_BACKWARD else "")
+                                 + (", the generator's step without the reals"
+                                    if v == FAKES_ALONE else "")),
                     "ms": t * 1e3, "first_call_s": first, "images_per_s": 2 * bs / t,
                     "speedup": t_ref / t, "gflop_per_step": flops / 1e9,
                     "tflops": flops / t / 1e12, "peak_tflops": peak,
@@ -385,6 +403,9 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=3, help="untimed calls first")
     p.add_argument("--ablate", action="store_true",
                    help="also time each fast-path switch alone (the others off)")
+    p.add_argument("--variants", default=None,
+                   help="with --ablate, only these of its rows (comma-separated, e.g. "
+                        f"'{FAKES_ALONE}'); the reference and fast rows always run")
     p.add_argument("--quick", action="store_true", help="3 repeats, 1 warm-up: a smoke run")
     p.add_argument("--sections", default=",".join(SECTIONS),
                    help=f"comma-separated, of: {', '.join(SECTIONS)}")
@@ -404,6 +425,14 @@ def main() -> None:
         p.error(f"--batch-sizes takes comma-separated whole numbers, got {args.batch_sizes!r}")
     if args.batch_sizes and min(args.batch_sizes) <= 0:
         p.error("--batch-sizes must be positive")
+    if args.variants is not None:
+        known = [*ABLATIONS, *TERMS, FULL_BACKWARD, FAKES_ALONE]
+        args.variants = [v.strip() for v in args.variants.split(",")]
+        unknown = [v for v in args.variants if v not in known]
+        if not args.ablate or unknown:
+            p.error(f"--variants picks rows of --ablate: {', '.join(map(repr, known))}"
+                    + (f"; unknown {', '.join(map(repr, unknown))}" if unknown else
+                       "; pass --ablate too"))
     if args.quick:
         args.repeats, args.warmup = 3, 1
     if args.repeats < 3 or args.warmup < 0:

@@ -86,7 +86,7 @@ _HELP = {
                  "hidden layer, each scaled to the last one's width)",
     "fm_real": "real images whose mean activations the feature-matching generator matches: all "
                "(the batch's labeled and unlabeled images; default) or unlabeled (its unlabeled "
-               "images only, as DESIGN.md and Salimans et al.)",
+               "images only, as Salimans et al.)",
     "lr_decay": "factor applied to the learning rate every --lr-decay-every epochs (default 0.8)",
     "lr_decay_every": "epochs between learning-rate decays (default 25)",
     "translate": "data augmentation: shift every real training image (labeled and unlabeled) "

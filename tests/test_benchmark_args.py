@@ -51,6 +51,8 @@ def test_write_outputs_writes_json_and_csv_or_nothing(tmp_path, monkeypatch):
     ("digits.py", ["--extra=--epochs x"], "'--epochs x' is not a `ganaug train` command line"),
     ("conditioning.py", ["--extra=--g-cond 2"], "--extra cannot change --g-cond-weight"),
     ("speed.py", ["--batch-sizes", "64,0"], "--batch-sizes must be positive"),
+    ("speed.py", ["--ablate", "--variants", "bf16,fp8"], "unknown 'fp8'"),
+    ("speed.py", ["--variants", "bf16"], "pass --ablate too"),
     ("epoch_time.py", ["--steps", "0"], "--steps must be positive"),
     ("augment.py", ["--mixer-fraction", "1"], "--mixer-fraction takes shares in [0, 1)"),
     ("objectives.py", ["--jobs", "0"], "--epochs and --jobs must be positive"),
