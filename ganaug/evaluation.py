@@ -294,19 +294,30 @@ def _matching_train(train: ImageSet, labels: Tensor, seed: int) -> Tensor:
     return torch.cat(picks).sort().values
 
 
-def _maybe(fn: Callable[[], Any]) -> tuple[Any, str | None]:
-    """(fn(), None), or (None, why) when the sets are too small for the metric."""
+def _maybe(fn: Callable[[], Any], fix: str | None = None) -> tuple[Any, str | None]:
+    """(fn(), None), or (None, why) when the sets are too small for the metric; ``fix``
+    (what to change) is added to the reason when more samples would help."""
     try:
         return fn(), None
+    except Q.TooFewSamples as e:
+        return None, f"{e}; {fix}" if fix else str(e)
     except ValueError as e:
         return None, str(e)
 
 
+def _too_few_fix(n: int, max_samples: int, n_test: int) -> str:
+    """What to change when ``n`` reference images were too few for a metric."""
+    if n == n_test:             # the whole test split is used: --samples cannot help
+        return f"the test split has only {n_test} images"
+    return f"pass a --samples larger than {max_samples}"
+
+
 def _metric_set(real: Tensor, y_real: Tensor, other: Tensor, y_other: Tensor, seed: int,
-                skip: str | None = None) -> dict:
+                skip: str | None = None, fix: str | None = None) -> dict:
     """FID, KID, intra-class FID, precision and recall of ``other`` against ``real``; with
-    ``skip`` (a reason) none is computed and each is ``None`` with that reason."""
-    maybe = (lambda fn: (None, skip)) if skip else _maybe
+    ``skip`` (a reason) none is computed and each is ``None`` with that reason. ``fix``: see
+    :func:`_maybe`."""
+    maybe = (lambda fn: (None, skip)) if skip else (lambda fn: _maybe(fn, fix))
     m: dict[str, Any] = {}
     m["fid"], m["fid_error"] = maybe(lambda: Q.fid(real, other))
     size = min(KID_SUBSET_SIZE, len(real), len(other))
@@ -322,22 +333,13 @@ def _metric_set(real: Tensor, y_real: Tensor, other: Tensor, y_other: Tensor, se
     keep_r, keep_o = torch.isin(y_real, ok_t), torch.isin(y_other, ok_t)
     m["intra"], m["intra_error"] = maybe(lambda: Q.intra_class_fid(
         real[keep_r], y_real[keep_r], other[keep_o], y_other[keep_o])) if ok or skip else \
-        (None, "no class has 2 images on both sides")
+        (None, "no class has 2 images on both sides" + (f"; {fix}" if fix else ""))
     m["intra_classes"] = len(ok)
     m["pr"], m["pr_error"] = maybe(lambda: Q.precision_recall(real, other, k=KNN_K))
     return m
 
 
 DIVERGED = "generated images contain NaN or inf values (the generator diverged)"
-
-
-def _too_few(error: str | None, n: int, max_samples: int, n_test: int) -> str | None:
-    """A metric's reason for n/a, with what to change when the sets were too small for it."""
-    if not error or not ("needs at least" in error or "no class has 2 images" in error):
-        return error
-    if n == n_test:             # the whole test split is used: --samples cannot help
-        return f"{error}; the test split has only {n_test} images"
-    return f"{error}; pass a --samples larger than {max_samples}"
 
 
 def _entry(value, protocol: str, reference=None, **extra) -> dict:
@@ -400,12 +402,10 @@ def evaluate_quality(model: CLSGAN, train: ImageSet, test: ImageSet, *,
     f_real = features_of(net, test.images[ref])
     f_fake = f_real if diverged else features_of(net, x_fake)
     f_train = features_of(net, train.images[tr_idx])
-    gen_m = _metric_set(f_real, y_ref, f_fake, y_ref, seed, skip=diverged)
-    real_m = _metric_set(f_real, y_ref, f_train, train.targets[tr_idx], seed)
-
     n, n_tr = len(ref), len(tr_idx)
-    for key in ("fid_error", "kid_error", "intra_error", "pr_error"):
-        gen_m[key] = _too_few(gen_m[key], n, max_samples, len(test))
+    fix = _too_few_fix(n, max_samples, len(test))
+    gen_m = _metric_set(f_real, y_ref, f_fake, y_ref, seed, skip=diverged, fix=fix)
+    real_m = _metric_set(f_real, y_ref, f_train, train.targets[tr_idx], seed)
     space = f"{ext['name']} {ext['feature_dim']}-d features"
     pair = f"{n} generated (labels = the real images' labels, seed {seed}) vs {n} real test images"
     ref_note = f"real reference: {n_tr} real training images vs the same test images"
@@ -462,8 +462,7 @@ def evaluate_quality(model: CLSGAN, train: ImageSet, test: ImageSet, *,
             say("eval: Inception features of both sets (299x299) ...")
             fi_real = inception_features(test.images[ref], inception)
             fi_fake = inception_features(x_fake, inception)
-            value, err = _maybe(lambda: Q.fid(fi_real, fi_fake))
-            err = _too_few(err, n, max_samples, len(test))
+            value, err = _maybe(lambda: Q.fid(fi_real, fi_fake), fix)
         out["inception_fid"] = _entry(
             value, f"{pair}; torchvision inception_v3 2048-d pool features from {weights}, "
             f"images resized to 299x299 (bilinear); close to, not identical with, the "

@@ -5,7 +5,8 @@ arrays of shape ``(N, D)`` (one row per sample; numpy arrays or torch tensors, a
 float64 and returns Python floats. Extract the features yourself (e.g. Inception pool3, or a
 classifier's penultimate layer) and pass the same extractor's output for both sets.
 
-Bad input (not 2-D, mismatched ``D``, NaN/inf, too few rows) raises ``ValueError``.
+Bad input (not 2-D, mismatched ``D``, NaN/inf) raises ``ValueError``; too few rows raise
+``TooFewSamples``, a ``ValueError`` too.
 """
 from __future__ import annotations
 
@@ -26,13 +27,17 @@ def _numpy(x):
     return x
 
 
+class TooFewSamples(ValueError):
+    """A set has fewer rows than the metric needs (more samples would fix it)."""
+
+
 def _as_features(x, name: str, min_rows: int = 2) -> np.ndarray:
     """``x`` as a finite float64 ``(N, D)`` numpy array with ``N >= min_rows``, else ValueError."""
     x = np.asarray(_numpy(x), dtype=np.float64)
     if x.ndim != 2 or x.shape[1] == 0:
         raise ValueError(f"{name} must be a 2-D (N, D) array with D >= 1, got shape {x.shape}")
     if x.shape[0] < min_rows:
-        raise ValueError(f"{name} needs at least {min_rows} samples, got {x.shape[0]}")
+        raise TooFewSamples(f"{name} needs at least {min_rows} samples, got {x.shape[0]}")
     if not np.isfinite(x).all():
         raise ValueError(f"{name} contains NaN or infinite values")
     return x
@@ -188,7 +193,7 @@ def intra_class_fid(features_real, labels_real, features_fake,
     for c in np.union1d(*labels):
         n_real, n_fake = int((labels[0] == c).sum()), int((labels[1] == c).sum())
         if n_real < 2 or n_fake < 2:
-            raise ValueError(f"class {c.item()!r} needs at least 2 samples in each set, "
+            raise TooFewSamples(f"class {c.item()!r} needs at least 2 samples in each set, "
                              f"got {n_real} real and {n_fake} fake")
         per_class[c.item()] = fid(real[labels[0] == c], fake[labels[1] == c])
     return float(np.mean(list(per_class.values()))), per_class

@@ -444,3 +444,19 @@ def test_float32_tensors_read_as_before():
     assert fid(x, y) == fid(xn, yn)
     assert kid(x, y, subsets=3, subset_size=20) == kid(xn, yn, subsets=3, subset_size=20)
     assert precision_recall(x, y) == precision_recall(xn, yn)
+
+
+def test_too_few_rows_is_its_own_error_type():
+    # evaluation.py tells "more samples would help" apart by this type, not by the message
+    import numpy as np
+    from ganaug.quality import TooFewSamples, fid, intra_class_fid, precision_recall
+    x = np.zeros((1, 3))
+    with pytest.raises(TooFewSamples):
+        fid(x, np.ones((5, 3)))
+    with pytest.raises(TooFewSamples):
+        precision_recall(np.ones((3, 2)), np.ones((3, 2)), k=3)
+    with pytest.raises(TooFewSamples, match="class 1"):
+        intra_class_fid(np.random.rand(4, 2), [0, 0, 1, 1], np.random.rand(3, 2), [0, 0, 1])
+    with pytest.raises(ValueError) as e:             # other bad input is not "too few"
+        fid(np.ones((5, 2)), np.ones((5, 3)))
+    assert not isinstance(e.value, TooFewSamples)
