@@ -60,6 +60,12 @@ def test_write_outputs_writes_json_and_csv_or_nothing(tmp_path, monkeypatch):
     ("standing_stats.py", ["--samples", "0,x"], "--samples and --seeds are comma-separated"),
     ("standing_stats.py", ["--extra=--standing-stats 100"], "--extra cannot change --standing-stats"),
     ("standing_stats.py", ["--jobs", "0"], "--jobs must be at least 1"),
+    ("gate.py", ["--gates", "0,1.5"], "--gates take confidences in [0, 1]"),
+    ("gate.py", ["--gates", "0,x"], "--gates are comma-separated numbers"),
+    ("gate.py", ["--probe", "0"], "--probe must be at least 1"),
+    ("gate.py", ["--runs", "nowhere"], "--runs: nowhere holds no checkpoint.pt"),
+    ("gate.py", ["--runs", "r", "--extra=--epochs 3"], "with --runs nothing is trained"),
+    ("gate.py", ["--extra=--seed 3"], "--extra cannot change --seed"),
 ])
 def test_bad_flags_fail_before_any_work(script, args, message, tmp_path):
     r = subprocess.run([sys.executable, str(BENCH / script), *args, "--out", str(tmp_path / "o")],

@@ -634,3 +634,23 @@ def test_standing_stats_tables_average_each_n_and_compare_seed_by_seed(capsys):
     assert f"| {fmt([0.88, 0.91])} | 0.010 |" in out                 # the mix, the slowest pass
     # one of two seeds has the lower FIDs and higher recall; both have the lower mix accuracy
     assert f"| --standing-stats 100 | 2 | 1 | 1 | 1 | 2 | {fmt([-0.02, -0.01])} |" in out
+
+
+def test_gate_rows_read_every_gate_on_the_same_probe(monkeypatch, tmp_path):
+    """benchmarks/gate.py on a 1-epoch digits run: no gate passes every sample; a gate
+    passes a share, whose label agreement and mix are measured; a gate nothing passes is
+    n/a with SyntheticMix's reason; the labels-alone classifier is one for every row."""
+    import gate
+    from ganaug import TrainConfig, fit
+
+    fit(TrainConfig(epochs=1, seed=0), out=tmp_path / "run", progress=False,
+        log=lambda s: None, tensorboard=False)
+    monkeypatch.setattr(gate, "CLF_EPOCHS", 1)
+    none, some, every = gate.measure_run(tmp_path / "run", [0, 0.2, 1.0], probe=30)
+    assert none["pass_rate"] == none["pass_rate_min_class"] == 1.0
+    assert 0 < some["pass_rate"] < 1 and some["pass_rate_min_class"] <= some["pass_rate"]
+    assert 0 <= some["label_agreement"] <= 1 and some["mix_accuracy"] is not None
+    assert every["pass_rate"] == 0 and every["label_agreement"] is None
+    assert every["mix_accuracy"] is None and every["mix_error"].startswith("quality gate 1.0")
+    assert len({(r["labeled_only_accuracy"], r["own_accuracy"], r["ruler_test_accuracy"])
+                for r in (none, some, every)}) == 1
