@@ -30,7 +30,7 @@ _TRAIN_FLAGS = {
     "d_steps": int, "mode_seeking": float, "consistency": float,
     "consistency_teacher": str,
     "weight_decay": float, "gp_weight": float, "penalty_every": int, "clip": float,
-    "div_k": float, "div_p": float, "epochs": int, "batch_size": int, "lr": float,
+    "div_k": float, "div_p": float, "epochs": int, "batch_size": int, "unlabeled_ratio": int, "lr": float,
     "lr_decay": float, "lr_decay_every": int,
     "ema_decay": float, "standing_stats": int, "seed": int, "time_limit": float, "device": str,
     "amp": str, "compile": str, "channels_last": str, "fused_adam": str,
@@ -65,8 +65,11 @@ _HELP = {
     "div_p": "WGAN-div p, for --lipschitz div (default 6.0)",
     "epochs": "epochs to train; one epoch is ceil(training images / batch size) steps "
               "(default 100)",
-    "batch_size": "labeled images per step; the unlabeled batch is as large (default 64); "
-                  "under torchrun the global batch, divisible by the number of processes",
+    "batch_size": "labeled images per step; the unlabeled batch is --unlabeled-ratio times "
+                  "as large (default 64); under torchrun the global batch, divisible by the "
+                  "number of processes",
+    "unlabeled_ratio": "unlabeled images per labeled image in each step's batch, each with a "
+                       "fake partner, semi-supervised objectives only (default 1: as many)",
     "lr": "Adam learning rate of both networks (default 1e-3)",
     "ema_decay": "decay of the weight averages that classify and sample (default 0.999)",
     "standing_stats": "after each epoch, re-estimate the averaged generator's BatchNorm "

@@ -164,7 +164,11 @@ class TrainConfig:
     div_p: float = 6.0                 # WGAN-div p
     # ---- optimisation (paper: Adam 1e-3, beta1 0.5, x0.8 every 25 epochs, batch 64)
     epochs: int = 100
-    batch_size: int = 64               # labeled batch; the unlabeled batch is as large
+    batch_size: int = 64               # labeled batch; the unlabeled batch is
+                                       # unlabeled_ratio times as large
+    unlabeled_ratio: int = 1           # unlabeled images per labeled image in a batch
+                                       # (semi-supervised objectives; DESIGN.md: "larger
+                                       # unlabeled batches")
     lr: float = 1e-3
     beta1: float = 0.5
     lr_decay: float = 0.8
@@ -277,7 +281,8 @@ class TrainConfig:
         if not 0.0 < c.lr_decay <= 1.0:
             raise ValueError(f"lr_decay multiplies the learning rate every lr_decay_every "
                              f"epochs and must be in (0, 1], got {c.lr_decay}")
-        for name in ("epochs", "batch_size", "d_steps", "noise_dim", "lr_decay_every"):
+        for name in ("epochs", "batch_size", "d_steps", "noise_dim", "lr_decay_every",
+                     "unlabeled_ratio"):
             n = as_int(getattr(c, name))
             if n is None or n <= 0:
                 raise ValueError(f"{name} must be a positive whole number, got "
@@ -293,6 +298,11 @@ class TrainConfig:
         if c.consistency_teacher not in CONSISTENCY_TEACHERS:
             raise ValueError(f"consistency_teacher must be one of "
                              f"{', '.join(CONSISTENCY_TEACHERS)}, got {c.consistency_teacher!r}")
+        if c.unlabeled_ratio != 1 and not obj.semi_supervised:
+            raise ValueError(f"unlabeled_ratio sizes the batch's unlabeled part, but objective "
+                             f"{c.objective!r} uses no unlabeled images; choose a semi-"
+                             f"supervised objective (sscls, gan, ...) or leave unlabeled_ratio "
+                             f"at 1")
         if c.consistency and not obj.semi_supervised:
             raise ValueError(f"consistency is a term on unlabeled images, but objective "
                              f"{c.objective!r} uses none; choose a semi-supervised objective "

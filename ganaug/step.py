@@ -514,7 +514,8 @@ class _Draws:
         bs = cfg.batch_size
         self.lab = (_BalancedStream(targets, bs, gen) if cfg.balanced_labels
                     else _Stream(len(x_lab), bs, gen))
-        self.unl = _Stream(len(x_unl), bs, gen) if x_unl is not None else None
+        self.mu = bs * cfg.unlabeled_ratio            # unlabeled rows of the global batch
+        self.unl = _Stream(len(x_unl), self.mu, gen) if x_unl is not None else None
         self.x_lab, self.y_lab, self.x_unl, self.gen, self.shard = x_lab, y_lab, x_unl, gen, shard
         self.bs, self.noise_dim, self.adversarial, self.device = bs, noise_dim, adversarial, device
         self.penalty = adversarial and cfg.lipschitz in ("gp", "zero-gp")
@@ -523,18 +524,18 @@ class _Draws:
         self.view = bool(cfg.consistency) and x_unl is not None
 
     def next(self, generator_step: bool) -> tuple[_Batch, _Noise]:
-        sh, dev, gen, bs = self.shard, self.device, self.gen, self.bs
+        sh, dev, gen, bs, mu = self.shard, self.device, self.gen, self.bs, self.mu
         il = _to_device(sh.part(self.lab.next()), dev)
         xl, yl = self.x_lab[il], self.y_lab[il]
         if self.unl is not None:
             iu = _to_device(sh.part(self.unl.next()), dev)
-            ic = _to_device(sh.part(torch.randint(len(self.y_lab), (bs,), generator=gen)), dev)
+            ic = _to_device(sh.part(torch.randint(len(self.y_lab), (mu,), generator=gen)), dev)
             xu, cu = self.x_unl[iu], self.y_lab[ic]        # cu: label-prior classes for fakes
             b = _Batch(torch.cat([xl, xu]), torch.cat([yl, cu]),
                        torch.cat([yl, torch.full_like(cu, -1)]), len(xl))
         else:
             b = _Batch(xl, yl, yl, len(xl))
-        n = bs * (2 if self.unl is not None else 1)       # rows of the global batch
+        n = bs + (mu if self.unl is not None else 0)      # rows of the global batch
         rows = lambda t: _to_device(sh.rows(t, bs), dev)  # noqa: E731
         noise = lambda: rows(torch.rand(n, self.noise_dim, generator=gen) * 2 - 1)  # noqa: E731
         nz = _Noise()
@@ -558,6 +559,6 @@ class _Draws:
         if k:                              # drawn last: translate=0 leaves the stream as it was
             b.x = shifted(b.x, n, rows)
         if self.view:                      # the consistency term's second view, drawn after
-            b.x_view = (shifted(x_unl, bs, lambda t: _to_device(sh.part(t), dev)) if k
+            b.x_view = (shifted(x_unl, mu, lambda t: _to_device(sh.part(t), dev)) if k
                         else x_unl)
         return b, nz

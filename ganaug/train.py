@@ -233,7 +233,7 @@ def train(model: CLSGAN, labeled: ImageSet, unlabeled: ImageSet | None = None,
                     eb.copy_(nb)
         if cfg.recalibrate_bn:                 # the average's own statistics, real images
             recalibrate_batchnorm(model.loss_net_ema, [x for x in (x_lab, x_unl) if x is not None],
-                                  2 * cfg.batch_size, _derive_seed(cfg.seed, epoch, 2))
+                                  _step_rows(cfg), _derive_seed(cfg.seed, epoch, 2))
         if cfg.standing_stats:                 # the sampler's own statistics, its own images
             standing_stats_pass(model, cfg.standing_stats, cfg, epoch)
         vals = (sums / steps).tolist()         # the one host sync of the epoch
@@ -310,10 +310,16 @@ def _write_epoch(out: Path, model: CLSGAN, cfg: TrainConfig, history: list[dict]
 
 def standing_stats_pass(model: CLSGAN, samples: int, cfg: TrainConfig, epoch: int) -> bool:
     """The pass that ``standing_stats=samples`` makes after (0-based) ``epoch``: the
-    generator's BatchNorm statistics on ``samples`` images of its own, in batches of
-    2 x batch size, seeded by (seed, epoch). benchmarks/standing_stats.py applies it to a
-    checkpoint trained without the option."""
-    return model.standing_statistics(samples, 2 * cfg.batch_size, _derive_seed(cfg.seed, epoch, 3))
+    generator's BatchNorm statistics on ``samples`` images of its own, in batches as large
+    as a training step's (``_step_rows``), seeded by (seed, epoch).
+    benchmarks/standing_stats.py applies it to a checkpoint trained without the option."""
+    return model.standing_statistics(samples, _step_rows(cfg), _derive_seed(cfg.seed, epoch, 3))
+
+
+def _step_rows(cfg: TrainConfig) -> int:
+    """The real rows of a semi-supervised step (labeled plus unlabeled; as many fakes), the
+    batch size of the BatchNorm passes after each epoch."""
+    return (1 + cfg.unlabeled_ratio) * cfg.batch_size
 
 
 def evaluate_accuracy(model: CLSGAN, data: ImageSet) -> float:

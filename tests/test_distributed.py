@@ -21,11 +21,11 @@ from ganaug.data import ImageSet, split_labeled
 
 # no batch statistics and no noise layers, so 2 processes must match 1 up to rounding; the
 # defaults (zero-centred gradient penalty, feature matching) plus the mode-seeking term,
-# the shifts, the consistency term's second view and the lazy penalty (every 4th step, so
-# that the penalised steps fall across epochs and the resume) exercise every term that
-# needs care across processes
+# the shifts, the consistency term's second view, the lazy penalty (every 4th step, so
+# that the penalised steps fall across epochs and the resume) and an unlabeled part twice
+# the labeled one exercise every term that needs care across processes
 EXACT = dict(batch_size=8, labels_per_class=4, mode_seeking=0.5, translate=1, consistency=1.0,
-             penalty_every=4,
+             penalty_every=4, unlabeled_ratio=2,
              net_options={"d_hidden": [32, 32], "g_hidden": [32], "g_norm": "none",
                           "input_noise": 0.0, "hidden_noise": 0.0})
 ROOT = Path(__file__).resolve().parents[1]
