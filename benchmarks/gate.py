@@ -81,6 +81,7 @@ def measure_run(run: Path, gates: list[float], probe: int) -> list[dict]:
                 raise
             mix_acc, mix_error = None, str(e)
         rows.append({"run": str(run), "seed": cfg.seed, "gate": g, "epochs": int(ckpt["epoch"]),
+                     "dataset": cfg.dataset, "arch": model.arch, "objective": cfg.objective,
                      "pass_rate": float(passed.float().mean()),
                      "pass_rate_min_class": min(per_class),
                      "label_agreement": float(kept.float().mean()) if len(kept) else None,
