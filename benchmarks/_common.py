@@ -94,6 +94,24 @@ def extra_train_flags(p, extra: list[str], owned: dict[str, str]) -> None:
             f"--{k.replace('_', '-')} ({owned[k]})" for k in clash))
 
 
+def add_run_flags(p, what: str) -> None:
+    """The flags of a benchmark that trains runs in child processes and measures each in
+    another: ``--jobs`` (``what`` side by side), ``--extra``, ``--out``, ``--table`` and the
+    child's hidden ``--evaluate``."""
+    import argparse
+
+    p.add_argument("--jobs", type=int, default=1, help=f"{what} side by side (one thread "
+                                                        f"each if > 1)")
+    p.add_argument("--extra", default="",
+                   help="extra `ganaug train` flags, space-separated; write them with '=' "
+                        "(--extra='--epochs 30')")
+    p.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    p.add_argument("--table", nargs="+", default=None, metavar="JSON",
+                   help="print the tables of these results files (their rows together) and "
+                        "stop: no training")
+    p.add_argument("--evaluate", default=None, help=argparse.SUPPRESS)   # the child's mode
+
+
 def run_train(args: list[str], out: Path, threads: int | None = None) -> dict:
     """``python -m ganaug train ARGS --out OUT`` in a fresh process; summary + wall time."""
     env = ganaug_env(threads)

@@ -28,7 +28,7 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from _common import (extra_train_flags, fmt, gate_failed, ganaug_env, machine, print_table,
+from _common import (add_run_flags, extra_train_flags, fmt, gate_failed, ganaug_env, machine, print_table,
                      run_train, write_outputs)
 
 FRACTION = 0.5              # SyntheticMix's share, as the best row of the README's table
@@ -149,17 +149,9 @@ def main() -> None:
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--runs", nargs="+", default=None, metavar="RUN",
                    help="trained run folders to measure instead of training --seeds")
-    p.add_argument("--jobs", type=int, default=1, help="runs side by side (one thread each if > 1)")
-    p.add_argument("--extra", default="",
-                   help="extra `ganaug train` flags, space-separated; write them with '=' "
-                        "(--extra='--epochs 30')")
     p.add_argument("--probe", type=int, default=500, help="samples per class for the rates")
     p.add_argument("--name", default="", help="results file: gate-NAME.json (default gate.json)")
-    p.add_argument("--out", default=str(Path(__file__).parent / "results"))
-    p.add_argument("--table", nargs="+", default=None, metavar="JSON",
-                   help="print the table of these results files (their rows together) and "
-                        "stop: no training")
-    p.add_argument("--evaluate", default=None, help=argparse.SUPPRESS)   # the child's mode
+    add_run_flags(p, "runs")
     args = p.parse_args()
     if args.table:
         summary([row for f in args.table for row in json.loads(Path(f).read_text())["rows"]])

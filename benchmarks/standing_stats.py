@@ -33,7 +33,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from _common import (extra_train_flags, fmt, ganaug_env, machine, print_table, run_train,
+from _common import (add_run_flags, extra_train_flags, fmt, ganaug_env, machine, print_table, run_train,
                      write_outputs)
 
 METRICS = ("tstr_accuracy", "intra_class_fid", "domain_fid", "domain_kid", "precision", "recall")
@@ -150,15 +150,7 @@ def main() -> None:
     p.add_argument("--samples", default="0,2048,20480",
                    help="values of --standing-stats to compare; 0: as trained")
     p.add_argument("--seeds", default="0,1,2")
-    p.add_argument("--jobs", type=int, default=1, help="seeds side by side (one thread each if > 1)")
-    p.add_argument("--extra", default="",
-                   help="extra `ganaug train` flags, space-separated; write them with '=' "
-                        "(--extra='--epochs 30')")
-    p.add_argument("--out", default=str(Path(__file__).parent / "results"))
-    p.add_argument("--table", nargs="+", default=None, metavar="JSON",
-                   help="print the tables of these results files (their rows together) and "
-                        "stop: no training")
-    p.add_argument("--evaluate", default=None, help=argparse.SUPPRESS)   # the child's mode
+    add_run_flags(p, "seeds")
     args = p.parse_args()
     if args.table:
         summary([row for f in args.table for row in json.loads(Path(f).read_text())["rows"]])
