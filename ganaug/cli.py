@@ -30,8 +30,8 @@ _TRAIN_FLAGS = {
     "d_steps": int, "mode_seeking": float, "consistency": float,
     "consistency_teacher": str,
     "weight_decay": float, "gp_weight": float, "penalty_every": int, "clip": float,
-    "div_k": float, "div_p": float, "epochs": int, "batch_size": int, "unlabeled_ratio": int, "lr": float,
-    "lr_decay": float, "lr_decay_every": int,
+    "div_k": float, "div_p": float, "epochs": int, "batch_size": int, "unlabeled_ratio": int,
+    "lr": float, "lr_decay": float, "lr_decay_every": int,
     "ema_decay": float, "standing_stats": int, "seed": int, "time_limit": float, "device": str,
     "amp": str, "compile": str, "channels_last": str, "fused_adam": str,
 }
