@@ -45,6 +45,7 @@ def measure_run(run: Path, gates: list[float], probe: int) -> list[dict]:
     from ganaug._io import safe_torch_load
     from ganaug.data import split_labeled
     from ganaug.evaluation import domain_extractor
+    from ganaug.mix import gate_mask
 
     ckpt = safe_torch_load(run / "checkpoint.pt")
     cfg = TrainConfig.from_dict(ckpt["config"])
@@ -63,12 +64,11 @@ def measure_run(run: Path, gates: list[float], probe: int) -> list[dict]:
         ruler_acc = float((ruler(test.images).argmax(1) == test.targets).float().mean())
         # one probe per class: the gate's confidence and the ruler's reading of every sample
         x = model.sample(y, torch.Generator().manual_seed(10_000 + cfg.seed))
-        prob = torch.softmax(model.activations(x).float(), dim=1)
+        logits = model.activations(x).float()
         agrees = ruler(x).argmax(1) == y
-    top, conf = prob.argmax(1), prob.gather(1, y[:, None]).squeeze(1)
     rows = []
     for g in gates:
-        passed = (top == y) & (conf >= g) if g else torch.ones_like(y, dtype=torch.bool)
+        passed = gate_mask(logits, y, g) if g else torch.ones_like(y, dtype=torch.bool)
         per_class = [float(passed[y == c].float().mean()) for c in range(C)]
         kept = agrees[passed]
         try:

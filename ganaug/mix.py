@@ -29,6 +29,15 @@ from .sampling import (ItemFormat, Sampler, check_value_range, from_hwc_uint8, i
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 
+def gate_mask(logits: Tensor, labels: Tensor, gate: float) -> Tensor:
+    """Which samples pass the quality gate: the softmax of their ``logits`` (N, C) peaks at
+    their intended ``labels`` (N,) with probability >= ``gate``. A bool mask on the logits'
+    device."""
+    prob = torch.softmax(logits, dim=1)
+    labels = labels.to(prob.device)
+    return (prob.argmax(1) == labels) & (prob.gather(1, labels[:, None]).squeeze(1) >= gate)
+
+
 class SyntheticMix(Dataset):
     """``real_dataset`` plus synthetic items; indices ``[0, n_real)`` are the real items,
     the rest synthetic. Items are ``(image, label)``.
@@ -241,8 +250,7 @@ class SyntheticMix(Dataset):
             k += 1
             drawn += size
             if self.gate is not None:
-                prob = torch.softmax(self._gate_logits(x), dim=1)
-                x = x[(prob.argmax(1) == c) & (prob[:, c] >= self.gate)]
+                x = x[gate_mask(self._gate_logits(x), labels, self.gate)]
             x = x[: need - n_got]
             got.append(self.format.from_unit(x))
             n_got += len(x)
