@@ -1,0 +1,58 @@
+"""The README's Python examples run as written: every ```python block, in order, in one
+namespace, in a scratch folder. The harness supplies only what the README leaves to the
+reader (the run folder that the "Wrap your dataset" example names, and its ``epochs``), so
+an example that drifts from the API fails here, not in a newcomer's first session."""
+import re
+import shutil
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def python_blocks(text: str) -> list[str]:
+    return re.findall(r"^```python\n(.*?)^```\s*$", text, flags=re.M | re.S)
+
+
+def test_python_blocks_are_found():
+    blocks = python_blocks("intro\n```python\nx = 1\n```\ntext\n```bash\nls\n```\n```python\ny = 2\n```\n")
+    assert blocks == ["x = 1\n", "y = 2\n"]
+
+
+def test_readme_python_examples_run(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    blocks = python_blocks(README.read_text())
+    # Python, Wrap your dataset, albumentations, BatchMixer
+    assert len(blocks) == 4, f"the README's Python examples changed ({len(blocks)}): update this test"
+    ns: dict = {"__name__": "readme"}
+
+    exec(compile(blocks[0], "README.md: Python", "exec"), ns)
+    assert "test accuracy" in capsys.readouterr().out
+    model, test_set = ns["model"], ns["test_set"]
+    assert ns["images"].shape == (3, *test_set.images.shape[1:])
+    assert ns["images"].min() >= -1 and ns["images"].max() <= 1
+    assert torch.equal(ns["same"].predict(test_set.images), model.predict(test_set.images))
+
+    # "runs/my-run" stands for the reader's own run: the first example's is one
+    shutil.copytree("runs/example", "runs/my-run")
+    ns["epochs"] = 2
+    exec(compile(blocks[1], "README.md: Wrap your dataset", "exec"), ns)
+    mix, train_set = ns["mix"], ns["train_set"]
+    assert len(mix) > len(train_set) and mix.is_synthetic(len(mix) - 1)
+    assert ns["x"].shape[1:] == train_set.images.shape[1:]
+
+    pytest.importorskip("albumentations")
+    exec(compile(blocks[2], "README.md: albumentations", "exec"), ns)
+    x, y = ns["mix"][len(ns["mix"]) - 1]
+    assert x.shape == train_set.images.shape[1:] and x.dtype == train_set.images.dtype
+
+    loader = ns["loader"]
+    with warnings.catch_warnings():              # the example's value_range is for the
+        warnings.simplefilter("ignore")          # reader's images; digits are in [-1, 1]
+        exec(compile(blocks[3], "README.md: BatchMixer", "exec"), ns)
+    assert len(ns["x"]) == len(ns["y"]) > 0 and ns["y"].min() >= 0
+    assert ns["x"].shape[1:] == train_set.images.shape[1:]
+    assert len(loader) > 0
