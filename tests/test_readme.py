@@ -1,7 +1,8 @@
 """The README's Python examples run as written: every ```python block, in order, in one
 namespace, in a scratch folder. The harness supplies only what the README leaves to the
 reader (the run folder that the "Wrap your dataset" example names, and its ``epochs``), so
-an example that drifts from the API fails here, not in a newcomer's first session."""
+an example that drifts from the API fails here, not in a newcomer's first session. And
+every --flag the README, recipes/README.md and the recipes name is one that exists."""
 import re
 import shutil
 import warnings
@@ -56,3 +57,41 @@ def test_readme_python_examples_run(tmp_path, monkeypatch, capsys):
     assert len(ns["x"]) == len(ns["y"]) > 0 and ns["y"].min() >= 0
     assert ns["x"].shape[1:] == train_set.images.shape[1:]
     assert len(loader) > 0
+
+
+FLAG = re.compile(r"(?<![\w-])(--[a-z0-9][a-z0-9_-]*)")
+OTHER_TOOLS = {"--nproc_per_node"}                 # torchrun's, in the README's DDP example
+
+
+def known_flags() -> set[str]:
+    """Every option of `ganaug train | sample | eval` and of the benchmark scripts."""
+    import argparse
+
+    from ganaug.cli import _parser
+
+    parser = _parser()
+    flags = set(parser._option_string_actions)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                flags |= set(sub._option_string_actions)
+    for script in (README.parent / "benchmarks").glob("*.py"):
+        flags |= set(re.findall(r"[\"'](--[a-z0-9][a-z0-9-]*)", script.read_text()))
+    return flags | OTHER_TOOLS
+
+
+def test_flag_pattern():
+    text = "run `ganaug train --epochs 2 --no-download` then torchrun --nproc_per_node 2; x--y"
+    assert FLAG.findall(text) == ["--epochs", "--no-download", "--nproc_per_node"]
+
+
+@pytest.mark.parametrize("doc", ["README.md", "recipes/README.md", "recipes/*.yaml"])
+def test_documented_flags_exist(doc):
+    """Every --flag the documents name is one that ganaug or a benchmark script takes: a
+    renamed or removed option cannot linger in the docs."""
+    files = sorted(README.parent.glob(doc))
+    assert files, doc
+    known = known_flags()
+    for f in files:
+        unknown = sorted(set(FLAG.findall(f.read_text())) - known)
+        assert not unknown, f"{f.name} names options that nothing takes: {unknown}"
