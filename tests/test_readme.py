@@ -2,7 +2,8 @@
 namespace, in a scratch folder. The harness supplies only what the README leaves to the
 reader (the run folder that the "Wrap your dataset" example names, and its ``epochs``), so
 an example that drifts from the API fails here, not in a newcomer's first session. And
-every --flag the README, recipes/README.md and the recipes name is one that exists."""
+every --flag the README, recipes/README.md, benchmarks/README.md and the recipes name is
+one that exists."""
 import re
 import shutil
 import warnings
@@ -85,7 +86,8 @@ def test_flag_pattern():
     assert FLAG.findall(text) == ["--epochs", "--no-download", "--nproc_per_node"]
 
 
-@pytest.mark.parametrize("doc", ["README.md", "recipes/README.md", "recipes/*.yaml"])
+@pytest.mark.parametrize("doc", ["README.md", "recipes/README.md", "recipes/*.yaml",
+                                 "benchmarks/README.md", "benchmarks/recipes/*.yaml"])
 def test_documented_flags_exist(doc):
     """Every --flag the documents name is one that ganaug or a benchmark script takes: a
     renamed or removed option cannot linger in the docs."""
@@ -95,3 +97,46 @@ def test_documented_flags_exist(doc):
     for f in files:
         unknown = sorted(set(FLAG.findall(f.read_text())) - known)
         assert not unknown, f"{f.name} names options that nothing takes: {unknown}"
+
+
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+DOCS = ["README.md", "recipes/README.md", "benchmarks/README.md",
+        "benchmarks/results/**/README.md", "recipes/results/**/README.md"]
+
+
+def heading_anchors(text: str) -> set[str]:
+    """GitHub's anchors for a markdown file's headings: lower case, punctuation other than
+    '-' and '_' dropped, spaces to '-'."""
+    anchors = set()
+    for line in text.splitlines():
+        if line.startswith("#"):
+            title = line.lstrip("#").strip().lower()
+            anchors.add(re.sub(r"[^\w\- ]", "", title).replace(" ", "-"))
+    return anchors
+
+
+def test_anchor_rule():
+    assert heading_anchors("## The loss network's BatchNorm statistics (`recalibrate_bn`)") == {
+        "the-loss-networks-batchnorm-statistics-recalibrate_bn"}
+    assert heading_anchors("### When it helps: measured") == {"when-it-helps-measured"}
+
+
+def test_document_links_resolve():
+    """Every relative link in the documents points to a file or folder that exists, and a
+    link to a heading (`file.md#anchor`, `#anchor`) to a heading that exists: moving a
+    section or a results folder cannot leave a dead link behind."""
+    root = README.parent
+    files = sorted({f for doc in DOCS for f in root.glob(doc)})
+    assert len(files) >= 3
+    dead = []
+    for f in files:
+        for target in LINK.findall(f.read_text()):
+            if re.match(r"[a-z]+:", target):                    # https:, mailto:
+                continue
+            path, _, anchor = target.partition("#")
+            dest = (f.parent / path).resolve() if path else f
+            if not dest.exists():
+                dead.append(f"{f.relative_to(root)}: {target} (no such file)")
+            elif anchor and dest.suffix == ".md" and anchor not in heading_anchors(dest.read_text()):
+                dead.append(f"{f.relative_to(root)}: {target} (no such heading)")
+    assert not dead, "dead links:\n" + "\n".join(dead)
