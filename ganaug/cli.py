@@ -15,6 +15,7 @@ import dataclasses
 import json
 import os
 import sys
+from typing import Any
 
 from ._io import CheckpointError, safe_torch_load
 from .config import LIPSCHITZ, TrainConfig
@@ -149,6 +150,39 @@ def _seed_list(s: str) -> list[int]:
     return seeds
 
 
+def _net_option(s: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` of ``--net-option``; VALUE is read as YAML (``0``, ``0.6``, ``1e-3``,
+    ``weight``, ``[500, 500]``), as in a recipe's ``net_options``."""
+    key, sep, raw = s.partition("=")
+    key = key.strip()
+    if not sep or not key.isidentifier() or not raw.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE (e.g. input_noise=0), got {s!r}")
+    import yaml
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        value = raw.strip()
+    if isinstance(value, str):
+        try:
+            value = float(value)                  # YAML 1.1 reads 1e-3 (no dot) as a string
+        except ValueError:
+            pass
+    return key, value
+
+
+class _NetOptions(argparse.Action):
+    """Collect ``--net-option KEY=VALUE`` into a dict, refusing a key given twice."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        opts = dict(getattr(namespace, self.dest, None) or {})
+        key, value = values
+        if key in opts:
+            parser.error(f"{option_string} {key} is given twice ({opts[key]!r} and {value!r}); "
+                         f"pass it once")
+        opts[key] = value
+        setattr(namespace, self.dest, opts)
+
+
 class _Once(argparse.Action):
     """Store the flag's value, refusing the flag given twice (argparse would silently keep
     the last one)."""
@@ -187,6 +221,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="after each epoch, re-estimate the averaged loss network's BatchNorm "
                         "statistics on the real training images (default on; the conv "
                         "loss network, the MLP one has no BatchNorm)")
+    t.add_argument("--net-option", dest="net_option", type=_net_option, action=_NetOptions,
+                   metavar="KEY=VALUE",
+                   help="one of the networks' builder options (net_options), over a recipe's; "
+                        "repeat it for more, e.g. --net-option input_noise=0 --net-option "
+                        "hidden_noise=0 (the MLP loss network without its noise layers)")
     t.add_argument("--out", default=None, help="run folder (default runs/<time>-<dataset>-<objective>)")
     t.add_argument("--resume", action="store_true", default=False,
                    help="continue the run in --out from its last checkpoint")
@@ -245,6 +284,11 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _flag_name(key: str) -> str:
+    """How a TrainConfig field is given on the command line, for messages."""
+    return "--net-option" if key == "net_options" else "--" + key.replace("_", "-")
+
+
 def _train(args: argparse.Namespace) -> int:
     from .experiment import fit, fit_seeds, seed_dir
 
@@ -256,6 +300,7 @@ def _train(args: argparse.Namespace) -> int:
         from .recipes import read_recipe
         values, recipe_bytes = read_recipe(args.recipe)   # the run copies what was parsed
         given = {**values, **given}                        # defaults < recipe < flags
+    net_flags = getattr(args, "net_option", None) or {}
     if args.out is not None:
         from .runs import check_run_kind
         check_run_kind(args.out, seeds=args.seeds is not None)   # a file, the other kind of run
@@ -272,18 +317,22 @@ def _train(args: argparse.Namespace) -> int:
             raise ValueError(f"nothing to resume in {args.out}: it has no {where}; drop "
                              f"--resume to start a new run there")
         saved = TrainConfig.from_dict(safe_torch_load(path)["config"])
+        if net_flags:                              # over the saved (or recipe's) options
+            given["net_options"] = {**given.get("net_options", saved.net_options), **net_flags}
         # compare resolved values: `--lipschitz auto` resumes a run saved as 'zero-gp'
         asked = dataclasses.replace(saved, **given).resolved()
         clash = [k for k in given
                  if not TrainConfig.may_change(k, getattr(saved, k), getattr(asked, k))
                  and not (k == "seed" and args.seeds is not None)]
         if clash:
-            detail = ", ".join(f"--{k.replace('_', '-')} {getattr(saved, k)!r} -> {given[k]!r}"
+            detail = ", ".join(f"{_flag_name(k)} {getattr(saved, k)!r} -> {given[k]!r}"
                                for k in clash)
             raise ValueError(f"cannot resume {args.out}: the configuration differs ({detail}); "
                              f"drop those flags or start a new run with another --out")
         cfg = dataclasses.replace(saved, **given)
     else:
+        if net_flags:
+            given["net_options"] = {**given.get("net_options", {}), **net_flags}
         cfg = TrainConfig(**given)
     if isinstance(cfg.batch_size, int):
         # before the process group: one message, not one per process and a torchrun traceback

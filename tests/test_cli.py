@@ -109,6 +109,8 @@ BAD = [
      "18446744073709551615"),
     (["--seed", "-9223372036854775809"], "seed (--seed) must be a whole number"),
     (["--seeds", "0,18446744073709551616"], "--seeds: seed 18446744073709551616 is outside"),
+    (["--net-option", "input_nois=0"],
+     "unknown net_options key 'input_nois' for arch auto (did you mean 'input_noise'?)"),
 ]
 
 
@@ -257,6 +259,10 @@ def _reached(monkeypatch, name, argv):
       "config.balanced_labels": True, "config.labels_per_class": None, "config.seed": 3,
       "config.recalibrate_bn": False, "config.standing_stats": 500}),
     (["train", "--seeds", "2,0", "--out", "o"], "fit_seeds", {"seeds": [2, 0], "out": "o"}),
+    (["train", "--out", "o", "--net-option", "input_noise=0", "--net-option", "d_hidden=[64, 32]",
+      "--net-option", "norm=none", "--net-option", "hidden_noise=1e-3"], "fit",
+     {"config.net_options": {"input_noise": 0, "d_hidden": [64, 32], "norm": "none",
+                             "hidden_noise": 0.001}}),
     # flags override the recipe; a recipe's seed gives way to --seeds
     (["train", "--recipe", "{recipe}", "--seeds", "1", "--epochs", "3", "--out", "o"],
      "fit_seeds", {"seeds": [1], "recipe": "{recipe}", "config.epochs": 3, "config.lr": 0.002}),
@@ -290,6 +296,31 @@ def test_every_flag_reaches_the_python_api(argv, name, expected, tmp_path, monke
             value = value[part] if isinstance(value, dict) else getattr(value, part)
         assert value == (want.replace("{recipe}", str(recipe)) if isinstance(want, str)
                          else want), key
+
+
+def test_net_option_flags_go_over_a_recipes_net_options(tmp_path, monkeypatch):
+    """`--net-option` sets one key of `net_options`; the recipe's other keys stay."""
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("net_options:\n  input_noise: 0.6\n  hidden_noise: 0.5\n")
+    got = _reached(monkeypatch, "fit", ["train", "--recipe", str(recipe), "--out", "o",
+                                        "--net-option", "hidden_noise=0"])
+    assert got["config"].net_options == {"input_noise": 0.6, "hidden_noise": 0}
+
+
+def test_resume_with_net_option(tmp_path, capsys):
+    """A run trained with `--net-option` resumes with the same flag (or none: the saved
+    options stay), and refuses another value, naming the flag."""
+    out = tmp_path / "r"
+    base = ["train", "--epochs", "1", "--out", str(out), "--quiet"]
+    assert main([*base, "--net-option", "hidden_noise=0"]) == 0
+    assert main(["train", "--out", str(out), "--resume", "--net-option", "hidden_noise=0.1"]) == 2
+    err = capsys.readouterr().err
+    assert "configuration differs (--net-option {'hidden_noise': 0} -> {'hidden_noise': 0.1})" \
+        in err
+    assert main([*base, "--resume", "--epochs", "2", "--net-option", "hidden_noise=0"]) == 0
+    assert main([*base, "--resume", "--epochs", "3"]) == 0
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["net_options"] == {"hidden_noise": 0} and cfg["epochs"] == 3
 
 
 def test_seeds_resume_finds_any_seeds_checkpoint_and_ignores_a_recipes_seed(tmp_path,
@@ -342,6 +373,10 @@ def test_an_interrupted_train_exits_130_with_what_it_left(tmp_path, monkeypatch,
     (["train", "--gp-weight", "x"], "expected a number or 'auto', got 'x'"),
     (["train", "--recipe", "a.yaml", "--recipe", "b.yaml"],
      "--recipe is given twice (a.yaml and b.yaml); pass one"),
+    (["train", "--net-option", "input_noise"], "expected KEY=VALUE (e.g. input_noise=0)"),
+    (["train", "--net-option", "=0"], "expected KEY=VALUE"),
+    (["train", "--net-option", "input_noise=0", "--net-option", "input_noise=0.1"],
+     "--net-option input_noise is given twice (0 and 0.1); pass it once"),
 ])
 def test_malformed_command_lines_are_usage_errors(argv, message, monkeypatch, capsys):
     """A missing command or a flag value of the wrong form stops in argparse: exit status 2
