@@ -4,6 +4,8 @@ class, the MLP pair), against the loss network trained on the labels alone.
     python benchmarks/objectives.py [--objectives all] [--seeds 0,1,2] [--epochs N] [--jobs 2]
                                     [--update]
 
+`--objectives` takes objective names, each optionally with a Lipschitz regulariser other than
+its own, NAME:LIPSCHITZ (e.g. `gan:spectral-norm`, SN-GAN): such a variant is a row of its own.
 Prints a markdown table of test accuracy (mean ± std over seeds); writes JSON and CSV.
 `--jobs 2` runs two single-threaded trainings side by side (2-core machines).
 `--update` re-measures only the named objectives: their rows replace the old ones in the
@@ -19,7 +21,29 @@ from pathlib import Path
 
 from _common import fmt, machine, run_train, write_outputs
 
+from ganaug.config import LIPSCHITZ
 from ganaug.objectives import OBJECTIVES
+
+
+def variant(row: dict) -> str:
+    """A row's variant: its objective, or OBJECTIVE:LIPSCHITZ when run with another
+    regulariser (rows written before variants existed are the objective's own)."""
+    return row.get("variant", row["objective"])
+
+
+def parse_variants(spec: str) -> tuple[list[str], list[str]]:
+    """``all`` or comma-separated NAME[:LIPSCHITZ] -> (variants, what is unknown)."""
+    if spec == "all":
+        return list(OBJECTIVES), []
+    names = [s.strip() for s in spec.split(",") if s.strip()]
+    bad = [n for n in names if n.partition(":")[0] not in OBJECTIVES
+           or (":" in n and n.partition(":")[2] not in LIPSCHITZ)]
+    return names, bad
+
+
+def order(names: list[str]) -> list[str]:
+    """The table's order: OBJECTIVES', each objective's own row before its variants."""
+    return sorted(names, key=lambda n: (list(OBJECTIVES).index(n.partition(":")[0]), n))
 
 
 def main() -> None:
@@ -32,11 +56,11 @@ def main() -> None:
     p.add_argument("--update", action="store_true",
                    help="replace only these objectives' rows in the existing results")
     args = p.parse_args()
-    names = list(OBJECTIVES) if args.objectives == "all" else args.objectives.split(",")
-    unknown = [n for n in names if n not in OBJECTIVES]
-    if unknown:
-        p.error(f"unknown objective(s) {', '.join(unknown)}; choose from: all, "
-                f"{', '.join(OBJECTIVES)}")
+    names, unknown = parse_variants(args.objectives)
+    if unknown or not names:
+        p.error(f"unknown objective(s) {', '.join(unknown) or repr(args.objectives)}; choose "
+                f"from: all, {', '.join(OBJECTIVES)}, each optionally as NAME:LIPSCHITZ with "
+                f"LIPSCHITZ one of {', '.join(LIPSCHITZ)}")
     if args.epochs is not None and args.epochs <= 0 or args.jobs <= 0:
         p.error(f"--epochs and --jobs must be positive, got {args.epochs} and {args.jobs}")
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -52,28 +76,33 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         def one(job):
             name, seed = job
-            r = run_train(["--objective", name, "--seed", str(seed), *extra],
-                          Path(tmp) / f"{name}-{seed}", threads=1 if args.jobs > 1 else None)
+            objective, _, lipschitz = name.partition(":")
+            flags = ["--lipschitz", lipschitz] if lipschitz else []
+            r = run_train(["--objective", objective, *flags, "--seed", str(seed), *extra],
+                          Path(tmp) / f"{name.replace(':', '-')}-{seed}",
+                          threads=1 if args.jobs > 1 else None)
             print(f"{name} seed {seed}: {r['test_accuracy']:.4f} ({r['train_seconds']:.0f}s)", flush=True)
-            return {"objective": name, **{k: r[k] for k in ("test_accuracy", "balanced_accuracy",
-                    "macro_f1", "train_seconds", "epochs", "seed", "lipschitz")}}
+            return {"objective": objective, "variant": name,
+                    **{k: r[k] for k in ("test_accuracy", "balanced_accuracy", "macro_f1",
+                                         "train_seconds", "epochs", "seed", "lipschitz")}}
         with ThreadPoolExecutor(args.jobs) as pool:
             rows = list(pool.map(one, [(n, s) for n in names for s in seeds]))
     meta = {"machine": machine(), "seeds": seeds, "epochs": args.epochs}
     if args.update:
         meta = {**old["meta"], "epochs": args.epochs,
                 "updated": {**old["meta"].get("updated", {}), **{n: meta["machine"]["date"] for n in names}}}
-        rows = [r for r in old["rows"] if r["objective"] not in names] + rows
-        names = [n for n in OBJECTIVES if any(r["objective"] == n for r in rows)]
+        rows = [r for r in old["rows"] if variant(r) not in names] + rows
+        names = list({variant(r): None for r in rows})
     write_outputs(rows, Path(args.out), "objectives", meta)
-    sup = [r["test_accuracy"] for r in rows if r["objective"] == "supervised"]
+    sup = [r["test_accuracy"] for r in rows if variant(r) == "supervised"]
     print(f"\n| objective | what | Lipschitz | test accuracy (mean ± std, {len(seeds)} seeds) | beats labels-only |")
     print("|---|---|---|---|---|")
-    for name in names:
-        acc = [r["test_accuracy"] for r in rows if r["objective"] == name]
-        lip = next(r["lipschitz"] for r in rows if r["objective"] == name)
+    for name in order(names):
+        acc = [r["test_accuracy"] for r in rows if variant(r) == name]
+        lip = next(r["lipschitz"] for r in rows if variant(r) == name)
+        objective = name.partition(":")[0]
         beats = "" if name == "supervised" or not sup else ("yes" if sum(acc) / len(acc) > sum(sup) / len(sup) else "no")
-        print(f"| {name} | {OBJECTIVES[name].description} | {lip} | {fmt(acc)} | {beats} |")
+        print(f"| {objective} | {OBJECTIVES[objective].description} | {lip} | {fmt(acc)} | {beats} |")
 
 
 if __name__ == "__main__":

@@ -40,6 +40,7 @@ def test_write_outputs_writes_json_and_csv_or_nothing(tmp_path, monkeypatch):
     ("imbalance.py", ["--gate", "1.5"], "--gate takes a confidence in (0, 1]"),
     ("augment.py", ["--fractions", "0.5,1.0"], "--fractions takes shares in [0, 1)"),
     ("objectives.py", ["--objectives", "sscls,bogus"], "unknown objective(s) bogus"),
+    ("objectives.py", ["--objectives", "gan:spectral"], "unknown objective(s) gan:spectral"),
     ("objectives.py", ["--epochs", "0"], "--epochs and --jobs must be positive"),
     ("digits.py", ["--extra=--labels-per-class 3"], "--extra cannot change --labels-per-class"),
     ("digits.py", ["--extra=--data-seed=2"], "--extra cannot change --data-seed (the baselines"),

@@ -523,6 +523,40 @@ def test_objectives_runs_every_objective_and_seed_and_updates_only_its_own(monke
     assert f"| {fmt([0.1, 0.1])} | no |" in capsys.readouterr().out
 
 
+def test_objectives_variant_with_another_regulariser_is_a_row_of_its_own(monkeypatch, tmp_path,
+                                                                         capsys):
+    """`gan:spectral-norm` trains `--objective gan --lipschitz spectral-norm`; with --update
+    its rows join the results beside the objective's own rows, which stay, and the table
+    lists the variant after its objective."""
+    import objectives
+    runs = []
+
+    def run_train(args, out, threads=None):
+        runs.append(args)
+        lip = args[args.index("--lipschitz") + 1] if "--lipschitz" in args else "none"
+        return {**_summary(args[1], int(args[args.index("--seed") + 1])), "lipschitz": lip,
+                "test_accuracy": 0.3 if "--lipschitz" in args else 0.5}
+
+    monkeypatch.setattr(objectives, "run_train", run_train)
+    base = ["--seeds", "0", "--epochs", "2", "--jobs", "1", "--out", str(tmp_path)]
+    _run_main(monkeypatch, objectives, ["--objectives", "supervised,gan", *base])
+    capsys.readouterr()
+    runs.clear()
+    _run_main(monkeypatch, objectives, ["--objectives", "gan:spectral-norm", "--update", *base])
+    assert runs == [["--objective", "gan", "--lipschitz", "spectral-norm", "--seed", "0",
+                     "--epochs", "2"]]
+    res = json.loads((tmp_path / "objectives.json").read_text())
+    assert sorted((r["variant"], r["lipschitz"], r["test_accuracy"]) for r in res["rows"]) == [
+        ("gan", "none", 0.5), ("gan:spectral-norm", "spectral-norm", 0.3),
+        ("supervised", "none", 0.5)]
+    assert list(res["meta"]["updated"]) == ["gan:spectral-norm"]
+    table = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")][1:]
+    assert [line.split(" | ")[:3] for line in table] == [
+        ["| gan", "original GAN, non-saturating", "none"],
+        ["| gan", "original GAN, non-saturating", "spectral-norm"],
+        ["| supervised", objectives.OBJECTIVES["supervised"].description, "none"]]
+
+
 def test_digits_runs_both_objectives_over_the_seeds_beside_the_baselines(monkeypatch,
                                                                          tmp_path, capsys):
     import digits
