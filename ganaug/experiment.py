@@ -64,10 +64,12 @@ def load_data(cfg: TrainConfig) -> tuple[ImageSet, ImageSet | None, ImageSet]:
     return labeled, unlabeled, test_set
 
 
-def build_model(cfg: TrainConfig, data: ImageSet) -> CLSGAN:
-    """The model for ``data``, its initial weights a function of ``cfg.seed``."""
+def build_model(cfg: TrainConfig, data: ImageSet, saved: dict | None = None) -> CLSGAN:
+    """The model for ``data``, its initial weights a function of ``cfg.seed``. ``saved``, a
+    checkpoint's model spec, fills the network options the config leaves to the builder's
+    defaults, so a run resumes with the networks it trained even after a default changes."""
     torch.manual_seed(_derive_seed(cfg.seed, 99))
-    opts = {"noise_dim": cfg.noise_dim, **cfg.net_options}
+    opts = {"noise_dim": cfg.noise_dim, **(saved or {}).get("net_options", {}), **cfg.net_options}
     return CLSGAN(data.image_shape, data.num_classes, cfg.arch, data.classes, **opts)
 
 
@@ -127,8 +129,9 @@ def fit(config: TrainConfig | None = None, out: str | Path | None = None, resume
         recipe_bytes = read_recipe_bytes(recipe)             # now, not when training ends
     labeled, unlabeled, test = load_data(cfg)
     check_same_data(out, ckpt, data_fingerprint(labeled, unlabeled, test))
+    saved = ckpt.get("model") if ckpt is not None else None
     del ckpt                                        # train() reads it again; free it now
-    model = build_model(cfg, labeled)
+    model = build_model(cfg, labeled, saved)
     check_inputs(model, labeled, cfg, world)
     if out is None:                                 # a new folder, once the input is good
         out = broadcast_object(None if rank else claim_run_dir(cfg), world)

@@ -111,6 +111,19 @@ def save_grid(path: Path, images: Tensor, nrow: int) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+def check_same_networks(model: CLSGAN, ckpt: dict) -> None:
+    """ValueError when ``model``'s networks are not built as the checkpoint's were (another
+    arch, image shape or ``net_options``; e.g. a builder default changed since the run began)."""
+    saved, built = ckpt.get("model", {}), model.spec()
+    keys = ("arch", "image_shape", "num_classes", "net_options")
+    diff = [k for k in keys if k in saved and saved[k] != built[k]]
+    if diff:
+        detail = "; ".join(f"{k} {saved[k]!r} -> {built[k]!r}" for k in diff)
+        raise ValueError(f"cannot resume: the checkpoint's networks were built otherwise ({detail}); "
+                         f"build the model with the checkpoint's net_options "
+                         f"(ganaug.fit and ganaug train --resume do)")
+
+
 def train(model: CLSGAN, labeled: ImageSet, unlabeled: ImageSet | None = None,
           config: TrainConfig | None = None, *, test: ImageSet | None = None,
           out: str | Path | None = None, resume: bool = False, progress: bool = True,
@@ -149,6 +162,8 @@ def train(model: CLSGAN, labeled: ImageSet, unlabeled: ImageSet | None = None,
     if rank != 0:                                  # only rank 0 logs and writes
         log, progress, on_epoch = (lambda s: None), False, None
     ckpt = check_run_folder(out, cfg, resume)
+    if ckpt is not None:
+        check_same_networks(model, ckpt)
     fingerprint = data_fingerprint(labeled, unlabeled, test)
     check_same_data(out, ckpt, fingerprint)
     out = Path(out) if out is not None and rank == 0 else None

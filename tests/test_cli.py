@@ -353,6 +353,32 @@ def test_a_run_saved_before_recalibrate_bn_existed_resumes_as_it_trained(tmp_pat
     assert got["config"].recalibrate_bn is False and got["config"].standing_stats == 0
 
 
+def test_a_run_resumes_with_the_networks_it_trained_after_a_builder_default_changes(tmp_path,
+                                                                                      capsys):
+    """A run begun under other builder defaults (here: its checkpoint says the MLP loss
+    network was built with hidden_noise 0.5, the config leaves it to the default) resumes
+    through `ganaug train --resume` with the networks of its checkpoint; handed a model built
+    otherwise, `ganaug.train` refuses to resume, saying why."""
+    from ganaug import TrainConfig, build_model, load_dataset, split_labeled, train
+    from ganaug._io import atomic_torch_save, safe_torch_load
+    out = tmp_path / "r"
+    base = ["train", "--out", str(out), "--quiet"]
+    assert main([*base, "--epochs", "1"]) == 0
+    ckpt = safe_torch_load(out / "checkpoint.pt")
+    assert ckpt["model"]["net_options"]["hidden_noise"] == 0.3
+    ckpt["model"]["net_options"]["hidden_noise"] = 0.5          # "the default when it began"
+    atomic_torch_save(out / "checkpoint.pt", ckpt)
+    cfg = TrainConfig.from_dict(ckpt["config"])
+    data, _ = load_dataset("digits")
+    lab, unl = split_labeled(data, cfg.labels_per_class, cfg.data_seed)
+    with pytest.raises(ValueError, match=r"networks were built otherwise \(net_options .*"
+                                         r"'hidden_noise': 0.5.* -> .*'hidden_noise': 0.3"):
+        train(build_model(cfg, data), lab, unl, cfg, out=out, resume=True, progress=False)
+    assert main([*base, "--epochs", "2", "--resume"]) == 0
+    ckpt = safe_torch_load(out / "checkpoint.pt")
+    assert ckpt["epoch"] == 2 and ckpt["model"]["net_options"]["hidden_noise"] == 0.5
+
+
 def test_an_interrupted_train_exits_130_with_what_it_left(tmp_path, monkeypatch, capsys):
     """Ctrl-C is exit status 130 and one line on whether there is a checkpoint, no traceback."""
     from ganaug import experiment as E
