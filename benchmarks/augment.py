@@ -4,6 +4,7 @@ BatchMixer with fresh samples every step), plus the BatchMixer overhead per step
 
     python benchmarks/augment.py [--datasets digits,mnist] [--seeds 0,1,2]
                                  [--fractions 0.25,0.5,0.75] [--data-root ../shared/data]
+    python benchmarks/augment.py --table RESULTS.json [MORE.json ...]
 
 For every dataset and seed, the sampler is a semi-supervised CLS-GAN trained on the same
 labeled/unlabeled split (digits: the default job, ``ganaug train --seed S``; MNIST: 100
@@ -11,8 +12,12 @@ labels, ``--gan-epochs-mnist`` epochs), so the classifier sees no label the GAN 
 With ``--gate G`` SyntheticMix keeps only samples its CLS-GAN classifies as their label with
 confidence G (default: off); BatchMixer takes every sample as it comes.
 Every classifier trains for the same number of steps. Test accuracy, mean ± std over
-seeds. The overhead is the median time of a classifier step with and without BatchMixer,
-measured side by side on this machine (GPU when there is one). Writes JSON and CSV.
+seeds, and each method's gain over the labeled images alone seed by seed (paired: mean ±
+std of the differences, and on how many seeds the method was higher). The overhead is the
+median time of a classifier step with and without BatchMixer, measured side by side on this
+machine (GPU when there is one). Writes JSON and CSV. ``--table`` prints the accuracy table
+of saved results files together (e.g. seeds 0-2 and 3-5, run as two processes side by side);
+a seed in two files is an error.
 """
 from __future__ import annotations
 
@@ -32,6 +37,8 @@ from _common import (DATA_ROOT, check_args, fmt, gate_failed, load_or_skip, mach
 
 from ganaug import BatchMixer, SyntheticMix, TrainConfig, build_model, train
 from ganaug.data import split_labeled
+
+LABELS_ONLY = "labeled only"            # the baseline every other method is compared with
 
 
 def step_overhead(mixer: BatchMixer, shape, C: int, device: str, fraction: float,
@@ -98,7 +105,7 @@ def one_seed(name, tr, te, lpc, seed, args, device) -> tuple[list[dict], BatchMi
                      "gan_test_accuracy": gan_acc, "gan_seconds": round(gan_s, 1)})
         print(f"{name} seed {seed} {method:28s} test accuracy {m['accuracy']:.4f}", flush=True)
 
-    record("labeled only", train_classifier(real, **kw))
+    record(LABELS_ONLY, train_classifier(real, **kw))
     for f in args.fractions:
         try:
             mix = SyntheticMix(real, gan, fraction=f, seed=seed, refresh_every=1, gate=args.gate)
@@ -114,8 +121,40 @@ def one_seed(name, tr, te, lpc, seed, args, device) -> tuple[list[dict], BatchMi
     return rows, mixer
 
 
+def accuracy_table(rows: list[dict]) -> None:
+    """Print test accuracy per dataset and method (mean ± std over seeds) and each method's
+    paired gain over the labeled images alone."""
+    seen: dict[tuple, int] = {}
+    for r in rows:
+        key = (r["dataset"], r["method"], r["seed"])
+        if key in seen:
+            raise SystemExit(f"seed {r['seed']} of {r['dataset']} ({r['method']}) is in the "
+                             f"results twice; pass each seed's results once")
+        seen[key] = 1
+    print("\n| data | labels | method | test accuracy (mean ± std) | gain over labels alone "
+          "(paired) | seeds higher |")
+    print("|---|---|---|---|---|---|")
+    for name in dict.fromkeys(r["dataset"] for r in rows):
+        sel = [r for r in rows if r["dataset"] == name]
+        labels = 10 * sel[0]["labels_per_class"]
+        base = {r["seed"]: r["test_accuracy"] for r in sel if r["method"] == LABELS_ONLY}
+        for method in dict.fromkeys(r["method"] for r in sel):
+            got = {r["seed"]: r["test_accuracy"] for r in sel if r["method"] == method}
+            gain = ""
+            if method != LABELS_ONLY and set(got) <= set(base):
+                diff = [got[s] - base[s] for s in sorted(got)]
+                gain = f"{fmt(diff)} | {sum(d > 0 for d in diff)} of {len(diff)}"
+            else:
+                gain = " | "
+            print(f"| {name} | {labels} | {method} | {fmt(list(got.values()))} | {gain} |")
+        gan = [r["gan_test_accuracy"] for r in sel if r["method"] == LABELS_ONLY]
+        print(f"| {name} | {labels} | (the CLS-GAN's own classifier) | {fmt(gan)} | | |")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--table", nargs="+", metavar="RESULTS.json", default=None,
+                   help="print the accuracy table of these saved results files and stop")
     p.add_argument("--datasets", default="digits,mnist")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--fractions", default="0.25,0.5,0.75")
@@ -134,6 +173,9 @@ def main() -> None:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--out", default=str(Path(__file__).parent / "results"))
     args = p.parse_args()
+    if args.table:
+        accuracy_table([row for f in args.table for row in json.loads(Path(f).read_text())["rows"]])
+        return
     args.fractions = [float(f) for f in args.fractions.split(",")]
     args.gate = args.gate or None
     check_args(p, datasets=args.datasets, unit={"--fractions": (args.fractions, False),
@@ -156,15 +198,7 @@ def main() -> None:
                                          args.device, args.mixer_fraction)})
     write_outputs(rows, Path(args.out), "augment", {"machine": machine(), "args": vars(args),
                                                     "skipped": skipped, "overhead": overhead})
-    print("\n| data | labels | method | test accuracy (mean ± std) |")
-    print("|---|---|---|---|")
-    for name in dict.fromkeys(r["dataset"] for r in rows):
-        sel = [r for r in rows if r["dataset"] == name]
-        for method in dict.fromkeys(r["method"] for r in sel):
-            acc = [r["test_accuracy"] for r in sel if r["method"] == method]
-            print(f"| {name} | {10 * sel[0]['labels_per_class']} | {method} | {fmt(acc)} |")
-        gan = [r["gan_test_accuracy"] for r in sel if r["method"] == "labeled only"]
-        print(f"| {name} | {10 * sel[0]['labels_per_class']} | (the CLS-GAN's own classifier) | {fmt(gan)} |")
+    accuracy_table(rows)
     print("\n| data | device | batch | + synthetic | step ms | step + BatchMixer ms | ratio |")
     print("|---|---|---|---|---|---|---|")
     for o in overhead:

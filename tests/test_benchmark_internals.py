@@ -307,6 +307,19 @@ def test_augment_table_averages_each_method_over_the_seeds(monkeypatch, tmp_path
     assert f"| digits | 100 | (the CLS-GAN's own classifier) | {fmt([0.51, 0.53])} |" in out
     assert "| digits | cpu | 256 | 110 | 2.00 | 3.00 | 1.50 |" in out
     assert len(json.loads((tmp_path / "augment.json").read_text())["rows"]) == 4
+    # --table: two results files together, with each method's gain over the labels seed by seed
+    first = tmp_path / "first.json"
+    (tmp_path / "augment.json").rename(first)
+    _run_main(monkeypatch, augment, ["--datasets", "digits", "--seeds", "0", "--fractions",
+                                     "0.25", "--out", str(tmp_path)])
+    capsys.readouterr()
+    _run_main(monkeypatch, augment, ["--table", str(first), str(tmp_path / "augment.json")])
+    out = capsys.readouterr().out
+    assert f"| digits | 100 | labeled only | {fmt([0.1, 0.2, 0.4])} |  |  |" in out
+    assert (f"| digits | 100 | SyntheticMix f=0.25 | {fmt([0.2, 0.3, 0.5])} | "
+            f"{fmt([0.1, 0.1, 0.1])} | 3 of 3 |") in out
+    with pytest.raises(SystemExit, match="seed 1 of digits .* is in the results twice"):
+        _run_main(monkeypatch, augment, ["--table", str(first), str(first)])
 
 
 def _imbalance(monkeypatch, smoted="SMOTED", gate=0.9):
