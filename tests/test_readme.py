@@ -140,3 +140,15 @@ def test_document_links_resolve():
             elif anchor and dest.suffix == ".md" and anchor not in heading_anchors(dest.read_text()):
                 dead.append(f"{f.relative_to(root)}: {target} (no such heading)")
     assert not dead, "dead links:\n" + "\n".join(dead)
+
+
+def test_readme_results_tables_match_the_benchmarks_page():
+    """The README's Results tables are headline copies of benchmarks/README.md's: every row
+    of them is there too, word for word, so the two pages cannot tell different numbers."""
+    text = README.read_text()
+    results = text[text.index("\n## Results\n"):text.index("\n## Real data\n")]
+    rows = [line for line in results.splitlines() if line.startswith("| ") and "---" not in line]
+    assert len(rows) > 30
+    page = (README.parent / "benchmarks" / "README.md").read_text().splitlines()
+    missing = [row for row in rows if row not in page]
+    assert not missing, "README rows not in benchmarks/README.md:\n" + "\n".join(missing)
