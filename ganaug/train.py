@@ -162,10 +162,10 @@ def train(model: CLSGAN, labeled: ImageSet, unlabeled: ImageSet | None = None,
     if rank != 0:                                  # only rank 0 logs and writes
         log, progress, on_epoch = (lambda s: None), False, None
     ckpt = check_run_folder(out, cfg, resume)
+    fingerprint = data_fingerprint(labeled, unlabeled, test)
+    check_same_data(out, ckpt, fingerprint)        # other data first: the clearer message
     if ckpt is not None:
         check_same_networks(model, ckpt)
-    fingerprint = data_fingerprint(labeled, unlabeled, test)
-    check_same_data(out, ckpt, fingerprint)
     out = Path(out) if out is not None and rank == 0 else None
     device = pick_device(cfg.device)
     if world > 1 and device.type == "cuda" and device.index is None:
