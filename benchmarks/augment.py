@@ -124,13 +124,13 @@ def one_seed(name, tr, te, lpc, seed, args, device) -> tuple[list[dict], BatchMi
 def accuracy_table(rows: list[dict]) -> None:
     """Print test accuracy per dataset and method (mean ± std over seeds) and each method's
     paired gain over the labeled images alone."""
-    seen: dict[tuple, int] = {}
+    seen: set[tuple] = set()
     for r in rows:
         key = (r["dataset"], r["method"], r["seed"])
         if key in seen:
             raise SystemExit(f"seed {r['seed']} of {r['dataset']} ({r['method']}) is in the "
                              f"results twice; pass each seed's results once")
-        seen[key] = 1
+        seen.add(key)
     print("\n| data | labels | method | test accuracy (mean ± std) | gain over labels alone "
           "(paired) | seeds higher |")
     print("|---|---|---|---|---|---|")
@@ -140,12 +140,10 @@ def accuracy_table(rows: list[dict]) -> None:
         base = {r["seed"]: r["test_accuracy"] for r in sel if r["method"] == LABELS_ONLY}
         for method in dict.fromkeys(r["method"] for r in sel):
             got = {r["seed"]: r["test_accuracy"] for r in sel if r["method"] == method}
-            gain = ""
+            gain = " | "
             if method != LABELS_ONLY and set(got) <= set(base):
                 diff = [got[s] - base[s] for s in sorted(got)]
                 gain = f"{fmt(diff)} | {sum(d > 0 for d in diff)} of {len(diff)}"
-            else:
-                gain = " | "
             print(f"| {name} | {labels} | {method} | {fmt(list(got.values()))} | {gain} |")
         gan = [r["gan_test_accuracy"] for r in sel if r["method"] == LABELS_ONLY]
         print(f"| {name} | {labels} | (the CLS-GAN's own classifier) | {fmt(gan)} | | |")

@@ -158,15 +158,14 @@ def _net_option(s: str) -> tuple[str, Any]:
     if not sep or not key.isidentifier() or not raw.strip():
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE (e.g. input_noise=0), got {s!r}")
     import yaml
+
+    from .recipes import spelled_float
     try:
         value = yaml.safe_load(raw)
     except yaml.YAMLError:
         value = raw.strip()
-    if isinstance(value, str):
-        try:
-            value = float(value)                  # YAML 1.1 reads 1e-3 (no dot) as a string
-        except ValueError:
-            pass
+    if isinstance(value, str) and (number := spelled_float(value)) is not None:
+        value = number
     return key, value
 
 

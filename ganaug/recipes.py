@@ -37,6 +37,15 @@ def _allowed(tp: Any) -> tuple[type, ...]:
     return (type(None),) if tp is None else (tp,)
 
 
+def spelled_float(text: str) -> float | None:
+    """``text`` as a float when it spells one, else None: YAML 1.1 reads ``1e-3`` (no dot)
+    as a string."""
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
 def _coerce(key: str, value: Any, tp: Any, where: str) -> Any:
     """``value`` checked against the field's type; ints are accepted for floats."""
     allowed = _allowed(tp)
@@ -44,11 +53,9 @@ def _coerce(key: str, value: Any, tp: Any, where: str) -> Any:
         return None
     if key in SPEED_CHOICES and isinstance(value, bool):  # YAML 1.1 reads on/off as booleans
         return "on" if value else "off"
-    if isinstance(value, str) and float in allowed and str not in allowed:
-        try:                                  # YAML 1.1 reads 1e-3 (no dot) as a string
-            return float(value)
-        except ValueError:
-            pass
+    if isinstance(value, str) and float in allowed and str not in allowed and \
+            (number := spelled_float(value)) is not None:
+        return number
     if isinstance(value, bool):
         if bool in allowed:
             return value
