@@ -4,6 +4,7 @@ BatchMixer with fresh samples every step), plus the BatchMixer overhead per step
 
     python benchmarks/augment.py [--datasets digits,mnist] [--seeds 0,1,2]
                                  [--fractions 0.25,0.5,0.75] [--data-root ../shared/data]
+                                 [--sampler-dir DIR] [--gate G]
     python benchmarks/augment.py --table RESULTS.json [MORE.json ...]
 
 For every dataset and seed, the sampler is a semi-supervised CLS-GAN trained on the same
@@ -11,6 +12,11 @@ labeled/unlabeled split (digits: the default job, ``ganaug train --seed S``; MNI
 labels, ``--gan-epochs-mnist`` epochs), so the classifier sees no label the GAN did not.
 With ``--gate G`` SyntheticMix keeps only samples its CLS-GAN classifies as their label with
 confidence G (default: off); BatchMixer takes every sample as it comes.
+``--sampler-dir DIR`` keeps each CLS-GAN as a run folder ``DIR/DATASET-seed-S`` (with its test
+accuracy per epoch; ``ganaug eval --run`` measures its samples), and a later call with the
+same DIR loads the finished ones instead of training them again (the same numbers: a
+resumed run is the run), e.g. to try another ``--gate`` or ``--fractions`` on the same
+samplers; one kept with other settings is an error before any work, more epochs train it on.
 Every classifier trains for the same number of steps. Test accuracy, mean ± std over
 seeds, and each method's gain over the labeled images alone seed by seed (paired: mean ±
 std of the differences, and on how many seeds the method was higher). The overhead is the
@@ -39,6 +45,7 @@ from ganaug import BatchMixer, SyntheticMix, TrainConfig, build_model, train
 from ganaug.data import split_labeled
 
 LABELS_ONLY = "labeled only"            # the baseline every other method is compared with
+LABELS_PER_CLASS = 10                   # digits: 100 labels; MNIST: 100 labels
 
 
 def step_overhead(mixer: BatchMixer, shape, C: int, device: str, fraction: float,
@@ -80,15 +87,47 @@ def step_overhead(mixer: BatchMixer, shape, C: int, device: str, fraction: float
             "mixed_ms": m * 1e3, "overhead_ratio": m / p}
 
 
+def sampler_folder(root: str | None, name: str, seed: int) -> Path | None:
+    """Where ``--sampler-dir`` keeps the CLS-GAN of one dataset and seed (None: not kept)."""
+    return Path(root) / f"{name}-seed-{seed}" if root else None
+
+
+def sampler_config(name: str, lpc: int, seed: int, args, device: str) -> TrainConfig:
+    """The CLS-GAN's settings for one dataset and seed: the default job's, with
+    ``--gan-epochs``/``--gan-epochs-mnist`` and ``--gan-options``."""
+    epochs = args.gan_epochs if name == "digits" else args.gan_epochs_mnist
+    return TrainConfig(dataset=name, data_root=args.data_root, labels_per_class=lpc, seed=seed,
+                       device=device, **({"epochs": epochs} if epochs else {}),
+                       **args.gan_options)
+
+
+def check_kept_samplers(p, names: list[str], seeds: list[int], args) -> None:
+    """``p.error`` before any work when a sampler kept in ``--sampler-dir`` was trained with
+    other settings than this call would train it with (it would be refused mid-run)."""
+    from ganaug._io import CheckpointError
+    from ganaug.runs import check_run_folder
+
+    for name in names:
+        for seed in seeds:
+            out = sampler_folder(args.sampler_dir, name, seed)
+            if out is None or not (out / "checkpoint.pt").exists():
+                continue
+            cfg = sampler_config(name, LABELS_PER_CLASS, seed, args, args.device).resolved()
+            try:
+                check_run_folder(out, cfg, resume=True)
+            except (ValueError, CheckpointError) as e:
+                p.error(f"--sampler-dir: {e}")
+
+
 def one_seed(name, tr, te, lpc, seed, args, device) -> tuple[list[dict], BatchMixer]:
     lab, unl = split_labeled(tr, lpc, 0)
-    epochs = args.gan_epochs if name == "digits" else args.gan_epochs_mnist
-    cfg = TrainConfig(dataset=name, labels_per_class=lpc, seed=seed, device=device,
-                      **({"epochs": epochs} if epochs else {}), **args.gan_options)
+    cfg = sampler_config(name, lpc, seed, args, device)
     gan = build_model(cfg.resolved(), lab)
-    t0 = time.perf_counter()
-    train(gan, lab, unl, cfg, progress=False, log=lambda s: None)
-    gan_s = time.perf_counter() - t0
+    out = sampler_folder(args.sampler_dir, name, seed)
+    resume = out is not None and (out / "checkpoint.pt").exists()
+    st = train(gan, lab, unl, cfg, test=te if out is not None else None, out=out, resume=resume,
+               progress=False, log=lambda s: None)
+    gan_s = st.train_seconds              # training time, as the run records it
     gan_acc = float((gan.predict(te.images).cpu() == te.targets).float().mean())
     C, d = lab.num_classes, int(torch.tensor(lab.image_shape).prod())
     steps = args.clf_epochs * math.ceil(len(lab) / args.batch_size)
@@ -166,6 +205,11 @@ def main() -> None:
     p.add_argument("--gan-epochs", type=int, default=None,
                    help="CLS-GAN epochs on digits (default: the default job's)")
     p.add_argument("--gan-epochs-mnist", type=int, default=10)
+    p.add_argument("--sampler-dir", default=None, metavar="DIR",
+                   help="keep each CLS-GAN as a run folder DIR/DATASET-seed-S (`ganaug eval "
+                        "--run` reads it); a later call with the same DIR and settings loads "
+                        "a finished one instead of training it again, and finishes one that "
+                        "was stopped (or trains it on to more --gan-epochs)")
     p.add_argument("--clf-epochs", type=int, default=200, help="classifier passes over the labeled set")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -181,9 +225,10 @@ def main() -> None:
                gate=args.gate)
     args.gan_options = json.loads(args.gan_options)
     seeds = [int(s) for s in args.seeds.split(",")]
+    check_kept_samplers(p, args.datasets.split(","), seeds, args)
     rows, skipped, overhead = [], [], []
     for name in args.datasets.split(","):
-        lpc = 10                          # digits: 100 labels; MNIST: 100 labels
+        lpc = LABELS_PER_CLASS
         data = load_or_skip(name, args.data_root, skipped)
         if data is None:
             continue

@@ -15,6 +15,7 @@ from torch import nn
 from torch.utils.data import TensorDataset, WeightedRandomSampler
 
 from ganaug.data import ImageSet, split_labeled
+from ganaug.train import TrainState
 
 import _bench  # noqa: F401  (puts benchmarks/ on sys.path)
 import _classifier  # noqa: E402
@@ -187,8 +188,12 @@ def _stand_ins(monkeypatch, module, calls):
     the number of its training call; its accuracy that number / 10, balanced / 100)."""
     gan = _Gan()
     monkeypatch.setattr(module, "build_model", lambda cfg, data: gan)
-    monkeypatch.setattr(module, "train", lambda g, lab, unl, cfg, **kw:
-                        calls["train"].append((g, lab, unl, cfg)))
+    def train(g, lab, unl, cfg, **kw):
+        calls["train"].append((g, lab, unl, cfg))
+        calls.setdefault("train_kw", []).append(kw)
+        return TrainState(g, [], cfg, train_seconds=12.5)
+
+    monkeypatch.setattr(module, "train", train)
 
     def clf(data, **kw):
         calls["clf"].append((data, kw))
@@ -227,7 +232,8 @@ def _augment(monkeypatch, **over):
     monkeypatch.setattr(augment, "BatchMixer", Mixer)
     args = argparse.Namespace(**{**dict(gan_epochs=7, gan_epochs_mnist=2, gan_options={},
                                         clf_epochs=2, batch_size=5, fractions=[0.25, 0.5],
-                                        gate=None, mixer_fraction=0.3), **over})
+                                        gate=None, mixer_fraction=0.3, data_root="root",
+                                        sampler_dir=None), **over})
     return augment, calls, gan, args
 
 
@@ -262,6 +268,55 @@ def test_augment_rows_share_the_labeled_split_the_steps_and_the_test_set(monkeyp
     assert all(r["gan_test_accuracy"] == pytest.approx(0.4) for r in rows)   # 2 of 5 are 0
     augment.one_seed("digits", tr, te, 3, 6, args, "cpu")                     # another seed
     assert torch.equal(calls["clf"][4][0].tensors[0], lab.images)
+
+
+def test_augment_keeps_each_sampler_as_a_run_and_reuses_it(monkeypatch, tmp_path):
+    """--sampler-dir: each CLS-GAN trains into DIR/DATASET-seed-S with the test set (so that
+    `ganaug eval --run` can read it), resumes there when its checkpoint exists, and its
+    recorded training time is the rows' gan_seconds; without it nothing is written."""
+    augment, calls, gan, args = _augment(monkeypatch)
+    tr, te = _sets()
+    rows, _ = augment.one_seed("digits", tr, te, 3, 5, args, "cpu")
+    assert calls["train_kw"][0]["out"] is None and calls["train_kw"][0]["test"] is None
+    assert calls["train_kw"][0]["resume"] is False
+    assert all(r["gan_seconds"] == 12.5 for r in rows)
+    args.sampler_dir = str(tmp_path)
+    augment.one_seed("mnist", tr, te, 3, 2, args, "cpu")
+    kw = calls["train_kw"][1]
+    assert kw["out"] == tmp_path / "mnist-seed-2" and kw["test"] is te and kw["resume"] is False
+    (tmp_path / "mnist-seed-2").mkdir()
+    (tmp_path / "mnist-seed-2" / "checkpoint.pt").write_bytes(b"")
+    augment.one_seed("mnist", tr, te, 3, 2, args, "cpu")
+    assert calls["train_kw"][2]["resume"] is True
+    assert calls["train"][2][3].data_root == "root"
+
+
+def test_augment_refuses_a_kept_sampler_with_other_settings_before_any_work(tmp_path,
+                                                                              capsys):
+    """A sampler kept by an earlier call with other --gan-options is an error that names the
+    difference, before any training."""
+    import augment
+    from ganaug._io import atomic_torch_save
+
+    args = argparse.Namespace(gan_epochs=3, gan_epochs_mnist=2, gan_options={"gamma": 0.5},
+                              data_root="root", sampler_dir=str(tmp_path), device="cpu")
+    old = augment.sampler_config("digits", 10, 1, args, "cpu").resolved()
+    folder = tmp_path / "digits-seed-1"
+    folder.mkdir()
+    atomic_torch_save(folder / "checkpoint.pt",
+                      {"format": "ganaug", "config": old.to_dict(), "epoch": 3})
+    p = argparse.ArgumentParser(prog="augment.py")
+    augment.check_kept_samplers(p, ["digits"], [0, 1], args)     # the same settings: fine
+    args.gan_options = {"gamma": 1.0}
+    with pytest.raises(SystemExit) as e:
+        augment.check_kept_samplers(p, ["digits"], [0, 1], args)
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "--sampler-dir" in err and "gamma: 0.5 -> 1.0" in err and "digits-seed-1" in err
+    (folder / "checkpoint.pt").write_bytes(b"not a checkpoint")        # a broken one, too
+    with pytest.raises(SystemExit):
+        augment.check_kept_samplers(p, ["digits"], [1], args)
+    assert "--sampler-dir" in capsys.readouterr().err
 
 
 def test_augment_mnist_epochs_and_a_failed_gate_keep_the_fraction(monkeypatch):
