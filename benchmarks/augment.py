@@ -87,9 +87,13 @@ def step_overhead(mixer: BatchMixer, shape, C: int, device: str, fraction: float
             "mixed_ms": m * 1e3, "overhead_ratio": m / p}
 
 
-def sampler_folder(root: str | None, name: str, seed: int) -> Path | None:
-    """Where ``--sampler-dir`` keeps the CLS-GAN of one dataset and seed (None: not kept)."""
-    return Path(root) / f"{name}-seed-{seed}" if root else None
+def sampler_folder(root: str | None, name: str, seed: int) -> tuple[Path | None, bool]:
+    """Where ``--sampler-dir`` keeps the CLS-GAN of one dataset and seed (None: not kept),
+    and whether a run is there already (its checkpoint: then it resumes)."""
+    from ganaug._io import CHECKPOINT
+
+    out = Path(root) / f"{name}-seed-{seed}" if root else None
+    return out, out is not None and (out / CHECKPOINT).exists()
 
 
 def sampler_config(name: str, lpc: int, seed: int, args, device: str) -> TrainConfig:
@@ -109,8 +113,8 @@ def check_kept_samplers(p, names: list[str], seeds: list[int], args) -> None:
 
     for name in names:
         for seed in seeds:
-            out = sampler_folder(args.sampler_dir, name, seed)
-            if out is None or not (out / "checkpoint.pt").exists():
+            out, kept = sampler_folder(args.sampler_dir, name, seed)
+            if not kept:
                 continue
             cfg = sampler_config(name, LABELS_PER_CLASS, seed, args, args.device).resolved()
             try:
@@ -123,8 +127,7 @@ def one_seed(name, tr, te, lpc, seed, args, device) -> tuple[list[dict], BatchMi
     lab, unl = split_labeled(tr, lpc, 0)
     cfg = sampler_config(name, lpc, seed, args, device)
     gan = build_model(cfg.resolved(), lab)
-    out = sampler_folder(args.sampler_dir, name, seed)
-    resume = out is not None and (out / "checkpoint.pt").exists()
+    out, resume = sampler_folder(args.sampler_dir, name, seed)
     st = train(gan, lab, unl, cfg, test=te if out is not None else None, out=out, resume=resume,
                progress=False, log=lambda s: None)
     gan_s = st.train_seconds              # training time, as the run records it

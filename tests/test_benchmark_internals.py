@@ -188,6 +188,7 @@ def _stand_ins(monkeypatch, module, calls):
     the number of its training call; its accuracy that number / 10, balanced / 100)."""
     gan = _Gan()
     monkeypatch.setattr(module, "build_model", lambda cfg, data: gan)
+
     def train(g, lab, unl, cfg, **kw):
         calls["train"].append((g, lab, unl, cfg))
         calls.setdefault("train_kw", []).append(kw)
