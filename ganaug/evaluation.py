@@ -15,6 +15,12 @@ real reference images (the test split, at most ``max_samples`` of them):
 - improved precision and recall (k nearest neighbours, k = 3);
 - each next to its *real reference*: the same metric for real training images (same labels)
   vs the same test images, i.e. what a generator that reproduced the training set would get;
+- label accuracy (GAN-test, Shmelkov et al. 2018): the share of generated images that the
+  ruler assigns to their intended label; its real reference is its accuracy on the real
+  test images;
+- gate pass rates: the share of generated images that ``SyntheticMix(gate=G)`` would keep
+  (the run's own classifier is confident enough of their intended label), overall and in
+  the class that passes least, and how many of the kept ones the ruler reads as their label;
 - train-on-synthetic-test-on-real (TSTR): the same small classifier, same steps and seed,
   trained only on generated images, tested on the whole real test split; its train-on-real
   reference is the ruler's own test accuracy.
@@ -355,7 +361,9 @@ def evaluate_quality(model: CLSGAN, train: ImageSet, test: ImageSet, *,
                      labels_note: str | None = None,
                      log: Callable[[str], None] | None = None) -> dict:
     """Every sample-quality number of :mod:`ganaug.evaluation`'s protocol, each as
-    ``{"value", "real_reference", "protocol", ...}``, plus ``"protocol"`` (a dict).
+    ``{"value", "real_reference", "protocol", ...}``, plus ``"gate"`` (``{"protocol",
+    "rows", "error"}``, a row per gate in :data:`GATES`: ``gate``, ``pass``, ``min_class``,
+    ``min_class_pass``, ``passing_label_accuracy``) and ``"protocol"`` (a dict).
 
     ``max_samples``: real test images used as reference (and as many generated, with the
     same labels). ``tstr_per_class``: generated training images per class for TSTR
@@ -364,8 +372,8 @@ def evaluate_quality(model: CLSGAN, train: ImageSet, test: ImageSet, *,
     ``$GANAUG_INCEPTION_WEIGHTS``); without one, Inception FID is reported as not computed.
     It is loaded first, so a bad file is an error before any other work.
     ``labels_note``: why the generator does not follow its labels (an unconditional
-    objective, feature matching alone), attached to intra-class FID and TSTR, which read
-    the generated images' labels.
+    objective, feature matching alone), attached to intra-class FID, label accuracy, the
+    gate table and TSTR, which read the generated images' labels.
 
     A metric that cannot be computed is ``None`` with the reason in ``"error"``: sets too
     small for it (the reason names ``--samples``), or generated images holding NaN or inf (a
@@ -434,6 +442,17 @@ def evaluate_quality(model: CLSGAN, train: ImageSet, test: ImageSet, *,
                            f"k={KNN_K} nearest-neighbour balls; {pair}; {space}; {ref_note}",
                            pr_real[1], error=gen_m["pr_error"])
 
+    # ---- do the generated images carry their labels: the ruler's reading, and the gate's
+    ruler_pred = None if diverged else _apply(net, x_fake, dev, False).argmax(1)
+    real_pred = _apply(net, test.images[ref], dev, False).argmax(1)
+    out["label_accuracy"] = _entry(
+        None if diverged else float((ruler_pred == y_ref).float().mean()),
+        f"share of the {n} generated images that the {ext['name']} classifier (trained on the "
+        f"real training images) assigns to their intended label (GAN-test); real reference: "
+        f"its accuracy on the {n} real test images", float((real_pred == y_ref).float().mean()),
+        error=diverged)
+    out["gate"] = _gate_table(model, x_fake, y_ref, ruler_pred, C, diverged)
+
     # ---- train on synthetic, test on real: the ruler's architecture, steps and seed
     per_class = tstr_per_class or max(1, math.ceil(len(train) / C))
     y_syn = torch.arange(C).repeat_interleave(per_class)
@@ -472,15 +491,51 @@ def evaluate_quality(model: CLSGAN, train: ImageSet, test: ImageSet, *,
                                       f"--inception-weights FILE or set {INCEPTION_ENV}; "
                                       f"nothing is downloaded)")
     if labels_note:
-        for key in ("intra_class_fid", "tstr_accuracy"):
+        for key in ("intra_class_fid", "label_accuracy", "gate", "tstr_accuracy"):
             out[key]["note"] = labels_note
     out["protocol"] = {
         "real_split": "test", "num_real": n, "num_generated": n, "sample_seed": seed,
         "generated_labels": "the real reference images' labels", "knn_k": KNN_K,
         "num_train_reference": n_tr, "tstr_per_class": per_class, "extractor": ext,
+        "classes": list(getattr(model, "classes", None) or range(C)),
         "device": str(dev),
     }
     return out
+
+
+GATES = (0.0, 0.5, 0.7, 0.9)     # 0: the argmax alone, no confidence asked
+
+
+def _gate_table(model: Any, x: Tensor, y: Tensor, ruler_pred: Tensor | None, num_classes: int,
+                diverged: str | None) -> dict:
+    """What ``SyntheticMix(gate=G)`` would keep of the generated images ``x`` (intended
+    labels ``y``): for each G in :data:`GATES`, the share passing the run's own classifier
+    (:func:`ganaug.mix.gate_mask`, ``gate_mode="class"``), the share in the class that
+    passes least, and the share of the passing images the ruler reads as their label
+    (``ruler_pred``). A sampler without ``activations`` (not a ganaug model) gets none."""
+    from .mix import gate_mask
+    protocol = (f"the run's own classifier (EMA loss network, softmax over its {num_classes} "
+                f"classes, as SyntheticMix(gate=G) reads it) on the same {len(y)} generated "
+                f"images; gate 0 asks only that the argmax is the intended label")
+    table: dict[str, Any] = {"protocol": protocol, "rows": [], "error": diverged}
+    if diverged:
+        return table
+    if not callable(getattr(model, "activations", None)):
+        table["error"] = "the sampler has no classifier of its own (no activations method)"
+        return table
+    logits = model.activations(x).float().cpu()
+    y = y.cpu()
+    present = [c for c in range(num_classes) if bool((y == c).any())]
+    for g in GATES:
+        keep = gate_mask(logits, y, g).cpu()
+        per_class = {c: float(keep[y == c].float().mean()) for c in present}
+        low = min(per_class, key=per_class.get)
+        table["rows"].append({
+            "gate": g, "pass": float(keep.float().mean()), "min_class": low,
+            "min_class_pass": per_class[low],
+            "passing_label_accuracy": float((ruler_pred[keep] == y[keep]).float().mean())
+            if bool(keep.any()) else None})
+    return table
 
 
 def _fmt(v, spec: str = ".4f") -> str:
@@ -494,12 +549,16 @@ def quality_lines(q: dict) -> list[str]:
              f"{ext['feature_dim']}-d penultimate layer, trained on all {ext['train_images']} "
              f"real training images with their labels, its test accuracy "
              f"{ext['test_accuracy']:.4f})"]
-    rows = [("domain FID", q["domain_fid"], ".3f"), ("domain KID", q["domain_kid"], ".5f"),
-            ("intra-class FID", q["intra_class_fid"], ".3f"),
-            ("precision", q["precision"], ".4f"), ("recall", q["recall"], ".4f"),
-            ("TSTR accuracy", q["tstr_accuracy"], ".4f"),
-            ("Inception FID", q["inception_fid"], ".3f")]
-    for name, e, spec in rows:
+    rows = [("domain FID", "domain_fid", ".3f"), ("domain KID", "domain_kid", ".5f"),
+            ("intra-class FID", "intra_class_fid", ".3f"),
+            ("precision", "precision", ".4f"), ("recall", "recall", ".4f"),
+            ("label accuracy", "label_accuracy", ".4f"),
+            ("TSTR accuracy", "tstr_accuracy", ".4f"),
+            ("Inception FID", "inception_fid", ".3f")]
+    for name, key, spec in rows:
+        if key not in q:                    # an eval.json written before the metric existed
+            continue
+        e = q[key]
         value = _fmt(e["value"], spec)
         if e.get("std") is not None:
             value += f" ± {_fmt(e['std'], spec)}"
@@ -508,10 +567,33 @@ def quality_lines(q: dict) -> list[str]:
         why = f" ({e['error']})" if e.get("error") else ""
         note = f" NOTE: {e['note']}." if e.get("note") else ""
         lines.append(f"  {name:<16} {value}{ref}{why}  -- {e['protocol']}{note}")
+    if "gate" in q:
+        lines += gate_lines(q["gate"], q["protocol"].get("classes"))
+    return lines
+
+
+def gate_lines(table: dict, classes: list[str] | None = None) -> list[str]:
+    """The gate table of :func:`evaluate_quality` as printed lines."""
+    head = "  gate pass rates"
+    note = f" NOTE: {table['note']}." if table.get("note") else ""
+    if table["error"]:
+        return [f"{head} n/a ({table['error']})  -- {table['protocol']}{note}"]
+    lines = [f"{head} -- {table['protocol']}{note}"]
+    from .mix import GATE_MAX_DRAWS
+    for r in table["rows"]:
+        name = classes[r["min_class"]] if classes else str(r["min_class"])
+        short = (f", under 1 in {GATE_MAX_DRAWS}: SyntheticMix cannot fill that class with "
+                 f"its default gate_max_draws" if r["min_class_pass"] * GATE_MAX_DRAWS < 1
+                 else "")
+        read = "n/a" if r["passing_label_accuracy"] is None else \
+            f"{100 * r['passing_label_accuracy']:.1f}%"
+        lines.append(f"    gate {r['gate']:.1f}: {100 * r['pass']:5.1f}% pass (fewest: class "
+                     f"{name}, {100 * r['min_class_pass']:.1f}%{short}); {read} of those are "
+                     f"read as their label by the domain classifier")
     return lines
 
 
 __all__ = ["DomainNet", "domain_kind", "train_domain_classifier", "domain_extractor",
            "features_of", "accuracy_of", "load_inception", "inception_features",
-           "evaluate_quality",
-           "quality_lines", "default_cache_dir", "MAX_SAMPLES"]
+           "evaluate_quality", "GATES",
+           "quality_lines", "gate_lines", "default_cache_dir", "MAX_SAMPLES"]

@@ -29,6 +29,9 @@ from .sampling import (ItemFormat, Sampler, check_value_range, from_hwc_uint8, i
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 
+GATE_MAX_DRAWS = 50      # SyntheticMix's default: a class must pass more than 1 in 50 draws
+
+
 def gate_mask(logits: Tensor, labels: Tensor, gate: float) -> Tensor:
     """Which samples pass the quality gate: the softmax of their ``logits`` (N, C) peaks at
     their intended ``labels`` (N,) with probability >= ``gate``. A bool mask on the logits'
@@ -100,7 +103,7 @@ class SyntheticMix(Dataset):
                  refresh_every: int | None = None, transform: Callable | None = None,
                  seed: int = 0, gate: float | None = None,
                  gate_classifier: Callable[[Tensor], Tensor] | None = None, gate_mode: str = "class",
-                 gate_max_draws: int = 50,
+                 gate_max_draws: int = GATE_MAX_DRAWS,
                  value_range: tuple[float, float] | None = None, num_classes: int | None = None,
                  batch_size: int = 1024, device: str | torch.device | None = None,
                  progress: bool = False, shared_bank: bool = False):

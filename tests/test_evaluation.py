@@ -11,7 +11,8 @@ from ganaug.cli import main
 from ganaug.data import load_dataset
 from ganaug.evaluation import domain_extractor, evaluate_quality, features_of, inception_features
 
-METRICS = ("domain_fid", "domain_kid", "intra_class_fid", "precision", "recall", "tstr_accuracy")
+METRICS = ("domain_fid", "domain_kid", "intra_class_fid", "precision", "recall",
+           "label_accuracy", "tstr_accuracy")
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +69,12 @@ def test_eval_json_has_every_metric(run, tmp_path, capsys):
     assert len(q["intra_class_fid"]["per_class"]) == 10
     assert 0 <= q["precision"]["value"] <= 1 and 0 <= q["recall"]["value"] <= 1
     assert json.loads((run / "eval.json").read_text())["quality"]["protocol"]["num_real"] == 300
+    # a ganaug model has a classifier of its own: the gate table, a stricter gate passing less
+    rows = q["gate"]["rows"]
+    assert q["gate"]["error"] is None and [r["gate"] for r in rows] == [0.0, 0.5, 0.7, 0.9]
+    passing = [r["pass"] for r in rows]
+    assert passing == sorted(passing, reverse=True) and 0 < passing[0] <= 1
+    assert all(r["min_class_pass"] <= r["pass"] for r in rows)
 
 
 def test_eval_quick_is_the_classifier_alone(run, capsys):
@@ -197,9 +204,10 @@ def test_runs_without_a_label_following_generator(tmp_path, capsys):
     assert main(["eval", "--run", str(gan), "--json", "--cache-dir", str(tmp_path / "c"),
                  "--classifier-steps", "50", "--samples", "100", "--tstr-per-class", "5"]) == 0
     q = json.loads(capsys.readouterr().out)["quality"]
-    for key in ("intra_class_fid", "tstr_accuracy"):
+    for key in ("intra_class_fid", "label_accuracy", "gate", "tstr_accuracy"):
         assert "unconditional" in q[key]["note"]
     assert "note" not in q["domain_fid"]
+    assert [r["gate"] for r in q["gate"]["rows"]] == [0.0, 0.5, 0.7, 0.9]
 
 
 def test_classification_metrics_by_hand():
@@ -322,6 +330,67 @@ def test_printed_lines_show_each_value_and_its_own_reference(oracle):
     intra = q["intra_class_fid"]
     assert len(intra["per_class"]) == 10
     assert sum(intra["per_class"].values()) / 10 == pytest.approx(intra["value"])
+
+
+def test_label_accuracy_is_the_rulers_reading_of_the_generated_images(oracle, tmp_path):
+    """The oracle's images are the test images: the ruler reads them exactly as it reads the
+    real ones, so label accuracy equals its real reference, the ruler's test accuracy."""
+    q = oracle[0]
+    la = q["label_accuracy"]
+    assert la["value"] == la["real_reference"] == q["protocol"]["extractor"]["test_accuracy"]
+    assert "share of the 450 generated images" in la["protocol"]
+    # the oracle is not a ganaug model: no classifier of its own, so no gate table
+    assert q["gate"]["rows"] == [] and "no classifier of its own" in q["gate"]["error"]
+    from ganaug.evaluation import quality_lines
+    assert any(l.startswith("  gate pass rates n/a (the sampler has no classifier")
+               for l in quality_lines(q))
+
+
+class _Graded(_Oracle):
+    """The oracle with a classifier of its own whose confidence in each test image's label
+    is set by the image's index i: i % 4 == 0: 0.95, 1: 0.6, 2: 0.3 (still the argmax of
+    10 classes), 3: the argmax is the next class."""
+    CONF = (0.95, 0.6, 0.3, 0.3)
+
+    def activations(self, x):
+        assert torch.equal(x, self.test.images)          # the FID set, in test order
+        y, C = self.test.targets, self.num_classes
+        i = torch.arange(len(y))
+        p = torch.tensor(self.CONF)[i % 4]
+        top = torch.where(i % 4 == 3, (y + 1) % C, y)
+        probs = ((1 - p) / (C - 1))[:, None].repeat(1, C)
+        probs[i, top] = p
+        return probs.log()
+
+
+def test_the_gate_table_counts_what_syntheticmix_would_keep(tmp_path):
+    from ganaug.evaluation import _apply, domain_extractor, gate_lines, quality_lines
+    train, test = load_dataset("digits")
+    q = evaluate_quality(_Graded(train, test), train, test, extractor_steps=60,
+                         tstr_per_class=2, cache_dir=tmp_path, device="cpu")
+    ruler, _ = domain_extractor(train, steps=60, cache_dir=tmp_path, device="cpu")
+    right = _apply(ruler, test.images, torch.device("cpu"), False).argmax(1) == test.targets
+    y, k = test.targets, torch.arange(len(test)) % 4
+    rows = {r["gate"]: r for r in q["gate"]["rows"]}
+    assert q["gate"]["error"] is None and list(rows) == [0.0, 0.5, 0.7, 0.9]
+    for g, keep in ((0.0, k < 3), (0.5, k < 2), (0.7, k == 0), (0.9, k == 0)):
+        r = rows[g]
+        assert r["pass"] == pytest.approx(keep.float().mean().item())
+        share = [keep[y == c].float().mean().item() for c in range(10)]
+        assert r["min_class_pass"] == pytest.approx(min(share))
+        assert r["min_class"] == min(range(10), key=share.__getitem__)
+        assert r["passing_label_accuracy"] == pytest.approx(right[keep].float().mean().item())
+    lines = gate_lines(q["gate"], [f"c{c}" for c in range(10)])
+    assert lines[0].startswith("  gate pass rates -- the run's own classifier")
+    assert lines[2].startswith(f"    gate 0.5:  {100 * rows[0.5]['pass']:.1f}% pass (fewest: "
+                               f"class c{rows[0.5]['min_class']}")
+    assert "cannot fill" not in "".join(lines)           # every class passes > 1 in 50
+    # a class that passes under 1 in 50 draws is named as one SyntheticMix cannot fill
+    starved = {**q["gate"], "rows": [{**rows[0.9], "min_class_pass": 0.01}]}
+    assert "under 1 in 50: SyntheticMix cannot fill that class" in gate_lines(starved)[1]
+    # an eval.json written before label accuracy and the gate table still prints
+    old = {k: v for k, v in q.items() if k not in ("label_accuracy", "gate")}
+    assert len(quality_lines(old)) == len(quality_lines(q)) - 1 - len(lines)
 
 
 def test_precision_and_recall_of_a_collapsed_generator(oracle, tmp_path):
