@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from ganaug import BatchMixer, CLSGAN, SyntheticMix
+from ganaug import BatchMixer, CLSGAN, LabelAgreementWarning, SyntheticMix
 from ganaug.data import load_dataset
 from ganaug.imbalance import (balance_plan, class_counts, long_tail_counts, make_long_tailed,
                               quotas)
@@ -594,3 +594,72 @@ def test_batch_mixer_warns_once_when_the_batch_is_not_in_its_value_range(model):
         x = torch.randint(0, 256, (8, 1, 8, 8), dtype=torch.uint8)
         x[0, 0, 0, :2] = torch.tensor([0, 255], dtype=torch.uint8)
         BatchMixer(model, 0.5, value_range=(0, 1))(x, y)
+
+
+# ------------------------------------------------ do the samples carry their labels
+
+def _encode(labels):
+    """A sampler that writes each label into its image: label k -> every pixel 2k/3 - 1."""
+    return (labels.float() / 3 * 2 - 1)[:, None, None, None].expand(-1, 1, 8, 8).clone()
+
+
+class _Reader:
+    """A classifier that reads the label back from the pixels, calling the images of the
+    classes in ``wrong`` class 0; counts the images it saw."""
+
+    def __init__(self, wrong=()):
+        self.wrong, self.seen = set(wrong), 0
+
+    def __call__(self, x):
+        self.seen += len(x)
+        k = ((x[:, 0, 0, 0] + 1) / 2 * 3).round().long()
+        pred = torch.where(torch.isin(k, torch.tensor(sorted(self.wrong), dtype=torch.long)),
+                           torch.zeros_like(k), k)
+        return torch.nn.functional.one_hot(pred, 4).float() * 5
+
+
+def test_label_agreement_is_the_share_of_the_first_bank_the_classifier_calls_its_label():
+    import warnings
+    data = TupleData("tensor01", n=40)
+    reader = _Reader(wrong=[3])
+    with pytest.warns(LabelAgreementWarning, match=r"assigns only 75\.0% of the synthetic images "
+                      r"to their label.*ganaug eval --run RUN.*gate=.*--g-cond-weight"):
+        mix = SyntheticMix(data, _encode, fraction=0.5, gate_classifier=reader, refresh_every=1)
+    assert mix.plan == [10, 10, 10, 10]
+    assert mix.label_agreement == 0.75 and reader.seen == 40      # the first bank, once
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        mix.set_epoch(1)                                         # a new round: not counted again
+    assert reader.seen == 40 and mix.label_agreement == 0.75
+    # a classifier that calls every sample its label: no warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        right = SyntheticMix(data, _encode, fraction=0.5, gate_classifier=_Reader())
+    assert right.label_agreement == 1.0
+    # 0.9 is the line: one wrong class of ten items in 100 is 0.9, no warning; 11 in 100 warns
+    plan = {0: 45, 1: 45, 3: 10}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        edge = SyntheticMix(data, _encode, balance=plan, gate_classifier=_Reader(wrong=[3]))
+    assert edge.label_agreement == pytest.approx(0.9)
+    with pytest.warns(LabelAgreementWarning, match=r"89\.0%"):
+        SyntheticMix(data, _encode, balance={0: 45, 1: 44, 3: 11},
+                     gate_classifier=_Reader(wrong=[3]))
+
+
+def test_label_agreement_is_none_without_a_classifier_or_with_a_gate(model):
+    import warnings
+    data = TupleData("tensor01", n=40)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert SyntheticMix(data, _encode, fraction=0.5).label_agreement is None
+        gated = SyntheticMix(data, _encode, fraction=0.5, gate=0.5,
+                             gate_classifier=_Reader(wrong=[3]), class_probs=[1, 1, 1, 0])
+    assert gated.label_agreement is None              # the gate decides what is kept
+    # a ganaug model is its own classifier: an untrained one calls few samples their label
+    with pytest.warns(LabelAgreementWarning):
+        mix = SyntheticMix(data, model, fraction=0.5, seed=3)
+    y = mix.syn_labels
+    bank = mix.bank.float() * 2 - 1                   # the items' [0, 1] back to [-1, 1]
+    expect = (model.predict(bank) == y).float().mean().item()
+    assert mix.label_agreement == pytest.approx(expect, abs=1 / len(y) + 1e-6)
