@@ -31,9 +31,10 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 GATE_MAX_DRAWS = 50      # SyntheticMix's default: a class must pass more than 1 in 50 draws
 # SyntheticMix warns when its sampler's own classifier assigns fewer of the ungated synthetic
-# images to their label. Measured (benchmarks/README.md): the MNIST samplers that helped a
-# classifier were at 0.92 to 0.99 and the digits default job's at 0.86 to 0.88; the MNIST
-# samplers under 0.75 (0.24 to 0.62) all cost it 6 to 22 points, as did one at 0.83
+# images to their label (the gate 0 row of `ganaug eval`). Measured: the MNIST samplers that
+# helped a few-labels classifier were at 0.92 to 0.99 and the digits default job's at 0.88
+# to 0.96; every sampler under 0.75 (MNIST at 0.27 to 0.62, the digits conv pair at 0.56)
+# cost it 2.6 to 36 points, and one MNIST sampler at 0.83 cost it 4
 LABEL_AGREEMENT_WARN = 0.75
 
 
@@ -267,8 +268,8 @@ class SyntheticMix(Dataset):
             warnings.warn(
                 f"SyntheticMix: the sampler's own classifier assigns only "
                 f"{100 * self.label_agreement:.1f}% of the synthetic images to their label. "
-                f"Samplers this low cost the classifiers of ganaug's MNIST benchmark 6 to 22 "
-                f"points of accuracy when mixed in. Check the sampler with "
+                f"Every sampler this low in ganaug's benchmarks cost the few-labels classifier "
+                f"accuracy when mixed in (2.6 to 36 points). Check the sampler with "
                 f"`ganaug eval --run RUN` (label accuracy, TSTR, gate pass rates), pass gate= "
                 f"(e.g. 0.5), or train it with a larger --g-cond-weight", LabelAgreementWarning,
                 stacklevel=3)
