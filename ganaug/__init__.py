@@ -19,6 +19,6 @@ __all__ = [
     "evaluate_run", "load_recipe", "recipe_config",
     "sample_run", "load_dataset", "split_labeled", "ImageSet", "DataNotFoundError",
     "CheckpointError", "create_nets", "list_archs", "list_objectives",
-    "classification_metrics", "SyntheticMix", "BatchMixer", "LabelAgreementWarning", "make_long_tailed", "class_counts",
-    "long_tail_counts", "balance_plan", "__version__",
+    "classification_metrics", "SyntheticMix", "BatchMixer", "LabelAgreementWarning",
+    "make_long_tailed", "class_counts", "long_tail_counts", "balance_plan", "__version__",
 ]

@@ -42,6 +42,7 @@ from torch import Tensor, nn
 from . import quality as Q
 from ._io import atomic_torch_save
 from .data import ImageSet
+from .mix import GATE_MAX_DRAWS, gate_mask
 from .model import CLSGAN
 from .train import pick_device      # auto; a clear error for cuda without a GPU
 
@@ -513,7 +514,6 @@ def _gate_table(model: Any, x: Tensor, y: Tensor, ruler_pred: Tensor | None, num
     (:func:`ganaug.mix.gate_mask`, ``gate_mode="class"``), the share in the class that
     passes least, and the share of the passing images the ruler reads as their label
     (``ruler_pred``). A sampler without ``activations`` (not a ganaug model) gets none."""
-    from .mix import gate_mask
     protocol = (f"the run's own classifier (EMA loss network, softmax over its {num_classes} "
                 f"classes, as SyntheticMix(gate=G) reads it) on the same {len(y)} generated "
                 f"images; gate 0 asks only that the argmax is the intended label")
@@ -579,7 +579,6 @@ def gate_lines(table: dict, classes: list[str] | None = None) -> list[str]:
     if table["error"]:
         return [f"{head} n/a ({table['error']})  -- {table['protocol']}{note}"]
     lines = [f"{head} -- {table['protocol']}{note}"]
-    from .mix import GATE_MAX_DRAWS
     for r in table["rows"]:
         name = classes[r["min_class"]] if classes else str(r["min_class"])
         short = (f", under 1 in {GATE_MAX_DRAWS}: SyntheticMix cannot fill that class with "

@@ -290,8 +290,8 @@ class SyntheticMix(Dataset):
             drawn += size
             if self.gate is not None:
                 x = x[gate_mask(self._gate_logits(x), labels, self.gate)]
-            elif self._tally is not None:
-                self._tally[0] += int((self.gate_classifier(x).argmax(1) == c).sum())
+            elif self._tally is not None:           # gate 0: the argmax is the label
+                self._tally[0] += int(gate_mask(self.gate_classifier(x), labels, 0.0).sum())
                 self._tally[1] += len(x)
             x = x[: need - n_got]
             got.append(self.format.from_unit(x))
