@@ -38,9 +38,11 @@ def test_eval_prints_every_metric_beside_its_protocol(run, tmp_path, capsys):
                  "test error"):
         assert word in out
     for name in ("domain FID", "domain KID", "intra-class FID", "precision", "recall",
-                 "TSTR accuracy", "Inception FID"):
+                 "label accuracy", "TSTR accuracy", "Inception FID", "gate pass rates"):
         line = next(l for l in out.splitlines() if l.startswith(f"  {name} "))
         assert " -- " in line, line            # the protocol, beside the number
+    for gate in ("0.0", "0.5", "0.7", "0.9"):
+        assert any(l.startswith(f"    gate {gate}: ") for l in out.splitlines()), gate
     assert "450 generated" in out and "450 real test images" in out and "k=3" in out
     assert "trained only on 1350 generated images" in out and "not computed" in out
     assert "domain-mlp-v1" in out and "trained on all 1347 real training images" in out
