@@ -143,22 +143,24 @@ def train_domain_classifier(images: Tensor, targets: Tensor, num_classes: int, *
 
 
 @torch.no_grad()
-def _apply(net: nn.Module, images: Tensor, device: torch.device, features: bool,
-           batch: int = 1024) -> Tensor:
-    out = []
+def _outputs(net: nn.Module, images: Tensor, batch: int = 1024) -> tuple[Tensor, Tensor]:
+    """(logits, penultimate features) of ``images``, both on the CPU, in one pass."""
+    device = next(net.parameters()).device
+    a_out, h_out = [], []
     for x in images.split(batch):
         a, h = net(x.to(device), features=True)
-        out.append((h if features else a).float().cpu())
-    return torch.cat(out)
+        a_out.append(a.float().cpu())
+        h_out.append(h.float().cpu())
+    return torch.cat(a_out), torch.cat(h_out)
 
 
 def features_of(net: DomainNet, images: Tensor, batch: int = 1024) -> Tensor:
     """Penultimate features (N, D) on the CPU, in eval mode."""
-    return _apply(net, images, next(net.parameters()).device, True, batch)
+    return _outputs(net, images, batch)[1]
 
 
 def accuracy_of(net: DomainNet, images: Tensor, targets: Tensor, batch: int = 1024) -> float:
-    pred = _apply(net, images, next(net.parameters()).device, False, batch).argmax(1)
+    pred = _outputs(net, images, batch)[0].argmax(1)
     return float((pred == targets.cpu()).float().mean())
 
 
@@ -408,8 +410,8 @@ def evaluate_quality(model: CLSGAN, train: ImageSet, test: ImageSet, *,
     # a diverged generator: every sample-quality number is n/a, for this one reason
     diverged = None if torch.isfinite(x_fake).all() else DIVERGED
     tr_idx = _matching_train(train, y_ref, seed)
-    f_real = features_of(net, test.images[ref])
-    f_fake = f_real if diverged else features_of(net, x_fake)
+    a_real, f_real = _outputs(net, test.images[ref])        # the ruler's logits and features
+    a_fake, f_fake = (a_real, f_real) if diverged else _outputs(net, x_fake)
     f_train = features_of(net, train.images[tr_idx])
     n, n_tr = len(ref), len(tr_idx)
     fix = _too_few_fix(n, max_samples, len(test))
@@ -444,8 +446,8 @@ def evaluate_quality(model: CLSGAN, train: ImageSet, test: ImageSet, *,
                            pr_real[1], error=gen_m["pr_error"])
 
     # ---- do the generated images carry their labels: the ruler's reading, and the gate's
-    ruler_pred = None if diverged else _apply(net, x_fake, dev, False).argmax(1)
-    real_pred = _apply(net, test.images[ref], dev, False).argmax(1)
+    ruler_pred = None if diverged else a_fake.argmax(1)
+    real_pred = a_real.argmax(1)
     out["label_accuracy"] = _entry(
         None if diverged else float((ruler_pred == y_ref).float().mean()),
         f"share of the {n} generated images that the {ext['name']} classifier (trained on the "

@@ -366,12 +366,12 @@ class _Graded(_Oracle):
 
 
 def test_the_gate_table_counts_what_syntheticmix_would_keep(tmp_path):
-    from ganaug.evaluation import _apply, domain_extractor, gate_lines, quality_lines
+    from ganaug.evaluation import _outputs, domain_extractor, gate_lines, quality_lines
     train, test = load_dataset("digits")
     q = evaluate_quality(_Graded(train, test), train, test, extractor_steps=60,
                          tstr_per_class=2, cache_dir=tmp_path, device="cpu")
     ruler, _ = domain_extractor(train, steps=60, cache_dir=tmp_path, device="cpu")
-    right = _apply(ruler, test.images, torch.device("cpu"), False).argmax(1) == test.targets
+    right = _outputs(ruler, test.images)[0].argmax(1) == test.targets
     y, k = test.targets, torch.arange(len(test)) % 4
     rows = {r["gate"]: r for r in q["gate"]["rows"]}
     assert q["gate"]["error"] is None and list(rows) == [0.0, 0.5, 0.7, 0.9]
