@@ -30,18 +30,30 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 
 GATE_MAX_DRAWS = 50      # SyntheticMix's default: a class must pass more than 1 in 50 draws
-# SyntheticMix warns when its sampler's own classifier assigns fewer of the ungated synthetic
-# images to their label (the gate 0 row of `ganaug eval`). Measured: the MNIST samplers that
-# helped a few-labels classifier were at 0.92 to 0.99 and the digits default job's at 0.88
-# to 0.96; every sampler under 0.75 (MNIST at 0.27 to 0.62, the digits conv pair at 0.56)
-# cost it 2.6 to 36 points, and one MNIST sampler at 0.83 cost it 4
+# SyntheticMix and BatchMixer warn when the sampler's own classifier assigns fewer of the
+# ungated synthetic images to their label (the gate 0 row of `ganaug eval`). Measured: the
+# MNIST samplers that helped a few-labels classifier were at 0.92 to 0.99 and the digits
+# default job's at 0.88 to 0.96; every sampler under 0.75 (MNIST at 0.27 to 0.62, the digits
+# conv pair at 0.56) cost it 2.6 to 36 points, and one MNIST sampler at 0.83 cost it 4
 LABEL_AGREEMENT_WARN = 0.75
+LABEL_CHECK = 20         # BatchMixer's default: samples per class it checks at construction
 
 
 class LabelAgreementWarning(UserWarning):
-    """SyntheticMix's sampler assigns few of its own samples to their label (see
-    ``LABEL_AGREEMENT_WARN``); silence it with ``warnings.filterwarnings("ignore",
+    """A SyntheticMix's or BatchMixer's sampler assigns few of its own samples to their
+    label (see ``LABEL_AGREEMENT_WARN``); silence it with ``warnings.filterwarnings("ignore",
     category=ganaug.LabelAgreementWarning)``."""
+
+
+def _warn_label_agreement(agreement: float | None, who: str, fix: str) -> None:
+    if agreement is not None and agreement < LABEL_AGREEMENT_WARN:
+        warnings.warn(
+            f"{who}: the sampler's own classifier assigns only {100 * agreement:.1f}% of the "
+            f"synthetic images to their label. Every sampler this low in ganaug's benchmarks "
+            f"cost the few-labels classifier accuracy when mixed in (2.6 to 36 points). Check "
+            f"the sampler with `ganaug eval --run RUN` (label accuracy, TSTR, gate pass rates), "
+            f"{fix}, or train it with a larger --g-cond-weight", LabelAgreementWarning,
+            stacklevel=3)                     # the caller of the mix's __init__
 
 
 def gate_mask(logits: Tensor, labels: Tensor, gate: float) -> Tensor:
@@ -224,7 +236,7 @@ class SyntheticMix(Dataset):
         if self._tally is not None and self._tally[1]:
             self.label_agreement = self._tally[0] / self._tally[1]
         self._tally = None
-        self._warn_label_agreement()
+        _warn_label_agreement(self.label_agreement, "SyntheticMix", "pass gate= (e.g. 0.5)")
 
     def __getstate__(self) -> dict:
         # DataLoader workers need the bank, not the sampler (a model with weight norm cannot
@@ -262,17 +274,6 @@ class SyntheticMix(Dataset):
         if not parts:
             return self.format.from_unit(torch.empty(0, *self.format.shape_chw))
         return torch.cat(parts)
-
-    def _warn_label_agreement(self) -> None:
-        if self.label_agreement is not None and self.label_agreement < LABEL_AGREEMENT_WARN:
-            warnings.warn(
-                f"SyntheticMix: the sampler's own classifier assigns only "
-                f"{100 * self.label_agreement:.1f}% of the synthetic images to their label. "
-                f"Every sampler this low in ganaug's benchmarks cost the few-labels classifier "
-                f"accuracy when mixed in (2.6 to 36 points). Check the sampler with "
-                f"`ganaug eval --run RUN` (label accuracy, TSTR, gate pass rates), pass gate= "
-                f"(e.g. 0.5), or train it with a larger --g-cond-weight", LabelAgreementWarning,
-                stacklevel=3)
 
     def _generate_class(self, c: int, need: int, round_: int) -> Tensor:
         got, n_got, k, drawn = [], 0, 0, 0
@@ -432,13 +433,22 @@ class BatchMixer:
     Labels, and a ganaug model's noise, are drawn with a generator on the device seeded with
     ``seed``, without a host round-trip. A callable sampler draws its own noise, so ``seed``
     fixes its labels only.
+
+    When the sampler has a classifier (a ganaug model, or ``classifier=``: images in
+    [-1, 1] -> class logits), the constructor generates ``label_check`` samples per class
+    (default 20; 0 skips it) with a generator of its own, so the batches' samples are the
+    same either way, and ``label_agreement`` is the share that the classifier assigns to
+    their label. Under 0.75 (``LABEL_AGREEMENT_WARN``) a ``LabelAgreementWarning`` says
+    that the samples carry their labels poorly and what to do; else it is ``None``.
     """
 
     def __init__(self, sampler: Any, fraction: float, *, mode: str = "append",
                  labels: str = "batch", class_probs: Sequence[float] | None = None,
                  num_classes: int | None = None, value_range: tuple[float, float] = (-1.0, 1.0),
                  transform: Callable[[Tensor], Tensor] | None = None, seed: int = 0,
-                 device: str | torch.device | None = None):
+                 device: str | torch.device | None = None,
+                 classifier: Callable[[Tensor], Tensor] | None = None,
+                 label_check: int = LABEL_CHECK):
         if isinstance(fraction, bool) or not 0 <= fraction < 1:
             raise ValueError(f"fraction must be in [0, 1), got {fraction!r}")
         if mode not in ("append", "replace"):
@@ -468,6 +478,28 @@ class BatchMixer:
         self.model = self.sampler.model
         self._range_checked = transform is not None    # a transform may normalise the batch
         self._labels_checked = False
+        if isinstance(label_check, bool) or not isinstance(label_check, int) or label_check < 0:
+            raise ValueError(f"label_check must be a non-negative int (samples per class; 0 "
+                             f"skips the check), got {label_check!r}")
+        self.classifier = classifier or self.sampler.classifier
+        self.label_agreement: float | None = None
+        if label_check and self.classifier is not None:
+            self.label_agreement = self._agreement(label_check, int(seed))
+            _warn_label_agreement(self.label_agreement, "BatchMixer",
+                                  "mix it through SyntheticMix(gate=0.5)")
+
+    @torch.no_grad()
+    def _agreement(self, per_class: int, seed: int, chunk: int = 1024) -> float:
+        """The share of ``per_class`` samples of every class that the classifier assigns to
+        their label. They are drawn as SyntheticMix draws (seeds of their own; a callable's
+        global RNG restored afterwards), so ``self.gen`` and torch's RNG are left as they
+        were."""
+        labels = torch.arange(self.num_classes).repeat_interleave(per_class)
+        hits = 0
+        for i, y in enumerate(labels.split(chunk)):
+            x = self.sampler(y, seed_for(seed, 0, i, 0))
+            hits += int(gate_mask(self.classifier(x), y, 0.0).sum())
+        return hits / len(labels)
 
     def _check_range(self, x: Tensor) -> None:
         """Once, on the first non-empty batch (one host sync): warn when the real images do

@@ -20,7 +20,8 @@ from ._io import atomic_write_bytes
 
 CURVES = "curves.png"
 TENSORBOARD_DIR = "tensorboard"
-_LOSSES = ("d_loss", "sup_loss", "critic", "critic_ul", "penalty", "consistency", "g_loss")
+_LOSSES = ("d_loss", "sup_loss", "critic", "critic_ul", "penalty", "consistency", "g_loss",
+           "g_cond")
 
 
 def plot_curves(history: list[dict], path: str | Path, title: str = "", note: str = "") -> Path:

@@ -213,9 +213,10 @@ def _loss_net_terms(obj: O.Objective, cfg: TrainConfig, nets: "_Nets", b: _Batch
 
 def _generator_loss(cfg: TrainConfig, nets: "_Nets", b: _Batch, x_g: Tensor, ell: Callable,
                     world: int) -> Tensor:
-    """mean L(G(z, y), y) (L_ul for fakes paired with unlabeled images), or feature matching
-    (on the global batch's mean features when data-parallel) plus ``cfg.g_cond_weight`` x
-    mean L(G(z, y), y) over every fake with the label it was drawn for.
+    """(2,): the generator's loss in two parts that add up to it. Either mean L(G(z, y), y)
+    (L_ul for fakes paired with unlabeled images) and 0, or feature matching (on the global
+    batch's mean features when data-parallel) and ``cfg.g_cond_weight`` x mean L(G(z, y), y)
+    over every fake with the label it was drawn for (the conditional term, logged apart).
 
     A loss network with BatchNorm sees the fakes in one pass with the batch's reals, as in
     its own update: a pass of fakes alone would normalise them by their own statistics,
@@ -242,12 +243,13 @@ def _generator_loss(cfg: TrainConfig, nets: "_Nets", b: _Batch, x_g: Tensor, ell
         else:
             loss = O.feature_matching([dist_.global_row_mean(h, world) for h in h_r],
                                       [dist_.global_row_mean(h, world) for h in h_f])
+        cond = loss.new_zeros(())
         if cfg.g_cond_weight:                    # a per-rank mean over equal shards
-            loss = loss + cfg.g_cond_weight * O.conditional_loss(a_f, b.y_gen,
-                                                                 cfg.loss_form).mean()
-        return loss
+            cond = cfg.g_cond_weight * O.conditional_loss(a_f, b.y_gen, cfg.loss_form).mean()
+        return torch.stack([loss, cond])
     a_f = nets.d(torch.cat([b.x, x_g]))[m:] if joint else nets.d(x_g)
-    return ell(a_f, b.y_crit).mean()
+    loss = ell(a_f, b.y_crit).mean()
+    return torch.stack([loss, loss.new_zeros(())])
 
 
 def _mode_seeking(x1: Tensor, x2: Tensor, z1: Tensor, z2: Tensor, world: int) -> Tensor:
@@ -431,9 +433,10 @@ class TrainStep:
 
     def __call__(self, b: _Batch, nz: _Noise, gamma: float, decay: float,
                  penalize: bool = True) -> Tensor:
-        """(6,) detached: sup, lam * critic, gamma * critic_ul, penalty, consistency,
-        generator loss. ``penalize`` False skips the Lipschitz penalty (``penalty_every``:
-        the training loop passes True on every k-th step)."""
+        """(7,) detached: sup, lam * critic, gamma * critic_ul, penalty, consistency,
+        generator loss, and the generator loss's conditional term (a part of it, see
+        ``_generator_loss``). ``penalize`` False skips the Lipschitz penalty
+        (``penalty_every``: the training loop passes True on every k-th step)."""
         terms = self._guarded(lambda: self._loss_net_step(b, nz, gamma, penalize))
         D = self.model.loss_net
         if self.cfg.lipschitz == "clip":
@@ -441,11 +444,11 @@ class TrainStep:
                 for p in D.parameters():
                     p.clamp_(-self.cfg.clip, self.cfg.clip)
         _ema_update(self.model.loss_net_ema, D, decay)
-        g_loss = terms.new_zeros(())
+        g_terms = terms.new_zeros(2)
         if nz.z is not None:
-            g_loss = self._guarded(lambda: self._generator_step(b, nz))
+            g_terms = self._guarded(lambda: self._generator_step(b, nz))
             _ema_update(self.model.generator_ema, self.model.generator, decay)
-        return torch.cat([terms.detach(), g_loss.detach().view(1)])
+        return torch.cat([terms.detach(), g_terms.detach()])
 
     def _loss_net_step(self, b: _Batch, nz: _Noise, gamma: float, penalize: bool) -> Tensor:
         x_f = None
@@ -458,15 +461,17 @@ class TrainStep:
         return terms
 
     def _generator_step(self, b: _Batch, nz: _Noise) -> Tensor:
+        """(2,): the generator's loss (mode seeking included) and its conditional term."""
         x_g = self.nets.g(nz.z, b.y_gen)
         with self.nets.frozen_stats():
-            g_loss = _generator_loss(self.cfg, self.nets, b, x_g, self.ell, self.world)
+            parts = _generator_loss(self.cfg, self.nets, b, x_g, self.ell, self.world)
+        g_loss = parts.sum()
         if self.cfg.mode_seeking:                 # a second fake per label: diversity
             x_g2 = self.nets.g(nz.z2, b.y_gen)
             g_loss = g_loss + self.cfg.mode_seeking * _mode_seeking(x_g, x_g2, nz.z, nz.z2,
                                                                     self.world)
         self._update(self.opt_g, g_loss)
-        return g_loss
+        return torch.stack([g_loss, parts[1]])
 
     def _update(self, opt: torch.optim.Optimizer, loss: Tensor) -> None:
         """Gradients of ``loss`` for ``opt``'s parameters only: the generator's update does

@@ -227,8 +227,8 @@ def train(model: CLSGAN, labeled: ImageSet, unlabeled: ImageSet | None = None,
         gen = torch.Generator().manual_seed(_derive_seed(cfg.seed, epoch, 1))
         draws = _Draws(cfg, x_lab, y_lab, labeled.targets, x_unl, gen, shard, model.noise_dim,
                        step_fn.adversarial, device)
-        sums = torch.zeros(6, device=device)   # sup, critic, critic_ul, penalty, consistency,
-                                               # g (weighted)
+        sums = torch.zeros(7, device=device)   # sup, critic, critic_ul, penalty, consistency,
+                                               # g (weighted), g's conditional part
         G.train()
         D.train()
         bar = _progress(steps, f"epoch {epoch + 1}/{cfg.epochs}", progress)
@@ -256,7 +256,7 @@ def train(model: CLSGAN, labeled: ImageSet, unlabeled: ImageSet | None = None,
         rec = {"epoch": epoch + 1, "step": step, "lr": lr, "gamma": gamma,
                "d_loss": sum(vals[:5]), "sup_loss": vals[0], "critic": vals[1],
                "critic_ul": vals[2], "penalty": vals[3], "consistency": vals[4],
-               "g_loss": vals[5],
+               "g_loss": vals[5], "g_cond": vals[6],
                "seconds": round(seconds, 3)}
         if not all(math.isfinite(v) for v in vals):
             log(f"warning: non-finite losses at epoch {epoch + 1}: {rec}")
@@ -344,8 +344,9 @@ def evaluate_accuracy(model: CLSGAN, data: ImageSet) -> float:
 
 def _line(rec: dict, epochs: int) -> str:
     acc = f" test_acc={rec['test_accuracy']:.4f}" if "test_accuracy" in rec else ""
+    cond = f" (cond {rec['g_cond']:.4f})" if rec.get("g_cond") else ""   # a part of g
     return (f"epoch {rec['epoch']}/{epochs} d={rec['d_loss']:.4f} sup={rec['sup_loss']:.4f} "
-            f"g={rec['g_loss']:.4f}{acc} ({rec['seconds']:.1f}s)")
+            f"g={rec['g_loss']:.4f}{cond}{acc} ({rec['seconds']:.1f}s)")
 
 
 def _json_line(rec: dict) -> str:

@@ -53,7 +53,7 @@ def test_feature_matching_sees_a_rescaling_of_the_fakes_through_batchnorm():
 
     def fm(x_g):
         with torch.no_grad(), step.nets.frozen_stats():
-            return S._generator_loss(cfg, step.nets, b, x_g, ell, 1).item()
+            return S._generator_loss(cfg, step.nets, b, x_g, ell, 1).sum().item()
 
     same, scaled = fm(b.x.clone()), fm(3 * b.x)
     # fakes alone would be normalised by their own statistics: 3 x the reals would match

@@ -584,6 +584,7 @@ def test_batch_mixer_warns_once_when_the_batch_is_not_in_its_value_range(model):
         mixer(torch.rand(8, 1, 8, 8, generator=torch.Generator().manual_seed(0)), y)  # [0, 1]
     with warnings.catch_warnings():
         warnings.simplefilter("error")
+        warnings.simplefilter("ignore", LabelAgreementWarning)  # an untrained model's samples
         mixer(torch.rand(8, 1, 8, 8), y)                         # said once, not every step
         BatchMixer(model, 0.5)(torch.rand(8, 1, 8, 8) * 2 - 1, y)            # [-1, 1]: fine
         BatchMixer(model, 0.5, value_range=(0, 1))(torch.rand(8, 1, 8, 8), y)
@@ -663,3 +664,49 @@ def test_label_agreement_is_none_without_a_classifier_or_with_a_gate(model):
     bank = mix.bank.float() * 2 - 1                   # the items' [0, 1] back to [-1, 1]
     expect = (model.predict(bank) == y).float().mean().item()
     assert mix.label_agreement == pytest.approx(expect, abs=1 / len(y) + 1e-6)
+
+
+def test_batch_mixer_checks_once_that_the_samples_carry_their_labels():
+    import warnings
+    reader = _Reader(wrong=[2, 3])
+    with pytest.warns(LabelAgreementWarning, match=r"BatchMixer: .*only 50\.0% .*ganaug eval "
+                      r"--run RUN.*SyntheticMix\(gate=0\.5\).*--g-cond-weight"):
+        mixer = BatchMixer(_encode, 0.5, num_classes=4, classifier=reader)
+    assert mixer.label_agreement == 0.5 and reader.seen == 4 * 20     # 20 per class, once
+    x, y = torch.zeros(8, 1, 8, 8), torch.arange(4).repeat(2)
+    mixer(x, y)
+    assert reader.seen == 80                            # batches are not checked
+    few = _Reader(wrong=[3])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        m = BatchMixer(_encode, 0.5, num_classes=4, classifier=few, label_check=5)
+        assert m.label_agreement == 0.75 and few.seen == 20
+        assert BatchMixer(_encode, 0.5, num_classes=4).label_agreement is None   # no classifier
+        off = _Reader(wrong=[0, 1, 2, 3])
+        assert BatchMixer(_encode, 0.5, num_classes=4, classifier=off,
+                          label_check=0).label_agreement is None and off.seen == 0
+    for bad in (-1, 2.5, True, "20"):
+        with pytest.raises(ValueError, match="label_check must be a non-negative int"):
+            BatchMixer(_encode, 0.5, num_classes=4, label_check=bad)
+
+
+def test_batch_mixers_label_check_leaves_its_batches_and_the_global_rng_as_they_were(model):
+    from ganaug.mix import LABEL_CHECK
+    from ganaug.sampling import Sampler, seed_for
+    x, y = torch.rand(16, 1, 8, 8) * 2 - 1, torch.arange(4).repeat(4)
+    with pytest.warns(LabelAgreementWarning):           # an untrained model: few right
+        checked = BatchMixer(model, 0.5, seed=7)
+    unchecked = BatchMixer(model, 0.5, seed=7, label_check=0)
+    for _ in range(2):
+        a, b = checked(x, y), unchecked(x, y)
+        assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    labels = torch.arange(4).repeat_interleave(LABEL_CHECK)
+    probe = Sampler(model)(labels, seed_for(7, 0, 0, 0))
+    expect = (model.predict(probe) == labels).float().mean().item()
+    assert checked.label_agreement == pytest.approx(expect)
+    # a callable draws from torch's global RNG: the check restores it
+    noisy = lambda lab: (torch.rand(len(lab), 1, 8, 8) * 2 - 1)   # noqa: E731
+    state = torch.get_rng_state()
+    with pytest.warns(LabelAgreementWarning):
+        BatchMixer(noisy, 0.5, num_classes=4, classifier=_Reader())
+    assert torch.equal(torch.get_rng_state(), state)

@@ -159,8 +159,8 @@ def test_the_softmax_form_reaches_every_term_by_hand(name, data):
         delta = 0.01 * np.abs(xr.flatten(1).numpy() - xf.flatten(1).numpy()).mean(1)
         want[1] = hinge(delta[:n] + L(ar[:n], yn, sm) - L(af[:n], yn, sm)).mean()
         want[2] = hinge(delta[n:] + L_ul(ar[n:], sm) - L_ul(af[n:], sm)).mean()
-        g_loss = S._generator_loss(cfg, Nets(D), b, xf, ell, 1).item()
-        assert g_loss == pytest.approx(
+        g_loss, g_cond = S._generator_loss(cfg, Nets(D), b, xf, ell, 1).tolist()
+        assert g_cond == 0.0 and g_loss == pytest.approx(
             np.concatenate([L(af[:n], yn, sm), L_ul(af[n:], sm)]).mean(), rel=1e-10)
     np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
 
@@ -243,7 +243,8 @@ def test_generator_losses_match_design_by_hand(name, data):
     D = LinD(4, C)
     b = _batch(obj, xr, y, cu)
     x_g = xg[:len(b.x)]
-    got = S._generator_loss(cfg, Nets(D), b, x_g, S._ell(obj, "semi"), 1).item()
+    got, cond = S._generator_loss(cfg, Nets(D), b, x_g, S._ell(obj, "semi"), 1).tolist()
+    assert cond == 0.0                         # no conditional term beside the loss itself
     ag = x_g.flatten(1).numpy() @ D.W.detach().numpy().T + D.b.detach().numpy()
     if obj.conditional:                        # L_ul for the fakes paired with unlabeled rows
         want = np.concatenate([L(ag[:N_LAB], y.numpy()), L_ul(ag[N_LAB:])]).mean()
@@ -267,7 +268,8 @@ def test_mode_seeking_joins_the_generators_loss_with_its_weight_by_hand(data):
     G = lambda z, yy: (z @ A + 0.1 * yy.view(-1, 1).double()).view(-1, 1, 2, 2)  # noqa: E731
     step = SimpleNamespace(cfg=cfg, nets=Nets(D, G), ell=S._ell(obj, "semi"), world=1,
                            opt_g=None, _update=lambda opt, loss: None)
-    got = S.TrainStep._generator_step(step, b, S._Noise(z=z, z2=z2)).item()
+    got, cond = S.TrainStep._generator_step(step, b, S._Noise(z=z, z2=z2)).tolist()
+    assert cond == 0.0
     zn, z2n, An, yg = z.numpy(), z2.numpy(), A.numpy(), b.y_gen.numpy().reshape(-1, 1)
     x1, x2 = zn @ An + 0.1 * yg, z2n @ An + 0.1 * yg
     ag = x1 @ D.W.detach().numpy().T + D.b.detach().numpy()
@@ -281,11 +283,12 @@ def test_feature_matching_plus_the_conditional_term_by_hand(data):
     cfg = TrainConfig(objective="sscls", lipschitz="none", g_cond_weight=2.0).resolved()
     D = LinD(4, C)
     b = _batch(O.get_objective("sscls"), xr, y, cu)
-    got = S._generator_loss(cfg, Nets(D), b, xg, S._ell(O.get_objective("sscls"), "semi"), 1)
+    fm, cond = S._generator_loss(cfg, Nets(D), b, xg, S._ell(O.get_objective("sscls"), "semi"),
+                                 1).tolist()
     hr, hf = xr.flatten(1).numpy(), xg.flatten(1).numpy()
     ag = hf @ D.W.detach().numpy().T + D.b.detach().numpy()
-    want = ((hr.mean(0) - hf.mean(0)) ** 2).sum() + 2.0 * L(ag, np.concatenate([y, cu])).mean()
-    assert got.item() == pytest.approx(want, rel=1e-10)
+    assert fm == pytest.approx(((hr.mean(0) - hf.mean(0)) ** 2).sum(), rel=1e-10)
+    assert cond == pytest.approx(2.0 * L(ag, np.concatenate([y, cu])).mean(), rel=1e-10)
 
 
 def test_the_registry_flags_that_decide_the_math():

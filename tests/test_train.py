@@ -174,10 +174,24 @@ def test_conditional_generator_term_is_weight_times_L_of_the_fakes(tiny):
     from ganaug.step import _generator_loss
 
     cfg, nets, b, x_g, ell = _generator_loss_inputs(tiny, g_cond_weight=2.5)
-    with_term = _generator_loss(cfg, nets, b, x_g, ell, 1)
+    with_term = _generator_loss(cfg, nets, b, x_g, ell, 1)     # (feature matching, term)
     without = _generator_loss(dataclasses.replace(cfg, g_cond_weight=0.0), nets, b, x_g, ell, 1)
-    expected = without + 2.5 * conditional_loss(nets.D(x_g), b.y_gen).mean()
-    torch.testing.assert_close(with_term, expected)
+    term = 2.5 * conditional_loss(nets.D(x_g), b.y_gen).mean()
+    torch.testing.assert_close(with_term, torch.stack([without[0], term]))
+    assert without[1].item() == 0.0 and term.item() > 0
+
+
+def test_each_epoch_logs_the_conditional_terms_part_of_the_generator_loss(tiny):
+    """g_cond: the mean of g_cond_weight x L(G(z, y), y) over the epoch, a part of g_loss;
+    0 where there is no such term."""
+    fm = _run(tiny, g_cond_weight=3.0)
+    for rec in fm.history:
+        assert 0 < rec["g_cond"] < rec["g_loss"], rec
+    light = _run(tiny, g_cond_weight=0.3)          # a tenth of the weight
+    assert light.history[0]["g_cond"] < fm.history[0]["g_cond"]
+    for kw in ({"g_cond_weight": 0.0}, {"g_loss": "loss"}):
+        r = _run(tiny, **kw)
+        assert all(rec["g_cond"] == 0.0 and rec["g_loss"] != 0.0 for rec in r.history), kw
 
 
 def test_feature_matching_on_all_layers_matches_every_hidden_layer(tiny):
@@ -186,10 +200,11 @@ def test_feature_matching_on_all_layers_matches_every_hidden_layer(tiny):
 
     cfg, nets, b, x_g, ell = _generator_loss_inputs(tiny, fm_layers="all", g_cond_weight=0.0)
     D = nets.D
-    loss = _generator_loss(cfg, nets, b, x_g, ell, 1)
+    loss = _generator_loss(cfg, nets, b, x_g, ell, 1).sum()
     expected = feature_matching(D(b.x, features="all")[1], D(x_g, features="all")[1])
     torch.testing.assert_close(loss, expected)
-    last = _generator_loss(dataclasses.replace(cfg, fm_layers="last"), nets, b, x_g, ell, 1)
+    last = _generator_loss(dataclasses.replace(cfg, fm_layers="last"), nets, b, x_g, ell,
+                           1).sum()
     assert abs(loss.item() - last.item()) > 1e-3 * last.item()   # the first layer counts too
     loss.backward()
     assert all(p.grad is not None for p in nets.G.parameters())
@@ -205,11 +220,12 @@ def test_feature_matching_on_the_unlabeled_reals_alone(tiny):
         cfg, nets, b, x_g, ell = _generator_loss_inputs(tiny, fm_layers=layers,
                                                         fm_real="unlabeled", g_cond_weight=0.0)
         which = True if layers == "last" else "all"
-        loss = _generator_loss(cfg, nets, b, x_g, ell, 1)
+        loss = _generator_loss(cfg, nets, b, x_g, ell, 1).sum()
         expected = feature_matching(nets.D(b.x[b.n:], features=which)[1],
                                     nets.D(x_g, features=which)[1])
         torch.testing.assert_close(loss, expected)
-        every = _generator_loss(dataclasses.replace(cfg, fm_real="all"), nets, b, x_g, ell, 1)
+        every = _generator_loss(dataclasses.replace(cfg, fm_real="all"), nets, b, x_g, ell,
+                                1).sum()
         torch.testing.assert_close(every, feature_matching(nets.D(b.x, features=which)[1],
                                                            nets.D(x_g, features=which)[1]))
         assert abs(loss.item() - every.item()) > 1e-4 * every.item()
