@@ -27,7 +27,8 @@ _TRAIN_FLAGS = {
     "dataset": str, "data_root": str, "image_size": int, "labels_per_class": None,
     "data_seed": int, "arch": str, "objective": str, "lipschitz": str, "lam": float,
     "gamma": float, "gamma_rampup": int, "margin_scale": float, "nu": float, "g_loss": str,
-    "g_cond_weight": float, "fm_layers": str, "fm_real": str, "translate": int,
+    "g_cond_weight": float, "g_cond_share": float, "fm_layers": str, "fm_real": str,
+    "translate": int,
     "d_steps": int, "mode_seeking": float, "consistency": float,
     "consistency_teacher": str,
     "weight_decay": float, "gp_weight": float, "penalty_every": int, "clip": float,
@@ -85,6 +86,9 @@ _HELP = {
     "g_cond_weight": "weight of mean L(G(z, y), y) added to the feature-matching generator loss, "
                      "so that samples follow their labels (default 3 for sscls and for cls with "
                      "--g-loss feature-matching, also as auto; 0: feature matching alone)",
+    "g_cond_share": "instead of --g-cond-weight: the share of the feature-matching generator's "
+                    "loss that the conditional term L(G(z, y), y) is given at every step, in "
+                    "[0, 1) (default 0: off, the fixed weight applies)",
     "fm_layers": "loss-network layers whose mean activations the feature-matching generator "
                  "matches: last (the last hidden layer, Salimans et al.; default) or all (every "
                  "hidden layer, each scaled to the last one's width)",

@@ -142,6 +142,8 @@ class TrainConfig:
     g_cond_weight: float | None = None  # + this x mean L(G(z, y), y) in the feature-matching
                                        # generator's loss, so samples follow their labels;
                                        # None: 3 for a conditional objective, else 0
+    g_cond_share: float = 0.0          # instead of a fixed weight: the term's share of that
+                                       # loss, held at every step (0: use g_cond_weight)
     fm_layers: str = "last"            # feature matching on the loss network's last hidden
                                        # layer (Salimans et al.) or on "all" hidden layers
     fm_real: str = "all"               # the real side of feature matching: "all" the batch's
@@ -241,9 +243,24 @@ class TrainConfig:
         if c.g_loss not in G_LOSSES:
             raise ValueError(f"unknown generator loss {c.g_loss!r}; choose one of: "
                              f"{', '.join(G_LOSSES)}")
+        s = c.g_cond_share
+        if isinstance(s, bool) or not isinstance(s, (int, float)) or not 0 <= s < 1:
+            raise ValueError(f"g_cond_share must be a number in [0, 1) (the conditional term's "
+                             f"share of the generator's loss; 0 turns it off), got {s!r}")
+        if s and c.g_cond_weight:
+            raise ValueError(f"g_cond_share={s} sets the conditional term's weight at every "
+                             f"step, so g_cond_weight={c.g_cond_weight} cannot apply too; give "
+                             f"one of them")
+        if s and (c.g_loss != "feature-matching" or not obj.conditional):
+            raise ValueError(
+                f"g_cond_share weighs the conditional term L(G(z, y), y) against feature "
+                f"matching in the generator's loss of a conditional objective; this run has "
+                f"g_loss={c.g_loss!r}, objective {c.objective!r}. Use --g-loss "
+                f"feature-matching with a conditional objective (sscls, cls), or leave "
+                f"g_cond_share at 0")
         if c.g_cond_weight is None:            # 3: benchmarks/conditioning.py on digits
             c.g_cond_weight = G_COND_WEIGHT if (c.g_loss == "feature-matching"
-                                                and obj.conditional) else 0.0
+                                                and obj.conditional and not s) else 0.0
         if not c.g_cond_weight >= 0:             # also catches NaN
             raise ValueError(f"g_cond_weight must be non-negative, got {c.g_cond_weight}")
         if c.g_cond_weight and (c.g_loss != "feature-matching" or not obj.conditional):

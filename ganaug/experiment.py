@@ -373,7 +373,7 @@ def _labels_note(cfg: TrainConfig, conditional: bool) -> str | None:
             weight = cfg.resolved().g_cond_weight
         except ValueError:
             return None
-    if cfg.g_loss == "feature-matching" and not weight:
+    if cfg.g_loss == "feature-matching" and not weight and not cfg.g_cond_share:
         return ("the generator was trained by feature matching alone (g_cond_weight 0), which "
                 "does not ask its samples to follow their labels")
     return None

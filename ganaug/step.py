@@ -217,6 +217,9 @@ def _generator_loss(cfg: TrainConfig, nets: "_Nets", b: _Batch, x_g: Tensor, ell
     (L_ul for fakes paired with unlabeled images) and 0, or feature matching (on the global
     batch's mean features when data-parallel) and ``cfg.g_cond_weight`` x mean L(G(z, y), y)
     over every fake with the label it was drawn for (the conditional term, logged apart).
+    With ``cfg.g_cond_share`` s the weight is s / (1 - s) x feature matching / mean L, both
+    read without gradient, so the term is a share s of the loss at every step: one setting
+    for data whose feature matching differs in scale by hundreds of times.
 
     A loss network with BatchNorm sees the fakes in one pass with the batch's reals, as in
     its own update: a pass of fakes alone would normalise them by their own statistics,
@@ -244,8 +247,13 @@ def _generator_loss(cfg: TrainConfig, nets: "_Nets", b: _Batch, x_g: Tensor, ell
             loss = O.feature_matching([dist_.global_row_mean(h, world) for h in h_r],
                                       [dist_.global_row_mean(h, world) for h in h_f])
         cond = loss.new_zeros(())
-        if cfg.g_cond_weight:                    # a per-rank mean over equal shards
-            cond = cfg.g_cond_weight * O.conditional_loss(a_f, b.y_gen, cfg.loss_form).mean()
+        if cfg.g_cond_weight or cfg.g_cond_share:   # a per-rank mean over equal shards
+            cond = O.conditional_loss(a_f, b.y_gen, cfg.loss_form).mean()
+            if cfg.g_cond_share:
+                s = cfg.g_cond_share
+                cond = cond * (s / (1 - s) * loss.detach() / cond.detach().clamp_min(1e-12))
+            else:
+                cond = cfg.g_cond_weight * cond
         return torch.stack([loss, cond])
     a_f = nets.d(torch.cat([b.x, x_g]))[m:] if joint else nets.d(x_g)
     loss = ell(a_f, b.y_crit).mean()

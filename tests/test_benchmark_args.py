@@ -50,7 +50,10 @@ def test_write_outputs_writes_json_and_csv_or_nothing(tmp_path, monkeypatch):
      "cannot change --recipe (the baselines beside the ganaug rows use digits, 10 labels per "
      "class, data seed 0); --seed (set per row here)"),
     ("digits.py", ["--extra=--epochs x"], "'--epochs x' is not a `ganaug train` command line"),
-    ("conditioning.py", ["--extra=--g-cond 2"], "--extra cannot change --g-cond-weight"),
+    ("conditioning.py", ["--extra=--g-cond-w 2"], "--extra cannot change --g-cond-weight"),
+    ("conditioning.py", ["--extra=--g-cond-share 0.2"], "--extra cannot change --g-cond-share"),
+    ("conditioning.py", ["--shares", "0.5,1"], "--shares takes shares in (0, 1)"),
+    ("conditioning.py", ["--weights", "", "--shares", ""], "at least one value between them"),
     ("speed.py", ["--batch-sizes", "64,0"], "--batch-sizes must be positive"),
     ("speed.py", ["--ablate", "--variants", "bf16,fp8"], "unknown 'fp8'"),
     ("speed.py", ["--variants", "bf16"], "pass --ablate too"),

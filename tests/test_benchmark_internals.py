@@ -525,24 +525,34 @@ def test_conditioning_run_reports_its_own_weight_seed_and_eval(monkeypatch, tmp_
     assert row["intra_class_fid_real_reference"] == 11.0
     conditioning.one_run(3.0, 1, [], tmp_path, None)
     conditioning.one_run(1.0, 2, [], tmp_path, None)
-    assert len({str(o) for _, o, _ in trains}) == 3                   # one folder per run
+    share = conditioning.one_run(0.0, 2, [], tmp_path, None, share=0.5)
+    assert trains[-1][0] == ["--seed", "2", "--g-cond-share", "0.5"]
+    assert (share["g_cond_weight"], share["g_cond_share"], row["g_cond_share"]) == (0.0, 0.5, 0.0)
+    assert len({str(o) for _, o, _ in trains}) == 4                   # one folder per run
 
 
 def test_conditioning_table_averages_each_weight_over_the_seeds(monkeypatch, tmp_path, capsys):
     import conditioning
     seen = []
 
-    def one_run(weight, seed, extra, tmp, threads):
-        seen.append((weight, seed, extra, threads))
-        return {"g_cond_weight": weight, "seed": seed, "test_accuracy": weight / 10 + seed / 100,
-                **{m: weight + seed for m in conditioning.METRICS},
+    def one_run(weight, seed, extra, tmp, threads, share=0.0):
+        seen.append((weight, share, seed, extra, threads))
+        v = share * 10 or weight
+        return {"g_cond_weight": weight, "g_cond_share": share, "seed": seed,
+                "test_accuracy": v / 10 + seed / 100,
+                **{m: v + seed for m in conditioning.METRICS},
                 **{f"{m}_real_reference": i + 0.5 for i, m in enumerate(conditioning.METRICS)}}
 
     monkeypatch.setattr(conditioning, "one_run", one_run)
-    _run_main(monkeypatch, conditioning, ["--weights", "0,2", "--seeds", "1,3", "--jobs", "2",
-                                          "--extra=--epochs 1", "--out", str(tmp_path)])
-    assert sorted(seen) == [(w, s, ["--epochs", "1"], 1) for w in (0.0, 2.0) for s in (1, 3)]
+    _run_main(monkeypatch, conditioning, ["--weights", "0,2", "--shares", "0.4", "--seeds", "1,3",
+                                          "--jobs", "2", "--extra=--epochs 1", "--out",
+                                          str(tmp_path), "--name", "cond-x"])
+    assert sorted(seen) == sorted([(w, 0.0, s, ["--epochs", "1"], 1) for w in (0.0, 2.0)
+                                   for s in (1, 3)] + [(0.0, 0.4, s, ["--epochs", "1"], 1)
+                                                       for s in (1, 3)])
+    assert len(json.loads((tmp_path / "cond-x.json").read_text())["rows"]) == 6
     out = capsys.readouterr().out
+    assert f"| share 0.4 | {fmt([0.41, 0.43])} | {fmt([5.0, 7.0])} |" in out
     assert ("| real training images (reference) |  | 0.5000 | 1.5000 | 2.5000 | 3.5000 | 4.5000 |"
             in out)                                  # each metric's reference in its column
     assert (f"| W = 2 | {fmt([0.21, 0.23])} | {fmt([3.0, 5.0])} | {fmt([3.0, 5.0])} |") in out

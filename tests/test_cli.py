@@ -97,6 +97,8 @@ BAD = [
     (["--dataset", "mnist", "--data-root", "{tmp}/empty"], "looked for"),
     (["--resume"], "--resume needs --out"),
     (["--g-cond-weight", "-1"], "g_cond_weight must be non-negative"),
+    (["--g-cond-share", "1"], "g_cond_share must be a number in [0, 1)"),
+    (["--g-cond-share", "0.5", "--g-cond-weight", "3"], "give one of them"),
     (["--g-loss", "loss", "--g-cond-weight", "3"], "--g-loss feature-matching"),
     (["--fm-layers", "most"], "fm_layers must be one of last, all"),
     (["--lr-decay", "0"], "lr_decay multiplies the learning rate"),

@@ -291,6 +291,32 @@ def test_feature_matching_plus_the_conditional_term_by_hand(data):
     assert cond == pytest.approx(2.0 * L(ag, np.concatenate([y, cu])).mean(), rel=1e-10)
 
 
+def test_the_conditional_terms_share_by_hand(data):
+    """g_cond_share s: the term is L's mean x s / (1 - s) x FM / L's mean, read without
+    gradient, i.e. s of the generator's loss; its gradient is that constant x L's."""
+    xr, xg, y, cu = data
+    cfg = TrainConfig(objective="sscls", lipschitz="none", g_cond_share=0.2).resolved()
+    assert cfg.g_cond_weight == 0.0                     # the share replaces the fixed weight
+    D = LinD(4, C)
+    b = _batch(O.get_objective("sscls"), xr, y, cu)
+    xg = xg.clone().requires_grad_(True)
+    parts = S._generator_loss(cfg, Nets(D), b, xg, S._ell(O.get_objective("sscls"), "semi"), 1)
+    fm, cond = parts.tolist()
+    hr, hf = xr.flatten(1).numpy(), xg.detach().flatten(1).numpy()
+    ag = hf @ D.W.detach().numpy().T + D.b.detach().numpy()
+    fm_hand, L_hand = ((hr.mean(0) - hf.mean(0)) ** 2).sum(), L(ag, np.concatenate([y, cu])).mean()
+    assert fm == pytest.approx(fm_hand, rel=1e-10)
+    assert cond == pytest.approx(0.25 * fm_hand, rel=1e-10)          # 0.2 of fm + cond
+    assert cond / (fm + cond) == pytest.approx(0.2, rel=1e-10)
+    (g_cond,) = torch.autograd.grad(parts[1], xg)
+    a = torch.as_tensor(ag).requires_grad_(True)        # d/dx of the plain mean L, x k
+    L_t = O.conditional_loss(a, torch.as_tensor(np.concatenate([y, cu]))).mean()
+    (g_a,) = torch.autograd.grad(L_t, a)
+    k = 0.25 * fm_hand / L_hand
+    want = (k * g_a @ D.W.detach()).reshape(xg.shape)
+    torch.testing.assert_close(g_cond, want, rtol=1e-9, atol=1e-12)
+
+
 def test_the_registry_flags_that_decide_the_math():
     flags = {name: (o.critic, o.conditional, o.semi_supervised, o.default_lipschitz)
              for name, o in O.OBJECTIVES.items()}

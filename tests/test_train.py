@@ -275,6 +275,22 @@ def test_conditional_generator_term_makes_samples_follow_their_labels(tiny):
     assert conditioned > plain + 0.15
 
 
+def test_the_conditional_terms_share_is_held_at_every_step(tiny):
+    """g_cond_share s: each step's term is s of that step's loss, so each epoch's mean too;
+    it replaces the default weight, and its samples follow their labels (here, where
+    feature matching is small, a share of 0.4 was too light: 0.28, chance)."""
+    def agreement(r):
+        y = torch.arange(4).repeat(64)
+        torch.manual_seed(0)
+        return float((r.model.predict(r.model.sample(y)).cpu() == y).float().mean())
+
+    r = _run(tiny, epochs=20, seed=0, g_cond_share=0.8)
+    assert r.config.g_cond_weight == 0.0
+    for rec in r.history:
+        assert rec["g_cond"] == pytest.approx(0.8 * rec["g_loss"], rel=1e-5), rec
+    assert agreement(r) > agreement(_run(tiny, epochs=20, seed=0, g_cond_weight=0.0)) + 0.15
+
+
 def test_conditional_generator_term_is_refused_where_it_means_nothing():
     with pytest.raises(ValueError, match="g_cond_weight must be non-negative"):
         TrainConfig(g_cond_weight=-1.0).resolved()
@@ -286,6 +302,16 @@ def test_conditional_generator_term_is_refused_where_it_means_nothing():
         TrainConfig(objective="gan", g_loss="feature-matching", g_cond_weight=1.0).resolved()
     assert TrainConfig(objective="cls", g_loss="feature-matching",
                        g_cond_weight=1.0).resolved().g_cond_weight == 1.0
+    for bad in (-0.1, 1.0, 1.5, float("nan"), True, "0.5"):
+        with pytest.raises(ValueError, match=r"g_cond_share must be a number in \[0, 1\)"):
+            TrainConfig(g_cond_share=bad).resolved()
+    with pytest.raises(ValueError, match="g_cond_weight=2.0 cannot apply too; give one of them"):
+        TrainConfig(g_cond_share=0.5, g_cond_weight=2.0).resolved()
+    with pytest.raises(ValueError, match="g_cond_share weighs.*--g-loss feature-matching"):
+        TrainConfig(g_cond_share=0.5, g_loss="loss").resolved()
+    with pytest.raises(ValueError, match="g_cond_share weighs.*conditional objective"):
+        TrainConfig(objective="gan", g_loss="feature-matching", g_cond_share=0.5).resolved()
+    assert TrainConfig(g_cond_share=0.5, g_cond_weight=0.0).resolved().g_cond_share == 0.5
 
 
 def test_conditional_generator_term_defaults_to_3_with_feature_matching_only():
