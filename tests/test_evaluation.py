@@ -212,6 +212,18 @@ def test_runs_without_a_label_following_generator(tmp_path, capsys):
     assert [r["gate"] for r in q["gate"]["rows"]] == [0.0, 0.5, 0.7, 0.9]
 
 
+def test_the_note_on_runs_whose_generator_ignores_its_labels():
+    from ganaug import TrainConfig
+    from ganaug.experiment import _labels_note
+    def note(**kw):                                  # a run's saved (resolved) config
+        return _labels_note(TrainConfig(**kw).resolved(), True)
+
+    assert "feature matching alone (g_cond_weight 0)" in note(g_cond_weight=0.0)
+    assert note() is None                                             # the default weight 3
+    assert note(g_cond_share=0.5) is None                             # weight resolved to 0
+    assert "unconditional" in _labels_note(TrainConfig(objective="gan").resolved(), False)
+
+
 def test_classification_metrics_by_hand():
     from ganaug.metrics import classification_metrics
 
