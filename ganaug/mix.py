@@ -436,8 +436,8 @@ class BatchMixer:
 
     When the sampler has a classifier (a ganaug model, or ``classifier=``: images in
     [-1, 1] -> class logits), the constructor generates ``label_check`` samples per class
-    (default 20; 0 skips it) with a generator of its own, so the batches' samples are the
-    same either way, and ``label_agreement`` is the share that the classifier assigns to
+    (default 20; 0 skips it) from seeds of their own, so the batches' samples are the same
+    either way, and ``label_agreement`` is the share that the classifier assigns to
     their label. Under 0.75 (``LABEL_AGREEMENT_WARN``) a ``LabelAgreementWarning`` says
     that the samples carry their labels poorly and what to do; else it is ``None``.
     """

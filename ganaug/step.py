@@ -218,8 +218,8 @@ def _generator_loss(cfg: TrainConfig, nets: "_Nets", b: _Batch, x_g: Tensor, ell
     batch's mean features when data-parallel) and ``cfg.g_cond_weight`` x mean L(G(z, y), y)
     over every fake with the label it was drawn for (the conditional term, logged apart).
     With ``cfg.g_cond_share`` s the weight is s / (1 - s) x feature matching / mean L, both
-    read without gradient, so the term is a share s of the loss at every step: one setting
-    for data whose feature matching differs in scale by hundreds of times.
+    read without gradient, so the term is a share s of the loss at every step (measured in
+    benchmarks/README.md: 0.5 suited MNIST, not digits).
 
     A loss network with BatchNorm sees the fakes in one pass with the batch's reals, as in
     its own update: a pass of fakes alone would normalise them by their own statistics,
