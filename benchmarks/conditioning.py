@@ -10,8 +10,9 @@ sample metrics (TSTR accuracy, intra-class FID, domain FID, precision, recall).
                                       [--out benchmarks/results] [--name conditioning]
 
 Each run is `python -m ganaug train --seed S --g-cond-weight W` (or `--g-cond-share S`)
-then `python -m ganaug eval` in fresh processes; ``--jobs`` runs that many side by side with one thread each (so the
-wall times here are not a user's: this benchmark measures accuracy and sample quality).
+then `python -m ganaug eval` in fresh processes; ``--jobs`` runs that many side by side with
+one thread each (so the wall times here are not a user's: this benchmark measures accuracy
+and sample quality).
 Prints a markdown table (mean ± std over seeds); writes NAME.json and .csv.
 """
 from __future__ import annotations
