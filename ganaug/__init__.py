@@ -4,7 +4,8 @@ from .data import DataNotFoundError, ImageSet, load_dataset, split_labeled
 from .experiment import build_model, evaluate, evaluate_run, fit, fit_seeds, sample_run
 from .imbalance import balance_plan, class_counts, long_tail_counts, make_long_tailed
 from .metrics import classification_metrics
-from .mix import BatchMixer, LabelAgreementWarning, SyntheticMix
+from .checks import DiversityWarning, LabelAgreementWarning
+from .mix import BatchMixer, SyntheticMix
 from .model import CLSGAN
 from .nets import create_nets, list_archs
 from .objectives import list_objectives
@@ -20,5 +21,6 @@ __all__ = [
     "sample_run", "load_dataset", "split_labeled", "ImageSet", "DataNotFoundError",
     "CheckpointError", "create_nets", "list_archs", "list_objectives",
     "classification_metrics", "SyntheticMix", "BatchMixer", "LabelAgreementWarning",
+    "DiversityWarning",
     "make_long_tailed", "class_counts", "long_tail_counts", "balance_plan", "__version__",
 ]

@@ -13,14 +13,18 @@ from __future__ import annotations
 import contextlib
 import copy
 import os
+import random
 import sys
 import warnings
 from typing import Any, Callable, Sequence
 
+import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset, WeightedRandomSampler
 
+from .checks import (pair_distances, per_class, pooled, relative_spread, warn_diversity,
+                     warn_label_agreement)
 from .imbalance import (Balance, as_pair, balance_plan, class_counts, dataset_classes,
                         dataset_targets, quotas)
 from .sampling import (ItemFormat, Sampler, check_value_range, from_hwc_uint8, infer_format,
@@ -30,30 +34,20 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 
 GATE_MAX_DRAWS = 50      # SyntheticMix's default: a class must pass more than 1 in 50 draws
-# SyntheticMix and BatchMixer warn when the sampler's own classifier assigns fewer of the
-# ungated synthetic images to their label (the gate 0 row of `ganaug eval`). Measured: the
-# MNIST samplers that helped a few-labels classifier were at 0.92 to 0.99 and the digits
-# default job's at 0.88 to 0.96; every sampler under 0.75 (MNIST at 0.27 to 0.62, the digits
-# conv pair at 0.56) cost it 2.6 to 36 points, and one MNIST sampler at 0.83 cost it 4
-LABEL_AGREEMENT_WARN = 0.75
 LABEL_CHECK = 20         # BatchMixer's default: samples per class it checks at construction
 
 
-class LabelAgreementWarning(UserWarning):
-    """A SyntheticMix's or BatchMixer's sampler assigns few of its own samples to their
-    label (see ``LABEL_AGREEMENT_WARN``); silence it with ``warnings.filterwarnings("ignore",
-    category=ganaug.LabelAgreementWarning)``."""
-
-
-def _warn_label_agreement(agreement: float | None, who: str, fix: str) -> None:
-    if agreement is not None and agreement < LABEL_AGREEMENT_WARN:
-        warnings.warn(
-            f"{who}: the sampler's own classifier assigns only {100 * agreement:.1f}% of the "
-            f"synthetic images to their label. Every sampler this low in ganaug's benchmarks "
-            f"cost the few-labels classifier accuracy when mixed in (2.6 to 36 points). Check "
-            f"the sampler with `ganaug eval --run RUN` (label accuracy, TSTR, gate pass rates), "
-            f"{fix}, or train it with a larger --g-cond-weight", LabelAgreementWarning,
-            stacklevel=3)                     # the caller of the mix's __init__
+@contextlib.contextmanager
+def _rng_kept():
+    """Leave torch's CPU, numpy's and Python's global RNGs as they were (reading a dataset's
+    items may run random transforms)."""
+    py, np_state = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=[]):
+        try:
+            yield
+        finally:
+            random.setstate(py)
+            np.random.set_state(np_state)
 
 
 def gate_mask(logits: Tensor, labels: Tensor, gate: float) -> Tensor:
@@ -114,6 +108,13 @@ class SyntheticMix(Dataset):
     ``gate_classifier=``), ``label_agreement`` is the share of the first bank's images that
     it assigns to their label, and under 0.75 (``LABEL_AGREEMENT_WARN``) a warning says that
     the samples carry their labels poorly and what to do; else it is ``None``.
+
+    ``diversity`` is ``ganaug.checks.relative_spread`` of the first bank's first 20 images of
+    each class against the first 20 real items of each class (read once, global RNGs left
+    as they were): about 1 when the samples vary within their classes as much as the real
+    items, 0 for one image per class. Under 0.6 (``DIVERSITY_WARN``) a ``DiversityWarning``
+    says that the generator may have collapsed; ``None`` when fewer than two classes have
+    two images on both sides.
 
     DataLoader workers get a copy without the sampler (it stays in the main process, which
     alone generates the bank), so any start method works, ``spawn`` included. Workers
@@ -214,9 +215,12 @@ class SyntheticMix(Dataset):
                 self._live_round.share_memory_()
         self.bank = self.format.from_unit(torch.empty(0, *self.format.shape_chw))
         # round 0 tallies how many ungated samples the sampler's own classifier assigns to
-        # their label (one classifier pass over the first bank; later rounds skip it)
+        # their label (one classifier pass over the first bank; later rounds skip it), and
+        # keeps a few images of every class for the diversity check
         self.label_agreement: float | None = None
+        self.diversity: float | None = None
         self._tally = [0, 0] if gate is None and self.gate_classifier is not None else None
+        self._kept: dict[int, list[Tensor]] = {}
         if transform is not None:                   # fail now, not after the bank or in a worker
             self[0]
         if self.shared_bank:                        # the room first, then the long work
@@ -236,7 +240,29 @@ class SyntheticMix(Dataset):
         if self._tally is not None and self._tally[1]:
             self.label_agreement = self._tally[0] / self._tally[1]
         self._tally = None
-        _warn_label_agreement(self.label_agreement, "SyntheticMix", "pass gate= (e.g. 0.5)")
+        warn_label_agreement(self.label_agreement, "SyntheticMix", "pass gate= (e.g. 0.5)")
+        kept, self._kept = self._kept, None
+        self.diversity = self._diversity(kept, real_targets)
+        warn_diversity(self.diversity, "SyntheticMix")
+
+    def _diversity(self, kept: dict[int, list[Tensor]], targets: Tensor) -> float | None:
+        """``relative_spread`` of the first bank's kept images against as many real items
+        of the same classes (the first ones of each class; global RNGs left alone)."""
+        kept = {c: torch.cat(v) for c, v in kept.items() if sum(map(len, v)) >= 2}
+        if len(kept) < 2:
+            return None
+        k = per_class(self.num_classes)
+        index = [i for c in kept for i in torch.nonzero(targets == c).flatten()[:k].tolist()]
+        with _rng_kept():
+            items = [torch.from_numpy(to_hwc_uint8(as_pair(self.real[i])[0], self.format).copy())
+                     for i in index]
+        if len({t.shape for t in items}) != 1:              # a dataset of varying sizes
+            return None
+        real = pooled(torch.stack(items).permute(0, 3, 1, 2))
+        syn = torch.cat(list(kept.values()))
+        syn_y = torch.cat([torch.full((len(v),), c) for c, v in kept.items()])
+        return relative_spread(pair_distances(syn, syn_y, self.num_classes),
+                               pair_distances(real, targets[index], self.num_classes))
 
     def __getstate__(self) -> dict:
         # DataLoader workers need the bank, not the sampler (a model with weight norm cannot
@@ -295,6 +321,10 @@ class SyntheticMix(Dataset):
                 self._tally[0] += int(gate_mask(self.gate_classifier(x), labels, 0.0).sum())
                 self._tally[1] += len(x)
             x = x[: need - n_got]
+            if self._kept is not None:              # round 0, for the diversity check
+                have = sum(map(len, self._kept.setdefault(c, [])))
+                if have < per_class(self.num_classes):
+                    self._kept[c].append(pooled(x[: per_class(self.num_classes) - have]).cpu())
             got.append(self.format.from_unit(x))
             n_got += len(x)
             if self.progress:
@@ -440,6 +470,12 @@ class BatchMixer:
     either way, and ``label_agreement`` is the share that the classifier assigns to
     their label. Under 0.75 (``LABEL_AGREEMENT_WARN``) a ``LabelAgreementWarning`` says
     that the samples carry their labels poorly and what to do; else it is ``None``.
+
+    The same probe (with or without a classifier) is the synthetic side of the diversity
+    check (see ``SyntheticMix``), and the first batches its real side: ``diversity`` is set
+    once two classes have had two labeled items in a batch (one host sync per batch until
+    then; after ten batches without, it stays ``None``), with a ``DiversityWarning`` under
+    0.6. ``label_check=0`` skips both checks.
     """
 
     def __init__(self, sampler: Any, fraction: float, *, mode: str = "append",
@@ -483,23 +519,47 @@ class BatchMixer:
                              f"skips the check), got {label_check!r}")
         self.classifier = classifier or self.sampler.classifier
         self.label_agreement: float | None = None
-        if label_check and self.classifier is not None:
-            self.label_agreement = self._agreement(label_check, int(seed))
-            _warn_label_agreement(self.label_agreement, "BatchMixer",
-                                  "mix it through SyntheticMix(gate=0.5)")
+        self.diversity: float | None = None
+        # the probe's pair_distances, until the first batches give the real side's
+        self._spread: tuple[Tensor, Tensor] | None = None
+        self._real_spread: tuple[Tensor, Tensor] | None = None
+        self._spread_calls = 0
+        if label_check:
+            self._probe(label_check, int(seed))
+            warn_label_agreement(self.label_agreement, "BatchMixer",
+                                 "mix it through SyntheticMix(gate=0.5)")
 
     @torch.no_grad()
-    def _agreement(self, per_class: int, seed: int, chunk: int = 1024) -> float:
-        """The share of ``per_class`` samples of every class that the classifier assigns to
-        their label. They are drawn as SyntheticMix draws (seeds of their own; a callable's
-        global RNG restored afterwards), so ``self.gen`` and torch's RNG are left as they
-        were."""
-        labels = torch.arange(self.num_classes).repeat_interleave(per_class)
-        hits = 0
-        for i, y in enumerate(labels.split(chunk)):
+    def _probe(self, n: int, seed: int, chunk: int = 1024) -> None:
+        """Draw ``n`` samples of every class, as SyntheticMix draws (seeds of their own; a
+        callable's global RNG restored afterwards, so ``self.gen`` and torch's RNG are left
+        as they were). ``label_agreement``: the share that the classifier assigns to their
+        label; the first ``per_class`` of each class are kept for the diversity check."""
+        C = self.num_classes
+        labels = torch.arange(C).repeat_interleave(n)
+        keep = torch.arange(len(labels)) % n < per_class(C, cap=n)
+        hits, kept = 0, []
+        for i, (y, k) in enumerate(zip(labels.split(chunk), keep.split(chunk))):
             x = self.sampler(y, seed_for(seed, 0, i, 0))
-            hits += int(gate_mask(self.classifier(x), y, 0.0).sum())
-        return hits / len(labels)
+            if self.classifier is not None:
+                hits += int(gate_mask(self.classifier(x), y, 0.0).sum())
+            kept.append(pooled(x[k.to(x.device)]))
+        if self.classifier is not None:
+            self.label_agreement = hits / len(labels)
+        self._spread = pair_distances(torch.cat(kept), labels[keep], C)
+
+    def _check_diversity(self, x: Tensor, y: Tensor, calls: int = 10) -> None:
+        """The real side of the diversity check, from the first batches (one host sync
+        each) until two classes have two labeled items or more; after ``calls`` batches
+        without, it gives up (``diversity`` stays None)."""
+        part = pair_distances(pooled(x), y, self.num_classes)
+        self._real_spread = part if self._real_spread is None else (
+            self._real_spread[0] + part[0], self._real_spread[1] + part[1])
+        self._spread_calls += 1
+        self.diversity = relative_spread(self._spread, self._real_spread)
+        if self.diversity is not None or self._spread_calls >= calls:
+            self._spread = self._real_spread = None
+            warn_diversity(self.diversity, "BatchMixer", stacklevel=4)
 
     def _check_range(self, x: Tensor) -> None:
         """Once, on the first non-empty batch (one host sync): warn when the real images do
@@ -565,6 +625,8 @@ class BatchMixer:
         if n == 0:
             mask = torch.zeros(len(x), dtype=torch.bool, device=x.device)
             return (x, y, mask) if return_mask else (x, y)
+        if self._spread is not None:
+            self._check_diversity(x, y)
         if self.probs is not None:
             lab = torch.multinomial(self.probs, n, replacement=True, generator=self.gen)
         elif self.labels == "uniform":

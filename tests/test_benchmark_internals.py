@@ -772,3 +772,32 @@ def test_gate_rows_read_every_gate_on_the_same_probe(monkeypatch, tmp_path):
     assert every["mix_accuracy"] is None and every["mix_error"].startswith("quality gate 1.0")
     assert len({(r["labeled_only_accuracy"], r["own_accuracy"], r["ruler_test_accuracy"])
                 for r in (none, some, every)}) == 1
+
+
+def test_diversity_reads_what_the_mixers_read(tmp_path, capsys):
+    """benchmarks/diversity.py on a 1-epoch digits run: its SyntheticMix and BatchMixer
+    columns are the numbers a user reads off the mixers built the same way, and the table
+    and result files carry them (no recall without the run's eval.json)."""
+    import warnings
+
+    import diversity
+    from ganaug import BatchMixer, SyntheticMix, TrainConfig, fit, load_dataset
+
+    run = tmp_path / "run"
+    fit(TrainConfig(epochs=1, seed=0), out=run, progress=False, log=lambda s: None,
+        tensorboard=False)
+    assert diversity.main(["--runs", str(run), "--out", str(tmp_path / "o"), "--name", "t",
+                           "--batch-size", "32"]) == 0
+    row, = json.loads((tmp_path / "o" / "diversity-t.json").read_text())["rows"]
+    lab, _ = split_labeled(load_dataset("digits")[0], 10, 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mix = SyntheticMix(lab, run, fraction=0.5, seed=0, device="cpu")
+        mixer = BatchMixer(run, 0.5, seed=0, device="cpu")
+        first = torch.randperm(len(lab), generator=torch.Generator().manual_seed(0))[:32]
+        mixer(lab.images[first], lab.targets[first])
+    assert row["synthetic_mix"] == mix.diversity and row["batch_mixer"] == mixer.diversity
+    assert row["label_agreement"] == mix.label_agreement
+    assert 0 < row["reference"] and "recall" not in row
+    out = capsys.readouterr().out
+    assert f"| {run} | {row['synthetic_mix']:.3f} | {row['batch_mixer']:.3f} |" in out

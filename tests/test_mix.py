@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from ganaug import BatchMixer, CLSGAN, LabelAgreementWarning, SyntheticMix
+from ganaug import BatchMixer, CLSGAN, DiversityWarning, LabelAgreementWarning, SyntheticMix
 from ganaug.data import load_dataset
 from ganaug.imbalance import (balance_plan, class_counts, long_tail_counts, make_long_tailed,
                               quotas)
@@ -364,7 +364,7 @@ def test_batch_mixer_refuses_unlabeled_or_unknown_batch_labels_every_call(model)
                 mixer(x, one_unlabeled)
         with pytest.raises(ValueError, match=r"span \[0, 7\] \(the sampler makes 4 classes"):
             mixer(x, torch.arange(8))
-    assert len(seen) == 1                                           # the probe alone
+    assert len(seen) == 2                     # the shape probe and the label/diversity probe
     _, y = BatchMixer(model, 0.5, labels="uniform")(x, one_unlabeled)
     assert y[:8].tolist() == one_unlabeled.tolist() and 0 <= int(y[8:].min())
     _, y = BatchMixer(model, 0.5, class_probs=[0, 1, 0, 0])(x, one_unlabeled)
@@ -585,6 +585,7 @@ def test_batch_mixer_warns_once_when_the_batch_is_not_in_its_value_range(model):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         warnings.simplefilter("ignore", LabelAgreementWarning)  # an untrained model's samples
+        warnings.simplefilter("ignore", DiversityWarning)
         mixer(torch.rand(8, 1, 8, 8), y)                         # said once, not every step
         BatchMixer(model, 0.5)(torch.rand(8, 1, 8, 8) * 2 - 1, y)            # [-1, 1]: fine
         BatchMixer(model, 0.5, value_range=(0, 1))(torch.rand(8, 1, 8, 8), y)
@@ -629,18 +630,18 @@ def test_label_agreement_is_the_share_of_the_first_bank_the_classifier_calls_its
     assert mix.plan == [10, 10, 10, 10]
     assert mix.label_agreement == 0.5 and reader.seen == 40       # the first bank, once
     with warnings.catch_warnings():
-        warnings.simplefilter("error")
+        warnings.simplefilter("error", LabelAgreementWarning)
         mix.set_epoch(1)                                         # a new round: not counted again
     assert reader.seen == 40 and mix.label_agreement == 0.5
     # a classifier that calls every sample its label: no warning
     with warnings.catch_warnings():
-        warnings.simplefilter("error")
+        warnings.simplefilter("error", LabelAgreementWarning)
         right = SyntheticMix(data, _encode, fraction=0.5, gate_classifier=_Reader())
     assert right.label_agreement == 1.0
     # 0.75 is the line: 25 wrong items in 100 is 0.75, no warning; 26 in 100 warns
     plan = {0: 45, 1: 30, 3: 25}
     with warnings.catch_warnings():
-        warnings.simplefilter("error")
+        warnings.simplefilter("error", LabelAgreementWarning)
         edge = SyntheticMix(data, _encode, balance=plan, gate_classifier=_Reader(wrong=[3]))
     assert edge.label_agreement == pytest.approx(0.75)
     with pytest.warns(LabelAgreementWarning, match=r"74\.0%"):
@@ -652,7 +653,7 @@ def test_label_agreement_is_none_without_a_classifier_or_with_a_gate(model):
     import warnings
     data = TupleData("tensor01", n=40)
     with warnings.catch_warnings():
-        warnings.simplefilter("error")
+        warnings.simplefilter("error", LabelAgreementWarning)
         assert SyntheticMix(data, _encode, fraction=0.5).label_agreement is None
         gated = SyntheticMix(data, _encode, fraction=0.5, gate=0.5,
                              gate_classifier=_Reader(wrong=[3]), class_probs=[1, 1, 1, 0])
@@ -678,7 +679,7 @@ def test_batch_mixer_checks_once_that_the_samples_carry_their_labels():
     assert reader.seen == 80                            # batches are not checked
     few = _Reader(wrong=[3])
     with warnings.catch_warnings():
-        warnings.simplefilter("error")
+        warnings.simplefilter("error", LabelAgreementWarning)
         m = BatchMixer(_encode, 0.5, num_classes=4, classifier=few, label_check=5)
         assert m.label_agreement == 0.75 and few.seen == 20
         assert BatchMixer(_encode, 0.5, num_classes=4).label_agreement is None   # no classifier

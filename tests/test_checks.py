@@ -1,0 +1,207 @@
+"""The mixers' diversity check (ganaug.checks): the statistic by hand, and SyntheticMix and
+BatchMixer reading it on samplers that collapse and samplers that do not."""
+import random
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import Dataset
+
+from ganaug import BatchMixer, DiversityWarning, SyntheticMix
+from ganaug.checks import DIVERSITY_WARN, pair_distances, per_class, relative_spread, spread
+
+
+class Varied(Dataset):
+    """n random 1x8x8 images in [-1, 1], labels i % classes, each class's images varied."""
+
+    def __init__(self, n=80, classes=4, seed=0, transform=None):
+        g = torch.Generator().manual_seed(seed)
+        self.x = torch.rand(n, 1, 8, 8, generator=g) * 2 - 1
+        self.targets = [i % classes for i in range(n)]
+        self.transform = transform
+
+    def __len__(self):
+        return len(self.targets)
+
+    def __getitem__(self, i):
+        x = self.x[i] if self.transform is None else self.transform(self.x[i])
+        return x, self.targets[i]
+
+
+def _collapsed(labels):
+    """One image per class: label k -> every pixel 2k/3 - 1."""
+    return (labels.float() / 3 * 2 - 1)[:, None, None, None].expand(-1, 1, 8, 8).clone()
+
+
+def _replay(data):
+    """A sampler that returns, for each label, the next real image of that class in the
+    dataset's order (cycling): the first bank of a SyntheticMix is the first real items."""
+    by_class = {c: [i for i, t in enumerate(data.targets) if t == c] for c in set(data.targets)}
+    cursor = {c: 0 for c in by_class}
+
+    def sample(labels):
+        out = []
+        for c in labels.tolist():
+            idx = by_class[c]
+            out.append(data.x[idx[cursor[c] % len(idx)]])
+            cursor[c] += 1
+        return torch.stack(out)
+    return sample
+
+
+def _random_real(data):
+    """A sampler that returns random real images of each label (torch's global RNG)."""
+    t = torch.tensor(data.targets)
+
+    def sample(labels):
+        out = []
+        for c in labels.tolist():
+            idx = torch.nonzero(t == c).flatten()
+            out.append(data.x[idx[torch.randint(len(idx), ())]])
+        return torch.stack(out)
+    return sample
+
+
+# ------------------------------------------------------------------ the statistic
+
+def test_spread_by_hand():
+    # class 0 at 0 and 1 (distance 1), class 1 at 10 and 12 (distance 2); between: 10, 12,
+    # 9, 11 (mean 10.5); a -1 and a label past the classes are left out
+    x = torch.tensor([[0.0], [1.0], [10.0], [12.0], [100.0], [200.0]])
+    y = torch.tensor([0, 0, 1, 1, -1, 2])
+    sums, pairs = pair_distances(x, y, 2)
+    assert pairs.tolist() == [[2, 4], [4, 2]]                  # ordered pairs
+    assert sums.tolist() == [[2, 42], [42, 4]]
+    assert spread(sums, pairs, torch.tensor([True, True])) == pytest.approx(1.5 / 10.5)
+    same = pair_distances(torch.tensor([[5.0], [5.0], [7.0], [7.0]]), torch.tensor([0, 0, 1, 1]), 2)
+    assert spread(*same, torch.tensor([True, True])) == 0.0    # one image per class
+    assert spread(*pair_distances(torch.zeros(4, 1), torch.tensor([0, 0, 1, 1]), 2),
+                  torch.tensor([True, True])) == 0.0           # one image in all
+
+
+def test_relative_spread_is_1_for_the_same_images_at_any_scale_and_none_when_it_cannot_say():
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.rand(30, 5, generator=g), torch.arange(30) % 3
+    real = pair_distances(x, y, 3)
+    assert relative_spread(pair_distances(x * 255 + 3, y, 3), real) == pytest.approx(1.0)
+    assert relative_spread(pair_distances(_collapsed(y).flatten(1), y, 3), real) == 0.0
+    # the classes compared are those with two images or more on both sides
+    one = pair_distances(x[:4], torch.tensor([0, 0, 1, 2]), 3)     # classes 1, 2: one image
+    assert relative_spread(one, real) is None
+    two = torch.tensor([0, 0, 1, 1, 2])
+    sub = relative_spread(pair_distances(x[:5], two, 3), real)
+    keep = torch.tensor([True, True, False])
+    assert sub == pytest.approx(spread(*pair_distances(x[:5], two, 3), keep) / spread(*real, keep))
+    flat = pair_distances(torch.ones(30, 5), y, 3)                 # real images that do not vary
+    assert relative_spread(real, flat) is None
+
+
+def test_per_class_caps_the_images_compared():
+    assert per_class(10) == 20 and per_class(100) == 20 and per_class(1000) == 2
+    assert per_class(10, cap=5) == 5 and per_class(400) == 5
+
+
+# ------------------------------------------------------------------ SyntheticMix
+
+def test_synthetic_mix_warns_when_a_class_is_one_image():
+    data = Varied()
+    with pytest.warns(DiversityWarning, match=r"SyntheticMix: within their classes, the synthetic "
+                      r"images are only 0% as spread out as the real ones.*collapsed.*under "
+                      r"60%.*ganaug eval --run RUN.*recall") as rec:
+        mix = SyntheticMix(data, _collapsed, fraction=0.5)
+    assert mix.diversity == 0.0
+    assert rec[0].filename == __file__                          # points at the caller
+
+
+def test_synthetic_mix_reads_the_first_bank_against_the_same_number_of_real_items():
+    # the replay sampler's first bank is each class's first real items, which the check
+    # reads on the real side too: the same images, so 1 (up to uint8 rounding)
+    data = Varied(n=120)
+    data.x[80:] = _collapsed(torch.tensor(data.targets[80:]))  # past each class's first 20: one image
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DiversityWarning)
+        mix = SyntheticMix(data, _replay(data), fraction=0.5, batch_size=7)
+    assert mix.plan == [30] * 4
+    assert mix.diversity == pytest.approx(1.0, abs=0.01)
+    with warnings.catch_warnings():                             # random real images: about 1
+        warnings.simplefilter("error", DiversityWarning)
+        varied = Varied(n=80)
+        other = SyntheticMix(varied, _random_real(varied), fraction=0.5)
+    assert 0.8 < other.diversity < 1.2 and other.diversity > DIVERSITY_WARN
+
+
+def test_synthetic_mix_diversity_is_none_with_one_class_and_leaves_the_rngs_alone():
+    data = Varied()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DiversityWarning)
+        assert SyntheticMix(data, _collapsed, balance={2: 30}).diversity is None
+    # reading real items through a random transform leaves the global RNGs as they were
+    noisy = Varied(transform=lambda x: 0.9 * x + 0.01 * torch.rand(x.shape)
+                   + 0.01 * np.random.rand() + 0.01 * random.random())
+    with pytest.warns(DiversityWarning):
+        mix = SyntheticMix(noisy, _collapsed, fraction=0.5)
+    states = torch.get_rng_state(), np.random.get_state()[1].copy(), random.getstate()
+    kept = {c: [_collapsed(torch.full((3,), c)).flatten(1)] for c in range(4)}   # pooled rows
+    assert mix._diversity(kept, torch.tensor(noisy.targets)) == 0.0
+    assert torch.equal(torch.get_rng_state(), states[0])
+    assert np.array_equal(np.random.get_state()[1], states[1]) and random.getstate() == states[2]
+
+
+def test_synthetic_mix_skips_the_check_for_real_items_of_varying_sizes():
+    class Sizes(Varied):
+        def __getitem__(self, i):
+            x, y = super().__getitem__(i)
+            return (x if i < 40 else torch.nn.functional.pad(x, (0, 1, 0, 1))), y
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DiversityWarning)
+        mix = SyntheticMix(Sizes(n=80), _collapsed, fraction=0.2)
+    assert mix.diversity is None
+
+
+# ------------------------------------------------------------------ BatchMixer
+
+def test_batch_mixer_reads_its_probe_against_the_first_batch():
+    data = Varied(n=80)
+    x, y = data.x[:16], torch.tensor(data.targets[:16])
+    mixer = BatchMixer(_collapsed, 0.5, num_classes=4)
+    assert mixer.diversity is None                              # no real images yet
+    with pytest.warns(DiversityWarning, match=r"BatchMixer: .*only 0% as spread out") as rec:
+        mixer(x, y)
+    assert mixer.diversity == 0.0 and rec[0].filename == __file__
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DiversityWarning)
+        mixer(x, y)                                             # once, not every step
+        fine = BatchMixer(_random_real(data), 0.5, num_classes=4, seed=3)
+        fine(x, y)
+        assert 0.7 < fine.diversity < 1.3
+        off = BatchMixer(_collapsed, 0.5, num_classes=4, label_check=0)
+        off(x, y)
+        assert off.diversity is None and off._spread is None
+
+
+def test_batch_mixer_adds_up_batches_until_two_classes_have_two_images():
+    data = Varied(n=80)
+    mixer = BatchMixer(_collapsed, 0.5, num_classes=4, labels="uniform")
+    x = data.x[:4]
+    mixer(x, torch.tensor([0, 0, 1, 2]))                        # one class with two images
+    assert mixer.diversity is None and mixer._spread is not None
+    with pytest.warns(DiversityWarning):
+        mixer(x, torch.tensor([1, 1, 2, 3]))                    # now classes 0 and 1
+    assert mixer.diversity == 0.0 and mixer._spread is None
+    # unlabeled batches never give the real side: it gives up after 10, without a word
+    blind = BatchMixer(_collapsed, 0.5, num_classes=4, labels="uniform")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DiversityWarning)
+        for _ in range(10):
+            assert blind._spread is not None
+            blind(x, torch.full((4,), -1))
+    assert blind.diversity is None and blind._spread is None
+
+
+def test_batch_mixer_diversity_of_an_int32_label_batch():
+    data = Varied(n=40)
+    mixer = BatchMixer(_random_real(data), 0.5, num_classes=4)
+    mixer(data.x[:16], torch.tensor(data.targets[:16], dtype=torch.int32))
+    assert mixer.diversity is not None
