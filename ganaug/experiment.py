@@ -19,6 +19,7 @@ import torch
 
 from ._io import atomic_torch_save, atomic_write_bytes, atomic_write_json, run_checkpoint, \
     safe_torch_load
+from .checks import DIVERSITY_WARN
 from .config import SEED_RANGE, TrainConfig, folder_path, standing_stats_count
 from .data import DataNotFoundError, ImageSet, load_dataset, split_labeled
 from .distributed import broadcast_object, rank_and_world
@@ -155,6 +156,14 @@ def fit(config: TrainConfig | None = None, out: str | Path | None = None, resume
             monitor.close(history, f"stopped by the time limit after epoch "
                           f"{history[-1]['epoch']} of {cfg.epochs}" if stopped else "")
     m = evaluate(model, test)
+    diversity = state.history[-1].get("diversity")
+    if diversity is not None and diversity < DIVERSITY_WARN:
+        log(f"warning: within their classes the samples are only {100 * diversity:.0f}% as "
+            f"spread out as the real images (diversity {diversity:.2f}, under "
+            f"{DIVERSITY_WARN}): the generator may have collapsed to a few images per class, "
+            f"and SyntheticMix and BatchMixer will warn. Check it with `ganaug eval --run "
+            f"{out}` (recall, TSTR, samples.png) before mixing its samples in, or train "
+            f"another seed")
     summary = {
         "test_accuracy": m["accuracy"], "test_error": 1.0 - m["accuracy"],
         "balanced_accuracy": m["balanced_accuracy"],
@@ -162,7 +171,7 @@ def fit(config: TrainConfig | None = None, out: str | Path | None = None, resume
         "num_test": m["num_test"],
         "epochs": state.history[-1]["epoch"],
         "epochs_planned": cfg.epochs, "stopped": state.stopped,
-        "train_seconds": round(state.train_seconds, 3),
+        "diversity": diversity, "train_seconds": round(state.train_seconds, 3),
         "wall_seconds": round(time.perf_counter() - started, 3), "objective": cfg.objective,
         "lipschitz": cfg.lipschitz, "dataset": cfg.dataset, "num_labeled": len(labeled),
         "num_unlabeled": len(unlabeled) if unlabeled is not None else 0,

@@ -17,6 +17,7 @@ from typing import Callable
 import torch
 
 from ._io import atomic_write_bytes
+from .checks import DIVERSITY_WARN
 
 CURVES = "curves.png"
 TENSORBOARD_DIR = "tensorboard"
@@ -25,7 +26,8 @@ _LOSSES = ("d_loss", "sup_loss", "critic", "critic_ul", "penalty", "consistency"
 
 
 def plot_curves(history: list[dict], path: str | Path, title: str = "", note: str = "") -> Path:
-    """Write losses (left) and test accuracy (right) per epoch as a PNG, atomically; ``note``
+    """Write losses (left) and test accuracy (right; with each epoch's sample ``diversity``
+    on a second axis when logged) per epoch as a PNG, atomically; ``note``
     (e.g. why the run stopped early) is a second line under ``title``."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -59,6 +61,14 @@ def plot_curves(history: list[dict], path: str | Path, title: str = "", note: st
     ax_a.set_xlabel("epoch")
     ax_a.set_ylabel("test accuracy (EMA classifier)")
     ax_a.grid(alpha=0.3)
+    div = [(r["epoch"], r["diversity"]) for r in history if r.get("diversity") is not None]
+    if div:                                    # its own scale: about 1 as varied as the real
+        ax_d = ax_a.twinx()
+        ax_d.set_ylabel("sample diversity (dashed; warns under the thin line)", color="C1",
+                        fontsize=8)
+        ax_d.plot(*zip(*div), color="C1", linestyle="--", marker="." if len(div) < 30 else None)
+        ax_d.axhline(DIVERSITY_WARN, color="C1", alpha=0.3, linewidth=1)
+        ax_d.set_ylim(0, max(1.2, max(v for _, v in div) * 1.05))
     for ax in (ax_l, ax_a):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if title or note:

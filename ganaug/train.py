@@ -26,6 +26,7 @@ from torch import Tensor
 
 from . import distributed as dist_
 from . import objectives as O
+from .checks import pair_distances, per_class, pooled, relative_spread
 from ._io import CHECKPOINT, CheckpointError, atomic_torch_save, atomic_write_bytes, \
     atomic_write_json, atomic_write_text
 from .config import TrainConfig
@@ -208,6 +209,7 @@ def train(model: CLSGAN, labeled: ImageSet, unlabeled: ImageSet | None = None,
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_json(out / CONFIG, cfg.to_dict())
     grid = _grid_inputs(model, cfg.seed, device)
+    real_spread = real_spread_of(labeled) if rank == 0 else None
     speed = step_fn.speed.describe()
     log(f"device {device}{f' x {world} processes' if world > 1 else ''}; {speed}")
     if warning := step_fn.speed.warning(device):
@@ -262,6 +264,9 @@ def train(model: CLSGAN, labeled: ImageSet, unlabeled: ImageSet | None = None,
             log(f"warning: non-finite losses at epoch {epoch + 1}: {rec}")
         if test is not None:
             rec["test_accuracy"] = evaluate_accuracy(model, test)
+        if real_spread is not None and (d := sample_diversity(model, real_spread, cfg.seed)) \
+                is not None:
+            rec["diversity"] = d
         history.append(rec)
         log(_line(rec, cfg.epochs))
         if out is not None:                    # rank 0 only
@@ -337,6 +342,27 @@ def _step_rows(cfg: TrainConfig) -> int:
     return (1 + cfg.unlabeled_ratio) * cfg.batch_size
 
 
+def real_spread_of(labeled: ImageSet) -> tuple[Tensor, Tensor] | None:
+    """The real side of each epoch's ``diversity``: ``pair_distances`` of the first
+    ``per_class`` labeled images of every class (None when fewer than two classes have two)."""
+    C, y = labeled.num_classes, labeled.targets
+    idx = torch.cat([torch.nonzero(y == c).flatten()[:per_class(C)] for c in range(C)])
+    real = pair_distances(pooled(labeled.images[idx]), y[idx], C)
+    return real if int((real[1].diagonal() > 0).sum()) >= 2 else None
+
+
+@torch.no_grad()
+def sample_diversity(model: CLSGAN, real: tuple[Tensor, Tensor], seed: int) -> float | None:
+    """The sampler's ``ganaug.checks.relative_spread`` against ``real``: ``per_class``
+    images of every class from the same noise every epoch (a generator of its own, the
+    averaged generator in eval mode, so training is untouched), as the mixers' check reads
+    it."""
+    C = model.num_classes
+    labels = torch.arange(C).repeat_interleave(per_class(C))
+    x = model.sample(labels, torch.Generator().manual_seed(_derive_seed(seed, 4)))
+    return relative_spread(pair_distances(pooled(x), labels, C), real)
+
+
 def evaluate_accuracy(model: CLSGAN, data: ImageSet) -> float:
     pred = model.predict(data.images).cpu()
     return float((pred == data.targets).float().mean())
@@ -345,8 +371,9 @@ def evaluate_accuracy(model: CLSGAN, data: ImageSet) -> float:
 def _line(rec: dict, epochs: int) -> str:
     acc = f" test_acc={rec['test_accuracy']:.4f}" if "test_accuracy" in rec else ""
     cond = f" (cond {rec['g_cond']:.4f})" if rec.get("g_cond") else ""   # a part of g
+    div = f" div={rec['diversity']:.2f}" if "diversity" in rec else ""
     return (f"epoch {rec['epoch']}/{epochs} d={rec['d_loss']:.4f} sup={rec['sup_loss']:.4f} "
-            f"g={rec['g_loss']:.4f}{cond}{acc} ({rec['seconds']:.1f}s)")
+            f"g={rec['g_loss']:.4f}{cond}{acc}{div} ({rec['seconds']:.1f}s)")
 
 
 def _json_line(rec: dict) -> str:

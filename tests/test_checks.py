@@ -205,3 +205,63 @@ def test_batch_mixer_diversity_of_an_int32_label_batch():
     mixer = BatchMixer(_random_real(data), 0.5, num_classes=4)
     mixer(data.x[:16], torch.tensor(data.targets[:16], dtype=torch.int32))
     assert mixer.diversity is not None
+
+
+# ------------------------------------------------------------------ during training
+
+def test_each_epoch_logs_the_samples_diversity_without_touching_training(tiny, monkeypatch):
+    """Every epoch's record has ``diversity``: the averaged generator's samples from fixed
+    noise against the first labeled images, as the mixers' check reads it; and a run with
+    the reading switched off trains to the same weights (it draws from a generator of its
+    own, in eval mode)."""
+    import importlib
+
+    from _tiny import FAST, _run, _same_state
+    from ganaug.data import split_labeled
+    from ganaug.step import _derive_seed
+
+    on = _run(tiny)
+    assert [("diversity" in r) for r in on.history] == [True] * FAST["epochs"]
+    lab, _ = split_labeled(tiny, FAST["labels_per_class"], 0)
+    labels = torch.arange(4).repeat_interleave(20)
+    x = on.model.sample(labels, torch.Generator().manual_seed(_derive_seed(0, 4)))
+    k = torch.cat([torch.nonzero(lab.targets == c).flatten()[:20] for c in range(4)])
+    expect = relative_spread(pair_distances(x.flatten(1), labels, 4),
+                             pair_distances(lab.images[k].flatten(1), lab.targets[k], 4))
+    assert on.history[-1]["diversity"] == pytest.approx(expect, rel=1e-9)
+    monkeypatch.setattr(importlib.import_module("ganaug.train"), "sample_diversity",
+                        lambda *a: None)
+    off = _run(tiny)
+    assert "diversity" not in off.history[-1]
+    assert _same_state(on, off)
+    drop = lambda h: [{k: v for k, v in r.items() if k not in ("seconds", "diversity")}  # noqa: E731
+                      for r in h]
+    assert drop(on.history) == drop(off.history)
+
+
+def test_no_diversity_without_two_classes_of_two_labeled_images(tiny):
+    from ganaug.data import ImageSet
+    from ganaug.train import real_spread_of
+    one_each = ImageSet(tiny.images[:4], tiny.targets[:4], tiny.classes)
+    assert real_spread_of(one_each) is None
+    assert real_spread_of(ImageSet(tiny.images[:8], tiny.targets[:8], tiny.classes)) is not None
+
+
+def test_the_run_summary_keeps_the_last_diversity_and_warns_under_the_line(tmp_path,
+                                                                          monkeypatch):
+    import ganaug.experiment as E
+    from ganaug import TrainConfig, fit
+
+    lines = []
+    summary = fit(TrainConfig(epochs=1, seed=0), out=tmp_path / "a", progress=False,
+                  log=lines.append, tensorboard=False)
+    rec = [__import__("json").loads(s) for s in (tmp_path / "a" / "metrics.jsonl").open()]
+    assert summary["diversity"] == rec[-1]["diversity"] > 0
+    assert f"div={summary['diversity']:.2f}" in next(s for s in lines if s.startswith("epoch 1/1"))
+    monkeypatch.setattr(E, "DIVERSITY_WARN", summary["diversity"] + 0.01)   # now under it
+    lines = []
+    fit(TrainConfig(epochs=1, seed=0), out=tmp_path / "b", progress=False, log=lines.append,
+        tensorboard=False)
+    warn, = [s for s in lines if s.startswith("warning: within their classes")]
+    assert f"{100 * summary['diversity']:.0f}% as spread out" in warn
+    assert f"ganaug eval --run {tmp_path / 'b'}" in warn

@@ -121,3 +121,19 @@ def test_the_accuracy_panel_names_the_best_epoch(tmp_path, monkeypatch):
     history = [dict(r, test_accuracy=a) for r, a in zip(HISTORY, (0.6, 0.9, 0.7))]
     M.plot_curves(history, tmp_path / "c.png")
     assert "last 0.7000, best 0.9000 (epoch 2)" in titles
+
+
+def test_the_plot_shows_each_epochs_diversity_on_its_own_axis(tmp_path, monkeypatch):
+    from matplotlib.axes import Axes
+
+    drawn = []
+    real = Axes.plot
+    monkeypatch.setattr(Axes, "plot", lambda ax, *a, **k: drawn.append((ax.get_ylabel(), a))
+                        or real(ax, *a, **k))
+    history = [dict(r, diversity=d) for r, d in zip(HISTORY, (1.1, None, 0.4))]
+    M.plot_curves(history, tmp_path / "c.png")
+    dashed = [a for label, a in drawn if label.startswith("sample diversity")]
+    assert dashed == [((1, 3), (1.1, 0.4))]                 # the epochs that have one
+    drawn.clear()
+    M.plot_curves(HISTORY, tmp_path / "d.png")
+    assert not [a for label, a in drawn if label.startswith("sample diversity")]
