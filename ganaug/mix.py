@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import os
 import random
 import sys
@@ -48,6 +49,16 @@ def _rng_kept():
         finally:
             random.setstate(py)
             np.random.set_state(np_state)
+
+
+@dataclasses.dataclass
+class _FirstBank:
+    """What SyntheticMix's checks read while it generates its first bank: ``tally``
+    [assigned to their label, drawn] (None: no label check), and up to ``per_class`` pooled
+    images of every class (``kept``)."""
+    tally: list[int] | None
+    per_class: int
+    kept: dict[int, list[Tensor]] = dataclasses.field(default_factory=dict)
 
 
 def gate_mask(logits: Tensor, labels: Tensor, gate: float) -> Tensor:
@@ -217,10 +228,8 @@ class SyntheticMix(Dataset):
         # round 0 tallies how many ungated samples the sampler's own classifier assigns to
         # their label (one classifier pass over the first bank; later rounds skip it), and
         # keeps a few images of every class for the diversity check
-        self.label_agreement: float | None = None
-        self.diversity: float | None = None
-        self._tally = [0, 0] if gate is None and self.gate_classifier is not None else None
-        self._kept: dict[int, list[Tensor]] = {}
+        seen = _FirstBank([0, 0] if gate is None and self.gate_classifier is not None
+                           else None, per_class(C))
         if transform is not None:                   # fail now, not after the bank or in a worker
             self[0]
         if self.shared_bank:                        # the room first, then the long work
@@ -232,17 +241,16 @@ class SyntheticMix(Dataset):
                                    f"MiB synthetic bank in shared memory ({e}); give the machine "
                                    f"more (docker run --shm-size=...), or pass shared_bank=False "
                                    f"with DataLoader(persistent_workers=False)") from e
-            self.bank.copy_(self._generate(0))
+            self.bank.copy_(self._generate(0, seen))
         else:
-            self.bank = self._generate(0)
+            self.bank = self._generate(0, seen)
         if transform is not None and len(self) > self.n_real:
             self[self.n_real]
-        if self._tally is not None and self._tally[1]:
-            self.label_agreement = self._tally[0] / self._tally[1]
-        self._tally = None
+        self.label_agreement: float | None = (
+            seen.tally[0] / seen.tally[1] if seen.tally is not None and seen.tally[1]
+            else None)
         warn_label_agreement(self.label_agreement, "SyntheticMix", "pass gate= (e.g. 0.5)")
-        kept, self._kept = self._kept, None
-        self.diversity = self._diversity(kept, real_targets)
+        self.diversity: float | None = self._diversity(seen.kept, real_targets)
         warn_diversity(self.diversity, "SyntheticMix")
 
     def _diversity(self, kept: dict[int, list[Tensor]], targets: Tensor) -> float | None:
@@ -285,9 +293,10 @@ class SyntheticMix(Dataset):
         return new
 
     # ------------------------------------------------------------------ bank
-    def _generate(self, round_: int) -> Tensor:
+    def _generate(self, round_: int, seen: _FirstBank | None = None) -> Tensor:
         """Every class's synthetic images for refresh round ``round_``, in the storage form
-        of ``self.format``, on the CPU. Class c's items come from seeds (seed, round, c, k)."""
+        of ``self.format``, on the CPU. Class c's items come from seeds (seed, round, c, k).
+        ``seen`` (round 0, at construction) records what the checks read on the way."""
         if self.sampler is None:
             raise RuntimeError("this SyntheticMix is a pickled copy (e.g. one made for a "
                                "DataLoader worker, or by copy.copy), which has no sampler; call "
@@ -296,12 +305,13 @@ class SyntheticMix(Dataset):
         parts = []
         for c, need in enumerate(self.plan):
             if need:
-                parts.append(self._generate_class(c, need, round_))
+                parts.append(self._generate_class(c, need, round_, seen))
         if not parts:
             return self.format.from_unit(torch.empty(0, *self.format.shape_chw))
         return torch.cat(parts)
 
-    def _generate_class(self, c: int, need: int, round_: int) -> Tensor:
+    def _generate_class(self, c: int, need: int, round_: int,
+                        seen: _FirstBank | None = None) -> Tensor:
         got, n_got, k, drawn = [], 0, 0, 0
         while n_got < need:
             size = self.batch_size if self.gate is not None else min(self.batch_size, need - n_got)
@@ -317,14 +327,14 @@ class SyntheticMix(Dataset):
             drawn += size
             if self.gate is not None:
                 x = x[gate_mask(self._gate_logits(x), labels, self.gate)]
-            elif self._tally is not None:           # gate 0: the argmax is the label
-                self._tally[0] += int(gate_mask(self.gate_classifier(x), labels, 0.0).sum())
-                self._tally[1] += len(x)
+            elif seen is not None and seen.tally is not None:  # gate 0: argmax = label
+                seen.tally[0] += int(gate_mask(self.gate_classifier(x), labels, 0.0).sum())
+                seen.tally[1] += len(x)
             x = x[: need - n_got]
-            if self._kept is not None:              # round 0, for the diversity check
-                have = sum(map(len, self._kept.setdefault(c, [])))
-                if have < per_class(self.num_classes):
-                    self._kept[c].append(pooled(x[: per_class(self.num_classes) - have]).cpu())
+            if seen is not None:                    # for the diversity check
+                have = sum(map(len, seen.kept.setdefault(c, [])))
+                if have < seen.per_class:
+                    seen.kept[c].append(pooled(x[: seen.per_class - have]).cpu())
             got.append(self.format.from_unit(x))
             n_got += len(x)
             if self.progress:
