@@ -18,6 +18,7 @@ import sys
 from typing import Any
 
 from ._io import CheckpointError, safe_torch_load
+from .checks import DIVERSITY_WARN
 from .config import LIPSCHITZ, TrainConfig
 from .data import DataNotFoundError
 from .objectives import list_objectives
@@ -350,8 +351,8 @@ def _train(args: argparse.Namespace) -> int:
     if args.seeds is not None:
         s = fit_seeds(cfg, args.seeds, **opts)
         for r in s["runs"]:
-            print(f"seed {r['seed']}: test accuracy {r['test_accuracy']:.4f}{_stopped(r)} -> "
-                  f"{r['run']}")
+            print(f"seed {r['seed']}: test accuracy {r['test_accuracy']:.4f}{_diversity(r)}"
+                  f"{_stopped(r)} -> {r['run']}")
         std = lambda v, fmt: "n/a" if v is None else fmt.format(v)  # noqa: E731
         print(f"test accuracy {s['test_accuracy_mean']:.4f} ± "
               f"{std(s['test_accuracy_std'], '{:.4f}')}, test error "
@@ -364,8 +365,19 @@ def _train(args: argparse.Namespace) -> int:
     summary = fit(cfg, **opts)
     print(f"test accuracy {summary['test_accuracy']:.4f} ({summary['dataset']}, "
           f"{summary['num_labeled']} labels, {summary['objective']}, "
-          f"{summary['train_seconds']:.1f}s){_stopped(summary)} -> {summary['run']}")
+          f"{summary['train_seconds']:.1f}s){_diversity(summary)}{_stopped(summary)} -> "
+          f"{summary['run']}")
     return 0
+
+
+def _diversity(summary: dict) -> str:
+    """``, sample diversity 0.71`` (flagged under the mixers' line), or nothing for a run
+    without the reading."""
+    d = summary.get("diversity")
+    if d is None:
+        return ""
+    return f", sample diversity {d:.2f}" + (" (low: may have collapsed)" if d < DIVERSITY_WARN
+                                             else "")
 
 
 def _epochs(s: dict) -> str:

@@ -209,7 +209,8 @@ def train(model: CLSGAN, labeled: ImageSet, unlabeled: ImageSet | None = None,
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_json(out / CONFIG, cfg.to_dict())
     grid = _grid_inputs(model, cfg.seed, device)
-    real_spread = real_spread_of(labeled) if rank == 0 else None
+    # each epoch's sample diversity (rank 0; not for an objective that trains no generator)
+    real_spread = real_spread_of(labeled) if rank == 0 and step_fn.adversarial else None
     speed = step_fn.speed.describe()
     log(f"device {device}{f' x {world} processes' if world > 1 else ''}; {speed}")
     if warning := step_fn.speed.warning(device):

@@ -239,6 +239,12 @@ def test_each_epoch_logs_the_samples_diversity_without_touching_training(tiny, m
     assert drop(on.history) == drop(off.history)
 
 
+def test_no_diversity_for_an_objective_that_trains_no_generator(tiny):
+    from _tiny import _run
+    assert not any("diversity" in r for r in _run(tiny, objective="supervised").history)
+    assert all("diversity" in r for r in _run(tiny, objective="wgan-gp").history)
+
+
 def test_no_diversity_without_two_classes_of_two_labeled_images(tiny):
     from ganaug.data import ImageSet
     from ganaug.train import real_spread_of

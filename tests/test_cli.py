@@ -38,8 +38,16 @@ def test_train_writes_the_run_folder(digits_run, capsys):
     assert 0.0 <= s["test_accuracy"] <= 1.0
     assert s["epochs"] == 2 and s["objective"] == "sscls" and s["dataset"] == "digits"
     assert s["num_labeled"] == 100 and s["num_unlabeled"] == 1247
+    assert s["diversity"] > 0                   # the last epoch's reading
     assert (digits_run / "samples.png").stat().st_size > 0
     torch.load(digits_run / "checkpoint.pt", weights_only=True)
+
+
+def test_the_final_lines_give_the_sample_diversity():
+    from ganaug.cli import _diversity
+    assert _diversity({"diversity": 0.712}) == ", sample diversity 0.71"
+    assert _diversity({"diversity": 0.5}) == ", sample diversity 0.50 (low: may have collapsed)"
+    assert _diversity({"diversity": None}) == "" == _diversity({})
 
 
 def test_sample_png_and_pt(digits_run, tmp_path):
