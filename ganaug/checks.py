@@ -57,19 +57,29 @@ def warn_label_agreement(agreement: float | None, who: str, fix: str, stacklevel
             stacklevel=stacklevel)            # 3: the caller of the mix's __init__
 
 
-def warn_diversity(diversity: float | None, who: str, stacklevel: int = 3) -> None:
-    if diversity is not None and diversity < DIVERSITY_WARN:
-        warnings.warn(
-            f"{who}: within their classes, the synthetic images are only "
-            f"{100 * diversity:.0f}% as spread out as the real ones (mean pixel distance within "
-            f"a class over that between classes, relative to the real images'): the generator "
-            f"may have collapsed to a "
-            f"few images per class. In ganaug's benchmarks every sampler under "
+def diversity_note(diversity: float, run: str = "RUN") -> str:
+    """What a diversity under ``DIVERSITY_WARN`` means and what to do (the mixers' warning,
+    and the closing line of a training run)."""
+    return (f"within their classes, the synthetic images are only {100 * diversity:.0f}% as "
+            f"spread out as the real ones (mean pixel distance within a class over that "
+            f"between classes, relative to the real images'): the generator may have collapsed "
+            f"to a few images per class. In ganaug's benchmarks every sampler under "
             f"{100 * DIVERSITY_WARN:.0f}% had a recall of 0.11 or less, and on MNIST their "
             f"samples added nothing to a few-labels classifier (-2.0 to +0.3 points, where "
-            f"varied samples added 4 to 12). Check the sampler with `ganaug eval --run RUN` "
+            f"varied samples added 4 to 12). Check the sampler with `ganaug eval --run {run}` "
             f"(recall, TSTR, samples.png), and train it with another seed or the recipe's "
-            f"settings", DiversityWarning, stacklevel=stacklevel)
+            f"settings")
+
+
+def warn_diversity(diversity: float | None, who: str, stacklevel: int = 3) -> None:
+    if diversity is not None and diversity < DIVERSITY_WARN:
+        warnings.warn(f"{who}: {diversity_note(diversity)}", DiversityWarning,
+                      stacklevel=stacklevel)
+
+
+def first_of_each_class(targets: Tensor, k: int, classes) -> Tensor:
+    """The indices of the first ``k`` items of each class in ``classes``, class by class."""
+    return torch.cat([torch.nonzero(targets == c).flatten()[:k] for c in classes])
 
 
 def per_class(num_classes: int, cap: int = 20) -> int:

@@ -19,7 +19,7 @@ import torch
 
 from ._io import atomic_torch_save, atomic_write_bytes, atomic_write_json, run_checkpoint, \
     safe_torch_load
-from .checks import DIVERSITY_WARN
+from .checks import DIVERSITY_WARN, diversity_note
 from .config import SEED_RANGE, TrainConfig, folder_path, standing_stats_count
 from .data import DataNotFoundError, ImageSet, load_dataset, split_labeled
 from .distributed import broadcast_object, rank_and_world
@@ -158,12 +158,8 @@ def fit(config: TrainConfig | None = None, out: str | Path | None = None, resume
     m = evaluate(model, test)
     diversity = state.history[-1].get("diversity")
     if diversity is not None and diversity < DIVERSITY_WARN:
-        log(f"warning: within their classes the samples are only {100 * diversity:.0f}% as "
-            f"spread out as the real images (diversity {diversity:.2f}, under "
-            f"{DIVERSITY_WARN}): the generator may have collapsed to a few images per class, "
-            f"and SyntheticMix and BatchMixer will warn. Check it with `ganaug eval --run "
-            f"{out}` (recall, TSTR, samples.png) before mixing its samples in, or train "
-            f"another seed")
+        log(f"warning: {diversity_note(diversity, str(out))} (diversity {diversity:.2f}; "
+            f"SyntheticMix and BatchMixer warn under {DIVERSITY_WARN})")
     summary = {
         "test_accuracy": m["accuracy"], "test_error": 1.0 - m["accuracy"],
         "balanced_accuracy": m["balanced_accuracy"],

@@ -24,8 +24,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset, WeightedRandomSampler
 
-from .checks import (pair_distances, per_class, pooled, relative_spread, warn_diversity,
-                     warn_label_agreement)
+from .checks import (first_of_each_class, pair_distances, per_class, pooled, relative_spread,
+                     warn_diversity, warn_label_agreement)
 from .imbalance import (Balance, as_pair, balance_plan, class_counts, dataset_classes,
                         dataset_targets, quotas)
 from .sampling import (ItemFormat, Sampler, check_value_range, from_hwc_uint8, infer_format,
@@ -259,8 +259,7 @@ class SyntheticMix(Dataset):
         kept = {c: torch.cat(v) for c, v in kept.items() if sum(map(len, v)) >= 2}
         if len(kept) < 2:
             return None
-        k = per_class(self.num_classes)
-        index = [i for c in kept for i in torch.nonzero(targets == c).flatten()[:k].tolist()]
+        index = first_of_each_class(targets, per_class(self.num_classes), kept).tolist()
         with _rng_kept():
             items = [torch.from_numpy(to_hwc_uint8(as_pair(self.real[i])[0], self.format).copy())
                      for i in index]
