@@ -24,7 +24,7 @@ from torch import Tensor
 LABEL_AGREEMENT_WARN = 0.75
 
 # ... and when a class's samples are less than this share as spread out as its real items
-# (``relative_spread``). Measured on 37 trained samplers (benchmarks/README.md, "Do the
+# (``relative_spread``). Measured on 61 trained samplers (benchmarks/README.md, "Do the
 # samples vary?"): every one under 0.6 (0.24 to 0.58) had a `ganaug eval` recall of 0.11 or
 # less, a few images per class; all but one over it (0.61 to 1.05) a recall of 0.16 or more
 DIVERSITY_WARN = 0.6
