@@ -271,3 +271,31 @@ def test_the_run_summary_keeps_the_last_diversity_and_warns_under_the_line(tmp_p
     warn, = [s for s in lines if s.startswith("warning: within their classes")]
     assert f"{100 * summary['diversity']:.0f}% as spread out" in warn
     assert f"ganaug eval --run {tmp_path / 'b'}" in warn
+
+
+@pytest.mark.gpu
+def test_the_diversity_readings_on_a_gpu_match_the_cpus(tiny):
+    """The mixers' check and each epoch's reading with the sampler and the batch on a GPU:
+    the same numbers as on the CPU, up to float rounding (the distances are summed in
+    float64 on the device)."""
+    from _tiny import _run
+    from ganaug import CLSGAN
+    from ganaug.train import real_spread_of, sample_diversity
+
+    data = Varied(n=80)
+    x, y = data.x[:16], torch.tensor(data.targets[:16])
+    model = CLSGAN((1, 8, 8), 4, "mlp", ["a", "b", "c", "d"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        on_cpu = BatchMixer(model, 0.5, seed=2)
+        on_gpu = BatchMixer(model, 0.5, seed=2, device="cuda")
+        on_cpu(x, y)
+        on_gpu(x.cuda(), y.cuda())
+        mix_cpu = SyntheticMix(data, model, fraction=0.5, device="cpu")
+        mix_gpu = SyntheticMix(data, model, fraction=0.5, device="cuda")
+    assert on_gpu.diversity == pytest.approx(on_cpu.diversity, rel=1e-3)
+    assert mix_gpu.diversity == pytest.approx(mix_cpu.diversity, rel=1e-3)
+    real = real_spread_of(tiny)
+    trained = _run(tiny).model
+    assert sample_diversity(trained.to("cuda"), real, 0) == pytest.approx(
+        sample_diversity(trained.to("cpu"), real, 0), rel=1e-3)
