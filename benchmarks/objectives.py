@@ -2,6 +2,7 @@
 class, the MLP pair), against the loss network trained on the labels alone.
 
     python benchmarks/objectives.py [--objectives all] [--seeds 0,1,2] [--epochs N] [--jobs 2]
+                                    [--extra='--net-option input_noise=0.15'] [--name N]
                                     [--update]
 
 `--objectives` takes objective names, each optionally with a Lipschitz regulariser other than
@@ -10,6 +11,8 @@ Prints a markdown table of test accuracy (mean ± std over seeds); writes JSON a
 `--jobs 2` runs two single-threaded trainings side by side (2-core machines).
 `--update` re-measures only the named objectives: their rows replace the old ones in the
 existing objectives.json (the meta records which objectives were re-measured, and when).
+`--extra` adds `ganaug train` flags to every run (not the objective, its regulariser, the seed
+or the epochs, which the script sets); `--name` names the output files (default objectives).
 """
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from _common import fmt, machine, run_train, write_outputs
+from _common import extra_train_flags, fmt, machine, run_train, write_outputs
 
 from ganaug.config import LIPSCHITZ
 from ganaug.objectives import OBJECTIVES
@@ -53,9 +56,17 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=None, help="default: the default job's")
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    p.add_argument("--extra", default="",
+                   help="extra `ganaug train` flags for every run, space-separated; write them "
+                        "with '=' (--extra='--net-option input_noise=0.15')")
+    p.add_argument("--name", default="objectives", help="the output files' name")
     p.add_argument("--update", action="store_true",
                    help="replace only these objectives' rows in the existing results")
     args = p.parse_args()
+    user_extra = args.extra.split()
+    extra_train_flags(p, user_extra, {
+        **dict.fromkeys(("objective", "lipschitz", "seed", "seeds"), "each row sets it"),
+        "epochs": "--epochs of this script", "recipe": "a recipe could change the objective"})
     names, unknown = parse_variants(args.objectives)
     if unknown or not names:
         p.error(f"unknown objective(s) {', '.join(unknown) or repr(args.objectives)}; choose "
@@ -64,15 +75,17 @@ def main() -> None:
     if args.epochs is not None and args.epochs <= 0 or args.jobs <= 0:
         p.error(f"--epochs and --jobs must be positive, got {args.epochs} and {args.jobs}")
     seeds = [int(s) for s in args.seeds.split(",")]
-    extra = ["--epochs", str(args.epochs)] if args.epochs else []
+    extra = (["--epochs", str(args.epochs)] if args.epochs else []) + user_extra
     if args.update:                       # checked before any training
-        path = Path(args.out) / "objectives.json"
+        path = Path(args.out) / f"{args.name}.json"
         if not path.exists():
             raise SystemExit(f"--update: no {path} to update; run without --update first")
         old = json.loads(path.read_text())
-        if old["meta"].get("seeds") != seeds or old["meta"].get("epochs", args.epochs) != args.epochs:
-            raise SystemExit(f"--update needs the --seeds and --epochs of {path}: seeds "
-                             f"{old['meta'].get('seeds')}, epochs {old['meta'].get('epochs')}")
+        if (old["meta"].get("seeds") != seeds or old["meta"].get("epochs", args.epochs) != args.epochs
+                or old["meta"].get("extra", []) != user_extra):
+            raise SystemExit(f"--update needs the --seeds, --epochs and --extra of {path}: seeds "
+                             f"{old['meta'].get('seeds')}, epochs {old['meta'].get('epochs')}, "
+                             f"extra {' '.join(old['meta'].get('extra', [])) or 'none'}")
     with tempfile.TemporaryDirectory() as tmp:
         def one(job):
             name, seed = job
@@ -87,13 +100,13 @@ def main() -> None:
                                          "train_seconds", "epochs", "seed", "lipschitz")}}
         with ThreadPoolExecutor(args.jobs) as pool:
             rows = list(pool.map(one, [(n, s) for n in names for s in seeds]))
-    meta = {"machine": machine(), "seeds": seeds, "epochs": args.epochs}
+    meta = {"machine": machine(), "seeds": seeds, "epochs": args.epochs, "extra": user_extra}
     if args.update:
-        meta = {**old["meta"], "epochs": args.epochs,
+        meta = {**old["meta"], "epochs": args.epochs, "extra": user_extra,
                 "updated": {**old["meta"].get("updated", {}), **{n: meta["machine"]["date"] for n in names}}}
         rows = [r for r in old["rows"] if variant(r) not in names] + rows
         names = list({variant(r): None for r in rows})
-    write_outputs(rows, Path(args.out), "objectives", meta)
+    write_outputs(rows, Path(args.out), args.name, meta)
     sup = [r["test_accuracy"] for r in rows if variant(r) == "supervised"]
     print(f"\n| objective | what | Lipschitz | test accuracy (mean ± std, {len(seeds)} seeds) | beats labels-only |")
     print("|---|---|---|---|---|")
