@@ -228,8 +228,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--net-option", dest="net_option", type=_net_option, action=_NetOptions,
                    metavar="KEY=VALUE",
                    help="one of the networks' builder options (net_options), over a recipe's; "
-                        "repeat it for more, e.g. --net-option input_noise=0 --net-option "
-                        "hidden_noise=0 (the MLP loss network without its noise layers)")
+                        "repeat it for more, e.g. --net-option input_noise=0.15 --net-option "
+                        "hidden_noise=0.3 (the MLP loss network's Gaussian noise layers, off "
+                        "by default for --objective sscls, these levels for the others)")
     t.add_argument("--out", default=None, help="run folder (default runs/<time>-<dataset>-<objective>)")
     t.add_argument("--resume", action="store_true", default=False,
                    help="continue the run in --out from its last checkpoint")

@@ -91,7 +91,27 @@ def test_objectives_update_refuses_other_seeds_before_training(tmp_path):
     r = subprocess.run([sys.executable, str(BENCH / "objectives.py"), "--update", "--seeds", "1",
                         "--epochs", "1", "--objectives", "supervised", "--jobs", "1",
                         "--out", str(out)], capture_output=True, text=True, timeout=300)
-    assert r.returncode == 1 and "--update needs the --seeds and --epochs" in r.stderr, r.stderr
+    assert r.returncode == 1 and "--update needs the --seeds, --epochs and --extra" in r.stderr, r.stderr
+    assert (out / "objectives.json").read_text() == old
+
+
+def test_objectives_update_refuses_other_extra_flags_and_extra_cannot_set_what_rows_set(tmp_path):
+    """--update into results measured without --extra (or with other flags) stops before any
+    training: rows of two settings must not share a table. --extra cannot set the seed, the
+    objective, its regulariser or the epochs, which the script sets per row."""
+    out = tmp_path / "o"
+    out.mkdir()
+    old = json.dumps({"meta": {"seeds": [0], "epochs": 1}, "rows": []})
+    (out / "objectives.json").write_text(old)
+    base = [sys.executable, str(BENCH / "objectives.py"), "--seeds", "0", "--epochs", "1",
+            "--objectives", "supervised", "--jobs", "1", "--out", str(out)]
+    r = subprocess.run([*base, "--update", "--extra=--net-option input_noise=0.15"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 1 and "extra none" in r.stderr, r.stderr
+    assert (out / "objectives.json").read_text() == old
+    for flag in ("--seed 3", "--objective gan", "--lipschitz clip", "--epochs 2"):
+        r = subprocess.run([*base, f"--extra={flag}"], capture_output=True, text=True, timeout=300)
+        assert r.returncode == 2 and "--extra cannot change" in r.stderr, (flag, r.stderr[-300:])
     assert (out / "objectives.json").read_text() == old
 
 

@@ -375,14 +375,14 @@ def test_a_run_resumes_with_the_networks_it_trained_after_a_builder_default_chan
     base = ["train", "--out", str(out), "--quiet"]
     assert main([*base, "--epochs", "1"]) == 0
     ckpt = safe_torch_load(out / "checkpoint.pt")
-    assert ckpt["model"]["net_options"]["hidden_noise"] == 0.3
+    assert ckpt["model"]["net_options"]["hidden_noise"] == 0.0
     ckpt["model"]["net_options"]["hidden_noise"] = 0.5          # "the default when it began"
     atomic_torch_save(out / "checkpoint.pt", ckpt)
     cfg = TrainConfig.from_dict(ckpt["config"])
     data, _ = load_dataset("digits")
     lab, unl = split_labeled(data, cfg.labels_per_class, cfg.data_seed)
     with pytest.raises(ValueError, match=r"networks were built otherwise \(net_options .*"
-                                         r"'hidden_noise': 0.5.* -> .*'hidden_noise': 0.3"):
+                                         r"'hidden_noise': 0.5.* -> .*'hidden_noise': 0.0"):
         train(build_model(cfg, data), lab, unl, cfg, out=out, resume=True, progress=False)
     assert main([*base, "--epochs", "2", "--resume"]) == 0
     ckpt = safe_torch_load(out / "checkpoint.pt")

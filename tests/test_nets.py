@@ -231,7 +231,7 @@ def test_the_mlp_options_act():
     assert noise == [0.05] + [0.4] * 5
     _, default = create_nets("mlp", (1, 8, 8), 3)
     assert [m.std for m in default.modules() if type(m).__name__ == "GaussianNoise"] == \
-        [0.0] * 6
+        [0.15] + [0.3] * 5
     d.train()
     x = torch.rand(4, 1, 8, 8)
     assert not torch.equal(d(x), d(x))              # noise in training
@@ -254,4 +254,4 @@ def test_a_models_net_options_reach_its_networks_and_defaults_fill_the_rest():
     assert [l.out_features for l in m.loss_net.modules() if isinstance(l, torch.nn.Linear)] == \
         [16, 8, 4]
     opts = resolved_net_options("mlp", {"d_hidden": (16, 8)})
-    assert opts["d_hidden"] == (16, 8) and opts["input_noise"] == 0.0 and opts["g_norm"] == "batch"
+    assert opts["d_hidden"] == (16, 8) and opts["input_noise"] == 0.15 and opts["g_norm"] == "batch"

@@ -514,3 +514,28 @@ def test_out_that_is_a_file_or_a_multi_seed_folder_is_refused_up_front(tiny, tmp
     with pytest.raises(ValueError, match="holds a multi-seed run .* pass --seeds 3 "):
         _run(tiny, out=tmp_path / "multi")
     assert sorted(p.name for p in (tmp_path / "multi").iterdir()) == ["seed-3"]
+
+
+def _noise(model):
+    return [m.std for m in model.loss_net.modules() if type(m).__name__ == "GaussianNoise"]
+
+
+def test_the_semi_supervised_objective_builds_the_mlp_loss_network_without_noise_layers(tiny):
+    """build_model leaves the MLP loss network's noise layers off for sscls unless the config
+    sets them; the other objectives keep the builder's 0.15 / 0.3; the conv pair is left to
+    its builder; a checkpoint's options (a resumed run) go over the objective's default."""
+    def model(objective="sscls", saved=None, **net):
+        cfg = TrainConfig(objective=objective, net_options={"d_hidden": [8, 8], **net})
+        return build_model(cfg.resolved(), tiny, saved)
+
+    m = model()
+    assert _noise(m) == [0.0, 0.0, 0.0] and m.net_options["input_noise"] == 0.0
+    assert _noise(model("cls")) == [0.15, 0.3, 0.3]
+    assert _noise(model("supervised")) == [0.15, 0.3, 0.3]
+    assert _noise(model(input_noise=0.2)) == [0.2, 0.0, 0.0]          # set: kept
+    assert _noise(model(hidden_noise=0.5)) == [0.0, 0.5, 0.5]
+    old = {"net_options": {"input_noise": 0.15, "hidden_noise": 0.3}}   # begun before the change
+    assert _noise(model(saved=old)) == [0.15, 0.3, 0.3]
+    conv = build_model(TrainConfig(arch="conv", net_options={"g_width": 8, "d_width": 4})
+                       .resolved(), tiny)
+    assert conv.net_options["input_noise"] == 0.0 and "hidden_noise" not in conv.net_options

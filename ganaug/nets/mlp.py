@@ -48,12 +48,12 @@ class MLPGenerator(nn.Module):
 
 
 class MLPLossNet(nn.Module):
-    """x -> class activations a (N, C): weight-normalised Linear + LeakyReLU 0.2, with optional
-    Gaussian noise on the input and after every hidden layer (training only; off by default)."""
+    """x -> class activations a (N, C): Gaussian noise on the input and after every hidden
+    layer (training only), weight-normalised Linear + LeakyReLU 0.2."""
 
     def __init__(self, image_shape: tuple[int, int, int], num_classes: int,
                  hidden: tuple[int, ...] = (1000, 500, 250, 250, 250),
-                 input_noise: float = 0.0, hidden_noise: float = 0.0, norm: str = "weight"):
+                 input_noise: float = 0.15, hidden_noise: float = 0.3, norm: str = "weight"):
         super().__init__()
         self.num_classes = num_classes
         layers: list[nn.Module] = [nn.Flatten(), GaussianNoise(input_noise)]
@@ -79,18 +79,18 @@ class MLPLossNet(nn.Module):
 
 @register("mlp")
 def build_mlp(image_shape, num_classes, *, noise_dim: int = 100, g_hidden=(500, 500),
-              d_hidden=(1000, 500, 250, 250, 250), input_noise: float = 0.0,
-              hidden_noise: float = 0.0, norm: str = "weight", g_norm: str = "batch",
+              d_hidden=(1000, 500, 250, 250, 250), input_noise: float = 0.15,
+              hidden_noise: float = 0.3, norm: str = "weight", g_norm: str = "batch",
               g_out_norm: str = "none"):
     """MLP pair; ``norm`` is the loss network's weight normalisation (weight/spectral/none),
     ``g_norm`` the generator's (batch/none), ``g_out_norm`` its output layer's (none/weight).
 
     The loss network's Gaussian noise layers (``input_noise`` on the input, ``hidden_noise``
-    after each hidden layer, std in ganaug's [-1, 1] pixel units) are off by default: on digits
-    the default job trained without them gave the better classifier and samples, and its
-    samplers did not collapse (benchmarks/README.md; before 2026-12-06 they were 0.15 and 0.3).
-    Salimans et al.'s MNIST values are 0.3 on [0, 1] pixels, i.e. ``input_noise=0.6`` here,
-    and ``hidden_noise=0.5`` (recipes/mnist-100.yaml sets them).
+    after each hidden layer, std in ganaug's [-1, 1] pixel units) default to 0.15 and 0.3,
+    which regularise a loss network trained on a few labels (benchmarks/objectives.py).
+    ``ganaug.build_model`` turns them off for the semi-supervised objective unless set
+    (``experiment.objective_net_defaults``). Salimans et al.'s MNIST values are 0.3 on [0, 1]
+    pixels, i.e. ``input_noise=0.6`` here, and ``hidden_noise=0.5`` (recipes/mnist-100.yaml).
     """
     return (MLPGenerator(image_shape, num_classes, noise_dim, tuple(g_hidden), g_norm, g_out_norm),
             MLPLossNet(image_shape, num_classes, tuple(d_hidden), input_noise, hidden_noise, norm))
