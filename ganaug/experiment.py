@@ -74,7 +74,8 @@ def objective_net_defaults(objective: str, arch: str) -> dict:
     without them had the better classifier and samples, no collapsed sampler in twelve seeds
     (three of twelve with them) and samples that helped a classifier mixed in. The
     objectives that train the loss network on the labels alone keep them: without them the
-    conditional ones lost 6 to 28 points (benchmarks/README.md, "The noise layers")."""
+    conditional ones lost 6 to 28 points (benchmarks/README.md, "Every objective on the
+    same networks")."""
     if arch == "mlp" and objective == "sscls":
         return {"input_noise": 0.0, "hidden_noise": 0.0}
     return {}
