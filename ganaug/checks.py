@@ -19,8 +19,9 @@ from torch import Tensor
 # SyntheticMix and BatchMixer warn when the sampler's own classifier assigns fewer of the
 # ungated synthetic images to their label (the gate 0 row of `ganaug eval`). Measured: the
 # MNIST samplers that helped a few-labels classifier were at 0.92 to 0.99 and the digits
-# default job's at 0.88 to 0.96; every sampler under 0.75 (MNIST at 0.27 to 0.62, the digits
-# conv pair at 0.56) cost it 2.6 to 36 points, and one MNIST sampler at 0.83 cost it 4
+# default job's at 0.91 to 0.98 (twelve seeds); every sampler under 0.75 (MNIST at 0.27 to
+# 0.62, the digits conv pair at 0.56) cost it 2.6 to 36 points, and one MNIST sampler at
+# 0.83 cost it 4
 LABEL_AGREEMENT_WARN = 0.75
 
 # ... and when a class's samples are less than this share as spread out as its real items

@@ -15,6 +15,9 @@ real reference images (the test split, at most ``max_samples`` of them):
 - improved precision and recall (k nearest neighbours, k = 3);
 - each next to its *real reference*: the same metric for real training images (same labels)
   vs the same test images, i.e. what a generator that reproduced the training set would get;
+- diversity, the mixers' check (``ganaug.checks``) on the same images, in pixels: how spread
+  out the generated images of a class are relative to the real test images of the class
+  (the first 20 per class); about 1 as varied, under 0.6 a likely collapse;
 - label accuracy (GAN-test, Shmelkov et al. 2018): the share of generated images that the
   ruler assigns to their intended label; its real reference is its accuracy on the real
   test images;
@@ -41,6 +44,9 @@ from torch import Tensor, nn
 
 from . import quality as Q
 from ._io import atomic_torch_save
+from .checks import (DIVERSITY_SIDE, DIVERSITY_WARN, first_of_each_class, pair_distances,
+                     pooled, relative_spread)
+from .checks import per_class as diversity_per_class
 from .data import ImageSet
 from .mix import GATE_MAX_DRAWS, gate_mask
 from .model import CLSGAN
@@ -445,6 +451,17 @@ def evaluate_quality(model: CLSGAN, train: ImageSet, test: ImageSet, *,
                            f"k={KNN_K} nearest-neighbour balls; {pair}; {space}; {ref_note}",
                            pr_real[1], error=gen_m["pr_error"])
 
+    # ---- do they vary within their classes: the mixers' check, on pixels
+    k = diversity_per_class(C)
+    out["diversity"] = _entry(
+        None if diverged else _diversity(x_fake, test.images[ref], y_ref, y_ref, C, k),
+        f"mean pixel distance within a class over that between classes, relative to the real "
+        f"test images' (the mixers' check; under {DIVERSITY_WARN} a likely collapse); the "
+        f"first {k} of each class of the {pair}; images over {DIVERSITY_SIDE} pixels a side "
+        f"pooled to {DIVERSITY_SIDE}; {ref_note}",
+        _diversity(train.images[tr_idx], test.images[ref], train.targets[tr_idx], y_ref, C, k),
+        error=diverged)
+
     # ---- do the generated images carry their labels: the ruler's reading, and the gate's
     ruler_pred = None if diverged else a_fake.argmax(1)
     real_pred = a_real.argmax(1)
@@ -506,6 +523,15 @@ def evaluate_quality(model: CLSGAN, train: ImageSet, test: ImageSet, *,
     return out
 
 
+def _diversity(x: Tensor, real: Tensor, y: Tensor, y_real: Tensor, num_classes: int, k: int
+               ) -> float | None:
+    """``checks.relative_spread`` of the first ``k`` images of each class of ``x`` against
+    the first ``k`` of each class of ``real``."""
+    i, j = (first_of_each_class(t, k, range(num_classes)) for t in (y, y_real))
+    return relative_spread(pair_distances(pooled(x[i]), y[i], num_classes),
+                           pair_distances(pooled(real[j]), y_real[j], num_classes))
+
+
 GATES = (0.0, 0.5, 0.7, 0.9)     # 0: the argmax alone, no confidence asked
 
 
@@ -554,6 +580,7 @@ def quality_lines(q: dict) -> list[str]:
     rows = [("domain FID", "domain_fid", ".3f"), ("domain KID", "domain_kid", ".5f"),
             ("intra-class FID", "intra_class_fid", ".3f"),
             ("precision", "precision", ".4f"), ("recall", "recall", ".4f"),
+            ("diversity", "diversity", ".3f"),
             ("label accuracy", "label_accuracy", ".4f"),
             ("TSTR accuracy", "tstr_accuracy", ".4f"),
             ("Inception FID", "inception_fid", ".3f")]

@@ -11,7 +11,7 @@ from ganaug.cli import main
 from ganaug.data import load_dataset
 from ganaug.evaluation import domain_extractor, evaluate_quality, features_of, inception_features
 
-METRICS = ("domain_fid", "domain_kid", "intra_class_fid", "precision", "recall",
+METRICS = ("domain_fid", "domain_kid", "intra_class_fid", "precision", "recall", "diversity",
            "label_accuracy", "tstr_accuracy")
 
 
@@ -38,7 +38,8 @@ def test_eval_prints_every_metric_beside_its_protocol(run, tmp_path, capsys):
                  "test error"):
         assert word in out
     for name in ("domain FID", "domain KID", "intra-class FID", "precision", "recall",
-                 "label accuracy", "TSTR accuracy", "Inception FID", "gate pass rates"):
+                 "diversity", "label accuracy", "TSTR accuracy", "Inception FID",
+                 "gate pass rates"):
         line = next(l for l in out.splitlines() if l.startswith(f"  {name} "))
         assert " -- " in line, line            # the protocol, beside the number
     for gate in ("0.0", "0.5", "0.7", "0.9"):
@@ -302,6 +303,9 @@ def test_a_generator_that_copies_the_real_test_images_scores_perfectly(oracle):
     assert abs(q["domain_fid"]["value"]) < 1e-3 < q["domain_fid"]["real_reference"]
     assert abs(q["intra_class_fid"]["value"]) < 1e-2 < q["intra_class_fid"]["real_reference"]
     assert q["precision"]["value"] == 1.0 and q["recall"]["value"] == 1.0
+    assert q["diversity"]["value"] == pytest.approx(1.0)         # the same images: as varied
+    assert q["diversity"]["real_reference"] != pytest.approx(1.0, abs=1e-6)
+    assert "the first 20 of each class" in q["diversity"]["protocol"]
     labels, seed, _ = model.calls[0]                 # the FID set: the test labels, seed 5
     assert torch.equal(labels, test.targets) and seed == 5
     assert q["protocol"]["sample_seed"] == 5
@@ -418,6 +422,7 @@ def test_precision_and_recall_of_a_collapsed_generator(oracle, tmp_path):
     q = evaluate_quality(Collapsed(train), train, test, extractor_steps=60, max_samples=200,
                          tstr_per_class=2, cache_dir=tmp_path, device="cpu")
     assert q["precision"]["value"] == 1.0 and q["recall"]["value"] < 0.01
+    assert q["diversity"]["value"] == 0.0 and 0.5 < q["diversity"]["real_reference"] < 2
 
 
 def test_the_ruler_is_an_mlp_up_to_28x28x1_and_its_layers_are_the_documented_ones():
