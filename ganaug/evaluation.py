@@ -381,8 +381,8 @@ def evaluate_quality(model: CLSGAN, train: ImageSet, test: ImageSet, *,
     ``$GANAUG_INCEPTION_WEIGHTS``); without one, Inception FID is reported as not computed.
     It is loaded first, so a bad file is an error before any other work.
     ``labels_note``: why the generator does not follow its labels (an unconditional
-    objective, feature matching alone), attached to intra-class FID, label accuracy, the
-    gate table and TSTR, which read the generated images' labels.
+    objective, feature matching alone), attached to intra-class FID, diversity, label
+    accuracy, the gate table and TSTR, which read the generated images' labels.
 
     A metric that cannot be computed is ``None`` with the reason in ``"error"``: sets too
     small for it (the reason names ``--samples``), or generated images holding NaN or inf (a
@@ -511,7 +511,7 @@ def evaluate_quality(model: CLSGAN, train: ImageSet, test: ImageSet, *,
                                       f"--inception-weights FILE or set {INCEPTION_ENV}; "
                                       f"nothing is downloaded)")
     if labels_note:
-        for key in ("intra_class_fid", "label_accuracy", "gate", "tstr_accuracy"):
+        for key in ("intra_class_fid", "diversity", "label_accuracy", "gate", "tstr_accuracy"):
             out[key]["note"] = labels_note
     out["protocol"] = {
         "real_split": "test", "num_real": n, "num_generated": n, "sample_seed": seed,

@@ -207,7 +207,7 @@ def test_runs_without_a_label_following_generator(tmp_path, capsys):
     assert main(["eval", "--run", str(gan), "--json", "--cache-dir", str(tmp_path / "c"),
                  "--classifier-steps", "50", "--samples", "100", "--tstr-per-class", "5"]) == 0
     q = json.loads(capsys.readouterr().out)["quality"]
-    for key in ("intra_class_fid", "label_accuracy", "gate", "tstr_accuracy"):
+    for key in ("intra_class_fid", "diversity", "label_accuracy", "gate", "tstr_accuracy"):
         assert "unconditional" in q[key]["note"]
     assert "note" not in q["domain_fid"]
     assert [r["gate"] for r in q["gate"]["rows"]] == [0.0, 0.5, 0.7, 0.9]
