@@ -83,6 +83,14 @@ def first_of_each_class(targets: Tensor, k: int, classes) -> Tensor:
     return torch.cat([torch.nonzero(targets == c).flatten()[:k] for c in classes])
 
 
+def first_per_class_distances(images: Tensor, targets: Tensor, num_classes: int, k: int
+                              ) -> tuple[Tensor, Tensor]:
+    """``pair_distances`` of the first ``k`` images of each class (pooled as the check reads
+    them): one side of ``relative_spread``."""
+    idx = first_of_each_class(targets, k, range(num_classes))
+    return pair_distances(pooled(images[idx]), targets[idx], num_classes)
+
+
 def per_class(num_classes: int, cap: int = 20) -> int:
     """Images per class that the diversity check compares: up to ``cap``, at least 2, and
     ``DIVERSITY_ITEMS`` in all."""

@@ -44,8 +44,7 @@ from torch import Tensor, nn
 
 from . import quality as Q
 from ._io import atomic_torch_save
-from .checks import (DIVERSITY_SIDE, DIVERSITY_WARN, first_of_each_class, pair_distances,
-                     pooled, relative_spread)
+from .checks import DIVERSITY_SIDE, DIVERSITY_WARN, first_per_class_distances, relative_spread
 from .checks import per_class as diversity_per_class
 from .data import ImageSet
 from .mix import GATE_MAX_DRAWS, gate_mask
@@ -527,9 +526,8 @@ def _diversity(x: Tensor, real: Tensor, y: Tensor, y_real: Tensor, num_classes: 
                ) -> float | None:
     """``checks.relative_spread`` of the first ``k`` images of each class of ``x`` against
     the first ``k`` of each class of ``real``."""
-    i, j = (first_of_each_class(t, k, range(num_classes)) for t in (y, y_real))
-    return relative_spread(pair_distances(pooled(x[i]), y[i], num_classes),
-                           pair_distances(pooled(real[j]), y_real[j], num_classes))
+    return relative_spread(first_per_class_distances(x, y, num_classes, k),
+                           first_per_class_distances(real, y_real, num_classes, k))
 
 
 GATES = (0.0, 0.5, 0.7, 0.9)     # 0: the argmax alone, no confidence asked

@@ -26,7 +26,8 @@ from torch import Tensor
 
 from . import distributed as dist_
 from . import objectives as O
-from .checks import first_of_each_class, pair_distances, per_class, pooled, relative_spread
+from .checks import (first_per_class_distances, pair_distances, per_class, pooled,
+                     relative_spread)
 from ._io import CHECKPOINT, CheckpointError, atomic_torch_save, atomic_write_bytes, \
     atomic_write_json, atomic_write_text
 from .config import TrainConfig
@@ -346,9 +347,8 @@ def _step_rows(cfg: TrainConfig) -> int:
 def real_spread_of(labeled: ImageSet) -> tuple[Tensor, Tensor] | None:
     """The real side of each epoch's ``diversity``: ``pair_distances`` of the first
     ``per_class`` labeled images of every class (None when fewer than two classes have two)."""
-    C, y = labeled.num_classes, labeled.targets
-    idx = first_of_each_class(y, per_class(C), range(C))
-    real = pair_distances(pooled(labeled.images[idx]), y[idx], C)
+    C = labeled.num_classes
+    real = first_per_class_distances(labeled.images, labeled.targets, C, per_class(C))
     return real if int((real[1].diagonal() > 0).sum()) >= 2 else None
 
 
