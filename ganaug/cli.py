@@ -164,13 +164,11 @@ def _net_option(s: str) -> tuple[str, Any]:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE (e.g. input_noise=0), got {s!r}")
     import yaml
 
-    from .recipes import spelled_float
+    from .recipes import yaml_loader
     try:
-        value = yaml.safe_load(raw)
+        value = yaml.load(raw, Loader=yaml_loader())
     except yaml.YAMLError:
         value = raw.strip()
-    if isinstance(value, str) and (number := spelled_float(value)) is not None:
-        value = number
     return key, value
 
 

@@ -74,9 +74,21 @@ def _coerce(key: str, value: Any, tp: Any, where: str) -> Any:
     raise RecipeError(f"recipe {where}: {key} must be {names}, got {value!r}")
 
 
-def _unique_key_loader():
-    """PyYAML's safe loader, except that a key given twice is an error (safe_load keeps
-    the last one without a word)."""
+# YAML 1.2's floats: PyYAML follows YAML 1.1, which needs a dot, so that ``1e-3`` and
+# ``5E4`` would be read as strings. Dotted forms, .inf and .nan as in YAML 1.1.
+_FLOAT = r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+             |[-+]?(?:[0-9][0-9_]*)[eE][-+]?[0-9]+
+             |[-+]?\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+             |[-+]?\.(?:inf|Inf|INF)
+             |\.(?:nan|NaN|NAN))$"""
+
+
+def yaml_loader():
+    """PyYAML's safe loader with two changes: a key given twice is an error (safe_load keeps
+    the last one without a word), and ``1e-3`` is a float, as in YAML 1.2 and Python, at
+    every depth (a recipe's ``net_options`` too) and in ``--net-option`` values."""
+    import re
+
     import yaml
 
     class Loader(yaml.SafeLoader):
@@ -93,6 +105,8 @@ def _unique_key_loader():
         return loader.construct_mapping(node, deep)
 
     Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    Loader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(_FLOAT, re.X),
+                                 list("-+0123456789."))
     return Loader
 
 
@@ -124,7 +138,7 @@ def read_recipe(path: str | os.PathLike) -> tuple[dict[str, Any], bytes]:
         raise RecipeError(f"recipe {path} is not a text file (not UTF-8); pass a .yaml "
                           f"file") from None
     try:
-        data = yaml.load(text, Loader=_unique_key_loader())
+        data = yaml.load(text, Loader=yaml_loader())
     except yaml.YAMLError as e:
         first = " ".join(str(e).split())
         raise RecipeError(f"recipe {path} is not valid YAML: {first[:200]}") from None

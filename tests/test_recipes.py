@@ -98,6 +98,23 @@ def test_yaml_1_1_spellings_of_documented_values_are_read_as_meant(tmp_path):
     assert recipe_config(path).resolved().amp == "off"
 
 
+def test_exponent_floats_without_a_dot_are_floats_at_every_depth(tmp_path):
+    """YAML 1.2 (and Python) read ``1e-3`` as a number; a recipe's net_options got the string
+    before, and the resolved config recorded it as one."""
+    path = _recipe(tmp_path, "net_options:\n  input_noise: 1e-3\n  hidden_noise: 5E-1\n"
+                             "  d_hidden: [5e2, 250]\n  norm: none\n")
+    opts = load_recipe(path)["net_options"]
+    assert opts == {"input_noise": 0.001, "hidden_noise": 0.5, "d_hidden": [500.0, 250],
+                    "norm": "none"}
+    assert all(isinstance(v, float) for v in (opts["input_noise"], opts["hidden_noise"]))
+    path = _recipe(tmp_path, "net_options: {a: 1.5, b: .5, c: -.inf, d: nan, e: 1_000, "
+                             "f: '1e-3', g: 1e, h: e5}\n")
+    opts = load_recipe(path)["net_options"]
+    assert opts["a"] == 1.5 and opts["b"] == 0.5 and opts["c"] == float("-inf")
+    assert opts["e"] == 1000 and isinstance(opts["e"], int)
+    assert [opts[k] for k in "dfgh"] == ["nan", "1e-3", "1e", "e5"]   # quoted or not numbers
+
+
 def test_only_labels_per_class_spells_none_as_all_and_null_fills_optional_fields(tmp_path):
     path = _recipe(tmp_path, "data_root: all\nimage_size: null\ngp_weight: null\n"
                              "g_cond_weight: 2\nlabels_per_class: all\n")
