@@ -58,8 +58,15 @@ def gate_failed(e: ValueError) -> bool:
 
 
 def machine() -> dict:
+    """Where a benchmark ran. Before 2026-12-06 only ``processor`` (``x86_64``) said which
+    CPU; ``cpu`` and ``cpu_capability`` tell hosts apart, and ``omp_num_threads`` is the
+    thread setting the runs inherited (None: torch's default, one per core)."""
+    from ganaug.experiment import host
+    h = host()
     return {"python": platform.python_version(), "torch": torch.__version__,
             "cpu_count": os.cpu_count(), "processor": platform.processor() or platform.machine(),
+            "cpu": h["cpu"], "cpu_capability": h["cpu_capability"],
+            "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
             "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
             "date": time.strftime("%Y-%m-%d")}
 

@@ -8,6 +8,7 @@ import dataclasses
 import itertools
 import json
 import os
+import platform
 import re
 import statistics
 import sys
@@ -57,6 +58,25 @@ def claim_run_dir(cfg: TrainConfig, root: str | Path = "runs") -> Path:
         except FileExistsError:
             continue
     raise AssertionError("unreachable")
+
+
+def host() -> dict:
+    """What a run's numbers depend on besides its config and code: the CPU's model, the
+    instruction set torch picked its CPU kernels for, torch's thread count and torch's
+    version. The same seed on another CPU or with another thread count rounds floats in
+    another order, so its losses drift apart within an epoch (a run of the default job's
+    labels-only baseline: 0.8978 on the build machine's host of 2026-11-25, 0.8911 on that
+    of 2026-12-06, with the same commit and torch)."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f
+                        if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    capability = getattr(torch.backends.cpu, "get_cpu_capability", lambda: None)()
+    return {"cpu": cpu, "cpu_capability": capability, "threads": torch.get_num_threads(),
+            "torch": torch.__version__}
 
 
 def load_data(cfg: TrainConfig) -> tuple[ImageSet, ImageSet | None, ImageSet]:
@@ -191,7 +211,8 @@ def fit(config: TrainConfig | None = None, out: str | Path | None = None, resume
         "lipschitz": cfg.lipschitz, "dataset": cfg.dataset, "num_labeled": len(labeled),
         "num_unlabeled": len(unlabeled) if unlabeled is not None else 0,
         "seed": cfg.seed, "data_seed": cfg.data_seed, "arch": model.arch,
-        "device": str(model.device), "torch": torch.__version__, "run": str(out),
+        "device": str(model.device), "torch": torch.__version__, "host": host(),
+        "run": str(out),
         "recipe": str(recipe) if recipe is not None else _recipe_of(out) if resume else None,
     }
     if not rank:
