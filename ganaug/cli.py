@@ -92,7 +92,8 @@ _HELP = {
                     "[0, 1) (default 0: off, the fixed weight applies)",
     "fm_layers": "loss-network layers whose mean activations the feature-matching generator "
                  "matches: last (the last hidden layer, Salimans et al.; default) or all (every "
-                 "hidden layer, each scaled to the last one's width)",
+                 "hidden layer, each scaled to the last one's width; on digits the better sampler "
+                 "to mix in, the default the better classifier)",
     "fm_real": "real images whose mean activations the feature-matching generator matches: all "
                "(the batch's labeled and unlabeled images; default) or unlabeled (its unlabeled "
                "images only, as Salimans et al.)",
