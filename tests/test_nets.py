@@ -134,6 +134,35 @@ def test_a_misspelt_net_option_is_named_before_any_work():
         create_nets("auto", (3, 32, 32), 10, g_out_norm="weight")
 
 
+@pytest.mark.parametrize("arch, shape, options, match", [
+    ("mlp", (1, 8, 8), {"d_hidden": [5e2, 250]}, r"d_hidden must be a list of positive whole "
+                                                 r"numbers .* got \[500.0, 250\]"),
+    ("mlp", (1, 8, 8), {"g_hidden": 5}, "g_hidden must be a list"),
+    ("mlp", (1, 8, 8), {"g_hidden": []}, "g_hidden must be a list"),
+    ("mlp", (1, 8, 8), {"d_hidden": [64, True]}, "d_hidden must be a list"),
+    ("mlp", (1, 8, 8), {"input_noise": -0.1}, "input_noise must be a number >= 0"),
+    ("mlp", (1, 8, 8), {"hidden_noise": "abc"}, "hidden_noise must be a number >= 0"),
+    ("mlp", (1, 8, 8), {"hidden_noise": float("nan")}, "hidden_noise must be a number >= 0"),
+    ("conv", (3, 16, 16), {"dropout": 1.0}, r"dropout must be a rate in \[0, 1\)"),
+    ("conv", (3, 16, 16), {"d_width": 8.5}, "d_width must be a positive whole number"),
+    ("conv", (3, 16, 16), {"g_width": 0}, "g_width must be a positive whole number"),
+])
+def test_bad_net_option_values_are_named_before_any_network_is_built(arch, shape, options, match):
+    """Before, a float width or a lone number was a TypeError from deep inside torch, and a
+    negative noise std silently meant no noise."""
+    with pytest.raises(ValueError, match=match):
+        create_nets(arch, shape, 10, **options)
+
+
+def test_good_net_option_values_of_other_types_build_the_same_networks():
+    import numpy as np
+    torch.manual_seed(0)
+    _, a = create_nets("mlp", (1, 8, 8), 10, d_hidden=(64, 32), input_noise=0)
+    torch.manual_seed(0)
+    _, b = create_nets("mlp", (1, 8, 8), 10, d_hidden=[np.int64(64), 32], input_noise=0.0)
+    assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
+
+
 def test_a_registered_builder_with_kwargs_takes_any_option():
     from ganaug.nets import check_net_options, register
     from ganaug.nets._registry import ARCHS

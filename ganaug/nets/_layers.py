@@ -2,11 +2,52 @@
 from __future__ import annotations
 
 import itertools
+import math
+import operator
 from typing import Iterable, Sequence
 
 import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrizations
+
+
+def widths(name: str, value) -> tuple[int, ...]:
+    """``value`` (a builder option: layer widths, e.g. ``[500, 500]``) as a tuple of positive
+    ints; ValueError naming the option otherwise (a float such as ``5e2``, a lone number)."""
+    items = list(value) if isinstance(value, (list, tuple)) else None
+    out = [_int_or_none(v) for v in items] if items else []
+    if not out or any(v is None or v < 1 for v in out):
+        raise ValueError(f"net option {name} must be a list of positive whole numbers (layer "
+                         f"widths, e.g. [500, 500]), got {value!r}")
+    return tuple(out)
+
+
+def width(name: str, value) -> int:
+    """``value`` as one positive int (a builder's width option); ValueError otherwise."""
+    n = _int_or_none(value)
+    if n is None or n < 1:
+        raise ValueError(f"net option {name} must be a positive whole number, got {value!r}")
+    return n
+
+
+def level(name: str, value, below_one: bool = False) -> float:
+    """``value`` as a finite number >= 0 (a noise std; with ``below_one`` a dropout rate,
+    also < 1); ValueError naming the option otherwise (a string, a negative number)."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and \
+        math.isfinite(value) and value >= 0 and (not below_one or value < 1)
+    if not ok:
+        what = "a rate in [0, 1)" if below_one else "a number >= 0 (a std in [-1, 1] pixel units)"
+        raise ValueError(f"net option {name} must be {what}, got {value!r}")
+    return float(value)
+
+
+def _int_or_none(v) -> int | None:
+    if isinstance(v, bool):
+        return None
+    try:
+        return operator.index(v)
+    except TypeError:
+        return None
 
 
 class GaussianNoise(nn.Module):

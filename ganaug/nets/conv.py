@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ._layers import GaussianNoise, hidden_activations, normed, one_hot
+from ._layers import GaussianNoise, hidden_activations, level, normed, one_hot, width
 from ._registry import register
 
 
@@ -101,5 +101,7 @@ def build_conv(image_shape, num_classes, *, noise_dim: int = 100, g_width: int =
     if h != w or h % 8:
         raise ValueError(f"the conv pair needs square images with a side divisible by 8, got "
                          f"{h}x{w}; pad or resize (MNIST: pad to 32) or use arch='mlp'")
+    g_width, d_width = width("g_width", g_width), width("d_width", d_width)
+    input_noise, dropout = level("input_noise", input_noise), level("dropout", dropout, True)
     return (ConvGenerator(image_shape, num_classes, noise_dim, g_width),
             ConvLossNet(image_shape, num_classes, d_width, input_noise, dropout, norm))

@@ -6,7 +6,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from ._layers import GaussianNoise, hidden_activations, normed, one_hot
+from ._layers import GaussianNoise, hidden_activations, level, normed, one_hot, widths
 from ._registry import register
 
 
@@ -92,5 +92,7 @@ def build_mlp(image_shape, num_classes, *, noise_dim: int = 100, g_hidden=(500, 
     (``experiment.objective_net_defaults``). Salimans et al.'s MNIST values are 0.3 on [0, 1]
     pixels, i.e. ``input_noise=0.6`` here, and ``hidden_noise=0.5`` (recipes/mnist-100.yaml).
     """
-    return (MLPGenerator(image_shape, num_classes, noise_dim, tuple(g_hidden), g_norm, g_out_norm),
-            MLPLossNet(image_shape, num_classes, tuple(d_hidden), input_noise, hidden_noise, norm))
+    g_hidden, d_hidden = widths("g_hidden", g_hidden), widths("d_hidden", d_hidden)
+    input_noise, hidden_noise = level("input_noise", input_noise), level("hidden_noise", hidden_noise)
+    return (MLPGenerator(image_shape, num_classes, noise_dim, g_hidden, g_norm, g_out_norm),
+            MLPLossNet(image_shape, num_classes, d_hidden, input_noise, hidden_noise, norm))
