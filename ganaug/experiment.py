@@ -68,12 +68,10 @@ def host() -> dict:
     labels-only baseline: 0.8978 on the build machine's host of 2026-11-25, 0.8911 on that
     of 2026-12-06, with the same commit and torch)."""
     cpu = platform.processor() or platform.machine()
-    try:
+    if os.path.exists("/proc/cpuinfo"):                 # Linux; elsewhere the processor
         with open("/proc/cpuinfo") as f:
             cpu = next((line.split(":", 1)[1].strip() for line in f
                         if line.startswith("model name")), cpu)
-    except OSError:
-        pass
     capability = getattr(torch.backends.cpu, "get_cpu_capability", lambda: None)()
     return {"cpu": cpu, "cpu_capability": capability, "threads": torch.get_num_threads(),
             "torch": torch.__version__}

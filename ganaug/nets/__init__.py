@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import difflib
 import inspect
-import operator
 from typing import Any, Callable
 
 from torch import nn
 
-from ._layers import estimate_batchnorm, recalibrate_batchnorm
+from ._layers import as_int, estimate_batchnorm, recalibrate_batchnorm
 from ._registry import ARCHS, register
 from . import mlp as _mlp  # noqa: F401  (registers "mlp")
 from . import conv as _conv  # noqa: F401  (registers "conv")
@@ -86,16 +85,6 @@ def check_net_options(arch: str, options: dict[str, Any]) -> None:
                 f"unknown net_options key {key!r} for arch {arch}"
                 + (f" (did you mean {close[0]!r}?)" if close else "")
                 + "; its options: " + "; ".join(f"{a}: {', '.join(v)}" for a, v in valid.items()))
-
-
-def as_int(v: Any) -> int | None:
-    """``v`` as an int when it is one (numpy's too), else None (a bool, 2.5, "3")."""
-    if isinstance(v, bool):
-        return None
-    try:
-        return operator.index(v)                  # ints and numpy ints; not 2.5, not "3"
-    except TypeError:
-        return None
 
 
 def check_shape(image_shape: Any, num_classes: Any) -> tuple[tuple[int, int, int], int]:

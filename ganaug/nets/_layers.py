@@ -11,11 +11,20 @@ from torch import Tensor, nn
 from torch.nn.utils import parametrizations
 
 
+def as_int(v) -> int | None:
+    """``v`` as an int when it is one (numpy's too), else None (a bool, 2.5, "3")."""
+    if isinstance(v, bool):
+        return None
+    try:
+        return operator.index(v)                  # ints and numpy ints; not 2.5, not "3"
+    except TypeError:
+        return None
+
+
 def widths(name: str, value) -> tuple[int, ...]:
     """``value`` (a builder option: layer widths, e.g. ``[500, 500]``) as a tuple of positive
     ints; ValueError naming the option otherwise (a float such as ``5e2``, a lone number)."""
-    items = list(value) if isinstance(value, (list, tuple)) else None
-    out = [_int_or_none(v) for v in items] if items else []
+    out = [as_int(v) for v in value] if isinstance(value, (list, tuple)) else []
     if not out or any(v is None or v < 1 for v in out):
         raise ValueError(f"net option {name} must be a list of positive whole numbers (layer "
                          f"widths, e.g. [500, 500]), got {value!r}")
@@ -24,7 +33,7 @@ def widths(name: str, value) -> tuple[int, ...]:
 
 def width(name: str, value) -> int:
     """``value`` as one positive int (a builder's width option); ValueError otherwise."""
-    n = _int_or_none(value)
+    n = as_int(value)
     if n is None or n < 1:
         raise ValueError(f"net option {name} must be a positive whole number, got {value!r}")
     return n
@@ -39,15 +48,6 @@ def level(name: str, value, below_one: bool = False) -> float:
         what = "a rate in [0, 1)" if below_one else "a number >= 0 (a std in [-1, 1] pixel units)"
         raise ValueError(f"net option {name} must be {what}, got {value!r}")
     return float(value)
-
-
-def _int_or_none(v) -> int | None:
-    if isinstance(v, bool):
-        return None
-    try:
-        return operator.index(v)
-    except TypeError:
-        return None
 
 
 class GaussianNoise(nn.Module):
