@@ -71,7 +71,9 @@ def _coerce(key: str, value: Any, tp: Any, where: str) -> Any:
     names = " or ".join("null" if t is type(None) else t.__name__ for t in allowed)
     if key == "labels_per_class":
         names = "a positive integer or 'all'"
-    raise RecipeError(f"recipe {where}: {key} must be {names}, got {value!r}")
+    quote = " (quote it for text: '1e5')" if str in allowed and isinstance(value, (int, float)) \
+        and not isinstance(value, bool) else ""
+    raise RecipeError(f"recipe {where}: {key} must be {names}, got {value!r}{quote}")
 
 
 # YAML 1.2's floats: PyYAML follows YAML 1.1, which needs a dot, so that ``1e-3`` and
