@@ -37,9 +37,9 @@ def _allowed(tp: Any) -> tuple[type, ...]:
     return (type(None),) if tp is None else (tp,)
 
 
-def spelled_float(text: str) -> float | None:
-    """``text`` as a float when it spells one, else None: YAML 1.1 reads ``1e-3`` (no dot)
-    as a string."""
+def _quoted_float(text: str) -> float | None:
+    """``text`` as a float when it spells one, else None: a float field given a quoted number
+    (``lr: '1e-3'``); unquoted ones are numbers already (``yaml_loader``)."""
     try:
         return float(text)
     except ValueError:
@@ -54,7 +54,7 @@ def _coerce(key: str, value: Any, tp: Any, where: str) -> Any:
     if key in SPEED_CHOICES and isinstance(value, bool):  # YAML 1.1 reads on/off as booleans
         return "on" if value else "off"
     if isinstance(value, str) and float in allowed and str not in allowed and \
-            (number := spelled_float(value)) is not None:
+            (number := _quoted_float(value)) is not None:
         return number
     if isinstance(value, bool):
         if bool in allowed:
