@@ -16,7 +16,7 @@ long tail (CIFAR-10-LT profile, ``ganaug.make_long_tailed``, seed = the seed), t
 - ganaug: a conditional CLS-GAN (``objective="cls"``, every label; ``--gan-options``,
   default: class-balanced labeled batches and the mode-seeking term, weight 1) trained on
   the long-tailed data, then ``SyntheticMix(lt, model, balance="max", gate=0.9,
-  gate_mode="real")``, read in
+  gate_mode="real")`` (``--gate``, ``--gate-mode``), read in
   shuffled order ("ganaug") and through ``mix.balanced_sampler(real_share)`` (every class
   equally often, that share of its draws from its real images).
 
@@ -99,7 +99,7 @@ def one_setting(name, train_set, test_set, rho, seed, args, device) -> list[dict
     gan_acc = evaluate_model(gan, test_set)
     gate = args.gate
     try:
-        mix = SyntheticMix(lt, gan, balance="max", seed=seed, gate=gate, gate_mode="real")
+        mix = SyntheticMix(lt, gan, balance="max", seed=seed, gate=gate, gate_mode=args.gate_mode)
     except ValueError as e:                  # the gate could not fill a class: go without
         if not gate_failed(e):
             raise
@@ -135,6 +135,8 @@ def main() -> None:
     p.add_argument("--gan-options", default='{"balanced_labels": true, "mode_seeking": 1.0}',
                    help="JSON of extra TrainConfig fields for the CLS-GAN")
     p.add_argument("--gate", type=float, default=0.9, help="SyntheticMix quality gate (0: off)")
+    p.add_argument("--gate-mode", choices=("real", "class"), default="real",
+                   help="what the gate reads: exp(-L(x, y)) ('real') or the class softmax ('class')")
     p.add_argument("--real-shares", default="0.5",
                    help="real shares of mix.balanced_sampler to try, comma-separated")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
