@@ -38,6 +38,7 @@ def test_write_outputs_writes_json_and_csv_or_nothing(tmp_path, monkeypatch):
     ("speed.py", ["--repeats", "1"], "--repeats must be at least 3"),
     ("imbalance.py", ["--datasets", "digits,mnsit"], "unknown dataset 'mnsit'"),
     ("imbalance.py", ["--gate", "1.5"], "--gate takes a confidence in (0, 1]"),
+    ("imbalance.py", ["--gate-mode", "softmax"], "argument --gate-mode: invalid choice"),
     ("augment.py", ["--fractions", "0.5,1.0"], "--fractions takes shares in [0, 1)"),
     ("objectives.py", ["--objectives", "sscls,bogus"], "unknown objective(s) bogus"),
     ("objectives.py", ["--objectives", "gan:spectral"], "unknown objective(s) gan:spectral"),

@@ -378,7 +378,7 @@ def test_augment_table_averages_each_method_over_the_seeds(monkeypatch, tmp_path
         _run_main(monkeypatch, augment, ["--table", str(first), str(first)])
 
 
-def _imbalance(monkeypatch, smoted="SMOTED", gate=0.9):
+def _imbalance(monkeypatch, smoted="SMOTED", gate=0.9, gate_mode="real"):
     import imbalance
     calls = {"train": [], "clf": [], "eval": [], "mix": [], "smote": [], "draws": []}
     gan = _stand_ins(monkeypatch, imbalance, calls)
@@ -401,13 +401,14 @@ def _imbalance(monkeypatch, smoted="SMOTED", gate=0.9):
 
     monkeypatch.setattr(imbalance, "SyntheticMix", Mix)
     args = argparse.Namespace(clf_epochs=2, batch_size=8, gan_epochs=3, gate=gate,
-                              gan_options={"balanced_labels": True}, real_shares=[0.5, 1.0])
+                              gate_mode=gate_mode, gan_options={"balanced_labels": True},
+                              real_shares=[0.5, 1.0])
     return imbalance, calls, gan, args
 
 
 def test_imbalance_baselines_get_their_weights_counts_and_the_same_steps(monkeypatch):
     from ganaug import make_long_tailed
-    imbalance, calls, gan, args = _imbalance(monkeypatch, gate=0.25)
+    imbalance, calls, gan, args = _imbalance(monkeypatch, gate=0.25, gate_mode="class")
     tr, te = _sets()
     rows = imbalance.one_setting("digits", tr, te, 4.0, 1, args, "cpu")
     lt = make_long_tailed(tr, 4.0, 1)
@@ -437,7 +438,7 @@ def test_imbalance_baselines_get_their_weights_counts_and_the_same_steps(monkeyp
         "cls", None, 3, 1, True)
     (mix,) = calls["mix"]
     assert torch.equal(mix["lt"].images, lt.images) and mix["sampler"] is gan
-    assert (mix["balance"], mix["seed"], mix["gate"], mix["gate_mode"]) == ("max", 1, 0.25, "real")
+    assert (mix["balance"], mix["seed"], mix["gate"], mix["gate_mode"]) == ("max", 1, 0.25, "class")
     assert all(data is mix["mix"] for data, _ in calls["clf"][4:])      # the ganaug rows' data
     assert calls["clf"][4][1].get("sampler") is None
     assert [kw["sampler"] for _, kw in calls["clf"][5:]] == ["draws 0.5", "draws 1.0"]
