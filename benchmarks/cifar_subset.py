@@ -25,8 +25,7 @@ import numpy as np
 
 from _common import DATA_ROOT
 
-CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
-           "truck")
+from ganaug.data.sources import _CIFAR_NAMES as CLASSES   # label i's folder: CIFAR-10's names
 FILES = {"train": "train_first4000.npz", "test": "test_first1000.npz"}
 
 

@@ -4,7 +4,8 @@ of training steps for every method.
 
     python benchmarks/imbalance.py [--datasets digits,mnist] [--rhos 10,100] [--seeds 0,1,2]
                                    [--data-root ../shared/data] [--gan-epochs 100]
-                                   [--gan-options JSON] [--gate 0.9] [--real-shares 0.5]
+                                   [--gan-options JSON] [--gate 0.9] [--gate-mode real]
+                                   [--real-shares 0.5]
 
 For every dataset, imbalance ratio rho and seed: the train split is cut to an exponential
 long tail (CIFAR-10-LT profile, ``ganaug.make_long_tailed``, seed = the seed), then
