@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .data.sources import check_dataset_name
-from .nets import as_int, check_net_options, list_archs
+from .nets import as_int, check_net_options, list_archs, non_negative_number
 from .objectives import get_objective
 
 LIPSCHITZ = ("none", "weight-decay", "gp", "zero-gp", "div", "clip", "spectral-norm")
@@ -106,11 +106,6 @@ def _absolute_folder(dataset: str) -> str:
     the same images from any working directory; other datasets as they are."""
     path = folder_path(dataset)
     return dataset if path is None else FOLDER + os.path.abspath(os.path.expanduser(path))
-
-
-def _non_negative_number(v: Any) -> bool:
-    """A finite real number >= 0 (not a bool, a string or nan)."""
-    return not isinstance(v, bool) and isinstance(v, (int, float)) and 0 <= v < math.inf
 
 
 @dataclass
@@ -305,12 +300,12 @@ class TrainConfig:
                 raise ValueError(f"{name} must be a positive whole number, got "
                                  f"{getattr(c, name)!r}")
             setattr(c, name, n)                 # numpy ints as Python ints, for config.json
-        if not _non_negative_number(c.time_limit):
+        if not non_negative_number(c.time_limit):
             raise ValueError(f"time_limit is minutes of wall time and must be a non-negative "
                              f"number (0: no limit), got {c.time_limit!r}")
         if c.mode_seeking < 0:
             raise ValueError(f"mode_seeking must be non-negative, got {c.mode_seeking}")
-        if not _non_negative_number(c.consistency):
+        if not non_negative_number(c.consistency):
             raise ValueError(f"consistency must be a non-negative number, got {c.consistency!r}")
         if c.consistency_teacher not in CONSISTENCY_TEACHERS:
             raise ValueError(f"consistency_teacher must be one of "
@@ -326,10 +321,10 @@ class TrainConfig:
                              f"(sscls, gan, ...) or leave consistency at 0")
         for name in ("lr", "margin_scale", "lam", "clip", "div_k", "div_p"):
             v = getattr(c, name)
-            if not _non_negative_number(v) or v == 0:     # also NaN, inf and strings
+            if not non_negative_number(v) or v == 0:     # also NaN, inf and strings
                 raise ValueError(f"{name} must be a positive, finite number, got {v!r}")
         for name in ("gamma", "mode_seeking", "weight_decay", "gp_weight"):
-            if not _non_negative_number(getattr(c, name)):
+            if not non_negative_number(getattr(c, name)):
                 raise ValueError(f"{name} must be a non-negative, finite number, got "
                                  f"{getattr(c, name)!r}")
         if not (isinstance(c.nu, (int, float)) and math.isfinite(c.nu) and c.nu <= 1.0):

@@ -20,13 +20,14 @@ from typing import Any, Callable
 
 from torch import nn
 
-from ._layers import as_int, estimate_batchnorm, recalibrate_batchnorm
+from ._layers import as_int, estimate_batchnorm, non_negative_number, recalibrate_batchnorm
 from ._registry import ARCHS, register
 from . import mlp as _mlp  # noqa: F401  (registers "mlp")
 from . import conv as _conv  # noqa: F401  (registers "conv")
 
 __all__ = ["as_int", "check_net_options", "check_shape", "create_nets", "estimate_batchnorm",
-           "list_archs", "recalibrate_batchnorm", "register", "resolve_arch", "resolved_net_options"]
+           "list_archs", "non_negative_number", "recalibrate_batchnorm", "register", "resolve_arch",
+           "resolved_net_options"]
 
 
 def list_archs() -> list[str]:

@@ -21,6 +21,11 @@ def as_int(v) -> int | None:
         return None
 
 
+def non_negative_number(v) -> bool:
+    """A finite real number >= 0 (not a bool, a string or nan)."""
+    return not isinstance(v, bool) and isinstance(v, (int, float)) and 0 <= v < math.inf
+
+
 def widths(name: str, value) -> tuple[int, ...]:
     """``value`` (a builder option: layer widths, e.g. ``[500, 500]``) as a tuple of positive
     ints; ValueError naming the option otherwise (a float such as ``5e2``, a lone number)."""
@@ -42,9 +47,7 @@ def width(name: str, value) -> int:
 def level(name: str, value, below_one: bool = False) -> float:
     """``value`` as a finite number >= 0 (a noise std; with ``below_one`` a dropout rate,
     also < 1); ValueError naming the option otherwise (a string, a negative number)."""
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and \
-        math.isfinite(value) and value >= 0 and (not below_one or value < 1)
-    if not ok:
+    if not non_negative_number(value) or (below_one and value >= 1):
         what = "a rate in [0, 1)" if below_one else "a number >= 0 (a std in [-1, 1] pixel units)"
         raise ValueError(f"net option {name} must be {what}, got {value!r}")
     return float(value)
