@@ -103,7 +103,7 @@ def seconds_per_step(times: dict, cfg, adversarial: bool) -> float:
 def time_steps(cfg, warmup: int, steps: int) -> dict:
     """Seconds per training step (seconds_per_step over ``steps`` timed steps) and of one
     test evaluation."""
-    labeled, unlabeled, test = load_data(cfg)
+    labeled, unlabeled, test, _ = load_data(cfg)
     model = build_model(cfg, labeled)
     device = pick_device(cfg.device)
     step = TrainStep(model, cfg, device, log=lambda s: print(f"  {s}", flush=True))

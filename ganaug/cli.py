@@ -26,7 +26,7 @@ from .objectives import list_objectives
 # flag -> TrainConfig field, for the options `train` accepts (all default to "not given")
 _TRAIN_FLAGS = {
     "dataset": str, "data_root": str, "image_size": int, "labels_per_class": None,
-    "data_seed": int, "arch": str, "objective": str, "lipschitz": str, "lam": float,
+    "data_seed": int, "val_per_class": int, "arch": str, "objective": str, "lipschitz": str, "lam": float,
     "gamma": float, "gamma_rampup": int, "margin_scale": float, "nu": float, "g_loss": str,
     "g_cond_weight": float, "g_cond_share": float, "fm_layers": str, "fm_real": str,
     "translate": int,
@@ -46,6 +46,10 @@ _HELP = {
     "image_size": "pad MNIST (e.g. to 32 for the conv nets) or resize folder images to NxN "
                   "(default, or auto: the images' own size)",
     "data_seed": "seed of the labeled subset, apart from --seed (default 0)",
+    "val_per_class": "hold this many more labeled images of every class out of training, "
+                     "evaluate them after every epoch (val_accuracy) and keep the model of "
+                     "the best epoch in OUT/best.pt (default 0: none; they are labels too: "
+                     "count them when comparing with a benchmark's label budget)",
     "arch": "network pair: mlp, conv, or auto (default: mlp for images of at most 784 "
             "values, e.g. 28x28x1, else conv)",
     "lam": "lambda: weight of the labeled term (hinge or critic) in the loss network's "
@@ -263,6 +267,10 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--run", required=True, help="run folder")
     e.add_argument("--data-root", default=None, help="override the run's data root")
     e.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    e.add_argument("--best", action="store_true",
+                   help="evaluate best.pt, the epoch of highest validation accuracy of a run "
+                        "trained with --val-per-class, instead of the last epoch; writes "
+                        "eval-best.json")
     e.add_argument("--quick", action="store_true",
                    help="the classifier's metrics only, no sample-quality metrics (their "
                         "flags, --samples to --inception-weights, are refused); writes no "
@@ -361,13 +369,28 @@ def _train(args: argparse.Namespace) -> int:
               f"{','.join(map(str, s['seeds']))}; {_epochs(s)}; {s['dataset']}, "
               f"{s['num_labeled']} labels, "
               f"{s['objective']}, {s['train_seconds']:.1f}s) -> {s['run']}")
+        if "best_test_accuracy_mean" in s:
+            print(f"at the best epoch by validation accuracy (epochs "
+                  f"{'/'.join(map(str, s['best_epoch_per_seed']))}; {s['num_val']} held-out "
+                  f"labeled images): test error {100 * s['best_test_error_mean']:.2f}% ± "
+                  f"{std(s['best_test_error_std'], '{:.2%}')} (seed-N/best.pt)")
         return 0
     summary = fit(cfg, **opts)
     print(f"test accuracy {summary['test_accuracy']:.4f} ({summary['dataset']}, "
           f"{summary['num_labeled']} labels, {summary['objective']}, "
           f"{summary['train_seconds']:.1f}s){_diversity(summary)}{_stopped(summary)} -> "
           f"{summary['run']}")
+    if "best_epoch" in summary:
+        print(_best(summary))
     return 0
+
+
+def _best(s: dict) -> str:
+    """The line on the best epoch by validation accuracy (a run with --val-per-class)."""
+    from .train import BEST
+    return (f"best epoch by validation accuracy: {s['best_epoch']} (val accuracy "
+            f"{s['best_val_accuracy']:.4f} on {s['num_val']} held-out labeled images, test "
+            f"accuracy {s['best_test_accuracy']:.4f}) -> {os.path.join(s['run'], BEST)}")
 
 
 def _diversity(summary: dict) -> str:
@@ -429,14 +452,16 @@ def _eval(args: argparse.Namespace) -> int:
         opts.update(seed=0 if args.seed is None else args.seed,
                     log=lambda s: print(s, file=sys.stderr, flush=True))
     m = evaluate_run(args.run, args.data_root, quality=not args.quick, save=not args.quick,
-                     device=args.device, **opts)
+                     device=args.device, best=args.best, **opts)
     if not args.quick:
-        from .experiment import EVAL
-        print(f"wrote {os.path.join(args.run, EVAL)}", file=sys.stderr)
+        from .experiment import EVAL, EVAL_BEST
+        print(f"wrote {os.path.join(args.run, EVAL_BEST if args.best else EVAL)}",
+              file=sys.stderr)
     if args.json:
         print(json.dumps(m, indent=2))
         return 0
-    print(f"run {args.run} (epoch {m['epoch']}, {m['dataset']} test split, {m['num_test']} images)")
+    print(f"run {args.run} ({m['checkpoint']}: epoch {m['epoch']}; {m['dataset']} test split, "
+          f"{m['num_test']} images)")
     print(f"test accuracy      {m['accuracy']:.4f}")
     print(f"balanced accuracy  {m['balanced_accuracy']:.4f}")
     print(f"macro-F1           {m['macro_f1']:.4f}")

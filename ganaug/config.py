@@ -120,6 +120,8 @@ class TrainConfig:
     translate: int = 0                 # shift each real training image by up to this many
                                        # pixels per step (data augmentation; 0: off)
     data_seed: int = 0                 # which images are labeled; separate from `seed`
+    val_per_class: int = 0             # labeled images per class held out of training to
+                                       # pick the best epoch by (best.pt); 0: none
     # ---- networks
     arch: str = "auto"                 # mlp | conv | auto (mlp up to 784 values, 28x28x1)
     noise_dim: int = 100               # uniform noise in [-1, 1], concatenated with one-hot y
@@ -287,6 +289,10 @@ class TrainConfig:
         lpc = c.labels_per_class
         if lpc is not None and (isinstance(lpc, bool) or not isinstance(lpc, int) or lpc <= 0):
             raise ValueError(f"labels_per_class must be a positive integer or 'all', got {lpc!r}")
+        v = c.val_per_class
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise ValueError(f"val_per_class must be a whole number of images per class >= 0 "
+                             f"(0: no validation images), got {v!r}")
         t = c.translate
         if isinstance(t, bool) or not isinstance(t, int) or t < 0:
             raise ValueError(f"translate must be a non-negative whole number of pixels, got {t!r}")

@@ -18,21 +18,22 @@ from typing import Callable, Sequence
 
 import torch
 
-from ._io import atomic_torch_save, atomic_write_bytes, atomic_write_json, run_checkpoint, \
-    safe_torch_load
+from ._io import CheckpointError, atomic_torch_save, atomic_write_bytes, atomic_write_json, \
+    run_checkpoint, safe_torch_load
 from .checks import DIVERSITY_WARN, diversity_note
 from .config import SEED_RANGE, TrainConfig, folder_path, standing_stats_count
-from .data import DataNotFoundError, ImageSet, load_dataset, split_labeled
+from .data import DataNotFoundError, ImageSet, load_dataset, split_with_validation
 from .distributed import broadcast_object, rank_and_world
 from .metrics import classification_metrics
 from .model import CLSGAN, _positive
 from .nets import resolve_arch
 from .runs import (SUMMARY, check_run_folder, check_run_kind, check_same_data,
                    data_fingerprint)
-from .train import CHECKPOINT, _derive_seed, _grid_inputs, check_inputs, pick_device, \
-    save_grid, train
+from .train import BEST, CHECKPOINT, _derive_seed, _grid_inputs, best_record, check_inputs, \
+    pick_device, save_grid, train
 
 EVAL = "eval.json"
+EVAL_BEST = "eval-best.json"   # ganaug eval --best: the metrics of best.pt
 RECIPE_COPY = "recipe.yaml"
 
 
@@ -77,11 +78,14 @@ def host() -> dict:
             "torch": torch.__version__}
 
 
-def load_data(cfg: TrainConfig) -> tuple[ImageSet, ImageSet | None, ImageSet]:
-    """(labeled, unlabeled, test) for a resolved config."""
+def load_data(cfg: TrainConfig
+              ) -> tuple[ImageSet, ImageSet | None, ImageSet, ImageSet | None]:
+    """(labeled, unlabeled, test, validation) for a resolved config; validation is None
+    unless ``cfg.val_per_class``."""
     train_set, test_set = load_dataset(cfg.dataset, cfg.data_root, cfg.download, cfg.image_size)
-    labeled, unlabeled = split_labeled(train_set, cfg.labels_per_class, cfg.data_seed)
-    return labeled, unlabeled, test_set
+    labeled, unlabeled, val = split_with_validation(train_set, cfg.labels_per_class,
+                                                    cfg.val_per_class, cfg.data_seed)
+    return labeled, unlabeled, test_set, val
 
 
 def objective_net_defaults(objective: str, arch: str) -> dict:
@@ -165,16 +169,17 @@ def fit(config: TrainConfig | None = None, out: str | Path | None = None, resume
     pick_device(cfg.device)                                   # e.g. cuda without a GPU
     if recipe is not None and recipe_bytes is None:
         recipe_bytes = read_recipe_bytes(recipe)             # now, not when training ends
-    labeled, unlabeled, test = load_data(cfg)
+    labeled, unlabeled, test, val = load_data(cfg)
     check_same_data(out, ckpt, data_fingerprint(labeled, unlabeled, test))
     saved = ckpt.get("model") if ckpt is not None else None
     del ckpt                                        # train() reads it again; free it now
     model = build_model(cfg, labeled, saved)
-    check_inputs(model, labeled, cfg, world)
+    check_inputs(model, labeled, cfg, world, val)
     if out is None:                                 # a new folder, once the input is good
         out = broadcast_object(None if rank else claim_run_dir(cfg), world)
     log(f"ganaug: {cfg.objective} on {cfg.dataset}: {len(labeled)} labeled, "
-        f"{len(unlabeled) if unlabeled is not None else 0} unlabeled, {len(test)} test images; "
+        f"{len(unlabeled) if unlabeled is not None else 0} unlabeled, "
+        f"{f'{len(val)} validation, ' if val is not None else ''}{len(test)} test images; "
         f"arch {model.arch}; run folder {out}")
     title = (f"{cfg.objective} on {cfg.dataset}, {len(labeled)} labels, seed {cfg.seed}"
              + (f" ({Path(recipe).name})" if recipe is not None else ""))
@@ -185,7 +190,7 @@ def fit(config: TrainConfig | None = None, out: str | Path | None = None, resume
     state = None
     try:
         state = train(model, labeled, unlabeled, cfg, test=test, out=out, resume=resume,
-                      progress=progress, log=log, on_epoch=monitor, started=started)
+                      progress=progress, log=log, on_epoch=monitor, started=started, val=val)
     finally:
         if monitor is not None:
             history = monitor.history()
@@ -213,6 +218,12 @@ def fit(config: TrainConfig | None = None, out: str | Path | None = None, resume
         "run": str(out),
         "recipe": str(recipe) if recipe is not None else _recipe_of(out) if resume else None,
     }
+    if val is not None:                  # the epoch best.pt holds, chosen by validation alone
+        best = best_record(state.history)
+        summary.update(num_val=len(val), best_epoch=best["epoch"],
+                       best_val_accuracy=best["val_accuracy"],
+                       best_test_accuracy=best["test_accuracy"],
+                       best_test_error=1.0 - best["test_accuracy"])
     if not rank:
         atomic_write_json(out / SUMMARY, summary)
     return summary
@@ -225,11 +236,15 @@ def _mean_std(values: list[float]) -> tuple[float, float | None]:
 
 def aggregate_seeds(runs: list[dict]) -> dict:
     """Mean and sample std (n - 1) over per-seed summaries of test accuracy, test error,
-    balanced accuracy and macro-F1."""
+    balanced accuracy and macro-F1; and of the best epoch's (by validation accuracy) test
+    accuracy and error when every run has one (``val_per_class``)."""
     if not runs:
         raise ValueError("no runs to aggregate")
     out: dict = {}
-    for key in ("test_accuracy", "test_error", "balanced_accuracy", "macro_f1"):
+    keys = ["test_accuracy", "test_error", "balanced_accuracy", "macro_f1"]
+    if all("best_test_accuracy" in r for r in runs):
+        keys += ["best_test_accuracy", "best_test_error"]
+    for key in keys:
         mean, std = _mean_std([float(r[key]) for r in runs])
         out[f"{key}_mean"], out[f"{key}_std"] = mean, std
     return out
@@ -333,11 +348,14 @@ def _fit_seeds(cfg: TrainConfig, seeds: list[int], out: Path, resume: bool, prog
                         recipe=recipe, tensorboard=tensorboard, recipe_bytes=recipe_bytes))
     first = runs[0]
     trained = [int(r["epochs"]) for r in runs]
+    agg = aggregate_seeds(runs)
     summary = {
-        **aggregate_seeds(runs), "seeds": seeds, "num_seeds": len(seeds),
+        **agg, "seeds": seeds, "num_seeds": len(seeds),
         "std": "sample standard deviation over seeds (n - 1); null for one seed",
         "dataset": first["dataset"], "num_labeled": first["num_labeled"],
         "num_unlabeled": first["num_unlabeled"], "num_test": first["num_test"],
+        **({"num_val": first["num_val"], "best_epoch_per_seed": [r["best_epoch"] for r in runs]}
+           if "best_test_accuracy_mean" in agg else {}),
         "objective": first["objective"],
         # as in each seed's summary: the epochs trained (null when the seeds differ, which a
         # time limit can make), next to the plan
@@ -356,23 +374,33 @@ def _fit_seeds(cfg: TrainConfig, seeds: list[int], out: Path, resume: bool, prog
 
 
 def evaluate_run(run: str | Path, data_root: str | None = None, *, quality: bool = False,
-                 save: bool = False, device: str | torch.device = "auto",
+                 save: bool = False, device: str | torch.device = "auto", best: bool = False,
                  **quality_options) -> dict:
     """Reload a run folder's model and test split and compute its metrics, on ``device``
-    (``auto``: CUDA when present).
+    (``auto``: CUDA when present). ``best=True``: the model of ``best.pt`` (the epoch of
+    highest validation accuracy of a run trained with ``val_per_class``) instead of the
+    last checkpoint's.
 
     ``quality=True`` adds ``"quality"``: sample-quality metrics (domain FID and KID,
     intra-class FID, precision/recall, TSTR, Inception FID from local weights), see
     :func:`ganaug.evaluation.evaluate_quality`, which receives ``quality_options``. A run
     whose objective trains no generator (``supervised``) gets ``"quality": None`` and the
     reason in ``"quality_skipped"``. ``save=True`` also writes the result to
-    ``run/eval.json``.
+    ``run/eval.json`` (``run/eval-best.json`` with ``best``).
     """
     from .objectives import get_objective
 
     dev = pick_device(device)
     run = Path(run)
-    ckpt = safe_torch_load(run_checkpoint(run, file_ok=False))
+    path = run_checkpoint(run, file_ok=False)
+    if best:
+        path = run / BEST
+        if not path.is_file():
+            raise CheckpointError(f"{run} has no {BEST}: it keeps the best epoch of a run "
+                                  f"trained with validation images (ganaug train "
+                                  f"--val-per-class N); drop --best to evaluate its last "
+                                  f"epoch")
+    ckpt = safe_torch_load(path)
     cfg = TrainConfig.from_dict(ckpt["config"])
     if data_root is not None:
         cfg.data_root = data_root
@@ -388,7 +416,8 @@ def evaluate_run(run: str | Path, data_root: str | None = None, *, quality: bool
     m = evaluate(model, test)
     result = {**m, "test_accuracy": m["accuracy"],          # summary.json's name for it
               "test_error": 1.0 - m["accuracy"], "dataset": cfg.dataset,
-              "epoch": int(ckpt["epoch"]), "classes": model.classes, "run": str(run)}
+              "epoch": int(ckpt["epoch"]), "classes": model.classes, "run": str(run),
+              "checkpoint": path.name}
     if quality:
         obj = get_objective(cfg.objective)
         if obj.critic == "none":
@@ -401,7 +430,7 @@ def evaluate_run(run: str | Path, data_root: str | None = None, *, quality: bool
                                                  labels_note=_labels_note(cfg, obj.conditional),
                                                  **quality_options)
     if save:
-        atomic_write_json(run / EVAL, result)
+        atomic_write_json(run / (EVAL_BEST if best else EVAL), result)
     return result
 
 

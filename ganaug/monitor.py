@@ -26,8 +26,9 @@ _LOSSES = ("d_loss", "sup_loss", "critic", "critic_ul", "penalty", "consistency"
 
 
 def plot_curves(history: list[dict], path: str | Path, title: str = "", note: str = "") -> Path:
-    """Write losses (left) and test accuracy (right; with each epoch's sample ``diversity``
-    on a second axis when logged) per epoch as a PNG, atomically; ``note``
+    """Write losses (left) and test accuracy (right; the validation accuracy beside it and
+    its best epoch marked when validated, and each epoch's sample ``diversity`` on a second
+    axis when logged) per epoch as a PNG, atomically; ``note``
     (e.g. why the run stopped early) is a second line under ``title``."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -54,12 +55,23 @@ def plot_curves(history: list[dict], path: str | Path, title: str = "", note: st
     if ax_l.lines:
         ax_l.legend(fontsize=8)
     acc = [(r["epoch"], r["test_accuracy"]) for r in history if "test_accuracy" in r]
+    val = [(r["epoch"], r["val_accuracy"]) for r in history if r.get("val_accuracy") is not None]
     if acc:
-        ax_a.plot(*zip(*acc), color="C2", marker="." if len(acc) < 30 else None)
+        ax_a.plot(*zip(*acc), color="C2", marker="." if len(acc) < 30 else None, label="test")
         best = max(acc, key=lambda t: t[1])
         ax_a.set_title(f"last {acc[-1][1]:.4f}, best {best[1]:.4f} (epoch {best[0]})", fontsize=9)
+    if val:
+        ax_a.plot(*zip(*val), color="C4", marker="." if len(val) < 30 else None,
+                  label="validation")
+        chosen = max(val, key=lambda t: t[1])      # best.pt's epoch (the first of equals)
+        ax_a.axvline(chosen[0], color="C4", alpha=0.4, linewidth=1, linestyle=":")
+        test_at = dict(acc).get(chosen[0])
+        ax_a.set_title(f"last {acc[-1][1]:.4f}; best by validation: epoch {chosen[0]}"
+                       + (f", test {test_at:.4f}" if test_at is not None else "")
+                       if acc else f"best by validation: epoch {chosen[0]}", fontsize=9)
+        ax_a.legend(fontsize=8, loc="lower right")
     ax_a.set_xlabel("epoch")
-    ax_a.set_ylabel("test accuracy (EMA classifier)")
+    ax_a.set_ylabel("accuracy (EMA classifier)" if val else "test accuracy (EMA classifier)")
     ax_a.grid(alpha=0.3)
     div = [(r["epoch"], r["diversity"]) for r in history if r.get("diversity") is not None]
     if div:                                    # its own scale: about 1 as varied as the real

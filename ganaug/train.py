@@ -40,6 +40,7 @@ from .step import Speed, TrainStep, _derive_seed, _Draws, _Shard, step_kind
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
 SAMPLES = "samples.png"
+BEST = "best.pt"        # the model of the epoch with the best validation accuracy
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -66,7 +67,8 @@ def check_world_batch(batch_size: int, world: int) -> None:
                          f"processes; use a multiple of {world}")
 
 
-def check_inputs(model: CLSGAN, labeled: ImageSet, cfg: TrainConfig, world: int = 1) -> None:
+def check_inputs(model: CLSGAN, labeled: ImageSet, cfg: TrainConfig, world: int = 1,
+                 val: ImageSet | None = None) -> None:
     """ValueError for data, model and resolved config that cannot train together (checked
     by :func:`train`, and by ``fit`` before it creates a run folder)."""
     check_world_batch(cfg.batch_size, world)
@@ -82,6 +84,22 @@ def check_inputs(model: CLSGAN, labeled: ImageSet, cfg: TrainConfig, world: int 
                          f"the image side (e.g. 2 for MNIST)")
     if len(labeled) == 0 or int(labeled.targets.min()) < 0:
         raise ValueError("the labeled set must be non-empty and every target in [0, C)")
+    if val is not None:
+        if val.image_shape != model.image_shape:
+            raise ValueError(f"validation images {val.image_shape} do not match the model's "
+                             f"{model.image_shape}: hold them out of the same data")
+        if len(val) == 0 or int(val.targets.min()) < 0 or \
+                int(val.targets.max()) >= model.num_classes:
+            raise ValueError(f"the validation set must be non-empty and every target in [0, "
+                             f"{model.num_classes}) (labeled images held out of training, "
+                             f"e.g. by ganaug.split_with_validation); pass val=None for none")
+
+
+def best_record(history: list[dict]) -> dict | None:
+    """The first epoch's record with the highest ``val_accuracy`` (the epoch ``best.pt``
+    holds), or None when no epoch was validated."""
+    scored = [r for r in history if r.get("val_accuracy") is not None]
+    return max(scored, key=lambda r: r["val_accuracy"]) if scored else None
 
 
 @dataclass
@@ -131,12 +149,17 @@ def train(model: CLSGAN, labeled: ImageSet, unlabeled: ImageSet | None = None,
           out: str | Path | None = None, resume: bool = False, progress: bool = True,
           log: Callable[[str], None] | None = None,
           on_epoch: Callable[[dict, CLSGAN], None] | None = None,
-          started: float | None = None) -> TrainState:
+          started: float | None = None, val: ImageSet | None = None) -> TrainState:
     """Train ``model`` on ``labeled`` (and ``unlabeled`` images, targets ignored).
 
     ``out``: run folder for ``checkpoint.pt`` (every epoch), ``config.json``,
     ``metrics.jsonl`` and per-epoch sample grids; ``resume=True`` continues the run there.
     ``test``: evaluated after every epoch with the EMA classifier.
+    ``val``: labeled images held out of training (``split_with_validation``), evaluated
+    after every epoch too (``val_accuracy``); with ``out``, ``best.pt`` holds the model of
+    the first epoch with the highest validation accuracy (``best_record``), loadable as
+    ``CLSGAN.load(out / "best.pt")``. Choosing an epoch by ``test`` would tune on the test
+    set; ``val`` is what to choose by.
     ``on_epoch(record, model)``: called after each epoch, once its record is made and its
     files are written (by the process that writes them); e.g. plots, TensorBoard.
 
@@ -160,7 +183,7 @@ def train(model: CLSGAN, labeled: ImageSet, unlabeled: ImageSet | None = None,
     obj = O.get_objective(cfg.objective)
     log = log or (lambda s: print(s, file=sys.stderr, flush=True))
     rank, world = dist_.rank_and_world()
-    check_inputs(model, labeled, cfg, world)
+    check_inputs(model, labeled, cfg, world, val)
     if rank != 0:                                  # only rank 0 logs and writes
         log, progress, on_epoch = (lambda s: None), False, None
     ckpt = check_run_folder(out, cfg, resume)
@@ -266,11 +289,19 @@ def train(model: CLSGAN, labeled: ImageSet, unlabeled: ImageSet | None = None,
             log(f"warning: non-finite losses at epoch {epoch + 1}: {rec}")
         if test is not None:
             rec["test_accuracy"] = evaluate_accuracy(model, test)
+        if val is not None:
+            rec["val_accuracy"] = evaluate_accuracy(model, val)
         if real_spread is not None and (d := sample_diversity(model, real_spread, cfg.seed)) \
                 is not None:
             rec["diversity"] = d
+        best = best_record(history)
         history.append(rec)
         log(_line(rec, cfg.epochs))
+        if out is not None and val is not None and (
+                best is None or rec["val_accuracy"] > best["val_accuracy"]):
+            # before the checkpoint: a resume after a crash between the two redoes this epoch
+            model.save(out / BEST, {"config": cfg.to_dict(), "epoch": epoch + 1, "step": step,
+                                    "val_accuracy": rec["val_accuracy"], "data": fingerprint})
         if out is not None:                    # rank 0 only
             _write_epoch(out, model, cfg, history, step, seconds, opt_d, opt_g, grid,
                          fingerprint)
@@ -371,6 +402,7 @@ def evaluate_accuracy(model: CLSGAN, data: ImageSet) -> float:
 
 def _line(rec: dict, epochs: int) -> str:
     acc = f" test_acc={rec['test_accuracy']:.4f}" if "test_accuracy" in rec else ""
+    acc += f" val_acc={rec['val_accuracy']:.4f}" if "val_accuracy" in rec else ""
     cond = f" (cond {rec['g_cond']:.4f})" if rec.get("g_cond") else ""   # a part of g
     div = f" div={rec['diversity']:.2f}" if "diversity" in rec else ""
     return (f"epoch {rec['epoch']}/{epochs} d={rec['d_loss']:.4f} sup={rec['sup_loss']:.4f} "

@@ -498,7 +498,7 @@ def test_train_summary_counts_the_training_clock_of_the_whole_run(tiny, tmp_path
 
     from _tiny import FAST
 
-    monkeypatch.setattr(E, "load_data", lambda c: (*split_labeled(tiny, 4, c.data_seed), tiny))
+    monkeypatch.setattr(E, "load_data", lambda c: (*split_labeled(tiny, 4, c.data_seed), tiny, None))
     out = tmp_path / "r"
     E.fit(E.TrainConfig(**FAST), out, progress=False, log=lambda m: None, tensorboard=False)
     ckpt = torch.load(out / "checkpoint.pt", weights_only=True)

@@ -1,0 +1,163 @@
+"""Validation images: held out of training, scored every epoch, the best epoch kept."""
+import importlib
+import json
+
+import pytest
+import torch
+
+from ganaug import CLSGAN, TrainConfig, build_model, train
+from ganaug.cli import main
+from ganaug.data import ImageSet, split_labeled, split_with_validation
+
+from _tiny import FAST
+
+
+def _indices(part: ImageSet, data: ImageSet) -> set[int]:
+    """Where ``part``'s images sit in ``data`` (every tiny image is distinct)."""
+    flat = data.images.flatten(1)
+    return {int((flat == x.flatten()).all(1).nonzero()) for x in part.images}
+
+
+def test_validation_images_come_after_the_labeled_ones_and_leave_them_unchanged(tiny):
+    lab0, unl0 = split_labeled(tiny, 3, seed=5)
+    lab, unl, val = split_with_validation(tiny, 3, 2, seed=5)
+    assert torch.equal(lab.images, lab0.images) and torch.equal(lab.targets, lab0.targets)
+    assert val.class_counts() == [2, 2, 2, 2] and len(unl) == len(unl0) - 8
+    assert (unl.targets == -1).all()
+    parts = [_indices(p, tiny) for p in (lab, unl, val)]
+    assert sum(map(len, parts)) == len(tiny) == len(set().union(*parts))   # disjoint, all
+    assert torch.equal(val.targets, tiny.targets[sorted(parts[2])])        # labels kept
+    _, _, other = split_with_validation(tiny, 3, 2, seed=6)
+    assert not torch.equal(other.images, val.images)
+    same = split_with_validation(tiny, 3, 0, seed=5)
+    assert same[2] is None and torch.equal(same[1].images, unl0.images)
+
+
+def test_with_every_label_the_validation_images_come_out_of_the_labeled_ones(tiny):
+    lab, unl, val = split_with_validation(tiny, None, 5, seed=0)
+    assert unl is None and val.class_counts() == [5] * 4 and lab.class_counts() == [7] * 4
+    assert not _indices(lab, tiny) & _indices(val, tiny)
+    full, none, no_val = split_with_validation(tiny, None, 0)
+    assert full is tiny and none is None and no_val is None
+
+
+def test_too_many_validation_images_is_an_error_that_says_how_many_fit(tiny):
+    with pytest.raises(ValueError, match=r"val_per_class=3 and labels_per_class=10 need 13 "
+                                         r"images of every class, but class 'a' has 12; use a "
+                                         r"val_per_class of at most 2"):
+        split_with_validation(tiny, 10, 3)
+    with pytest.raises(ValueError, match=r"at least one labeled image need 13 .* at most 11"):
+        split_with_validation(tiny, None, 12)
+    for bad in (-1, True, 1.5):
+        with pytest.raises(ValueError, match="val_per_class must be a whole number"):
+            split_with_validation(tiny, 3, bad)
+        with pytest.raises(ValueError, match="val_per_class must be a whole number"):
+            TrainConfig(val_per_class=bad).resolved()
+
+
+def _train(tiny, out, epochs, resume=False, scores=None, monkeypatch=None, snapshots=None):
+    """Train on tiny with 2 validation images per class; ``scores``: the validation
+    accuracy each epoch reports instead of the measured one (the test's own script)."""
+    cfg = TrainConfig(**{**FAST, "epochs": epochs, "val_per_class": 2})
+    lab, unl, val = split_with_validation(tiny, cfg.labels_per_class, 2, cfg.data_seed)
+    if scores is not None:
+        T = importlib.import_module("ganaug.train")     # the module, not ganaug.train()
+        real = T.evaluate_accuracy
+        feed = iter(scores)
+        monkeypatch.setattr(T, "evaluate_accuracy",
+                            lambda m, d: next(feed) if d is val else real(m, d))
+    model = build_model(cfg.resolved(), tiny)
+    on_epoch = None if snapshots is None else (
+        lambda rec, m: snapshots.append({k: v.clone() for k, v in m.state_dict().items()}))
+    return train(model, lab, unl, cfg, test=tiny, out=out, resume=resume, progress=False,
+                 log=lambda s: None, val=val, on_epoch=on_epoch)
+
+
+def test_best_pt_holds_the_first_epoch_of_highest_validation_accuracy(tiny, tmp_path,
+                                                                      monkeypatch):
+    snaps: list[dict] = []
+    state = _train(tiny, tmp_path, 4, scores=[0.5, 0.75, 0.75, 0.625], monkeypatch=monkeypatch,
+                   snapshots=snaps)
+    assert [r["val_accuracy"] for r in state.history] == [0.5, 0.75, 0.75, 0.625]
+    best = torch.load(tmp_path / "best.pt", weights_only=True)
+    assert best["epoch"] == 2 and best["val_accuracy"] == 0.75
+    assert all(torch.equal(best["state"][k], snaps[1][k]) for k in snaps[1])   # epoch 2's
+    assert not all(torch.equal(best["state"][k], snaps[3][k]) for k in snaps[3])
+    loaded = CLSGAN.load(tmp_path / "best.pt").state_dict()          # a model file
+    assert all(torch.equal(loaded[k], snaps[1][k]) for k in snaps[1])
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_resuming_keeps_the_best_epoch_as_never_stopping_does(tiny, tmp_path):
+    full = _train(tiny, tmp_path / "a", 4)
+    _train(tiny, tmp_path / "b", 2)
+    resumed = _train(tiny, tmp_path / "b", 4, resume=True)
+    assert [r["val_accuracy"] for r in full.history] == \
+        [r["val_accuracy"] for r in resumed.history]
+    a = torch.load(tmp_path / "a" / "best.pt", weights_only=True)
+    b = torch.load(tmp_path / "b" / "best.pt", weights_only=True)
+    assert a["epoch"] == b["epoch"]
+    assert all(torch.equal(a["state"][k], b["state"][k]) for k in a["state"])
+
+
+def test_validation_images_of_another_shape_are_refused_before_training(tiny):
+    cfg = TrainConfig(**FAST)
+    lab, unl = split_labeled(tiny, 4)
+    wrong = ImageSet(torch.zeros(4, 1, 6, 6), torch.arange(4), tiny.classes)
+    with pytest.raises(ValueError, match=r"validation images \(1, 6, 6\) do not match"):
+        train(build_model(cfg.resolved(), tiny), lab, unl, cfg, val=wrong, progress=False)
+    with pytest.raises(ValueError, match="validation set must be non-empty and every target"):
+        train(build_model(cfg.resolved(), tiny), lab, unl, cfg, val=unl, progress=False)
+
+
+def test_train_and_eval_from_the_command_line(tmp_path, capsys):
+    out = tmp_path / "r"
+    assert main(["train", "--epochs", "3", "--val-per-class", "5", "--out", str(out),
+                 "--quiet", "--no-tensorboard"]) == 0
+    printed = capsys.readouterr().out
+    s = json.loads((out / "summary.json").read_text())
+    hist = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    chosen = max(hist, key=lambda r: r["val_accuracy"])
+    assert (s["num_val"], s["num_labeled"], s["num_unlabeled"]) == (50, 100, 1197)
+    assert s["best_epoch"] == chosen["epoch"] and s["best_val_accuracy"] == chosen["val_accuracy"]
+    assert s["best_test_accuracy"] == chosen["test_accuracy"]
+    assert f"best epoch by validation accuracy: {chosen['epoch']}" in printed
+    assert main(["eval", "--run", str(out), "--best", "--quick", "--json"]) == 0
+    m = json.loads(capsys.readouterr().out)
+    assert (m["checkpoint"], m["epoch"]) == ("best.pt", chosen["epoch"])
+    assert m["test_accuracy"] == pytest.approx(chosen["test_accuracy"], abs=1e-6)
+    # a run without validation images has no best.pt: a one-line error that says why
+    plain = tmp_path / "p"
+    assert main(["train", "--epochs", "1", "--out", str(plain), "--quiet",
+                 "--no-tensorboard"]) == 0
+    capsys.readouterr()
+    assert main(["eval", "--run", str(plain), "--best", "--quick"]) == 2
+    err = capsys.readouterr().err
+    assert "has no best.pt" in err and "--val-per-class N" in err and err.count("\n") == 1
+    assert not (plain / "eval-best.json").exists()
+
+
+def test_seeds_report_the_best_epochs_test_error_over_seeds(tmp_path, monkeypatch, capsys):
+    import statistics
+
+    from ganaug import experiment as E
+
+    def fake_fit(c, folder, **k):
+        acc = {0: 0.5, 1: 0.75}[c.seed]
+        return {"test_accuracy": acc, "test_error": 1 - acc, "balanced_accuracy": acc,
+                "macro_f1": acc, "epochs": 2, "epochs_planned": 2, "stopped": None,
+                "seed": c.seed, "train_seconds": 1.0, "dataset": "digits", "num_labeled": 10,
+                "num_unlabeled": 20, "num_test": 30, "objective": "sscls", "arch": "mlp",
+                "recipe": None, "run": str(folder), "num_val": 5, "best_epoch": 1 + c.seed,
+                "best_val_accuracy": 0.8, "best_test_accuracy": acc + 0.125,
+                "best_test_error": 0.875 - acc}
+
+    monkeypatch.setattr(E, "fit", fake_fit)
+    s = E.fit_seeds(E.TrainConfig(epochs=2, val_per_class=5), (0, 1), tmp_path / "m",
+                    progress=False, log=lambda m: None)
+    assert s["best_test_error_mean"] == pytest.approx(0.25)
+    assert s["best_test_error_std"] == pytest.approx(statistics.stdev([0.375, 0.125]))
+    assert (s["num_val"], s["best_epoch_per_seed"]) == (5, [1, 2])
+    plain = E.aggregate_seeds([{k: v for k, v in fake_fit(E.TrainConfig(seed=0), "x").items()
+                                if not k.startswith("best")}])
+    assert "best_test_error_mean" not in plain
