@@ -1,6 +1,7 @@
 """ganaug: class-conditional and semi-supervised CLS-GANs for classifier data augmentation."""
 from .config import TrainConfig
-from .data import DataNotFoundError, ImageSet, load_dataset, split_labeled, split_with_validation
+from .data import (DataNotFoundError, ImageSet, load_dataset, split_labeled,
+                   split_with_validation)
 from .experiment import build_model, evaluate, evaluate_run, fit, fit_seeds, sample_run
 from .imbalance import balance_plan, class_counts, long_tail_counts, make_long_tailed
 from .metrics import classification_metrics
@@ -18,7 +19,8 @@ __version__ = "0.1.0"
 __all__ = [
     "CLSGAN", "TrainConfig", "build_model", "TrainState", "train", "fit", "fit_seeds", "evaluate",
     "evaluate_run", "load_recipe", "recipe_config",
-    "sample_run", "load_dataset", "split_labeled", "split_with_validation", "ImageSet", "DataNotFoundError",
+    "sample_run", "load_dataset", "split_labeled", "split_with_validation", "ImageSet",
+    "DataNotFoundError",
     "CheckpointError", "create_nets", "list_archs", "list_objectives",
     "classification_metrics", "SyntheticMix", "BatchMixer", "LabelAgreementWarning",
     "DiversityWarning",

@@ -53,18 +53,21 @@ def split_with_validation(data: ImageSet, labels_per_class: int | None, val_per_
                          f"data, so no labels of {'them' if len(empty) > 1 else 'it'} can be "
                          f"kept: add images of every class (or remove the empty ones), or "
                          f"use labels_per_class 'all' to train on the labels there are")
-    need = v + (1 if labels_per_class is None else labels_per_class)
-    short = [(data.classes[c], n) for c, n in enumerate(counts) if n < need]
+    base = 1 if labels_per_class is None else labels_per_class   # labeled images per class
+    short = [(data.classes[c], n) for c, n in enumerate(counts) if n < base + v]
     if short:
         name, n = min(short, key=lambda t: t[1])
-        if v == 0:
+        if labels_per_class is not None and n < labels_per_class:
             raise ValueError(f"labels_per_class={labels_per_class} is more than class {name!r} "
                              f"has ({n} images); use at most {min(counts)} or 'all'")
         what = ("at least one labeled image" if labels_per_class is None else
                 f"labels_per_class={labels_per_class}")
-        raise ValueError(f"val_per_class={v} and {what} need {need} images of every class, "
-                         f"but class {name!r} has {n}; use a val_per_class of at most "
-                         f"{min(counts) - need + v}")
+        most = n - base
+        fix = (f"use a val_per_class of at most {most}" if most > 0 else
+               f"it has none to spare for validation: use val_per_class 0"
+               + ("" if labels_per_class is None else " or fewer labels per class"))
+        raise ValueError(f"val_per_class={v} and {what} need {base + v} images of every "
+                         f"class, but class {name!r} has {n}; {fix}")
     g = torch.Generator().manual_seed(int(seed))
     labeled: list[Tensor] = []
     held: list[Tensor] = []
