@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .data.sources import check_dataset_name
+from .data.splits import check_val_per_class
 from .nets import as_int, check_net_options, list_archs, non_negative_number
 from .objectives import get_objective
 
@@ -289,10 +290,7 @@ class TrainConfig:
         lpc = c.labels_per_class
         if lpc is not None and (isinstance(lpc, bool) or not isinstance(lpc, int) or lpc <= 0):
             raise ValueError(f"labels_per_class must be a positive integer or 'all', got {lpc!r}")
-        v = c.val_per_class
-        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-            raise ValueError(f"val_per_class must be a whole number of images per class >= 0 "
-                             f"(0: no validation images), got {v!r}")
+        check_val_per_class(c.val_per_class)
         t = c.translate
         if isinstance(t, bool) or not isinstance(t, int) or t < 0:
             raise ValueError(f"translate must be a non-negative whole number of pixels, got {t!r}")

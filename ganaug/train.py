@@ -294,11 +294,9 @@ def train(model: CLSGAN, labeled: ImageSet, unlabeled: ImageSet | None = None,
         if real_spread is not None and (d := sample_diversity(model, real_spread, cfg.seed)) \
                 is not None:
             rec["diversity"] = d
-        best = best_record(history)
         history.append(rec)
         log(_line(rec, cfg.epochs))
-        if out is not None and val is not None and (
-                best is None or rec["val_accuracy"] > best["val_accuracy"]):
+        if out is not None and val is not None and best_record(history) is rec:
             # before the checkpoint: a resume after a crash between the two redoes this epoch
             model.save(out / BEST, {"config": cfg.to_dict(), "epoch": epoch + 1, "step": step,
                                     "val_accuracy": rec["val_accuracy"], "data": fingerprint})

@@ -20,6 +20,15 @@ def split_labeled(data: ImageSet, labels_per_class: int | None, seed: int = 0
     return labeled, unlabeled
 
 
+def check_val_per_class(v) -> int:
+    """``v`` if it is a whole number of validation images per class >= 0, else a
+    ValueError (TrainConfig checks it too, before any data is loaded)."""
+    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+        raise ValueError(f"val_per_class must be a whole number of images per class >= 0 "
+                         f"(0: no validation images), got {v!r}")
+    return v
+
+
 def split_with_validation(data: ImageSet, labels_per_class: int | None, val_per_class: int,
                           seed: int = 0) -> tuple[ImageSet, ImageSet | None, ImageSet | None]:
     """``(labeled, unlabeled, validation)``: :func:`split_labeled`'s split, and
@@ -38,10 +47,7 @@ def split_with_validation(data: ImageSet, labels_per_class: int | None, val_per_
     if labels_per_class is not None and labels_per_class <= 0:
         raise ValueError(f"labels_per_class must be positive, got {labels_per_class}; "
                          f"use 'all' to keep every label")
-    v = val_per_class
-    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-        raise ValueError(f"val_per_class must be a whole number >= 0 (0: no validation "
-                         f"images), got {v!r}")
+    v = check_val_per_class(val_per_class)
     if labels_per_class is None and v == 0:
         return data, None, None
     counts = data.class_counts()
