@@ -70,7 +70,7 @@ def split_with_validation(data: ImageSet, labels_per_class: int | None, val_per_
                 f"labels_per_class={labels_per_class}")
         most = n - base
         fix = (f"use a val_per_class of at most {most}" if most > 0 else
-               f"it has none to spare for validation: use val_per_class 0"
+               "it has none to spare for validation: use val_per_class 0"
                + ("" if labels_per_class is None else " or fewer labels per class"))
         raise ValueError(f"val_per_class={v} and {what} need {base + v} images of every "
                          f"class, but class {name!r} has {n}; {fix}")
