@@ -18,6 +18,7 @@ import torch
 
 from ._io import atomic_write_bytes
 from .checks import DIVERSITY_WARN
+from .train import best_record
 
 CURVES = "curves.png"
 TENSORBOARD_DIR = "tensorboard"
@@ -63,12 +64,12 @@ def plot_curves(history: list[dict], path: str | Path, title: str = "", note: st
     if val:
         ax_a.plot(*zip(*val), color="C4", marker="." if len(val) < 30 else None,
                   label="validation")
-        chosen = max(val, key=lambda t: t[1])      # best.pt's epoch (the first of equals)
-        ax_a.axvline(chosen[0], color="C4", alpha=0.4, linewidth=1, linestyle=":")
-        test_at = dict(acc).get(chosen[0])
-        ax_a.set_title(f"last {acc[-1][1]:.4f}; best by validation: epoch {chosen[0]}"
+        chosen = best_record(history)              # the epoch best.pt holds
+        ax_a.axvline(chosen["epoch"], color="C4", alpha=0.4, linewidth=1, linestyle=":")
+        test_at = chosen.get("test_accuracy")
+        ax_a.set_title(f"last {acc[-1][1]:.4f}; best by validation: epoch {chosen['epoch']}"
                        + (f", test {test_at:.4f}" if test_at is not None else "")
-                       if acc else f"best by validation: epoch {chosen[0]}", fontsize=9)
+                       if acc else f"best by validation: epoch {chosen['epoch']}", fontsize=9)
         ax_a.legend(fontsize=8, loc="lower right")
     ax_a.set_xlabel("epoch")
     ax_a.set_ylabel("accuracy (EMA classifier)" if val else "test accuracy (EMA classifier)")
