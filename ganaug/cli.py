@@ -371,10 +371,11 @@ def _train(args: argparse.Namespace) -> int:
               f"{s['num_labeled']} labels, "
               f"{s['objective']}, {s['train_seconds']:.1f}s) -> {s['run']}")
         if "best_test_accuracy_mean" in s:
+            from .train import BEST
             print(f"at the best epoch by validation accuracy (epochs "
                   f"{'/'.join(map(str, s['best_epoch_per_seed']))}; {s['num_val']} held-out "
                   f"labeled images): test error {100 * s['best_test_error_mean']:.2f}% ± "
-                  f"{std(s['best_test_error_std'], '{:.2%}')} (seed-N/best.pt)")
+                  f"{std(s['best_test_error_std'], '{:.2%}')} (seed-N/{BEST})")
         return 0
     summary = fit(cfg, **opts)
     print(f"test accuracy {summary['test_accuracy']:.4f} ({summary['dataset']}, "
