@@ -140,7 +140,9 @@ def test_shards_split_each_part_of_the_global_batch_evenly():
 
 def test_torchrun_module_cli_on_two_cpu_processes(tmp_path):
     out = tmp_path / "run"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    scratch = tmp_path / "tmp"                      # torchrun's torchelastic_* folder: not /tmp
+    scratch.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(scratch)}
     env.pop("OMP_NUM_THREADS", None)                # torchrun sets 1 thread per process
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
                         "--nproc_per_node=2", "-m", "ganaug", "train", "--epochs", "2",
