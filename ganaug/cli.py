@@ -26,7 +26,7 @@ from .objectives import list_objectives
 # flag -> TrainConfig field, for the options `train` accepts (all default to "not given")
 _TRAIN_FLAGS = {
     "dataset": str, "data_root": str, "image_size": int, "labels_per_class": None,
-    "data_seed": int, "val_per_class": int, "arch": str, "objective": str, "lipschitz": str,
+    "data_seed": int, "val_per_class": int, "patience": int, "arch": str, "objective": str, "lipschitz": str,
     "lam": float,
     "gamma": float, "gamma_rampup": int, "margin_scale": float, "nu": float, "g_loss": str,
     "g_cond_weight": float, "g_cond_share": float, "fm_layers": str, "fm_real": str,
@@ -51,6 +51,9 @@ _HELP = {
                      "evaluate them after every epoch (val_accuracy) and keep the model of "
                      "the best epoch in OUT/best.pt (default 0: none; they are labels too: "
                      "count them when comparing with a benchmark's label budget)",
+    "patience": "stop once this many epochs in a row bring no higher validation accuracy "
+                "(needs --val-per-class; default 0: train every epoch); --resume with a "
+                "higher one continues a run it stopped",
     "arch": "network pair: mlp, conv, or auto (default: mlp for images of at most 784 "
             "values, e.g. 28x28x1, else conv)",
     "lam": "lambda: weight of the labeled term (hinge or critic) in the loss network's "
@@ -406,18 +409,24 @@ def _diversity(summary: dict) -> str:
 
 
 def _epochs(s: dict) -> str:
-    """``20 epochs``, or what a time limit made of the plan, for a --seeds summary."""
+    """``20 epochs``, or what a time limit or patience made of the plan, for a --seeds
+    summary."""
+    from .train import TIME_LIMIT             # summaries written before patience: the limit
     per, planned = s["epochs_per_seed"], s["epochs_planned"]
     if s["stopped_seeds"] or len(set(per)) > 1:
-        return f"epochs {'/'.join(map(str, per))} of {planned} (time limit)"
+        by = sorted({b for b in s.get("stopped_by_seed", ()) if b}) or [TIME_LIMIT]
+        return f"epochs {'/'.join(map(str, per))} of {planned} ({', '.join(by)})"
     return f"{planned} epoch{'' if planned == 1 else 's'}"
 
 
 def _stopped(summary: dict) -> str:
-    """`` after epoch k of N (time limit)`` for a run the time limit stopped, else ''."""
+    """`` after epoch k of N (time limit)`` (or ``(patience)``) for a run that stopped
+    before its epochs, else ''."""
+    from .train import TIME_LIMIT
     if not summary.get("stopped"):
         return ""
-    return f" after epoch {summary['epochs']} of {summary['epochs_planned']} (time limit)"
+    return (f" after epoch {summary['epochs']} of {summary['epochs_planned']} "
+            f"({summary.get('stopped_by') or TIME_LIMIT})")
 
 
 def _sample(args: argparse.Namespace) -> int:

@@ -123,6 +123,9 @@ class TrainConfig:
     data_seed: int = 0                 # which images are labeled; separate from `seed`
     val_per_class: int = 0             # labeled images per class held out of training to
                                        # pick the best epoch by (best.pt); 0: none
+    patience: int = 0                  # stop once this many epochs in a row bring no higher
+                                       # validation accuracy (needs validation images);
+                                       # 0: never; free to change on resume
     # ---- networks
     arch: str = "auto"                 # mlp | conv | auto (mlp up to 784 values, 28x28x1)
     noise_dim: int = 100               # uniform noise in [-1, 1], concatenated with one-hot y
@@ -195,8 +198,8 @@ class TrainConfig:
 
     # keys that may differ when resuming a run (everything else must match); so may the PATH
     # of a folder:PATH dataset (see may_change): the data's fingerprint guards both
-    RESUMABLE = ("epochs", "time_limit", "device", "data_root", "download", "amp", "compile",
-                 "channels_last", "fused_adam")
+    RESUMABLE = ("epochs", "time_limit", "patience", "device", "data_root", "download", "amp",
+                 "compile", "channels_last", "fused_adam")
 
     def resolved(self) -> "TrainConfig":
         """A validated copy with ``auto`` values filled in; raises ValueError on bad input."""
@@ -291,6 +294,12 @@ class TrainConfig:
         if lpc is not None and (isinstance(lpc, bool) or not isinstance(lpc, int) or lpc <= 0):
             raise ValueError(f"labels_per_class must be a positive integer or 'all', got {lpc!r}")
         check_val_per_class(c.val_per_class)
+        n = as_int(c.patience)
+        if n is None or n < 0:
+            raise ValueError(f"patience is a number of epochs without a higher validation "
+                             f"accuracy and must be a non-negative whole number (0: never stop "
+                             f"early), got {c.patience!r}")
+        c.patience = n
         t = c.translate
         if isinstance(t, bool) or not isinstance(t, int) or t < 0:
             raise ValueError(f"translate must be a non-negative whole number of pixels, got {t!r}")

@@ -29,8 +29,8 @@ from .model import CLSGAN, _positive
 from .nets import resolve_arch
 from .runs import (SUMMARY, check_run_folder, check_run_kind, check_same_data,
                    data_fingerprint)
-from .train import BEST, CHECKPOINT, _derive_seed, _grid_inputs, best_record, check_inputs, \
-    pick_device, save_grid, train
+from .train import BEST, CHECKPOINT, TIME_LIMIT, _derive_seed, _grid_inputs, best_record, \
+    check_inputs, pick_device, save_grid, train
 
 EVAL = "eval.json"
 EVAL_BEST = "eval-best.json"   # ganaug eval --best: the metrics of best.pt
@@ -153,8 +153,9 @@ def fit(config: TrainConfig | None = None, out: str | Path | None = None, resume
     ``recipe.yaml`` when training starts, and its path is recorded in the summary
     (``config`` already holds its values).
     The summary's ``epochs`` are the epochs trained: fewer than ``epochs_planned`` when
-    ``config.time_limit`` stopped the run (``stopped`` says so; its clock starts here, data
-    loading included); ``wall_seconds`` runs from here to the end of the final evaluation.
+    ``config.time_limit`` (its clock starts here, data loading included) or
+    ``config.patience`` stopped the run (``stopped`` says why, ``stopped_by`` which);
+    ``wall_seconds`` runs from here to the end of the final evaluation.
     """
     from .monitor import RunMonitor
 
@@ -165,6 +166,10 @@ def fit(config: TrainConfig | None = None, out: str | Path | None = None, resume
     if rank:                                        # logs and writes
         log = lambda s: None  # noqa: E731
     out = Path(out) if out is not None else None
+    if cfg.patience and not cfg.val_per_class:
+        raise ValueError(f"patience {cfg.patience} stops on the validation accuracy, and the "
+                         f"run holds no validation images: add --val-per-class N "
+                         f"(val_per_class), or drop --patience")
     ckpt = check_run_folder(out, cfg, resume)                 # fail before loading data
     pick_device(cfg.device)                                   # e.g. cuda without a GPU
     if recipe is not None and recipe_bytes is None:
@@ -194,9 +199,11 @@ def fit(config: TrainConfig | None = None, out: str | Path | None = None, resume
     finally:
         if monitor is not None:
             history = monitor.history()
-            stopped = state is not None and state.stopped and history
-            monitor.close(history, f"stopped by the time limit after epoch "
-                          f"{history[-1]['epoch']} of {cfg.epochs}" if stopped else "")
+            note = ""
+            if state is not None and state.stopped and history:
+                by = "the time limit" if state.stopped_by == TIME_LIMIT else "patience"
+                note = f"stopped by {by} after epoch {history[-1]['epoch']} of {cfg.epochs}"
+            monitor.close(history, note)
     m = evaluate(model, test)
     diversity = state.history[-1].get("diversity")
     if diversity is not None and diversity < DIVERSITY_WARN:
@@ -208,7 +215,7 @@ def fit(config: TrainConfig | None = None, out: str | Path | None = None, resume
         "macro_f1": m["macro_f1"], "per_class_accuracy": m["per_class_accuracy"],
         "num_test": m["num_test"],
         "epochs": state.history[-1]["epoch"],
-        "epochs_planned": cfg.epochs, "stopped": state.stopped,
+        "epochs_planned": cfg.epochs, "stopped": state.stopped, "stopped_by": state.stopped_by,
         "diversity": diversity, "train_seconds": round(state.train_seconds, 3),
         "wall_seconds": round(time.perf_counter() - started, 3), "objective": cfg.objective,
         "lipschitz": cfg.lipschitz, "dataset": cfg.dataset, "num_labeled": len(labeled),
@@ -277,11 +284,12 @@ def fit_seeds(config: TrainConfig | None = None, seeds: Sequence[int] = (0, 1, 2
     ``data_seed`` (which images are labeled) stays fixed.
 
     The summary's ``epochs`` are the epochs trained, as in each seed's (null when the seeds
-    differ), beside ``epochs_per_seed``, ``epochs_planned`` and ``stopped_seeds`` (those the
-    time limit stopped).
+    differ), beside ``epochs_per_seed``, ``epochs_planned``, ``stopped_seeds`` (those the
+    time limit or ``patience`` stopped) and ``stopped_by_seed``.
     ``resume=True`` continues whichever seeds are unfinished: finished ones (a summary for
     ``config.epochs`` epochs) are kept, interrupted ones and those the time limit stopped
-    resumed, missing ones started.
+    resumed, missing ones started; one ``patience`` stopped is resumed too, and stays where
+    it stopped unless ``patience`` was raised.
     Every folder is checked before any training starts; ``recipe`` is read once, then (as
     ``recipe_bytes``, when given) copied into every seed's folder.
     """
@@ -362,6 +370,7 @@ def _fit_seeds(cfg: TrainConfig, seeds: list[int], out: Path, resume: bool, prog
         "epochs": trained[0] if len(set(trained)) == 1 else None, "epochs_per_seed": trained,
         "epochs_planned": cfg.epochs,
         "stopped_seeds": [r["seed"] for r in runs if r.get("stopped")],
+        "stopped_by_seed": [r.get("stopped_by") for r in runs],
         "data_seed": cfg.data_seed,
         "arch": first["arch"],
         "recipe": str(recipe) if recipe is not None else first.get("recipe"),

@@ -41,6 +41,7 @@ CONFIG = "config.json"
 METRICS = "metrics.jsonl"
 SAMPLES = "samples.png"
 BEST = "best.pt"        # the model of the epoch with the best validation accuracy
+TIME_LIMIT, PATIENCE = "time limit", "patience"     # why a run stopped before its epochs
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -84,6 +85,10 @@ def check_inputs(model: CLSGAN, labeled: ImageSet, cfg: TrainConfig, world: int 
                          f"the image side (e.g. 2 for MNIST)")
     if len(labeled) == 0 or int(labeled.targets.min()) < 0:
         raise ValueError("the labeled set must be non-empty and every target in [0, C)")
+    if cfg.patience and val is None:
+        raise ValueError(f"patience={cfg.patience} stops on the validation accuracy, and there "
+                         f"are no validation images: pass val= (ganaug.split_with_validation), "
+                         f"or set patience=0")
     if val is not None:
         if val.image_shape != model.image_shape:
             raise ValueError(f"validation images {val.image_shape} do not match the model's "
@@ -105,12 +110,18 @@ def best_record(history: list[dict]) -> dict | None:
 @dataclass
 class TrainState:
     """What :func:`train` returns: the model and per-epoch metrics. ``stopped``: why
-    training ended before ``config.epochs`` (the time limit), else None."""
+    training ended before ``config.epochs`` (a message that starts with ``stopped_by``),
+    else None."""
     model: CLSGAN
     history: list[dict]
     config: TrainConfig
     train_seconds: float
     stopped: str | None = None
+
+    @property
+    def stopped_by(self) -> str | None:
+        """``TIME_LIMIT`` or ``PATIENCE`` for a run that stopped early, else None."""
+        return self.stopped.split(":", 1)[0] if self.stopped else None
 
 
 GRID_MIN_SIDE = 28      # smaller images are enlarged (nearest pixel) in the PNG grids
@@ -162,6 +173,11 @@ def train(model: CLSGAN, labeled: ImageSet, unlabeled: ImageSet | None = None,
     set; ``val`` is what to choose by.
     ``on_epoch(record, model)``: called after each epoch, once its record is made and its
     files are written (by the process that writes them); e.g. plots, TensorBoard.
+
+    ``config.patience`` (epochs, 0: never; needs ``val``): after each epoch, training stops
+    once the last ``patience`` epochs brought no higher validation accuracy than the best
+    before them (``best.pt`` holds that epoch). Resuming such a run trains nothing more
+    unless ``patience`` is raised (or 0).
 
     ``config.time_limit`` (minutes, 0: none): after each epoch, training stops if the next
     epoch, as long as the longest one so far (its evaluation, files and ``on_epoch``
@@ -240,8 +256,11 @@ def train(model: CLSGAN, labeled: ImageSet, unlabeled: ImageSet | None = None,
     if warning := step_fn.speed.warning(device):
         log(warning)
 
-    stopped, longest = None, 0.0                   # longest epoch of this call, wall seconds
-    for epoch in range(start, cfg.epochs):
+    longest = 0.0                                  # longest epoch of this call, wall seconds
+    stopped = _no_better(cfg.patience, history, cfg.epochs, world)
+    if stopped:                                    # a resume of a run that stopped early
+        log(stopped)
+    for epoch in range(start, cfg.epochs if not stopped else start):
         t0 = time.perf_counter()
         lr = cfg.lr * cfg.lr_decay ** (epoch // cfg.lr_decay_every)
         for opt in (opt_d, opt_g):
@@ -306,13 +325,31 @@ def train(model: CLSGAN, labeled: ImageSet, unlabeled: ImageSet | None = None,
         if on_epoch is not None:
             on_epoch(rec, model)
         longest = max(longest, time.perf_counter() - t0)   # evaluation and files included
-        if cfg.time_limit and epoch + 1 < cfg.epochs:
+        stopped = _no_better(cfg.patience, history, cfg.epochs, world)
+        if cfg.time_limit and not stopped and epoch + 1 < cfg.epochs:
             stopped = dist_.broadcast_object(                 # rank 0's clock decides for all
                 _over_time(cfg.time_limit, started, longest, epoch + 1, cfg.epochs), world)
-            if stopped:
-                log(stopped)
-                break
+        if stopped:
+            log(stopped)
+            break
     return TrainState(model, history, cfg, seconds, stopped)
+
+
+def _no_better(patience: int, history: list[dict], epochs: int, world: int) -> str | None:
+    """Why to stop after the last epoch of ``history``: its last ``patience`` epochs
+    brought no higher validation accuracy than the best before them; None to go on (also
+    with patience 0, or when every planned epoch is done). Rank 0's answer on every rank."""
+    if not patience:
+        return None
+    best = best_record(history)
+    done = history[-1]["epoch"] if history else 0
+    why = None
+    if best is not None and done < epochs and done - best["epoch"] >= patience:
+        why = (f"{PATIENCE}: stopped after epoch {done} of {epochs}: no higher validation "
+               f"accuracy in the {done - best['epoch']} epochs since epoch {best['epoch']} "
+               f"({best['val_accuracy']:.4f}), whose model {BEST} holds (continue: --resume "
+               f"with a higher --patience, or --patience 0)")
+    return dist_.broadcast_object(why, world)
 
 
 def _over_time(limit_min: float, started: float, last_s: float, done: int,
@@ -322,7 +359,7 @@ def _over_time(limit_min: float, started: float, last_s: float, done: int,
     used = time.perf_counter() - started
     if used + last_s <= 60 * limit_min:
         return None
-    return (f"time limit: stopped after epoch {done} of {epochs}, {used / 60:.1f} of "
+    return (f"{TIME_LIMIT}: stopped after epoch {done} of {epochs}, {used / 60:.1f} of "
             f"{limit_min:g} minutes used; the next epoch would take about {last_s / 60:.1f} "
             f"more (continue: --resume --time-limit 0, or --resume with a new limit; a plain "
             f"--resume keeps this one)")

@@ -74,6 +74,9 @@ def test_write_outputs_writes_json_and_csv_or_nothing(tmp_path, monkeypatch):
     ("gate.py", ["--runs", "nowhere"], "--runs: nowhere holds no checkpoint.pt"),
     ("gate.py", ["--runs", "r", "--extra=--epochs 3"], "with --runs nothing is trained"),
     ("gate.py", ["--extra=--seed 3"], "--extra cannot change --seed"),
+    ("patience.py", ["nowhere", "--patience", "5,0"], "--patience takes positive epochs"),
+    ("patience.py", ["nowhere", "--patience", "5,x"], "--patience takes whole numbers"),
+    ("patience.py", ["nowhere"], "nowhere holds no metrics.jsonl"),
 ])
 def test_bad_flags_fail_before_any_work(script, args, message, tmp_path):
     r = subprocess.run([sys.executable, str(BENCH / script), *args, "--out", str(tmp_path / "o")],

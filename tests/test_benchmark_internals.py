@@ -802,3 +802,24 @@ def test_diversity_reads_what_the_mixers_read(tmp_path, capsys):
     assert 0 < row["reference"] and "recall" not in row
     out = capsys.readouterr().out
     assert f"| {run} | {row['synthetic_mix']:.3f} | {row['batch_mixer']:.3f} |" in out
+
+
+def test_patience_replays_the_training_loops_rule_on_a_runs_metrics(tmp_path, capsys):
+    import patience
+    run = tmp_path / "runs" / "seed-3"                       # a --seeds folder's run
+    run.mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"epochs": 10}))
+    val = [0.5, 0.7, 0.6, 0.7, 0.65, 0.8, 0.6]              # best 2, equalled 4, beaten 6
+    (run / "metrics.jsonl").write_text("".join(
+        json.dumps({"epoch": e + 1, "val_accuracy": v, "test_accuracy": v / 2}) + "\n"
+        for e, v in enumerate(val)))
+    assert patience.main([str(tmp_path / "runs"), "--patience", "2,3,4",
+                          "--out", str(tmp_path / "o")]) == 0
+    rows = json.loads((tmp_path / "o" / "patience.json").read_text())["rows"]
+    assert [(r["stopped_after"], r["chosen_epoch"], r["epochs_saved"]) for r in rows] == \
+        [(4, 2, 3), (5, 2, 2), (None, 6, 0)]
+    assert {(r["whole_run_chosen_epoch"], r["last_test_accuracy"]) for r in rows} == {(6, 0.3)}
+    assert "did not stop (7 trained)" in capsys.readouterr().out
+    (run / "metrics.jsonl").write_text(json.dumps({"epoch": 1, "test_accuracy": 0.5}) + "\n")
+    assert patience.main([str(run), "--out", str(tmp_path / "p")]) == 2
+    assert "has no val_accuracy: train it with --val-per-class N" in capsys.readouterr().err

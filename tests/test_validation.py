@@ -64,10 +64,11 @@ def test_too_many_validation_images_is_an_error_that_says_how_many_fit(tiny):
             TrainConfig(val_per_class=bad).resolved()
 
 
-def _train(tiny, out, epochs, resume=False, scores=None, monkeypatch=None, snapshots=None):
+def _train(tiny, out, epochs, resume=False, scores=None, monkeypatch=None, snapshots=None,
+           patience=0):
     """Train on tiny with 2 validation images per class; ``scores``: the validation
     accuracy each epoch reports instead of the measured one (the test's own script)."""
-    cfg = TrainConfig(**{**FAST, "epochs": epochs, "val_per_class": 2})
+    cfg = TrainConfig(**{**FAST, "epochs": epochs, "val_per_class": 2, "patience": patience})
     lab, unl, val = split_with_validation(tiny, cfg.labels_per_class, 2, cfg.data_seed)
     if scores is not None:
         T = importlib.import_module("ganaug.train")     # the module, not ganaug.train()
@@ -170,3 +171,73 @@ def test_seeds_report_the_best_epochs_test_error_over_seeds(tmp_path, monkeypatc
     plain = E.aggregate_seeds([{k: v for k, v in fake_fit(E.TrainConfig(seed=0), "x").items()
                                 if not k.startswith("best")}])
     assert "best_test_error_mean" not in plain
+
+
+# ----------------------------------------------------------------------------- patience
+
+def test_patience_stops_once_the_validation_accuracy_stops_rising(tiny, tmp_path, monkeypatch):
+    # best at epoch 2; epoch 4 only equals it, which is no rise: 3 epochs without one by 5
+    scores = [0.5, 0.75, 0.7, 0.75, 0.6, 0.9]
+    st = _train(tiny, tmp_path / "a", 6, scores=scores, monkeypatch=monkeypatch, patience=3)
+    assert [r["epoch"] for r in st.history] == [1, 2, 3, 4, 5]
+    assert st.stopped_by == "patience" and st.stopped.startswith(
+        "patience: stopped after epoch 5 of 6: no higher validation accuracy in the 3 epochs "
+        "since epoch 2 (0.7500), whose model best.pt holds")
+    assert torch.load(tmp_path / "a" / "best.pt", weights_only=True)["epoch"] == 2
+    assert torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=True)["epoch"] == 5
+    roomy = _train(tiny, tmp_path / "b", 6, scores=scores, monkeypatch=monkeypatch, patience=4)
+    assert roomy.stopped is None and len(roomy.history) == 6      # epoch 6 rose again
+    last = _train(tiny, tmp_path / "c", 5, scores=scores, monkeypatch=monkeypatch, patience=3)
+    assert last.stopped is None and len(last.history) == 5        # no epoch left to save
+
+
+def test_a_run_patience_stopped_resumes_to_nothing_unless_patience_is_raised(tiny, tmp_path,
+                                                                            monkeypatch):
+    out = tmp_path / "r"
+    _train(tiny, out, 6, scores=[0.5, 0.75, 0.7, 0.6], monkeypatch=monkeypatch, patience=2)
+    again = _train(tiny, out, 6, resume=True, scores=[], monkeypatch=monkeypatch, patience=2)
+    assert again.stopped_by == "patience" and len(again.history) == 4    # nothing evaluated
+    more = _train(tiny, out, 6, resume=True, scores=[0.8, 0.7], monkeypatch=monkeypatch,
+                  patience=0)
+    assert more.stopped is None and [r["val_accuracy"] for r in more.history][4:] == [0.8, 0.7]
+    assert torch.load(out / "best.pt", weights_only=True)["epoch"] == 5
+    # stopped by its epochs first, then resumed with patience: as if it had never stopped
+    part = tmp_path / "p"
+    _train(tiny, part, 3, scores=[0.5, 0.75, 0.7], monkeypatch=monkeypatch, patience=2)
+    whole = _train(tiny, part, 6, resume=True, scores=[0.6], monkeypatch=monkeypatch, patience=2)
+    assert whole.stopped.startswith("patience: stopped after epoch 4 of 6")
+
+
+def test_patience_needs_validation_images_and_a_whole_number(tiny, tmp_path, capsys):
+    for bad in (-1, 1.5, True, "3"):
+        with pytest.raises(ValueError, match="patience is a number of epochs"):
+            TrainConfig(patience=bad).resolved()
+    cfg = TrainConfig(**FAST, patience=2)
+    lab, unl = split_labeled(tiny, 4)
+    with pytest.raises(ValueError, match="patience=2 stops on the validation accuracy, and "
+                                         "there are no validation images: pass val="):
+        train(build_model(cfg.resolved(), tiny), lab, unl, cfg, progress=False)
+    out = tmp_path / "r"
+    assert main(["train", "--patience", "3", "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "add --val-per-class N" in err and err.count("\n") == 1 and not out.exists()
+
+
+def test_the_command_line_reports_a_run_patience_stopped(tmp_path, capsys, monkeypatch):
+    T = importlib.import_module("ganaug.train")
+    real = T.evaluate_accuracy                        # the 20 validation images score flat
+    monkeypatch.setattr(T, "evaluate_accuracy", lambda m, d: 0.5 if len(d) == 20 else real(m, d))
+    out = tmp_path / "r"
+    assert main(["train", "--epochs", "6", "--val-per-class", "2", "--patience", "2",
+                 "--out", str(out), "--quiet", "--no-tensorboard"]) == 0
+    printed = capsys.readouterr().out
+    s = json.loads((out / "summary.json").read_text())
+    assert (s["epochs"], s["epochs_planned"], s["stopped_by"], s["best_epoch"]) == \
+        (3, 6, "patience", 1)
+    assert "after epoch 3 of 6 (patience)" in printed
+    seeds = tmp_path / "s"
+    assert main(["train", "--epochs", "6", "--val-per-class", "2", "--patience", "2",
+                 "--seeds", "0,1", "--out", str(seeds), "--quiet", "--no-tensorboard"]) == 0
+    assert "epochs 3/3 of 6 (patience)" in capsys.readouterr().out
+    s = json.loads((seeds / "summary.json").read_text())
+    assert (s["stopped_seeds"], s["stopped_by_seed"]) == ([0, 1], ["patience", "patience"])
