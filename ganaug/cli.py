@@ -26,8 +26,8 @@ from .objectives import list_objectives
 # flag -> TrainConfig field, for the options `train` accepts (all default to "not given")
 _TRAIN_FLAGS = {
     "dataset": str, "data_root": str, "image_size": int, "labels_per_class": None,
-    "data_seed": int, "val_per_class": int, "patience": int, "arch": str, "objective": str, "lipschitz": str,
-    "lam": float,
+    "data_seed": int, "val_per_class": int, "patience": int, "arch": str, "objective": str,
+    "lipschitz": str, "lam": float,
     "gamma": float, "gamma_rampup": int, "margin_scale": float, "nu": float, "g_loss": str,
     "g_cond_weight": float, "g_cond_share": float, "fm_layers": str, "fm_real": str,
     "translate": int,
