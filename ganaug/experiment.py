@@ -166,10 +166,7 @@ def fit(config: TrainConfig | None = None, out: str | Path | None = None, resume
     if rank:                                        # logs and writes
         log = lambda s: None  # noqa: E731
     out = Path(out) if out is not None else None
-    if cfg.patience and not cfg.val_per_class:
-        raise ValueError(f"patience {cfg.patience} stops on the validation accuracy, and the "
-                         f"run holds no validation images: add --val-per-class N "
-                         f"(val_per_class), or drop --patience")
+    check_patience(cfg)
     ckpt = check_run_folder(out, cfg, resume)                 # fail before loading data
     pick_device(cfg.device)                                   # e.g. cuda without a GPU
     if recipe is not None and recipe_bytes is None:
@@ -234,6 +231,14 @@ def fit(config: TrainConfig | None = None, out: str | Path | None = None, resume
     if not rank:
         atomic_write_json(out / SUMMARY, summary)
     return summary
+
+
+def check_patience(cfg: TrainConfig) -> None:
+    """``patience`` needs the validation images that ``val_per_class`` holds out."""
+    if cfg.patience and not cfg.val_per_class:
+        raise ValueError(f"patience {cfg.patience} stops on the validation accuracy, and the "
+                         f"run holds no validation images: add --val-per-class N "
+                         f"(val_per_class), or drop --patience")
 
 
 def _mean_std(values: list[float]) -> tuple[float, float | None]:
@@ -303,6 +308,7 @@ def fit_seeds(config: TrainConfig | None = None, seeds: Sequence[int] = (0, 1, 2
                              f"(the seeds torch takes)")
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"--seeds has repeated seeds: {seeds}")
+    check_patience(cfg)
     log = log or (lambda s: print(s, file=sys.stderr, flush=True))
     rank, world = rank_and_world()
     if rank:

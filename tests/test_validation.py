@@ -221,6 +221,10 @@ def test_patience_needs_validation_images_and_a_whole_number(tiny, tmp_path, cap
     assert main(["train", "--patience", "3", "--out", str(out), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "add --val-per-class N" in err and err.count("\n") == 1 and not out.exists()
+    assert main(["train", "--patience", "3", "--seeds", "0,1", "--out", str(out),
+                 "--quiet"]) == 2
+    err = capsys.readouterr().err                     # before the first seed starts
+    assert "add --val-per-class N" in err and err.count("\n") == 1 and not out.exists()
 
 
 def test_the_command_line_reports_a_run_patience_stopped(tmp_path, capsys, monkeypatch):
