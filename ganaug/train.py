@@ -258,9 +258,10 @@ def train(model: CLSGAN, labeled: ImageSet, unlabeled: ImageSet | None = None,
 
     longest = 0.0                                  # longest epoch of this call, wall seconds
     stopped = _no_better(cfg.patience, history, cfg.epochs, world)
-    if stopped:                                    # a resume of a run that stopped early
-        log(stopped)
-    for epoch in range(start, cfg.epochs if not stopped else start):
+    if stopped:                                    # a resume of a run patience stopped:
+        log(stopped)                               # no epoch more
+    end = start if stopped else cfg.epochs
+    for epoch in range(start, end):
         t0 = time.perf_counter()
         lr = cfg.lr * cfg.lr_decay ** (epoch // cfg.lr_decay_every)
         for opt in (opt_d, opt_g):
