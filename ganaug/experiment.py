@@ -172,7 +172,7 @@ def fit(config: TrainConfig | None = None, out: str | Path | None = None, resume
     if recipe is not None and recipe_bytes is None:
         recipe_bytes = read_recipe_bytes(recipe)             # now, not when training ends
     labeled, unlabeled, test, val = load_data(cfg)
-    check_same_data(out, ckpt, data_fingerprint(labeled, unlabeled, test))
+    check_same_data(out, ckpt, data_fingerprint(labeled, unlabeled, test, val))
     saved = ckpt.get("model") if ckpt is not None else None
     del ckpt                                        # train() reads it again; free it now
     model = build_model(cfg, labeled, saved)

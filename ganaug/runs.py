@@ -39,15 +39,20 @@ def _load_resume(out: Path, cfg: TrainConfig) -> dict:
 
 
 def data_fingerprint(labeled: ImageSet, unlabeled: ImageSet | None = None,
-                     test: ImageSet | None = None) -> dict:
+                     test: ImageSet | None = None, val: ImageSet | None = None) -> dict:
     """What a run's checkpoint records of its data, so that a resume on other data (another
     --data-root, another image folder) is refused: the split sizes, and hashes of the labeled
-    images and of their labels. Plain ints and strings (``weights_only`` loads them)."""
+    images and of their labels, and of the validation images and labels (``val``, what
+    ``best.pt`` is chosen by; 0 validation images when there are none). Plain ints and
+    strings (``weights_only`` loads them)."""
     def digest(t: Tensor) -> str:
         return hashlib.sha256(t.detach().cpu().contiguous().numpy()).hexdigest()[:16]
 
     fp = {"labeled": len(labeled), "unlabeled": len(unlabeled) if unlabeled is not None else 0,
-          "labeled_targets": digest(labeled.targets), "labeled_images": digest(labeled.images)}
+          "labeled_targets": digest(labeled.targets), "labeled_images": digest(labeled.images),
+          "val": len(val) if val is not None else 0}
+    if val is not None:
+        fp["val_data"] = digest(val.images) + digest(val.targets)
     if test is not None:
         fp["test"] = len(test)
     return fp
@@ -63,13 +68,16 @@ def check_same_data(out: str | Path | None, ckpt: dict | None, fingerprint: dict
     differ = [k for k in fingerprint if k in saved and saved[k] != fingerprint[k]]
     if not differ:
         return
-    sizes = [f"{k} images {saved[k]} -> {fingerprint[k]}" for k in ("labeled", "unlabeled", "test")
-             if k in differ]
+    sizes = [f"{'validation' if k == 'val' else k} images {saved[k]} -> {fingerprint[k]}"
+             for k in ("labeled", "unlabeled", "test", "val") if k in differ]
     detail = ", ".join(sizes) or ("the labels of the labeled images differ"
-                                  if "labeled_targets" in differ else "the labeled images differ")
-    raise ValueError(f"cannot resume {out}: this is not the data it trained on ({detail}); point "
-                     f"--data-root (or --dataset folder:PATH) at the run's own data, or start a "
-                     f"new run with another --out")
+                                  if "labeled_targets" in differ else "the labeled images differ"
+                                  if "labeled_images" in differ else
+                                  "the validation images or their labels differ")
+    fix = ("pass the run's own validation images (val=)" if set(differ) <= {"val", "val_data"}
+           else "point --data-root (or --dataset folder:PATH) at the run's own data")
+    raise ValueError(f"cannot resume {out}: this is not the data it trained on ({detail}); "
+                     f"{fix}, or start a new run with another --out")
 
 
 def _seed_folders(out: Path) -> list[int]:

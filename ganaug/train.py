@@ -203,7 +203,7 @@ def train(model: CLSGAN, labeled: ImageSet, unlabeled: ImageSet | None = None,
     if rank != 0:                                  # only rank 0 logs and writes
         log, progress, on_epoch = (lambda s: None), False, None
     ckpt = check_run_folder(out, cfg, resume)
-    fingerprint = data_fingerprint(labeled, unlabeled, test)
+    fingerprint = data_fingerprint(labeled, unlabeled, test, val)
     check_same_data(out, ckpt, fingerprint)        # other data first: the clearer message
     if ckpt is not None:
         check_same_networks(model, ckpt)

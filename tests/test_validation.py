@@ -110,6 +110,26 @@ def test_resuming_keeps_the_best_epoch_as_never_stopping_does(tiny, tmp_path):
     assert all(torch.equal(a["state"][k], b["state"][k]) for k in a["state"])
 
 
+def test_resuming_with_other_validation_images_is_refused_before_training(tiny, tmp_path):
+    """best.pt is chosen by the validation images: a resume must score the same ones."""
+    _train(tiny, tmp_path, 1)
+    before = (tmp_path / "checkpoint.pt").read_bytes()
+    cfg = TrainConfig(**{**FAST, "epochs": 2, "val_per_class": 2})
+    lab, unl, val = split_with_validation(tiny, cfg.labels_per_class, 2, cfg.data_seed)
+    relabeled = ImageSet(val.images, val.targets.roll(1), val.classes)
+    for other, detail in ((None, r"validation images 8 -> 0"),
+                          (val.subset(torch.arange(4)), r"validation images 8 -> 4"),
+                          (relabeled, r"the validation images or their labels differ")):
+        with pytest.raises(ValueError, match=rf"not the data it trained on \({detail}\); pass "
+                                             r"the run's own validation images \(val=\)"):
+            train(build_model(cfg.resolved(), tiny), lab, unl, cfg, test=tiny, out=tmp_path,
+                  resume=True, progress=False, log=lambda s: None, val=other)
+    assert (tmp_path / "checkpoint.pt").read_bytes() == before       # nothing trained
+    state = train(build_model(cfg.resolved(), tiny), lab, unl, cfg, test=tiny, out=tmp_path,
+                  resume=True, progress=False, log=lambda s: None, val=val)
+    assert len(state.history) == 2
+
+
 def test_validation_images_of_another_shape_are_refused_before_training(tiny):
     cfg = TrainConfig(**FAST)
     lab, unl = split_labeled(tiny, 4)
