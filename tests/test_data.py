@@ -31,8 +31,13 @@ def test_split_is_class_balanced_seeded_and_marks_unlabeled(tiny):
     lab3, _ = split_labeled(tiny, 3, seed=6)
     assert torch.equal(lab.images, lab2.images)
     assert not torch.equal(lab.images, lab3.images)
-    # every image is in exactly one of the two parts
-    assert len(lab) + len(unl) == len(tiny)
+    # every image is in exactly one of the two parts (the tiny images are all distinct),
+    # and the labeled ones keep their labels
+    label_of = {im.numpy().tobytes(): int(t) for im, t in zip(tiny.images, tiny.targets)}
+    keys = [[im.numpy().tobytes() for im in part.images] for part in (lab, unl)]
+    assert len(label_of) == len(tiny) and set(keys[0]).isdisjoint(keys[1])
+    assert sorted(keys[0] + keys[1]) == sorted(label_of)
+    assert [label_of[k] for k in keys[0]] == lab.targets.tolist()
 
 
 def test_split_errors(tiny):

@@ -143,14 +143,15 @@ def test_speed_settings_may_change_on_resume(tiny, tmp_path):
 
 
 def test_thread_count_respects_omp_num_threads(monkeypatch):
-    assert cpu_threads() >= 1
     before = torch.get_num_threads()
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    assert configure_threads() == before            # the user's setting wins: untouched
-    monkeypatch.delenv("OMP_NUM_THREADS")
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "64")     # torchrun: cores shared by 64 processes
+    assert cpu_threads() == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
     try:
-        assert configure_threads() == 1
+        torch.set_num_threads(2)
+        assert configure_threads() == 2             # the user's setting wins: untouched
+        monkeypatch.delenv("OMP_NUM_THREADS")
+        assert configure_threads() == 1 == torch.get_num_threads()
     finally:
         torch.set_num_threads(before)
 

@@ -75,8 +75,10 @@ def test_frechet_distance_falls_back_to_eps_offset(monkeypatch):
     assert calls[1] == pytest.approx((1.5 * np.eye(2)) @ (1.5 * np.eye(2)))
     # pytorch-fid convention: offset root, original traces: 9 + 2 + 2 - 2 * Tr(1.5 I)
     assert value == pytest.approx(7.0, rel=1e-9)
+    calls.clear()                 # the first root fails again, so the offset one is used
     value = frechet_distance(np.zeros(2), np.eye(2), np.zeros(2), np.eye(2), eps=0.5)
-    assert value == 0.0  # 2 + 2 - 6 < 0 is clamped to 0
+    assert len(calls) == 2
+    assert value == 0.0  # 2 + 2 - 2 * Tr(1.5 I) = -2 < 0 is clamped to 0
 
 
 def test_frechet_distance_imaginary_component(monkeypatch):

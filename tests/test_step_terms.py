@@ -131,9 +131,14 @@ def test_loss_network_terms_match_design_by_hand(name, data):
         crit = real(ar).mean() - real(af).mean()
     else:
         crit = L(ar, yn).mean() - L(af, yn).mean()
-    if name in ("ls", "gls", "sscls"):         # the small margin reaches the hinge's kink
-        args = delta + (real(ar) - real(af) if name != "sscls" else 0)
-        assert (args < 0).any() or name == "sscls"
+    if name in ("ls", "gls", "cls", "sscls"):  # the hinge's arguments fall on both sides of
+        if name in ("ls", "gls"):              # its kink, so both of its pieces are checked
+            args = delta + real(ar) - real(af)
+        else:
+            args = delta[:n] + L(ar[:n], yn) - L(af[:n], yn)
+            if name == "sscls":
+                args = np.concatenate([args, delta[n:] + L_ul(ar[n:]) - L_ul(af[n:])])
+        assert (args < 0).any() and (args > 0).any()
     want = np.array([sup, cfg.lam * crit, cfg.gamma * crit_u, 0.0, 0.0])
     np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
 

@@ -22,9 +22,13 @@ def test_the_batch_holds_ratio_times_as_many_unlabeled_rows(tiny):
     for z in (nz.z_f, nz.z, nz.z2):                # one fake per real row
         assert z.shape == (4 * bs, cfg.noise_dim)
     assert nz.eps.shape == (4 * bs,)               # zero-gp: one interpolate per pair
-    # the labeled rows are the ratio-1 run's: only the unlabeled stream draws more
+    # the labeled rows are the ratio-1 run's: only the unlabeled stream draws more (the
+    # shifts are drawn for the whole batch at once, so the images compare unshifted)
     b1, _ = first_draw(tiny, TrainConfig(**FAST, translate=1).resolved())
     assert torch.equal(b1.y_crit[:bs], b.y_crit[:bs])
+    b3, _ = first_draw(tiny, TrainConfig(**FAST, unlabeled_ratio=3, translate=0).resolved())
+    b1, _ = first_draw(tiny, TrainConfig(**FAST, translate=0).resolved())
+    assert torch.equal(b1.y_crit[:bs], b3.y_crit[:bs]) and torch.equal(b1.x[:bs], b3.x[:bs])
 
 
 def test_a_larger_unlabeled_part_trains_reproducibly_and_resumes_exactly(tiny, tmp_path):
