@@ -19,7 +19,7 @@ from typing import Any
 
 from ._io import CheckpointError, safe_torch_load
 from .checks import DIVERSITY_WARN
-from .config import LIPSCHITZ, TrainConfig
+from .config import LIPSCHITZ, SEED_RANGE, TrainConfig
 from .data import DataNotFoundError
 from .objectives import list_objectives
 
@@ -154,6 +154,18 @@ def _or_auto(typ):
     return convert
 
 
+def _seed(s: str) -> int:
+    """A seed flag of ``sample`` and ``eval``: one that torch takes, checked before any work."""
+    try:
+        seed = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {s!r}") from None
+    if not SEED_RANGE[0] <= seed <= SEED_RANGE[1]:
+        raise argparse.ArgumentTypeError(f"{seed} is outside {SEED_RANGE[0]} to {SEED_RANGE[1]} "
+                                         f"(the seeds torch takes)")
+    return seed
+
+
 def _seed_list(s: str) -> list[int]:
     try:
         seeds = [int(part) for part in s.split(",") if part.strip()]
@@ -257,7 +269,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True,
                    help="FILE.png (grid, a row per class) or FILE.pt ({images in [-1, 1], "
                         "labels, classes}); replaced if it exists")
-    s.add_argument("--seed", type=int, default=0,
+    s.add_argument("--seed", type=_seed, default=0,
                    help="seed of the generator's noise: the same seed, the same images "
                         "(default 0)")
     s.add_argument("--device", default="auto",
@@ -289,7 +301,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="training steps of the domain classifier and of the TSTR classifier "
                         "(default 1000 for the MLP, 3000 for the CNN); numbers compare only "
                         "at equal steps")
-    e.add_argument("--seed", type=int, default=None,    # None: not given (0), for --quick
+    e.add_argument("--seed", type=_seed, default=None,    # None: not given (0), for --quick
                    help="sampling seed (default 0)")
     e.add_argument("--cache-dir", default=None, metavar="DIR",
                    help="cache of the domain classifier (default $GANAUG_CACHE or ~/.cache/ganaug)")
@@ -324,6 +336,7 @@ def _train(args: argparse.Namespace) -> int:
         if args.out is None:
             raise ValueError("--resume needs --out pointing at the run to resume")
         from pathlib import Path
+        from .runs import checkpoint_config
         from .train import CHECKPOINT
         folders = [Path(args.out)] if args.seeds is None else \
             [seed_dir(args.out, s) for s in args.seeds]
@@ -332,7 +345,7 @@ def _train(args: argparse.Namespace) -> int:
             where = CHECKPOINT if args.seeds is None else f"seed-N/{CHECKPOINT} of --seeds"
             raise ValueError(f"nothing to resume in {args.out}: it has no {where}; drop "
                              f"--resume to start a new run there")
-        saved = TrainConfig.from_dict(safe_torch_load(path)["config"])
+        saved = checkpoint_config(safe_torch_load(path), path)
         if net_flags:                              # over the saved (or recipe's) options
             given["net_options"] = {**given.get("net_options", saved.net_options), **net_flags}
         # compare resolved values: `--lipschitz auto` resumes a run saved as 'zero-gp'

@@ -116,7 +116,7 @@ class TrainConfig:
     data_root: str = "./data"          # torchvision root (ignored for digits)
     download: bool = False             # let torchvision fetch missing files (needs internet)
     image_size: int | None = None      # pad MNIST / resize folders to this side (None: native)
-    labels_per_class: int | None = 10  # labels kept per class; None = all (supervised)
+    labels_per_class: int | None = 10  # labels kept per class; None (or "all") = all
     balanced_labels: bool = False      # draw labeled batches class-balanced (imbalanced data)
     translate: int = 0                 # shift each real training image by up to this many
                                        # pixels per step (data augmentation; 0: off)
@@ -290,6 +290,8 @@ class TrainConfig:
         if c.loss_form == "softmax" and (not obj.conditional or obj.critic == "gan"):
             raise ValueError(f"objective {c.objective!r} needs loss_form='semi' (its critic "
                              f"uses the implicit 'fake' logit)")
+        if c.labels_per_class == "all":              # as --labels-per-class and recipes
+            c.labels_per_class = None
         lpc = c.labels_per_class
         if lpc is not None and (isinstance(lpc, bool) or not isinstance(lpc, int) or lpc <= 0):
             raise ValueError(f"labels_per_class must be a positive integer or 'all', got {lpc!r}")
@@ -397,3 +399,16 @@ class TrainConfig:
         """Keys whose values differ and may not (see :meth:`may_change`)."""
         a, b = self.to_dict(), other.to_dict()
         return [k for k in a if not self.may_change(k, b[k], a[k])]
+
+
+def resolve_config(config: TrainConfig | None) -> TrainConfig:
+    """``config`` (None: the defaults) validated, its ``auto`` values filled in
+    (:meth:`TrainConfig.resolved`); a TypeError that says how to build one for anything else
+    (a dict of settings, say)."""
+    if config is None:
+        return TrainConfig().resolved()
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}: build one "
+                        f"with TrainConfig(**settings), or TrainConfig.from_dict for a run's "
+                        f"config.json")
+    return config.resolved()

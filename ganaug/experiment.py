@@ -21,14 +21,15 @@ import torch
 from ._io import CheckpointError, atomic_torch_save, atomic_write_bytes, atomic_write_json, \
     run_checkpoint, safe_torch_load
 from .checks import DIVERSITY_WARN, diversity_note
-from .config import SEED_RANGE, TrainConfig, folder_path, standing_stats_count
+from .config import SEED_RANGE, TrainConfig, folder_path, resolve_config, \
+    standing_stats_count
 from .data import DataNotFoundError, ImageSet, load_dataset, split_with_validation
 from .distributed import broadcast_object, rank_and_world
 from .metrics import classification_metrics
 from .model import CLSGAN, _positive
 from .nets import resolve_arch
 from .runs import (SUMMARY, check_run_folder, check_run_kind, check_same_data,
-                   data_fingerprint)
+                   checkpoint_config, data_fingerprint)
 from .train import BEST, CHECKPOINT, TIME_LIMIT, _derive_seed, _grid_inputs, best_record, \
     check_inputs, pick_device, save_grid, train
 
@@ -160,7 +161,7 @@ def fit(config: TrainConfig | None = None, out: str | Path | None = None, resume
     from .monitor import RunMonitor
 
     started = time.perf_counter()                   # the time limit counts data loading too
-    cfg = (config or TrainConfig()).resolved()
+    cfg = resolve_config(config)
     log = log or (lambda s: print(s, file=sys.stderr, flush=True))
     rank, world = rank_and_world()                  # data-parallel (torchrun): rank 0 alone
     if rank:                                        # logs and writes
@@ -176,7 +177,7 @@ def fit(config: TrainConfig | None = None, out: str | Path | None = None, resume
     saved = ckpt.get("model") if ckpt is not None else None
     del ckpt                                        # train() reads it again; free it now
     model = build_model(cfg, labeled, saved)
-    check_inputs(model, labeled, cfg, world, val)
+    check_inputs(model, labeled, cfg, world, val, unlabeled, test)
     if out is None:                                 # a new folder, once the input is good
         out = broadcast_object(None if rank else claim_run_dir(cfg), world)
     log(f"ganaug: {cfg.objective} on {cfg.dataset}: {len(labeled)} labeled, "
@@ -298,7 +299,7 @@ def fit_seeds(config: TrainConfig | None = None, seeds: Sequence[int] = (0, 1, 2
     Every folder is checked before any training starts; ``recipe`` is read once, then (as
     ``recipe_bytes``, when given) copied into every seed's folder.
     """
-    cfg = (config or TrainConfig()).resolved()
+    cfg = resolve_config(config)
     seeds = [int(s) for s in seeds]
     if not seeds:
         raise ValueError("--seeds needs at least one seed")
@@ -416,7 +417,7 @@ def evaluate_run(run: str | Path, data_root: str | None = None, *, quality: bool
                                   f"--val-per-class N); drop --best to evaluate its last "
                                   f"epoch")
     ckpt = safe_torch_load(path)
-    cfg = TrainConfig.from_dict(ckpt["config"])
+    cfg = checkpoint_config(ckpt, path)
     if data_root is not None:
         cfg.data_root = data_root
     folder = folder_path(cfg.dataset)
@@ -482,6 +483,9 @@ def sample_run(run: str | Path, per_class: int, out: str | Path, seed: int = 0,
     if out.is_dir():
         raise ValueError(f"--out {out} is a folder; name a file in it (e.g. {out / 'samples'}"
                          f"{out.suffix})")
+    above = next((p for p in out.parents if p.exists()), None)    # the folders are made
+    if above is not None and not above.is_dir():
+        raise ValueError(f"--out {out} is under {above}, a file: name a file in a folder")
     dev = pick_device(device)
     model = CLSGAN.load(run, map_location=dev, need_generator=True)
     if log:

@@ -180,14 +180,40 @@ class CLSGAN(nn.Module):
              need_generator: bool = False) -> "CLSGAN":
         """Load a model from a checkpoint file or a run folder (its ``checkpoint.pt``).
         ``need_generator``: refuse a run whose objective trains no generator (its samples
-        would be noise from the initial weights)."""
+        would be noise from the initial weights). ``map_location``: the device to load the
+        model onto (``"auto"`` too); another value ``torch.load`` takes (a function, a dict)
+        maps the checkpoint's tensors, and the model is built on the CPU."""
+        if isinstance(map_location, (str, torch.device)):
+            map_location = pick_device(map_location)      # a clear error for a bad device
         ckpt = safe_torch_load(run_checkpoint(path), map_location)
         objective = (ckpt.get("config") or {}).get("objective")
         if need_generator and objective in OBJECTIVES and OBJECTIVES[objective].critic == "none":
             raise CheckpointError(f"{path} was trained with objective {objective!r}, which "
                                   f"trains no generator: its samples would be noise; sample "
                                   f"from a run of a GAN objective (sscls, cls, ...)")
-        return cls.from_checkpoint(ckpt).to(map_location)
+        model = cls.from_checkpoint(ckpt)
+        return model.to(map_location) if isinstance(map_location, torch.device) else model
+
+
+def pick_device(name: str | torch.device = "auto") -> torch.device:
+    """``auto``: CUDA when present, else CPU. ganaug runs on the CPU and on CUDA GPUs: any
+    other device, and ``cuda`` without a GPU, is a clear error."""
+    if str(name) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, TypeError):
+        dev = None
+    if dev is None or dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"unknown device {str(name)!r}; use auto, cpu, cuda or cuda:N (ganaug "
+                         f"runs on the CPU and on CUDA GPUs)")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {str(name)!r} was asked for but no CUDA GPU is available; "
+                         "use --device cpu or auto")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(f"device {str(name)!r} was asked for but this machine has "
+                         f"{torch.cuda.device_count()} GPU(s) (cuda:0 ...); pick one of those")
+    return dev
 
 
 def to_device(t: Tensor, device: torch.device) -> Tensor:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from torch import Tensor
 
-from ._io import CHECKPOINT, safe_torch_load
+from ._io import CHECKPOINT, CheckpointError, safe_torch_load
 from .config import TrainConfig
 from .data import ImageSet
 
@@ -22,9 +22,21 @@ SUMMARY = "summary.json"       # written by experiment.fit (a multi-seed folder:
 _SEED_DIR = re.compile(r"seed-(-?[0-9]+)")   # experiment.seed_dir's run folders
 
 
+def checkpoint_config(ckpt: dict, path: str | Path) -> TrainConfig:
+    """The configuration a run's checkpoint (``path``, loaded as ``ckpt``) was trained with;
+    CheckpointError for a model file without one (``CLSGAN.save``'s)."""
+    if not isinstance(ckpt.get("config"), dict):
+        raise CheckpointError(f"{path} holds a model without the configuration it was trained "
+                              f"with (a file of CLSGAN.save, not a run of `ganaug train`): "
+                              f"`ganaug sample --run {path}`, CLSGAN.load and SyntheticMix read "
+                              f"it; evaluating a run and --resume need a run folder of "
+                              f"`ganaug train`")
+    return TrainConfig.from_dict(ckpt["config"])
+
+
 def _load_resume(out: Path, cfg: TrainConfig) -> dict:
     ckpt = safe_torch_load(out / CHECKPOINT)
-    saved = TrainConfig.from_dict(ckpt["config"])
+    saved = checkpoint_config(ckpt, out / CHECKPOINT)
     diff = cfg.diff(saved)
     if diff:
         detail = ", ".join(f"{k}: {getattr(saved, k)!r} -> {getattr(cfg, k)!r}" for k in diff)

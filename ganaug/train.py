@@ -30,9 +30,9 @@ from .checks import (first_per_class_distances, pair_distances, per_class, poole
                      relative_spread)
 from ._io import CHECKPOINT, CheckpointError, atomic_torch_save, atomic_write_bytes, \
     atomic_write_json, atomic_write_text
-from .config import TrainConfig
+from .config import TrainConfig, resolve_config
 from .data import ImageSet
-from .model import CLSGAN
+from .model import CLSGAN, pick_device
 from .nets import recalibrate_batchnorm
 from .runs import check_run_folder, check_run_kind, check_same_data, data_fingerprint
 from .step import Speed, TrainStep, _derive_seed, _Draws, _Shard, step_kind
@@ -44,23 +44,6 @@ BEST = "best.pt"        # the model of the epoch with the best validation accura
 TIME_LIMIT, PATIENCE = "time limit", "patience"     # why a run stopped before its epochs
 
 
-def pick_device(name: str = "auto") -> torch.device:
-    """``auto``: CUDA when present, else CPU. ``cuda`` without a GPU is a clear error."""
-    if str(name) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(name)
-    except (RuntimeError, TypeError):
-        raise ValueError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {str(name)!r} was asked for but no CUDA GPU is available; "
-                         "use --device cpu or auto")
-    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise ValueError(f"device {str(name)!r} was asked for but this machine has "
-                         f"{torch.cuda.device_count()} GPU(s) (cuda:0 ...); pick one of those")
-    return dev
-
-
 def check_world_batch(batch_size: int, world: int) -> None:
     """Every process takes an equal share of the global batch."""
     if world > 1 and batch_size % world:
@@ -69,7 +52,8 @@ def check_world_batch(batch_size: int, world: int) -> None:
 
 
 def check_inputs(model: CLSGAN, labeled: ImageSet, cfg: TrainConfig, world: int = 1,
-                 val: ImageSet | None = None) -> None:
+                 val: ImageSet | None = None, unlabeled: ImageSet | None = None,
+                 test: ImageSet | None = None) -> None:
     """ValueError for data, model and resolved config that cannot train together (checked
     by :func:`train`, and by ``fit`` before it creates a run folder)."""
     check_world_batch(cfg.batch_size, world)
@@ -83,8 +67,18 @@ def check_inputs(model: CLSGAN, labeled: ImageSet, cfg: TrainConfig, world: int 
         raise ValueError(f"translate={cfg.translate} pixels would move {labeled.image_shape[1]}x"
                          f"{labeled.image_shape[2]} images out of view; use fewer pixels than "
                          f"the image side (e.g. 2 for MNIST)")
-    if len(labeled) == 0 or int(labeled.targets.min()) < 0:
-        raise ValueError("the labeled set must be non-empty and every target in [0, C)")
+    C = model.num_classes
+    if not _labels_fit(labeled, C):
+        raise ValueError(f"the labeled set must be non-empty and every target in [0, {C}) "
+                         f"(the model's classes)")
+    if unlabeled is not None and len(unlabeled) and unlabeled.image_shape != model.image_shape:
+        raise ValueError(f"unlabeled images {unlabeled.image_shape} do not match the model's "
+                         f"{model.image_shape}: split them from the same data "
+                         f"(ganaug.split_labeled)")
+    if test is not None and (test.image_shape != model.image_shape or not _labels_fit(test, C)):
+        raise ValueError(f"the test set (images {test.image_shape}) must hold images of the "
+                         f"model's shape {model.image_shape}, at least one, every target in "
+                         f"[0, {C}): pass the test split of the same data, or test=None")
     if cfg.patience and val is None:
         raise ValueError(f"patience={cfg.patience} stops on the validation accuracy, and there "
                          f"are no validation images: pass val= (ganaug.split_with_validation), "
@@ -93,11 +87,16 @@ def check_inputs(model: CLSGAN, labeled: ImageSet, cfg: TrainConfig, world: int 
         if val.image_shape != model.image_shape:
             raise ValueError(f"validation images {val.image_shape} do not match the model's "
                              f"{model.image_shape}: hold them out of the same data")
-        if len(val) == 0 or int(val.targets.min()) < 0 or \
-                int(val.targets.max()) >= model.num_classes:
+        if not _labels_fit(val, C):
             raise ValueError(f"the validation set must be non-empty and every target in [0, "
-                             f"{model.num_classes}) (labeled images held out of training, "
-                             f"e.g. by ganaug.split_with_validation); pass val=None for none")
+                             f"{C}) (labeled images held out of training, e.g. by "
+                             f"ganaug.split_with_validation); pass val=None for none")
+
+
+def _labels_fit(data: ImageSet, num_classes: int) -> bool:
+    """``data`` is non-empty and every target is a class id in [0, num_classes)."""
+    return len(data) > 0 and 0 <= int(data.targets.min()) and \
+        int(data.targets.max()) < num_classes
 
 
 def best_record(history: list[dict]) -> dict | None:
@@ -195,11 +194,11 @@ def train(model: CLSGAN, labeled: ImageSet, unlabeled: ImageSet | None = None,
     draw different noise per rank.
     """
     started = time.perf_counter() if started is None else started
-    cfg = (config or TrainConfig()).resolved()
+    cfg = resolve_config(config)
     obj = O.get_objective(cfg.objective)
     log = log or (lambda s: print(s, file=sys.stderr, flush=True))
     rank, world = dist_.rank_and_world()
-    check_inputs(model, labeled, cfg, world, val)
+    check_inputs(model, labeled, cfg, world, val, unlabeled, test)
     if rank != 0:                                  # only rank 0 logs and writes
         log, progress, on_epoch = (lambda s: None), False, None
     ckpt = check_run_folder(out, cfg, resume)

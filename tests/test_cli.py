@@ -165,6 +165,11 @@ def test_sample_refuses_a_folder_as_out_and_a_run_without_a_generator(digits_run
     folder.mkdir()
     assert main(["sample", "--run", str(digits_run), "--out", str(folder)]) == 2
     assert "is a folder; name a file in it" in capsys.readouterr().err
+    afile = tmp_path / "notes.txt"
+    afile.write_text("hi")
+    assert main(["sample", "--run", str(digits_run), "--out", str(afile / "s.png")]) == 2
+    assert f"is under {afile}, a file: name a file in a folder" in capsys.readouterr().err
+    assert afile.read_text() == "hi"
     sup = tmp_path / "sup"
     assert main(["train", "--objective", "supervised", "--epochs", "1", "--quiet",
                  "--no-tensorboard", "--out", str(sup)]) == 0
@@ -172,6 +177,60 @@ def test_sample_refuses_a_folder_as_out_and_a_run_without_a_generator(digits_run
     assert main(["sample", "--run", str(sup), "--out", str(tmp_path / "s.png")]) == 2
     err = capsys.readouterr().err
     assert "trains no generator" in err and err.count("\n") == 1
+    assert not (tmp_path / "s.png").exists()
+
+
+@pytest.mark.parametrize("command", ["sample", "eval"])
+@pytest.mark.parametrize("seed,message", [
+    ("99999999999999999999999", "argument --seed: 99999999999999999999999 is outside "
+                                "-9223372036854775808 to 18446744073709551615"),
+    ("1.5", "argument --seed: expected a whole number, got '1.5'")])
+def test_a_seed_torch_cannot_take_is_refused_before_any_work(digits_run, tmp_path, capsys,
+                                                             command, seed, message):
+    """Before, eval trained its domain classifier first, then failed with torch's
+    "Overflow when unpacking long long"."""
+    out = ["--out", str(tmp_path / "s.png")] if command == "sample" else []
+    with pytest.raises(SystemExit) as e:
+        main([command, "--run", str(digits_run), "--seed", seed, *out])
+    assert e.value.code == 2 and message in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_model_file_is_not_taken_for_a_run_by_eval_and_resume(digits_run, tmp_path, capsys):
+    """A folder holding CLSGAN.save's file as checkpoint.pt (no training configuration):
+    before, eval and --resume failed with KeyError: 'config'."""
+    from ganaug import CLSGAN
+    folder = tmp_path / "saved"
+    folder.mkdir()
+    CLSGAN.load(digits_run).save(folder / "checkpoint.pt")
+    want = (f"{folder / 'checkpoint.pt'} holds a model without the configuration it was "
+            f"trained with (a file of CLSGAN.save, not a run of `ganaug train`)")
+    for argv in (["eval", "--run", str(folder), "--quick"],
+                 ["train", "--resume", "--out", str(folder), "--quiet"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert want in err and err.count("\n") == 1
+    assert sorted(p.name for p in folder.iterdir()) == ["checkpoint.pt"]
+    assert main(["sample", "--run", str(folder), "--out", str(tmp_path / "s.png")]) == 0
+
+
+def test_eval_and_sample_on_a_multi_seed_folder_name_its_seed_folders(digits_run, tmp_path,
+                                                                     capsys):
+    import shutil
+    from ganaug import CheckpointError, SyntheticMix
+    from ganaug.data import load_dataset
+    multi = tmp_path / "multi"
+    for seed in (10, 2):
+        shutil.copytree(digits_run, multi / f"seed-{seed}")
+    want = (f"{multi} holds a multi-seed run (--seeds), one run folder per seed: pass one of "
+            f"them, e.g. {multi / 'seed-2'} (seed-2, seed-10)")
+    for argv in (["eval", "--run", str(multi), "--quick"],
+                 ["sample", "--run", str(multi), "--out", str(tmp_path / "s.png")]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert want in err and err.count("\n") == 1
+    with pytest.raises(CheckpointError, match="holds a multi-seed run"):
+        SyntheticMix(load_dataset("digits")[0], multi, fraction=0.3)
     assert not (tmp_path / "s.png").exists()
 
 

@@ -62,7 +62,17 @@ def test_split_folders_hidden_entries_and_single_classes(tmp_path):
     Image.new("L", (8, 8)).save(tmp_path / "flat" / "x.png")
     with pytest.raises(DataNotFoundError, match="image folder") as e:
         load_dataset(f"folder:{tmp_path / 'flat'}")
-    assert ".;" not in str(e.value) and str(e.value).endswith("one sub-folder of images per class")
+    assert ".;" not in str(e.value) and "one sub-folder of images per class (files ending in " \
+        ".jpg, .jpeg, .png" in str(e.value)
+    for name in ("a", "b"):                             # class folders, no image in them
+        (tmp_path / "notes" / name).mkdir(parents=True)
+        (tmp_path / "notes" / name / "readme.txt").write_text("hi")
+    with pytest.raises(DataNotFoundError, match=r"Found no valid file for the classes a, b; it "
+                                                r"needs one sub-folder of images per class "
+                                                r"\(files ending in \.jpg"):
+        load_dataset(f"folder:{tmp_path / 'notes'}")
+    with pytest.raises(DataNotFoundError, match=r"image folder .*x\.png is a file, not a folder"):
+        load_dataset(f"folder:{tmp_path / 'flat' / 'x.png'}")
 
 
 def test_damaged_files_are_named(tmp_path):

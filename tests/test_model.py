@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from ganaug import CLSGAN, CheckpointError
+from ganaug.model import pick_device
 
 
 class Evil:
@@ -209,6 +210,21 @@ def test_sampler_devices_are_checked_before_any_work():
         Sampler(m, device="gpu")
     with pytest.raises(ValueError, match="no CUDA GPU is available"):    # none, as the
         Sampler(m, device="cuda")                   # tests not marked gpu see none
+    for other in ("xpu", "mps", "meta", torch.device("meta")):   # torch's, not ganaug's
+        with pytest.raises(ValueError, match=r"unknown device '(xpu|mps|meta)'; use auto, cpu, "
+                                             r"cuda or cuda:N \(ganaug runs on the CPU and"):
+            Sampler(m, device=other)
+
+
+def test_load_checks_a_device_map_location_first_and_takes_auto(tmp_path):
+    """A bad device is named as such, not taken for a corrupted checkpoint."""
+    path = tmp_path / "m.pt"
+    CLSGAN((1, 8, 8), 4, "mlp").save(path)
+    for bad in ("gpu", "xpu"):
+        with pytest.raises(ValueError, match=f"unknown device '{bad}'"):
+            CLSGAN.load(path, map_location=bad)
+    assert CLSGAN.load(path, map_location="auto").device == pick_device("auto")
+    assert CLSGAN.load(path, map_location=lambda s, loc: s).device.type == "cpu"   # torch's own
 
 
 @pytest.mark.gpu

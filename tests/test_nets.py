@@ -146,6 +146,9 @@ def test_a_misspelt_net_option_is_named_before_any_work():
     ("conv", (3, 16, 16), {"dropout": 1.0}, r"dropout must be a rate in \[0, 1\)"),
     ("conv", (3, 16, 16), {"d_width": 8.5}, "d_width must be a positive whole number"),
     ("conv", (3, 16, 16), {"g_width": 0}, "g_width must be a positive whole number"),
+    ("mlp", (1, 8, 8), {"noise_dim": -1}, "noise_dim must be a positive whole number, got -1"),
+    ("mlp", (1, 8, 8), {"noise_dim": "abc"}, "noise_dim must be a positive whole number"),
+    ("conv", (3, 16, 16), {"noise_dim": 0}, "noise_dim must be a positive whole number, got 0"),
 ])
 def test_bad_net_option_values_are_named_before_any_network_is_built(arch, shape, options, match):
     """Before, a float width or a lone number was a TypeError from deep inside torch, and a

@@ -71,6 +71,7 @@ BAD = [
     ("- epochs: 3\n", "must be a mapping"),
     ("epochs: [1\n", "is not valid YAML"),
     ("epochs: 3\nepochs: 5\n", "key 'epochs' is given twice"),
+    ("? [a, b]\n: 3\n", "a key must be a name, not a list"),
     ("lr: fast\n", "lr must be float, got 'fast'"),
     ("data_root: 1e5\n", "data_root must be str, got 100000.0 (quote it for text: '1e5')"),
     ("epochs: 2.5\n", "epochs must be int, got 2.5"),

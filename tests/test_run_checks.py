@@ -55,6 +55,8 @@ def test_counts_must_be_positive_whole_numbers(key):
     (dict(objective="gan", loss_form="softmax"), "needs loss_form='semi'"),
     (dict(objective="ls", loss_form="softmax"), "needs loss_form='semi'"),
     (dict(labels_per_class=0), "labels_per_class must be a positive integer"),
+    (dict(labels_per_class="some"), "labels_per_class must be a positive integer or 'all', "
+                                     "got 'some'"),
     (dict(mode_seeking=-0.5), "mode_seeking must be non-negative"),
     (dict(compile=True, amp=True), "amp must be one of")])
 def test_options_without_effect_or_out_of_range_are_refused(options, match):
@@ -71,6 +73,10 @@ def test_options_without_effect_or_out_of_range_are_refused(options, match):
     dict(lr_decay=0.5, lr_decay_every=5)])
 def test_options_that_act_are_accepted(options):
     TrainConfig(**options).resolved()
+
+
+def test_labels_per_class_all_means_every_label_as_on_the_command_line():
+    assert TrainConfig(labels_per_class="all").resolved().labels_per_class is None
 
 
 def test_resolved_configs_resolve_again_unchanged():
@@ -183,3 +189,15 @@ def test_the_run_folder_records_the_resolved_configuration(tiny, tmp_path):
     cfg = json.loads((tmp_path / "config.json").read_text())
     assert (cfg["lipschitz"], cfg["g_loss"], cfg["gp_weight"], cfg["g_cond_weight"]) == \
         ("zero-gp", "feature-matching", 0.1, 3.0)
+
+
+def test_a_dict_of_settings_in_place_of_a_config_says_how_to_build_one(tiny, tmp_path):
+    from ganaug import build_model, fit, fit_seeds, train
+    model = build_model(TrainConfig().resolved(), tiny)
+    for call in (lambda: fit({"epochs": 1}, out=tmp_path / "a"),
+                 lambda: fit_seeds({"epochs": 1}, [0], tmp_path / "b"),
+                 lambda: train(model, tiny, None, {"epochs": 1}, out=tmp_path / "c")):
+        with pytest.raises(TypeError, match=r"config must be a TrainConfig, got dict: build one "
+                                            r"with TrainConfig\(\*\*settings\)"):
+            call()
+    assert list(tmp_path.iterdir()) == []

@@ -423,14 +423,38 @@ def test_initial_weights_follow_the_training_seed_not_the_data_seed(tiny):
     assert all(torch.equal(a[k], c[k]) for k in a)
 
 
-def test_a_negative_target_is_refused_before_training(tiny):
+def test_a_target_outside_the_classes_is_refused_before_training(tiny):
     from ganaug.data import ImageSet
 
-    bad = ImageSet(tiny.images, tiny.targets.clone(), tiny.classes)
-    bad.targets[5] = -1
-    with pytest.raises(ValueError, match=r"every target in \[0, C\)"):
-        train(build_model(TrainConfig(**FAST).resolved(), tiny), bad, None, TrainConfig(**FAST),
-              progress=False)
+    for wrong in (-1, 4):                             # tiny has 4 classes
+        bad = ImageSet(tiny.images, tiny.targets.clone(), tiny.classes)
+        bad.targets[5] = wrong
+        with pytest.raises(ValueError, match=r"the labeled set must be non-empty and every "
+                                             r"target in \[0, 4\)"):
+            train(build_model(TrainConfig(**FAST).resolved(), tiny), bad, None,
+                  TrainConfig(**FAST), progress=False)
+
+
+def test_unlabeled_and_test_sets_that_cannot_be_used_are_refused_before_any_file(tiny,
+                                                                                   tmp_path):
+    """Before, an unlabeled set of another shape failed inside the first step, a test set of
+    another shape after the first epoch (each leaving config.json behind), and test targets
+    outside the classes were scored without a word."""
+    from ganaug.data import ImageSet
+
+    cfg = TrainConfig(**FAST)
+    lab, unl = split_labeled(tiny, 4)
+    small = ImageSet(torch.zeros(6, 1, 6, 6), torch.arange(6) % 4, tiny.classes)
+    shifted = ImageSet(tiny.images, tiny.targets + 5, tiny.classes)
+    for u, t, match in ((small, tiny, r"unlabeled images \(1, 6, 6\) do not match the "
+                                      r"model's \(1, 8, 8\)"),
+                        (unl, small, r"the test set \(images \(1, 6, 6\)\) must hold"),
+                        (unl, shifted, r"every target in \[0, 4\): pass the test split"),
+                        (unl, tiny.subset(torch.arange(0)), r"the test set .* at least one")):
+        with pytest.raises(ValueError, match=match):
+            train(build_model(cfg.resolved(), tiny), lab, u, cfg, test=t, out=tmp_path / "r",
+                  progress=False)
+        assert not (tmp_path / "r").exists()
 
 
 def test_atomic_writes_replace_the_file_and_never_rewrite_it(tmp_path):

@@ -298,11 +298,14 @@ def _read_folder(folder: Path, image_size: int | None, mode: str | None = None
     RGB (or ``mode``), resized to ``image_size`` when given."""
     from PIL import Image
 
+    from torchvision.datasets.folder import IMG_EXTENSIONS
+
     try:
         ds = _image_folder(folder)
     except (FileNotFoundError, OSError) as e:
-        raise DataNotFoundError(f"image folder {folder}: {str(e).rstrip('.')}; it needs one "
-                                f"sub-folder of images per class") from None
+        raise DataNotFoundError(f"image folder {folder}: {' '.join(str(e).split()).rstrip('.')}"
+                                f"; it needs one sub-folder of images per class (files ending "
+                                f"in {', '.join(IMG_EXTENSIONS)})") from None
     if len(ds.classes) < 2:
         raise ValueError(f"image folder {folder} has {len(ds.classes)} class sub-folder(s) "
                          f"({', '.join(ds.classes)}); it needs one sub-folder of images per "
@@ -343,8 +346,9 @@ def load_folder(path: str | os.PathLike, image_size: int | None = None):
     inside, those are the splits; otherwise a fixed stratified 80/20 split is made."""
     folder = Path(path)
     if not folder.is_dir():
-        raise DataNotFoundError(f"image folder {folder} does not exist; pass "
-                                f"--dataset folder:PATH with a folder of class sub-folders")
+        what = "is a file, not a folder" if folder.exists() else "does not exist"
+        raise DataNotFoundError(f"image folder {folder} {what}; pass --dataset folder:PATH "
+                                f"with a folder of class sub-folders")
     if (folder / "train").is_dir() and (folder / "test").is_dir():
         xtr, ytr, ctr = _read_folder(folder / "train", image_size)
         xte, yte, cte = _read_folder(folder / "test", image_size)

@@ -102,6 +102,7 @@ def build_conv(image_shape, num_classes, *, noise_dim: int = 100, g_width: int =
         raise ValueError(f"the conv pair needs square images with a side divisible by 8, got "
                          f"{h}x{w}; pad or resize (MNIST: pad to 32) or use arch='mlp'")
     g_width, d_width = width("g_width", g_width), width("d_width", d_width)
+    noise_dim = width("noise_dim", noise_dim)
     input_noise, dropout = level("input_noise", input_noise), level("dropout", dropout, True)
     return (ConvGenerator(image_shape, num_classes, noise_dim, g_width),
             ConvLossNet(image_shape, num_classes, d_width, input_noise, dropout, norm))

@@ -6,7 +6,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from ._layers import GaussianNoise, hidden_activations, level, normed, one_hot, widths
+from ._layers import GaussianNoise, hidden_activations, level, normed, one_hot, width, widths
 from ._registry import register
 
 
@@ -93,6 +93,7 @@ def build_mlp(image_shape, num_classes, *, noise_dim: int = 100, g_hidden=(500, 
     pixels, i.e. ``input_noise=0.6`` here, and ``hidden_noise=0.5`` (recipes/mnist-100.yaml).
     """
     g_hidden, d_hidden = widths("g_hidden", g_hidden), widths("d_hidden", d_hidden)
+    noise_dim = width("noise_dim", noise_dim)
     input_noise, hidden_noise = level("input_noise", input_noise), level("hidden_noise", hidden_noise)
     return (MLPGenerator(image_shape, num_classes, noise_dim, g_hidden, g_norm, g_out_norm),
             MLPLossNet(image_shape, num_classes, d_hidden, input_noise, hidden_noise, norm))
