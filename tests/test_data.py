@@ -57,6 +57,31 @@ def test_imageset_is_torchvision_like(tiny):
         ImageSet(torch.zeros(3, 8, 8), torch.zeros(3), ["x"])
 
 
+@pytest.mark.parametrize("images,targets,match", [
+    (torch.zeros(2, 8, 8, 3), [0, 1], r"shape \(2, 8, 8, 3\), which looks like NHWC \(channels "
+                                      r"last\): pass images.permute\(0, 3, 1, 2\)"),
+    (torch.zeros(2, 1, 8, 8), [[0], [1]], r"2 images need one target each .* got targets of "
+                                          r"shape \(2, 1\)"),
+    (torch.zeros(2, 1, 8, 8), [0, 1, 1], r"got targets of shape \(3,\)"),
+    (torch.zeros(2, 1, 8, 8), [0.0, 1.5], "targets must be whole class ids"),
+    (torch.zeros(2, 1, 8, 8), [0, 2], r"targets must be class ids in \[0, 2\) \(one per name "
+                                      r"in classes\) or -1 \(unlabeled\), got 0 to 2"),
+    (torch.zeros(2, 1, 8, 8), [-2, 1], r"got -2 to 1"),
+    (torch.full((2, 1, 8, 8), 255.0), [0, 1], r"images must be in \[-1, 1\], ganaug's range, got "
+                                              r"255 to 255: scale them \(e.g. x / 127.5 - 1"),
+])
+def test_imageset_refuses_what_would_fail_or_mislead_later(images, targets, match):
+    with pytest.raises(ValueError, match=match):
+        ImageSet(images, targets, ["a", "b"])
+
+
+def test_imageset_takes_numpy_arrays_and_whole_float_targets():
+    import numpy as np
+    data = ImageSet(np.zeros((3, 1, 4, 4), np.float32), np.array([0.0, 1.0, -1.0]), ["a", "b"])
+    assert data.images.dtype == torch.float32 and data.targets.tolist() == [0, 1, -1]
+    assert data.class_counts() == [1, 1]
+
+
 def test_unknown_dataset_and_missing_data(tmp_path):
     with pytest.raises(ValueError, match="unknown dataset 'imagenet'"):
         load_dataset("imagenet")

@@ -445,7 +445,7 @@ def test_unlabeled_and_test_sets_that_cannot_be_used_are_refused_before_any_file
     cfg = TrainConfig(**FAST)
     lab, unl = split_labeled(tiny, 4)
     small = ImageSet(torch.zeros(6, 1, 6, 6), torch.arange(6) % 4, tiny.classes)
-    shifted = ImageSet(tiny.images, tiny.targets + 5, tiny.classes)
+    shifted = ImageSet(tiny.images, tiny.targets + 5, list("abcdefghi"))    # 9 classes
     for u, t, match in ((small, tiny, r"unlabeled images \(1, 6, 6\) do not match the "
                                       r"model's \(1, 8, 8\)"),
                         (unl, small, r"the test set \(images \(1, 6, 6\)\) must hold"),

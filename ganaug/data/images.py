@@ -17,13 +17,30 @@ class ImageSet(Dataset):
 
     def __init__(self, images: Tensor, targets: Tensor, classes: Sequence[str],
                  transform=None, target_transform=None):
+        images, targets, classes = torch.as_tensor(images), torch.as_tensor(targets), list(classes)
+        shape = tuple(images.shape)
         if images.dim() != 4:
-            raise ValueError(f"images must be NCHW, got shape {tuple(images.shape)}")
-        if len(images) != len(targets):
-            raise ValueError(f"{len(images)} images but {len(targets)} targets")
-        self.images = images.float()
-        self.targets = torch.as_tensor(targets, dtype=torch.long)
-        self.classes = list(classes)
+            raise ValueError(f"images must be NCHW, got shape {shape}")
+        if shape[3] in (1, 3, 4) and shape[1] not in (1, 3, 4):
+            raise ValueError(f"images must be NCHW, got shape {shape}, which looks like NHWC "
+                             f"(channels last): pass images.permute(0, 3, 1, 2)")
+        if targets.dim() != 1 or len(images) != len(targets):
+            raise ValueError(f"{len(images)} images need one target each (a 1-D tensor of "
+                             f"{len(images)} class ids), got targets of shape "
+                             f"{tuple(targets.shape)}")
+        if targets.is_floating_point() and not torch.equal(targets, targets.round()):
+            raise ValueError("targets must be whole class ids, got fractional values")
+        targets = targets.long()
+        if len(targets) and not (-1 <= int(targets.min()) and int(targets.max()) < len(classes)):
+            raise ValueError(f"targets must be class ids in [0, {len(classes)}) (one per name in "
+                             f"classes) or -1 (unlabeled), got {int(targets.min())} to "
+                             f"{int(targets.max())}: name every class in classes")
+        images = images.float()
+        if images.numel() and not (-1 <= float(images.min()) and float(images.max()) <= 1):
+            raise ValueError(f"images must be in [-1, 1], ganaug's range, got "
+                             f"{float(images.min()):g} to {float(images.max()):g}: scale them "
+                             f"(e.g. x / 127.5 - 1 for 0..255, x * 2 - 1 for 0..1)")
+        self.images, self.targets, self.classes = images, targets, classes
         self.transform, self.target_transform = transform, target_transform
 
     @property
