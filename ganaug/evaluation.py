@@ -113,6 +113,12 @@ def domain_kind(image_shape: tuple[int, int, int]) -> str:
     return "mlp" if math.prod(image_shape) <= 28 * 28 else "cnn"
 
 
+def _offset_seed(seed: int, k: int) -> int:
+    """``seed + k``, less 2**64 past the largest seed torch takes (2**64 - 1), so that every
+    seed ``--seed`` accepts gives seeds for the other streams (unchanged below the top)."""
+    return seed + k if seed + k < 2 ** 64 else seed + k - 2 ** 64
+
+
 def train_domain_classifier(images: Tensor, targets: Tensor, num_classes: int, *,
                             kind: str | None = None, steps: int | None = None, seed: int = 0,
                             device: str | torch.device = "cpu") -> DomainNet:
@@ -130,7 +136,7 @@ def train_domain_classifier(images: Tensor, targets: Tensor, num_classes: int, *
         torch.manual_seed(seed)
         net = DomainNet(kind, image_shape, num_classes).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    gen = torch.Generator().manual_seed(seed + 1)
+    gen = torch.Generator().manual_seed(_offset_seed(seed, 1))
     x_all, y_all = images.to(device), targets.to(device)
     batch = min(BATCH_SIZE, len(x_all))
     perm, pos = torch.randperm(len(x_all), generator=gen), 0
@@ -299,7 +305,7 @@ def _reference_indices(test: ImageSet, max_samples: int, seed: int) -> Tensor:
 def _matching_train(train: ImageSet, labels: Tensor, seed: int) -> Tensor:
     """Training indices with the same per-class counts as ``labels`` (fewer if a class has
     fewer training images)."""
-    g = torch.Generator().manual_seed(seed + 17)
+    g = torch.Generator().manual_seed(_offset_seed(seed, 17))
     picks = []
     for c in range(train.num_classes):
         need = int((labels == c).sum())
@@ -479,7 +485,7 @@ def evaluate_quality(model: CLSGAN, train: ImageSet, test: ImageSet, *,
     if not diverged:
         say(f"eval: train on synthetic, test on real: {ext['steps']} steps on {len(y_syn)} "
             f"generated images ...")
-        x_syn = model.sample(y_syn, torch.Generator().manual_seed(seed + 1)).cpu()
+        x_syn = model.sample(y_syn, torch.Generator().manual_seed(_offset_seed(seed, 1))).cpu()
         if torch.isfinite(x_syn).all():
             clf = train_domain_classifier(x_syn, y_syn, C, kind=ext["kind"], steps=ext["steps"],
                                           seed=ext["seed"], device=dev)

@@ -587,3 +587,18 @@ def test_eval_quick_refuses_the_sample_quality_flags(flags, named, tmp_path, cap
     err = capsys.readouterr().err
     assert named in err and "--quick measures no sample quality" in err
     assert err.count("\n") == 1
+
+
+def test_every_seed_eval_accepts_gives_seeds_for_its_other_streams(tiny):
+    """The ruler's batches (seed + 1), the matching training images (seed + 17) and TSTR's
+    samples (seed + 1) wrap past the largest seed torch takes; below it they are unchanged."""
+    from ganaug.evaluation import _matching_train, _offset_seed
+    top = 2 ** 64 - 1
+    assert _offset_seed(5, 17) == 22 and _offset_seed(top - 17, 17) == top
+    assert _offset_seed(top, 1) == 0 and _offset_seed(top, 17) == 16
+    assert _offset_seed(-2 ** 63, 1) == -2 ** 63 + 1
+    labels = torch.tensor([0, 1, 1, 3])
+    for seed in (top, top - 16):
+        picks = _matching_train(tiny, labels, seed)
+        assert sorted(tiny.targets[picks].tolist()) == [0, 1, 1, 3]
+    assert torch.equal(_matching_train(tiny, labels, top), _matching_train(tiny, labels, -1))
