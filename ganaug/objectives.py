@@ -195,7 +195,9 @@ def gradient_penalty(fn: Callable[[Tensor, Tensor], Tensor], x_real: Tensor, x_f
 
 def div_penalty(fn: Callable[[Tensor, Tensor], Tensor], x_real: Tensor, x_fake: Tensor,
                 y: Tensor, k: float = 2.0, p: float = 6.0) -> Tensor:
-    """WGAN-div: k * E ||grad_x fn||^p over real and fake samples (Wu et al. 2018: k=2, p=6)."""
+    """WGAN-div: k * E ||grad_x fn||^p (Wu et al. 2018: k=2, p=6), the mean taken over the
+    real and the fake images themselves (as the common PyTorch implementations do), not over
+    interpolates between them as WGAN-GP's penalty is."""
     x = torch.cat([x_real.detach(), x_fake.detach()])
     return k * _input_grad_norm(fn, x, torch.cat([y, y])).pow(p).mean()
 

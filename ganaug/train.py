@@ -278,9 +278,11 @@ def train(model: CLSGAN, labeled: ImageSet, unlabeled: ImageSet | None = None,
         G.train()
         D.train()
         bar = _progress(steps, f"epoch {epoch + 1}/{cfg.epochs}", progress)
+        g_steps = 0                            # the generator's losses average over its steps
         for _ in range(steps):
             step += 1
             penalize, generator_step = step_kind(step, cfg, step_fn.adversarial)
+            g_steps += generator_step
             b, nz = draws.next(generator_step)
             decay = min(cfg.ema_decay, (1 + step) / (10 + step))   # warm-up of the average
             sums += step_fn(b, nz, gamma, decay, penalize)   # on the device: no sync per step
@@ -298,6 +300,8 @@ def train(model: CLSGAN, labeled: ImageSet, unlabeled: ImageSet | None = None,
         if cfg.standing_stats:                 # the sampler's own statistics, its own images
             standing_stats_pass(model, cfg.standing_stats, cfg, epoch)
         vals = (sums / steps).tolist()         # the one host sync of the epoch
+        if g_steps != steps:                   # d_steps > 1: over the generator's own steps
+            vals[5:7] = (sums[5:7] / max(1, g_steps)).tolist()
         seconds += time.perf_counter() - t0
         rec = {"epoch": epoch + 1, "step": step, "lr": lr, "gamma": gamma,
                "d_loss": sum(vals[:5]), "sup_loss": vals[0], "critic": vals[1],

@@ -58,6 +58,28 @@ def test_training_computes_the_penalty_on_every_kth_step(tiny, monkeypatch):
     assert len(calls) == steps
 
 
+def test_the_generator_losses_average_over_the_generator_steps(tiny, monkeypatch):
+    """With d_steps 3 the generator updates on one step in three: g_loss and g_cond are the
+    means over those steps (before, over every step: a third of them), the loss network's
+    terms over every step."""
+    rows = []
+    step_call = TrainStep.__call__
+
+    def record(self, b, nz, gamma, decay, penalize=True):
+        out = step_call(self, b, nz, gamma, decay, penalize)
+        rows.append((nz.z is not None, out.clone()))
+        return out
+    monkeypatch.setattr(TrainStep, "__call__", record)
+    state = _run(tiny, epochs=1, objective="gan", d_steps=3)
+    rec = state.history[0]
+    g_rows = torch.stack([r for g, r in rows if g])
+    assert len(rows) == 6 and len(g_rows) == 2
+    assert rec["g_loss"] > 0 and rec["g_loss"] == pytest.approx(float(g_rows[:, 5].mean()),
+                                                                rel=1e-6)
+    assert rec["sup_loss"] == pytest.approx(float(torch.stack([r for _, r in rows])[:, 0].mean()),
+                                            rel=1e-6)
+
+
 def test_lazy_penalty_changes_training_trains_reproducibly_and_resumes_exactly(tiny, tmp_path):
     # 6 steps per epoch and k = 4: the penalised steps fall across the epoch boundary
     check_reproduced_and_resumed(tiny, tmp_path, part=1, full=3, penalty_every=4)
