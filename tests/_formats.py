@@ -46,10 +46,33 @@ def write_svhn(root, n_train: int, n_test: int, seed: int = 0, labels=None) -> P
     return Path(root)
 
 
+class _Python2Pickler(pickle._Pickler):
+    """Pickles as Python 2's cPickle did (protocol 2, ``bytes`` as Python 2 ``str``): the
+    published CIFAR-10 batches are such files, which Python 3 reads with
+    ``encoding="latin1"`` (str keys) or ``encoding="bytes"`` (bytes keys), not as is."""
+    dispatch = dict(pickle._Pickler.dispatch)
+
+    def _save_bytes_as_str(self, obj: bytes) -> None:
+        n = len(obj)
+        head = pickle.SHORT_BINSTRING + bytes([n]) if n < 256 else \
+            pickle.BINSTRING + struct.pack("<i", n)
+        self.write(head + obj)
+        self.memoize(obj)
+
+    dispatch[bytes] = _save_bytes_as_str
+
+
+def _python2_pickle(obj, path: Path) -> None:
+    with open(path, "wb") as f:
+        _Python2Pickler(f, protocol=2).dump(obj)
+
+
 def write_cifar10(root, per_batch: int, n_test: int, seed: int = 0, labels=None) -> Path:
-    """``root/cifar-10-batches-py/data_batch_1..5`` and ``test_batch``: pickled dicts with
-    ``data`` (N, 3072) uint8 (channel-major rows) and ``labels``. ``labels(i, name, n)`` gives
-    batch ``i``'s labels; default: 0, 1, ..., 9, 0, ... counted across the training batches."""
+    """``root/cifar-10-batches-py/data_batch_1..5``, ``test_batch`` and ``batches.meta`` as
+    published: Python 2 pickles of dicts with bytes keys, ``b"data"`` (N, 3072) uint8
+    (channel-major rows), ``b"labels"``, ``b"batch_label"``, ``b"filenames"``; the meta file's
+    ``b"label_names"``. ``labels(i, name, n)`` gives batch ``i``'s labels; default: 0, 1,
+    ..., 9, 0, ... counted across the training batches."""
     folder = Path(root) / "cifar-10-batches-py"
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -57,8 +80,16 @@ def write_cifar10(root, per_batch: int, n_test: int, seed: int = 0, labels=None)
     names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
     for i, name in enumerate(names):
         n = n_test if name == "test_batch" else per_batch
-        d = {"data": rng.integers(0, 256, (n, 3072)).astype(np.uint8),
-             "labels": list(labels(i, name, n))}
-        with open(folder / name, "wb") as f:
-            pickle.dump(d, f)
+        label = f"testing batch 1 of 1" if name == "test_batch" else f"training batch {i + 1} of 5"
+        d = {b"batch_label": label.encode(), b"labels": list(labels(i, name, n)),
+             b"data": rng.integers(0, 256, (n, 3072)).astype(np.uint8),
+             b"filenames": [f"image_{i}_{j}.png".encode() for j in range(n)]}
+        _python2_pickle(d, folder / name)
+    _python2_pickle({b"num_cases_per_batch": per_batch, b"num_vis": 3072,
+                     b"label_names": [c.encode() for c in CIFAR10_CLASSES]},
+                    folder / "batches.meta")
     return folder
+
+
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
+                   "ship", "truck")

@@ -119,6 +119,30 @@ def test_mnist_loader_reads_the_published_gz_files_alone(tmp_path):
     assert sorted(f.suffix for f in raw.iterdir()) == [".gz"] * 4
 
 
+def test_mnist_loader_reads_torchvisions_former_processed_files(tmp_path):
+    """torchvision before 0.8 kept MNIST as MNIST/processed/{training,test}.pt (and still
+    reads them, never downloading while they are there): the same data as the IDX files."""
+    rng = np.random.default_rng(2)
+    args = (rng.integers(0, 256, (20, 28, 28)), np.arange(20) % 10,
+            rng.integers(0, 256, (10, 28, 28)), (np.arange(10) + 3) % 10)
+    write_mnist(tmp_path / "raw", *args)
+    processed = tmp_path / "old" / "MNIST" / "processed"
+    processed.mkdir(parents=True)
+    for name, (x, y) in (("training.pt", args[:2]), ("test.pt", args[2:])):
+        torch.save((torch.from_numpy(x.astype(np.uint8)), torch.from_numpy(y.astype(np.int64))),
+                   processed / name)
+    for a, b in zip(load_dataset("mnist", tmp_path / "old"), load_dataset("mnist", tmp_path / "raw")):
+        assert torch.equal(a.images, b.images) and torch.equal(a.targets, b.targets)
+    torch.save({"not": "a pair"}, processed / "test.pt")
+    with pytest.raises(ValueError, match=r"test.pt could not be read as torchvision's MNIST file"
+                                         r".*delete the MNIST/processed folder and pass "
+                                         r"--download"):
+        load_dataset("mnist", tmp_path / "old")
+    (processed / "test.pt").unlink()
+    with pytest.raises(DataNotFoundError, match="t10k-images-idx3-ubyte"):
+        load_dataset("mnist", tmp_path / "old")
+
+
 def test_a_data_root_one_level_too_deep_gets_the_right_one(tmp_path):
     """--data-root pointed at MNIST/raw/ or cifar-10-batches-py/ themselves: the error names
     the root that holds them."""
@@ -258,12 +282,43 @@ def test_mnist_pixels_are_read_row_by_row_and_only_padded(tmp_path):
         load_dataset("mnist", tmp_path, image_size=20)
 
 
+def test_the_svhn_and_cifar10_test_files_read_alike_in_torchvision(tmp_path, monkeypatch):
+    """The files tests/_formats.py writes are the published formats as torchvision reads
+    them (its checksums of the real files aside): the same images and labels as ganaug's
+    loaders, so the loader tests say something about the real data."""
+    pytest.importorskip("scipy.io")
+    import pickle
+    import torchvision.datasets.cifar as tv_cifar
+    import torchvision.datasets.svhn as tv_svhn
+    for module in (tv_cifar, tv_svhn):
+        monkeypatch.setattr(module, "check_integrity", lambda *a, **k: True)
+    monkeypatch.setattr(tv_cifar.CIFAR10, "_check_integrity", lambda self: True)
+    folder = write_cifar10(tmp_path / "c", 3, 4)
+    with pytest.raises(UnicodeDecodeError):           # Python 2 pickles, as published
+        pickle.loads((folder / "test_batch").read_bytes())
+    (tmp_path / "s").mkdir()
+    write_svhn(tmp_path / "s", 5, 4)
+    for theirs, ours in (
+            (lambda train: tv_cifar.CIFAR10(str(tmp_path / "c"), train=train), "cifar10"),
+            (lambda train: tv_svhn.SVHN(str(tmp_path / "s"), "train" if train else "test"),
+             "svhn")):
+        for train, mine in zip((True, False), load_dataset(ours, tmp_path / ours[0])):
+            ds = theirs(train)
+            x = torch.as_tensor(ds.data)
+            x = x.permute(0, 3, 1, 2) if ours == "cifar10" else x      # HWC vs CHW
+            assert torch.equal(x.float() / 127.5 - 1, mine.images)
+            assert list(map(int, ds.labels if ours == "svhn" else ds.targets)) == \
+                mine.targets.tolist()
+            if ours == "cifar10":
+                assert ds.classes == mine.classes
+
+
 def test_cifar10_batches_in_order_and_rows_channel_major(tmp_path):
     import pickle
     folder = write_cifar10(tmp_path, 3, 2)
     tr, _ = load_dataset("cifar10", tmp_path)
     assert tr.targets.tolist() == [i % 10 for i in range(15)]
-    row = pickle.loads((folder / "data_batch_2").read_bytes())["data"][1]
+    row = pickle.loads((folder / "data_batch_2").read_bytes(), encoding="bytes")[b"data"][1]
     expected = torch.as_tensor(row.reshape(3, 32, 32)).float() / 127.5 - 1
     assert torch.equal(tr.images[4], expected)
 

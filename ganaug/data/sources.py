@@ -125,21 +125,48 @@ def _read_idx(folder: Path, name: str, ndim: int) -> np.ndarray:
 
 def load_mnist(root: str | os.PathLike, download: bool = False, image_size: int | None = None):
     """torchvision's MNIST layout under ``root/MNIST/raw``, each of the four IDX files as
-    published (``.gz``) or decompressed; ``image_size=32`` pads to 32x32."""
+    published (``.gz``) or decompressed, or, without them, the ``root/MNIST/processed``
+    files ``training.pt`` and ``test.pt`` that torchvision before 0.8 wrote (and still
+    reads); ``image_size=32`` pads to 32x32."""
     folder = Path(root) / "MNIST" / "raw"
     if download:
         from torchvision.datasets import MNIST
         MNIST(str(root), train=True, download=True)   # fetches (and unpacks) all four files
     out = []
-    for images, labels in _MNIST_FILES:
-        x, y = _read_idx(folder, images, 3), _read_idx(folder, labels, 1)
+    for (images, labels), old in zip(_MNIST_FILES, ("training.pt", "test.pt")):
+        where = folder / labels
+        try:
+            x, y = _read_idx(folder, images, 3), _read_idx(folder, labels, 1)
+        except DataNotFoundError:
+            where = folder.parent / "processed" / old
+            x, y = _read_mnist_processed(where)
+            if x is None:
+                raise
         if len(x) != len(y):
-            raise ValueError(f"{folder}: {images} holds {len(x)} images but {labels} "
-                             f"{len(y)} labels; replace them with MNIST's original files")
-        _check_labels(y, folder / labels)
+            raise ValueError(f"{where}: {len(x)} images but {len(y)} labels; replace the files "
+                             f"with MNIST's original ones")
+        _check_labels(y, where)
         out.append(ImageSet(_pad_to(_to_unit(x[:, None]), image_size),
                             torch.from_numpy(y.astype(np.int64)), _DIGIT_NAMES))
     return tuple(out)
+
+
+def _read_mnist_processed(path: Path) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """One of torchvision's former MNIST files (``torch.save`` of (uint8 N x 28 x 28 images,
+    int64 labels)) as numpy arrays; (None, None) when there is none."""
+    if not path.is_file():
+        return None, None
+    try:
+        x, y = torch.load(path, map_location="cpu", weights_only=True)
+        x, y = x.numpy(), y.numpy()
+        ok = x.dtype == np.uint8 and x.ndim == 3 and y.ndim == 1
+    except Exception as e:                    # not a pair of tensors, a damaged file, ...
+        raise ValueError(f"{path} could not be read as torchvision's MNIST file ({type(e).__name__}: "
+                         f"{e}); delete the MNIST/processed folder and pass --download") from None
+    if not ok:
+        raise ValueError(f"{path} does not hold uint8 images (N, 28, 28) and their labels; "
+                         f"delete the MNIST/processed folder and pass --download")
+    return x, y
 
 
 def _read_svhn_mat(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
