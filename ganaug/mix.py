@@ -87,7 +87,9 @@ class SyntheticMix(Dataset):
             ``ganaug.imbalance.balance_plan``); synthetic labels come from the deficits.
         refresh_every: regenerate the synthetic bank every N epochs (call ``set_epoch``).
         transform: applied to real and synthetic items alike; an albumentations
-            ``Compose`` gets numpy HWC uint8 and its output is converted back.
+            ``Compose`` gets numpy HWC uint8, and its uint8 output is converted back to the
+            items' format (other output, e.g. after ``Normalize`` or ``ToTensorV2``, is
+            returned as it is).
         seed: synthetic item i is a pure function of (seed, i, refresh round), for a given
             ``batch_size`` (the noise is drawn per call of the sampler).
         gate: keep only samples that the sampler's own classifier (or ``gate_classifier``)
@@ -405,8 +407,8 @@ class SyntheticMix(Dataset):
                 w[real] = share / n_real
             if n_fake:
                 w[fake] = (1 - share) / n_fake
-        return WeightedRandomSampler(w, num_samples or len(self), replacement=True,
-                                     generator=generator)
+        return WeightedRandomSampler(w, len(self) if num_samples is None else num_samples,
+                                     replacement=True, generator=generator)
 
     def __getitem__(self, i: int):
         if not -len(self) <= i < len(self):
@@ -433,8 +435,10 @@ class SyntheticMix(Dataset):
     def _apply(self, x: Any) -> Any:
         if is_albumentations(self.transform):
             out = self.transform(image=to_hwc_uint8(x, self.format))["image"]
-            return from_hwc_uint8(out, self.format) if hasattr(out, "dtype") and not isinstance(
-                out, Tensor) else out
+            # uint8 HWC back to the items' format; anything else (a tensor after ToTensorV2,
+            # floats after Normalize or ToFloat) is the transform's own output, as it is
+            return from_hwc_uint8(out, self.format) if isinstance(out, np.ndarray) and \
+                out.dtype == np.uint8 else out
         return self.transform(x)
 
     def __repr__(self) -> str:
@@ -644,7 +648,7 @@ class BatchMixer:
             self._check_labels(y)
             idx = torch.randint(len(y), (n,), generator=self.gen, device=dev)
             lab = y.to(dev)[idx]
-        img = self.generate(lab)
+        img = self.generate(lab).clamp(-1, 1)   # a callable's stray 1.01 must not wrap uint8
         lo, hi = self.value_range
         img = lo + (img + 1) * 0.5 * (hi - lo)
         if self.transform is not None:

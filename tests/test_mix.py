@@ -171,6 +171,22 @@ def test_albumentations_compose_gets_hwc_uint8(model):
     assert xs.shape == (1, 8, 8)
 
 
+@pytest.mark.parametrize("kind", ["uint8", "tensor01"])
+def test_albumentations_float_output_is_returned_as_it_is(model, kind):
+    """A Compose that ends in Normalize returns floats: they are the transform's output, not
+    0..255 values to scale back (before: divided by 255, and uint8 items wrapped -1 to 255)."""
+    A = pytest.importorskip("albumentations")
+    data = TupleData(kind)
+    norm = A.Compose([A.Normalize(mean=(0.5,), std=(0.5,), max_pixel_value=255.0)])
+    mix = SyntheticMix(data, model, fraction=0.5, transform=norm)
+    x, _ = mix[0]
+    assert isinstance(x, np.ndarray) and x.dtype == np.float32 and x.shape == (8, 8, 1)
+    want = (data.x[0].permute(1, 2, 0).numpy() * 255).round() / 255 * 2 - 1    # (p - .5) / .5
+    np.testing.assert_allclose(x, want, atol=1e-5)
+    xs, _ = mix[len(mix) - 1]
+    assert xs.dtype == np.float32 and -1 <= xs.min() and xs.max() <= 1
+
+
 @pytest.mark.parametrize("gate,count", [(0.5, 5), (0.9, 5), (0.2, 20)])
 def test_quality_gate_keeps_confident_samples(tiny, gate, count):
     """Kept samples reach the gate and have their intended class on top, also below a gate
@@ -209,6 +225,9 @@ def test_balanced_sampler_draws_classes_equally_with_a_real_share(digits_lt):
         assert real[t == c].double().mean().item() == pytest.approx(want, abs=0.01)
     with pytest.raises(ValueError, match="real_share"):
         mix.balanced_sampler(1.5)
+    assert len(mix.balanced_sampler(0.25)) == len(mix)          # num_samples: len(mix)
+    with pytest.raises(ValueError, match="num_samples"):         # 0 is not "the default"
+        mix.balanced_sampler(0.25, num_samples=0)
 
 
 def test_gate_modes_class_softmax_and_exp_minus_L(model, tiny):

@@ -409,6 +409,19 @@ def test_batch_mixer_rounds_for_integer_batches():
     assert x.dtype == torch.uint8 and x[2:].unique().tolist() == [64]      # 63.75, not 63
 
 
+def test_batch_mixer_clamps_a_callables_stray_values_before_the_cast():
+    """A callable past the [-1, 1] contract after its probe (1.01): white stays 255 in a
+    uint8 batch, as SyntheticMix keeps it, instead of wrapping to 0."""
+    calls = []
+
+    def sampler(labels):
+        calls.append(len(labels))
+        return torch.full((len(labels), 1, 8, 8), 1.0 if len(calls) == 1 else 1.01)
+    mixer = BatchMixer(sampler, 0.5, num_classes=4, value_range=(0, 255))
+    x, _ = mixer(torch.zeros(2, 1, 8, 8, dtype=torch.uint8), torch.zeros(2, dtype=torch.long))
+    assert len(calls) >= 2 and x[2:].unique().tolist() == [255]
+
+
 # ------------------------------------------------------------------ long-tailed copies
 def test_make_long_tailed_keeps_transforms_and_refuses_empty_classes():
     tr, _ = load_dataset("digits")
