@@ -292,12 +292,14 @@ def fit_seeds(config: TrainConfig | None = None, seeds: Sequence[int] = (0, 1, 2
     The summary's ``epochs`` are the epochs trained, as in each seed's (null when the seeds
     differ), beside ``epochs_per_seed``, ``epochs_planned``, ``stopped_seeds`` (those the
     time limit or ``patience`` stopped) and ``stopped_by_seed``.
-    ``resume=True`` continues whichever seeds are unfinished: finished ones (a summary for
-    ``config.epochs`` epochs) are kept, interrupted ones and those the time limit stopped
-    resumed, missing ones started; one ``patience`` stopped is resumed too, and stays where
-    it stopped unless ``patience`` was raised.
-    Every folder is checked before any training starts; ``recipe`` is read once, then (as
-    ``recipe_bytes``, when given) copied into every seed's folder.
+    ``resume=True`` continues whichever seeds are unfinished: finished ones (a summary of
+    ``config.epochs`` epochs, planned so and not stopped early) are kept, interrupted ones
+    and those the time limit stopped resumed, missing ones started; one ``patience`` stopped
+    is resumed too, and stays where it stopped unless ``patience`` was raised.
+    Every folder (its configuration, and the data of every seed that has trained, finished
+    ones too) is checked before any training starts; ``recipe`` is read once, then (as
+    ``recipe_bytes``, when given) copied into every seed's folder. A kept seed's summary
+    names its folder as it is now (``run``).
     """
     cfg = resolve_config(config)
     seeds = [int(s) for s in seeds]
@@ -335,15 +337,22 @@ def fit_seeds(config: TrainConfig | None = None, seeds: Sequence[int] = (0, 1, 2
 def _fit_seeds(cfg: TrainConfig, seeds: list[int], out: Path, resume: bool, progress: bool,
                log, recipe, recipe_bytes: bytes | None, tensorboard: bool, rank: int) -> dict:
     plan: list[tuple[int, TrainConfig, str]] = []       # (seed, config, done|resume|new)
+    fingerprint = None                                  # of the data, once a seed has trained
     for seed in seeds:                                  # resolved: a seed torch refuses fails now
         folder, c = seed_dir(out, seed), dataclasses.replace(cfg, seed=seed).resolved()
         has = (folder / CHECKPOINT).exists()
-        check_run_folder(folder, c, resume and has)     # refuses clashes before any work
+        ckpt = check_run_folder(folder, c, resume and has)   # refuses clashes before any work
+        if ckpt is not None:                            # and other data (finished seeds too)
+            if fingerprint is None:                     # the data depend on data_seed alone
+                fingerprint = data_fingerprint(*load_data(c))
+            check_same_data(folder, ckpt, fingerprint)
+        del ckpt
         action = "resume" if has else "new"
         if has and (folder / SUMMARY).is_file():
             done = json.loads((folder / SUMMARY).read_text())
-            if done.get("epochs") == cfg.epochs:
-                action = "done"
+            if done.get("epochs") == cfg.epochs and not done.get("stopped") and \
+                    done.get("epochs_planned", cfg.epochs) == cfg.epochs:
+                action = "done"                         # as planned now, not stopped early
         plan.append((seed, c, action))
     if resume and all(a == "new" for _, _, a in plan):
         raise ValueError(f"nothing to resume in {out}: none of its seed-N folders holds a run; "
@@ -356,7 +365,7 @@ def _fit_seeds(cfg: TrainConfig, seeds: list[int], out: Path, resume: bool, prog
         folder = seed_dir(out, seed)
         if action == "done":
             log(f"ganaug: seed {seed} already finished in {folder}")
-            runs.append(json.loads((folder / SUMMARY).read_text()))
+            runs.append({**json.loads((folder / SUMMARY).read_text()), "run": str(folder)})
             continue
         log(f"ganaug: seed {seed} ({seeds.index(seed) + 1}/{len(seeds)}) -> {folder}")
         runs.append(fit(c, folder, resume=action == "resume", progress=progress, log=log,

@@ -411,6 +411,49 @@ def test_seeds_resume_finds_any_seeds_checkpoint_and_ignores_a_recipes_seed(tmp_
     assert got["seeds"] == [0, 1] and got["resume"] is True
 
 
+def _image_classes(root, seed):
+    """Two classes of six 8x8 grey images each, as an image folder."""
+    from PIL import Image
+    rng = np.random.default_rng(seed)
+    for c in ("a", "b"):
+        (root / c).mkdir(parents=True, exist_ok=True)
+        for i in range(6):
+            Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8), "L").save(
+                root / c / f"{i}.png")
+
+
+@pytest.mark.parametrize("epochs", [1, 2])
+def test_seeds_resume_checks_every_seeds_data_before_training_any(tmp_path, capsys, epochs):
+    """A seed trained on other images (the image folder changed under the same path) is
+    refused before any seed trains: seed 0 is not trained first (epochs 2), and a finished
+    seed 1 is not averaged in unchecked (epochs 1)."""
+    images = tmp_path / "images"
+    _image_classes(images, 0)
+    out = tmp_path / "o"
+    flags = ["--dataset", f"folder:{images}", "--labels-per-class", "3", "--quiet",
+             "--no-tensorboard"]
+    assert main(["train", *flags, "--epochs", "1", "--seed", "1",
+                 "--out", str(out / "seed-1")]) == 0
+    _image_classes(images, 1)                       # other images, the same folder
+    capsys.readouterr()
+    assert main(["train", *flags, "--epochs", str(epochs), "--seeds", "0,1", "--resume",
+                 "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot resume {out / 'seed-1'}: this is not the data it trained on" in err
+    assert sorted(q.name for q in out.iterdir()) == ["seed-1"]
+
+
+def test_a_finished_seed_copied_elsewhere_is_reported_where_it_is_now(tmp_path, capsys):
+    import shutil
+    flags = ["--epochs", "1", "--quiet", "--no-tensorboard"]
+    assert main(["train", *flags, "--seeds", "0", "--out", str(tmp_path / "a")]) == 0
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    assert main(["train", *flags, "--seeds", "0", "--resume", "--out", str(tmp_path / "b")]) == 0
+    s = json.loads((tmp_path / "b" / "summary.json").read_text())
+    assert s["run"] == str(tmp_path / "b") and s["runs"][0]["run"] == str(tmp_path / "b" / "seed-0")
+    assert f"already finished in {tmp_path / 'b' / 'seed-0'}" in capsys.readouterr().err
+
+
 def test_a_run_saved_before_recalibrate_bn_existed_resumes_as_it_trained(tmp_path, monkeypatch):
     """A checkpoint whose config lacks keys added since resumes with the values it trained
     with (``TrainConfig.BEFORE_KEY_EXISTED``), not today's defaults."""

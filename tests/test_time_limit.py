@@ -74,6 +74,21 @@ def test_seeds_stopped_by_the_limit_are_resumed_not_skipped(tmp_path, capsys):
     assert (s["epochs"], s["stopped_seeds"]) == (2, [])
 
 
+def test_seeds_stopped_early_are_not_taken_as_finished_for_fewer_epochs(tmp_path, capsys):
+    """Stopped after epoch 1 of 3, then resumed with --epochs 1: each seed is resumed (it
+    trains nothing) and its summary rewritten for the plan of 1 epoch, as a single run's
+    is; before, the old summaries were kept, "stopped by the time limit" after 1 of 3."""
+    out = tmp_path / "s"
+    assert main(["train", "--seeds", "0,1", "--epochs", "3", "--time-limit", "1e-6",
+                 "--out", str(out), "--quiet"]) == 0
+    assert main(["train", "--seeds", "0,1", "--epochs", "1", "--out", str(out), "--resume",
+                 "--quiet"]) == 0
+    assert "already finished" not in capsys.readouterr().err
+    s = json.loads((out / "summary.json").read_text())
+    assert (s["epochs"], s["epochs_planned"], s["stopped_seeds"]) == (1, 1, [])
+    assert [(r["epochs_planned"], r["stopped"]) for r in s["runs"]] == [(1, None), (1, None)]
+
+
 @pytest.mark.parametrize("bad", [-1, float("inf"), float("nan"), True, "30"])
 def test_bad_limits_are_refused(bad):
     with pytest.raises(ValueError, match="time_limit is minutes of wall time"):
