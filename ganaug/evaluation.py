@@ -33,6 +33,7 @@ file (``inception_weights=`` / ``$GANAUG_INCEPTION_WEIGHTS``); nothing is ever d
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import math
 import os
@@ -48,7 +49,7 @@ from .checks import DIVERSITY_SIDE, DIVERSITY_WARN, first_per_class_distances, r
 from .checks import per_class as diversity_per_class
 from .data import ImageSet
 from .mix import GATE_MAX_DRAWS, gate_mask
-from .model import CLSGAN
+from .model import CLSGAN, _concrete
 from .train import pick_device      # auto; a clear error for cuda without a GPU
 
 EXTRACTOR_VERSION = 1          # bump when DomainNet or its training changes
@@ -406,7 +407,11 @@ def evaluate_quality(model: CLSGAN, train: ImageSet, test: ImageSet, *,
     dev = pick_device(device)
     weights = inception_weights or os.environ.get(INCEPTION_ENV)
     inception = load_inception(weights, dev) if weights else None
-    model = model.to(dev)
+    here = getattr(model, "device", None)            # a CLSGAN's; a stand-in may have none
+    if here is None:
+        model = model.to(dev)
+    elif _concrete(here) != _concrete(dev):            # a copy there: the caller's stays put
+        model = copy.deepcopy(model).to(dev)
     net, ext = domain_extractor(train, steps=extractor_steps, cache_dir=cache_dir, device=dev,
                                 log=log)
     ext["test_accuracy"] = accuracy_of(net, test.images, test.targets)

@@ -195,6 +195,14 @@ class CLSGAN(nn.Module):
         return model.to(map_location) if isinstance(map_location, torch.device) else model
 
 
+def _concrete(device: str | torch.device) -> torch.device:
+    """``cuda`` -> ``cuda:<current>``, so that the two spellings of one GPU compare equal."""
+    dev = torch.device(device)
+    if dev.type == "cuda" and dev.index is None and torch.cuda.is_available():
+        return torch.device("cuda", torch.cuda.current_device())
+    return dev
+
+
 def pick_device(name: str | torch.device = "auto") -> torch.device:
     """``auto``: CUDA when present, else CPU. ganaug runs on the CPU and on CUDA GPUs: any
     other device, and ``cuda`` without a GPU, is a clear error."""

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .model import CLSGAN, as_labels
+from .model import CLSGAN, _concrete, as_labels
 from .step import _derive_seed
 from .train import pick_device
 
@@ -26,14 +26,6 @@ def _device_of(obj: Any) -> torch.device:
         for p in obj.parameters():
             return p.device
     return torch.device("cpu")
-
-
-def _concrete(device: str | torch.device) -> torch.device:
-    """``cuda`` -> ``cuda:<current>``, so that the two spellings of one GPU compare equal."""
-    dev = torch.device(device)
-    if dev.type == "cuda" and dev.index is None and torch.cuda.is_available():
-        return torch.device("cuda", torch.cuda.current_device())
-    return dev
 
 
 class Sampler:

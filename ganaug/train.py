@@ -57,6 +57,10 @@ def check_inputs(model: CLSGAN, labeled: ImageSet, cfg: TrainConfig, world: int 
     """ValueError for data, model and resolved config that cannot train together (checked
     by :func:`train`, and by ``fit`` before it creates a run folder)."""
     check_world_batch(cfg.batch_size, world)
+    if world > 1 and str(cfg.device).startswith("cuda:"):
+        raise ValueError(f"device {cfg.device!r} would put all {world} processes on one GPU: "
+                         f"under torchrun each takes its own (LOCAL_RANK); pass --device cuda "
+                         f"(or auto)")
     if labeled.num_classes != model.num_classes or labeled.image_shape != model.image_shape:
         raise ValueError(f"data ({labeled.num_classes} classes, images {labeled.image_shape}) "
                          f"does not match the model ({model.num_classes}, {model.image_shape})")
@@ -97,6 +101,21 @@ def _labels_fit(data: ImageSet, num_classes: int) -> bool:
     """``data`` is non-empty and every target is a class id in [0, num_classes)."""
     return len(data) > 0 and 0 <= int(data.targets.min()) and \
         int(data.targets.max()) < num_classes
+
+
+def place_adam_steps(opt: torch.optim.Optimizer) -> None:
+    """Put every parameter's Adam step count where its group's kernel wants it: on the
+    parameter's device for fused (or capturable) Adam, on the CPU otherwise, as float32.
+    ``load_state_dict`` places them by the saved groups' switches, so a run that resumes
+    with another ``fused_adam`` (a CPU checkpoint resumed fused on a GPU) needs this: the
+    fused CUDA kernel refuses step counts on the CPU."""
+    for group in opt.param_groups:
+        on_param = bool(group.get("fused") or group.get("capturable"))
+        for p in group["params"]:
+            state = opt.state.get(p)
+            if state and torch.is_tensor(state.get("step")):
+                where = p.device if on_param else torch.device("cpu")
+                state["step"] = state["step"].to(device=where, dtype=torch.float32)
 
 
 def best_record(history: list[dict]) -> dict | None:
@@ -238,6 +257,7 @@ def train(model: CLSGAN, labeled: ImageSet, unlabeled: ImageSet | None = None,
         for opt in (opt_d, opt_g):      # the saved groups carry the saved run's fused switch;
             for group in opt.param_groups:   # this run's (free to change on resume) wins
                 group["fused"] = True if step_fn.speed.fused_adam else None
+            place_adam_steps(opt)
         start, step = int(ckpt["epoch"]), int(ckpt["step"])
         history, seconds = list(ckpt["history"]), float(ckpt["train_seconds"])
         log(f"resuming {out} from epoch {start}" if start < cfg.epochs else

@@ -26,15 +26,41 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+_CUDA_IS_AVAILABLE = torch.cuda.is_available          # the real ones, for the tests marked gpu
+_CUDA_VISIBLE = os.environ.get("CUDA_VISIBLE_DEVICES")
+
+
+def _hide_gpu(mp: pytest.MonkeyPatch) -> None:
+    mp.setattr(torch.cuda, "is_available", lambda: False)
+    mp.setenv("CUDA_VISIBLE_DEVICES", "")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _no_gpu_in_module_fixtures():
+    """A module's fixtures (a run trained once for a whole test file) are set up before any
+    test's own fixtures, so they are hidden from the GPU here, for the module's lifetime;
+    before, such a run trained on the GPU where there was one, and a test that loaded its
+    checkpoint without map_location then failed where CUDA was hidden."""
+    with pytest.MonkeyPatch.context() as mp:
+        _hide_gpu(mp)
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _no_gpu_unless_marked(request, monkeypatch):
     """Every test not marked ``gpu`` sees no GPU, also where there is one: device "auto" is
     the CPU (fp32, eager), in this process and in the ones it starts, so the suite checks
     the same numbers on every machine (on a GPU, "auto" would train in bf16 through
-    torch.compile, and the tests' exact comparisons are written for fp32 on the CPU)."""
+    torch.compile, and the tests' exact comparisons are written for fp32 on the CPU). A
+    test marked ``gpu`` sees the machine as it is."""
     if request.node.get_closest_marker("gpu") is None:
-        monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+        _hide_gpu(monkeypatch)
+        return
+    monkeypatch.setattr(torch.cuda, "is_available", _CUDA_IS_AVAILABLE)
+    if _CUDA_VISIBLE is None:
+        monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    else:
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", _CUDA_VISIBLE)
 
 
 @pytest.fixture

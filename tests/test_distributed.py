@@ -312,3 +312,15 @@ def test_configure_threads_only_lowers_and_leaves_omp_num_threads_alone(monkeypa
         assert D.configure_threads() == expected == torch.get_num_threads()
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_numbered_gpu_under_torchrun_is_refused_before_any_work(tiny):
+    """--device cuda:N would put every process on GPU N (each takes its own, LOCAL_RANK)."""
+    from ganaug import TrainConfig, build_model
+    from ganaug.train import check_inputs
+    cfg = TrainConfig(device="cuda:1").resolved()
+    model = build_model(cfg, tiny)
+    with pytest.raises(ValueError, match=r"device 'cuda:1' would put all 2 processes on one "
+                                         r"GPU: .* pass --device cuda \(or auto\)"):
+        check_inputs(model, tiny, cfg, world=2)
+    check_inputs(model, tiny, cfg, world=1)                 # one process: its choice

@@ -234,3 +234,28 @@ def test_the_generator_update_computes_only_the_generators_gradients(tiny, g_los
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in ref.loss_net.parameters())
     for p, q in zip(G.parameters(), ref.generator.parameters()):
         assert torch.equal(p.grad, q.grad)
+
+
+def test_resuming_with_fused_adam_puts_the_step_counts_on_the_parameters_device():
+    """A checkpoint of unfused Adam (the CPU's) resumed fused on a GPU: load_state_dict
+    leaves the step counts on the CPU (by the saved groups' switch), where the fused CUDA
+    kernel refuses them. The meta device stands in for the GPU."""
+    from ganaug.train import place_adam_steps
+    p = torch.nn.Parameter(torch.zeros(3))
+    opt = torch.optim.Adam([p])
+    p.grad = torch.ones(3)
+    opt.step()
+    opt.step()
+    saved = opt.state_dict()
+    on_gpu = torch.nn.Parameter(torch.zeros(3, device="meta"))
+    resumed = torch.optim.Adam([on_gpu])
+    resumed.load_state_dict(saved)
+    assert resumed.state[on_gpu]["step"].device.type == "cpu"       # what torch leaves
+    resumed.param_groups[0]["fused"] = True                         # this run's switch
+    place_adam_steps(resumed)
+    step = resumed.state[on_gpu]["step"]
+    assert step.device.type == "meta" and step.dtype == torch.float32
+    again = torch.optim.Adam([p])                                   # unfused: on the CPU,
+    again.load_state_dict(saved)                                    # its value unchanged
+    place_adam_steps(again)
+    assert again.state[p]["step"].device.type == "cpu" and float(again.state[p]["step"]) == 2.0
