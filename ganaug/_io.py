@@ -87,12 +87,12 @@ def run_checkpoint(path: str | os.PathLike, file_ok: bool = True) -> Path:
         raise CheckpointError(f"{path} does not exist: pass {want}")
     if path.is_dir():
         if not (path / CHECKPOINT).is_file():
-            seeds = sorted((p for p in path.glob("seed-*") if (p / CHECKPOINT).is_file()),
-                           key=lambda p: (len(p.name), p.name))
+            from .runs import _seed_folders     # runs imports this module
+            seeds = [f"seed-{s}" for s in _seed_folders(path)]
             if seeds:                         # experiment.fit_seeds' folder
                 raise CheckpointError(
                     f"{path} holds a multi-seed run (--seeds), one run folder per seed: pass "
-                    f"one of them, e.g. {seeds[0]} ({', '.join(p.name for p in seeds)})")
+                    f"one of them, e.g. {path / seeds[0]} ({', '.join(seeds)})")
             raise CheckpointError(f"{path} is not a run folder (no {CHECKPOINT} in it): "
                                   f"pass {want}")
         return path / CHECKPOINT
