@@ -80,7 +80,7 @@ def write_cifar10(root, per_batch: int, n_test: int, seed: int = 0, labels=None)
     names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
     for i, name in enumerate(names):
         n = n_test if name == "test_batch" else per_batch
-        label = f"testing batch 1 of 1" if name == "test_batch" else f"training batch {i + 1} of 5"
+        label = "testing batch 1 of 1" if name == "test_batch" else f"training batch {i + 1} of 5"
         d = {b"batch_label": label.encode(), b"labels": list(labels(i, name, n)),
              b"data": rng.integers(0, 256, (n, 3072)).astype(np.uint8),
              b"filenames": [f"image_{i}_{j}.png".encode() for j in range(n)]}
@@ -93,3 +93,19 @@ def write_cifar10(root, per_batch: int, n_test: int, seed: int = 0, labels=None)
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
                    "ship", "truck")
+
+
+def write_image_classes(root, mode="L", value=128, n=5, size=8, names=("a", "b")) -> Path:
+    """An image folder: ``n`` PNGs of one ``value`` in each class sub-folder ``names``."""
+    from PIL import Image
+
+    root = Path(root)
+    for c in names:
+        (root / c).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            if mode == "I;16":
+                im = Image.fromarray(np.full((size, size), value, np.uint16))
+            else:
+                im = Image.new(mode, (size, size), value)
+            im.save(root / c / f"{i}.png")
+    return root

@@ -411,30 +411,19 @@ def test_seeds_resume_finds_any_seeds_checkpoint_and_ignores_a_recipes_seed(tmp_
     assert got["seeds"] == [0, 1] and got["resume"] is True
 
 
-def _image_classes(root, seed):
-    """Two classes of six 8x8 grey images each, as an image folder."""
-    from PIL import Image
-    rng = np.random.default_rng(seed)
-    for c in ("a", "b"):
-        (root / c).mkdir(parents=True, exist_ok=True)
-        for i in range(6):
-            Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8), "L").save(
-                root / c / f"{i}.png")
-
-
 @pytest.mark.parametrize("epochs", [1, 2])
 def test_seeds_resume_checks_every_seeds_data_before_training_any(tmp_path, capsys, epochs):
     """A seed trained on other images (the image folder changed under the same path) is
     refused before any seed trains: seed 0 is not trained first (epochs 2), and a finished
     seed 1 is not averaged in unchecked (epochs 1)."""
-    images = tmp_path / "images"
-    _image_classes(images, 0)
+    from _formats import write_image_classes
+    images = write_image_classes(tmp_path / "images", value=64, n=6)
     out = tmp_path / "o"
     flags = ["--dataset", f"folder:{images}", "--labels-per-class", "3", "--quiet",
              "--no-tensorboard"]
     assert main(["train", *flags, "--epochs", "1", "--seed", "1",
                  "--out", str(out / "seed-1")]) == 0
-    _image_classes(images, 1)                       # other images, the same folder
+    write_image_classes(images, value=192, n=6)     # other images, the same folder
     capsys.readouterr()
     assert main(["train", *flags, "--epochs", str(epochs), "--seeds", "0,1", "--resume",
                  "--out", str(out)]) == 2

@@ -10,18 +10,7 @@ from PIL import Image
 from ganaug.data import DataNotFoundError, ImageSet, load_dataset, split_labeled
 
 from _formats import write_cifar10, write_mnist, write_svhn
-
-
-def _classes(root, mode="L", value=128, n=5, size=8, names=("a", "b")):
-    for c in names:
-        (root / c).mkdir(parents=True, exist_ok=True)
-        for i in range(n):
-            if mode == "I;16":
-                im = Image.fromarray(np.full((size, size), value, np.uint16))
-            else:
-                im = Image.new(mode, (size, size), value)
-            im.save(root / c / f"{i}.png")
-    return root
+from _formats import write_image_classes as _classes
 
 
 def test_16_bit_grey_is_scaled_not_clipped(tmp_path):
