@@ -42,6 +42,9 @@ def test_split_folders_hidden_entries_and_single_classes(tmp_path):
     (root / ".thumbnails").mkdir()
     Image.new("L", (8, 8)).save(root / ".thumbnails" / "x.png")
     (root / "a" / "._0.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    (root / "a" / ".thumbnails").mkdir()                # hidden inside a class folder, too
+    for i in range(3):
+        Image.new("L", (8, 8)).save(root / "a" / ".thumbnails" / f"{i}.png")
     tr, te = load_dataset(f"folder:{root}")
     assert tr.classes == ["a", "b"] and len(tr) + len(te) == 10
     _classes(tmp_path / "one" / "only", names=("x",))
@@ -95,6 +98,34 @@ def test_labels_out_of_range_are_refused(tmp_path):
     write_cifar10(tmp_path / "c", 10, 10, labels=lambda i, name, n: [11] * n)
     with pytest.raises(ValueError, match="not 0..9"):
         load_dataset("cifar10", tmp_path / "c")
+
+
+def test_cifar10_and_svhn_files_of_another_layout_are_refused(tmp_path):
+    """Files that unpickle / load but do not hold what the published ones do: HWC or float
+    CIFAR-10 data would read as scrambled or black images, a label too many in one batch
+    would shift every later batch's labels; float SVHN pixels would read as black."""
+    import pickle
+
+    from _formats import _python2_pickle
+    sio = pytest.importorskip("scipy.io")
+    folder = write_cifar10(tmp_path / "c", 10, 10)
+    batch = folder / "data_batch_2"
+    good = pickle.loads(batch.read_bytes(), encoding="bytes")
+    for change, message in (
+            ({b"data": good[b"data"].reshape(10, 32, 32, 3)}, r"uint8 of shape \(10, 32, 32, 3\)"),
+            ({b"data": good[b"data"] / 255.0}, r"float64 of shape \(10, 3072\), not uint8"),
+            ({b"labels": good[b"labels"] + [3]}, r"10 images and labels of shape \(11,\)"),
+            ({b"labels": [0.5] * 10}, r"float64\), not one whole-number label")):
+        _python2_pickle({**good, **change}, batch)
+        with pytest.raises(ValueError, match=r"CIFAR-10 batch data_batch_2 .*" + message):
+            load_dataset("cifar10", tmp_path / "c")
+    (tmp_path / "s").mkdir()
+    write_svhn(tmp_path / "s", 4, 4)
+    mat = tmp_path / "s" / "test_32x32.mat"
+    m = sio.loadmat(mat)
+    sio.savemat(mat, {"X": m["X"] / 255.0, "y": m["y"]})
+    with pytest.raises(ValueError, match=r"test_32x32.mat: X is float64 .* not uint8 pixels"):
+        load_dataset("svhn", tmp_path / "s")
 
 
 def test_svhn_images_are_contiguous(tmp_path):

@@ -182,6 +182,9 @@ def _read_svhn_mat(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
     if x.ndim != 4 or x.shape[:3] != (32, 32, 3) or len(y.reshape(-1)) != x.shape[3]:
         raise ValueError(f"{path}: X has shape {x.shape} and y {y.shape}, not (32, 32, 3, N) "
                          f"and N labels; replace it with SVHN's published file")
+    if x.dtype != np.uint8 or not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(f"{path}: X is {x.dtype} and y {y.dtype}, not uint8 pixels and whole-"
+                         f"number labels; replace it with SVHN's published file")
     x = np.ascontiguousarray(np.transpose(x, (3, 2, 0, 1)))    # -> (N, 3, 32, 32)
     y = y.astype(np.int64).reshape(-1)
     if len(y) and (y.min() < 1 or y.max() > 10):
@@ -210,12 +213,24 @@ _CIFAR_ARCHIVE = "cifar-10-python.tar.gz"      # as published; unpacks to cifar-
 _CIFAR_BATCHES = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
 
 
+class _NotAsPublished(ValueError):
+    """A file that reads but does not hold what the published one does."""
+
+
 def _read_cifar_batch(raw: bytes) -> tuple[np.ndarray, np.ndarray]:
-    """One pickled CIFAR-10 batch: dict with b'data' (N, 3072) uint8 and b'labels'."""
+    """One pickled CIFAR-10 batch: dict with b'data' (N, 3072) uint8 and b'labels' (N).
+    Anything else is refused (_NotAsPublished): other shapes or dtypes would read as scrambled
+    or black images, and a label too many or too few shifts every later batch's labels."""
     d = pickle.loads(raw, encoding="latin1")
-    x = np.asarray(d["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
-    y = np.asarray(d.get("labels", d.get("fine_labels")), dtype=np.int64)
-    return x, y
+    x = np.asarray(d["data"])
+    y = np.asarray(d.get("labels", d.get("fine_labels")))
+    if x.dtype != np.uint8 or x.ndim != 2 or x.shape[1] != 3 * 32 * 32:
+        raise _NotAsPublished(f"its data is {x.dtype} of shape {x.shape}, not uint8 (N, 3072) rows "
+                         f"of channel-major 32x32 RGB pixels as published")
+    if y.ndim != 1 or len(y) != len(x) or not np.issubdtype(y.dtype, np.integer):
+        raise _NotAsPublished(f"it holds {len(x)} images and labels of shape {y.shape} ({y.dtype}), "
+                         f"not one whole-number label per image")
+    return x.reshape(-1, 3, 32, 32), y.astype(np.int64)
 
 
 def _cifar_batch_bytes(root: Path) -> dict[str, bytes]:
@@ -264,6 +279,9 @@ def load_cifar10(root: str | os.PathLike, download: bool = False):
         for n in _CIFAR_BATCHES[split]:
             try:
                 parts.append(_read_cifar_batch(raw[n]))
+            except _NotAsPublished as e:
+                raise ValueError(f"CIFAR-10 batch {n} (in {root}): {e}; replace it with the "
+                                 f"published file") from None
             except Exception as e:            # unpickling a damaged file raises anything
                 raise ValueError(f"CIFAR-10 batch {n} (in {root}) could not be read "
                                  f"({type(e).__name__}: {e}): it is cut short or not a CIFAR-10 "
@@ -298,9 +316,9 @@ def _image_folder(folder: Path):
                 raise FileNotFoundError(f"Couldn't find any class folder in {directory}.")
             return classes, {c: i for i, c in enumerate(classes)}
 
-    def ok(path: str) -> bool:
-        name = os.path.basename(path)
-        return not name.startswith(".") and name.lower().endswith(IMG_EXTENSIONS)
+    def ok(path: str) -> bool:              # ImageFolder walks sub-folders too: skip any
+        parts = Path(os.path.relpath(path, folder)).parts        # hidden one on the way
+        return not any(p.startswith(".") for p in parts) and path.lower().endswith(IMG_EXTENSIONS)
 
     return Folder(str(folder), is_valid_file=ok)
 
