@@ -34,9 +34,12 @@ def _atomic(path: str | os.PathLike, write: Callable[[Any], None], mode: str) ->
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        if hasattr(os, "fchmod"):         # mkstemp's 0600 would make run folders private
-            os.fchmod(fd, _file_mode(path))
         with os.fdopen(fd, mode) as f:
+            if hasattr(os, "fchmod"):     # mkstemp's 0600 would make run folders private;
+                try:                      # a file system that refuses chmod keeps 0600
+                    os.fchmod(f.fileno(), _file_mode(path))
+                except OSError:
+                    pass
             write(f)
             f.flush()
             os.fsync(f.fileno())
@@ -48,6 +51,21 @@ def _atomic(path: str | os.PathLike, write: Callable[[Any], None], mode: str) ->
             pass
         raise
     return path
+
+
+def remove_stale_temps(folder: str | os.PathLike, name: str) -> list[Path]:
+    """Delete the temporary files that writes of ``folder/name`` left behind when their
+    process was killed mid-write (``kill -9``, a lost node): a checkpoint-sized file each.
+    Only for a file one process writes (a run's checkpoint): another's live write would
+    lose its temporary file. Returns what was deleted."""
+    gone = []
+    for tmp in Path(folder).glob(f".{name}.*.tmp"):
+        try:
+            tmp.unlink()
+            gone.append(tmp)
+        except FileNotFoundError:
+            pass
+    return gone
 
 
 def atomic_write_bytes(path, data: bytes) -> Path:
@@ -101,6 +119,10 @@ def run_checkpoint(path: str | os.PathLike, file_ok: bool = True) -> Path:
     return path
 
 
+# torch.save(..., _use_new_zipfile_serialization=False) starts with the pickled magic number
+_LEGACY_HEAD = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"
+
+
 def _check_archive(path: Path) -> None:
     """Every checkpoint torch.save writes is a zip archive: a file that is not one was never
     a checkpoint (a config.json passed by mistake); a member that fails its CRC was damaged
@@ -109,6 +131,9 @@ def _check_archive(path: Path) -> None:
         with zipfile.ZipFile(path) as z:
             bad = z.testzip()
     except zipfile.BadZipFile:
+        with open(path, "rb") as f:
+            if f.read(len(_LEGACY_HEAD)) == _LEGACY_HEAD:   # torch.save's format before 1.6
+                return                                        # (no CRC); torch.load reads it
         if path.stat().st_size and _looks_like_text(path):
             raise CheckpointError(f"{path} is not a checkpoint (a text file): pass a run folder "
                                   f"or the checkpoint.pt in it") from None

@@ -29,7 +29,7 @@ from . import objectives as O
 from .checks import (first_per_class_distances, pair_distances, per_class, pooled,
                      relative_spread)
 from ._io import CHECKPOINT, CheckpointError, atomic_torch_save, atomic_write_bytes, \
-    atomic_write_json, atomic_write_text
+    atomic_write_json, atomic_write_text, remove_stale_temps
 from .config import TrainConfig, resolve_config
 from .data import ImageSet
 from .model import CLSGAN, pick_device
@@ -266,6 +266,9 @@ def train(model: CLSGAN, labeled: ImageSet, unlabeled: ImageSet | None = None,
     dist_.broadcast_module_(model, world)           # every rank starts from rank 0's weights
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
+        for name in (CHECKPOINT, BEST):            # left by a run killed mid-write
+            for tmp in remove_stale_temps(out, name):
+                log(f"deleted {tmp.name}, left by a run killed while writing {name}")
         atomic_write_json(out / CONFIG, cfg.to_dict())
     grid = _grid_inputs(model, cfg.seed, device)
     # each epoch's sample diversity (rank 0; not for an objective that trains no generator)

@@ -72,6 +72,21 @@ def test_bad_checkpoints(tmp_path):
         CLSGAN.load(other)
 
 
+def test_a_checkpoint_in_torchs_legacy_format_loads(tmp_path):
+    """torch.save's format before 1.6 (no zip, so no CRCs to check) is read, not called
+    corrupted; cut short, it is."""
+    m = CLSGAN((1, 8, 8), 4, "mlp")
+    m.save(tmp_path / "m.pt")
+    raw = torch.load(tmp_path / "m.pt", weights_only=True)
+    old = tmp_path / "old.pt"
+    torch.save(raw, old, _use_new_zipfile_serialization=False)
+    x = torch.rand(3, 1, 8, 8)
+    assert torch.equal(CLSGAN.load(old).activations(x), m.activations(x))
+    old.write_bytes(old.read_bytes()[:2000])
+    with pytest.raises(CheckpointError, match="corrupted or truncated"):
+        CLSGAN.load(old)
+
+
 def test_the_saved_spec_holds_every_builder_default(tmp_path):
     """A later change of a builder default must not change a saved model."""
     m = CLSGAN((1, 8, 8), 4, "mlp", input_noise=0.2)

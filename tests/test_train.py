@@ -482,6 +482,39 @@ def test_a_failed_atomic_write_keeps_the_old_file_and_leaves_no_temporary(tmp_pa
     assert path.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["m.json"]
 
 
+def test_a_file_system_that_refuses_chmod_still_gets_its_file(tmp_path, monkeypatch):
+    """fchmod failing (some FUSE / SMB mounts) keeps mkstemp's mode and writes the file; it
+    leaks no file descriptor."""
+    import os
+
+    from ganaug._io import atomic_write_text
+
+    def refuse(fd, mode):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "fchmod", refuse)
+    fds = len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
+    for i in range(3):
+        assert atomic_write_text(tmp_path / "m.json", str(i)).read_text() == str(i)
+    if fds is not None:
+        assert len(os.listdir("/proc/self/fd")) == fds
+    assert [p.name for p in tmp_path.iterdir()] == ["m.json"]
+
+
+def test_temporaries_of_a_killed_write_are_deleted_when_the_run_resumes(tiny, tmp_path):
+    """A run killed while writing its checkpoint (kill -9) leaves a checkpoint-sized
+    temporary file; training in that folder again deletes it, and only it."""
+    _run(tiny, out=tmp_path, epochs=1)
+    left = [tmp_path / ".checkpoint.pt.k2x9abcd.tmp", tmp_path / ".best.pt.q1w2e3r4.tmp"]
+    other = tmp_path / ".eval.json.a1b2c3d4.tmp"          # another command's live write
+    for p in (*left, other):
+        p.write_bytes(b"half a checkpoint")
+    lines = []
+    _run(tiny, out=tmp_path, epochs=2, resume=True, log=lines.append)
+    assert not any(p.exists() for p in left) and other.exists()
+    assert any("deleted .checkpoint.pt.k2x9abcd.tmp" in line for line in lines)
+
+
 def test_the_lazy_penalty_starts_on_the_first_step(tiny):
     r = _run(tiny, epochs=1, penalty_every=7).history[0]    # 6 steps: the 1st is penalised
     assert r["step"] == 6 and r["penalty"] > 0
