@@ -79,11 +79,37 @@ def host() -> dict:
             "torch": torch.__version__}
 
 
+def _load_once(cfg: TrainConfig) -> tuple[ImageSet, ImageSet]:
+    """The training and test sets. With ``download`` under torchrun, rank 0 fetches what is
+    missing while the others wait (torchvision writes its files in place: two processes
+    downloading into one root would read each other's half-written files), then they read
+    the files; rank 0's error, if any, is every rank's."""
+    rank, world = rank_and_world()
+    if not (cfg.download and world > 1):
+        return load_dataset(cfg.dataset, cfg.data_root, cfg.download, cfg.image_size)
+    got, error = None, None
+    if rank == 0:
+        try:
+            got = load_dataset(cfg.dataset, cfg.data_root, True, cfg.image_size)
+        except Exception as e:                 # every rank must reach the broadcast
+            error = e
+    shared = broadcast_object(None if error is None else
+                              (type(error).__name__, str(error)), world)
+    if error is not None:
+        raise error
+    if shared is not None:
+        kind, message = shared
+        raise (DataNotFoundError if kind == "DataNotFoundError" else ValueError)(
+            f"rank 0 could not download the data ({kind}): {message}")
+    return got if rank == 0 else load_dataset(cfg.dataset, cfg.data_root, False,
+                                              cfg.image_size)
+
+
 def load_data(cfg: TrainConfig
               ) -> tuple[ImageSet, ImageSet | None, ImageSet, ImageSet | None]:
     """(labeled, unlabeled, test, validation) for a resolved config; validation is None
     unless ``cfg.val_per_class``."""
-    train_set, test_set = load_dataset(cfg.dataset, cfg.data_root, cfg.download, cfg.image_size)
+    train_set, test_set = _load_once(cfg)
     labeled, unlabeled, val = split_with_validation(train_set, cfg.labels_per_class,
                                                     cfg.val_per_class, cfg.data_seed)
     return labeled, unlabeled, test_set, val

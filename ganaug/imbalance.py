@@ -41,7 +41,10 @@ def _stored_targets(dataset: Dataset) -> Tensor | None:
     for name in ("targets", "labels"):
         t = getattr(dataset, name, None)
         if t is not None:
-            t = torch.as_tensor(t, dtype=torch.long).reshape(-1)
+            try:
+                t = torch.as_tensor(t, dtype=torch.long).reshape(-1)
+            except (TypeError, ValueError):   # e.g. class names: read the items' labels
+                return None
             return t if len(t) == len(dataset) else None
     if isinstance(dataset, Subset):
         parent = _stored_targets(dataset.dataset)
@@ -186,6 +189,8 @@ def balance_plan(counts: Sequence[int], balance: Balance,
     """
     counts = [int(c) for c in counts]
     C = len(counts)
+    if not C:
+        raise ValueError("there is nothing to balance: the dataset has no classes")
     if isinstance(balance, str):
         if balance == "max":
             target = max(counts)
@@ -204,12 +209,15 @@ def balance_plan(counts: Sequence[int], balance: Balance,
         return [max(0, balance - n) for n in counts]
     if isinstance(balance, Mapping):
         names = list(classes) if classes is not None else []
-        plan = [0] * C
+        plan, named = [0] * C, {}
         for key, n in balance.items():
             c = _class_id(key, C, names)
             if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0:
                 raise ValueError(f"balance[{key!r}] must be a non-negative int, got {n!r}")
-            plan[c] = int(n)
+            if c in named:
+                raise ValueError(f"balance names class {c} twice ({named[c]!r} and {key!r}); "
+                                 f"give each class one count")
+            plan[c], named[c] = int(n), key
         return plan
     raise ValueError(f"balance must be 'max', 'mean', an int or a dict, got {type(balance).__name__}")
 
@@ -227,11 +235,16 @@ def _class_id(key, num_classes: int, names: list[str]) -> int:
 
 def quotas(total: int, probs: Sequence[float]) -> list[int]:
     """Split ``total`` over classes in proportion to ``probs`` exactly (largest remainder)."""
+    if isinstance(total, bool) or not isinstance(total, numbers.Integral) or total < 0:
+        raise ValueError(f"the number of items to split must be a whole number >= 0, got "
+                         f"{total!r}")
     p = torch.as_tensor(probs, dtype=torch.float64)
     if (p.dim() != 1 or len(p) == 0 or not bool(torch.isfinite(p).all()) or bool((p < 0).any())
             or float(p.sum()) <= 0):
         raise ValueError(f"class probabilities must be a non-empty 1-D list of finite, "
                          f"non-negative numbers with a positive sum, got {p.tolist()}")
+    if not math.isfinite(float(p.sum())):    # huge values: their sum overflows
+        p = p / p.max()
     p = p / p.sum()
     raw = p * total
     base = raw.floor().long()

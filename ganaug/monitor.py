@@ -38,7 +38,13 @@ def plot_curves(history: list[dict], path: str | Path, title: str = "", note: st
     fig = Figure(figsize=(10, 4), dpi=100)
     FigureCanvasAgg(fig)
     ax_l, ax_a = fig.subplots(1, 2)
+    # an edited or old metrics.jsonl may lack an epoch or hold None / NaN / inf values
+    history = [{**r, "epoch": r.get("epoch", i + 1)} for i, r in enumerate(history)]
     epochs = [r["epoch"] for r in history]
+
+    def finite_of(key: str) -> list[tuple]:
+        return [(r["epoch"], float(r[key])) for r in history if _finite(r.get(key))]
+
     for key in _LOSSES:
         vals = [r.get(key) for r in history]
         if any(v is not None and v != 0 for v in vals):
@@ -55,8 +61,7 @@ def plot_curves(history: list[dict], path: str | Path, title: str = "", note: st
     ax_l.grid(alpha=0.3)
     if ax_l.lines:
         ax_l.legend(fontsize=8)
-    acc = [(r["epoch"], r["test_accuracy"]) for r in history if "test_accuracy" in r]
-    val = [(r["epoch"], r["val_accuracy"]) for r in history if r.get("val_accuracy") is not None]
+    acc, val = finite_of("test_accuracy"), finite_of("val_accuracy")
     if acc:
         ax_a.plot(*zip(*acc), color="C2", marker="." if len(acc) < 30 else None, label="test")
         best = max(acc, key=lambda t: t[1])
@@ -64,17 +69,17 @@ def plot_curves(history: list[dict], path: str | Path, title: str = "", note: st
     if val:
         ax_a.plot(*zip(*val), color="C4", marker="." if len(val) < 30 else None,
                   label="validation")
-        chosen = best_record(history)              # the epoch best.pt holds
+        chosen = best_record([r for r in history if _finite(r.get("val_accuracy"))])
         ax_a.axvline(chosen["epoch"], color="C4", alpha=0.4, linewidth=1, linestyle=":")
         test_at = chosen.get("test_accuracy")
         ax_a.set_title(f"last {acc[-1][1]:.4f}; best by validation: epoch {chosen['epoch']}"
-                       + (f", test {test_at:.4f}" if test_at is not None else "")
+                       + (f", test {test_at:.4f}" if _finite(test_at) else "")
                        if acc else f"best by validation: epoch {chosen['epoch']}", fontsize=9)
         ax_a.legend(fontsize=8, loc="lower right")
     ax_a.set_xlabel("epoch")
     ax_a.set_ylabel("accuracy (EMA classifier)" if val else "test accuracy (EMA classifier)")
     ax_a.grid(alpha=0.3)
-    div = [(r["epoch"], r["diversity"]) for r in history if r.get("diversity") is not None]
+    div = finite_of("diversity")
     if div:                                    # its own scale: about 1 as varied as the real
         ax_d = ax_a.twinx()
         ax_d.set_ylabel("sample diversity (dashed; warns under the thin line)", color="C1",
@@ -92,6 +97,10 @@ def plot_curves(history: list[dict], path: str | Path, title: str = "", note: st
     return atomic_write_bytes(Path(path), buf.getvalue())
 
 
+def _finite(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
 def open_tensorboard(log_dir: str | Path):
     """A ``SummaryWriter`` on ``log_dir``, or None when TensorBoard is not installed."""
     try:
@@ -106,7 +115,8 @@ class RunMonitor:
     installed and ``tensorboard``), and ``curves.png`` at most every ``plot_every`` seconds;
     :meth:`close` writes the final plot.
 
-    A failure to plot is logged once and never stops training.
+    A failure to plot is logged once and never stops training; a failure of TensorBoard
+    (a full disk) is logged and turns TensorBoard off for the rest of the run.
     """
 
     def __init__(self, out: str | Path, title: str = "", tensorboard: bool = True,
@@ -120,14 +130,25 @@ class RunMonitor:
         self._plotted: tuple | None = None        # (epochs, last record) of the last plot
 
     def __call__(self, record: dict, model) -> None:
-        if self.tensorboard and self.writer is None:
-            self.writer = open_tensorboard(self.out / TENSORBOARD_DIR)
-            self.tensorboard = self.writer is not None
-            if self.writer is None:
-                self.log("tensorboard is not installed: no tensorboard/ folder (pip install "
-                         "tensorboard; --no-tensorboard, or tensorboard=False, skips it quietly)")
-        if self.writer is not None:
-            self._tensorboard(record, model)
+        try:
+            if self.tensorboard and self.writer is None:
+                self.writer = open_tensorboard(self.out / TENSORBOARD_DIR)
+                self.tensorboard = self.writer is not None
+                if self.writer is None:
+                    self.log("tensorboard is not installed: no tensorboard/ folder (pip install "
+                             "tensorboard; --no-tensorboard, or tensorboard=False, skips it "
+                             "quietly)")
+            if self.writer is not None:
+                self._tensorboard(record, model)
+        except Exception as e:    # a log is never worth a run: say so, stop logging
+            self.log(f"warning: TensorBoard logging failed ({type(e).__name__}: {e}); it is off "
+                     f"for the rest of this run (curves.png and metrics.jsonl go on)")
+            self.tensorboard, writer, self.writer = False, self.writer, None
+            try:
+                if writer is not None:
+                    writer.close()
+            except Exception:
+                pass
         if time.monotonic() - self._last_plot >= self.plot_every:
             self.plot(self.history())
 

@@ -218,6 +218,56 @@ def test_collectives_average_and_broadcast_over_two_gloo_processes(tmp_path):
     assert not torch.equal(r1["before"]["0.weight"], r0["before"]["0.weight"])
 
 
+def _download_worker(rank: int, world: int, store: str, results: str, fail: bool) -> None:
+    import time
+
+    from ganaug import TrainConfig
+    from ganaug import experiment as E
+    from ganaug.data import DataNotFoundError, load_dataset
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
+    calls = []
+
+    def fake(name, root, download, image_size):
+        calls.append((time.monotonic(), download))
+        if download:
+            time.sleep(1.0)                        # a slow download: the others must wait
+            if fail:
+                raise DataNotFoundError("no internet")
+        return load_dataset("digits")
+
+    E.load_dataset = fake
+    try:
+        try:
+            E.load_data(TrainConfig(dataset="mnist", download=True))
+            error = None
+        except Exception as e:
+            error = f"{type(e).__name__}: {e}"
+        torch.save({"calls": calls, "error": error, "end": time.monotonic()},
+                   Path(results) / f"rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("fail", [False, True])
+def test_under_torchrun_rank_0_downloads_alone_and_its_error_is_everyones(tmp_path, fail):
+    """torchvision writes downloads in place: with --download the other ranks wait for rank
+    0 and then read the files it fetched (never downloading themselves); a failed download
+    fails every rank with rank 0's message, and none hangs."""
+    mp.spawn(_download_worker, args=(2, str(tmp_path / "store"), str(tmp_path), fail), nprocs=2)
+    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    assert [d for _, d in r0["calls"]] == [True]
+    if fail:
+        assert r0["error"] == "DataNotFoundError: no internet" and r1["calls"] == []
+        assert r1["error"] == ("DataNotFoundError: rank 0 could not download the data "
+                               "(DataNotFoundError): no internet")
+    else:
+        assert r0["error"] is None and r1["error"] is None
+        assert [d for _, d in r1["calls"]] == [False]
+        assert r1["calls"][0][0] >= r0["calls"][0][0] + 1.0      # after rank 0's download
+
+
 @pytest.mark.parametrize("env,device,gpus,calls", [
     ({}, "auto", 2, []),                                             # no torchrun
     ({"WORLD_SIZE": "1"}, "auto", 0, []),                            # torchrun, one process

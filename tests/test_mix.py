@@ -7,7 +7,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from ganaug import BatchMixer, CLSGAN, DiversityWarning, LabelAgreementWarning, SyntheticMix
 from ganaug.data import load_dataset
-from ganaug.imbalance import (balance_plan, class_counts, long_tail_counts, make_long_tailed,
+from ganaug.imbalance import (balance_plan, class_counts, dataset_targets, long_tail_counts, make_long_tailed,
                               quotas)
 
 # the tests' batches are arbitrary tensors; BatchMixer's range warning has its own test
@@ -310,6 +310,21 @@ def test_batch_mixer_errors(model):
             BatchMixer(model, 0.5, labels="uniform")(x, y)
 
 
+def test_targets_kept_as_class_names_are_read_from_the_items():
+    """A dataset whose ``.targets`` are class names, its items (image, int label): counted
+    by the items' labels, not refused."""
+    class Named(torch.utils.data.Dataset):
+        targets = ["cat", "dog", "dog"]
+
+        def __len__(self):
+            return 3
+
+        def __getitem__(self, i):
+            return torch.zeros(1, 2, 2), [0, 1, 1][i]
+
+    assert dataset_targets(Named()).tolist() == [0, 1, 1]
+
+
 def test_long_tailed_generic_dataset_and_subset_targets():
     data = TupleData("uint8", n=40, classes=4)
     lt = make_long_tailed(data, rho=4, seed=0)
@@ -439,12 +454,22 @@ def test_balance_plan_refuses_bools_zero_and_negative_counts_and_ids():
         with pytest.raises(ValueError, match="unknown class"):
             balance_plan([5, 3, 1], {key: 3})
     assert balance_plan([5, 3, 1], {1: 0}) == [0, 0, 0]
+    with pytest.raises(ValueError, match=r"names class 0 twice \(0 and 'a'\)"):
+        balance_plan([5, 3, 1], {0: 2, "a": 4}, ["a", "b", "c"])
+    for strategy in ("mean", "max", 3):
+        with pytest.raises(ValueError, match="nothing to balance: the dataset has no classes"):
+            balance_plan([], strategy)
 
 
 def test_quotas_refuse_negative_zero_and_nested_probabilities():
     for bad in ([-1, 2], [0, 0], [[1, 1]], []):
         with pytest.raises(ValueError, match="class probabilities"):
             quotas(4, bad)
+    for bad in (-3, 5.5, True):
+        with pytest.raises(ValueError, match="items to split must be a whole number >= 0"):
+            quotas(bad, [1, 1])
+    assert quotas(3, [1e308, 1e308]) in ([2, 1], [1, 2])       # their sum overflows float64
+    assert quotas(5, [1e308, 3e307]) == quotas(5, [10, 3])
 
 
 def _largest_remainder(total, probs):

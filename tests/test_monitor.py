@@ -137,3 +137,37 @@ def test_the_plot_shows_each_epochs_diversity_on_its_own_axis(tmp_path, monkeypa
     drawn.clear()
     M.plot_curves(HISTORY, tmp_path / "d.png")
     assert not [a for label, a in drawn if label.startswith("sample diversity")]
+
+
+def test_odd_histories_still_plot(tmp_path, monkeypatch):
+    """An edited or old metrics.jsonl: a record without its epoch, None / NaN / inf values;
+    the title's best ignores what is not a number."""
+    from matplotlib.axes import Axes
+
+    titles = []
+    real = Axes.set_title
+    monkeypatch.setattr(Axes, "set_title",
+                        lambda ax, t, *a, **k: titles.append(t) or real(ax, t, *a, **k))
+    nan, inf = float("nan"), float("inf")
+    history = [dict(HISTORY[0], test_accuracy=nan, diversity=inf),
+               {k: v for k, v in HISTORY[1].items() if k != "epoch"},
+               dict(HISTORY[2], test_accuracy=None, diversity=0.8, val_accuracy=nan)]
+    assert M.plot_curves(history, tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
+    assert titles == ["last 0.7000, best 0.7000 (epoch 2)"]
+
+
+def test_a_failing_tensorboard_is_reported_and_turned_off(tmp_path, monkeypatch):
+    class Full(_Writer):
+        def add_scalar(self, tag, value, step):
+            raise OSError(28, "No space left on device")
+
+    writer = Full()
+    monkeypatch.setattr(M, "open_tensorboard", lambda d: writer)
+    logs = []
+    mon = M.RunMonitor(tmp_path, tensorboard=True, plot_every=1e9, log=logs.append)
+    model = CLSGAN((1, 8, 8), 4, "mlp", d_hidden=[8], g_hidden=[8])
+    mon(HISTORY[0], model)
+    mon(HISTORY[1], model)                     # off: no second try, no second message
+    assert writer.closed and mon.writer is None and len(logs) == 1
+    assert logs[0].startswith("warning: TensorBoard logging failed (OSError: [Errno 28] No "
+                              "space left on device); it is off for the rest of this run")
