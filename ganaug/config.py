@@ -7,6 +7,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from .data.sources import check_dataset_name
 from .data.splits import check_val_per_class
 from .nets import as_int, check_net_options, list_archs, non_negative_number
@@ -85,6 +87,18 @@ def _refuse_no_effect(c: TrainConfig, obj: Any, default_gp: float) -> None:
                 "puts its unlabeled images into the one lam-weighted critic")
         refuse("gamma and gamma_rampup", f"weight the unlabeled term of sscls, but objective "
                f"{c.objective!r} {uses}", "use --objective sscls or leave them unset")
+
+
+def plain(v: Any) -> Any:
+    """``v`` with numpy scalars as the Python values they hold (np.float64(0.1) -> 0.1),
+    through lists, tuples and dicts; anything else as it is."""
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, (list, tuple)):
+        return type(v)(plain(x) for x in v)
+    if isinstance(v, dict):
+        return {plain(k): plain(x) for k, x in v.items()}
+    return v
 
 
 def standing_stats_count(v: Any, name: str = "standing_stats") -> int:
@@ -203,7 +217,12 @@ class TrainConfig:
 
     def resolved(self) -> "TrainConfig":
         """A validated copy with ``auto`` values filled in; raises ValueError on bad input."""
-        c = dataclasses.replace(self, net_options=dict(self.net_options))
+        # numpy values (a sweep over np.logspace) as Python's: a numpy scalar in config.json,
+        # the history or the model's spec would make the checkpoint unloadable with
+        # weights_only=True
+        c = dataclasses.replace(self, **{f.name: plain(getattr(self, f.name))
+                                         for f in dataclasses.fields(self)})
+        c.net_options = dict(c.net_options)
         check_dataset_name(c.dataset)
         c.dataset = _absolute_folder(c.dataset)
         for name, flag in (("seed", "--seed"), ("data_seed", "--data-seed")):
@@ -284,6 +303,11 @@ class TrainConfig:
             raise ValueError(f"fm_real={c.fm_real!r} chooses the real images of the feature-"
                              f"matching generator loss, but this run has g_loss={c.g_loss!r}; "
                              f"use --g-loss feature-matching (sscls's default) or leave "
+                             f"fm_real at 'all'")
+        if c.fm_real != "all" and not obj.semi_supervised:
+            raise ValueError(f"fm_real={c.fm_real!r} matches the fakes with the batch's "
+                             f"unlabeled images, and objective {c.objective!r} uses none; "
+                             f"choose a semi-supervised objective (sscls, ...) or leave "
                              f"fm_real at 'all'")
         if c.loss_form not in ("semi", "softmax"):
             raise ValueError(f"loss_form must be 'semi' or 'softmax', got {c.loss_form!r}")

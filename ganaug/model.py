@@ -9,6 +9,7 @@ import copy
 import os
 from typing import Any, Sequence
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -140,8 +141,8 @@ class CLSGAN(nn.Module):
     # ------------------------------------------------------------------ persistence
     def spec(self) -> dict:
         """Everything needed to rebuild the networks, as primitives."""
-        return {"image_shape": list(self.image_shape), "num_classes": self.num_classes,
-                "arch": self.arch, "classes": self.classes, "net_options": _prim(self.net_options)}
+        return _prim({"image_shape": list(self.image_shape), "num_classes": self.num_classes,
+                      "arch": self.arch, "classes": self.classes, "net_options": self.net_options})
 
     def save(self, path: str | os.PathLike, extra: dict | None = None) -> None:
         """Atomically write a checkpoint that loads with ``torch.load(weights_only=True)``."""
@@ -288,7 +289,10 @@ def _positive(v: Any, name: str) -> int:
 
 
 def _prim(obj: Any) -> Any:
-    """Tuples -> lists, recursively, so specs survive JSON and weights_only loading."""
+    """Tuples -> lists and numpy scalars -> Python's, recursively, so specs survive JSON and
+    weights_only loading."""
+    if isinstance(obj, np.generic):
+        return obj.item()
     if isinstance(obj, (list, tuple)):
         return [_prim(o) for o in obj]
     if isinstance(obj, dict):

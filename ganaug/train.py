@@ -29,7 +29,7 @@ from . import objectives as O
 from .checks import (first_per_class_distances, pair_distances, per_class, pooled,
                      relative_spread)
 from ._io import CHECKPOINT, CheckpointError, atomic_torch_save, atomic_write_bytes, \
-    atomic_write_json, atomic_write_text, remove_stale_temps
+    atomic_write_json, atomic_write_text, remove_stale_temps, safe_torch_load
 from .config import TrainConfig, resolve_config
 from .data import ImageSet
 from .model import CLSGAN, pick_device
@@ -71,6 +71,22 @@ def check_inputs(model: CLSGAN, labeled: ImageSet, cfg: TrainConfig, world: int 
         raise ValueError(f"translate={cfg.translate} pixels would move {labeled.image_shape[1]}x"
                          f"{labeled.image_shape[2]} images out of view; use fewer pixels than "
                          f"the image side (e.g. 2 for MNIST)")
+    obj = O.get_objective(cfg.objective)
+    uses_unl = obj.semi_supervised and unlabeled is not None and len(unlabeled) > 0
+    fakes = cfg.batch_size * (1 + cfg.unlabeled_ratio if uses_unl else 1) // world
+    if obj.critic != "none" and fakes < 2 and any(isinstance(m, torch.nn.BatchNorm1d)
+                                                  for m in model.generator.modules()):
+        raise ValueError(f"batch_size {cfg.batch_size} gives the generator {fakes} image per "
+                         f"step{' and process' if world > 1 else ''}, and its BatchNorm1d "
+                         f"layers need at least 2: use a larger --batch-size, or --net-option "
+                         f"g_norm=none")
+    if cfg.consistency and cfg.consistency_teacher == "net" and not cfg.translate and \
+            not _draws_noise(model.loss_net):
+        raise ValueError("consistency_teacher 'net' compares the loss network with itself on the "
+                         "same unlabeled images, and this one has no noise layers or dropout: "
+                         "the term is exactly 0. Give the teacher another view (--translate N), "
+                         "noise (--net-option input_noise=..., hidden_noise=...), or use "
+                         "--consistency-teacher ema")
     C = model.num_classes
     if not _labels_fit(labeled, C):
         raise ValueError(f"the labeled set must be non-empty and every target in [0, {C}) "
@@ -95,6 +111,14 @@ def check_inputs(model: CLSGAN, labeled: ImageSet, cfg: TrainConfig, world: int 
             raise ValueError(f"the validation set must be non-empty and every target in [0, "
                              f"{C}) (labeled images held out of training, e.g. by "
                              f"ganaug.split_with_validation); pass val=None for none")
+
+
+def _draws_noise(net: torch.nn.Module) -> bool:
+    """Whether ``net`` in training mode draws random noise (noise layers or dropout)."""
+    from .nets._layers import GaussianNoise
+    return any(isinstance(m, GaussianNoise) and m.std > 0 or
+               isinstance(m, torch.nn.modules.dropout._DropoutNd) and m.p > 0
+               for m in net.modules())
 
 
 def _labels_fit(data: ImageSet, num_classes: int) -> bool:
@@ -269,6 +293,8 @@ def train(model: CLSGAN, labeled: ImageSet, unlabeled: ImageSet | None = None,
         for name in (CHECKPOINT, BEST):            # left by a run killed mid-write
             for tmp in remove_stale_temps(out, name):
                 log(f"deleted {tmp.name}, left by a run killed while writing {name}")
+        if ckpt is not None:
+            _match_checkpoint(out, model, cfg, history, fingerprint, log)
         atomic_write_json(out / CONFIG, cfg.to_dict())
     grid = _grid_inputs(model, cfg.seed, device)
     # each epoch's sample diversity (rank 0; not for an objective that trains no generator)
@@ -342,13 +368,12 @@ def train(model: CLSGAN, labeled: ImageSet, unlabeled: ImageSet | None = None,
             rec["diversity"] = d
         history.append(rec)
         log(_line(rec, cfg.epochs))
-        if out is not None and val is not None and best_record(history) is rec:
-            # before the checkpoint: a resume after a crash between the two redoes this epoch
-            model.save(out / BEST, {"config": cfg.to_dict(), "epoch": epoch + 1, "step": step,
-                                    "val_accuracy": rec["val_accuracy"], "data": fingerprint})
         if out is not None:                    # rank 0 only
             _write_epoch(out, model, cfg, history, step, seconds, opt_d, opt_g, grid,
                          fingerprint)
+            if val is not None and best_record(history) is rec:
+                # after the checkpoint: a run stopped between the two gets it on resuming
+                _save_best(out, model, cfg, rec, fingerprint)
         if on_epoch is not None:
             on_epoch(rec, model)
         longest = max(longest, time.perf_counter() - t0)   # evaluation and files included
@@ -402,6 +427,34 @@ def _grid_inputs(model: CLSGAN, seed: int, device) -> tuple[Tensor, Tensor]:
     z = torch.rand(GRID_COLUMNS, model.noise_dim, generator=g) * 2 - 1
     y = torch.arange(model.num_classes).repeat_interleave(GRID_COLUMNS)
     return z.repeat(model.num_classes, 1).to(device), y.to(device)
+
+
+def _save_best(out: Path, model: CLSGAN, cfg: TrainConfig, rec: dict, data: dict) -> None:
+    model.save(out / BEST, {"config": cfg.to_dict(), "epoch": rec["epoch"], "step": rec["step"],
+                            "val_accuracy": rec["val_accuracy"], "data": data})
+
+
+def _match_checkpoint(out: Path, model: CLSGAN, cfg: TrainConfig, history: list[dict],
+                      data: dict, log: Callable[[str], None]) -> None:
+    """Make ``metrics.jsonl`` and ``best.pt`` agree with the checkpoint just loaded (its
+    ``history``, its weights in ``model``): a run stopped after writing an epoch's metrics
+    but not its checkpoint listed an epoch the checkpoint lacks, and one stopped after the
+    checkpoint but before ``best.pt`` kept an older best; a resume that trains nothing more
+    would have reported them as they were."""
+    text = "".join(_json_line(r) for r in history)
+    if not (out / METRICS).is_file() or (out / METRICS).read_text() != text:
+        atomic_write_text(out / METRICS, text)
+    best = best_record(history)
+    if best is None or best is not history[-1]:    # best.pt of an earlier epoch: as it is
+        return
+    try:
+        have = safe_torch_load(out / BEST).get("epoch") if (out / BEST).is_file() else None
+    except CheckpointError:
+        have = None
+    if have != best["epoch"]:
+        _save_best(out, model, cfg, best, data)
+        log(f"wrote {BEST} for epoch {best['epoch']}, the best by validation accuracy, which "
+            f"the run stopped before writing")
 
 
 def _write_epoch(out: Path, model: CLSGAN, cfg: TrainConfig, history: list[dict], step: int,

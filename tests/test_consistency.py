@@ -108,3 +108,19 @@ def test_consistency_flag_and_its_error(tmp_path, capsys):
     assert main(["train", "--consistency", "-1", "--out", str(tmp_path / "r")]) == 2
     assert "consistency must be a non-negative number" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def test_a_teacher_that_is_the_student_itself_is_refused(tiny, tmp_path):
+    """teacher 'net' without a second view (translate 0) on a loss network without noise
+    layers or dropout (the default job's) computes exactly 0: refused before any work;
+    with noise layers or a shifted view it trains."""
+    with pytest.raises(ValueError, match=r"consistency_teacher 'net' .* no noise layers or "
+                                         r"dropout: the term is exactly 0.*--translate N"):
+        _run(tiny, out=tmp_path / "r", consistency=3.0, consistency_teacher="net",
+             net_options={**FAST.get("net_options", {}), "input_noise": 0.0,
+                          "hidden_noise": 0.0})
+    assert not (tmp_path / "r").exists()
+    noisy = _run(tiny, consistency=3.0, consistency_teacher="net",
+                 net_options={**FAST.get("net_options", {}), "input_noise": 0.0,
+                              "hidden_noise": 0.1})
+    assert noisy.history[-1]["consistency"] > 0

@@ -201,3 +201,45 @@ def test_a_dict_of_settings_in_place_of_a_config_says_how_to_build_one(tiny, tmp
                                             r"with TrainConfig\(\*\*settings\)"):
             call()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_numpy_values_in_a_config_or_model_give_checkpoints_that_load(tiny, tmp_path):
+    """A sweep over np.logspace hands TrainConfig numpy scalars: they are stored as Python
+    values, so the checkpoint (config, history, the model's spec) loads with
+    weights_only=True; a model built or named with numpy values saves loadably too."""
+    import json
+
+    from _tiny import _run
+    from ganaug import CLSGAN
+    _run(tiny, out=tmp_path / "r", epochs=1, lr=np.float64(2e-3), gamma=np.float32(0.5),
+         labels_per_class=np.int64(4), net_options={"input_noise": np.float64(0.1)})
+    ckpt = torch.load(tmp_path / "r" / "checkpoint.pt", weights_only=True)
+    assert type(ckpt["config"]["lr"]) is float and ckpt["config"]["lr"] == 2e-3
+    assert type(ckpt["history"][0]["lr"]) is float and ckpt["config"]["gamma"] == 0.5
+    assert ckpt["model"]["net_options"]["input_noise"] == 0.1
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["labels_per_class"] == 4
+    m = CLSGAN((1, 8, 8), 2, "mlp", input_noise=np.float64(0.2))
+    m.classes = [np.str_("cat"), np.str_("dog")]
+    m.save(tmp_path / "m.pt")
+    loaded = CLSGAN.load(tmp_path / "m.pt")
+    assert loaded.classes == ["cat", "dog"] and loaded.spec()["net_options"]["input_noise"] == 0.2
+
+
+def test_one_generated_image_per_step_for_batchnorm1d_is_refused_before_any_work(tiny, tmp_path):
+    """The MLP generator's BatchNorm1d cannot train on one row: a labels-only objective at
+    batch size 1 was torch's "Expected more than 1 value per channel" after the run folder
+    was made. sscls at batch 1 generates 2 (one per labeled and unlabeled row) and trains;
+    so does the generator without BatchNorm."""
+    from _tiny import FAST, _run
+    with pytest.raises(ValueError, match=r"batch_size 1 gives the generator 1 image per step, "
+                                         r"and its BatchNorm1d layers need at least 2"):
+        _run(tiny, out=tmp_path / "r", objective="cls", batch_size=1, epochs=1)
+    assert not (tmp_path / "r").exists()
+    _run(tiny, objective="sscls", batch_size=1, epochs=1)
+    _run(tiny, objective="cls", batch_size=1, epochs=1,
+         net_options={**FAST["net_options"], "g_norm": "none"})
+
+
+def test_fm_real_unlabeled_needs_unlabeled_images():
+    with pytest.raises(ValueError, match=r"fm_real='unlabeled' .* objective 'cls' uses none"):
+        TrainConfig(objective="cls", g_loss="feature-matching", fm_real="unlabeled").resolved()

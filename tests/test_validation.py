@@ -110,6 +110,50 @@ def test_resuming_keeps_the_best_epoch_as_never_stopping_does(tiny, tmp_path):
     assert all(torch.equal(a["state"][k], b["state"][k]) for k in a["state"])
 
 
+def test_files_of_an_epoch_stopped_mid_write_agree_with_the_checkpoint_on_resuming(
+        tiny, tmp_path, monkeypatch):
+    """A run stopped between writing an epoch's files (here: Ctrl-C in best.pt's write, after
+    the checkpoint; and in the checkpoint's write, after metrics.jsonl) resumes with
+    metrics.jsonl and best.pt as its checkpoint says, even when it trains nothing more; the
+    best epoch's best.pt is the one never stopping writes."""
+    T = importlib.import_module("ganaug.train")         # the module, not ganaug.train()
+    full = _train(tiny, tmp_path / "full", 2, scores=[0.5, 0.75], monkeypatch=monkeypatch)
+    real = T.CLSGAN.save
+
+    def interrupted(self, path, extra=None):
+        if extra and extra.get("epoch") == 2:
+            raise KeyboardInterrupt
+        return real(self, path, extra)
+
+    monkeypatch.setattr(T.CLSGAN, "save", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        _train(tiny, tmp_path / "b", 2, scores=[0.5, 0.75], monkeypatch=monkeypatch)
+    monkeypatch.setattr(T.CLSGAN, "save", real)
+    assert torch.load(tmp_path / "b" / "best.pt", weights_only=True)["epoch"] == 1
+    _train(tiny, tmp_path / "b", 2, resume=True)                  # trains nothing more
+    got = torch.load(tmp_path / "b" / "best.pt", weights_only=True)
+    want = torch.load(tmp_path / "full" / "best.pt", weights_only=True)
+    assert got["epoch"] == want["epoch"] == 2
+    assert all(torch.equal(got["state"][k], want["state"][k]) for k in want["state"])
+
+    real_save = T.atomic_torch_save
+
+    def no_checkpoint(path, obj):
+        if path.name == "checkpoint.pt" and obj["epoch"] == 2:
+            raise KeyboardInterrupt
+        return real_save(path, obj)
+
+    monkeypatch.setattr(T, "atomic_torch_save", no_checkpoint)
+    with pytest.raises(KeyboardInterrupt):
+        _train(tiny, tmp_path / "c", 2)
+    monkeypatch.setattr(T, "atomic_torch_save", real_save)
+    metrics = tmp_path / "c" / "metrics.jsonl"
+    assert len(metrics.read_text().splitlines()) == 2            # epoch 2 listed, not saved
+    _train(tiny, tmp_path / "c", 1, resume=True)
+    assert [json.loads(line)["epoch"] for line in metrics.read_text().splitlines()] == [1]
+    assert full.history[0]["val_accuracy"] == 0.5
+
+
 def test_resuming_with_other_validation_images_is_refused_before_training(tiny, tmp_path):
     """best.pt is chosen by the validation images: a resume must score the same ones."""
     _train(tiny, tmp_path, 1)

@@ -1,6 +1,9 @@
 """Class-balanced labeled/unlabeled/validation splits, seeded separately from training."""
 from __future__ import annotations
 
+import operator
+
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -40,10 +43,13 @@ def split_with_validation(data: ImageSet, labels_per_class: int | None, val_per_
     random order, out of what would be the unlabeled ones. With ``labels_per_class=None``
     (every label) they come first, and the rest of each class is labeled.
     """
-    if labels_per_class is not None and (isinstance(labels_per_class, bool)
-                                         or not isinstance(labels_per_class, int)):
-        raise ValueError(f"labels_per_class must be a positive int or None (all), "
-                         f"got {labels_per_class!r}")
+    if labels_per_class is not None:
+        n = operator.index(labels_per_class) if isinstance(labels_per_class, np.integer) \
+            else labels_per_class                     # numpy's ints too
+        if isinstance(n, bool) or not isinstance(n, int):
+            raise ValueError(f"labels_per_class must be a positive int or None (all), "
+                             f"got {labels_per_class!r}")
+        labels_per_class = n
     if labels_per_class is not None and labels_per_class <= 0:
         raise ValueError(f"labels_per_class must be positive, got {labels_per_class}; "
                          f"use 'all' to keep every label")
