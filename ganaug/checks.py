@@ -54,7 +54,9 @@ def warn_label_agreement(agreement: float | None, who: str, fix: str, stacklevel
             f"synthetic images to their label. Every sampler this low in ganaug's benchmarks "
             f"cost the few-labels classifier accuracy when mixed in (2.6 to 36 points). Check "
             f"the sampler with `ganaug eval --run RUN` (label accuracy, TSTR, gate pass rates), "
-            f"{fix}, or train it with a larger --g-cond-weight", LabelAgreementWarning,
+            f"{fix}, or train it with a conditional objective (sscls, cls, ...; the "
+            f"unconditional ones, such as gan or ls, generate without looking at the label) "
+            f"and a larger --g-cond-weight", LabelAgreementWarning,
             stacklevel=stacklevel)            # 3: the caller of the mix's __init__
 
 

@@ -27,6 +27,7 @@ from .data import DataNotFoundError, ImageSet, load_dataset, split_with_validati
 from .distributed import broadcast_object, rank_and_world
 from .metrics import classification_metrics
 from .model import CLSGAN, _positive
+from .objectives import get_objective
 from .nets import resolve_arch
 from .runs import (SUMMARY, check_run_folder, check_run_kind, check_same_data,
                    checkpoint_config, data_fingerprint)
@@ -214,8 +215,10 @@ def fit(config: TrainConfig | None = None, out: str | Path | None = None, resume
              + (f" ({Path(recipe).name})" if recipe is not None else ""))
     if recipe is not None and not rank:
         _copy_recipe(recipe, recipe_bytes, out)
+    trains_g = get_objective(cfg.objective).critic != "none"   # else its samples are noise
     monitor = None if rank else RunMonitor(out, title, tensorboard, log=log,
-                                           grid=_grid_inputs(model, cfg.seed, "cpu"))
+                                           grid=_grid_inputs(model, cfg.seed, "cpu")
+                                           if trains_g else None)
     state = None
     try:
         state = train(model, labeled, unlabeled, cfg, test=test, out=out, resume=resume,
@@ -384,8 +387,8 @@ def _fit_seeds(cfg: TrainConfig, seeds: list[int], out: Path, resume: bool, prog
         raise ValueError(f"nothing to resume in {out}: none of its seed-N folders holds a run; "
                          f"drop --resume to start them")
     if not resume and (out / SUMMARY).exists():
-        raise ValueError(f"{out} already holds a run; pass --resume to continue it or choose "
-                         f"another --out")
+        raise ValueError(f"{out} already holds a run; pass --resume (resume=True in "
+                         f"Python) to continue it or choose another --out (out=)")
     runs = []
     for seed, c, action in plan:
         folder = seed_dir(out, seed)
@@ -439,8 +442,6 @@ def evaluate_run(run: str | Path, data_root: str | None = None, *, quality: bool
     reason in ``"quality_skipped"``. ``save=True`` also writes the result to
     ``run/eval.json`` (``run/eval-best.json`` with ``best``).
     """
-    from .objectives import get_objective
-
     dev = pick_device(device)
     run = Path(run)
     path = run_checkpoint(run, file_ok=False)

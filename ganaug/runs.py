@@ -158,6 +158,6 @@ def check_run_folder(out: str | Path | None, cfg: TrainConfig, resume: bool) -> 
                              f"to start a new run there")
         return _load_resume(out, cfg)
     if has:
-        raise ValueError(f"{out} already holds a run; pass --resume to continue it or choose "
-                         f"another --out")
+        raise ValueError(f"{out} already holds a run; pass --resume (resume=True in "
+                         f"Python) to continue it or choose another --out (out=)")
     return None

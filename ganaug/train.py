@@ -369,8 +369,8 @@ def train(model: CLSGAN, labeled: ImageSet, unlabeled: ImageSet | None = None,
         history.append(rec)
         log(_line(rec, cfg.epochs))
         if out is not None:                    # rank 0 only
-            _write_epoch(out, model, cfg, history, step, seconds, opt_d, opt_g, grid,
-                         fingerprint)
+            _write_epoch(out, model, cfg, history, step, seconds, opt_d, opt_g,
+                         grid if step_fn.adversarial else None, fingerprint)
             if val is not None and best_record(history) is rec:
                 # after the checkpoint: a run stopped between the two gets it on resuming
                 _save_best(out, model, cfg, rec, fingerprint)
@@ -458,16 +458,18 @@ def _match_checkpoint(out: Path, model: CLSGAN, cfg: TrainConfig, history: list[
 
 
 def _write_epoch(out: Path, model: CLSGAN, cfg: TrainConfig, history: list[dict], step: int,
-                 seconds: float, opt_d, opt_g, grid: tuple[Tensor, Tensor],
+                 seconds: float, opt_d, opt_g, grid: tuple[Tensor, Tensor] | None,
                  data: dict | None = None) -> None:
-    """Sample grids, metrics and the checkpoint (with ``data``, the data's fingerprint),
+    """Sample grids (unless ``grid`` is None: an objective that trains no generator, whose
+    samples are noise), metrics and the checkpoint (with ``data``, the data's fingerprint),
     each written atomically."""
     epoch = history[-1]["epoch"]
-    model.generator_ema.eval()
-    with torch.no_grad():
-        images = model.generator_ema(*grid)
-    save_grid(out / "samples" / f"epoch_{epoch:04d}.png", images, GRID_COLUMNS)
-    save_grid(out / SAMPLES, images, GRID_COLUMNS)
+    if grid is not None:
+        model.generator_ema.eval()
+        with torch.no_grad():
+            images = model.generator_ema(*grid)
+        save_grid(out / "samples" / f"epoch_{epoch:04d}.png", images, GRID_COLUMNS)
+        save_grid(out / SAMPLES, images, GRID_COLUMNS)
     atomic_write_text(out / METRICS, "".join(_json_line(r) for r in history))
     atomic_torch_save(out / CHECKPOINT, {
         "format": "ganaug", "version": 1, "model": model.spec(), "state": model.state_dict(),

@@ -174,6 +174,9 @@ def test_sample_refuses_a_folder_as_out_and_a_run_without_a_generator(digits_run
     assert main(["train", "--objective", "supervised", "--epochs", "1", "--quiet",
                  "--no-tensorboard", "--out", str(sup)]) == 0
     capsys.readouterr()
+    # its generator is never trained: no grids of noise in its run folder
+    assert not (sup / "samples.png").exists() and not (sup / "samples").exists()
+    assert (sup / "checkpoint.pt").exists() and (sup / "curves.png").exists()
     assert main(["sample", "--run", str(sup), "--out", str(tmp_path / "s.png")]) == 2
     err = capsys.readouterr().err
     assert "trains no generator" in err and err.count("\n") == 1

@@ -90,7 +90,9 @@ def test_resume_into_a_different_configuration_is_refused(tiny, tmp_path):
     _run(tiny, out=tmp_path)
     with pytest.raises(ValueError, match="configuration differs.*lr"):
         _run(tiny, out=tmp_path, resume=True, epochs=3, lr=0.5)
-    with pytest.raises(ValueError, match="already holds a run"):
+    with pytest.raises(ValueError, match=r"already holds a run; pass --resume \(resume=True in "
+                                         r"Python\) to continue it or choose another --out "
+                                         r"\(out=\)"):
         _run(tiny, out=tmp_path)
 
 
