@@ -253,7 +253,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--out", default=None, help="run folder (default runs/<time>-<dataset>-<objective>)")
     t.add_argument("--resume", action="store_true", default=False,
                    help="continue the run in --out from its last checkpoint")
-    t.add_argument("--quiet", action="store_true", default=False, help="no progress bar")
+    t.add_argument("--quiet", action="store_true", default=False,
+                   help="no progress bar (the line per epoch and warnings still print)")
     t.add_argument("--recipe", default=None, metavar="FILE", action=_Once,
                    help="YAML file of TrainConfig values (see recipes/); flags override it")
     t.add_argument("--seeds", default=None, type=_seed_list, metavar="S,S,...",
@@ -279,7 +280,8 @@ def _parser() -> argparse.ArgumentParser:
                         "of its own (as train --standing-stats; the run is not changed; "
                         "default 0: as trained)")
 
-    e = sub.add_parser("eval", help="evaluate a run's classifier on its test split")
+    e = sub.add_parser("eval", help="evaluate a run: its classifier on the test split and its "
+                                    "samples' quality (FID, KID, precision/recall, TSTR, ...)")
     e.add_argument("--run", required=True, help="run folder")
     e.add_argument("--data-root", default=None, help="override the run's data root")
     e.add_argument("--json", action="store_true", help="print the metrics as JSON")
@@ -308,7 +310,8 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--inception-weights", default=None, metavar="FILE",
                    help="local torchvision inception_v3 weights file for the standard FID "
                         "(default $GANAUG_INCEPTION_WEIGHTS; never downloaded)")
-    e.add_argument("--device", default="auto", help="auto (CUDA when present, else CPU), cpu, cuda")
+    e.add_argument("--device", default="auto",
+                   help="auto (CUDA when present, else CPU), cpu, cuda or cuda:N")
     return p
 
 

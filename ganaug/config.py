@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,7 +38,9 @@ def _refuse_no_effect(c: TrainConfig, obj: Any, default_gp: float) -> None:
     def changed(name: str) -> bool:
         return getattr(c, name) != default[name]
 
-    def refuse(what: str, why: str, fix: str) -> None:
+    def refuse(what: str, why: str, fix: str) -> None:      # name the flag beside the field
+        fix = re.sub(r"leave (\w+) unset", lambda m: f"leave {m[1]} (--{m[1].replace('_', '-')}) "
+                     f"unset", fix)
         raise ValueError(f"{what} {why}; {fix}")
 
     trains_g = obj.critic != "none"

@@ -411,8 +411,9 @@ def _over_time(limit_min: float, started: float, last_s: float, done: int,
     used = time.perf_counter() - started
     if used + last_s <= 60 * limit_min:
         return None
-    return (f"{TIME_LIMIT}: stopped after epoch {done} of {epochs}, {used / 60:.1f} of "
-            f"{limit_min:g} minutes used; the next epoch would take about {last_s / 60:.1f} "
+    d = 1 if limit_min >= 1 else 3                 # "0.1 of 0.08 minutes" would read as over
+    return (f"{TIME_LIMIT}: stopped after epoch {done} of {epochs}, {used / 60:.{d}f} of "
+            f"{limit_min:g} minutes used; the next epoch would take about {last_s / 60:.{d}f} "
             f"more (continue: --resume --time-limit 0, or --resume with a new limit; a plain "
             f"--resume keeps this one)")
 

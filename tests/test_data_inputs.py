@@ -141,7 +141,7 @@ def test_tilde_and_image_size_checks(tmp_path, monkeypatch):
     tr, _ = load_dataset("mnist", "~/data")
     assert len(tr) == 20
     for name in ("digits", "svhn", "cifar10"):
-        with pytest.raises(ValueError, match="leave image_size unset"):
+        with pytest.raises(ValueError, match=r"leave image_size \(--image-size\) unset"):
             load_dataset(name, tmp_path, image_size=32)
     with pytest.raises(ValueError, match="positive whole number"):
         load_dataset(f"folder:{tmp_path}", image_size=0)

@@ -146,7 +146,7 @@ def test_readme_results_tables_match_the_benchmarks_page():
     """The README's Results tables are headline copies of benchmarks/README.md's: every row
     of them is there too, word for word, so the two pages cannot tell different numbers."""
     text = README.read_text()
-    results = text[text.index("\n## Results\n"):text.index("\n## Real data\n")]
+    results = text[text.index("\n## Results\n"):text.index("\n## Reproducibility and resume\n")]
     rows = [line for line in results.splitlines() if line.startswith("| ") and "---" not in line]
     assert len(rows) > 30
     page = (README.parent / "benchmarks" / "README.md").read_text().splitlines()

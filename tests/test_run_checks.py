@@ -243,3 +243,10 @@ def test_one_generated_image_per_step_for_batchnorm1d_is_refused_before_any_work
 def test_fm_real_unlabeled_needs_unlabeled_images():
     with pytest.raises(ValueError, match=r"fm_real='unlabeled' .* objective 'cls' uses none"):
         TrainConfig(objective="cls", g_loss="feature-matching", fm_real="unlabeled").resolved()
+
+
+def test_settings_without_effect_name_the_flag_beside_the_field():
+    with pytest.raises(ValueError, match=r"use --objective gls or leave nu \(--nu\) unset$"):
+        TrainConfig(nu=0.3).resolved()
+    with pytest.raises(ValueError, match=r"leave lr_decay_every \(--lr-decay-every\) unset$"):
+        TrainConfig(lr_decay_every=5).resolved()

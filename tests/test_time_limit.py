@@ -24,6 +24,9 @@ def test_the_rule_stops_only_when_another_epoch_would_end_past_the_limit(monkeyp
     assert "--resume --time-limit 0" in why and "a plain --resume keeps this one" in why
     assert T._over_time(2.2, 0.0, 30.0, 3, 10) is None         # 130 s <= 132 s
     assert T._over_time(2.0, 0.0, 20.0, 3, 10) is None         # ends exactly at the limit
+    monkeypatch.setattr(T.time, "perf_counter", lambda: 4.0)     # a limit under a minute:
+    assert "0.067 of 0.08 minutes used; the next epoch would take about 0.017" in \
+        T._over_time(0.08, 0.0, 1.0, 1, 3)                     # not "0.1 of 0.08"
 
 
 def test_a_stopped_run_resumes_as_if_it_had_never_stopped(tiny, tmp_path):

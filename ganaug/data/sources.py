@@ -466,11 +466,11 @@ def load_dataset(name: str, root: str | os.PathLike = "./data", download: bool =
                              f"{image_size!r}")
         if name in ("digits", "svhn", "cifar10"):
             raise ValueError(f"image_size pads MNIST and resizes image folders; {name} images "
-                             f"keep their size, so leave image_size unset")
+                             f"keep their size, so leave image_size (--image-size) unset")
     if download and name not in ("mnist", "svhn", "cifar10"):
         raise ValueError(f"download fetches MNIST, SVHN and CIFAR-10; {name} is read from "
                          f"{'scikit-learn' if name == 'digits' else 'its folder'} as it is, so "
-                         f"leave download unset")
+                         f"leave download (--download) unset")
     root = os.path.expanduser(root)
     if name == "digits":
         return load_digits()
