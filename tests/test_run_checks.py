@@ -249,4 +249,4 @@ def test_settings_without_effect_name_the_flag_beside_the_field():
     with pytest.raises(ValueError, match=r"use --objective gls or leave nu \(--nu\) unset$"):
         TrainConfig(nu=0.3).resolved()
     with pytest.raises(ValueError, match=r"leave lr_decay_every \(--lr-decay-every\) unset$"):
-        TrainConfig(lr_decay_every=5).resolved()
+        TrainConfig(lr_decay=1.0, lr_decay_every=5).resolved()
