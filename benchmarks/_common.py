@@ -31,18 +31,71 @@ def load_or_skip(name: str, root: str, skipped: list[str]):
         return None
 
 
+def parse_list(p, text: str, flag: str, kind: type = int, *, empty_ok: bool = False) -> list:
+    """The comma-separated values of ``flag`` (``kind``: int, float or str), or ``p.error``
+    (exit 2, before any work) for no value (unless ``empty_ok``), a value that is not a
+    ``kind``, or a value given twice: a repeated seed, weight or share would train a second
+    run into the first one's folder or count one run twice in a mean (3 and 3.0 are one
+    float)."""
+    items = [s.strip() for s in text.split(",")] if text.strip() else []
+    try:
+        values = [kind(s) for s in items]
+        if kind is str and not all(items):
+            raise ValueError
+    except ValueError:
+        what = {int: "whole numbers", float: "numbers"}.get(kind, "names")
+        p.error(f"{flag} takes comma-separated {what}, got {text!r}")
+    if not values and not empty_ok:
+        p.error(f"{flag} needs at least one value, got {text!r}")
+    twice = dict.fromkeys(f"{v:g}" if kind is float else str(v)
+                          for i, v in enumerate(values) if v in values[:i])
+    if twice:
+        p.error(f"{flag} gives {', '.join(twice)} more than once (got {text!r}); give each "
+                f"value once")
+    return values
+
+
+def gan_options(p, text: str, owned: dict[str, str], configs: list[dict]) -> dict:
+    """``--gan-options`` (JSON of extra TrainConfig fields for a benchmark's GANs), or
+    ``p.error`` before any work when it is no JSON object, sets a field in ``owned``
+    ({field: why the script sets it}), or makes a config TrainConfig refuses: an unknown
+    field or a bad value, with each of ``configs`` (the fields the script sets)."""
+    from ganaug import TrainConfig
+
+    try:
+        options = json.loads(text)
+    except json.JSONDecodeError as e:
+        options = e
+    if not isinstance(options, dict):
+        p.error(f"--gan-options takes a JSON object of TrainConfig fields, e.g. "
+                f"'{{\"mode_seeking\": 1}}', got {text!r}")
+    clash = [k for k in owned if k in options]
+    if clash:
+        p.error("--gan-options cannot set " + "; ".join(f"{k} ({owned[k]})" for k in clash))
+    for fields in configs:
+        try:
+            TrainConfig(**fields, **options).resolved()
+        except (TypeError, ValueError) as e:
+            p.error(f"--gan-options {text}: {e} (it takes fields of ganaug.TrainConfig)")
+    return options
+
+
 def check_args(p, *, datasets: str | None = None, unit: dict | None = None,
-               gate: float | None = None) -> None:
-    """``p.error`` (exit 2, before any work) for an unknown dataset name, a share outside
-    its interval or a quality gate outside (0, 1]. ``unit``: {flag: (values, closed_hi)},
-    each value in [0, 1) or, with ``closed_hi``, [0, 1]."""
+               gate: float | None = None, positive: dict | None = None) -> None:
+    """``p.error`` (exit 2, before any work) for an unknown or repeated dataset name, a
+    share outside its interval, a quality gate outside (0, 1] or a count below 1.
+    ``unit``: {flag: (values, closed_hi)}, each value in [0, 1) or, with ``closed_hi``,
+    [0, 1]; ``positive``: {flag: value} (None: not given)."""
     from ganaug.data.sources import check_dataset_name
 
-    for name in (datasets or "").split(",") if datasets is not None else []:
+    for name in parse_list(p, datasets, "--datasets", str) if datasets is not None else []:
         try:
             check_dataset_name(name)
         except ValueError as e:
             p.error(f"--datasets: {e}")
+    for flag, v in (positive or {}).items():
+        if v is not None and v < 1:
+            p.error(f"{flag} must be at least 1, got {v}")
     for flag, (values, closed) in (unit or {}).items():
         for v in values:
             if not (0 <= v <= 1 if closed else 0 <= v < 1):

@@ -10,6 +10,8 @@ BatchMixer with fresh samples every step), plus the BatchMixer overhead per step
 For every dataset and seed, the sampler is a semi-supervised CLS-GAN trained on the same
 labeled/unlabeled split (digits: the default job, ``ganaug train --seed S``; MNIST: 100
 labels, ``--gan-epochs-mnist`` epochs), so the classifier sees no label the GAN did not.
+``--gan-options`` (JSON) sets other TrainConfig fields; one the script sets (the dataset, its
+root, split and labels, the seed, device and epochs) is an error before any work.
 With ``--gate G`` SyntheticMix keeps only samples its CLS-GAN classifies as their label with
 confidence G (default: off); BatchMixer takes every sample as it comes.
 ``--sampler-dir DIR`` keeps each CLS-GAN as a run folder ``DIR/DATASET-seed-S`` (with its test
@@ -38,14 +40,16 @@ import torch
 from torch.utils.data import TensorDataset
 
 from _classifier import SmallMLP, evaluate, train_classifier
-from _common import (DATA_ROOT, check_args, fmt, gate_failed, load_or_skip, machine,
-                     write_outputs)
+from _common import (DATA_ROOT, check_args, fmt, gan_options, gate_failed, load_or_skip,
+                     machine, parse_list, write_outputs)
 
 from ganaug import BatchMixer, SyntheticMix, TrainConfig, build_model, train
 from ganaug.data import split_labeled
 
 LABELS_ONLY = "labeled only"            # the baseline every other method is compared with
 LABELS_PER_CLASS = 10                   # digits: 100 labels; MNIST: 100 labels
+DATA_SEED = 0                           # the labeled split of every seed (--gan-options cannot
+                                        # change it: the classifiers use the same split)
 
 
 def step_overhead(mixer: BatchMixer, shape, C: int, device: str, fraction: float,
@@ -96,13 +100,18 @@ def sampler_folder(root: str | None, name: str, seed: int) -> tuple[Path | None,
     return out, out is not None and (out / CHECKPOINT).exists()
 
 
+def sampler_fields(name: str, lpc: int, seed: int, args, device: str) -> dict:
+    """The TrainConfig fields this script sets for the CLS-GAN of one dataset and seed
+    (``--gan-options`` cannot set them)."""
+    epochs = args.gan_epochs if name == "digits" else args.gan_epochs_mnist
+    return dict(dataset=name, data_root=args.data_root, labels_per_class=lpc, seed=seed,
+                device=device, **({"epochs": epochs} if epochs is not None else {}))
+
+
 def sampler_config(name: str, lpc: int, seed: int, args, device: str) -> TrainConfig:
     """The CLS-GAN's settings for one dataset and seed: the default job's, with
     ``--gan-epochs``/``--gan-epochs-mnist`` and ``--gan-options``."""
-    epochs = args.gan_epochs if name == "digits" else args.gan_epochs_mnist
-    return TrainConfig(dataset=name, data_root=args.data_root, labels_per_class=lpc, seed=seed,
-                       device=device, **({"epochs": epochs} if epochs else {}),
-                       **args.gan_options)
+    return TrainConfig(**sampler_fields(name, lpc, seed, args, device), **args.gan_options)
 
 
 def check_kept_samplers(p, names: list[str], seeds: list[int], args) -> None:
@@ -124,7 +133,7 @@ def check_kept_samplers(p, names: list[str], seeds: list[int], args) -> None:
 
 
 def one_seed(name, tr, te, lpc, seed, args, device) -> tuple[list[dict], BatchMixer]:
-    lab, unl = split_labeled(tr, lpc, 0)
+    lab, unl = split_labeled(tr, lpc, DATA_SEED)
     cfg = sampler_config(name, lpc, seed, args, device)
     gan = build_model(cfg.resolved(), lab)
     out, resume = sampler_folder(args.sampler_dir, name, seed)
@@ -213,7 +222,10 @@ def main() -> None:
                         "--run` reads it); a later call with the same DIR and settings loads "
                         "a finished one instead of training it again, and finishes one that "
                         "was stopped (or trains it on to more --gan-epochs)")
-    p.add_argument("--clf-epochs", type=int, default=200, help="classifier passes over the labeled set")
+    p.add_argument("--clf-epochs", type=int, default=200,
+                   help="the classifiers' steps are this x ceil(labeled images / batch size); "
+                        "a pass drops its last partial batch, so at 100 labels and batch 64 a "
+                        "pass is 1 step and the default 200 gives 400 steps, 400 passes")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--out", default=str(Path(__file__).parent / "results"))
@@ -221,16 +233,27 @@ def main() -> None:
     if args.table:
         accuracy_table([row for f in args.table for row in json.loads(Path(f).read_text())["rows"]])
         return
-    args.fractions = [float(f) for f in args.fractions.split(",")]
+    args.fractions = parse_list(p, args.fractions, "--fractions", float)
     args.gate = args.gate or None
     check_args(p, datasets=args.datasets, unit={"--fractions": (args.fractions, False),
                                                "--mixer-fraction": ([args.mixer_fraction], False)},
-               gate=args.gate)
-    args.gan_options = json.loads(args.gan_options)
-    seeds = [int(s) for s in args.seeds.split(",")]
-    check_kept_samplers(p, args.datasets.split(","), seeds, args)
+               gate=args.gate, positive={"--gan-epochs": args.gan_epochs,
+                                         "--gan-epochs-mnist": args.gan_epochs_mnist,
+                                         "--clf-epochs": args.clf_epochs,
+                                         "--batch-size": args.batch_size})
+    seeds = parse_list(p, args.seeds, "--seeds")
+    names = args.datasets.split(",")
+    args.gan_options = gan_options(p, args.gan_options, {
+        **dict.fromkeys(("dataset", "data_root", "seed", "device"),
+                        "--datasets, --data-root, --seeds and --device set it"),
+        **dict.fromkeys(("labels_per_class", "data_seed"),
+                        f"every sampler and classifier here uses {LABELS_PER_CLASS} labels per "
+                        f"class of the split of data seed {DATA_SEED}"),
+        "epochs": "--gan-epochs and --gan-epochs-mnist set it"},
+        [sampler_fields(n, LABELS_PER_CLASS, seeds[0], args, args.device) for n in names])
+    check_kept_samplers(p, names, seeds, args)
     rows, skipped, overhead = [], [], []
-    for name in args.datasets.split(","):
+    for name in names:
         lpc = LABELS_PER_CLASS
         data = load_or_skip(name, args.data_root, skipped)
         if data is None:

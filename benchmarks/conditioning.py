@@ -25,8 +25,8 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from _common import (extra_train_flags, fmt, ganaug_env, machine, print_table, run_train,
-                     write_outputs)
+from _common import (extra_train_flags, fmt, ganaug_env, machine, parse_list, print_table,
+                     run_train, write_outputs)
 
 METRICS = ("tstr_accuracy", "intra_class_fid", "domain_fid", "precision", "recall")
 
@@ -71,12 +71,13 @@ def main() -> None:
     p.add_argument("--out", default=str(Path(__file__).parent / "results"))
     p.add_argument("--name", default="conditioning", help="the outputs' file name, no suffix")
     args = p.parse_args()
-    weights = [float(w) for w in args.weights.split(",") if w.strip()]
-    shares = [float(v) for v in args.shares.split(",") if v.strip()]
+    # each weight and share trains into a folder of its own (w3-s0: 3 and 3.0 are one)
+    weights = parse_list(p, args.weights, "--weights", float, empty_ok=True)
+    shares = parse_list(p, args.shares, "--shares", float, empty_ok=True)
     if not all(0 < v < 1 for v in shares) or not weights + shares:
         p.error(f"--shares takes shares in (0, 1), and --weights and --shares at least one "
                 f"value between them; got --weights {args.weights!r} --shares {args.shares!r}")
-    seeds = [int(s) for s in args.seeds.split(",")]
+    seeds = parse_list(p, args.seeds, "--seeds")
     extra = args.extra.split()
     extra_train_flags(p, extra, dict.fromkeys(("seed", "seeds", "g_cond_weight", "g_cond_share",
                                                "out", "resume"), "set per row here"))

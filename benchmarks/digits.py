@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import extra_train_flags, fmt, machine, run_train, write_outputs
+from _common import extra_train_flags, fmt, machine, parse_list, run_train, write_outputs
 
 
 def sklearn_baselines(labels_per_class: int, data_seed: int) -> list[dict]:
@@ -53,7 +53,7 @@ def main() -> None:
                         "(--extra='--epochs 1'), as argparse takes a value starting with -- "
                         "for a flag")
     args = p.parse_args()
-    seeds = [int(s) for s in args.seeds.split(",")]
+    seeds = parse_list(p, args.seeds, "--seeds")
     extra = args.extra.split()
     split = "the baselines beside the ganaug rows use digits, 10 labels per class, data seed 0"
     extra_train_flags(p, extra, {

@@ -12,8 +12,10 @@ Each run's own data set and labeled split (its config's ``labels_per_class`` and
 fraction=F)`` reads its first bank against the labeled items, and ``BatchMixer(run, F)``
 its probe (20 per class) against the first shuffled batch of the labeled items. Also the
 probe against ``--reference`` real training items per class (default 20), which does not
-depend on the split's size. Prints a markdown table and writes diversity[-NAME].json and
-.csv under ``--out``.
+depend on the split's size. ``--seed`` seeds these probes and draws; each row's ``seed`` is
+the sampler's training seed (its config's), ``probe_seed`` the ``--seed`` (files written
+before 2026-12-07 hold the probe seed in ``seed``). Prints a markdown table and writes
+diversity[-NAME].json and .csv under ``--out``.
 """
 from __future__ import annotations
 
@@ -56,7 +58,8 @@ def measure(run: Path, data_root: str | None, fraction: float, batch_size: int, 
                                        pair_distances(pooled(train_set.images[ref]),
                                                       train_set.targets[ref], C))
     row = {"run": str(run), "dataset": cfg.dataset, "labels_per_class": cfg.labels_per_class,
-           "seed": seed, "fraction": fraction, "synthetic_mix": mix.diversity,
+           "seed": cfg.seed, "probe_seed": seed, "fraction": fraction,
+           "synthetic_mix": mix.diversity,
            "batch_mixer": mixer.diversity, "reference": to_reference,
            "label_agreement": mix.label_agreement}
     ev = run / "eval.json"
@@ -74,7 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fraction", type=float, default=0.5)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--reference", type=int, default=20, help="real items per class")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the probes and draws (rows: probe_seed; their seed is each "
+                        "run's training seed)")
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     p.add_argument("--name", default=None, help="suffix of the output files")
     args = p.parse_args(argv)

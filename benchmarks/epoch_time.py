@@ -13,7 +13,9 @@ through ganaug's own loader and split, and times training with the recipe's sett
   as ``ganaug train --recipe`` does; the row gives the last epoch's training seconds as the
   run records them (``metrics.jsonl``: the steps and the BatchNorm pass of
   ``recalibrate_bn``, without the epoch's test evaluation, sample grid and checkpoint;
-  the first epoch includes torch.compile's warm-up on CUDA).
+  the first epoch includes torch.compile's warm-up on CUDA; ``--warmup`` is refused: the
+  epochs before the last are the warm-up). Its s/step is that epoch's seconds / its steps,
+  so it includes the BatchNorm pass, unlike ``--steps`` mode's.
 - ``--steps N`` (the default on the CPU, N = 10; a conv step takes seconds there): after
   ``--warmup`` untimed steps, N training steps as ``train`` runs them (the recipe's
   TrainStep and batch draws on the loaded data); the row's epoch time is the median
@@ -23,6 +25,9 @@ through ganaug's own loader and split, and times training with the recipe's sett
   after every epoch). Where ``penalty_every`` or ``d_steps`` makes steps differ (with or
   without the gradient penalty or the generator's update), each kind's median is weighted
   by how often it comes, and N must cover one cycle of lcm(penalty_every, d_steps) steps.
+
+images/s counts the real images of a step: the labeled batch and, where there are unlabeled
+images, ``unlabeled_ratio`` times as many unlabeled ones.
 
 Pixel values do not change the work of a step, so the times hold for the real data; no
 accuracy is reported (the pixels are noise). Prints a markdown table; writes
@@ -140,7 +145,14 @@ def time_steps(cfg, warmup: int, steps: int) -> dict:
             bn_s = (time.perf_counter() - t) * n_train / len(some)
     return {"step_s": seconds_per_step(times, cfg, step.adversarial), "eval_s": eval_s,
             "bn_s": bn_s, "steps_per_epoch": math.ceil(n_train / cfg.batch_size),
-            "n_train": n_train, "n_test": len(test), "settings": step.speed.describe()}
+            "n_train": n_train, "n_test": len(test), "settings": step.speed.describe(),
+            "images_per_step": images_per_step(cfg, x_unl is not None)}
+
+
+def images_per_step(cfg, unlabeled: bool) -> int:
+    """Real images in a training step: the labeled batch, and ``unlabeled_ratio`` times as
+    many unlabeled images when there are any."""
+    return cfg.batch_size * (1 + cfg.unlabeled_ratio if unlabeled else 1)
 
 
 def time_epochs(cfg, out: Path) -> dict:
@@ -155,7 +167,8 @@ def time_epochs(cfg, out: Path) -> dict:
     return {"epoch_s": epoch_s, "epoch_s_each": [round(b - a, 3) for a, b in
                                                  zip([0.0] + secs[:-1], secs)],
             "steps_per_epoch": steps, "n_train": n_train, "n_test": summary["num_test"],
-            "step_s": epoch_s / steps}
+            "step_s": epoch_s / steps,
+            "images_per_step": images_per_step(cfg, summary["num_unlabeled"] > 0)}
 
 
 def _bn_cell(r: dict) -> str:
@@ -201,6 +214,10 @@ def main() -> None:
     device = pick_device(args.device)
     mode = ("epochs" if args.epochs is not None else "steps" if args.steps is not None
             else "epochs" if device.type == "cuda" else "steps")
+    if mode == "epochs" and args.warmup is not None:
+        p.error("--warmup sets the untimed steps before --steps; --epochs times the last of "
+                "whole epochs (the ones before it are the warm-up): drop --warmup, or give "
+                "--steps N")
     warmup = args.warmup if args.warmup is not None else (30 if device.type == "cuda" else 2)
     n_steps = args.steps or 10
     print(f"device {device}, {threads} CPU threads, torch {torch.__version__}; mode {mode}",
@@ -239,7 +256,7 @@ def main() -> None:
             rows.append({"recipe": name, "dataset": cfg.dataset, "arch": cfg.arch,
                          "batch": cfg.batch_size, "device": str(device), "mode": mode,
                          "how": how, **r,
-                         "images_per_s": 2 * cfg.batch_size / r["step_s"]})
+                         "images_per_s": r["images_per_step"] / r["step_s"]})
             print(f"  {name}: {r['epoch_s']:.1f} s of training per epoch ({r['step_s'] * 1e3:.1f} ms per "
                   f"step, {r['steps_per_epoch']} steps)", flush=True)
 
@@ -248,11 +265,12 @@ def main() -> None:
             "env": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS",)}, "args": vars(args)}
     write_outputs(rows, Path(args.out), "epoch_time", meta)
     print_table(f"\nTime per epoch on full-size data of each recipe's shape ({device})",
-                ["recipe", "data (train / test)", "batch", "steps/epoch", "s/step",
+                ["recipe", "data (train / test)", "batch", "steps/epoch",
+                 "s/step (--epochs: the epoch's s / steps, BatchNorm pass in)",
                  "training s/epoch", "images/s", "BatchNorm pass s", "test evaluation s",
                  "how"],
                 [[r["recipe"], f"{r['dataset']} {r['n_train']} / {r['n_test']}",
-                  f"{r['batch']}+{r['batch']}", str(r["steps_per_epoch"]),
+                  f"{r['batch']}+{r['images_per_step'] - r['batch']}", str(r["steps_per_epoch"]),
                   f"{r['step_s']:.3f}", f"{r['epoch_s']:.1f}", f"{r['images_per_s']:.0f}",
                   _bn_cell(r), f"{r['eval_s']:.1f}" if "eval_s" in r else "not timed", r["how"]]
                  for r in rows])

@@ -28,8 +28,8 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from _common import (add_run_flags, extra_train_flags, fmt, gate_failed, ganaug_env, machine, print_table,
-                     run_train, write_outputs)
+from _common import (add_run_flags, extra_train_flags, fmt, gate_failed, ganaug_env, machine,
+                     parse_list, print_table, run_train, write_outputs)
 
 FRACTION = 0.5              # SyntheticMix's share, as the best row of the README's table
 CLF_EPOCHS = 200            # benchmarks/augment.py's classifier budget
@@ -156,11 +156,8 @@ def main() -> None:
     if args.table:
         summary([row for f in args.table for row in json.loads(Path(f).read_text())["rows"]])
         return
-    try:
-        gates = [float(s) for s in args.gates.split(",")]
-        seeds = [int(s) for s in args.seeds.split(",")]
-    except ValueError:
-        p.error("--gates are comma-separated numbers and --seeds comma-separated whole numbers")
+    gates = parse_list(p, args.gates, "--gates", float)
+    seeds = parse_list(p, args.seeds, "--seeds")
     if any(not 0 <= g <= 1 for g in gates):
         p.error(f"--gates take confidences in [0, 1] (0: no gate), got {args.gates}")
     if args.probe < 1:

@@ -15,11 +15,12 @@ long tail (CIFAR-10-LT profile, ``ganaug.make_long_tailed``, seed = the seed), t
 - class-weighted: cross-entropy weighted by N / (C * class count);
 - SMOTE: imbalanced-learn's SMOTE on flattened pixels, up to the majority count;
 - ganaug: a conditional CLS-GAN (``objective="cls"``, every label; ``--gan-options``,
-  default: class-balanced labeled batches and the mode-seeking term, weight 1) trained on
-  the long-tailed data, then ``SyntheticMix(lt, model, balance="max", gate=0.9,
-  gate_mode="real")`` (``--gate``, ``--gate-mode``), read in
-  shuffled order ("ganaug") and through ``mix.balanced_sampler(real_share)`` (every class
-  equally often, that share of its draws from its real images).
+  default: class-balanced labeled batches and the mode-seeking term, weight 1; not the
+  fields the script sets: dataset, objective, labels_per_class, epochs, seed, device)
+  trained on the long-tailed data, then ``SyntheticMix(lt, model, balance="max", gate=0.9,
+  gate_mode="real")`` (``--gate``, ``--gate-mode``), read in shuffled order ("ganaug") and
+  through ``mix.balanced_sampler(real_share)`` (every class equally often, that share of
+  its draws from its real images).
 
 The classifier trains for ``clf_epochs`` passes over a balanced-size set, for every method.
 Metrics on the (balanced) test split: balanced accuracy and macro-F1, mean ± std over
@@ -28,7 +29,6 @@ seeds. Datasets whose files are missing are skipped and say so. Writes JSON and 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import time
 from pathlib import Path
@@ -38,8 +38,8 @@ import torch
 from torch.utils.data import TensorDataset, WeightedRandomSampler
 
 from _classifier import evaluate, train_classifier
-from _common import (DATA_ROOT, check_args, fmt, gate_failed, load_or_skip, machine,
-                     write_outputs)
+from _common import (DATA_ROOT, check_args, fmt, gan_options, gate_failed, load_or_skip,
+                     machine, parse_list, write_outputs)
 
 from ganaug import SyntheticMix, TrainConfig, build_model, make_long_tailed, train
 
@@ -91,8 +91,7 @@ def one_setting(name, train_set, test_set, rho, seed, args, device) -> list[dict
         print(f"{name}-LT rho={rho} seed={seed} SMOTE: not run, a class has a single image",
               flush=True)
 
-    cfg = TrainConfig(dataset=name, objective="cls", labels_per_class=None,
-                      epochs=args.gan_epochs, seed=seed, device=device, **args.gan_options)
+    cfg = TrainConfig(**gan_fields(name, args.gan_epochs, seed, device), **args.gan_options)
     gan = build_model(cfg.resolved(), lt)
     t0 = time.perf_counter()
     train(gan, lt, None, cfg, progress=False, log=lambda s: None)
@@ -114,6 +113,12 @@ def one_setting(name, train_set, test_set, rho, seed, args, device) -> list[dict
         draws = mix.balanced_sampler(share, generator=torch.Generator().manual_seed(seed))
         record(f"ganaug, real share {share:g}", train_classifier(mix, sampler=draws, **kw), extra)
     return rows
+
+
+def gan_fields(name: str, epochs: int, seed: int, device: str) -> dict:
+    """The TrainConfig fields this script sets for a CLS-GAN (``--gan-options`` cannot)."""
+    return dict(dataset=name, objective="cls", labels_per_class=None, epochs=epochs, seed=seed,
+                device=device)
 
 
 def evaluate_model(gan, test_set) -> float:
@@ -143,19 +148,30 @@ def main() -> None:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--out", default=str(Path(__file__).parent / "results"))
     args = p.parse_args()
-    args.gan_options = json.loads(args.gan_options)
     args.gate = args.gate or None
-    args.real_shares = [float(r) for r in args.real_shares.split(",") if r]
+    args.real_shares = parse_list(p, args.real_shares, "--real-shares", float, empty_ok=True)
     check_args(p, datasets=args.datasets, unit={"--real-shares": (args.real_shares, True)},
-               gate=args.gate)
+               gate=args.gate, positive={f"--{k.replace('_', '-')}": getattr(args, k) for k in (
+                   "gan_epochs", "gan_epochs_mnist", "clf_epochs", "clf_epochs_mnist",
+                   "batch_size")})
+    rhos = parse_list(p, args.rhos, "--rhos", float)
+    if not all(1 <= r < math.inf for r in rhos):
+        p.error(f"--rhos takes imbalance ratios (largest / smallest class), each a finite "
+                f"number >= 1, got {args.rhos!r}")
+    seeds = parse_list(p, args.seeds, "--seeds")
+    names = args.datasets.split(",")
+    args.gan_options = gan_options(p, args.gan_options, dict.fromkeys(
+        ("dataset", "objective", "labels_per_class", "epochs", "seed", "device"),
+        "set by this script: --datasets, the conditional CLS-GAN on every label, "
+        "--gan-epochs/--gan-epochs-mnist, --seeds, --device"), [gan_fields(
+            n, args.gan_epochs if n == "digits" else args.gan_epochs_mnist, seeds[0],
+            args.device) for n in names])
     try:                                         # SMOTE, one of the baselines: before any work
         import imblearn  # noqa: F401
     except ImportError:
         p.error("the SMOTE baseline needs imbalanced-learn: pip install -e '.[bench]'")
-    rhos = [float(r) for r in args.rhos.split(",")]
-    seeds = [int(s) for s in args.seeds.split(",")]
     rows, skipped = [], []
-    for name in args.datasets.split(","):
+    for name in names:
         data = load_or_skip(name, args.data_root, skipped)
         if data is None:
             continue

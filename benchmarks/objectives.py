@@ -10,7 +10,9 @@ its own, NAME:LIPSCHITZ (e.g. `gan:spectral-norm`, SN-GAN): such a variant is a 
 Prints a markdown table of test accuracy (mean ± std over seeds); writes JSON and CSV.
 `--jobs 2` runs two single-threaded trainings side by side (2-core machines).
 `--update` re-measures only the named objectives: their rows replace the old ones in the
-existing objectives.json (the meta records which objectives were re-measured, and when).
+existing objectives.json (the meta's ``machine`` stays the first run's; ``updated`` records
+which objectives were re-measured, when and on which machine: {"date", "machine"}, or the
+date alone in files written before it recorded the machine).
 `--extra` adds `ganaug train` flags to every run (not the objective, its regulariser, the seed
 or the epochs, which the script sets); `--name` names the output files (default objectives).
 """
@@ -22,10 +24,32 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from _common import extra_train_flags, fmt, machine, run_train, write_outputs
+from _common import extra_train_flags, fmt, machine, parse_list, run_train, write_outputs
 
 from ganaug.config import LIPSCHITZ
 from ganaug.objectives import OBJECTIVES
+
+
+REGULARISERS = {"none": "no regulariser", "weight-decay": "weight decay",
+                "gp": "gradient penalty", "zero-gp": "zero-centred gradient penalty",
+                "div": "WGAN-div penalty", "clip": "weight clipping",
+                "spectral-norm": "spectral normalisation"}      # the words of LIPSCHITZ's names
+
+
+def what(name: str) -> str:
+    """The table's "what" of a variant: its objective's description, with the regulariser
+    the variant trains with in place of the objective's own."""
+    objective, _, lipschitz = name.partition(":")
+    obj = OBJECTIVES[objective]
+    own = obj.default_lipschitz
+    if not lipschitz or lipschitz == own:
+        return obj.description
+    text = obj.description.replace(f", {REGULARISERS[own]}", "")
+    if own == "none":
+        return f"{text}, with {REGULARISERS[lipschitz]}"
+    if lipschitz == "none":
+        return f"{text}, without {REGULARISERS[own]}"
+    return f"{text}, {REGULARISERS[lipschitz]} in place of {REGULARISERS[own]}"
 
 
 def variant(row: dict) -> str:
@@ -67,6 +91,8 @@ def main() -> None:
     extra_train_flags(p, user_extra, {
         **dict.fromkeys(("objective", "lipschitz", "seed", "seeds"), "each row sets it"),
         "epochs": "--epochs of this script", "recipe": "a recipe could change the objective"})
+    if args.objectives != "all":         # a name twice would train twice into one folder
+        parse_list(p, args.objectives, "--objectives", str)
     names, unknown = parse_variants(args.objectives)
     if unknown or not names:
         p.error(f"unknown objective(s) {', '.join(unknown) or repr(args.objectives)}; choose "
@@ -74,7 +100,7 @@ def main() -> None:
                 f"LIPSCHITZ one of {', '.join(LIPSCHITZ)}")
     if args.epochs is not None and args.epochs <= 0 or args.jobs <= 0:
         p.error(f"--epochs and --jobs must be positive, got {args.epochs} and {args.jobs}")
-    seeds = [int(s) for s in args.seeds.split(",")]
+    seeds = parse_list(p, args.seeds, "--seeds")
     extra = (["--epochs", str(args.epochs)] if args.epochs else []) + user_extra
     if args.update:                       # checked before any training
         path = Path(args.out) / f"{args.name}.json"
@@ -102,8 +128,10 @@ def main() -> None:
             rows = list(pool.map(one, [(n, s) for n in names for s in seeds]))
     meta = {"machine": machine(), "seeds": seeds, "epochs": args.epochs, "extra": user_extra}
     if args.update:
+        # the rows of ``names`` ran here, on this machine, not on the first run's
+        ran = {"date": meta["machine"]["date"], "machine": meta["machine"]}
         meta = {**old["meta"], "epochs": args.epochs, "extra": user_extra,
-                "updated": {**old["meta"].get("updated", {}), **{n: meta["machine"]["date"] for n in names}}}
+                "updated": {**old["meta"].get("updated", {}), **dict.fromkeys(names, ran)}}
         rows = [r for r in old["rows"] if variant(r) not in names] + rows
         names = list({variant(r): None for r in rows})
     write_outputs(rows, Path(args.out), args.name, meta)
@@ -115,7 +143,7 @@ def main() -> None:
         lip = next(r["lipschitz"] for r in rows if variant(r) == name)
         objective = name.partition(":")[0]
         beats = "" if name == "supervised" or not sup else ("yes" if sum(acc) / len(acc) > sum(sup) / len(sup) else "no")
-        print(f"| {objective} | {OBJECTIVES[objective].description} | {lip} | {fmt(acc)} | {beats} |")
+        print(f"| {objective} | {what(name)} | {lip} | {fmt(acc)} | {beats} |")
 
 
 if __name__ == "__main__":

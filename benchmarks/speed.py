@@ -17,22 +17,28 @@ step: no tricks).
    two for settings of the MNIST recipe on the fast path: its consistency term
    (``consistency=3``: a no-grad pass of the EMA loss network over the unlabeled half's
    second view) and its lazy penalty (``penalty_every=4``: the gradient penalty on one
-   step in four, timed over whole periods of four steps). Their TFLOP/s divide the
-   reference step's FLOPs, which lack the extra pass and include every penalty. A
-   "full G backward" row is the fast path as it was before the generator's update stopped
-   computing the loss network's weight gradients (which it threw away); for the conv pair a
+   step in four, timed over whole periods of four steps). A "full G backward" row is the
+   fast path as it was before the generator's update stopped computing the loss network's
+   weight gradients (which it threw away); for the conv pair a
    "G step: fakes alone" row is the fast path as it was before the generator's step passed
    its fakes beside the batch's reals (BatchNorm).
-   Achieved TFLOP/s comes from the reference step's FLOPs (torch.utils.flop_counter;
-   every variant does the same math), next to the device's measured matrix rate (bf16 on
-   CUDA, fp32 on the CPU).
+   GFLOP/step, TFLOP/s and "% of matmul rate" are reference-equivalent in every row: the
+   reference step's FLOPs (torch.utils.flop_counter) over the row's time, next to the
+   device's measured matrix rate (bf16 on CUDA, fp32 on the CPU). They compare the rows'
+   throughput of the same training step, not the arithmetic each variant does: the fast
+   path does fewer FLOPs (its generator update skips the loss network's weight gradients),
+   the consistency row an extra pass and the lazy-penalty row fewer penalties.
 2. Sampling: ``CLSGAN.sample`` (EMA generator) against a plain ``G(z, y)`` loop.
 3. A classifier step (benchmarks/_classifier.SmallMLP, batch 256) on real data alone,
    with a SyntheticMix loader (fraction 0.5), and with a BatchMixer (fraction 0.5).
 
-Every measurement is the median of ``--repeats`` timed calls after warm-up, with the
-variants interleaved call by call so that load on the machine hits them alike. Prints
-markdown tables; writes speed.json / speed.csv under --out.
+Every measurement is the median of timed calls after untimed warm-up calls, with the
+variants interleaved call by call so that load on the machine hits them alike: training
+steps ``--repeats`` after ``--warmup``; sampling max(3, ``--repeats`` // 2) after
+SAMPLE_WARMUP (1); the classifier step ``--repeats`` after CLASSIFIER_WARMUP (2), whatever
+``--warmup`` says (the committed results were measured so). A slow round cuts the repeats,
+never below 3 (``interleaved``). Prints markdown tables; writes speed.json / speed.csv
+under --out.
 """
 from __future__ import annotations
 
@@ -66,6 +72,8 @@ TERMS = {"+consistency 3": {"consistency": 3.0},  # a recipe's settings that cha
 FULL_BACKWARD = "full G backward"             # the fast path before the generator-only backward
 FAKES_ALONE = "G step: fakes alone"           # conv: before the generator's step passed its
                                               # fakes beside the reals (BatchNorm)
+SAMPLE_WARMUP = 1                             # untimed calls before sampling is timed
+CLASSIFIER_WARMUP = 2                         # and before the classifier step is
 C = 10                                        # classes
 N_LAB, N_UNL = 1000, 4000                     # random images standing in for a data set
 
@@ -309,6 +317,11 @@ def batch_sizes(args, name, device) -> list[int]:
     return [16] if name == "conv32" else [64, 256]
 
 
+def sample_repeats(repeats: int) -> int:
+    """Timed calls of each sampling variant: a call generates thousands of images."""
+    return max(3, repeats // 2)
+
+
 def bench_sampling(args, device) -> list[dict]:
     rows = []
     for name in args.nets:
@@ -333,7 +346,7 @@ def bench_sampling(args, device) -> list[dict]:
                 with torch.autocast("cuda", dtype=torch.bfloat16):
                     model.sample(labels, torch.Generator().manual_seed(0), batch_size=chunk)
             fns["bf16 autocast"] = bf16
-        res = interleaved(fns, device, 1, max(3, args.repeats // 2))
+        res = interleaved(fns, device, SAMPLE_WARMUP, sample_repeats(args.repeats))
         for v, (t, _) in res.items():
             rows.append({"section": "sample", "net": name, "shape": "x".join(map(str, shape)),
                          "batch": chunk, "variant": v, "images": n, "ms": t * 1e3,
@@ -383,7 +396,7 @@ def bench_classifier(args, device) -> list[dict]:
                 opts[v].step()
             return run
 
-        res = interleaved({v: step(v) for v in nets}, device, 2, args.repeats)
+        res = interleaved({v: step(v) for v in nets}, device, CLASSIFIER_WARMUP, args.repeats)
         for v, (t, _) in res.items():
             rows.append({"section": "classifier", "net": name, "shape": "x".join(map(str, shape)),
                          "batch": bs, "variant": v, "images_per_step": seen[v], "ms": t * 1e3,
@@ -399,8 +412,11 @@ def main() -> None:
                    help="comma-separated (default: 64,256 on CPU, conv32 16; 64..4096 on CUDA)")
     p.add_argument("--repeats", type=int, default=10,
                    help="timed calls of each variant, at least 3 (fewer, down to 3, when "
-                        "a round is slow); the median is reported")
-    p.add_argument("--warmup", type=int, default=3, help="untimed calls first")
+                        "a round is slow; sampling: half as many, at least 3); the median is "
+                        "reported")
+    p.add_argument("--warmup", type=int, default=3,
+                   help=f"untimed calls of each training step first (sampling: always "
+                        f"{SAMPLE_WARMUP}, the classifier step: always {CLASSIFIER_WARMUP})")
     p.add_argument("--ablate", action="store_true",
                    help="also time each fast-path switch alone (the others off)")
     p.add_argument("--variants", default=None,
@@ -458,7 +474,11 @@ def main() -> None:
     meta = {"machine": machine(), "device": str(device), "threads": threads,
             "torch": torch.__version__, "peak_tflops": peak, "peak": peak_what,
             "env": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY")},
-            "load_average_1min": os.getloadavg()[0], "args": vars(args)}
+            "load_average_1min": os.getloadavg()[0], "args": vars(args),
+            "warmup_calls": {"train": args.warmup, "sample": SAMPLE_WARMUP,
+                             "classifier": CLASSIFIER_WARMUP},
+            "flops": "gflop_per_step, tflops and peak_share: the reference step's FLOPs in "
+                     "every row"}
     write_outputs(rows, Path(args.out), "speed", meta)
     print_tables(rows, device, peak, peak_what)
 
@@ -469,7 +489,8 @@ def print_tables(rows, device, peak, peak_what) -> None:
         print_table(f"\nTraining step, semi-supervised CLS-GAN ({device}; {peak_what}: "
                     f"{peak:.2f} TFLOP/s)",
                     ["net", "batch", "variant", "settings", "ms/step", "images/s",
-                     "vs reference", "GFLOP/step", "TFLOP/s", "% of matmul rate"],
+                     "vs reference", "reference GFLOP/step", "TFLOP/s (reference FLOPs)",
+                     "% of matmul rate (reference FLOPs)"],
                     [[f"{r['net']} ({r['shape']})", f"{r['batch']}+{r['batch']}", r["variant"],
                       r["settings"], f"{r['ms']:.2f}", f"{r['images_per_s']:.0f}",
                       f"x{r['speedup']:.2f}", f"{r['gflop_per_step']:.2f}",

@@ -33,8 +33,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from _common import (add_run_flags, extra_train_flags, fmt, ganaug_env, machine, print_table, run_train,
-                     write_outputs)
+from _common import (add_run_flags, extra_train_flags, fmt, ganaug_env, machine, parse_list,
+                     print_table, run_train, write_outputs)
 
 METRICS = ("tstr_accuracy", "intra_class_fid", "domain_fid", "domain_kid", "precision", "recall")
 FRACTION = 0.5              # SyntheticMix's share, as the best row of the README's table
@@ -155,11 +155,8 @@ def main() -> None:
     if args.table:
         summary([row for f in args.table for row in json.loads(Path(f).read_text())["rows"]])
         return
-    try:
-        samples = [int(s) for s in args.samples.split(",")]
-        seeds = [int(s) for s in args.seeds.split(",")]
-    except ValueError:
-        p.error("--samples and --seeds are comma-separated whole numbers")
+    samples = parse_list(p, args.samples, "--samples")
+    seeds = parse_list(p, args.seeds, "--seeds")
     if any(n < 0 or n == 1 for n in samples):
         p.error(f"--samples: each is 0 (as trained) or at least 2, got {args.samples}")
     if args.evaluate is not None:

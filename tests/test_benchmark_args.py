@@ -5,6 +5,7 @@ import argparse
 import json
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -62,14 +63,14 @@ def test_write_outputs_writes_json_and_csv_or_nothing(tmp_path, monkeypatch):
     ("augment.py", ["--mixer-fraction", "1"], "--mixer-fraction takes shares in [0, 1)"),
     ("objectives.py", ["--jobs", "0"], "--epochs and --jobs must be positive"),
     ("standing_stats.py", ["--samples", "0,1"], "--samples: each is 0 (as trained) or at least 2"),
-    ("standing_stats.py", ["--samples", "0,x"], "--samples and --seeds are comma-separated"),
+    ("standing_stats.py", ["--samples", "0,x"], "--samples takes comma-separated whole numbers"),
     ("standing_stats.py", ["--extra=--standing-stats 100"], "--extra cannot change --standing-stats"),
     ("standing_stats.py", ["--jobs", "0"], "--jobs must be at least 1"),
     ("diversity.py", ["--runs", "nowhere"], "--runs: nowhere has no checkpoint.pt"),
     ("diversity.py", ["--runs", "r", "--fraction", "1"], "--fraction takes a share in (0, 1)"),
     ("diversity.py", ["--runs", "r", "--reference", "1"], "--reference must be at least 2"),
     ("gate.py", ["--gates", "0,1.5"], "--gates take confidences in [0, 1]"),
-    ("gate.py", ["--gates", "0,x"], "--gates are comma-separated numbers"),
+    ("gate.py", ["--gates", "0,x"], "--gates takes comma-separated numbers"),
     ("gate.py", ["--probe", "0"], "--probe must be at least 1"),
     ("gate.py", ["--runs", "nowhere"], "--runs: nowhere holds no checkpoint.pt"),
     ("gate.py", ["--runs", "r", "--extra=--epochs 3"], "with --runs nothing is trained"),
@@ -182,9 +183,11 @@ def test_epoch_time_reads_the_last_epoch_from_metrics(tmp_path, monkeypatch):
         return {"num_labeled": 100, "num_unlabeled": 900, "num_test": 50}
 
     monkeypatch.setattr(epoch_time, "fit", fake_fit)
-    r = epoch_time.time_epochs(None, tmp_path / "run")
+    cfg = types.SimpleNamespace(batch_size=8, unlabeled_ratio=3)
+    r = epoch_time.time_epochs(cfg, tmp_path / "run")
     assert r == {"epoch_s": 2.5, "epoch_s_each": [5.0, 2.5], "steps_per_epoch": 10,
-                 "n_train": 1000, "n_test": 50, "step_s": 0.25}
+                 "n_train": 1000, "n_test": 50, "step_s": 0.25,
+                 "images_per_step": 8 + 3 * 8}   # 8 labeled, 3 unlabeled per labeled
 
 
 def test_epoch_time_weights_each_kind_of_step_by_how_often_it_comes():

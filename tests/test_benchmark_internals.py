@@ -631,9 +631,9 @@ def test_objectives_variant_with_another_regulariser_is_a_row_of_its_own(monkeyp
         ("supervised", "none", 0.5)]
     assert list(res["meta"]["updated"]) == ["gan:spectral-norm"]
     table = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")][1:]
-    assert [line.split(" | ")[:3] for line in table] == [
+    assert [line.split(" | ")[:3] for line in table] == [     # "what" follows the regulariser
         ["| gan", "original GAN, non-saturating", "none"],
-        ["| gan", "original GAN, non-saturating", "spectral-norm"],
+        ["| gan", "original GAN, non-saturating, with spectral normalisation", "spectral-norm"],
         ["| supervised", objectives.OBJECTIVES["supervised"].description, "none"]]
 
 
@@ -778,18 +778,20 @@ def test_gate_rows_read_every_gate_on_the_same_probe(monkeypatch, tmp_path):
 def test_diversity_reads_what_the_mixers_read(tmp_path, capsys):
     """benchmarks/diversity.py on a 1-epoch digits run: its SyntheticMix and BatchMixer
     columns are the numbers a user reads off the mixers built the same way, and the table
-    and result files carry them (no recall without the run's eval.json)."""
+    and result files carry them (no recall without the run's eval.json); a row's seed is
+    the sampler's training seed, its probe_seed the --seed."""
     import warnings
 
     import diversity
     from ganaug import BatchMixer, SyntheticMix, TrainConfig, fit, load_dataset
 
     run = tmp_path / "run"
-    fit(TrainConfig(epochs=1, seed=0), out=run, progress=False, log=lambda s: None,
+    fit(TrainConfig(epochs=1, seed=3), out=run, progress=False, log=lambda s: None,
         tensorboard=False)
     assert diversity.main(["--runs", str(run), "--out", str(tmp_path / "o"), "--name", "t",
                            "--batch-size", "32"]) == 0
     row, = json.loads((tmp_path / "o" / "diversity-t.json").read_text())["rows"]
+    assert (row["seed"], row["probe_seed"]) == (3, 0)
     lab, _ = split_labeled(load_dataset("digits")[0], 10, 0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
