@@ -20,7 +20,6 @@ import torch
 
 from ._io import CheckpointError, atomic_torch_save, atomic_write_bytes, atomic_write_json, \
     run_checkpoint, safe_torch_load
-from .checks import DIVERSITY_WARN, diversity_note
 from .config import SEED_RANGE, TrainConfig, folder_path, resolve_config, \
     standing_stats_count
 from .data import DataNotFoundError, ImageSet, load_dataset, split_with_validation
@@ -232,10 +231,6 @@ def fit(config: TrainConfig | None = None, out: str | Path | None = None, resume
                 note = f"stopped by {by} after epoch {history[-1]['epoch']} of {cfg.epochs}"
             monitor.close(history, note)
     m = evaluate(model, test)
-    diversity = state.history[-1].get("diversity")
-    if diversity is not None and diversity < DIVERSITY_WARN:
-        log(f"warning: {diversity_note(diversity, str(out))} (diversity {diversity:.2f}; "
-            f"SyntheticMix and BatchMixer warn under {DIVERSITY_WARN})")
     summary = {
         "test_accuracy": m["accuracy"], "test_error": 1.0 - m["accuracy"],
         "balanced_accuracy": m["balanced_accuracy"],
@@ -243,7 +238,7 @@ def fit(config: TrainConfig | None = None, out: str | Path | None = None, resume
         "num_test": m["num_test"],
         "epochs": state.history[-1]["epoch"],
         "epochs_planned": cfg.epochs, "stopped": state.stopped, "stopped_by": state.stopped_by,
-        "diversity": diversity, "train_seconds": round(state.train_seconds, 3),
+        "diversity": state.history[-1].get("diversity"), "train_seconds": round(state.train_seconds, 3),
         "wall_seconds": round(time.perf_counter() - started, 3), "objective": cfg.objective,
         "lipschitz": cfg.lipschitz, "dataset": cfg.dataset, "num_labeled": len(labeled),
         "num_unlabeled": len(unlabeled) if unlabeled is not None else 0,

@@ -26,8 +26,8 @@ from torch import Tensor
 
 from . import distributed as dist_
 from . import objectives as O
-from .checks import (first_per_class_distances, pair_distances, per_class, pooled,
-                     relative_spread)
+from .checks import (DIVERSITY_WARN, diversity_note, first_per_class_distances,
+                     pair_distances, per_class, pooled, relative_spread)
 from ._io import CHECKPOINT, CheckpointError, atomic_torch_save, atomic_write_bytes, \
     atomic_write_json, atomic_write_text, remove_stale_temps, safe_torch_load
 from .config import TrainConfig, resolve_config
@@ -384,6 +384,11 @@ def train(model: CLSGAN, labeled: ImageSet, unlabeled: ImageSet | None = None,
         if stopped:
             log(stopped)
             break
+    if history and (d := history[-1].get("diversity")) is not None and d < DIVERSITY_WARN:
+        log(f"warning: {diversity_note(d, str(out) if out is not None else 'RUN')} (diversity "
+            f"{d:.2f} after epoch {history[-1]['epoch']}, the last; SyntheticMix and BatchMixer "
+            f"warn under {DIVERSITY_WARN}; in a run's first epochs it can dip and recover, so "
+            f"a short run may read low)")
     return TrainState(model, history, cfg, seconds, stopped)
 
 

@@ -255,8 +255,10 @@ def test_no_diversity_without_two_classes_of_two_labeled_images(tiny):
 
 def test_the_run_summary_keeps_the_last_diversity_and_warns_under_the_line(tmp_path,
                                                                           monkeypatch):
-    import ganaug.experiment as E
-    from ganaug import TrainConfig, fit
+    import importlib
+
+    from ganaug import TrainConfig, build_model, fit, load_dataset, split_labeled, train
+    T = importlib.import_module("ganaug.train")        # the module, not ganaug.train()
 
     lines = []
     summary = fit(TrainConfig(epochs=1, seed=0), out=tmp_path / "a", progress=False,
@@ -264,13 +266,22 @@ def test_the_run_summary_keeps_the_last_diversity_and_warns_under_the_line(tmp_p
     rec = [__import__("json").loads(s) for s in (tmp_path / "a" / "metrics.jsonl").open()]
     assert summary["diversity"] == rec[-1]["diversity"] > 0
     assert f"div={summary['diversity']:.2f}" in next(s for s in lines if s.startswith("epoch 1/1"))
-    monkeypatch.setattr(E, "DIVERSITY_WARN", summary["diversity"] + 0.01)   # now under it
+    monkeypatch.setattr(T, "DIVERSITY_WARN", summary["diversity"] + 0.01)   # now under it
     lines = []
     fit(TrainConfig(epochs=1, seed=0), out=tmp_path / "b", progress=False, log=lines.append,
         tensorboard=False)
     warn, = [s for s in lines if s.startswith("warning: within their classes")]
     assert f"{100 * summary['diversity']:.0f}% as spread out" in warn
     assert f"ganaug eval --run {tmp_path / 'b'}" in warn
+    assert "after epoch 1, the last" in warn and "can dip and recover" in warn
+    # the Python API's train() says it too (once), not only `ganaug train` / fit
+    cfg = TrainConfig(epochs=1, seed=0)
+    data, test = load_dataset("digits")
+    lab, unl = split_labeled(data, 10, 0)
+    lines = []
+    train(build_model(cfg.resolved(), data), lab, unl, cfg, test=test, progress=False,
+          log=lines.append)
+    assert len([s for s in lines if s.startswith("warning: within their classes")]) == 1
 
 
 @pytest.mark.gpu
