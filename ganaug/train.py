@@ -435,6 +435,15 @@ def _grid_inputs(model: CLSGAN, seed: int, device) -> tuple[Tensor, Tensor]:
     return z.repeat(model.num_classes, 1).to(device), y.to(device)
 
 
+def _metrics_text(history: list[dict]) -> str:
+    """``metrics.jsonl``'s content: one JSON line per epoch record."""
+    return "".join(_json_line(r) for r in history)
+
+
+def _write_metrics(out: Path, history: list[dict]) -> None:
+    atomic_write_text(out / METRICS, _metrics_text(history))
+
+
 def _save_best(out: Path, model: CLSGAN, cfg: TrainConfig, rec: dict, data: dict) -> None:
     model.save(out / BEST, {"config": cfg.to_dict(), "epoch": rec["epoch"], "step": rec["step"],
                             "val_accuracy": rec["val_accuracy"], "data": data})
@@ -447,9 +456,8 @@ def _match_checkpoint(out: Path, model: CLSGAN, cfg: TrainConfig, history: list[
     but not its checkpoint listed an epoch the checkpoint lacks, and one stopped after the
     checkpoint but before ``best.pt`` kept an older best; a resume that trains nothing more
     would have reported them as they were."""
-    text = "".join(_json_line(r) for r in history)
-    if not (out / METRICS).is_file() or (out / METRICS).read_text() != text:
-        atomic_write_text(out / METRICS, text)
+    if not (out / METRICS).is_file() or (out / METRICS).read_text() != _metrics_text(history):
+        _write_metrics(out, history)
     best = best_record(history)
     if best is None or best is not history[-1]:    # best.pt of an earlier epoch: as it is
         return
@@ -476,7 +484,7 @@ def _write_epoch(out: Path, model: CLSGAN, cfg: TrainConfig, history: list[dict]
             images = model.generator_ema(*grid)
         save_grid(out / "samples" / f"epoch_{epoch:04d}.png", images, GRID_COLUMNS)
         save_grid(out / SAMPLES, images, GRID_COLUMNS)
-    atomic_write_text(out / METRICS, "".join(_json_line(r) for r in history))
+    _write_metrics(out, history)
     atomic_torch_save(out / CHECKPOINT, {
         "format": "ganaug", "version": 1, "model": model.spec(), "state": model.state_dict(),
         "config": cfg.to_dict(), "epoch": epoch, "step": step, "opt_d": opt_d.state_dict(),
