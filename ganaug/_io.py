@@ -11,7 +11,21 @@ import zipfile
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import torch
+
+
+def plain(v: Any) -> Any:
+    """``v`` with numpy scalars as the Python values they hold (np.float64(0.1) -> 0.1),
+    through lists, tuples and dicts; anything else as it is. A numpy scalar in a checkpoint
+    would make it unloadable with ``torch.load(weights_only=True)``."""
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, (list, tuple)):
+        return type(v)(plain(x) for x in v)
+    if isinstance(v, dict):
+        return {plain(k): plain(x) for k, x in v.items()}
+    return v
 
 
 class CheckpointError(RuntimeError):

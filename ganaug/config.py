@@ -8,8 +8,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
+from ._io import plain
 from .data.sources import check_dataset_name
 from .data.splits import check_val_per_class
 from .nets import as_int, check_net_options, list_archs, non_negative_number
@@ -90,18 +89,6 @@ def _refuse_no_effect(c: TrainConfig, obj: Any, default_gp: float) -> None:
                 "puts its unlabeled images into the one lam-weighted critic")
         refuse("gamma and gamma_rampup", f"weight the unlabeled term of sscls, but objective "
                f"{c.objective!r} {uses}", "use --objective sscls or leave them unset")
-
-
-def plain(v: Any) -> Any:
-    """``v`` with numpy scalars as the Python values they hold (np.float64(0.1) -> 0.1),
-    through lists, tuples and dicts; anything else as it is."""
-    if isinstance(v, np.generic):
-        return v.item()
-    if isinstance(v, (list, tuple)):
-        return type(v)(plain(x) for x in v)
-    if isinstance(v, dict):
-        return {plain(k): plain(x) for k, x in v.items()}
-    return v
 
 
 def standing_stats_count(v: Any, name: str = "standing_stats") -> int:

@@ -9,11 +9,10 @@ import copy
 import os
 from typing import Any, Sequence
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ._io import CheckpointError, atomic_torch_save, run_checkpoint, safe_torch_load
+from ._io import CheckpointError, atomic_torch_save, plain, run_checkpoint, safe_torch_load
 from .nets import (as_int, check_shape, create_nets, estimate_batchnorm, resolve_arch,
                    resolved_net_options)
 from .nets._layers import even_batches
@@ -291,8 +290,7 @@ def _positive(v: Any, name: str) -> int:
 def _prim(obj: Any) -> Any:
     """Tuples -> lists and numpy scalars -> Python's, recursively, so specs survive JSON and
     weights_only loading."""
-    if isinstance(obj, np.generic):
-        return obj.item()
+    obj = plain(obj)
     if isinstance(obj, (list, tuple)):
         return [_prim(o) for o in obj]
     if isinstance(obj, dict):
