@@ -10,6 +10,7 @@ Both are cheap, run once, and only warn: ``ganaug eval`` (recall, TSTR) is the f
 """
 from __future__ import annotations
 
+import math
 import warnings
 
 import torch
@@ -126,21 +127,25 @@ def pair_distances(x: Tensor, y: Tensor, num_classes: int) -> tuple[Tensor, Tens
 
 def spread(sums: Tensor, pairs: Tensor, classes: Tensor) -> float:
     """Mean within-class distance over mean between-class distance, each class (and class
-    pair) of the bool mask ``classes`` weighted equally. 0 when all images are one."""
+    pair) of the bool mask ``classes`` weighted equally. 0 when all images are one; NaN
+    when the images are not finite (a diverged generator's)."""
     mean = sums[classes][:, classes] / pairs[classes][:, classes]
     off = ~torch.eye(int(classes.sum()), dtype=torch.bool)
-    between = float(mean[off].mean())
-    return float(mean.diagonal().mean()) / between if between > 0 else 0.0
+    between, within = float(mean[off].mean()), float(mean.diagonal().mean())
+    if not (math.isfinite(between) and math.isfinite(within)):
+        return math.nan
+    return within / between if between > 0 else 0.0
 
 
 def relative_spread(synthetic: tuple[Tensor, Tensor], real: tuple[Tensor, Tensor]
                     ) -> float | None:
     """The synthetic images' ``spread`` over the real ones', on the classes with two images
     or more on both sides (``pair_distances`` of each). About 1 for samples as varied as
-    the real data, 0 for one image per class. ``None`` when fewer than two classes qualify
-    or the real images do not vary."""
+    the real data, 0 for one image per class. ``None`` when fewer than two classes qualify,
+    the real images do not vary, or the synthetic ones are not finite (a diverged generator:
+    not a collapse, and not to be read as one)."""
     classes = (synthetic[1].diagonal() > 0) & (real[1].diagonal() > 0)
     if int(classes.sum()) < 2:
         return None
-    ref = spread(*real, classes)
-    return spread(*synthetic, classes) / ref if ref > 0 else None
+    ref, got = spread(*real, classes), spread(*synthetic, classes)
+    return got / ref if ref > 0 and math.isfinite(got) else None

@@ -271,8 +271,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="FILE.png (grid, a row per class) or FILE.pt ({images in [-1, 1], "
                         "labels, classes}); replaced if it exists")
     s.add_argument("--seed", type=_seed, default=0,
-                   help="seed of the generator's noise: the same seed, the same images "
-                        "(default 0)")
+                   help="seed of the generator's noise: the same seed and --per-class, the "
+                        "same images (another --per-class draws other noise; default 0)")
     s.add_argument("--device", default="auto",
                    help="auto (CUDA when present, else CPU), cpu, cuda or cuda:N")
     s.add_argument("--standing-stats", type=int, default=0, metavar="N",
@@ -512,9 +512,25 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, DataNotFoundError, CheckpointError, OSError) as e:
         print(f"ganaug: error: {e}", file=sys.stderr)
         return 2
+    except (MemoryError, RuntimeError) as e:
+        if not _out_of_memory(e):
+            raise
+        detail = (str(e).splitlines() or [""])[0].split("DefaultCPUAllocator: ")[-1]
+        print(f"ganaug: error: out of memory ({detail}): ask for less at once (fewer "
+              f"images: --per-class, --standing-stats, --samples, --tstr-per-class; a smaller "
+              f"--batch-size or --unlabeled-ratio) or use a machine with more memory",
+              file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(_interrupted(args), file=sys.stderr)
         return 130
+
+
+def _out_of_memory(e: BaseException) -> bool:
+    """Whether ``e`` is an allocation that failed (host or GPU memory), not another error."""
+    text = str(e)
+    return isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError" or \
+        "DefaultCPUAllocator: can't allocate memory" in text or "bad_alloc" in text
 
 
 def _interrupted(args: argparse.Namespace) -> str:

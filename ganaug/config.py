@@ -271,8 +271,9 @@ class TrainConfig:
         if c.g_cond_weight is None:            # 3: benchmarks/conditioning.py on digits
             c.g_cond_weight = G_COND_WEIGHT if (c.g_loss == "feature-matching"
                                                 and obj.conditional and not s) else 0.0
-        if not c.g_cond_weight >= 0:             # also catches NaN
-            raise ValueError(f"g_cond_weight must be non-negative, got {c.g_cond_weight}")
+        if not non_negative_number(c.g_cond_weight):      # also NaN and inf
+            raise ValueError(f"g_cond_weight must be a non-negative, finite number, got "
+                             f"{c.g_cond_weight!r}")
         if c.g_cond_weight and (c.g_loss != "feature-matching" or not obj.conditional):
             raise ValueError(
                 f"g_cond_weight adds the conditional term L(G(z, y), y) to the feature-matching "

@@ -530,6 +530,10 @@ def sample_run(run: str | Path, per_class: int, out: str | Path, seed: int = 0,
                 f"own samples" if done else
                 "the generator has no BatchNorm: --standing-stats changes nothing")
     images, labels = model.sample_per_class(per_class, seed)
+    if not bool(torch.isfinite(images).all()):
+        raise ValueError(f"{run}'s generator returns NaN or inf values (it diverged in "
+                         f"training; its losses in metrics.jsonl say when): there are no "
+                         f"samples to write. Train it again, e.g. with a lower --lr")
     if out.suffix == ".png":
         save_grid(out, images, nrow=per_class)
     else:

@@ -54,20 +54,47 @@ class CLSGAN(nn.Module):
     # ------------------------------------------------------------------ classifier
     @torch.no_grad()
     def activations(self, x: Tensor, batch_size: int = 2048, ema: bool = True) -> Tensor:
-        """Class activations a(x), (N, C), in eval mode, on the model's device."""
+        """Class activations a(x), (N, C), in eval mode, on the model's device. ``x``: images
+        in [-1, 1] of the model's shape (N, C, H, W) (grey ones may be (N, H, W)), a tensor,
+        numpy array or list; other shapes and integer pixels are a ValueError."""
         batch_size = _positive(batch_size, "batch_size")
+        x = self._images(x)
         net = self.loss_net_ema if ema else self.loss_net
+        dtype = next(net.parameters()).dtype       # float64 images (numpy's) as the weights'
         was = net.training
         net.eval()
         try:
-            out = [net(x[i:i + batch_size].to(self.device)) for i in range(0, len(x), batch_size)]
+            out = [net(x[i:i + batch_size].to(self.device, dtype))
+                   for i in range(0, len(x), batch_size)]
         finally:
             net.train(was)
         return torch.cat(out) if out else torch.empty(0, self.num_classes, device=self.device)
 
+    def _images(self, x: Any) -> Tensor:
+        """``x`` as an image tensor of this model's shape, or a ValueError saying what to
+        change (the networks' own errors name matrix sizes, not images)."""
+        t = torch.as_tensor(x)
+        if not t.is_floating_point():
+            raise ValueError(f"images must be floating-point, in [-1, 1], got dtype {t.dtype}; "
+                             f"for 8-bit pixels use x.float() / 127.5 - 1")
+        if t.dim() == 3 and self.image_shape[0] == 1:      # grey images without a channel
+            t = t.unsqueeze(1)
+        if t.dim() != 4 or tuple(t.shape[1:]) != tuple(self.image_shape):
+            raise ValueError(f"images must be (N, {', '.join(map(str, self.image_shape))}) "
+                             f"(N, channels, height, width), as the model was built, got shape "
+                             f"{tuple(t.shape)}" + ("; channels-last images need "
+                                                   "x.permute(0, 3, 1, 2)" if t.dim() == 4 and
+                                                   tuple(t.shape[1:]) == (*self.image_shape[1:],
+                                                                          self.image_shape[0])
+                                                   else ""))
+        return t
+
     @torch.no_grad()
     def loss(self, x: Tensor, y: Tensor, form: str = "semi", ema: bool = True) -> Tensor:
         """L(x, y) per sample (N,); lower means "real and of class y"."""
+        y = as_labels(y, self.num_classes)
+        if len(y) != len(x):
+            raise ValueError(f"loss takes one label per image: {len(x)} images, {len(y)} labels")
         return conditional_loss(self.activations(x, ema=ema), y.to(self.device), form)
 
     @torch.no_grad()

@@ -1,5 +1,6 @@
 """The mixers' diversity check (ganaug.checks): the statistic by hand, and SyntheticMix and
 BatchMixer reading it on samplers that collapse and samplers that do not."""
+import math
 import random
 import warnings
 
@@ -95,6 +96,9 @@ def test_relative_spread_is_1_for_the_same_images_at_any_scale_and_none_when_it_
     assert sub == pytest.approx(spread(*pair_distances(x[:5], two, 3), keep) / spread(*real, keep))
     flat = pair_distances(torch.ones(30, 5), y, 3)                 # real images that do not vary
     assert relative_spread(real, flat) is None
+    nan = pair_distances(torch.full((30, 5), float("nan")), y, 3)   # a diverged generator's:
+    assert math.isnan(spread(*nan, torch.ones(3, dtype=torch.bool)))  # not a collapse (0)
+    assert relative_spread(nan, real) is None
 
 
 def test_per_class_caps_the_images_compared():

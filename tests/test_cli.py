@@ -741,3 +741,42 @@ def test_resume_with_a_data_root_of_other_data_is_refused(tmp_path, capsys):
     assert (tmp_path / "run" / "checkpoint.pt").stat().st_mtime_ns == stamp
     assert main(["train", "--resume", "--out", out, "--data-root", str(tmp_path / "copy"),
                  "--epochs", "2", "--quiet", "--no-tensorboard"]) == 0
+
+
+def test_a_diverged_generator_and_an_allocation_that_fails_are_one_line(digits_run, tmp_path,
+                                                                        monkeypatch, capsys):
+    """`ganaug sample` of a generator whose output is NaN wrote NaN images and said
+    "wrote"; a request too large for memory was a torch traceback. Both are one error line
+    (exit 2) that names the fix, and no file is written."""
+    from ganaug import CLSGAN, experiment as E
+    real = CLSGAN.sample_per_class
+
+    def diverged(self, per_class, seed=0):
+        images, labels = real(self, per_class, seed)
+        return images * float("nan"), labels
+
+    monkeypatch.setattr(CLSGAN, "sample_per_class", diverged)
+    out = tmp_path / "s.png"
+    assert main(["sample", "--run", str(digits_run), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "generator returns NaN or inf values (it diverged in training" in err
+    assert err.count("\n") == 2 and not out.exists()          # "sampling ..." and the error
+
+    def too_large(*args, **kwargs):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: "
+                           "can't allocate memory: you tried to allocate 256000000000 bytes.")
+
+    monkeypatch.setattr(E, "sample_run", too_large)
+    assert main(["sample", "--run", str(digits_run), "--per-class", "100000000",
+                 "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ganaug: error: out of memory (can't allocate memory: you tried to "
+                          "allocate 256000000000 bytes.): ask for less at once")
+    assert "Traceback" not in err
+
+    def other(*args, **kwargs):
+        raise RuntimeError("some other failure")
+
+    monkeypatch.setattr(E, "sample_run", other)
+    with pytest.raises(RuntimeError, match="some other failure"):   # not hidden as memory
+        main(["sample", "--run", str(digits_run), "--out", str(out)])

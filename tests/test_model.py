@@ -254,3 +254,31 @@ def test_sampling_with_labels_already_on_the_gpu(tmp_path):
     assert torch.equal(x, m.sample(y.cpu(), torch.Generator().manual_seed(0)))
     conf = m.activations(x).softmax(1).gather(1, y[:, None])     # the README's gate check
     assert conf.shape == (3, 1)
+
+
+def test_the_classifier_takes_images_as_users_hold_them_and_names_what_it_cannot():
+    """float64 (numpy's), numpy arrays and grey images without a channel are read as the
+    model's images; integer pixels, another shape and channels-last images are a ValueError
+    that says what to change; loss() takes integer labels, one per image."""
+    m = CLSGAN((1, 8, 8), 4, "mlp")
+    x = torch.rand(5, 1, 8, 8) * 2 - 1
+    want = m.predict(x)
+    for same in (x.double(), x.numpy(), x[:, 0], x.tolist()):
+        assert torch.equal(m.predict(same), want)
+    for bad, message in ((x.to(torch.uint8), r"floating-point, in \[-1, 1\], got dtype "
+                                             r"torch.uint8; for 8-bit pixels use x.float"),
+                         (torch.zeros(5, 1, 28, 28), r"\(N, 1, 8, 8\) .* got shape \(5, 1, 28, 28\)$"),
+                         (torch.zeros(5, 8, 8, 1), r"channels-last images need x.permute")):
+        with pytest.raises(ValueError, match=message):
+            m.predict(bad)
+    rgb = CLSGAN((3, 16, 16), 4, "mlp")               # channels-last RGB was read silently
+    with pytest.raises(ValueError, match=r"channels-last images need x.permute\(0, 3, 1, 2\)"):
+        rgb.predict(torch.zeros(2, 16, 16, 3))
+    y = torch.tensor([0, 1, 2, 3, 0])
+    assert torch.equal(m.loss(x, y.numpy()), m.loss(x, y))
+    with pytest.raises(ValueError, match="labels must be integer class ids"):
+        m.loss(x, torch.tensor([2.9, 0.5, 1.0, 1.0, 1.0]))      # was read as [2, 0, 1, 1, 1]
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 4\)"):
+        m.loss(x, torch.tensor([0, 1, 2, 3, 12]))
+    with pytest.raises(ValueError, match="one label per image: 5 images, 2 labels"):
+        m.loss(x, torch.tensor([1, 2]))

@@ -16,7 +16,8 @@ from ganaug.experiment import claim_run_dir
 @pytest.mark.parametrize("key,value", [
     ("gamma", math.nan), ("lam", math.nan), ("mode_seeking", math.nan), ("gp_weight", math.nan),
     ("div_k", math.nan), ("clip", -1.0), ("div_p", -1.0), ("lr", math.nan),
-    ("weight_decay", -1.0), ("margin_scale", math.inf), ("beta1", 1.0), ("gamma", "1")])
+    ("weight_decay", -1.0), ("margin_scale", math.inf), ("beta1", 1.0), ("gamma", "1"),
+    ("g_cond_weight", math.inf), ("g_cond_weight", math.nan)])
 def test_numeric_options_must_be_finite_and_in_range(key, value):
     with pytest.raises(ValueError, match=key):
         TrainConfig(**{key: value}).resolved()
