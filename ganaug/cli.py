@@ -326,7 +326,7 @@ def _train(args: argparse.Namespace) -> int:
     given = {k: v for k, v in vars(args).items() if k in _TRAIN_FLAGS or k in _SWITCHES}
     if args.seeds is not None and "seed" in given:
         raise ValueError("--seed and --seeds do not mix: --seeds S,S,... sets each run's seed")
-    recipe_bytes = None
+    recipe_bytes, flags = None, set(given)
     if args.recipe is not None:
         from .recipes import read_recipe
         values, recipe_bytes = read_recipe(args.recipe)   # the run copies what was parsed
@@ -357,10 +357,15 @@ def _train(args: argparse.Namespace) -> int:
                  if not TrainConfig.may_change(k, getattr(saved, k), getattr(asked, k))
                  and not (k == "seed" and args.seeds is not None)]
         if clash:
-            detail = ", ".join(f"{_flag_name(k)} {getattr(saved, k)!r} -> {given[k]!r}"
+            def source(k: str) -> str:              # a flag, or the recipe's key
+                return (_flag_name(k) if k in flags or (k == "net_options" and net_flags)
+                        else f"{k} (from --recipe {args.recipe})")
+
+            detail = ", ".join(f"{source(k)} {getattr(saved, k)!r} -> {given[k]!r}"
                                for k in clash)
             raise ValueError(f"cannot resume {args.out}: the configuration differs ({detail}); "
-                             f"drop those flags or start a new run with another --out")
+                             f"drop those flags (or the --recipe) or start a new run with "
+                             f"another --out")
         cfg = dataclasses.replace(saved, **given)
     else:
         if net_flags:

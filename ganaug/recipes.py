@@ -71,8 +71,13 @@ def _coerce(key: str, value: Any, tp: Any, where: str) -> Any:
     names = " or ".join("null" if t is type(None) else t.__name__ for t in allowed)
     if key == "labels_per_class":
         names = "a positive integer or 'all'"
-    quote = " (quote it for text: '1e5')" if str in allowed and isinstance(value, (int, float)) \
-        and not isinstance(value, bool) else ""
+    quote = ""
+    if str in allowed and (value is None or isinstance(value, (bool, int, float))):
+        # YAML reads ~ and an empty value as null, yes/no/on/off as booleans, 1e5 as a number
+        quote = f" (YAML read it as {'null' if value is None else type(value).__name__}: quote " \
+                f"text, e.g. {key}: '~/data')" if key == "data_root" else \
+                f" (YAML read it as {'null' if value is None else type(value).__name__}: " \
+                f"quote text)"
     raise RecipeError(f"recipe {where}: {key} must be {names}, got {value!r}{quote}")
 
 

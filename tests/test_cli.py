@@ -780,3 +780,16 @@ def test_a_diverged_generator_and_an_allocation_that_fails_are_one_line(digits_r
     monkeypatch.setattr(E, "sample_run", other)
     with pytest.raises(RuntimeError, match="some other failure"):   # not hidden as memory
         main(["sample", "--run", str(digits_run), "--out", str(out)])
+
+
+def test_a_resume_clash_that_comes_from_the_recipe_names_the_recipe(digits_run, tmp_path,
+                                                                     capsys):
+    """The clash message named "--lr" when no --lr was given (the recipe set it)."""
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("lr: 0.002\n")
+    argv = ["train", "--out", str(digits_run), "--resume", "--recipe", str(recipe)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"(lr (from --recipe {recipe}) 0.001 -> 0.002)" in err and "--lr" not in err
+    assert main([*argv, "--lr", "0.003"]) == 2                    # a flag is named as one
+    assert "(--lr 0.001 -> 0.003)" in capsys.readouterr().err

@@ -73,7 +73,12 @@ BAD = [
     ("epochs: 3\nepochs: 5\n", "key 'epochs' is given twice"),
     ("? [a, b]\n: 3\n", "a key must be a name, not a list"),
     ("lr: fast\n", "lr must be float, got 'fast'"),
-    ("data_root: 1e5\n", "data_root must be str, got 100000.0 (quote it for text: '1e5')"),
+    ("data_root: 1e5\n", "data_root must be str, got 100000.0 (YAML read it as float: quote "
+                        "text, e.g. data_root: '~/data')"),
+    ("data_root: ~\n", "data_root must be str, got None (YAML read it as null: quote text, "
+                       "e.g. data_root: '~/data')"),
+    ("data_root: no\n", "data_root must be str, got False (YAML read it as bool"),
+    ("dataset: yes\n", "dataset must be str, got True (YAML read it as bool: quote text)"),
     ("epochs: 2.5\n", "epochs must be int, got 2.5"),
     ("image_size: 32.0\n", "image_size must be int or null, got 32.0"),
 ]
