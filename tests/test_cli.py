@@ -106,7 +106,7 @@ BAD = [
     (["--labels-per-class", "1000"], "more than class"),
     (["--dataset", "mnist", "--data-root", "{tmp}/empty"], "looked for"),
     (["--resume"], "--resume needs --out"),
-    (["--g-cond-weight", "-1"], "g_cond_weight must be non-negative"),
+    (["--g-cond-weight", "-1"], "g_cond_weight must be a non-negative, finite number"),
     (["--g-cond-share", "1"], "g_cond_share must be a number in [0, 1)"),
     (["--g-cond-share", "0.5", "--g-cond-weight", "3"], "give one of them"),
     (["--g-loss", "loss", "--g-cond-weight", "3"], "--g-loss feature-matching"),

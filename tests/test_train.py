@@ -294,9 +294,9 @@ def test_the_conditional_terms_share_is_held_at_every_step(tiny):
 
 
 def test_conditional_generator_term_is_refused_where_it_means_nothing():
-    with pytest.raises(ValueError, match="g_cond_weight must be non-negative"):
+    with pytest.raises(ValueError, match="g_cond_weight must be a non-negative, finite number"):
         TrainConfig(g_cond_weight=-1.0).resolved()
-    with pytest.raises(ValueError, match="g_cond_weight must be non-negative"):
+    with pytest.raises(ValueError, match="g_cond_weight must be a non-negative, finite number"):
         TrainConfig(g_cond_weight=float("nan")).resolved()
     with pytest.raises(ValueError, match="--g-loss feature-matching"):
         TrainConfig(g_cond_weight=1.0, g_loss="loss").resolved()
