@@ -7,7 +7,7 @@ from .imbalance import balance_plan, class_counts, long_tail_counts, make_long_t
 from .metrics import classification_metrics
 from .checks import DiversityWarning, LabelAgreementWarning
 from .mix import BatchMixer, SyntheticMix
-from .model import CLSGAN
+from .model import CLSGAN, StandingStatsWarning
 from .nets import create_nets, list_archs
 from .objectives import list_objectives
 from .recipes import load_recipe, recipe_config
@@ -23,6 +23,6 @@ __all__ = [
     "DataNotFoundError",
     "CheckpointError", "create_nets", "list_archs", "list_objectives",
     "classification_metrics", "SyntheticMix", "BatchMixer", "LabelAgreementWarning",
-    "DiversityWarning",
+    "DiversityWarning", "StandingStatsWarning",
     "make_long_tailed", "class_counts", "long_tail_counts", "balance_plan", "__version__",
 ]

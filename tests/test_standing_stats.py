@@ -55,6 +55,21 @@ def test_a_generator_without_batchnorm_is_left_alone_and_bad_counts_are_refused(
         _model().standing_statistics(samples=10, batch_size=1)
 
 
+def test_too_few_images_per_class_warn():
+    """Fewer than 5 images per class make noisy statistics (on digits 2 images left 14% of
+    the samples on their label): a StandingStatsWarning; 5 per class and more, none."""
+    import warnings
+
+    from ganaug import StandingStatsWarning
+    with pytest.warns(StandingStatsWarning, match=r"from 14 images for 3 classes: .* use at "
+                                                  r"least 15, e.g. 2048"):
+        _model().standing_statistics(samples=14)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _model().standing_statistics(samples=15)
+        _model(g_norm="none").standing_statistics(samples=2)     # no BatchNorm: nothing to do
+
+
 @pytest.mark.parametrize("arch", ["mlp", "conv"])
 def test_training_is_unchanged_and_the_sampler_gets_its_own_statistics(tiny, arch):
     """Only the EMA generator's BatchNorm buffers differ with standing_stats: the losses and
