@@ -151,8 +151,9 @@ def time_steps(cfg, warmup: int, steps: int) -> dict:
 
 def images_per_step(cfg, unlabeled: bool) -> int:
     """Real images in a training step: the labeled batch, and ``unlabeled_ratio`` times as
-    many unlabeled images when there are any."""
-    return cfg.batch_size * (1 + cfg.unlabeled_ratio if unlabeled else 1)
+    many unlabeled images when there are any (the training loop's own count)."""
+    from ganaug.train import _step_rows
+    return _step_rows(cfg, unlabeled)
 
 
 def time_epochs(cfg, out: Path) -> dict:

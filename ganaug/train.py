@@ -73,7 +73,7 @@ def check_inputs(model: CLSGAN, labeled: ImageSet, cfg: TrainConfig, world: int 
                          f"the image side (e.g. 2 for MNIST)")
     obj = O.get_objective(cfg.objective)
     uses_unl = obj.semi_supervised and unlabeled is not None and len(unlabeled) > 0
-    fakes = cfg.batch_size * (1 + cfg.unlabeled_ratio if uses_unl else 1) // world
+    fakes = _step_rows(cfg, uses_unl) // world
     if obj.critic != "none" and fakes < 2 and any(isinstance(m, torch.nn.BatchNorm1d)
                                                   for m in model.generator.modules()):
         raise ValueError(f"batch_size {cfg.batch_size} gives the generator {fakes} image per "
@@ -500,10 +500,10 @@ def standing_stats_pass(model: CLSGAN, samples: int, cfg: TrainConfig, epoch: in
     return model.standing_statistics(samples, _step_rows(cfg), _derive_seed(cfg.seed, epoch, 3))
 
 
-def _step_rows(cfg: TrainConfig) -> int:
-    """The real rows of a semi-supervised step (labeled plus unlabeled; as many fakes), the
-    batch size of the BatchNorm passes after each epoch."""
-    return (1 + cfg.unlabeled_ratio) * cfg.batch_size
+def _step_rows(cfg: TrainConfig, unlabeled: bool = True) -> int:
+    """The real rows of a step (labeled, plus unlabeled ones when ``unlabeled``; as many
+    fakes); with unlabeled images, the batch size of the BatchNorm passes after each epoch."""
+    return (1 + cfg.unlabeled_ratio if unlabeled else 1) * cfg.batch_size
 
 
 def real_spread_of(labeled: ImageSet) -> tuple[Tensor, Tensor] | None:
