@@ -20,6 +20,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
+from torch.nn.utils import parametrize
 
 from . import distributed as dist_
 from . import objectives as O
@@ -34,6 +35,24 @@ def _derive_seed(*parts: int) -> int:
     for p in parts:
         h = (h ^ (int(p) + 0x632BE59BD9B4E019 + (h << 6) + (h >> 2))) & ((1 << 64) - 1)
     return h & ((1 << 63) - 1)
+
+
+@torch.no_grad()
+def clip_weights(net: torch.nn.Module, bound: float) -> None:
+    """WGAN's weight clipping: every weight and bias of ``net`` into [-bound, bound], in place.
+
+    A parametrised weight (the MLP loss network's weight normalisation) is clipped as the
+    layer uses it, W = g v / |v|, and written back through its parametrisation. Clamping g
+    and v themselves would cap every row's norm at ``bound``: a network that outputs
+    constants (what ganaug did before 2026-12-07)."""
+    for m in net.modules():
+        if isinstance(m, parametrize.ParametrizationList):
+            continue                            # its originals are set below, through it
+        for p in m.parameters(recurse=False):
+            p.clamp_(-bound, bound)
+        if parametrize.is_parametrized(m):
+            for name, chain in m.parametrizations.items():
+                chain.right_inverse(getattr(m, name).clamp(-bound, bound))
 
 
 @torch.no_grad()
@@ -448,9 +467,7 @@ class TrainStep:
         terms = self._guarded(lambda: self._loss_net_step(b, nz, gamma, penalize))
         D = self.model.loss_net
         if self.cfg.lipschitz == "clip":
-            with torch.no_grad():
-                for p in D.parameters():
-                    p.clamp_(-self.cfg.clip, self.cfg.clip)
+            clip_weights(D, self.cfg.clip)
         _ema_update(self.model.loss_net_ema, D, decay)
         g_terms = terms.new_zeros(2)
         if nz.z is not None:

@@ -11,6 +11,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from torch.nn.utils import parametrize
 
 from ganaug import TrainConfig, build_model
 from ganaug import objectives as O
@@ -363,7 +364,40 @@ def test_clipping_bounds_the_weights_before_their_average_takes_them(tiny):
     nz = S._Noise(z_f=torch.rand(16, model.noise_dim, generator=torch.Generator().manual_seed(0)))
     before = [e.clone() for e in model.loss_net_ema.parameters()]
     step(b, nz, 1.0, 0.9)
+    layers = _linears(model.loss_net)
+    assert layers and all(parametrize.is_parametrized(m) for m in layers)   # weight norm
+    weights = [t for m in layers for t in (m.weight, m.bias)]
+    assert max(t.abs().max().item() for t in weights) == pytest.approx(cfg.clip)
     params = list(model.loss_net.parameters())
-    assert max(p.abs().max().item() for p in params) == pytest.approx(cfg.clip)
     for e, e0, p in zip(model.loss_net_ema.parameters(), before, params):
         torch.testing.assert_close(e, 0.9 * e0 + 0.1 * p)
+
+
+def _linears(net):
+    return [m for m in net.modules() if isinstance(m, torch.nn.Linear)]
+
+
+def test_clipping_a_weight_normalised_network_clips_the_weights_it_uses(tiny):
+    """Weight clipping on the MLP loss network (weight-normalised by default) acts on the
+    weights W = g v / |v| the layers use, as on the same network without weight norm. The
+    clamp on g and v themselves, as before 2026-12-07, capped every row's norm at the bound:
+    a loss network that gave every image the same activations (chance accuracy)."""
+    _, model, _ = _step(tiny, objective="wgan")
+    net = model.loss_net.eval()
+    plain = build_model(TrainConfig(**{**FAST, "objective": "wgan",                # no norm
+                                       "net_options": {**FAST["net_options"], "norm": "none"}}).resolved(),
+                        tiny).loss_net.eval()
+    with torch.no_grad():
+        for m, p in zip(_linears(net), _linears(plain), strict=True):
+            p.weight.copy_(m.weight), p.bias.copy_(m.bias)       # the same W, stored as is
+    x = tiny.images[:16]
+    torch.testing.assert_close(plain(x), net(x))
+    with torch.no_grad():
+        for m, p in zip(_linears(net), _linears(plain)):
+            m.weight = m.weight * 40        # beyond the bound, as training would take them
+            m.bias.mul_(40), p.weight.mul_(40), p.bias.mul_(40)
+    S.clip_weights(net, 0.01)
+    S.clip_weights(plain, 0.01)
+    torch.testing.assert_close(net(x), plain(x))
+    rows = [m.weight.norm(dim=1) for m in _linears(net)]
+    assert max(r.max().item() for r in rows) > 0.05               # rows not capped at 0.01
