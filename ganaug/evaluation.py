@@ -333,11 +333,18 @@ def _too_few_fix(n: int, max_samples: int, n_test: int) -> str:
     return f"pass a --samples larger than {max_samples}"
 
 
+def _intra_classes(*labels: Tensor) -> list[int]:
+    """The classes with at least 2 images in every one of the label sets: intra-class FID's
+    classes, one list for the generated images and the real reference alike."""
+    return [c for c in torch.unique(labels[0]).tolist()
+            if all(int((y == c).sum()) >= 2 for y in labels)]
+
+
 def _metric_set(real: Tensor, y_real: Tensor, other: Tensor, y_other: Tensor, seed: int,
-                skip: str | None = None, fix: str | None = None) -> dict:
-    """FID, KID, intra-class FID, precision and recall of ``other`` against ``real``; with
-    ``skip`` (a reason) none is computed and each is ``None`` with that reason. ``fix``: see
-    :func:`_maybe`."""
+                classes: list[int], skip: str | None = None, fix: str | None = None) -> dict:
+    """FID, KID, intra-class FID (over ``classes``), precision and recall of ``other``
+    against ``real``; with ``skip`` (a reason) none is computed and each is ``None`` with that
+    reason. ``fix``: see :func:`_maybe`."""
     maybe = (lambda fn: (None, skip)) if skip else (lambda fn: _maybe(fn, fix))
     m: dict[str, Any] = {}
     m["fid"], m["fid_error"] = maybe(lambda: Q.fid(real, other))
@@ -347,15 +354,11 @@ def _metric_set(real: Tensor, y_real: Tensor, other: Tensor, y_other: Tensor, se
     m["kid"], m["kid_error"] = maybe(lambda: Q.kid(real, other, subsets=subsets,
                                                    subset_size=size, seed=seed))
     m["kid_subset_size"], m["kid_subsets"] = size, subsets
-    # intra-class FID over the classes with at least 2 images on both sides
-    ok = [c for c in torch.unique(y_real).tolist()
-          if int((y_real == c).sum()) >= 2 and int((y_other == c).sum()) >= 2]
-    ok_t = torch.tensor(ok, dtype=torch.long)
+    ok_t = torch.tensor(classes, dtype=torch.long)
     keep_r, keep_o = torch.isin(y_real, ok_t), torch.isin(y_other, ok_t)
     m["intra"], m["intra_error"] = maybe(lambda: Q.intra_class_fid(
-        real[keep_r], y_real[keep_r], other[keep_o], y_other[keep_o])) if ok or skip else \
-        (None, "no class has 2 images on both sides" + (f"; {fix}" if fix else ""))
-    m["intra_classes"] = len(ok)
+        real[keep_r], y_real[keep_r], other[keep_o], y_other[keep_o])) if classes or skip \
+        else (None, "no class has 2 images on every side" + (f"; {fix}" if fix else ""))
     m["pr"], m["pr_error"] = maybe(lambda: Q.precision_recall(real, other, k=KNN_K))
     return m
 
@@ -431,8 +434,11 @@ def evaluate_quality(model: CLSGAN, train: ImageSet, test: ImageSet, *,
     f_train = features_of(net, train.images[tr_idx])
     n, n_tr = len(ref), len(tr_idx)
     fix = _too_few_fix(n, max_samples, len(test))
-    gen_m = _metric_set(f_real, y_ref, f_fake, y_ref, seed, skip=diverged, fix=fix)
-    real_m = _metric_set(f_real, y_ref, f_train, train.targets[tr_idx], seed)
+    y_tr = train.targets[tr_idx]
+    # the same classes for the generated images and the reference: like for like
+    intra = _intra_classes(y_ref, y_tr)
+    gen_m = _metric_set(f_real, y_ref, f_fake, y_ref, seed, intra, skip=diverged, fix=fix)
+    real_m = _metric_set(f_real, y_ref, f_train, y_tr, seed, intra)
     space = f"{ext['name']} {ext['feature_dim']}-d features"
     pair = f"{n} generated (labels = the real images' labels, seed {seed}) vs {n} real test images"
     ref_note = f"real reference: {n_tr} real training images vs the same test images"
@@ -442,7 +448,7 @@ def evaluate_quality(model: CLSGAN, train: ImageSet, test: ImageSet, *,
                                error=gen_m["fid_error"])
     kid_g, kid_r = gen_m["kid"] or (None, None), real_m["kid"] or (None, None)
     whole = gen_m["kid_subsets"] == 1
-    subsets = (f"one subset, all {gen_m['kid_subset_size']} of each set (no spread: fewer "
+    subsets = (f"one subset, all {gen_m['kid_subset_size']} of each set (no spread: no more "
                f"images than a subset of {KID_SUBSET_SIZE})" if whole else
                f"{gen_m['kid_subsets']} subsets of {gen_m['kid_subset_size']}, ± their std")
     out["domain_kid"] = _entry(kid_g[0], f"{pair}; {space}; unbiased MMD^2 (may dip below 0; "
@@ -450,9 +456,12 @@ def evaluate_quality(model: CLSGAN, train: ImageSet, test: ImageSet, *,
                                f"{ref_note}", kid_r[0], std=None if whole else kid_g[1],
                                error=gen_m["kid_error"])
     intra_g, intra_r = gen_m["intra"] or (None, {}), real_m["intra"] or (None, {})
+    per = [int((y_ref == c).sum()) for c in intra]
+    per_note = (f"{min(per)}" if min(per) == max(per) else f"{min(per)} to {max(per)}") \
+        if per else "0"
     out["intra_class_fid"] = _entry(
-        intra_g[0], f"mean over {gen_m['intra_classes']} classes of the per-class FID, "
-        f"{pair}; {space}; {ref_note}", intra_r[0],
+        intra_g[0], f"mean over {len(intra)} classes of the per-class FID ({per_note} generated "
+        f"and real images a class), {pair}; {space}; {ref_note}", intra_r[0],
         per_class={str(k): v for k, v in intra_g[1].items()}, error=gen_m["intra_error"])
     out["precision"] = _entry(pr_gen[0], f"share of generated images inside the real images' "
                               f"k={KNN_K} nearest-neighbour balls; {pair}; {space}; {ref_note}",
@@ -507,15 +516,17 @@ def evaluate_quality(model: CLSGAN, train: ImageSet, test: ImageSet, *,
     # ---- standard FID, only from local Inception weights
     if inception is not None:
         value, err = None, diverged
+        say("eval: Inception features of the test, training and generated images (299x299) ...")
+        fi_real = inception_features(test.images[ref], inception)
+        reference, _ = _maybe(lambda: Q.fid(fi_real, inception_features(
+            train.images[tr_idx], inception)))
         if not diverged:
-            say("eval: Inception features of both sets (299x299) ...")
-            fi_real = inception_features(test.images[ref], inception)
             fi_fake = inception_features(x_fake, inception)
             value, err = _maybe(lambda: Q.fid(fi_real, fi_fake), fix)
         out["inception_fid"] = _entry(
             value, f"{pair}; torchvision inception_v3 2048-d pool features from {weights}, "
             f"images resized to 299x299 (bilinear); close to, not identical with, the "
-            f"TF-Inception FID of published tables", error=err)
+            f"TF-Inception FID of published tables; {ref_note}", reference, error=err)
     else:
         out["inception_fid"] = _entry(None, f"not computed: no local Inception weights (pass "
                                       f"--inception-weights FILE or set {INCEPTION_ENV}; "

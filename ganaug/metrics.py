@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import balanced_accuracy_score, confusion_matrix, f1_score
+from sklearn.metrics import confusion_matrix, f1_score
 
 
 def classification_metrics(y_true, y_pred, num_classes: int) -> dict:
@@ -16,6 +16,9 @@ def classification_metrics(y_true, y_pred, num_classes: int) -> dict:
     if y_true.shape != y_pred.shape or y_true.ndim != 1:
         raise ValueError(f"y_true and y_pred must be 1-D and of one length, got "
                          f"{y_true.shape} and {y_pred.shape}")
+    if not y_true.size:
+        raise ValueError("no labels to score (y_true and y_pred are empty); pass at least one "
+                         "test image")
     for name, y in (("y_true", y_true), ("y_pred", y_pred)):
         if y.size and (y.min() < 0 or y.max() >= num_classes):
             raise ValueError(f"{name} holds labels outside 0..{num_classes - 1} "
@@ -28,7 +31,9 @@ def classification_metrics(y_true, y_pred, num_classes: int) -> dict:
                           where=support > 0)
     return {
         "accuracy": float((y_true == y_pred).mean()),
-        "balanced_accuracy": float(balanced_accuracy_score(y_true, y_pred)),
+        # sklearn's balanced_accuracy_score, read off the same counts: the mean recall over
+        # the classes in y_true (it warns when y_pred holds a class y_true lacks)
+        "balanced_accuracy": float(np.nanmean(per_class)),
         # only the classes seen on either side: explicit, not sklearn's version-dependent
         # zero_division=np.nan; with every class present this is the mean over all of them
         "macro_f1": float(f1_score(y_true, y_pred, labels=np.union1d(y_true, y_pred),

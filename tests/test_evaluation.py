@@ -239,6 +239,27 @@ def test_classification_metrics_by_hand():
     assert m["num_test"] == 8
 
 
+def test_classification_metrics_quiet_when_a_class_is_only_predicted_or_alone():
+    """Values as sklearn's, without its warnings ("y_pred contains classes not in y_true",
+    "A single label was found"): a small test split often lacks a predicted class."""
+    import warnings
+
+    from sklearn.metrics import balanced_accuracy_score
+
+    from ganaug.metrics import classification_metrics
+
+    for y_true, y_pred in (([0, 0, 1, 1], [0, 0, 1, 2]), ([1, 1, 1], [1, 1, 1])):
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            m = classification_metrics(y_true, y_pred, num_classes=4)
+        assert [str(w.message) for w in seen] == []
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            assert m["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(y_true, y_pred))
+    with pytest.raises(ValueError, match="no labels to score"):
+        classification_metrics([], [], num_classes=2)
+
+
 def test_classification_metrics_refuse_labels_that_are_not_1_d():
     from ganaug.metrics import classification_metrics
 
@@ -494,6 +515,48 @@ def test_real_references_compare_training_images_with_the_same_test_images(tmp_p
     p, r = Q.precision_recall(f_test, f_train, k=3)
     assert (q["precision"]["real_reference"], q["recall"]["real_reference"]) == \
         pytest.approx((p, r))
+
+
+def test_intra_class_fid_and_its_reference_average_the_same_classes(tmp_path):
+    """A class with one training image has no reference FID: it leaves the generated
+    images' mean too (both numbers over the same 9 classes), and the protocol says how many
+    images of a class each FID reads."""
+    from ganaug.data import ImageSet
+    train, test = load_dataset("digits")
+    keep = (train.targets != 3) | (torch.cumsum(train.targets == 3, 0) == 1)
+    sub = ImageSet(train.images[keep], train.targets[keep], train.classes)
+    q = evaluate_quality(_Replay(sub, noise=True), sub, test, extractor_steps=20,
+                         tstr_per_class=2, cache_dir=tmp_path, device="cpu")
+    intra = q["intra_class_fid"]
+    assert sorted(intra["per_class"]) == [str(c) for c in range(10) if c != 3]
+    counts = torch.bincount(test.targets)[[c for c in range(10) if c != 3]]
+    assert f"mean over 9 classes of the per-class FID ({counts.min()} to {counts.max()} " \
+        "generated and real images a class)" in intra["protocol"]
+    assert intra["value"] == pytest.approx(sum(intra["per_class"].values()) / 9)
+
+
+def test_inception_fid_has_a_real_reference_too(tmp_path, monkeypatch):
+    """From local weights, the Inception FID comes with the same real reference as the
+    domain metrics: the matched training images against the same test images (a stand-in
+    for inception_v3 here: mean-pooled pixels, so the reference can be checked by hand)."""
+    from ganaug import evaluation as E
+    from ganaug import quality as Q
+    pooled = lambda x, net, **kw: torch.nn.functional.avg_pool2d(x, 2).flatten(1)  # noqa: E731
+    monkeypatch.setattr(E, "load_inception", lambda weights, device: "stand-in")
+    monkeypatch.setattr(E, "inception_features", pooled)
+    train, test = load_dataset("digits")
+    q = evaluate_quality(_Replay(train), train, test, extractor_steps=20, tstr_per_class=2,
+                         cache_dir=tmp_path, device="cpu", inception_weights="w.pth",
+                         max_samples=200)
+    e = q["inception_fid"]
+    ref = E._reference_indices(test, 200, 0)
+    tr = E._matching_train(train, test.targets[ref], 0)
+    assert e["real_reference"] == pytest.approx(
+        Q.fid(pooled(test.images[ref], None), pooled(train.images[tr], None)), rel=1e-6)
+    assert math.isfinite(e["value"]) and "real reference: 200 real training images" in \
+        e["protocol"]
+    line = next(x for x in E.quality_lines(q) if "Inception FID" in x)
+    assert f"[real reference {e['real_reference']:.3f}]" in line
 
 
 # ------------------------------------------------ audit fixes
