@@ -52,7 +52,14 @@ def clip_weights(net: torch.nn.Module, bound: float) -> None:
             p.clamp_(-bound, bound)
         if parametrize.is_parametrized(m):
             for name, chain in m.parametrizations.items():
-                chain.right_inverse(getattr(m, name).clamp(-bound, bound))
+                value = getattr(m, name).clamp(-bound, bound)
+                for unmake in reversed(chain):                # (g, v) from W, for weight norm
+                    value = unmake.right_inverse(value)
+                values = [value] if chain.is_tensor else list(value)
+                originals = [chain.original] if chain.is_tensor else \
+                    [getattr(chain, f"original{i}") for i in range(len(values))]
+                for original, v in zip(originals, values, strict=True):
+                    original.copy_(v)           # in place: the optimiser's tensors stay put
 
 
 @torch.no_grad()

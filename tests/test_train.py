@@ -59,10 +59,11 @@ def test_same_seed_same_result_and_other_seed_differs(tiny):
     assert a.history[-1]["d_loss"] != c.history[-1]["d_loss"]
 
 
-def test_resume_equals_never_stopping(tiny, tmp_path):
-    full = _run(tiny, out=tmp_path / "a", epochs=4)
-    _run(tiny, out=tmp_path / "b", epochs=2)
-    resumed = _run(tiny, out=tmp_path / "b", epochs=4, resume=True)
+@pytest.mark.parametrize("objective", ["sscls", "wgan"])      # wgan: weight clipping
+def test_resume_equals_never_stopping(tiny, tmp_path, objective):
+    full = _run(tiny, out=tmp_path / "a", epochs=4, objective=objective)
+    _run(tiny, out=tmp_path / "b", epochs=2, objective=objective)
+    resumed = _run(tiny, out=tmp_path / "b", epochs=4, resume=True, objective=objective)
     sa, sb = full.model.state_dict(), resumed.model.state_dict()
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
     assert [r["d_loss"] for r in full.history] == [r["d_loss"] for r in resumed.history]
