@@ -13,6 +13,8 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import math
+import numbers
 import os
 import random
 import sys
@@ -28,6 +30,7 @@ from .checks import (first_of_each_class, pair_distances, per_class, pooled, rel
                      warn_diversity, warn_label_agreement)
 from .imbalance import (Balance, as_pair, balance_plan, class_counts, dataset_classes,
                         dataset_targets, quotas)
+from .model import CLSGAN
 from .sampling import (ItemFormat, Sampler, check_value_range, from_hwc_uint8, infer_format,
                        is_albumentations, seed_for, to_hwc_uint8)
 
@@ -54,11 +57,48 @@ def _rng_kept():
 @dataclasses.dataclass
 class _FirstBank:
     """What SyntheticMix's checks read while it generates its first bank: ``tally``
-    [assigned to their label, drawn] (None: no label check), and up to ``per_class`` pooled
-    images of every class (``kept``)."""
+    [assigned to their label, drawn] (None: no label check), up to ``per_class`` pooled
+    images of every class (``kept``), and the sampler's values ``[lo, hi]`` (``span``)."""
     tally: list[int] | None
     per_class: int
     kept: dict[int, list[Tensor]] = dataclasses.field(default_factory=dict)
+    span: list[float] = dataclasses.field(default_factory=lambda: [math.inf, -math.inf])
+
+
+def _check_fraction(fraction: Any) -> None:
+    if isinstance(fraction, bool) or not isinstance(fraction, numbers.Real):
+        raise ValueError(f"fraction must be a number in [0, 1) (the synthetic share), got "
+                         f"{type(fraction).__name__} {fraction!r}")
+    if not 0 <= fraction < 1:
+        raise ValueError(f"fraction must be in [0, 1), got {fraction!r}")
+
+
+def _check_seed(seed: Any) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise ValueError(f"seed must be an int (the synthetic samples are a pure function of "
+                         f"it; there is no unseeded mode), got {seed!r}")
+
+
+def _looks_outside(x_lo: float, x_hi: float, lo: float, hi: float) -> bool:
+    """Whether images whose values span [x_lo, x_hi] do not look like images in (lo, hi):
+    they leave it, or none is below 0 where the range goes below 0 (e.g. [0, 1] images)."""
+    tol = 1e-3 * (hi - lo)
+    return x_lo < lo - tol or x_hi > hi + tol or (lo < 0 and x_lo >= 0)
+
+
+def _warn_if_training(sampler: Sampler, who: str) -> None:
+    """A hand-written ``nn.Module`` sampler (or the module of a bound method) is called as it
+    is: in training mode its BatchNorm layers update their running statistics and make each
+    image depend on its batch mates, and dropout drops. ganaug's own models are switched to
+    eval mode; warn about the others."""
+    src = sampler.source
+    module = src if isinstance(src, torch.nn.Module) else getattr(src, "__self__", None)
+    if isinstance(module, torch.nn.Module) and not isinstance(module, CLSGAN) and module.training:
+        warnings.warn(f"{who}: the sampler ({type(module).__name__}) is an nn.Module in "
+                      f"training mode, and is called as it is: its BatchNorm layers would "
+                      f"update their running statistics and make each image depend on the "
+                      f"others in its batch, and dropout would drop. Call .eval() on it "
+                      f"first", stacklevel=3)         # 3: the caller of the mix's __init__
 
 
 def gate_mask(logits: Tensor, labels: Tensor, gate: float) -> Tensor:
@@ -79,14 +119,21 @@ class SyntheticMix(Dataset):
             (C, H, W), numpy arrays or PIL images, and synthetic items come in the same type,
             shape, dtype and value range. Its ``.targets`` give the class counts when they
             are one per item and it has no ``target_transform``; else its items' labels do.
+            Its own ``transform`` runs on the real items only (synthetic items are made in
+            the format its items come out of it in), so a random augmentation there (e.g.
+            ``RandomCrop``, flips) reaches only the real items: to augment both, move it
+            to ``transform=``.
         sampler: a ``CLSGAN``, a run folder or checkpoint path, or a callable
-            ``labels -> images`` ((N, C, H, W) floats in [-1, 1] on its device).
+            ``labels -> images`` ((N, C, H, W) floats in [-1, 1] on its device; images
+            that all stay in [0, 1] get a warning). A callable is called as it is: an
+            ``nn.Module`` in training mode gets a warning to call ``.eval()`` first.
         fraction: share f in [0, 1) of each epoch's items that are synthetic; their labels
             follow ``class_probs`` (default: the real class distribution), split exactly.
         balance: ``"max"``, ``"mean"``, an int per class or a ``{class: count}`` dict (see
             ``ganaug.imbalance.balance_plan``); synthetic labels come from the deficits.
         refresh_every: regenerate the synthetic bank every N epochs (call ``set_epoch``).
-        transform: applied to real and synthetic items alike; an albumentations
+        transform: applied to real items (after the real dataset's own transform) and
+            synthetic items alike; an albumentations
             ``Compose`` gets numpy HWC uint8, and its uint8 output is converted back to the
             items' format (other output, e.g. after ``Normalize`` or ``ToTensorV2``, is
             returned as it is).
@@ -129,16 +176,24 @@ class SyntheticMix(Dataset):
     says that the generator may have collapsed; ``None`` when fewer than two classes have
     two images on both sides.
 
-    DataLoader workers get a copy without the sampler (it stays in the main process, which
-    alone generates the bank), so any start method works, ``spawn`` included. Workers
-    started with ``spawn`` or ``forkserver`` receive the bank through shared memory whatever
-    ``shared_bank`` says (torch moves a tensor there to send it to another process), so
-    with those start methods the bank needs room in ``/dev/shm`` either way; ``fork``
-    workers (Linux's default) inherit it. Without ``shared_bank`` a worker's copy is the
+    The bank holds ``num_synthetic`` x C x H x W values of the items' storage type: 1 byte
+    (uint8) for PIL items and integer items in [0, 255], 4 (float32) for float items, 8
+    (int64) for other integer items; 50,000 synthetic 3 x 32 x 32 items take 146 MiB as
+    uint8, 586 MiB as float32. Building it holds the bank and one batch; a refresh holds
+    the old bank and the new one until it is done (with ``shared_bank``, the shared bank
+    and a new one copied into it).
+
+    DataLoader workers only read items; the main process alone generates the bank. Workers
+    started with ``spawn`` or ``forkserver`` get a pickled copy without the sampler (so any
+    start method works, ``spawn`` included), and receive the bank through shared memory
+    whatever ``shared_bank`` says (torch moves a tensor there to send it to another
+    process), so with those start methods the bank needs room in ``/dev/shm`` either way;
+    ``fork`` workers (Linux's default) inherit the whole dataset, sampler and bank
+    included, and never call the sampler. Without ``shared_bank`` a worker's copy is the
     bank of the round it started in; a worker asked for a synthetic item after
     ``set_epoch`` moved to a new round raises an error rather than serve the old round's
-    images. Any pickled copy (a worker's, or ``copy.copy``) lacks the sampler and cannot
-    refresh the bank; ``copy.deepcopy`` keeps it.
+    images. Any pickled copy (a ``spawn`` worker's, or ``copy.copy``) lacks the sampler
+    and cannot refresh the bank; ``copy.deepcopy`` keeps it.
     """
 
     def __init__(self, real_dataset: Dataset, sampler: Any, *, fraction: float | None = None,
@@ -158,8 +213,9 @@ class SyntheticMix(Dataset):
         if class_probs is not None and balance is not None:
             raise ValueError("class_probs= goes with fraction=; with balance= the synthetic "
                              "labels come from the per-class deficits")
-        if fraction is not None and (isinstance(fraction, bool) or not 0 <= fraction < 1):
-            raise ValueError(f"fraction must be in [0, 1), got {fraction!r}")
+        if fraction is not None:
+            _check_fraction(fraction)
+        _check_seed(seed)
         if refresh_every is not None and (not isinstance(refresh_every, int) or refresh_every <= 0):
             raise ValueError(f"refresh_every must be a positive int or None, got {refresh_every!r}")
         if gate_mode not in ("class", "real"):
@@ -167,8 +223,12 @@ class SyntheticMix(Dataset):
         self.gate_mode = gate_mode
         if gate is not None and not 0 < gate <= 1:
             raise ValueError(f"gate must be a confidence in (0, 1], got {gate!r}")
-        if batch_size <= 0 or gate_max_draws <= 0:
-            raise ValueError("batch_size and gate_max_draws must be positive")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) \
+                or batch_size <= 0:
+            raise ValueError(f"batch_size must be a positive int (images per sampler call), "
+                             f"got {batch_size!r}")
+        if gate_max_draws <= 0:
+            raise ValueError("gate_max_draws must be positive")
         if value_range is not None:
             value_range = check_value_range(value_range)
         if len(real_dataset) == 0:
@@ -185,12 +245,27 @@ class SyntheticMix(Dataset):
                                         or (names and len(names) != num_classes)):
             raise ValueError(f"num_classes={num_classes!r} must be a positive int"
                              + (f" equal to the dataset's {len(names)} classes" if names else ""))
+        top = int(real_targets.max())
+        if names and top >= len(names):
+            raise ValueError(f"the dataset's labels go up to {top} but it has {len(names)} "
+                             f".classes: label i must be the index of its class in .classes "
+                             f"(0 to {len(names) - 1}), not a class name or id; remap the "
+                             f"labels (e.g. with a target_transform)")
+        if num_classes is not None and top >= num_classes:
+            raise ValueError(f"the dataset's labels go up to {top} but num_classes="
+                             f"{num_classes}: labels must be class ids 0 to {num_classes - 1}; "
+                             f"remap them, or pass the right num_classes=")
         self.sampler = Sampler(sampler, device)
-        model = self.sampler.model
+        _warn_if_training(self.sampler, "SyntheticMix")
+        model, S = self.sampler.model, self.sampler.num_classes
         if names and model is not None:
             _check_class_names([str(c) for c in names], [str(c) for c in model.classes])
-        C = len(names) if names else num_classes or max(int(real_targets.max()) + 1,
-                                                        self.sampler.num_classes or 0)
+        if not names and num_classes is None and S is not None and top + 1 < S:
+            raise ValueError(f"the sampler was trained for {S} classes but the data's largest "
+                             f"label is {top} and it has no .classes to say how many it has: "
+                             f"pass num_classes={S} if its last {S - top - 1} classes have no "
+                             f"items, else train a CLS-GAN on this dataset's classes")
+        C = len(names) if names else num_classes or max(top + 1, S or 0)
         self.classes = list(names) if names else (
             list(model.classes) if model is not None and len(model.classes) == C else list(range(C)))
         counts = class_counts(real_targets, C)
@@ -208,7 +283,17 @@ class SyntheticMix(Dataset):
         # the real items' format, from a few items; the sampler is probed once
         probe = [first[0]] + [real_dataset[i][0] for i in range(1, min(self.n_real, 32))]
         self.format: ItemFormat = infer_format(probe, value_range)
-        self.sampler.check(C, self.format.shape_chw)
+        present = len(torch.unique(real_targets))
+        try:
+            self.sampler.check(C, self.format.shape_chw)
+        except ValueError as e:
+            if names or num_classes is not None or S is not None or present == C:
+                raise
+            raise ValueError(f"{e}. The dataset has no .classes, so SyntheticMix took {C} "
+                             f"classes from its largest label, {top}, though only {present} "
+                             f"have items: label i must be the sampler's class i (0 to K - 1 "
+                             f"for a K-class sampler); remap the labels, or pass num_classes= "
+                             f"when the data's last classes have no items") from None
 
         self.plan = plan
         self.num_classes = C
@@ -243,11 +328,17 @@ class SyntheticMix(Dataset):
                                    f"MiB synthetic bank in shared memory ({e}); give the machine "
                                    f"more (docker run --shm-size=...), or pass shared_bank=False "
                                    f"with DataLoader(persistent_workers=False)") from e
-            self.bank.copy_(self._generate(0, seen))
+            self._generate(0, seen, out=self.bank)
         else:
             self.bank = self._generate(0, seen)
         if transform is not None and len(self) > self.n_real:
             self[self.n_real]
+        if len(self.syn_labels) and _looks_outside(*seen.span, -1.0, 1.0):
+            warnings.warn(f"SyntheticMix: the sampler's images span [{seen.span[0]:.3g}, "
+                          f"{seen.span[1]:.3g}] but a sampler must return images in [-1, 1] "
+                          f"(tanh range), which are mapped onto the items' value range "
+                          f"{self.format.value_range}: images in [0, 1] (a sigmoid head) come "
+                          f"out too bright; have the sampler return 2 * x - 1", stacklevel=2)
         self.label_agreement: float | None = (
             seen.tally[0] / seen.tally[1] if seen.tally is not None and seen.tally[1]
             else None)
@@ -294,26 +385,30 @@ class SyntheticMix(Dataset):
         return new
 
     # ------------------------------------------------------------------ bank
-    def _generate(self, round_: int, seen: _FirstBank | None = None) -> Tensor:
+    def _generate(self, round_: int, seen: _FirstBank | None = None,
+                  out: Tensor | None = None) -> Tensor:
         """Every class's synthetic images for refresh round ``round_``, in the storage form
-        of ``self.format``, on the CPU. Class c's items come from seeds (seed, round, c, k).
-        ``seen`` (round 0, at construction) records what the checks read on the way."""
+        of ``self.format``, on the CPU, written batch by batch into ``out`` (default: a new
+        tensor), so that no more than the bank and one batch are held. Class c's items come
+        from seeds (seed, round, c, k). ``seen`` (round 0, at construction) records what the
+        checks read on the way."""
         if self.sampler is None:
             raise RuntimeError("this SyntheticMix is a pickled copy (e.g. one made for a "
                                "DataLoader worker, or by copy.copy), which has no sampler; call "
                                "set_epoch on the original dataset in the main process "
                                "(copy.deepcopy keeps the sampler)")
-        parts = []
+        if out is None:
+            out = torch.empty(len(self.syn_labels), *self.format.shape_chw, dtype=self.bank.dtype)
+        start = 0
         for c, need in enumerate(self.plan):
             if need:
-                parts.append(self._generate_class(c, need, round_, seen))
-        if not parts:
-            return self.format.from_unit(torch.empty(0, *self.format.shape_chw))
-        return torch.cat(parts)
+                self._generate_class(c, need, round_, out[start:start + need], seen)
+            start += need
+        return out
 
-    def _generate_class(self, c: int, need: int, round_: int,
-                        seen: _FirstBank | None = None) -> Tensor:
-        got, n_got, k, drawn = [], 0, 0, 0
+    def _generate_class(self, c: int, need: int, round_: int, out: Tensor,
+                        seen: _FirstBank | None = None) -> None:
+        n_got, k, drawn = 0, 0, 0
         while n_got < need:
             size = self.batch_size if self.gate is not None else min(self.batch_size, need - n_got)
             if self.gate is not None and drawn >= self.gate_max_draws * need:
@@ -326,6 +421,9 @@ class SyntheticMix(Dataset):
             x = self.sampler(labels, seed_for(self.seed, round_, c, k))
             k += 1
             drawn += size
+            if seen is not None:                    # for the range check
+                lo, hi = torch.stack(torch.aminmax(x)).tolist()
+                seen.span = [min(seen.span[0], lo), max(seen.span[1], hi)]
             if self.gate is not None:
                 x = x[gate_mask(self._gate_logits(x), labels, self.gate)]
             elif seen is not None and seen.tally is not None:  # gate 0: argmax = label
@@ -336,14 +434,13 @@ class SyntheticMix(Dataset):
                 have = sum(map(len, seen.kept.setdefault(c, [])))
                 if have < seen.per_class:
                     seen.kept[c].append(pooled(x[: seen.per_class - have]).cpu())
-            got.append(self.format.from_unit(x))
+            out[n_got:n_got + len(x)] = self.format.from_unit(x)
             n_got += len(x)
             if self.progress:
                 print(f"\rSyntheticMix: class {self.classes[c]} {n_got}/{need}", end="",
                       file=sys.stderr, flush=True)
         if self.progress:
             print(file=sys.stderr)
-        return torch.cat(got)
 
     def _gate_logits(self, x: Tensor) -> Tensor:
         """(N, C) class logits, or (N, C + 1) with the "no known class" logit 0 (gate_mode
@@ -467,15 +564,17 @@ class BatchMixer:
     ``mixer(x, y)`` returns ``(x', y')``: with ``mode="append"`` the batch grows so that a
     share ``fraction`` of it is synthetic; with ``mode="replace"`` the last
     ``round(fraction * B)`` items are replaced. Labels come from the batch's own labels
-    (``labels="batch"``), uniformly (``"uniform"``) or from ``class_probs``. With
-    ``labels="batch"`` every label of the batch must be a class id in [0, num_classes),
-    checked at every call (labels on a GPU: at the first call only, to spare a host sync per
-    step): for batches with unlabeled items (-1) pass ``"uniform"`` or ``class_probs``. Images are mapped from [-1, 1] to
-    ``value_range`` (lo < hi) and through ``transform`` (a tensor function on the device,
+    (``labels="batch"``), uniformly (``"uniform"``) or from ``class_probs``; the batch's
+    labels must have an integer dtype (floats are refused). With ``labels="batch"`` every
+    label of the batch must be a class id in [0, num_classes), checked at every call
+    (labels on a GPU: at the first call only, to spare a host sync per step): for batches
+    with unlabeled items (-1) pass ``"uniform"`` or ``class_probs``. Images are mapped from
+    [-1, 1] to ``value_range`` (lo < hi) and through ``transform`` (a tensor function on the device,
     e.g. normalisation), then cast to the batch's dtype (rounded for integer batches).
     Labels, and a ganaug model's noise, are drawn with a generator on the device seeded with
     ``seed``, without a host round-trip. A callable sampler draws its own noise, so ``seed``
-    fixes its labels only.
+    fixes its labels only. A callable is called as it is: an ``nn.Module`` in training mode
+    gets a warning to call ``.eval()`` first.
 
     When the sampler has a classifier (a ganaug model, or ``classifier=``: images in
     [-1, 1] -> class logits), the constructor generates ``label_check`` samples per class
@@ -498,8 +597,8 @@ class BatchMixer:
                  device: str | torch.device | None = None,
                  classifier: Callable[[Tensor], Tensor] | None = None,
                  label_check: int = LABEL_CHECK):
-        if isinstance(fraction, bool) or not 0 <= fraction < 1:
-            raise ValueError(f"fraction must be in [0, 1), got {fraction!r}")
+        _check_fraction(fraction)
+        _check_seed(seed)
         if mode not in ("append", "replace"):
             raise ValueError(f"mode must be 'append' or 'replace', got {mode!r}")
         if class_probs is None and labels not in ("batch", "uniform"):
@@ -507,6 +606,7 @@ class BatchMixer:
                              f"{labels!r}")
         value_range = check_value_range(value_range)
         self.sampler = Sampler(sampler, device)
+        _warn_if_training(self.sampler, "BatchMixer")
         C = num_classes or self.sampler.num_classes or (
             len(class_probs) if class_probs is not None else None)
         if C is None:
@@ -580,8 +680,7 @@ class BatchMixer:
         self._range_checked = True
         lo, hi = self.value_range
         x_lo, x_hi = float(x.min()), float(x.max())
-        tol = 1e-3 * (hi - lo)
-        if x_lo < lo - tol or x_hi > hi + tol or (lo < 0 and x_lo >= 0):
+        if _looks_outside(x_lo, x_hi, lo, hi):
             warnings.warn(f"the batch's images span [{x_lo:.3g}, {x_hi:.3g}] but BatchMixer "
                           f"makes synthetic ones in value_range=({lo:g}, {hi:g}); pass "
                           f"value_range= your images' range (e.g. (0, 1) or (0, 255))",
@@ -631,6 +730,10 @@ class BatchMixer:
         if y.dim() != 1 or len(y) != len(x):
             raise ValueError(f"labels must be 1-D with one per image: got shape {tuple(y.shape)} "
                              f"for {len(x)} images")
+        if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
+            raise ValueError(f"labels must be integer class ids (e.g. torch.long), got dtype "
+                             f"{y.dtype}; convert them (y.long()), or pass the class ids of "
+                             f"one-hot or soft labels (y.argmax(1))")
         n = self.count(len(x))
         dev = self.sampler.device
         if not self._range_checked and n:

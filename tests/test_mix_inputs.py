@@ -15,8 +15,10 @@ from ganaug.data import ImageSet, load_dataset
 from ganaug.imbalance import (class_counts, dataset_classes, dataset_targets, long_tail_counts,
                               make_long_tailed)
 
-# the tests' batches are arbitrary tensors; BatchMixer's range warning has its own test
-pytestmark = pytest.mark.filterwarnings("ignore:the batch's images span:UserWarning")
+# the tests' batches, and their stand-in samplers' images, are arbitrary tensors; the range
+# warnings have their own tests
+pytestmark = [pytest.mark.filterwarnings("ignore:the batch's images span:UserWarning"),
+              pytest.mark.filterwarnings("ignore:SyntheticMix. the sampler's images span:UserWarning")]
 
 
 @pytest.fixture(scope="module")
@@ -229,6 +231,50 @@ def test_subset_keeps_class_names_and_num_classes_covers_missing_top_class(model
     assert mix.num_classes == 4 and mix.class_counts() == [10, 10, 10, 10]
     with pytest.raises(ValueError, match="num_classes"):
         SyntheticMix(no_d, model, balance="max", num_classes=5)
+
+
+def test_a_sampler_with_more_classes_than_the_largest_label_needs_num_classes(model):
+    two = Plain(targets=True, classes=2)          # labels 0 and 1, no .classes; model: 4
+    for kw in (dict(balance="max"), dict(fraction=0.5)):
+        with pytest.raises(ValueError, match=r"trained for 4 classes but the data's largest "
+                                             r"label is 1.*pass num_classes=4 if its last 2"):
+            SyntheticMix(two, model, **kw)
+    mix = SyntheticMix(two, model, balance="max", num_classes=4)
+    assert mix.num_classes == 4 and mix.class_counts() == [20, 20, 20, 20]
+
+
+class Labeled(Dataset):
+    """Items labelled 3, 7 and 9, with the given .classes or none."""
+
+    def __init__(self, names=None):
+        self.targets = [3] * 4 + [7] * 4 + [9] * 4
+        self.x = torch.rand(12, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+        if names is not None:
+            self.classes = names
+
+    def __len__(self):
+        return len(self.targets)
+
+    def __getitem__(self, i):
+        return self.x[i], self.targets[i]
+
+
+def test_labels_that_are_not_class_indices_are_refused_with_the_fix():
+    sampler, calls = _counting()
+    for names in ([3, 7, 9], ["three", "seven", "nine"]):
+        with pytest.raises(ValueError, match=r"labels go up to 9 but it has 3 \.classes: label i "
+                                             r"must be the index of its class in \.classes"):
+            SyntheticMix(Labeled(names), sampler, balance="max")
+    with pytest.raises(ValueError, match=r"labels go up to 9 but num_classes=3"):
+        SyntheticMix(Labeled(), sampler, balance="max", num_classes=3)
+    assert calls == []
+
+    def three_classes(y):
+        return torch.tanh(torch.tensor([-0.5, 0.0, 0.5])[y]).view(-1, 1, 1, 1).expand(-1, 1, 8, 8)
+
+    with pytest.raises(ValueError, match=r"failed on labels 0\.\.9: IndexError.*took 10 classes "
+                                         r"from its largest label, 9, though only 3 have items"):
+        SyntheticMix(Labeled(), three_classes, balance="max")
 
 
 def test_class_names_in_another_order_are_refused_and_other_names_warned_about(model):
@@ -543,6 +589,9 @@ def test_albumentations_back_to_integer_items_rounds(kind):
     (dict(fraction=0.5, batch_size=-1), "batch_size"),
     (dict(balance={0: 3}, gate=0.5, gate_classifier=lambda x: x.flatten(1)[:, :4],
           gate_max_draws=0), "gate_max_draws"),
+    (dict(fraction="0.3"), r"fraction must be a number in \[0, 1\).*str '0.3'"),
+    (dict(fraction=0.5, seed=None), "seed must be an int.*got None"),
+    (dict(fraction=0.5, batch_size=2.5), r"batch_size must be a positive int.*got 2.5"),
 ])
 def test_bad_arguments_are_refused_before_the_sampler_is_called(kw, match):
     sampler, calls = _counting()
@@ -599,6 +648,10 @@ def test_batch_mixer_bad_arguments_are_refused(model):
         BatchMixer(model, 0.5, num_classes=10)
     with pytest.raises(ValueError, match="class_probs must be 4"):
         BatchMixer(model, 0.5, class_probs=[1, 1, 1])
+    with pytest.raises(ValueError, match=r"fraction must be a number in \[0, 1\).*str '0.25'"):
+        BatchMixer(model, "0.25")
+    with pytest.raises(ValueError, match="seed must be an int.*got None"):
+        BatchMixer(model, 0.5, seed=None)
 
 
 # ------------------------------------------------------------------ formats
