@@ -86,6 +86,15 @@ def _looks_outside(x_lo: float, x_hi: float, lo: float, hi: float) -> bool:
     return x_lo < lo - tol or x_hi > hi + tol or (lo < 0 and x_lo >= 0)
 
 
+def _warn_sampler_range(lo: float, hi: float, who: str, target: str, stacklevel: int) -> None:
+    """Warn when a sampler's images, spanning [lo, hi], do not look like [-1, 1]."""
+    if _looks_outside(lo, hi, -1.0, 1.0):
+        warnings.warn(f"{who}: the sampler's images span [{lo:.3g}, {hi:.3g}] but a sampler "
+                      f"must return images in [-1, 1] (tanh range), which are mapped onto "
+                      f"{target}: images in [0, 1] (a sigmoid head) come out too bright; have "
+                      f"the sampler return 2 * x - 1", stacklevel=stacklevel + 1)
+
+
 def _warn_if_training(sampler: Sampler, who: str) -> None:
     """A hand-written ``nn.Module`` sampler (or the module of a bound method) is called as it
     is: in training mode its BatchNorm layers update their running statistics and make each
@@ -333,12 +342,9 @@ class SyntheticMix(Dataset):
             self.bank = self._generate(0, seen)
         if transform is not None and len(self) > self.n_real:
             self[self.n_real]
-        if len(self.syn_labels) and _looks_outside(*seen.span, -1.0, 1.0):
-            warnings.warn(f"SyntheticMix: the sampler's images span [{seen.span[0]:.3g}, "
-                          f"{seen.span[1]:.3g}] but a sampler must return images in [-1, 1] "
-                          f"(tanh range), which are mapped onto the items' value range "
-                          f"{self.format.value_range}: images in [0, 1] (a sigmoid head) come "
-                          f"out too bright; have the sampler return 2 * x - 1", stacklevel=2)
+        if len(self.syn_labels):
+            _warn_sampler_range(*seen.span, "SyntheticMix", "the items' value range "
+                                f"{self.format.value_range}", stacklevel=2)
         self.label_agreement: float | None = (
             seen.tally[0] / seen.tally[1] if seen.tally is not None and seen.tally[1]
             else None)
@@ -574,7 +580,8 @@ class BatchMixer:
     Labels, and a ganaug model's noise, are drawn with a generator on the device seeded with
     ``seed``, without a host round-trip. A callable sampler draws its own noise, so ``seed``
     fixes its labels only. A callable is called as it is: an ``nn.Module`` in training mode
-    gets a warning to call ``.eval()`` first.
+    gets a warning to call ``.eval()`` first, and images that all stay in [0, 1] (a sigmoid
+    head) a warning at the first call.
 
     When the sampler has a classifier (a ganaug model, or ``classifier=``: images in
     [-1, 1] -> class logits), the constructor generates ``label_check`` samples per class
@@ -626,6 +633,7 @@ class BatchMixer:
         self.gen = torch.Generator(device=dev).manual_seed(int(seed))
         self.model = self.sampler.model
         self._range_checked = transform is not None    # a transform may normalise the batch
+        self._sampler_range_checked = False
         self._labels_checked = False
         if isinstance(label_check, bool) or not isinstance(label_check, int) or label_check < 0:
             raise ValueError(f"label_check must be a non-negative int (samples per class; 0 "
@@ -751,7 +759,12 @@ class BatchMixer:
             self._check_labels(y)
             idx = torch.randint(len(y), (n,), generator=self.gen, device=dev)
             lab = y.to(dev)[idx]
-        img = self.generate(lab).clamp(-1, 1)   # a callable's stray 1.01 must not wrap uint8
+        img = self.generate(lab)
+        if not self._sampler_range_checked:       # once (one host sync): a [0, 1] sampler
+            self._sampler_range_checked = True
+            _warn_sampler_range(*torch.stack(torch.aminmax(img)).tolist(), "BatchMixer",
+                                f"value_range={self.value_range}", stacklevel=2)
+        img = img.clamp(-1, 1)                  # a callable's stray 1.01 must not wrap uint8
         lo, hi = self.value_range
         img = lo + (img + 1) * 0.5 * (hi - lo)
         if self.transform is not None:

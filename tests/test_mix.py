@@ -13,7 +13,7 @@ from ganaug.imbalance import (balance_plan, class_counts, dataset_targets, long_
 # the tests' batches, and their stand-in samplers' images, are arbitrary tensors; the range
 # warnings have their own tests
 pytestmark = [pytest.mark.filterwarnings("ignore:the batch's images span:UserWarning"),
-              pytest.mark.filterwarnings("ignore:SyntheticMix. the sampler's images span:UserWarning")]
+              pytest.mark.filterwarnings("ignore:\\w+. the sampler's images span:UserWarning")]
 
 
 @pytest.fixture(scope="module")
@@ -653,13 +653,26 @@ def test_a_module_sampler_in_training_mode_gets_a_warning_to_call_eval(tiny):
 
 def test_a_sampler_whose_images_stay_in_0_1_gets_a_warning(tiny):
     import warnings
-    with pytest.warns(UserWarning, match=r"the sampler's images span \[0[.\d]*, [.\d]+\] but a "
+    with pytest.warns(UserWarning, match=r"the sampler's images span \[[\d.e-]+, [\d.e-]+\] but a "
                                          r"sampler must return images in \[-1, 1\].*2 \* x - 1"):
         SyntheticMix(tiny, lambda y: torch.rand(len(y), 1, 8, 8), fraction=0.5)   # sigmoid-like
     with warnings.catch_warnings():
         warnings.filterwarnings("error", message=".*the sampler's images span")
         SyntheticMix(tiny, lambda y: torch.rand(len(y), 1, 8, 8) * 2 - 1, fraction=0.5)
         SyntheticMix(tiny, lambda y: torch.rand(len(y), 1, 8, 8), fraction=0)      # no bank
+
+
+def test_a_batch_mixer_sampler_whose_images_stay_in_0_1_gets_a_warning():
+    import warnings
+    x, y = torch.rand(8, 1, 8, 8) * 2 - 1, torch.arange(8) % 4
+    mixer = BatchMixer(lambda y: torch.rand(len(y), 1, 8, 8), 0.5, num_classes=4)
+    with pytest.warns(UserWarning, match=r"BatchMixer: the sampler's images span \[[\d.e-]+, "
+                                         r"[\d.e-]+\] but a sampler must return images in \[-1, 1\]"):
+        mixer(x, y)
+    with warnings.catch_warnings():                    # once only, and not for [-1, 1]
+        warnings.filterwarnings("error", message=".*the sampler's images span")
+        mixer(x, y)
+        BatchMixer(lambda y: torch.rand(len(y), 1, 8, 8) * 2 - 1, 0.5, num_classes=4)(x, y)
 
 
 def _concatenated_bank(mix, round_=0):
