@@ -32,7 +32,9 @@
 #   svhn-1000/epoch_time.json, cifar10-4000/epoch_time.json    stage 2's rows
 #   mnist/summary.json, metrics.jsonl, config.json, curves.png, samples.png   stage 3's run
 # Each stage has its own time limit (cut to what is left of the budget), and a stage that
-# fails does not stop the next.
+# fails does not stop the next; the script exits 1 when any stage failed (2: bad input).
+# The tests stage points GANAUG_TEST_DATA at DATA_ROOT, so the tests that read the real
+# MNIST run there too; only the mnist stage requires MNIST in DATA_ROOT.
 # Extra arguments: PYTEST_ARGS, EPOCH_TIME_ARGS, MNIST_ARGS (appended to each stage's
 # command line); TESTS_LIMIT (seconds for stage 1, default 170); EPOCH_TIME_RECIPES
 # (default "svhn-1000 cifar10-4000"), EPOCH_TIME_LIMIT (seconds per recipe in stage 2,
@@ -47,15 +49,6 @@ PY=${PYTHON:-python3}
 STAGES=${STAGES:-tests epoch-time mnist}
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 
-for f in train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte \
-         t10k-labels-idx1-ubyte; do
-    if [ ! -f "$DATA/MNIST/raw/$f" ] && [ ! -f "$DATA/MNIST/raw/$f.gz" ]; then
-        echo "gpu_check: $DATA/MNIST/raw/$f(.gz) is missing: copy MNIST's four .gz files" \
-             "there (mkdir -p $DATA/MNIST/raw && cp ROOT/MNIST/raw/*.gz $DATA/MNIST/raw/)," \
-             "or pass the torchvision root that holds them as the first argument" >&2
-        exit 2
-    fi
-done
 if [ -z "${STAGES// /}" ]; then
     echo "gpu_check: STAGES is empty: name one or more of tests, epoch-time, mnist" >&2
     exit 2
@@ -68,6 +61,17 @@ for s in $STAGES; do
     esac
 done
 has() { case " $STAGES " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }   # is stage $1 on?
+if has mnist; then
+    for f in train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte \
+             t10k-labels-idx1-ubyte; do
+        if [ ! -f "$DATA/MNIST/raw/$f" ] && [ ! -f "$DATA/MNIST/raw/$f.gz" ]; then
+            echo "gpu_check: $DATA/MNIST/raw/$f(.gz) is missing: copy MNIST's four .gz files" \
+                 "there (mkdir -p $DATA/MNIST/raw && cp ROOT/MNIST/raw/*.gz $DATA/MNIST/raw/)," \
+                 "or pass the torchvision root that holds them as the first argument" >&2
+            exit 2
+        fi
+    done
+fi
 if ! awk -v m="$MINUTES" 'BEGIN { exit !(m + 0 >= 3) }'; then
     echo "gpu_check: MINUTES must be a number >= 3 (got '$MINUTES')" >&2
     exit 2
@@ -83,6 +87,7 @@ stage() { echo; echo "=== $1 ($(date -u +%H:%M:%S), $(left_s) s of the budget le
 cap() { local l; l=$(left_s); [ "$l" -lt 1 ] && l=1; echo $(( $1 < l ? $1 : l )); }
 
 {
+    fail=0                      # the exit status: 1 when any stage failed
     stage "environment"
     command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
     "$PY" -c 'import torch, torchvision, platform, os
@@ -98,9 +103,11 @@ print("device", torch.cuda.get_device_name(0) if torch.cuda.is_available() else 
         # no:logging: not the pages of torch's debug log that pytest shows for a failure;
         # 2 threads a process (the processes the tests start too), not 8 x all the cores
         par=$("$PY" -c 'import xdist' 2>/dev/null && echo "-n 8")
+        # the tests that read the real MNIST read it from DATA (../shared is not on the device)
+        [ -d "$DATA" ] && export GANAUG_TEST_DATA="$(cd "$DATA" && pwd)"
         OMP_NUM_THREADS=2 timeout "$lim" "$PY" -m pytest -v -p no:cacheprovider -p no:logging -rfEs \
             $par tests ${PYTEST_ARGS:-}
-        echo "pytest exit status $?"
+        st=$?; echo "pytest exit status $st"; [ "$st" -eq 0 ] || fail=1
     fi
 
     if has epoch-time; then
@@ -110,7 +117,7 @@ print("device", torch.cuda.get_device_name(0) if torch.cuda.is_available() else 
             stage "2. time per epoch, recipes/$r.yaml (limit $lim s)"
             timeout "$lim" "$PY" benchmarks/epoch_time.py --recipes "$r" \
                 --out "$RUN/$r" ${EPOCH_TIME_ARGS:---steps 100 --warmup 20}
-            echo "epoch_time exit status $?"
+            st=$?; echo "epoch_time exit status $st"; [ "$st" -eq 0 ] || fail=1
             if [ -f "$RUN/$r/epoch_time.json" ]; then
                 mkdir -p "$OUT/$r" && cp "$RUN/$r/epoch_time.json" "$OUT/$r/"
             fi
@@ -126,7 +133,7 @@ print("device", torch.cuda.get_device_name(0) if torch.cuda.is_available() else 
             timeout $(( $(left_s) + 30 )) "$PY" -m ganaug train --recipe recipes/mnist-100.yaml \
                 --data-root "$DATA" --seed 0 --time-limit "$limit" --no-tensorboard --out "$RUN/mnist" \
                 ${MNIST_ARGS:-}
-            echo "ganaug train exit status $?"
+            st=$?; echo "ganaug train exit status $st"; [ "$st" -eq 0 ] || fail=1
             mkdir -p "$OUT/mnist"
             for f in summary.json metrics.jsonl config.json curves.png samples.png; do
                 [ -f "$RUN/mnist/$f" ] && cp "$RUN/mnist/$f" "$OUT/mnist/"
@@ -140,9 +147,13 @@ for r in rows:
           + (f"{100 * (1 - acc):.2f}%" if acc is not None else "-"))
 EOF
         else
-            echo "skipped: less than a minute of the budget left"
+            echo "skipped: less than a minute of the budget left"; fail=1
         fi
     fi
     stage "done"
+    [ "$fail" -eq 0 ] || echo "gpu_check: a stage failed (its exit status is above)"
+    exit "$fail"
 } 2>&1 | tee "$LOG"
+status=${PIPESTATUS[0]}
 rm -rf "$RUN"
+exit "$status"

@@ -75,3 +75,25 @@ def test_stages_run_alone(tmp_path):
     log = (out / "log.txt").read_text()
     assert "=== 3. MNIST 100 labels" in log and "ganaug train exit status 1" in log
     assert "=== 1." not in log and "=== 2." not in log
+    assert r.returncode == 1 and "gpu_check: a stage failed" in log    # not 0 after a failure
+
+
+def _fake_python(tmp_path):
+    """A stand-in for python that succeeds and says where the tests would read MNIST."""
+    fake = tmp_path / "python"
+    fake.write_text('#!/bin/bash\necho "fake python $* data=${GANAUG_TEST_DATA:-unset}"\n')
+    fake.chmod(0o755)
+    return fake
+
+
+def test_only_the_mnist_stage_needs_mnist_and_the_tests_read_the_data_root(tmp_path):
+    """STAGES=tests starts on a root without MNIST (only the mnist stage needs it), points
+    the tests at that root (GANAUG_TEST_DATA: ../shared is not on a lent machine) and exits
+    0 when every stage it ran succeeded."""
+    (tmp_path / "data").mkdir()
+    r, out = _run(tmp_path, tmp_path / "data", 3, STAGES="tests",
+                  PYTHON=str(_fake_python(tmp_path)))
+    log = (out / "log.txt").read_text()
+    assert r.returncode == 0, log
+    assert "-m pytest -v" in log and f"data={tmp_path / 'data'}" in log
+    assert "pytest exit status 0" in log and "a stage failed" not in log
