@@ -94,9 +94,26 @@ def atomic_write_json(path, obj: Any) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
+def on_cpu(obj: Any) -> Any:
+    """``obj`` with every tensor inside its dicts, lists and tuples moved to the CPU."""
+    if torch.is_tensor(obj):
+        return obj.cpu()
+    if isinstance(obj, dict):
+        out = type(obj)((k, on_cpu(v)) for k, v in obj.items())
+        if hasattr(obj, "_metadata"):           # a state dict's module versions
+            out._metadata = obj._metadata
+        return out
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(on_cpu(v) for v in obj)
+    return obj
+
+
 def atomic_torch_save(path, obj: Any) -> Path:
+    """Write ``obj`` with ``torch.save``, atomically, its tensors on the CPU: a checkpoint
+    of a GPU run loads with a plain ``torch.load(path, weights_only=True)`` on a machine
+    without one (ganaug's loaders place the tensors where they are needed)."""
     buf = io.BytesIO()
-    torch.save(obj, buf)
+    torch.save(on_cpu(obj), buf)
     return atomic_write_bytes(path, buf.getvalue())
 
 

@@ -193,7 +193,8 @@ class TrainConfig:
     device: str = "auto"               # auto | cpu | cuda | cuda:N
     # ---- speed: how the step runs, not what it computes (up to rounding); free to change
     # on resume. auto picks per device; benchmarks/speed.py --ablate times each switch.
-    amp: str = "auto"                  # auto (bf16 autocast on CUDA, off on CPU) | bf16 | off
+    amp: str = "auto"                  # auto (bf16 autocast on CUDA from compute capability
+                                       # 8.0, Ampere, on; else off) | bf16 | off
     compile: str = "auto"              # torch.compile the nets: auto (CUDA only) | on | off |
                                        # a mode (reduce-overhead, max-autotune); eager on failure
     channels_last: str = "auto"        # auto (conv nets on CUDA) | on | off

@@ -312,7 +312,10 @@ class Speed:
         mode = None
         if cfg.compile not in ("off", "auto") or (cfg.compile == "auto" and cuda):
             mode = "default" if cfg.compile in ("on", "auto") else cfg.compile
-        amp = cfg.amp == "bf16" or (cfg.amp == "auto" and cuda)
+        # auto: bf16 where the GPU has it natively (Ampere, compute capability 8.0, and
+        # later); a V100 or T4 would emulate it, slower than fp32
+        amp = cfg.amp == "bf16" or (cfg.amp == "auto" and cuda and
+                                    torch.cuda.get_device_capability(device) >= (8, 0))
         return cls(torch.bfloat16 if amp else None, mode,
                    on(cfg.channels_last, cuda and arch == "conv"), on(cfg.fused_adam, cuda))
 
@@ -368,6 +371,14 @@ class _Nets:
         self._bn = [m for m in D.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
         if speed.compile:
             kw = {} if speed.compile == "default" else {"mode": speed.compile}
+            # each weight-normalised net is a class of its own to dynamo: runs in one process
+            # (--seeds, the benchmarks) would recompile against one recompile limit and,
+            # past it, run eager unannounced. Each run starts with empty compile caches.
+            torch._dynamo.reset()
+            # random ops (the noise layers, dropout) from torch's own generator, as eager
+            # draws them: inductor's generator would change the run, not just its rounding
+            from torch._inductor import config as inductor_config
+            inductor_config.fallback_random = True
             try:
                 self._g = torch.compile(G, dynamic=False, **kw)
                 self._d = torch.compile(D, dynamic=False, **kw)
@@ -517,11 +528,14 @@ class TrainStep:
 
     def _guarded(self, part: Callable[[], Tensor]) -> Tensor:
         """Run one update; compile errors surface at a compiled net's first forward or
-        backward, before the optimiser steps: then log, go eager and run it again."""
+        backward, before the optimiser steps: then log, go eager and run it again. Running
+        out of memory is not a compile error: it propagates (eager would need no less)."""
         if not self.nets.compiled:
             return part()
         try:
             return part()
+        except torch.OutOfMemoryError:
+            raise
         except Exception as e:
             self.nets.fall_back(e)
             return part()

@@ -7,6 +7,7 @@ import time
 import types
 
 import pytest
+import torch
 
 from _tiny import _run, _same_state
 from ganaug import TrainConfig
@@ -128,3 +129,23 @@ def test_the_longest_epoch_counts_its_callback_and_files(tiny, monkeypatch):
     clock[0] = 0.0
     st = _run(tiny, epochs=3, time_limit=5.0, started=0.0, on_epoch=slow_plot)
     assert st.stopped is None and len(st.history) == 3  # 200 s + 100 s ends at the limit
+
+
+@pytest.mark.parametrize("compiled,trained", [(False, 2), (True, 3)])
+def test_a_compiled_runs_first_epoch_leaves_the_estimate_once_another_has_run(
+        tiny, monkeypatch, compiled, trained):
+    """Epoch 1 takes 200 s (compiling), the others 100 s; 7 minutes. Eager: after epoch 2,
+    300 s + 200 s > 420 s, stop. Compiled: 300 s + 100 s fits, and after epoch 3 400 + 100
+    does not. After epoch 1 alone its 200 s is all there is to go by (400 s fits)."""
+    clock = [0.0]
+    monkeypatch.setattr(T, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
+    monkeypatch.setattr(torch, "compile", lambda m, **kw: lambda *a, **k: m(*a, **k))
+
+    def epoch_time(rec, model):
+        clock[0] += 200.0 if rec["epoch"] == 1 else 100.0
+
+    st = _run(tiny, epochs=4, time_limit=7.0, started=0.0, on_epoch=epoch_time,
+              compile="on" if compiled else "off")
+    assert [r["epoch"] for r in st.history] == list(range(1, trained + 1))
+    assert f"stopped after epoch {trained} of 4" in st.stopped
+
