@@ -283,7 +283,10 @@ def _parser() -> argparse.ArgumentParser:
     e = sub.add_parser("eval", help="evaluate a run: its classifier on the test split and its "
                                     "samples' quality (FID, KID, precision/recall, TSTR, ...)")
     e.add_argument("--run", required=True, help="run folder")
-    e.add_argument("--data-root", default=None, help="override the run's data root")
+    e.add_argument("--data-root", default=None,
+                   help="the run's data, if it moved: a torchvision root, or for a run on an "
+                        "image folder (--dataset folder:PATH) the folder's new place; data "
+                        "other than the run trained on is refused")
     e.add_argument("--json", action="store_true", help="print the metrics as JSON")
     e.add_argument("--best", action="store_true",
                    help="evaluate best.pt, the epoch of highest validation accuracy of a run "

@@ -450,17 +450,28 @@ def evaluate_run(run: str | Path, data_root: str | None = None, *, quality: bool
                                   f"epoch")
     ckpt = safe_torch_load(path)
     cfg = checkpoint_config(ckpt, path)
-    if data_root is not None:
-        cfg.data_root = data_root
     folder = folder_path(cfg.dataset)
+    if data_root is not None:               # an image folder's new place, or a new root
+        if folder is not None:
+            cfg.dataset = f"folder:{os.path.abspath(os.path.expanduser(data_root))}"
+            folder = folder_path(cfg.dataset)
+        else:
+            cfg.data_root = data_root
     if folder is not None and not os.path.isdir(os.path.expanduser(folder)):
         why = ("the run (saved before ganaug recorded image folders as absolute paths) names "
                "it relative to the directory it was trained from; run `ganaug eval` from there"
                if not os.path.isabs(os.path.expanduser(folder)) else
-               "it was moved or deleted since the run trained: put the images back there")
+               "it was moved or deleted since the run trained: put the images back there, or "
+               "pass their new place as --data-root")
         raise DataNotFoundError(f"image folder {folder} of run {run} does not exist: {why}")
     model = CLSGAN.from_checkpoint(ckpt).to(dev)
     train_set, test = load_dataset(cfg.dataset, cfg.data_root, False, cfg.image_size)
+    # the run's own split, or its test split could hold images it trained on (a folder with
+    # one image more splits otherwise)
+    labeled, unlabeled, val = split_with_validation(train_set, cfg.labels_per_class,
+                                                    cfg.val_per_class, cfg.data_seed)
+    check_same_data(run, ckpt, data_fingerprint(labeled, unlabeled, test, val),
+                    action="evaluate")
     m = evaluate(model, test)
     result = {**m, "test_accuracy": m["accuracy"],          # summary.json's name for it
               "test_error": 1.0 - m["accuracy"], "dataset": cfg.dataset,

@@ -70,10 +70,11 @@ def data_fingerprint(labeled: ImageSet, unlabeled: ImageSet | None = None,
     return fp
 
 
-def check_same_data(out: str | Path | None, ckpt: dict | None, fingerprint: dict) -> None:
-    """ValueError when the checkpoint to resume (``ckpt``, None for a new run) was trained on
-    other data than ``fingerprint`` describes; a checkpoint saved before fingerprints were
-    recorded is not checked."""
+def check_same_data(out: str | Path | None, ckpt: dict | None, fingerprint: dict,
+                    action: str = "resume") -> None:
+    """ValueError when the checkpoint to resume (``ckpt``, None for a new run; or to
+    evaluate, ``action="evaluate"``) was trained on other data than ``fingerprint``
+    describes; a checkpoint saved before fingerprints were recorded is not checked."""
     saved = ckpt.get("data") if ckpt is not None else None
     if not isinstance(saved, dict):
         return
@@ -86,6 +87,11 @@ def check_same_data(out: str | Path | None, ckpt: dict | None, fingerprint: dict
                                   if "labeled_targets" in differ else "the labeled images differ"
                                   if "labeled_images" in differ else
                                   "the validation images or their labels differ")
+    if action == "evaluate":            # its test split would hold images it trained on
+        raise ValueError(f"cannot evaluate {out}: this is not the data it trained on "
+                         f"({detail}), so its test split would not be the run's own; point "
+                         f"--data-root at the run's own data (for an image folder: the folder "
+                         f"as it was when the run trained)")
     fix = ("pass the run's own validation images (val=)" if set(differ) <= {"val", "val_data"}
            else "point --data-root (or --dataset folder:PATH) at the run's own data")
     raise ValueError(f"cannot resume {out}: this is not the data it trained on ({detail}); "

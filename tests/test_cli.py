@@ -697,6 +697,28 @@ def test_a_folder_run_resumes_and_evaluates_from_any_directory(tmp_path, monkeyp
     assert "configuration differs" in capsys.readouterr().err
 
 
+def test_eval_refuses_a_folder_that_changed_and_finds_one_that_moved(tmp_path, capsys):
+    """One image more splits a folder otherwise: the test split would hold images the run
+    trained on. eval refuses other data (as a resume does) before writing eval.json; the
+    same images moved elsewhere are evaluated with --data-root (the folder's new place)."""
+    import shutil
+    from PIL import Image
+    img, run = _image_folder(tmp_path / "img", n=8), tmp_path / "run"
+    assert main(["train", "--dataset", f"folder:{img}", "--epochs", "1", "--out", str(run),
+                 "--quiet", "--no-tensorboard", "--labels-per-class", "2"]) == 0
+    shutil.copytree(img, tmp_path / "moved")
+    Image.fromarray(np.full((8, 8), 7, np.uint8)).save(img / "a" / "new.png")
+    capsys.readouterr()
+    assert main(["eval", "--quick", "--run", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot evaluate {run}: this is not the data it trained on" in err
+    assert "--data-root" in err and not (run / "eval.json").exists()
+    assert main(["eval", "--quick", "--run", str(run), "--data-root", str(tmp_path / "moved"),
+                 "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["num_test"] == \
+        json.loads((run / "summary.json").read_text())["num_test"]
+
+
 def test_eval_of_a_run_whose_folder_is_not_there_says_what_to_do(tmp_path, monkeypatch,
                                                                   capsys):
     from ganaug import CLSGAN, TrainConfig
@@ -715,7 +737,7 @@ def test_eval_of_a_run_whose_folder_is_not_there_says_what_to_do(tmp_path, monke
     assert main(["eval", "--quick", "--run", "o"]) == 2
     err = capsys.readouterr().err
     assert "does not exist: it was moved or deleted since the run trained: put the images " \
-           "back there" in err and "--dataset" not in err
+           "back there, or pass their new place as --data-root" in err and "--dataset" not in err
 
 
 def test_resume_with_a_data_root_of_other_data_is_refused(tmp_path, capsys):
