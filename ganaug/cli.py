@@ -41,11 +41,14 @@ _TRAIN_FLAGS = {
 }
 _SWITCHES = ("download", "balanced_labels", "recalibrate_bn")   # --X / --no-X -> TrainConfig
 _HELP = {
-    "dataset": "digits (default, ships with scikit-learn), mnist, svhn, cifar10 or folder:PATH",
+    "dataset": "digits (default, ships with scikit-learn), mnist, svhn, cifar10 or folder:PATH "
+               "(one sub-folder of images per class, or train/ and test/ folders that each "
+               "have one)",
     "data_root": "torchvision dataset root holding the data (default ./data)",
     "labels_per_class": "labels kept per class (class-balanced), or 'all' (default 10)",
-    "image_size": "pad MNIST (e.g. to 32 for the conv nets) or resize folder images to NxN "
-                  "(default, or auto: the images' own size)",
+    "image_size": "pad MNIST (e.g. to 32 for the conv nets) or resize folder images to NxN, "
+                  "aspect ratio not kept (default, or auto: the images' own size; the conv "
+                  "nets need a side divisible by 8)",
     "data_seed": "seed of the labeled subset, apart from --seed (default 0)",
     "val_per_class": "hold this many more labeled images of every class out of training, "
                      "evaluate them after every epoch (val_accuracy) and keep the model of "

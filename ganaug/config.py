@@ -310,7 +310,8 @@ class TrainConfig:
             c.labels_per_class = None
         lpc = c.labels_per_class
         if lpc is not None and (isinstance(lpc, bool) or not isinstance(lpc, int) or lpc <= 0):
-            raise ValueError(f"labels_per_class must be a positive integer or 'all', got {lpc!r}")
+            raise ValueError(f"labels_per_class (--labels-per-class) must be a positive "
+                             f"integer or 'all', got {lpc!r}")
         check_val_per_class(c.val_per_class)
         n = as_int(c.patience)
         if n is None or n < 0:

@@ -37,6 +37,7 @@ import copy
 import hashlib
 import math
 import os
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -120,11 +121,17 @@ def _offset_seed(seed: int, k: int) -> int:
     return seed + k if seed + k < 2 ** 64 else seed + k - 2 ** 64
 
 
+PROGRESS_EVERY_S = 15.0                 # a classifier's training: a line this often
+
+
 def train_domain_classifier(images: Tensor, targets: Tensor, num_classes: int, *,
                             kind: str | None = None, steps: int | None = None, seed: int = 0,
-                            device: str | torch.device = "cpu") -> DomainNet:
+                            device: str | torch.device = "cpu",
+                            log: Callable[[str], None] | None = None) -> DomainNet:
     """``steps`` Adam steps (lr 1e-3, batch 128, cross-entropy) on ``images`` (N, C, H, W) in
-    [-1, 1]; a pure function of (data, kind, steps, seed). The global RNG is left untouched."""
+    [-1, 1]; a pure function of (data, kind, steps, seed). The global RNG is left untouched.
+    ``log`` gets a progress line every ``PROGRESS_EVERY_S`` seconds (the CNN's 3000 steps
+    take minutes on a CPU)."""
     image_shape = tuple(images.shape[1:])
     kind = kind or domain_kind(image_shape)
     steps = int(DEFAULT_STEPS[kind] if steps is None else steps)
@@ -142,7 +149,11 @@ def train_domain_classifier(images: Tensor, targets: Tensor, num_classes: int, *
     batch = min(BATCH_SIZE, len(x_all))
     perm, pos = torch.randperm(len(x_all), generator=gen), 0
     net.train()
-    for _ in range(steps):
+    t0 = last = time.perf_counter()
+    for step in range(steps):
+        if log is not None and time.perf_counter() - last >= PROGRESS_EVERY_S:
+            last = time.perf_counter()
+            log(f"eval: classifier step {step}/{steps} ({last - t0:.0f} s)")
         if pos + batch > len(perm):
             perm, pos = torch.randperm(len(x_all), generator=gen), 0
         idx = perm[pos:pos + batch].to(device)
@@ -217,7 +228,7 @@ def domain_extractor(train: ImageSet, *, steps: int | None = None, seed: int = 0
                                   f"{steps} steps) on {len(train)} real training images; "
                                   f"cached in {path}")
         net = train_domain_classifier(train.images, train.targets, train.num_classes,
-                                      kind=kind, steps=steps, seed=seed, device=dev)
+                                      kind=kind, steps=steps, seed=seed, device=dev, log=log)
         var = features_of(net, train.images).double().var(dim=0).mean()
         net.feature_scale.fill_(float(var.clamp_min(1e-12).rsqrt()))
         try:
@@ -502,6 +513,7 @@ def evaluate_quality(model: CLSGAN, train: ImageSet, test: ImageSet, *,
         x_syn = model.sample(y_syn, torch.Generator().manual_seed(_offset_seed(seed, 1))).cpu()
         if torch.isfinite(x_syn).all():
             clf = train_domain_classifier(x_syn, y_syn, C, kind=ext["kind"], steps=ext["steps"],
+                                          log=log,
                                           seed=ext["seed"], device=dev)
             tstr = accuracy_of(clf, test.images, test.targets)
         else:

@@ -100,9 +100,13 @@ class Sampler:
                              f"values span [{lo:.3g}, {hi:.3g}]")
         shape = tuple(out.shape[1:])
         if image_shape is not None and shape != tuple(image_shape):
+            grey = shape[0] == 1 and tuple(image_shape) == (3, *shape[1:])
+            fix = ("the data are grey images read as RGB (torchvision's ImageFolder converts "
+                   "every image to RGB): add transforms.Grayscale() to the dataset's "
+                   "transform" if grey else
+                   "train the sampler on this data or resize the data to match")
             raise ValueError(f"the sampler makes images of shape {shape} but the real items "
-                             f"are {tuple(image_shape)} (C, H, W); train the sampler on this "
-                             f"data or resize the data to match")
+                             f"are {tuple(image_shape)} (C, H, W); {fix}")
         return shape
 
 

@@ -102,7 +102,7 @@ BAD = [
     (["--dataset", "imagenet"], "unknown dataset 'imagenet'"),
     (["--objective", "nope"], "unknown objective 'nope'"),
     (["--lipschitz", "nope"], "unknown Lipschitz regulariser 'nope'"),
-    (["--labels-per-class", "0"], "labels_per_class must be a positive integer"),
+    (["--labels-per-class", "0"], "labels_per_class (--labels-per-class) must be a positive integer"),
     (["--labels-per-class", "1000"], "more than class"),
     (["--dataset", "mnist", "--data-root", "{tmp}/empty"], "looked for"),
     (["--resume"], "--resume needs --out"),

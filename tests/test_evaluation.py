@@ -559,6 +559,19 @@ def test_inception_fid_has_a_real_reference_too(tmp_path, monkeypatch):
     assert f"[real reference {e['real_reference']:.3f}]" in line
 
 
+def test_the_classifiers_training_reports_progress_and_stays_the_same(monkeypatch):
+    """A progress line every PROGRESS_EVERY_S seconds (here 0: every step), the same net."""
+    from ganaug import evaluation as E
+    x, y = torch.rand(20, 1, 8, 8) * 2 - 1, torch.arange(20) % 2
+    quiet = E.train_domain_classifier(x, y, 2, steps=3)
+    monkeypatch.setattr(E, "PROGRESS_EVERY_S", 0.0)
+    lines: list[str] = []
+    told = E.train_domain_classifier(x, y, 2, steps=3, log=lines.append)
+    assert [s.split(" (")[0] for s in lines] == [f"eval: classifier step {i}/3" for i in range(3)]
+    assert all(torch.equal(a, b) for a, b in zip(quiet.state_dict().values(),
+                                                  told.state_dict().values()))
+
+
 # ------------------------------------------------ audit fixes
 
 @pytest.mark.filterwarnings("ignore:y_pred contains classes not in y_true")  # balanced acc.

@@ -259,6 +259,19 @@ class Labeled(Dataset):
         return self.x[i], self.targets[i]
 
 
+def test_a_grey_sampler_on_grey_images_read_as_rgb_names_the_fix(model):
+    """ganaug trains on a grey folder as 1 channel; torchvision's ImageFolder reads it as
+    RGB: the shape error says to add Grayscale(), not to retrain or resize."""
+    from torch.utils.data import TensorDataset
+    y = torch.arange(8) % 4
+    with pytest.raises(ValueError, match=r"\(1, 8, 8\) but the real items are \(3, 8, 8\).*"
+                                         r"grey images read as RGB.*Grayscale\(\)"):
+        SyntheticMix(TensorDataset(torch.rand(8, 3, 8, 8), y), model, fraction=0.5)
+    with pytest.raises(ValueError, match=r"\(1, 8, 8\) but the real items are \(1, 16, 16\).*"
+                                         r"train the sampler on this data or resize"):
+        SyntheticMix(TensorDataset(torch.rand(8, 1, 16, 16), y), model, fraction=0.5)
+
+
 def test_labels_that_are_not_class_indices_are_refused_with_the_fix():
     sampler, calls = _counting()
     for names in ([3, 7, 9], ["three", "seven", "nine"]):

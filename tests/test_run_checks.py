@@ -55,9 +55,10 @@ def test_counts_must_be_positive_whole_numbers(key):
     (dict(objective="wgan-gp", div_k=1.0), "belongs to --lipschitz div"),
     (dict(objective="gan", loss_form="softmax"), "needs loss_form='semi'"),
     (dict(objective="ls", loss_form="softmax"), "needs loss_form='semi'"),
-    (dict(labels_per_class=0), "labels_per_class must be a positive integer"),
-    (dict(labels_per_class="some"), "labels_per_class must be a positive integer or 'all', "
-                                     "got 'some'"),
+    (dict(labels_per_class=0), r"labels_per_class \(--labels-per-class\) must be a positive "
+                                "integer"),
+    (dict(labels_per_class="some"), r"labels_per_class \(--labels-per-class\) must be a "
+                                     "positive integer or 'all', got 'some'"),
     (dict(mode_seeking=-0.5), "mode_seeking must be non-negative"),
     (dict(compile=True, amp=True), "amp must be one of")])
 def test_options_without_effect_or_out_of_range_are_refused(options, match):

@@ -44,18 +44,20 @@ def test_with_every_label_the_validation_images_come_out_of_the_labeled_ones(tin
 def test_too_many_validation_images_is_an_error_that_says_how_many_fit(tiny):
     with pytest.raises(ValueError, match=r"val_per_class=3 and labels_per_class=10 need 13 "
                                          r"images of every class, but class 'a' has 12; use a "
-                                         r"val_per_class of at most 2"):
+                                         r"val_per_class \(--val-per-class\) of at most 2"):
         split_with_validation(tiny, 10, 3)
     with pytest.raises(ValueError, match=r"at least one labeled image need 13 .* at most 11"):
         split_with_validation(tiny, None, 12)
-    with pytest.raises(ValueError, match=r"labels_per_class=13 is more than class 'a' has"):
+    with pytest.raises(ValueError, match=r"labels_per_class=13 \(--labels-per-class\) is "
+                                         r"more than class 'a' has \(12 images\)"):
         split_with_validation(tiny, 13, 2)                 # the labels' own limit first
     three = ImageSet(tiny.images[:20], tiny.targets[:20] % 2, ["a", "b", "c"])  # 'c': none
     with pytest.raises(ValueError, match=r"class 'c' has 0; it has none to spare for "
-                                         r"validation: use val_per_class 0$"):
+                                         r"validation: use val_per_class 0 \(--val-per-class\)$"):
         split_with_validation(three, None, 1)
     with pytest.raises(ValueError, match=r"class 'a' has 12; it has none to spare for "
-                                         r"validation: use val_per_class 0 or fewer labels"):
+                                         r"validation: use val_per_class 0 \(--val-per-class\) or "
+                                         r"fewer labels"):
         split_with_validation(tiny, 12, 1)
     for bad in (-1, True, 1.5):
         with pytest.raises(ValueError, match="val_per_class must be a whole number"):

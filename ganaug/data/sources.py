@@ -462,7 +462,8 @@ def load_dataset(name: str, root: str | os.PathLike = "./data", download: bool =
     check_dataset_name(name)
     if image_size is not None:
         if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size <= 0:
-            raise ValueError(f"image_size must be a positive whole number of pixels, got "
+            raise ValueError(f"image_size (--image-size) must be a positive whole number of "
+                             f"pixels, got "
                              f"{image_size!r}")
         if name in ("digits", "svhn", "cifar10"):
             raise ValueError(f"image_size pads MNIST and resizes image folders; {name} images "

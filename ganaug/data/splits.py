@@ -70,13 +70,14 @@ def split_with_validation(data: ImageSet, labels_per_class: int | None, val_per_
     if short:
         name, n = min(short, key=lambda t: t[1])
         if labels_per_class is not None and n < labels_per_class:
-            raise ValueError(f"labels_per_class={labels_per_class} is more than class {name!r} "
-                             f"has ({n} images); use at most {min(counts)} or 'all'")
+            raise ValueError(f"labels_per_class={labels_per_class} (--labels-per-class) is more "
+                             f"than class {name!r} has ({n} image{'' if n == 1 else 's'}); use "
+                             f"at most {min(counts)} or 'all'")
         what = ("at least one labeled image" if labels_per_class is None else
                 f"labels_per_class={labels_per_class}")
         most = n - base
-        fix = (f"use a val_per_class of at most {most}" if most > 0 else
-               "it has none to spare for validation: use val_per_class 0"
+        fix = (f"use a val_per_class (--val-per-class) of at most {most}" if most > 0 else
+               "it has none to spare for validation: use val_per_class 0 (--val-per-class)"
                + ("" if labels_per_class is None else " or fewer labels per class"))
         raise ValueError(f"val_per_class={v} and {what} need {base + v} images of every "
                          f"class, but class {name!r} has {n}; {fix}")

@@ -100,7 +100,8 @@ def build_conv(image_shape, num_classes, *, noise_dim: int = 100, g_width: int =
     c, h, w = image_shape
     if h != w or h % 8:
         raise ValueError(f"the conv pair needs square images with a side divisible by 8, got "
-                         f"{h}x{w}; pad or resize (MNIST: pad to 32) or use arch='mlp'")
+                         f"{h}x{w}; resize an image folder or pad MNIST (image_size, "
+                         f"--image-size N, e.g. 32) or use the MLP pair (arch='mlp', --arch mlp)")
     g_width, d_width = width("g_width", g_width), width("d_width", d_width)
     noise_dim = width("noise_dim", noise_dim)
     input_noise, dropout = level("input_noise", input_noise), level("dropout", dropout, True)
