@@ -68,3 +68,61 @@ def test_nets_without_batchnorm_keep_separate_passes(tiny):
     assert not nets.batch_stats
     with nets.frozen_stats():
         pass
+
+
+def _bn_step(**kw):
+    """A conv (BatchNorm) step without noise layers or dropout: passes are repeatable."""
+    data = colour()
+    torch.manual_seed(0)
+    cfg, model, step = _step(data, net_options={**CONV["net_options"], "input_noise": 0.0,
+                                                "dropout": 0.0}, **kw)
+    b, nz = first_draw(data, cfg)
+    with torch.no_grad():
+        x_g = step.nets.g(nz.z, b.y_gen)
+    return cfg, step, b, x_g, S._ell(step.obj, cfg.loss_form)
+
+
+def test_the_generators_loss_reads_the_fakes_rows_of_the_joint_pass():
+    """g_loss='loss' with BatchNorm: mean ell(a(G(z)), y) with the fakes normalised together
+    with the batch's reals, as in the loss network's own update (not a pass of fakes alone)."""
+    cfg, step, b, x_g, ell = _bn_step(objective="cls", lipschitz="gp", g_loss="loss")
+    m = len(b.x)
+    with torch.no_grad(), step.nets.frozen_stats():
+        loss, cond = S._generator_loss(cfg, step.nets, b, x_g, ell, 1).tolist()
+        joint = ell(step.nets.d(torch.cat([b.x, x_g]))[m:], b.y_crit).mean().item()
+        alone = ell(step.nets.d(x_g), b.y_crit).mean().item()
+    assert cond == 0.0
+    assert loss == pytest.approx(joint, rel=1e-6)
+    assert abs(joint - alone) > 1e-4 * abs(joint)      # the test tells the two passes apart
+
+
+def test_the_conditional_term_reads_the_fakes_activations_of_the_joint_pass():
+    """Feature matching + g_cond_weight with BatchNorm: the conditional term is the weight x
+    mean L(a(G(z, y)), y) over the fakes' rows of the joint pass, not the reals' rows."""
+    from ganaug import objectives as O
+    cfg, step, b, x_g, ell = _bn_step(objective="sscls", g_cond_weight=2.0)
+    m = len(b.x)
+    with torch.no_grad(), step.nets.frozen_stats():
+        _, cond = S._generator_loss(cfg, step.nets, b, x_g, ell, 1).tolist()
+        a = step.nets.d(torch.cat([b.x, x_g]))
+        want = 2.0 * O.conditional_loss(a[m:], b.y_gen, cfg.loss_form).mean().item()
+        reals = 2.0 * O.conditional_loss(a[:m], b.y_gen, cfg.loss_form).mean().item()
+    assert cond == pytest.approx(want, rel=1e-6)
+    assert abs(want - reals) > 1e-4 * want
+
+
+def test_feature_matching_holds_the_real_features_fixed_through_batchnorm():
+    """In the joint pass the reals' features depend on the fakes through the batch statistics;
+    they are still the target: the generator's gradient comes through the fakes' features
+    alone (as without BatchNorm, where the reals' pass runs without gradient)."""
+    from ganaug import objectives as O
+    cfg, step, b, x_g, ell = _bn_step(objective="sscls", g_cond_weight=0.0)
+    m, x_g = len(b.x), x_g.clone().requires_grad_(True)
+    with step.nets.frozen_stats():
+        loss = S._generator_loss(cfg, step.nets, b, x_g, ell, 1).sum()
+        (got,) = torch.autograd.grad(loss, x_g)
+        _, h = step.nets.d(torch.cat([b.x, x_g]), features=True)
+        (both,) = torch.autograd.grad(O.feature_matching(h[:m], h[m:]), x_g, retain_graph=True)
+        (want,) = torch.autograd.grad(O.feature_matching(h[:m].detach(), h[m:]), x_g)
+    torch.testing.assert_close(got, want)
+    assert not torch.allclose(both, want)              # the real side's path is not negligible

@@ -154,3 +154,14 @@ def test_mode_seeking_is_the_inverse_image_to_noise_distance_ratio():
     assert O.mode_seeking(x1, x2, z1, z2, eps=0.0).item() == pytest.approx(2.0)
     # a collapsed generator (same image for different noise) is penalised by 1 / eps
     assert O.mode_seeking(x1, x1, z1, z2, eps=1e-5).item() == pytest.approx(1e5)
+
+
+def test_conditional_gan_critic_scores_each_side_with_its_own_labels():
+    """gan_critic(a_real, a_fake, y_real, y_fake): L(real, y_real) and -log(1 - exp(-L(fake,
+    y_fake))); ganaug's step passes one label tensor twice, so only this test tells them apart."""
+    g = torch.Generator().manual_seed(5)
+    a_r, a_f = torch.randn(6, 3, generator=g), torch.randn(6, 3, generator=g)
+    y_r, y_f = torch.tensor([0, 1, 2, 0, 1, 2]), torch.tensor([2, 0, 1, 1, 2, 0])
+    want = (O.conditional_loss(a_r, y_r).mean()
+            - torch.log1p(-torch.exp(-O.conditional_loss(a_f, y_f))).mean())
+    torch.testing.assert_close(O.gan_critic(a_r, a_f, y_r, y_f), want)

@@ -401,3 +401,65 @@ def test_clipping_a_weight_normalised_network_clips_the_weights_it_uses(tiny):
     torch.testing.assert_close(net(x), plain(x))
     rows = [m.weight.norm(dim=1) for m in _linears(net)]
     assert max(r.max().item() for r in rows) > 0.05               # rows not capped at 0.01
+
+
+def test_the_unlabeled_critic_is_weighted_by_the_steps_gamma_not_the_configs(data):
+    """gamma_rampup: the training loop passes each epoch's gamma (ramping from 0 up to
+    cfg.gamma) to the step; the unlabeled critic term is weighted by that argument."""
+    xr, xf, y, cu = data
+    obj = O.get_objective("sscls")
+    cfg = TrainConfig(objective="sscls", lipschitz="none", gamma=0.5,
+                      margin_scale=0.01).resolved()
+    D, b, ell = LinD(4, C), _batch(obj, xr, y, cu), S._ell(obj, cfg.loss_form)
+    full = S._loss_net_terms(obj, cfg, Nets(D), b, xf, ell, 0.5, None).detach()
+    ramp = S._loss_net_terms(obj, cfg, Nets(D), b, xf, ell, 0.125, None).detach()
+    assert full[2] > 0
+    assert ramp[2].item() == pytest.approx(full[2].item() / 4, rel=1e-12)
+    torch.testing.assert_close(ramp[[0, 1, 3, 4]], full[[0, 1, 3, 4]])
+
+
+def test_the_loss_networks_update_follows_the_sum_of_every_reported_term(tiny):
+    """The step's gradient for the loss network is that of sup + lam critic + gamma critic_ul
+    + penalty + consistency, the five terms it reports: none is only logged."""
+    import copy
+
+    from _tiny import first_draw
+    cfg = TrainConfig(**{**FAST, "lipschitz": "zero-gp", "consistency": 3.0,
+                         "consistency_teacher": "ema"}).resolved()
+    torch.manual_seed(0)
+    model = build_model(cfg, tiny)
+    twin = copy.deepcopy(model)
+    step, ref = (S.TrainStep(m, cfg, torch.device("cpu")) for m in (model, twin))
+    b, nz = first_draw(tiny, cfg, generator_step=False)
+    torch.manual_seed(1)
+    terms = step(b, nz, 1.0, 0.0)[:5]
+    got = [p.grad for p in model.loss_net.parameters()]
+    torch.manual_seed(1)                               # the same noise draws, by hand
+    with torch.no_grad():
+        x_f = ref.nets.g(nz.z_f, b.y_gen)
+    hand = S._loss_net_terms(ref.obj, cfg, ref.nets, b, x_f, ref.ell, 1.0, nz.eps, True)
+    torch.testing.assert_close(terms, hand.detach())
+    assert terms[3] > 0 and terms[4] > 0               # the penalty and consistency count
+    want = torch.autograd.grad(hand.sum(), list(twin.loss_net.parameters()))
+    for g, w in zip(got, want, strict=True):
+        torch.testing.assert_close(g, w)
+
+
+class _Double(torch.nn.Module):
+    def forward(self, w):
+        return 2 * w
+
+    def right_inverse(self, w):
+        return w / 2
+
+
+def test_clipping_undoes_stacked_parametrisations_last_first():
+    """clip_weights on a weight with two parametrisations (weight norm, then x2): the clipped
+    W goes back through them last to first, so the layer uses exactly the clipped W."""
+    torch.manual_seed(0)
+    lin = torch.nn.utils.parametrizations.weight_norm(torch.nn.Linear(4, 3))
+    parametrize.register_parametrization(lin, "weight", _Double())
+    with torch.no_grad():
+        big = lin.weight.clone()
+    S.clip_weights(lin, 0.05)
+    torch.testing.assert_close(lin.weight, big.clamp(-0.05, 0.05))
