@@ -30,6 +30,7 @@ from .objectives import get_objective
 from .nets import resolve_arch
 from .runs import (SUMMARY, check_run_folder, check_run_kind, check_same_data,
                    checkpoint_config, data_fingerprint)
+from .step import Speed
 from .train import BEST, CHECKPOINT, TIME_LIMIT, _derive_seed, _grid_inputs, best_record, \
     check_inputs, pick_device, save_grid, train
 
@@ -245,6 +246,10 @@ def fit(config: TrainConfig | None = None, out: str | Path | None = None, resume
         "num_unlabeled": len(unlabeled) if unlabeled is not None else 0,
         "seed": cfg.seed, "data_seed": cfg.data_seed, "arch": model.arch,
         "device": str(model.device), "torch": torch.__version__, "host": host(),
+        # the fast path as planned (a failed compile falls back to eager: the log says so)
+        "speed": Speed.resolve(cfg, model.arch, model.device).describe(),
+        **({"gpu": torch.cuda.get_device_name(model.device)}
+           if model.device.type == "cuda" else {}),
         "run": str(out),
         "recipe": str(recipe) if recipe is not None else _recipe_of(out) if resume else None,
     }

@@ -41,6 +41,7 @@ def test_train_writes_the_run_folder(digits_run, capsys):
     assert s["diversity"] > 0                   # the last epoch's reading
     assert s["host"]["threads"] == torch.get_num_threads() >= 1   # what else the numbers
     assert s["host"]["torch"] == torch.__version__ and s["host"]["cpu"]  # depend on
+    assert s["speed"] == "fp32 eager" and "gpu" not in s          # the CPU's fast path: none
     assert (digits_run / "samples.png").stat().st_size > 0
     torch.load(digits_run / "checkpoint.pt", weights_only=True)
 
