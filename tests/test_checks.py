@@ -315,3 +315,45 @@ def test_the_diversity_readings_on_a_gpu_match_the_cpus(tiny):
     trained = _run(tiny).model
     assert sample_diversity(trained.to("cuda"), real, 0) == pytest.approx(
         sample_diversity(trained.to("cpu"), real, 0), rel=1e-3)
+
+
+# ------------------------------------------------------------------ mutation-testing gaps
+def test_synthetic_mix_diversity_reads_exactly_per_class_images_on_each_side():
+    """The first 20 synthetic images of each class against the first 20 real items of each
+    class, no more on either side, also when a class's sampler batches overshoot 20."""
+    from ganaug.checks import first_of_each_class, pooled
+    from ganaug.sampling import to_hwc_uint8
+    data = Varied(n=120)                                        # 30 real items per class
+    data.x[80:] = _collapsed(torch.tensor(data.targets[80:]))  # each class's 21st on: one image
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DiversityWarning)
+        mix = SyntheticMix(data, _replay(data), fraction=0.5, batch_size=7)   # 7, 14, 21, ...
+    k, t = per_class(4), torch.tensor(data.targets)
+    assert k == 20 and mix.plan == [30] * 4
+    s = first_of_each_class(mix.syn_labels, k, range(4))
+    r = first_of_each_class(t, k, range(4))
+    real = torch.stack([torch.from_numpy(to_hwc_uint8(data.x[i], mix.format).copy())
+                        for i in r.tolist()]).permute(0, 3, 1, 2)
+    expect = relative_spread(pair_distances(pooled(mix.bank[s]), mix.syn_labels[s], 4),
+                             pair_distances(pooled(real), t[r], 4))
+    assert mix.diversity == pytest.approx(expect, rel=1e-6)
+
+
+def test_per_class_is_at_least_2_past_1000_classes():
+    assert per_class(1001) == 2 and per_class(5000) == 2
+
+
+def test_a_diversity_of_exactly_the_line_does_not_warn():
+    from ganaug.checks import warn_diversity
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DiversityWarning)
+        warn_diversity(DIVERSITY_WARN, "SyntheticMix")          # "under 0.6" warns
+    with pytest.warns(DiversityWarning):
+        warn_diversity(DIVERSITY_WARN - 1e-9, "SyntheticMix")
+
+
+def test_pooled_caps_each_side_at_32_pixels_also_when_one_side_alone_is_larger():
+    from ganaug.checks import pooled
+    assert pooled(torch.rand(2, 1, 64, 16)).shape == (2, 32 * 16)
+    assert pooled(torch.rand(2, 3, 8, 40)).shape == (2, 3 * 8 * 32)
+    assert pooled(torch.rand(2, 1, 8, 8)).shape == (2, 64)

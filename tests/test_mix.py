@@ -864,3 +864,69 @@ def test_batch_mixers_label_check_leaves_its_batches_and_the_global_rng_as_they_
     with pytest.warns(LabelAgreementWarning):
         BatchMixer(noisy, 0.5, num_classes=4, classifier=_Reader())
     assert torch.equal(torch.get_rng_state(), state)
+
+
+# ------------------------------------------------------------------ mutation-testing gaps
+def test_batch_mixer_warns_for_0_1_batches_that_reach_exactly_0(model):
+    """[0, 1] batches from ToTensor (MNIST's black background) have a minimum of exactly 0:
+    still not (-1, 1) images."""
+    y = torch.arange(8) % 4
+    x = torch.rand(8, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    x[0, 0, 0, :2] = torch.tensor([0.0, 1.0])
+    with pytest.warns(UserWarning, match=r"span \[0, 1\] but .*value_range=\(-1, 1\)"):
+        BatchMixer(model, 0.5, label_check=0)(x, y)
+
+
+def test_a_gate_of_1_keeps_samples_the_classifier_is_certain_of(tiny):
+    """gate is a confidence in (0, 1], 1 included: a softmax of exactly 1 passes it."""
+    def certain(x):                     # softmax([0, 0, 100, 0]) is exactly 1.0 in float32
+        return torch.tensor([0.0, 0.0, 100.0, 0.0]).expand(len(x), 4)
+
+    noise = lambda y: torch.rand(len(y), 1, 8, 8) * 2 - 1      # noqa: E731
+    mix = SyntheticMix(tiny, noise, balance={2: 3}, gate=1.0, gate_classifier=certain,
+                       gate_max_draws=1, batch_size=3)
+    assert mix.num_synthetic == 3
+
+
+def test_the_gate_gives_up_after_exactly_gate_max_draws_times_the_quota(tiny):
+    calls = []
+
+    def sampler(y):
+        calls.append(len(y))
+        return torch.rand(len(y), 1, 8, 8) * 2 - 1
+
+    def never_c(x):                     # every sample confidently class 0
+        return torch.tensor([100.0, 0.0, 0.0, 0.0]).expand(len(x), 4)
+
+    with pytest.raises(ValueError, match=r"0 of 3 samples accepted after 6 draws"):
+        SyntheticMix(tiny, sampler, balance={2: 3}, gate=0.5, gate_classifier=never_c,
+                     gate_max_draws=2, batch_size=3)
+    assert calls == [4, 3, 3]           # the probe, then 2 x 3 draws, no third batch
+
+
+def test_batch_mixer_refuses_a_batch_label_equal_to_num_classes():
+    """Class ids are [0, C): a label C is one past the last class."""
+    seen = []
+
+    def sampler(lab):
+        seen.append(lab)
+        return torch.zeros(len(lab), 1, 8, 8)
+
+    mixer = BatchMixer(sampler, 0.5, num_classes=4, label_check=0)
+    with pytest.raises(ValueError, match=r"\[0, 4\); this batch's labels span \[0, 4\]"):
+        mixer(torch.rand(4, 1, 8, 8), torch.tensor([0, 1, 2, 4]))
+    assert len(seen) == 1               # the shape probe only: no label 4 reached the sampler
+
+
+def test_batch_mixer_label_check_draws_each_chunk_from_a_seed_of_its_own():
+    """A probe of more than one sampler call (here 4 x 300 = 1200 samples, 1024 a call):
+    each call has its own seed, so a callable's noise is not repeated."""
+    out = []
+
+    def ignores_labels(y):
+        out.append(torch.rand(len(y), 1, 8, 8) * 2 - 1)
+        return out[-1]
+
+    BatchMixer(ignores_labels, 0.5, num_classes=4, label_check=300)
+    assert [len(x) for x in out] == [4, 1024, 176]        # the shape probe, then two chunks
+    assert not torch.equal(out[1][:176], out[2])

@@ -745,3 +745,14 @@ def test_a_transform_that_fails_on_synthetic_items_fails_at_construction():
 
     with pytest.raises(RuntimeError, match="white image"):
         SyntheticMix(Plain(targets=True), _callable(1.0), fraction=0.5, transform=picky)
+
+
+# ------------------------------------------------------------------ mutation-testing gaps
+def test_float_items_in_0_1_that_reach_exactly_0_are_read_as_0_1():
+    """ToTensor's [0, 1] images have exact 0s (black backgrounds): still [0, 1], so a
+    sampler's -1 is 0, not -1."""
+    data = Plain(targets=True)
+    data.x[:, :, :2] = 0.0                                      # black top rows
+    mix = SyntheticMix(data, _callable(-1.0), fraction=0.5)
+    assert mix.format.value_range == (0.0, 1.0)
+    assert float(mix[len(mix) - 1][0].min()) == 0.0
