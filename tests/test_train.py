@@ -15,6 +15,7 @@ from ganaug import CLSGAN, TrainConfig, build_model, train
 from ganaug.config import LIPSCHITZ
 from ganaug.data import split_labeled
 from ganaug.objectives import get_objective, list_objectives
+from ganaug.step import step_kind
 
 from _tiny import CONV, FAST, _run, colour
 
@@ -626,3 +627,80 @@ def test_the_semi_supervised_objective_builds_the_mlp_loss_network_without_noise
     conv = build_model(TrainConfig(arch="conv", net_options={"g_width": 8, "d_width": 4})
                        .resolved(), tiny)
     assert conv.net_options["input_noise"] == 0.0 and "hidden_noise" not in conv.net_options
+
+
+def test_the_decayed_learning_rate_reaches_both_optimisers(tiny, tmp_path):
+    """The recorded lr is the one the optimisers step with (checkpointed param groups), and
+    a decay changes the training from its first decayed epoch on."""
+    st = _run(tiny, out=tmp_path / "d", epochs=2, lr_decay=0.5, lr_decay_every=1)
+    assert [r["lr"] for r in st.history] == [st.config.lr, st.config.lr * 0.5]
+    ck = torch.load(tmp_path / "d" / "checkpoint.pt", weights_only=True)
+    for opt in ("opt_d", "opt_g"):
+        assert [g["lr"] for g in ck[opt]["param_groups"]] == \
+            [st.config.lr * 0.5] * len(ck[opt]["param_groups"])
+    plain = _run(tiny, epochs=2)
+    assert plain.history[0]["d_loss"] == st.history[0]["d_loss"]
+    assert plain.history[1]["d_loss"] != st.history[1]["d_loss"]
+
+
+def test_noise_layers_and_batches_draw_from_their_own_stream_per_epoch(tiny, tmp_path,
+                                                                      monkeypatch):
+    """The global RNG (noise layers, dropout) is re-seeded from (seed, epoch) too: another
+    seed every epoch, never the batch generator's, and the same ones after a resume."""
+    seen = []
+    draws = T._Draws
+
+    def spy(cfg, *a):
+        seen.append((torch.initial_seed(), a[4].initial_seed()))   # (global, `gen`)
+        return draws(cfg, *a)
+
+    monkeypatch.setattr(T, "_Draws", spy)
+    _run(tiny, out=tmp_path / "a", epochs=3)
+    _run(tiny, out=tmp_path / "b", epochs=1)
+    _run(tiny, out=tmp_path / "b", epochs=3, resume=True)
+    glob, gen = [s for s, _ in seen[:3]], [g for _, g in seen[:3]]
+    assert len(set(glob)) == 3 and not set(glob) & set(gen)
+    assert seen[3:] == seen[:3]
+    other = []
+    monkeypatch.setattr(T, "_Draws", lambda cfg, *a: other.append(torch.initial_seed())
+                        or draws(cfg, *a))
+    _run(tiny, epochs=1, seed=1)
+    assert other[0] != glob[0]                                     # the seed counts too
+
+
+def test_each_epochs_recalibration_shuffles_by_its_own_seed(tiny, tmp_path, monkeypatch):
+    """recalibrate_bn's pass is seeded by (seed, epoch): another shuffle every epoch, the
+    same ones after a resume."""
+    seeds = []
+    real = T.recalibrate_batchnorm
+    monkeypatch.setattr(T, "recalibrate_batchnorm",
+                        lambda net, parts, bs, seed:
+                        seeds.append(seed) or real(net, parts, bs, seed))
+    _run(tiny, out=tmp_path / "a", epochs=3, recalibrate_bn=True)
+    _run(tiny, out=tmp_path / "b", epochs=1, recalibrate_bn=True)
+    _run(tiny, out=tmp_path / "b", epochs=3, recalibrate_bn=True, resume=True)
+    assert len(set(seeds[:3])) == 3 and seeds[3:] == seeds[:3]
+
+
+def test_an_epochs_losses_average_over_their_own_steps(tiny, monkeypatch):
+    """With d_steps 2 the loss network's losses average over every step of the epoch, the
+    generator's over its own steps alone; an epoch is ceil(images / batch) steps."""
+    per_step = []
+
+    class Spy(T.TrainStep):
+        def __call__(self, *a, **k):
+            out = super().__call__(*a, **k)
+            per_step.append(out.clone())
+            return out
+
+    monkeypatch.setattr(T, "TrainStep", Spy)
+    st = _run(tiny, epochs=1, d_steps=2, batch_size=10)          # 48 images: 5 steps
+    steps = math.ceil(len(tiny) / 10)
+    assert st.history[0]["step"] == len(per_step) == steps
+    sums = torch.stack(per_step)
+    g = [i for i in range(steps) if step_kind(i + 1, st.config, True)[1]]
+    assert 0 < len(g) < steps
+    r = st.history[0]
+    assert r["sup_loss"] == pytest.approx(float(sums[:, 0].mean()), rel=1e-5)
+    assert r["g_loss"] == pytest.approx(float(sums[g, 5].mean()), rel=1e-5)
+    assert r["g_cond"] == pytest.approx(float(sums[g, 6].mean()), rel=1e-5, abs=1e-7)

@@ -311,3 +311,25 @@ def test_the_command_line_reports_a_run_patience_stopped(tmp_path, capsys, monke
     assert "epochs 3/3 of 6 (patience)" in capsys.readouterr().out
     s = json.loads((seeds / "summary.json").read_text())
     assert (s["stopped_seeds"], s["stopped_by_seed"]) == ([0, 1], ["patience", "patience"])
+
+
+def test_a_resume_never_writes_best_pt_for_an_epoch_before_the_checkpoints(tiny, tmp_path,
+                                                                         monkeypatch):
+    """best.pt of an earlier epoch than the checkpoint's cannot be rebuilt from the
+    checkpoint's weights: a resume that finds it missing or unreadable must not write the
+    last epoch's model under the best epoch's name."""
+    snaps: list[dict] = []
+    _train(tiny, tmp_path, 3, scores=[0.5, 0.75, 0.625], monkeypatch=monkeypatch,
+           snapshots=snaps)
+    for broken in (None, b"not a checkpoint"):
+        if broken is None:
+            (tmp_path / "best.pt").unlink()
+        else:
+            (tmp_path / "best.pt").write_bytes(broken)
+        _train(tiny, tmp_path, 3, resume=True)                   # trains nothing more
+        try:
+            best = torch.load(tmp_path / "best.pt", weights_only=True)
+        except Exception:                                        # left missing or as it was
+            continue
+        assert best["epoch"] == 2
+        assert all(torch.equal(best["state"][k], snaps[1][k]) for k in snaps[1])
