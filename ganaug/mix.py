@@ -73,6 +73,29 @@ def _check_fraction(fraction: Any) -> None:
         raise ValueError(f"fraction must be in [0, 1), got {fraction!r}")
 
 
+def _check_positive_int(name: str, value: Any, what: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
+        raise ValueError(f"{name} must be a positive int ({what}), got "
+                         f"{type(value).__name__} {value!r}")
+
+
+def _check_class_probs(class_probs: Any) -> None:
+    """Refuse class probabilities that are not numbers, before any other work."""
+    if class_probs is None:
+        return
+    try:
+        torch.as_tensor(class_probs, dtype=torch.float64)
+    except (TypeError, ValueError, RuntimeError):
+        raise ValueError(f"class_probs must be a list of numbers, one per class, got "
+                         f"{class_probs!r}") from None
+
+
+def _check_transform(transform: Any) -> None:
+    if transform is not None and not callable(transform):
+        raise ValueError(f"transform must be a callable (e.g. a torchvision or albumentations "
+                         f"transform) or None, got {type(transform).__name__} {transform!r}")
+
+
 def _check_seed(seed: Any) -> None:
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
         raise ValueError(f"seed must be an int (the synthetic samples are a pure function of "
@@ -225,19 +248,20 @@ class SyntheticMix(Dataset):
         if fraction is not None:
             _check_fraction(fraction)
         _check_seed(seed)
-        if refresh_every is not None and (not isinstance(refresh_every, int) or refresh_every <= 0):
-            raise ValueError(f"refresh_every must be a positive int or None, got {refresh_every!r}")
+        _check_class_probs(class_probs)
+        _check_transform(transform)
+        if refresh_every is not None:
+            _check_positive_int("refresh_every", refresh_every, "epochs per new bank, or None")
         if gate_mode not in ("class", "real"):
             raise ValueError(f"gate_mode must be 'class' or 'real', got {gate_mode!r}")
         self.gate_mode = gate_mode
-        if gate is not None and not 0 < gate <= 1:
-            raise ValueError(f"gate must be a confidence in (0, 1], got {gate!r}")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) \
-                or batch_size <= 0:
-            raise ValueError(f"batch_size must be a positive int (images per sampler call), "
-                             f"got {batch_size!r}")
-        if gate_max_draws <= 0:
-            raise ValueError("gate_max_draws must be positive")
+        if gate is not None and (isinstance(gate, bool) or not isinstance(gate, numbers.Real)
+                                 or not 0 < gate <= 1):
+            raise ValueError(f"gate must be a confidence in (0, 1] (e.g. 0.5), got "
+                             f"{type(gate).__name__} {gate!r}")
+        _check_positive_int("batch_size", batch_size, "images per sampler call")
+        _check_positive_int("gate_max_draws", gate_max_draws,
+                            "draws per image of a class's quota before the gate gives up")
         if value_range is not None:
             value_range = check_value_range(value_range)
         if len(real_dataset) == 0:
@@ -250,10 +274,11 @@ class SyntheticMix(Dataset):
             raise ValueError("the real dataset has unlabeled items (target -1); mix into the "
                              "labeled part only")
         names = dataset_classes(real_dataset)
-        if num_classes is not None and (isinstance(num_classes, bool) or num_classes <= 0
-                                        or (names and len(names) != num_classes)):
-            raise ValueError(f"num_classes={num_classes!r} must be a positive int"
-                             + (f" equal to the dataset's {len(names)} classes" if names else ""))
+        if num_classes is not None:
+            _check_positive_int("num_classes", num_classes, "the number of classes")
+            if names and len(names) != num_classes:
+                raise ValueError(f"num_classes={num_classes!r} must equal the dataset's "
+                                 f"{len(names)} classes (its .classes)")
         top = int(real_targets.max())
         if names and top >= len(names):
             raise ValueError(f"the dataset's labels go up to {top} but it has {len(names)} "
@@ -497,8 +522,10 @@ class SyntheticMix(Dataset):
         rare classes' few real images in every epoch, like random oversampling, while the
         GAN's samples add variety. ``num_samples`` defaults to ``len(self)``.
         """
-        if isinstance(real_share, bool) or not 0 <= real_share <= 1:
-            raise ValueError(f"real_share must be in [0, 1], got {real_share!r}")
+        if isinstance(real_share, bool) or not isinstance(real_share, numbers.Real) \
+                or not 0 <= real_share <= 1:
+            raise ValueError(f"real_share must be a number in [0, 1], got "
+                             f"{type(real_share).__name__} {real_share!r}")
         t = torch.tensor(self.targets)
         syn = torch.arange(len(t)) >= self.n_real
         w = torch.zeros(len(t), dtype=torch.double)
@@ -606,6 +633,10 @@ class BatchMixer:
                  label_check: int = LABEL_CHECK):
         _check_fraction(fraction)
         _check_seed(seed)
+        if num_classes is not None:
+            _check_positive_int("num_classes", num_classes, "the number of classes")
+        _check_class_probs(class_probs)
+        _check_transform(transform)
         if mode not in ("append", "replace"):
             raise ValueError(f"mode must be 'append' or 'replace', got {mode!r}")
         if class_probs is None and labels not in ("batch", "uniform"):

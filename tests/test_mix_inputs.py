@@ -604,13 +604,43 @@ def test_albumentations_back_to_integer_items_rounds(kind):
           gate_max_draws=0), "gate_max_draws"),
     (dict(fraction="0.3"), r"fraction must be a number in \[0, 1\).*str '0.3'"),
     (dict(fraction=0.5, seed=None), "seed must be an int.*got None"),
-    (dict(fraction=0.5, batch_size=2.5), r"batch_size must be a positive int.*got 2.5"),
+    (dict(fraction=0.5, batch_size=2.5), r"batch_size must be a positive int.*got float 2.5"),
+    (dict(balance="max", gate="0.5", gate_classifier=lambda x: x.flatten(1)[:, :4]),
+     r"gate must be a confidence in \(0, 1\].*got str '0.5'"),
+    (dict(balance="max", num_classes="4"), "num_classes must be a positive int.*got str '4'"),
+    (dict(balance="max", num_classes=4.0), "num_classes must be a positive int.*got float"),
+    (dict(balance={0: 3}, gate=0.5, gate_classifier=lambda x: x.flatten(1)[:, :4],
+          gate_max_draws=2.5), "gate_max_draws must be a positive int"),
+    (dict(fraction=0.5, refresh_every=True), "refresh_every must be a positive int.*bool"),
+    (dict(fraction=0.5, class_probs="abcd"), "class_probs must be a list of numbers"),
+    (dict(fraction=0.5, class_probs=["1", "1", "1", "1"]), "class_probs must be a list of"),
+    (dict(fraction=0.5, transform="flip"), "transform must be a callable.*str 'flip'"),
 ])
 def test_bad_arguments_are_refused_before_the_sampler_is_called(kw, match):
     sampler, calls = _counting()
     with pytest.raises(ValueError, match=match):
         SyntheticMix(Plain(targets=True), sampler, **kw)
     assert calls == []
+
+
+@pytest.mark.parametrize("kw,match", [
+    (dict(num_classes="4"), "num_classes must be a positive int.*got str '4'"),
+    (dict(num_classes=0), "num_classes must be a positive int.*got int 0"),
+    (dict(num_classes=4, class_probs=["a", "b", "c", "d"]), "class_probs must be a list of"),
+    (dict(num_classes=4, transform=3), "transform must be a callable.*int 3"),
+])
+def test_batch_mixer_refuses_bad_arguments_before_the_sampler_is_called(kw, match):
+    sampler, calls = _counting()
+    with pytest.raises(ValueError, match=match):
+        BatchMixer(sampler, 0.5, **kw)
+    assert calls == []
+
+
+def test_balanced_sampler_refuses_a_share_that_is_not_a_number():
+    mix = SyntheticMix(Plain(targets=True), _callable(), fraction=0.5)
+    for bad in ("0.5", None, True):
+        with pytest.raises(ValueError, match="real_share must be a number in"):
+            mix.balanced_sampler(bad)
 
 
 def test_empty_unlabeled_or_uncounted_real_data_is_refused():
