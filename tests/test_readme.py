@@ -99,6 +99,65 @@ def test_documented_flags_exist(doc):
         assert not unknown, f"{f.name} names options that nothing takes: {unknown}"
 
 
+def subcommand_flags() -> dict[str, set[str]]:
+    """Each `ganaug` subcommand's own options."""
+    import argparse
+
+    from ganaug.cli import _parser
+
+    return {name: set(sub._option_string_actions)
+            for action in _parser()._actions if isinstance(action, argparse._SubParsersAction)
+            for name, sub in action.choices.items()}
+
+
+def script_flags(script: Path) -> set[str]:
+    """A benchmark script's options: its own and the shared ones of benchmarks/_common.py."""
+    pattern = r"[\"'](--[a-z0-9][a-z0-9-]*)"
+    return set(re.findall(pattern, script.read_text())) | set(
+        re.findall(pattern, (script.parent / "_common.py").read_text()))
+
+
+def misplaced_flags(text: str, subs: dict[str, set[str]]) -> list[str]:
+    """Flags in a `ganaug SUB ...` or `python benchmarks/X.py ...` command line (joined over
+    backslash-newlines, up to the end of its line or code span, a pipe, `;` or `&&`) that
+    SUB or X does not take; a benchmark's `--extra=...` passes on `ganaug train` flags."""
+    text = re.sub(r"\\\n\s*", " ", text)
+    commands = re.compile(r"\bganaug\s+(" + "|".join(subs) + r")\b"
+                          r"|\bpython3?\s+(benchmarks/\w+\.py)")
+    found = []
+    for m in commands.finditer(text):
+        line = re.split(r"[`\n;|]|&&|--extra", text[m.end():])[0]
+        if m.group(1):
+            name, known = f"ganaug {m.group(1)}", subs[m.group(1)]
+        else:
+            path = README.parent / m.group(2)
+            name, known = m.group(2), script_flags(path) if path.is_file() else set()
+        found += [f"{name} {f}" for f in sorted(set(FLAG.findall(line)) - known)]
+    return found
+
+
+def test_misplaced_flags_are_found():
+    subs = {"train": {"--epochs", "--out"}, "eval": {"--run"}}
+    text = ("`ganaug eval --run r --epochs 3` and `ganaug train \\\n  --epochs 2 --run x`; "
+            "ganaug train --epochs 1 && ganaug eval --run r --out y\n"
+            "python benchmarks/objectives.py --epochs 3 --no-such-flag --extra=\"--run 1\"")
+    assert misplaced_flags(text, subs) == ["ganaug eval --epochs", "ganaug train --run",
+                                           "ganaug eval --out",
+                                           "benchmarks/objectives.py --no-such-flag"]
+
+
+@pytest.mark.parametrize("doc", ["README.md", "recipes/README.md", "recipes/*.yaml",
+                                 "benchmarks/README.md", "benchmarks/recipes/*.yaml",
+                                 "benchmarks/results/**/README.md", "recipes/results/**/README.md"])
+def test_command_lines_use_their_own_commands_flags(doc):
+    """A command line in the documents uses only flags that its own subcommand or script
+    takes (the check above accepts a flag that any of them takes)."""
+    subs = subcommand_flags()
+    wrong = [f"{f.relative_to(README.parent)}: {bad}" for f in sorted(README.parent.glob(doc))
+             for bad in misplaced_flags(f.read_text(), subs)]
+    assert not wrong, f"flags on the wrong command: {wrong}"
+
+
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 DOCS = ["README.md", "recipes/README.md", "benchmarks/README.md",
         "benchmarks/results/**/README.md", "recipes/results/**/README.md"]
