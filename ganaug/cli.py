@@ -520,7 +520,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return {"train": _train, "sample": _sample, "eval": _eval}[args.command](args)
-    except (ValueError, DataNotFoundError, CheckpointError, OSError) as e:
+    except (ValueError, DataNotFoundError, CheckpointError, OSError, FloatingPointError) as e:
         print(f"ganaug: error: {e}", file=sys.stderr)
         return 2
     except (MemoryError, RuntimeError) as e:

@@ -369,8 +369,8 @@ def train(model: CLSGAN, labeled: ImageSet, unlabeled: ImageSet | None = None,
                "critic_ul": vals[2], "penalty": vals[3], "consistency": vals[4],
                "g_loss": vals[5], "g_cond": vals[6],
                "seconds": round(seconds, 3)}
-        if not all(math.isfinite(v) for v in vals):
-            log(f"warning: non-finite losses at epoch {epoch + 1}: {rec}")
+        if not all(math.isfinite(v) for v in vals):    # the same on every rank (averaged)
+            raise FloatingPointError(_diverged(rec, cfg, out, history))
         if test is not None:
             rec["test_accuracy"] = evaluate_accuracy(model, test)
         if val is not None:
@@ -405,6 +405,19 @@ def train(model: CLSGAN, labeled: ImageSet, unlabeled: ImageSet | None = None,
             f"warn under {DIVERSITY_WARN}; in a run's first epochs it can dip and recover, so "
             f"a short run may read low)")
     return TrainState(model, history, cfg, seconds, stopped)
+
+
+def _diverged(rec: dict, cfg: TrainConfig, out: Path | None, history: list[dict]) -> str:
+    """Why training stops at the epoch ``rec``: its losses are NaN or inf (the weights are
+    then too, and every later epoch would be). Nothing of that epoch is written."""
+    bad = ", ".join(f"{k} {rec[k]}" for k in ("sup_loss", "critic", "critic_ul", "penalty",
+                                               "consistency", "g_loss", "g_cond")
+                    if not math.isfinite(rec[k]))
+    kept = (f"; {out} keeps epoch {history[-1]['epoch']} ({CHECKPOINT}), from which a resume "
+            f"would diverge again" if out is not None and history else "")
+    return (f"training diverged in epoch {rec['epoch']} of {cfg.epochs} (step {rec['step']}): "
+            f"non-finite losses ({bad}){kept}. Start a new run with a lower --lr (now "
+            f"{cfg.lr:g}) or a stronger Lipschitz regulariser (--lipschitz, --gp-weight)")
 
 
 def _no_better(patience: int, history: list[dict], epochs: int, world: int) -> str | None:

@@ -2,6 +2,7 @@
 import dataclasses
 import importlib
 import itertools
+import json
 import math
 import os
 import stat
@@ -704,3 +705,34 @@ def test_an_epochs_losses_average_over_their_own_steps(tiny, monkeypatch):
     assert r["sup_loss"] == pytest.approx(float(sums[:, 0].mean()), rel=1e-5)
     assert r["g_loss"] == pytest.approx(float(sums[g, 5].mean()), rel=1e-5)
     assert r["g_cond"] == pytest.approx(float(sums[g, 6].mean()), rel=1e-5, abs=1e-7)
+
+
+def test_a_diverged_epoch_stops_training_and_writes_nothing_of_it(tiny, tmp_path):
+    """An epoch whose losses are NaN (its weights are then too, and every later epoch's)
+    stops training with an error that names the epoch, the terms and the fixes; the run
+    folder keeps the last finite epoch: its checkpoint and metrics are not overwritten."""
+    def poison(rec, model):
+        if rec["epoch"] == 1:
+            with torch.no_grad():
+                for p in model.loss_net.parameters():
+                    p.fill_(float("nan"))
+    with pytest.raises(FloatingPointError, match=r"diverged in epoch 2 of 3 \(step \d+\): "
+                       r"non-finite losses \(sup_loss nan.*keeps epoch 1 .*lower --lr \(now "):
+        _run(tiny, tmp_path, epochs=3, on_epoch=poison)
+    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1]
+    ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert ckpt["epoch"] == 1 and all(torch.isfinite(v).all() for v in ckpt["state"].values()
+                                      if v.is_floating_point())
+    with pytest.raises(FloatingPointError, match=r"diverged in epoch 2 of 3 .*\. Start a new"):
+        _run(tiny, None, epochs=3, on_epoch=poison)              # no run folder: nothing kept
+
+
+def test_cli_reports_a_diverged_run_in_one_line(tmp_path, capsys):
+    from ganaug.cli import main
+    assert main(["train", "--epochs", "2", "--lr", "1e12", "--out", str(tmp_path / "run"),
+                 "--quiet", "--no-tensorboard"]) == 2
+    err = capsys.readouterr().err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("ganaug: error: training diverged in epoch ") and "--lr (now 1e+12)" in last
+    assert "Traceback" not in err and not (tmp_path / "run" / "summary.json").exists()
