@@ -278,6 +278,11 @@ def train(model: CLSGAN, labeled: ImageSet, unlabeled: ImageSet | None = None,
     # unlabeled), whatever the objective uses, so objectives compare at equal step counts
     n_train = len(labeled) + (len(unlabeled) if unlabeled is not None else 0)
     steps = max(1, math.ceil(n_train / cfg.batch_size))
+    if cfg.batch_size > n_train:
+        log(f"warning: batch_size {cfg.batch_size} (--batch-size) is more than the {n_train} "
+            f"training images: each epoch is one step whose batches, drawn with replacement, "
+            f"repeat images at the cost of a batch that size (a typo?); give a smaller one "
+            f"(default 64)")
     G, D = model.generator, model.loss_net
     shard = _Shard(rank, world)
 

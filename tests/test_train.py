@@ -736,3 +736,13 @@ def test_cli_reports_a_diverged_run_in_one_line(tmp_path, capsys):
     last = err.strip().splitlines()[-1]
     assert last.startswith("ganaug: error: training diverged in epoch ") and "--lr (now 1e+12)" in last
     assert "Traceback" not in err and not (tmp_path / "run" / "summary.json").exists()
+
+
+def test_a_batch_larger_than_the_training_set_is_warned_about(tiny):
+    lines = []
+    _run(tiny, epochs=1, batch_size=len(tiny) + 1, log=lines.append)
+    assert any(f"batch_size {len(tiny) + 1} (--batch-size) is more than the {len(tiny)} "
+               f"training images" in line for line in lines)
+    lines.clear()
+    _run(tiny, epochs=1, batch_size=len(tiny), log=lines.append)
+    assert lines and not any("batch_size" in line for line in lines)
