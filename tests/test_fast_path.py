@@ -321,6 +321,14 @@ def test_resuming_with_fused_adam_puts_the_step_counts_on_the_parameters_device(
     again.load_state_dict(saved)                                    # its value unchanged
     place_adam_state(again)
     assert again.state[p]["step"].device.type == "cpu" and float(again.state[p]["step"]) == 2.0
+    saved["state"][0]["step"] = torch.tensor(2.0, dtype=torch.float64)   # saved in another
+    for fused in (True, None):                                      # dtype: float32, which the
+        other = torch.optim.Adam([on_gpu] if fused else [p])        # fused kernel requires
+        other.load_state_dict(saved)
+        other.param_groups[0]["fused"] = fused
+        place_adam_state(other)
+        step = next(iter(other.state.values()))["step"]
+        assert step.dtype == torch.float32 and (fused or float(step) == 2.0), fused
 
 
 def test_resuming_with_another_memory_layout_lays_the_moments_out_as_the_parameters():
