@@ -15,6 +15,7 @@ import dataclasses
 import json
 import os
 import sys
+import warnings
 from typing import Any
 
 from ._io import CheckpointError, safe_torch_load
@@ -367,8 +368,11 @@ def _train(args: argparse.Namespace) -> int:
                 return (_flag_name(k) if k in flags or (k == "net_options" and net_flags)
                         else f"{k} (from --recipe {args.recipe})")
 
-            detail = ", ".join(f"{source(k)} {getattr(saved, k)!r} -> {given[k]!r}"
-                               for k in clash)
+            def shown(k: str, v: object) -> str:    # as the flag takes it
+                return "all" if k == "labels_per_class" and v is None else repr(v)
+
+            detail = ", ".join(f"{source(k)} {shown(k, getattr(saved, k))} -> "
+                               f"{shown(k, given[k])}" for k in clash)
             raise ValueError(f"cannot resume {args.out}: the configuration differs ({detail}); "
                              f"drop those flags (or the --recipe) or start a new run with "
                              f"another --out")
@@ -378,13 +382,21 @@ def _train(args: argparse.Namespace) -> int:
             given["net_options"] = {**given.get("net_options", {}), **net_flags}
         cfg = TrainConfig(**given)
     if isinstance(cfg.batch_size, int):
-        # before the process group: one message, not one per process and a torchrun traceback
+        # before the process group: one message (rank 0's), not one per process and a
+        # torchrun traceback
         from .train import check_world_batch
-        check_world_batch(cfg.batch_size, int(os.environ.get("WORLD_SIZE", "1") or 1))
+        try:
+            check_world_batch(cfg.batch_size, int(os.environ.get("WORLD_SIZE", "1") or 1),
+                              resume=args.resume)
+        except ValueError:
+            if int(os.environ.get("RANK", "0") or 0):
+                return 2
+            raise
     from .distributed import configure_threads, init_from_env, is_main
     configure_threads()
     if init_from_env(cfg.device) and not is_main():   # under torchrun rank 0 alone prints
-        sys.stdout = open(os.devnull, "w")
+        sys.stdout = open(os.devnull, "w")            # and warns (the same on every rank)
+        warnings.simplefilter("ignore")
     opts = dict(out=args.out, resume=args.resume, progress=not args.quiet, recipe=args.recipe,
                 tensorboard=args.tensorboard, recipe_bytes=recipe_bytes)
     if args.seeds is not None:
@@ -532,8 +544,9 @@ def main(argv: list[str] | None = None) -> int:
               f"--batch-size or --unlabeled-ratio) or use a machine with more memory",
               file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(_interrupted(args), file=sys.stderr)
+    except KeyboardInterrupt:                   # Ctrl-C reaches every torchrun process
+        if not int(os.environ.get("RANK", "0") or 0):
+            print(_interrupted(args), file=sys.stderr)
         return 130
 
 

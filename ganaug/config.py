@@ -39,7 +39,7 @@ def _refuse_no_effect(c: TrainConfig, obj: Any, default_gp: float) -> None:
 
     def refuse(what: str, why: str, fix: str) -> None:      # name the flag beside the field
         fix = re.sub(r"leave (\w+) unset", lambda m: f"leave {m[1]} (--{m[1].replace('_', '-')}) "
-                     f"unset", fix)
+                     f"unset" if m[1] in default else m[0], fix)
         raise ValueError(f"{what} {why}; {fix}")
 
     trains_g = obj.critic != "none"

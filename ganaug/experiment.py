@@ -246,6 +246,7 @@ def fit(config: TrainConfig | None = None, out: str | Path | None = None, resume
         "num_unlabeled": len(unlabeled) if unlabeled is not None else 0,
         "seed": cfg.seed, "data_seed": cfg.data_seed, "arch": model.arch,
         "device": str(model.device), "torch": torch.__version__, "host": host(),
+        "processes": world,              # this call's (torchrun's); the numbers depend on it
         # the fast path as planned (a failed compile falls back to eager: the log says so)
         "speed": Speed.resolve(cfg, model.arch, model.device).describe(),
         **({"gpu": torch.cuda.get_device_name(model.device)}

@@ -44,11 +44,27 @@ BEST = "best.pt"        # the model of the epoch with the best validation accura
 TIME_LIMIT, PATIENCE = "time limit", "patience"     # why a run stopped before its epochs
 
 
-def check_world_batch(batch_size: int, world: int) -> None:
-    """Every process takes an equal share of the global batch."""
+def check_world_batch(batch_size: int, world: int, resume: bool = False) -> None:
+    """Every process takes an equal share of the global batch. A resume keeps its run's
+    batch size, so the fix is then another number of processes."""
     if world > 1 and batch_size % world:
+        if resume:
+            fits = [n for n in range(1, min(batch_size, 64) + 1) if batch_size % n == 0]
+            raise ValueError(f"batch_size {batch_size} of the run being resumed does not split "
+                             f"evenly over {world} processes, and a resume keeps its batch "
+                             f"size: resume with a number of processes that divides "
+                             f"{batch_size} ({', '.join(map(str, fits))}), or start a new run")
         raise ValueError(f"batch_size {batch_size} does not split evenly over {world} "
                          f"processes; use a multiple of {world}")
+
+
+def _unlabeled_flags_set(cfg: TrainConfig) -> list[str]:
+    """The settings of ``cfg`` away from their defaults that act on unlabeled images alone
+    (as flags with their values): without unlabeled images they change nothing."""
+    default = TrainConfig()
+    return [f"--{name.replace('_', '-')} {getattr(cfg, name)}"
+            for name in ("consistency", "unlabeled_ratio", "gamma", "gamma_rampup", "fm_real")
+            if getattr(cfg, name) != getattr(default, name)]
 
 
 def check_inputs(model: CLSGAN, labeled: ImageSet, cfg: TrainConfig, world: int = 1,
@@ -269,8 +285,11 @@ def train(model: CLSGAN, labeled: ImageSet, unlabeled: ImageSet | None = None,
     # the whole data set lives on the device; each step gathers its rows there
     use_unl = obj.semi_supervised and unlabeled is not None and len(unlabeled) > 0
     if obj.semi_supervised and not use_unl:
+        idle = _unlabeled_flags_set(cfg)
         log(f"no unlabeled images: {cfg.objective}'s unlabeled terms are off, it trains on "
-            f"the labeled images alone")
+            f"the labeled images alone" + (f"; {', '.join(idle)} therefore "
+                                          f"{'has' if len(idle) == 1 else 'have'} no effect"
+                                          if idle else ""))
     x_lab = labeled.images.to(device).contiguous(memory_format=fmt)
     y_lab = labeled.targets.to(device)
     x_unl = unlabeled.images.to(device).contiguous(memory_format=fmt) if use_unl else None

@@ -41,6 +41,7 @@ def test_train_writes_the_run_folder(digits_run, capsys):
     assert s["diversity"] > 0                   # the last epoch's reading
     assert s["host"]["threads"] == torch.get_num_threads() >= 1   # what else the numbers
     assert s["host"]["torch"] == torch.__version__ and s["host"]["cpu"]  # depend on
+    assert s["processes"] == 1
     assert s["speed"] == "fp32 eager" and "gpu" not in s          # the CPU's fast path: none
     assert (digits_run / "samples.png").stat().st_size > 0
     torch.load(digits_run / "checkpoint.pt", weights_only=True)
@@ -287,6 +288,8 @@ def test_resume_refusals(digits_run, tmp_path, capsys):
                  "--data-seed", "1"]) == 2
     err = capsys.readouterr().err
     assert "configuration differs" in err and "--data-seed 0 -> 1" in err   # names the flag
+    assert main(["train", "--out", str(digits_run), "--resume", "--labels-per-class", "all"]) == 2
+    assert "(--labels-per-class 10 -> all)" in capsys.readouterr().err    # as the flag takes it
     assert main(["train", "--out", str(digits_run)]) == 2
     assert "already holds a run" in capsys.readouterr().err
     assert main(["train", "--out", str(tmp_path / "none"), "--resume"]) == 2

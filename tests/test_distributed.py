@@ -146,14 +146,17 @@ def test_torchrun_module_cli_on_two_cpu_processes(tmp_path):
     env.pop("OMP_NUM_THREADS", None)                # torchrun sets 1 thread per process
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
                         "--nproc_per_node=2", "-m", "ganaug", "train", "--epochs", "2",
-                        "--time-limit", "1e-6", "--device", "cpu", "--quiet", "--out", str(out)],
+                        "--time-limit", "1e-6", "--device", "cpu", "--quiet", "--out", str(out),
+                        "--standing-stats", "20"],      # under 5 per class: a warning
                        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     assert r.stdout.count("test accuracy") == 1, r.stdout     # printed by rank 0 alone
     assert "x 2 processes" in r.stderr
     assert "after epoch 1 of 2 (time limit)" in r.stdout       # both ranks stopped together
+    assert r.stderr.count("StandingStatsWarning") == 1, r.stderr[-3000:]  # rank 0's alone
     summary = json.loads((out / "summary.json").read_text())
     assert math.isfinite(summary["test_accuracy"]) and summary["epochs"] == 1
+    assert summary["processes"] == 2
     ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
     assert ckpt["epoch"] == 1
 
@@ -374,3 +377,32 @@ def test_a_numbered_gpu_under_torchrun_is_refused_before_any_work(tiny):
                                          r"GPU: .* pass --device cuda \(or auto\)"):
         check_inputs(model, tiny, cfg, world=2)
     check_inputs(model, tiny, cfg, world=1)                 # one process: its choice
+
+
+@pytest.mark.parametrize("resume", [False, True])
+def test_a_batch_that_does_not_split_is_one_message_from_rank_0(tmp_path, monkeypatch, capsys,
+                                                                resume):
+    """Checked before the process group, on every rank: rank 0 alone prints it. A resume
+    keeps its run's batch size, so its fix is another number of processes."""
+    from ganaug.cli import main
+    out = tmp_path / "run"
+    if resume:
+        assert main(["train", "--epochs", "1", "--batch-size", "63", "--out", str(out),
+                     "--quiet", "--no-tensorboard"]) == 0
+        capsys.readouterr()
+    args = ["train", "--epochs", "2", "--out", str(out), "--quiet", "--no-tensorboard"]
+    args += ["--resume"] if resume else ["--batch-size", "63"]
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    for rank in ("1", "0"):
+        monkeypatch.setenv("RANK", rank)
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        if rank == "1":
+            assert err == ""
+        elif resume:
+            assert "batch_size 63 of the run being resumed does not split evenly over 2 " \
+                   "processes, and a resume keeps its batch size: resume with a number of " \
+                   "processes that divides 63 (1, 3, 7, 9, 21, 63)" in err
+        else:
+            assert "batch_size 63 does not split evenly over 2 processes; use a multiple " \
+                   "of 2" in err

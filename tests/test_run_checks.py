@@ -252,3 +252,12 @@ def test_settings_without_effect_name_the_flag_beside_the_field():
         TrainConfig(nu=0.3).resolved()
     with pytest.raises(ValueError, match=r"leave lr_decay_every \(--lr-decay-every\) unset$"):
         TrainConfig(lr_decay=1.0, lr_decay_every=5).resolved()
+
+
+@pytest.mark.parametrize("kw", [dict(objective="cls", gamma_rampup=3),
+                                dict(objective="supervised", lam=2.0)])
+def test_a_fix_that_names_no_field_gets_no_flag(kw):
+    """'leave them unset' stays as it is: only a field's name gets its flag beside it."""
+    with pytest.raises(ValueError) as e:
+        TrainConfig(**kw).resolved()
+    assert "leave them unset" in str(e.value) and "--them" not in str(e.value)

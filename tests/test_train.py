@@ -148,6 +148,13 @@ def test_a_semi_supervised_objective_without_unlabeled_images_says_so(tiny):
     lines.clear()
     _run(tiny, epochs=1, log=lines.append)              # with unlabeled images: not a word
     assert not any("unlabeled" in s for s in lines), lines
+    lines.clear()
+    cfg = TrainConfig(**{**FAST, "epochs": 1, "consistency": 3, "unlabeled_ratio": 2,
+                         "gamma": 0.5, "fm_real": "unlabeled"})
+    train(build_model(cfg.resolved(), tiny), lab, None, cfg, progress=False, log=lines.append)
+    assert ("no unlabeled images: sscls's unlabeled terms are off, it trains on the labeled "
+            "images alone; --consistency 3, --unlabeled-ratio 2, --gamma 0.5, --fm-real "
+            "unlabeled therefore have no effect") in lines
 
 
 def test_spectral_norm_needs_a_spectral_model(tiny):
