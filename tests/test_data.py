@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from ganaug.data import DataNotFoundError, ImageSet, load_dataset, split_labeled
+from ganaug.data import DataNotFoundError, ImageSet, load_dataset, split_labeled, \
+    split_with_validation
 from ganaug.data.sources import DIGITS_TEST_FRACTION
 
 from _formats import write_cifar10, write_mnist, write_svhn
@@ -370,3 +371,47 @@ def test_download_refetches_an_incomplete_cifar10_folder(tmp_path, monkeypatch):
     assert (len(tr), len(te)) == (10, 1) and len(calls) == 1
     load_dataset("cifar10", tmp_path, download=True)     # complete now: read as it is
     assert len(calls) == 1
+
+
+# Each class's labeled images are drawn on their own: not the same positions in every class.
+def test_each_class_draws_its_own_labeled_positions():
+    # 4 classes of 12 images, each class in the same layout: a shared draw would pick the
+    # same positions within every class
+    y = torch.arange(4).repeat_interleave(12)
+    x = torch.linspace(-1, 1, 48).view(48, 1, 1, 1).expand(48, 1, 2, 2).contiguous()
+    data = ImageSet(x, y, list("abcd"))
+    lab, _ = split_labeled(data, 3, seed=0)
+    flat = data.images.flatten(1)
+    where = [int((flat == im.flatten()).all(1).nonzero()) for im in lab.images]
+    positions = {c: sorted(i - 12 * c for i, t in zip(where, lab.targets.tolist()) if t == c)
+                 for c in range(4)}
+    assert len({tuple(p) for p in positions.values()}) > 1, positions
+
+
+# numpy integers (a sweep over np.arange) are labels per class as Python ints are.
+def test_numpy_labels_per_class(tiny):
+    lab, unl = split_labeled(tiny, np.int64(3), seed=5)
+    ref, _ = split_labeled(tiny, 3, seed=5)
+    assert lab.class_counts() == [3] * 4 and torch.equal(lab.images, ref.images)
+    assert split_with_validation(tiny, np.int32(2), 1, seed=0)[2].class_counts() == [1] * 4
+
+
+# labels_per_class=True is not 1 label per class.
+def test_a_bool_labels_per_class_is_refused(tiny):
+    with pytest.raises(ValueError, match=r"labels_per_class must be a positive int or None "
+                                         r"\(all\), got True"):
+        split_labeled(tiny, True)
+
+
+# The labeled part keeps the data's order, as the unlabeled and validation parts do.
+def _where(part, data):
+    flat = data.images.flatten(1)
+    return [int((flat == x.flatten()).all(1).nonzero()) for x in part.images]
+
+
+def test_every_part_of_the_split_keeps_the_datas_order(tiny):
+    lab, unl, val = split_with_validation(tiny, 3, 2, seed=5)
+    for part in (lab, unl, val):
+        idx = _where(part, tiny)
+        assert idx == sorted(idx)
+        assert torch.equal(part.images, tiny.images[idx])

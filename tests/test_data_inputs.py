@@ -7,6 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
+from ganaug import TrainConfig
 from ganaug.data import DataNotFoundError, ImageSet, load_dataset, split_labeled
 
 from _formats import write_cifar10, write_mnist, write_svhn
@@ -227,3 +228,127 @@ def test_a_folder_too_small_for_its_stratified_split_names_the_class_and_the_fix
     _classes(tmp_path / "split" / "test", n=1)
     tr, te = load_dataset(f"folder:{tmp_path / 'split'}")
     assert (len(tr), len(te)) == (2, 2)
+
+
+# An IDX file of the wrong kind (a labels file where the images belong) is named as such,
+# not as a file cut short.
+def test_a_labels_file_in_place_of_the_images_is_not_an_idx_file_of_images(tmp_path):
+    rng = np.random.default_rng(0)
+    raw = write_mnist(tmp_path, rng.integers(0, 256, (20, 28, 28)), np.arange(20) % 10,
+                      rng.integers(0, 256, (10, 28, 28)), np.arange(10) % 10)
+    images = raw / "train-images-idx3-ubyte"
+    images.write_bytes((raw / "train-labels-idx1-ubyte").read_bytes())
+    with pytest.raises(ValueError, match=r"train-images-idx3-ubyte is not an IDX file of "
+                                         r"3-dimensional uint8 data \(its first bytes are "
+                                         r"00000801\)"):
+        load_dataset("mnist", tmp_path)
+
+
+# An IDX file longer than its header says (two files concatenated, say) is named, not
+# left to numpy's reshape error.
+def test_an_idx_file_with_bytes_past_its_data_is_named(tmp_path):
+    rng = np.random.default_rng(0)
+    raw = write_mnist(tmp_path, rng.integers(0, 256, (20, 28, 28)), np.arange(20) % 10,
+                      rng.integers(0, 256, (10, 28, 28)), np.arange(10) % 10)
+    f = raw / "train-images-idx3-ubyte"
+    f.write_bytes(f.read_bytes() + bytes(784))               # one image too many
+    with pytest.raises(ValueError, match=r"train-images-idx3-ubyte holds 16464 bytes of data "
+                                         r"where its header says \(20, 28, 28\)"):
+        load_dataset("mnist", tmp_path)
+
+
+# MNIST images and labels files of different lengths are named, with the fix.
+def test_mnist_images_and_labels_of_different_counts_are_named(tmp_path):
+    rng = np.random.default_rng(0)
+    write_mnist(tmp_path, rng.integers(0, 256, (20, 28, 28)), np.arange(19) % 10,
+                rng.integers(0, 256, (10, 28, 28)), np.arange(10) % 10)
+    with pytest.raises(ValueError, match=r"train-labels-idx1-ubyte: 20 images but 19 labels; "
+                                         r"replace the files with MNIST's original ones"):
+        load_dataset("mnist", tmp_path)
+
+
+# SVHN's .mat stores digit 0 as label 10: a file with label 0 is not the published one.
+def test_svhn_label_0_is_refused_as_not_the_published_range(tmp_path):
+    pytest.importorskip("scipy.io")
+    write_svhn(tmp_path, 4, 4, labels=lambda split, n: [0] + [1] * (n - 1))
+    with pytest.raises(ValueError, match=r"labels span 0\.\.1, not SVHN's 1\.\.10"):
+        load_dataset("svhn", tmp_path)
+
+
+# SVHN labels that are not whole numbers would be truncated silently.
+def test_svhn_fractional_labels_are_refused(tmp_path):
+    sio = pytest.importorskip("scipy.io")
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        X = rng.integers(0, 256, (32, 32, 3, 4)).astype(np.uint8)
+        sio.savemat(tmp_path / f"{split}_32x32.mat", {"X": X, "y": np.full((4, 1), 1.5)})
+    with pytest.raises(ValueError, match=r"train_32x32.mat: X is uint8 and y float64, not uint8 "
+                                         r"pixels and whole-number labels"):
+        load_dataset("svhn", tmp_path)
+
+
+# A cifar-10-batches-py folder without its test_batch is named, like a missing training batch.
+def test_a_missing_cifar10_test_batch_is_named(tmp_path):
+    folder = write_cifar10(tmp_path, 2, 2)
+    (folder / "test_batch").unlink()
+    with pytest.raises(DataNotFoundError, match="test_batch.*--download"):
+        load_dataset("cifar10", tmp_path)
+
+
+# A CIFAR-10 label below 0 is refused, not read as -1, ganaug's mark of an unlabeled image.
+def test_negative_cifar10_labels_are_refused(tmp_path):
+    write_cifar10(tmp_path, 3, 3, labels=lambda i, name, n: [-1] + [1] * (n - 1))
+    with pytest.raises(ValueError, match=r"data_batch_1: labels span -1\.\.1, not 0\.\.9"):
+        load_dataset("cifar10", tmp_path)
+
+
+# 32-bit integer images with values past 16 bits are refused, not wrapped around in uint8.
+def test_integer_images_past_16_bits_are_refused(tmp_path):
+    for c in ("a", "b"):
+        (tmp_path / c).mkdir()
+        for i in range(5):
+            Image.fromarray(np.full((4, 4), 70000 + i, np.int32), mode="I").save(
+                tmp_path / c / f"{i}.tif")
+    with pytest.raises(ValueError, match=r"values 70000\.\.70000 are not 16-bit"):
+        load_dataset(f"folder:{tmp_path}")
+
+
+# `folder:` with no PATH is an unknown dataset, not the working directory.
+def test_folder_without_a_path_is_refused(tmp_path, monkeypatch):
+    _classes(tmp_path)                 # the working directory is a readable folder
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match="unknown dataset 'folder:'"):
+        load_dataset("folder:")
+    with pytest.raises(ValueError, match="unknown dataset 'folder:'"):
+        TrainConfig(dataset="folder:").resolved()
+
+
+# image_size=True is not a size of 1 pixel.
+def test_a_bool_image_size_is_refused(tmp_path):
+    root = _classes(tmp_path)
+    with pytest.raises(ValueError, match=r"must be a positive whole number of pixels, got True"):
+        load_dataset(f"folder:{root}", image_size=True)
+
+
+# load_dataset("folder:~/...") expands ~, as data roots do.
+def test_folder_path_with_tilde(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    _classes(tmp_path / "imgs")
+    tr, te = load_dataset("folder:~/imgs")
+    assert tr.classes == ["a", "b"] and len(tr) + len(te) == 10
+
+
+# Images below -1 are outside ganaug's range as much as images above 1.
+def test_images_below_minus_one_are_refused():
+    with pytest.raises(ValueError, match=r"images must be in \[-1, 1\], ganaug's range, got -2 "
+                                         r"to 0"):
+        ImageSet(torch.linspace(-2, 0, 32).view(2, 1, 4, 4), [0, 1], ["a", "b"])
+
+
+# Images are stored as float32 whatever they come as (float64 numpy arrays, say).
+def test_images_are_float32_whatever_their_dtype():
+    data = ImageSet(np.zeros((3, 1, 4, 4)), [0, 1, 0], ["a", "b"])       # float64
+    assert data.images.dtype == torch.float32
+    assert data.subset(torch.tensor([0, 2])).images.dtype == torch.float32
+    half = ImageSet(torch.zeros(2, 1, 4, 4, dtype=torch.float16), [0, 1], ["a", "b"])
+    assert half.images.dtype == torch.float32

@@ -321,3 +321,19 @@ def test_the_run_keeps_the_recipe_it_parsed_whatever_happens_to_the_file(tmp_pat
                  "--epochs", "2", "--quiet", "--no-tensorboard"]) == 0, capsys.readouterr().err
     assert json.loads((run / "summary.json").read_text())["epochs"] == 2
     assert (run / "recipe.yaml").read_text() == original
+
+
+# A float field given a quoted number (`lr: '1e-3'`) is that number.
+def test_quoted_numbers_for_float_fields(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text("lr: '1e-3'\nema_decay: \"0.99\"\n")
+    assert load_recipe(path) == {"lr": 0.001, "ema_decay": 0.99}
+    assert recipe_config(path).resolved().lr == 0.001
+
+
+# A recipe path with ~ is found in the home folder (load_recipe and `--recipe ~/...`).
+def test_recipe_path_with_tilde(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "r.yaml").write_text("epochs: 3\n")
+    assert load_recipe("~/r.yaml") == {"epochs": 3}
+    assert recipe_config("~/r.yaml", lr=0.002).epochs == 3

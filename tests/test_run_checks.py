@@ -3,12 +3,14 @@ options, options without effect, `auto` on resume, fewer epochs than trained, th
 switch; default run folders that never collide; what an interrupt says."""
 import argparse
 import math
+import os
 
 import numpy as np
 import pytest
 import torch
 
 from ganaug import TrainConfig
+from ganaug.config import SEED_RANGE
 from ganaug.cli import _interrupted, main
 from ganaug.experiment import claim_run_dir
 
@@ -261,3 +263,60 @@ def test_a_fix_that_names_no_field_gets_no_flag(kw):
     with pytest.raises(ValueError) as e:
         TrainConfig(**kw).resolved()
     assert "leave them unset" in str(e.value) and "--them" not in str(e.value)
+
+
+# The seed range is torch's, both ends included.
+def test_both_ends_of_the_seed_range_are_accepted():
+    lo, hi = SEED_RANGE
+    for seed in (lo, hi):
+        c = TrainConfig(seed=seed, data_seed=seed).resolved()
+        assert (c.seed, c.data_seed) == (seed, seed)
+        torch.Generator().manual_seed(seed)                 # torch takes them too
+
+
+# ema_decay 1 would freeze the averaged nets (used to sample and classify) at their init.
+@pytest.mark.parametrize("bad", [1.0, -0.1])
+def test_ema_decay_must_be_below_one(bad):
+    with pytest.raises(ValueError, match=r"ema_decay must be in \[0, 1\)"):
+        TrainConfig(ema_decay=bad).resolved()
+
+
+# nu = 1 (the linear GLS cost) is in range: nu <= 1.
+def test_gls_takes_nu_one():
+    assert TrainConfig(objective="gls", nu=1.0).resolved().nu == 1.0
+
+
+# A learning rate (or other scale) of 0 would train nothing: refused before any work.
+@pytest.mark.parametrize("key", ["lr", "lam", "margin_scale"])
+def test_zero_is_not_a_positive_number(key):
+    with pytest.raises(ValueError, match=f"{key} must be a positive, finite number, got 0"):
+        TrainConfig(**{key: 0.0}).resolved()
+
+
+# folder:~/PATH is saved with ~ expanded, so the run folder's config names the same images.
+def test_folder_dataset_with_tilde_is_resolved_to_an_absolute_path(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    c = TrainConfig(dataset="folder:~/imgs").resolved()
+    assert c.dataset == "folder:" + os.path.join(str(tmp_path), "imgs")
+
+
+# download is True or False: the string "no" is not a yes.
+@pytest.mark.parametrize("bad", ["no", 1])
+def test_download_must_be_a_bool(bad):
+    with pytest.raises(ValueError, match=f"download must be True or False, got {bad!r}"):
+        TrainConfig(dataset="mnist", download=bad).resolved()
+
+
+# An unknown device is refused by the config, before any data is loaded.
+@pytest.mark.parametrize("bad", ["gpu", "mps", "CUDA"])
+def test_unknown_device_is_refused_by_the_config(bad):
+    with pytest.raises(ValueError, match=f"device must be auto, cpu, cuda or cuda:N, got '{bad}'"):
+        TrainConfig(device=bad).resolved()
+
+
+# lipschitz spectral-norm builds the loss network with spectral normalisation, whatever
+# weight norm net_options name (a recipe's norm: none or weight does not switch it off).
+@pytest.mark.parametrize("norm", ["none", "weight"])
+def test_spectral_norm_wins_over_the_net_options_norm(norm):
+    c = TrainConfig(lipschitz="spectral-norm", net_options={"norm": norm}).resolved()
+    assert c.net_options["norm"] == "spectral"
