@@ -320,3 +320,11 @@ def test_unknown_device_is_refused_by_the_config(bad):
 def test_spectral_norm_wins_over_the_net_options_norm(norm):
     c = TrainConfig(lipschitz="spectral-norm", net_options={"norm": norm}).resolved()
     assert c.net_options["norm"] == "spectral"
+
+
+def test_resume_without_a_run_folder_is_refused_in_python_too():
+    """fit(resume=True) without out= is refused before any work (the command line has its
+    own check), not started as a new run that saves nothing."""
+    from ganaug import fit
+    with pytest.raises(ValueError, match="--resume needs --out pointing at the run to resume"):
+        fit(TrainConfig(epochs=1), out=None, resume=True, progress=False)

@@ -1,0 +1,70 @@
+"""ganaug._io: atomic writes and their leftovers, checkpoints with CPU tensors and plain
+Python values (so they load with weights_only=True), and what safe_torch_load calls a file
+that is not a readable checkpoint."""
+import numpy as np
+import pytest
+import torch
+
+import ganaug._io as io_
+from ganaug._io import CheckpointError, _atomic, plain, remove_stale_temps, safe_torch_load
+
+
+def test_a_killed_writes_temporary_is_what_remove_stale_temps_deletes(tmp_path):
+    """The temporary of an atomic write is hidden and is what remove_stale_temps finds, so a
+    killed write's leftover is deleted when the run resumes."""
+    seen = []
+
+    def write(f):                        # mid-write: what a kill -9 here would leave behind
+        seen.extend(p.name for p in tmp_path.iterdir() if p.name != "checkpoint.pt")
+        f.write("new")
+
+    _atomic(tmp_path / "checkpoint.pt", write, "w")
+    assert len(seen) == 1 and seen[0].startswith(".checkpoint.pt.")
+    (tmp_path / seen[0]).write_text("left by a killed write")
+    assert [p.name for p in remove_stale_temps(tmp_path, "checkpoint.pt")] == seen
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]
+
+
+def test_atomic_torch_save_moves_every_tensor_to_the_cpu_first(tmp_path, monkeypatch):
+    """What is saved is on_cpu's copy of the whole object (on a GPU run: CPU tensors; the
+    gpu-marked test in test_train.py checks the result there)."""
+    moved, real = [], io_.on_cpu
+
+    def spy(obj):
+        out = real(obj)
+        moved.append(out)
+        return out
+
+    monkeypatch.setattr(io_, "on_cpu", spy)
+    obj = {"state": {"w": torch.ones(2)}, "rows": [torch.zeros(1)]}
+    io_.atomic_torch_save(tmp_path / "c.pt", obj)
+    whole = [m for m in moved if isinstance(m, dict) and set(m) == {"state", "rows"}]
+    assert len(whole) == 1 and torch.equal(whole[0]["state"]["w"], torch.ones(2))
+    back = torch.load(tmp_path / "c.pt", weights_only=True)
+    assert back["state"]["w"].device.type == "cpu" and torch.equal(back["rows"][0], torch.zeros(1))
+
+
+def test_numpy_dict_keys_become_python_values(tmp_path):
+    """plain() converts numpy scalars in dict keys too (a class-weight dict keyed by
+    np.int64), so a checkpoint holding them loads with weights_only=True."""
+    obj = {"weights": {np.int64(3): np.float64(0.5)}, "rows": (np.int32(1), [np.float32(2)])}
+    out = plain(obj)
+    assert out == {"weights": {3: 0.5}, "rows": (1, [2.0])}
+    (key,) = out["weights"]
+    assert type(key) is int and type(out["weights"][key]) is float
+    torch.save(out, tmp_path / "c.pt")
+    assert torch.load(tmp_path / "c.pt", weights_only=True) == out
+
+
+@pytest.mark.parametrize("data", [bytes(4096), b""], ids=["nul-bytes", "empty"])
+def test_a_checkpoint_of_nul_bytes_or_none_is_corrupted_not_text(tmp_path, data):
+    """What a crash can leave of a file whose data never reached the disk is reported as
+    corrupted, not as a text file passed by mistake."""
+    broken = tmp_path / "checkpoint.pt"
+    broken.write_bytes(data)
+    with pytest.raises(CheckpointError, match="corrupted or truncated"):
+        safe_torch_load(broken)
+    text = tmp_path / "config.json"
+    text.write_text('{"objective": "sscls"}')
+    with pytest.raises(CheckpointError, match=r"not a checkpoint \(a text file\)"):
+        safe_torch_load(text)
