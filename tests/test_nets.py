@@ -2,7 +2,9 @@
 import pytest
 import torch
 
-from ganaug.nets import create_nets, list_archs
+from torch import nn
+
+from ganaug.nets import create_nets, list_archs, recalibrate_batchnorm, resolve_arch
 
 SHAPES = {"mlp": [(1, 8, 8), (1, 28, 28)], "conv": [(3, 32, 32), (1, 16, 16)]}
 CASES = [(arch, shape) for arch in list_archs() for shape in SHAPES.get(arch, [(3, 32, 32)])]
@@ -287,3 +289,84 @@ def test_a_models_net_options_reach_its_networks_and_defaults_fill_the_rest():
         [16, 8, 4]
     opts = resolved_net_options("mlp", {"d_hidden": (16, 8)})
     assert opts["d_hidden"] == (16, 8) and opts["input_noise"] == 0.15 and opts["g_norm"] == "batch"
+
+
+# ------------------------------------------------------ from a mutation run of the nets
+def test_the_noise_layers_add_noise_of_their_std_in_training_only():
+    """GaussianNoise(std) adds N(0, std^2) in training mode (Salimans et al.'s noise layers),
+    nothing in eval mode."""
+    _, d = create_nets("mlp", (1, 8, 8), 3, input_noise=0.05, hidden_noise=0.4)
+    layers = [m for m in d.modules() if type(m).__name__ == "GaussianNoise"]
+    torch.manual_seed(0)
+    x = torch.zeros(20000, 8)
+    for layer, std in zip(layers, [0.05] + [0.4] * 5):
+        layer.train()
+        noise = layer(x) - x
+        assert noise.mean().abs().item() < 0.02 * std + 1e-3
+        assert noise.std().item() == pytest.approx(std, rel=0.05), std
+        layer.eval()
+        assert torch.equal(layer(x), x)
+
+
+def test_a_trained_nets_statistics_are_replaced_not_averaged_in():
+    """A net that trained (BatchNorm's batch count > 0, as an EMA loss network after an
+    epoch) gets the images' own statistics: the old ones do not weigh in."""
+    net = nn.Sequential(nn.BatchNorm1d(3)).train()
+    g = torch.Generator().manual_seed(0)
+    for _ in range(50):                                     # training batches elsewhere
+        net(torch.randn(8, 3, generator=g) * 4 + 10)
+    x = torch.randn(120, 3, generator=g) + torch.tensor([5.0, -1.0, 0.0])
+    assert recalibrate_batchnorm(net, [x], batch_size=40, seed=3)
+    torch.testing.assert_close(net[0].running_mean, x.mean(0))
+    assert net[0].momentum == 0.1
+
+
+def test_every_hidden_layers_features_carry_the_gradient_to_the_generator():
+    """fm_layers="all": the generator is trained through every hidden layer's activations,
+    so each must pass the gradient back to the images (and so to the generator)."""
+    for arch, shape in (("mlp", (1, 8, 8)), ("conv", (1, 16, 16))):
+        torch.manual_seed(0)
+        g, d = create_nets(arch, shape, 3)
+        z, y = torch.rand(4, g.noise_dim) * 2 - 1, torch.tensor([0, 1, 2, 0])
+        _, hs = d(g(z, y), features="all")
+        for k, h in enumerate(hs):
+            g.zero_grad()
+            assert h.requires_grad, (arch, k)
+            h.mean().backward(retain_graph=True)
+            assert any(p.grad is not None and p.grad.abs().sum() > 0
+                       for p in g.parameters()), (arch, k)
+
+
+def test_the_mlp_generators_hidden_widths_come_from_g_hidden():
+    """net_options g_hidden sets the MLP generator's hidden layer widths."""
+    g, _ = create_nets("mlp", (1, 8, 8), 3, g_hidden=[32, 16], noise_dim=10)
+    assert [(m.in_features, m.out_features) for m in g.modules()
+            if isinstance(m, torch.nn.Linear)] == [(13, 32), (32, 16), (16, 64)]
+    assert [m.num_features for m in g.modules() if isinstance(m, torch.nn.BatchNorm1d)] == [32, 16]
+
+
+def test_the_conv_generators_projection_has_batchnorm_and_relu():
+    """DESIGN.md/DCGAN: [z, one_hot(y)] -> Linear -> BatchNorm -> ReLU -> 512 x (S/8)^2."""
+    g, _ = create_nets("conv", (3, 32, 32), 10)
+    assert [type(m) for m in g.fc] == [torch.nn.Linear, torch.nn.BatchNorm1d, torch.nn.ReLU]
+    assert g.fc[1].num_features == 512 * 4 * 4
+
+
+def test_conv_batchnorm_scales_start_normal_1_0_02():
+    """DESIGN.md: BatchNorm scale N(1, 0.02), shift 0, in both conv networks."""
+    torch.manual_seed(0)
+    g, d = create_nets("conv", (3, 32, 32), 10)
+    for net in (g, d):
+        w = torch.cat([m.weight.detach() for m in net.modules()
+                       if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d))])
+        assert w.mean().item() == pytest.approx(1.0, abs=0.01)
+        assert w.std().item() == pytest.approx(0.02, rel=0.2)
+
+
+def test_auto_counts_the_colour_channels():
+    """auto: the MLP for at most 784 values C x H x W; 28x28 colour images are 2352 values
+    and get the conv pair."""
+    assert resolve_arch("auto", (3, 28, 28)) == "conv"
+    assert resolve_arch("auto", (3, 24, 24)) == "conv" and resolve_arch("auto", (1, 24, 24)) == "mlp"
+    g, _ = create_nets("auto", (3, 24, 24), 4)
+    assert type(g).__name__ == "ConvGenerator"
