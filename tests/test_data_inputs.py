@@ -230,12 +230,17 @@ def test_a_folder_too_small_for_its_stratified_split_names_the_class_and_the_fix
     assert (len(tr), len(te)) == (2, 2)
 
 
+def _mnist_files(root, n_train_labels=20):
+    """MNIST's four files, 20 training and 10 test images; the raw folder."""
+    rng = np.random.default_rng(0)
+    return write_mnist(root, rng.integers(0, 256, (20, 28, 28)), np.arange(n_train_labels) % 10,
+                       rng.integers(0, 256, (10, 28, 28)), np.arange(10) % 10)
+
+
 # An IDX file of the wrong kind (a labels file where the images belong) is named as such,
 # not as a file cut short.
 def test_a_labels_file_in_place_of_the_images_is_not_an_idx_file_of_images(tmp_path):
-    rng = np.random.default_rng(0)
-    raw = write_mnist(tmp_path, rng.integers(0, 256, (20, 28, 28)), np.arange(20) % 10,
-                      rng.integers(0, 256, (10, 28, 28)), np.arange(10) % 10)
+    raw = _mnist_files(tmp_path)
     images = raw / "train-images-idx3-ubyte"
     images.write_bytes((raw / "train-labels-idx1-ubyte").read_bytes())
     with pytest.raises(ValueError, match=r"train-images-idx3-ubyte is not an IDX file of "
@@ -247,9 +252,7 @@ def test_a_labels_file_in_place_of_the_images_is_not_an_idx_file_of_images(tmp_p
 # An IDX file longer than its header says (two files concatenated, say) is named, not
 # left to numpy's reshape error.
 def test_an_idx_file_with_bytes_past_its_data_is_named(tmp_path):
-    rng = np.random.default_rng(0)
-    raw = write_mnist(tmp_path, rng.integers(0, 256, (20, 28, 28)), np.arange(20) % 10,
-                      rng.integers(0, 256, (10, 28, 28)), np.arange(10) % 10)
+    raw = _mnist_files(tmp_path)
     f = raw / "train-images-idx3-ubyte"
     f.write_bytes(f.read_bytes() + bytes(784))               # one image too many
     with pytest.raises(ValueError, match=r"train-images-idx3-ubyte holds 16464 bytes of data "
@@ -259,9 +262,7 @@ def test_an_idx_file_with_bytes_past_its_data_is_named(tmp_path):
 
 # MNIST images and labels files of different lengths are named, with the fix.
 def test_mnist_images_and_labels_of_different_counts_are_named(tmp_path):
-    rng = np.random.default_rng(0)
-    write_mnist(tmp_path, rng.integers(0, 256, (20, 28, 28)), np.arange(19) % 10,
-                rng.integers(0, 256, (10, 28, 28)), np.arange(10) % 10)
+    _mnist_files(tmp_path, n_train_labels=19)
     with pytest.raises(ValueError, match=r"train-labels-idx1-ubyte: 20 images but 19 labels; "
                                          r"replace the files with MNIST's original ones"):
         load_dataset("mnist", tmp_path)

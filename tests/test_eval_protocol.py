@@ -14,6 +14,8 @@ from ganaug.evaluation import (_matching_train, _reference_indices, accuracy_of,
                                inception_features, load_inception)
 from ganaug.metrics import classification_metrics
 
+from test_evaluation import _Replay          # real training images of the asked classes
+
 
 class _Noise(torch.nn.Module):
     """A 'generator' of uniform noise images; records (count, generator seed) of each call."""
@@ -25,23 +27,6 @@ class _Noise(torch.nn.Module):
     def sample(self, labels, generator=None):
         self.calls.append((len(labels), generator.initial_seed()))
         return torch.rand(len(labels), *self.image_shape, generator=generator) * 2 - 1
-
-
-class _Replay(_Noise):
-    """A 'generator' that returns real training images of the asked classes."""
-
-    def __init__(self, data):
-        super().__init__(data)
-        self.data = data
-
-    def sample(self, labels, generator=None):
-        out = torch.empty(len(labels), *self.image_shape)
-        for c in labels.unique().tolist():
-            pool = torch.nonzero(self.data.targets == c).squeeze(1)
-            rows = torch.nonzero(labels == c).squeeze(1)
-            out[rows] = self.data.images[pool[torch.randint(len(pool), (len(rows),),
-                                                            generator=generator)]]
-        return out
 
 
 def _small():
