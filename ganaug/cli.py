@@ -384,12 +384,13 @@ def _train(args: argparse.Namespace) -> int:
     if isinstance(cfg.batch_size, int):
         # before the process group: one message (rank 0's), not one per process and a
         # torchrun traceback
+        from .distributed import launched_rank_and_world
         from .train import check_world_batch
+        rank, world = launched_rank_and_world()
         try:
-            check_world_batch(cfg.batch_size, int(os.environ.get("WORLD_SIZE", "1") or 1),
-                              resume=args.resume)
+            check_world_batch(cfg.batch_size, world, resume=args.resume)
         except ValueError:
-            if int(os.environ.get("RANK", "0") or 0):
+            if rank:
                 return 2
             raise
     from .distributed import configure_threads, init_from_env, is_main
@@ -545,7 +546,8 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     except KeyboardInterrupt:                   # Ctrl-C reaches every torchrun process
-        if not int(os.environ.get("RANK", "0") or 0):
+        from .distributed import launched_rank_and_world
+        if not launched_rank_and_world()[0]:
             print(_interrupted(args), file=sys.stderr)
         return 130
 

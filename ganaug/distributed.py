@@ -36,6 +36,12 @@ def rank_and_world() -> tuple[int, int]:
     return 0, 1
 
 
+def launched_rank_and_world() -> tuple[int, int]:
+    """(rank, world size) as torchrun set them in the environment, before (or without) a
+    process group; (0, 1) without torchrun."""
+    return int(os.environ.get("RANK", "0") or 0), int(os.environ.get("WORLD_SIZE", "1") or 1)
+
+
 def is_main() -> bool:
     """True on rank 0 (and in a single process): the one process that logs and writes."""
     return rank_and_world()[0] == 0
@@ -49,7 +55,7 @@ def init_from_env(device: str = "auto") -> bool:
     run gets NCCL and ``torch.cuda.set_device(LOCAL_RANK)``, a CPU run gets gloo.
     """
     global _STARTED_HERE
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    world = launched_rank_and_world()[1]
     if world <= 1 or (dist.is_available() and dist.is_initialized()):
         return dist.is_available() and dist.is_initialized()
     if not dist.is_available():

@@ -42,6 +42,8 @@ METRICS = "metrics.jsonl"
 SAMPLES = "samples.png"
 BEST = "best.pt"        # the model of the epoch with the best validation accuracy
 TIME_LIMIT, PATIENCE = "time limit", "patience"     # why a run stopped before its epochs
+# an epoch's loss terms, in the order of its sums (d_loss is the first five's sum)
+LOSS_TERMS = ("sup_loss", "critic", "critic_ul", "penalty", "consistency", "g_loss", "g_cond")
 
 
 def check_world_batch(batch_size: int, world: int, resume: bool = False) -> None:
@@ -358,8 +360,8 @@ def train(model: CLSGAN, labeled: ImageSet, unlabeled: ImageSet | None = None,
         gen = torch.Generator().manual_seed(_derive_seed(cfg.seed, epoch, 1))
         draws = _Draws(cfg, x_lab, y_lab, labeled.targets, x_unl, gen, shard, model.noise_dim,
                        step_fn.adversarial, device)
-        sums = torch.zeros(7, device=device)   # sup, critic, critic_ul, penalty, consistency,
-                                               # g (weighted), g's conditional part
+        sums = torch.zeros(len(LOSS_TERMS), device=device)   # sup, critic, critic_ul, penalty,
+                                               # consistency, g (weighted), its conditional part
         G.train()
         D.train()
         bar = _progress(steps, f"epoch {epoch + 1}/{cfg.epochs}", progress)
@@ -389,9 +391,7 @@ def train(model: CLSGAN, labeled: ImageSet, unlabeled: ImageSet | None = None,
             vals[5:7] = (sums[5:7] / max(1, g_steps)).tolist()
         seconds += time.perf_counter() - t0
         rec = {"epoch": epoch + 1, "step": step, "lr": lr, "gamma": gamma,
-               "d_loss": sum(vals[:5]), "sup_loss": vals[0], "critic": vals[1],
-               "critic_ul": vals[2], "penalty": vals[3], "consistency": vals[4],
-               "g_loss": vals[5], "g_cond": vals[6],
+               "d_loss": sum(vals[:5]), **dict(zip(LOSS_TERMS, vals)),
                "seconds": round(seconds, 3)}
         if not all(math.isfinite(v) for v in vals):    # the same on every rank (averaged)
             raise FloatingPointError(_diverged(rec, cfg, out, history))
@@ -434,9 +434,7 @@ def train(model: CLSGAN, labeled: ImageSet, unlabeled: ImageSet | None = None,
 def _diverged(rec: dict, cfg: TrainConfig, out: Path | None, history: list[dict]) -> str:
     """Why training stops at the epoch ``rec``: its losses are NaN or inf (the weights are
     then too, and every later epoch would be). Nothing of that epoch is written."""
-    bad = ", ".join(f"{k} {rec[k]}" for k in ("sup_loss", "critic", "critic_ul", "penalty",
-                                               "consistency", "g_loss", "g_cond")
-                    if not math.isfinite(rec[k]))
+    bad = ", ".join(f"{k} {rec[k]}" for k in LOSS_TERMS if not math.isfinite(rec[k]))
     kept = (f"; {out} keeps epoch {history[-1]['epoch']} ({CHECKPOINT}), from which a resume "
             f"would diverge again" if out is not None and history else "")
     return (f"training diverged in epoch {rec['epoch']} of {cfg.epochs} (step {rec['step']}): "
