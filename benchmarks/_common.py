@@ -16,6 +16,9 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA_ROOT = str(ROOT.parent / "shared" / "data")   # the team's offline torchvision root
+OUT_HELP = ("folder for the results' JSON and CSV (default: benchmarks/results, where the "
+            "committed results are: a run replaces its own files there; name another folder "
+            "to keep them)")
 
 
 def load_or_skip(name: str, root: str, skipped: list[str]):
@@ -165,7 +168,7 @@ def add_run_flags(p, what: str) -> None:
     p.add_argument("--extra", default="",
                    help="extra `ganaug train` flags, space-separated; write them with '=' "
                         "(--extra='--epochs 30')")
-    p.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    p.add_argument("--out", default=str(Path(__file__).parent / "results"), help=OUT_HELP)
     p.add_argument("--table", nargs="+", default=None, metavar="JSON",
                    help="print the tables of these results files (their rows together) and "
                         "stop: no training")

@@ -40,8 +40,8 @@ import torch
 from torch.utils.data import TensorDataset
 
 from _classifier import SmallMLP, evaluate, train_classifier
-from _common import (DATA_ROOT, check_args, fmt, gan_options, gate_failed, load_or_skip,
-                     machine, parse_list, write_outputs)
+from _common import (DATA_ROOT, OUT_HELP, check_args, fmt, gan_options, gate_failed,
+                     load_or_skip, machine, parse_list, write_outputs)
 
 from ganaug import BatchMixer, SyntheticMix, TrainConfig, build_model, train
 from ganaug.data import split_labeled
@@ -228,7 +228,7 @@ def main() -> None:
                         "pass is 1 step and the default 200 gives 400 steps, 400 passes")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    p.add_argument("--out", default=str(Path(__file__).parent / "results"), help=OUT_HELP)
     args = p.parse_args()
     if args.table:
         accuracy_table([row for f in args.table for row in json.loads(Path(f).read_text())["rows"]])

@@ -25,8 +25,8 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from _common import (extra_train_flags, fmt, ganaug_env, machine, parse_list, print_table,
-                     run_train, write_outputs)
+from _common import (OUT_HELP, extra_train_flags, fmt, ganaug_env, machine, parse_list,
+                     print_table, run_train, write_outputs)
 
 METRICS = ("tstr_accuracy", "intra_class_fid", "domain_fid", "precision", "recall")
 
@@ -68,7 +68,7 @@ def main() -> None:
                    help="extra `ganaug train` flags, space-separated; write them with '=' "
                         "(--extra='--epochs 1'), as argparse takes a value starting with -- "
                         "for a flag")
-    p.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    p.add_argument("--out", default=str(Path(__file__).parent / "results"), help=OUT_HELP)
     p.add_argument("--name", default="conditioning", help="the outputs' file name, no suffix")
     args = p.parse_args()
     # each weight and share trains into a folder of its own (w3-s0: 3 and 3.0 are one)

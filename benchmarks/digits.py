@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import extra_train_flags, fmt, machine, parse_list, run_train, write_outputs
+from _common import OUT_HELP, extra_train_flags, fmt, machine, parse_list, run_train, write_outputs
 
 
 def sklearn_baselines(labels_per_class: int, data_seed: int) -> list[dict]:
@@ -47,7 +47,7 @@ def sklearn_baselines(labels_per_class: int, data_seed: int) -> list[dict]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", default="0,1,2")
-    p.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    p.add_argument("--out", default=str(Path(__file__).parent / "results"), help=OUT_HELP)
     p.add_argument("--extra", default="",
                    help="extra `ganaug train` flags, space-separated; write them with '=' "
                         "(--extra='--epochs 1'), as argparse takes a value starting with -- "

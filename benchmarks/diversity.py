@@ -25,7 +25,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from _common import machine, print_table, write_outputs
+from _common import OUT_HELP, machine, print_table, write_outputs
 
 
 def measure(run: Path, data_root: str | None, fraction: float, batch_size: int, seed: int,
@@ -80,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0,
                    help="seed of the probes and draws (rows: probe_seed; their seed is each "
                         "run's training seed)")
-    p.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    p.add_argument("--out", type=Path, default=Path(__file__).parent / "results",
+                   help=OUT_HELP)
     p.add_argument("--name", default=None, help="suffix of the output files")
     args = p.parse_args(argv)
     if not 0 < args.fraction < 1:

@@ -49,7 +49,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from _common import ROOT, machine, print_table, write_outputs
+from _common import OUT_HELP, ROOT, machine, print_table, write_outputs
 
 sys.path.insert(0, str(ROOT / "tests"))          # the exact-format writers the tests use
 from _formats import write_cifar10, write_mnist, write_svhn  # noqa: E402
@@ -194,7 +194,7 @@ def main() -> None:
     p.add_argument("--keep-data", default=None,
                    help="write (or reuse) the full-size files under this folder instead of a "
                         "temporary one")
-    p.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    p.add_argument("--out", default=str(Path(__file__).parent / "results"), help=OUT_HELP)
     args = p.parse_args()
     # stopped by `timeout` or a scheduler: exit through the with-blocks, so the full-size
     # files in the temporary folder (hundreds of MB) are removed

@@ -38,8 +38,8 @@ import torch
 from torch.utils.data import TensorDataset, WeightedRandomSampler
 
 from _classifier import evaluate, train_classifier
-from _common import (DATA_ROOT, check_args, fmt, gan_options, gate_failed, load_or_skip,
-                     machine, parse_list, write_outputs)
+from _common import (DATA_ROOT, OUT_HELP, check_args, fmt, gan_options, gate_failed,
+                     load_or_skip, machine, parse_list, write_outputs)
 
 from ganaug import SyntheticMix, TrainConfig, build_model, make_long_tailed, train
 
@@ -146,7 +146,7 @@ def main() -> None:
     p.add_argument("--real-shares", default="0.5",
                    help="real shares of mix.balanced_sampler to try, comma-separated")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    p.add_argument("--out", default=str(Path(__file__).parent / "results"), help=OUT_HELP)
     args = p.parse_args()
     args.gate = args.gate or None
     args.real_shares = parse_list(p, args.real_shares, "--real-shares", float, empty_ok=True)

@@ -24,7 +24,7 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from _common import extra_train_flags, fmt, machine, parse_list, run_train, write_outputs
+from _common import OUT_HELP, extra_train_flags, fmt, machine, parse_list, run_train, write_outputs
 
 from ganaug.config import LIPSCHITZ
 from ganaug.objectives import OBJECTIVES
@@ -79,7 +79,7 @@ def main() -> None:
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--epochs", type=int, default=None, help="default: the default job's")
     p.add_argument("--jobs", type=int, default=2)
-    p.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    p.add_argument("--out", default=str(Path(__file__).parent / "results"), help=OUT_HELP)
     p.add_argument("--extra", default="",
                    help="extra `ganaug train` flags for every run, space-separated; write them "
                         "with '=' (--extra='--net-option input_noise=0.15')")

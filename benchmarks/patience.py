@@ -19,7 +19,7 @@ import json
 import sys
 from pathlib import Path
 
-from _common import ROOT, machine, print_table, write_outputs
+from _common import OUT_HELP, ROOT, machine, print_table, write_outputs
 
 from ganaug.train import _no_better, best_record
 
@@ -63,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("runs", nargs="+", type=Path, metavar="RUN")
     p.add_argument("--patience", default="5,10,20", help="comma-separated epochs (default "
                    "5,10,20)")
-    p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "patience")
+    p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "patience",
+                   help=OUT_HELP.replace("benchmarks/results", "benchmarks/results/patience"))
     p.add_argument("--name", default="patience")
     args = p.parse_args(argv)
     try:

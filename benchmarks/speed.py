@@ -55,7 +55,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
 from _classifier import SmallMLP
-from _common import machine, print_table, write_outputs
+from _common import OUT_HELP, machine, print_table, write_outputs
 
 from ganaug import CLSGAN, BatchMixer, SyntheticMix, TrainConfig
 from ganaug import objectives as O
@@ -429,7 +429,7 @@ def main() -> None:
     p.add_argument("--sections", default=",".join(SECTIONS),
                    help=f"comma-separated, of: {', '.join(SECTIONS)}")
     p.add_argument("--device", default="auto")
-    p.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    p.add_argument("--out", default=str(Path(__file__).parent / "results"), help=OUT_HELP)
     args = p.parse_args()
     args.nets = args.nets.split(",")
     sections = args.sections.split(",")

@@ -146,6 +146,10 @@ def run_checkpoint(path: str | os.PathLike, file_ok: bool = True) -> Path:
                                   f"pass {want}")
         return path / CHECKPOINT
     if not file_ok:
+        if (path.parent / CHECKPOINT).is_file():      # a run folder's checkpoint or best.pt
+            best = " with --best (its best epoch)" if path.name == "best.pt" else ""
+            raise CheckpointError(f"{path} is a file, and this reads a whole run (its config, "
+                                  f"data and checkpoint): pass its folder, {path.parent}{best}")
         raise CheckpointError(f"{path} is a file: pass {want}")
     return path
 

@@ -405,20 +405,20 @@ def _train(args: argparse.Namespace) -> int:
         for r in s["runs"]:
             print(f"seed {r['seed']}: test accuracy {r['test_accuracy']:.4f}{_diversity(r)}"
                   f"{_stopped(r)} -> {r['run']}")
-        std = lambda v, fmt: "n/a" if v is None else fmt.format(v)  # noqa: E731
-        print(f"test accuracy {s['test_accuracy_mean']:.4f} ± "
-              f"{std(s['test_accuracy_std'], '{:.4f}')}, test error "
-              f"{100 * s['test_error_mean']:.2f}% ± {std(s['test_error_std'], '{:.2%}')} "
-              f"(mean ± sample std over {s['num_seeds']} seeds "
-              f"{','.join(map(str, s['seeds']))}; {_epochs(s)}; {s['dataset']}, "
-              f"{s['num_labeled']} labels, "
+        pm = lambda v, fmt: "" if v is None else " ± " + fmt.format(v)  # noqa: E731
+        seeds = ",".join(map(str, s["seeds"]))
+        over = (f"mean ± sample std over {s['num_seeds']} seeds {seeds}" if s["num_seeds"] > 1
+                else f"one seed, {seeds}")
+        print(f"test accuracy {s['test_accuracy_mean']:.4f}{pm(s['test_accuracy_std'], '{:.4f}')}"
+              f", test error {100 * s['test_error_mean']:.2f}%{pm(s['test_error_std'], '{:.2%}')} "
+              f"({over}; {_epochs(s)}; {s['dataset']}, {s['num_labeled']} labels, "
               f"{s['objective']}, {s['train_seconds']:.1f}s) -> {s['run']}")
         if "best_test_accuracy_mean" in s:
             from .train import BEST
             print(f"at the best epoch by validation accuracy (epochs "
                   f"{'/'.join(map(str, s['best_epoch_per_seed']))}; {s['num_val']} held-out "
-                  f"labeled images): test error {100 * s['best_test_error_mean']:.2f}% ± "
-                  f"{std(s['best_test_error_std'], '{:.2%}')} (seed-N/{BEST})")
+                  f"labeled images): test error {100 * s['best_test_error_mean']:.2f}%"
+                  f"{pm(s['best_test_error_std'], '{:.2%}')} (seed-N/{BEST})")
         return 0
     summary = fit(cfg, **opts)
     print(f"test accuracy {summary['test_accuracy']:.4f} ({summary['dataset']}, "
@@ -531,8 +531,28 @@ def _eval(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    python_format = warnings.formatwarning
+    warnings.formatwarning = _one_line_warning      # as the log's own warnings, not file:line
+    try:
+        code = _run(args)
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:     # the reader went away (`ganaug eval --json | head`): no error,
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # nor one at exit
+        return 141                                                       # 128 + SIGPIPE
+    finally:
+        warnings.formatwarning = python_format
+
+
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    return f"warning: {message}\n"                 # as the training log's warnings
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return {"train": _train, "sample": _sample, "eval": _eval}[args.command](args)
+    except BrokenPipeError:                     # main's to handle: no error message
+        raise
     except (ValueError, DataNotFoundError, CheckpointError, OSError, FloatingPointError) as e:
         print(f"ganaug: error: {e}", file=sys.stderr)
         return 2

@@ -124,6 +124,10 @@ def _offset_seed(seed: int, k: int) -> int:
 PROGRESS_EVERY_S = 15.0                 # a classifier's training: a line this often
 
 
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
+
+
 def train_domain_classifier(images: Tensor, targets: Tensor, num_classes: int, *,
                             kind: str | None = None, steps: int | None = None, seed: int = 0,
                             device: str | torch.device = "cpu",
@@ -153,7 +157,8 @@ def train_domain_classifier(images: Tensor, targets: Tensor, num_classes: int, *
     for step in range(steps):
         if log is not None and time.perf_counter() - last >= PROGRESS_EVERY_S:
             last = time.perf_counter()
-            log(f"eval: classifier step {step}/{steps} ({last - t0:.0f} s)")
+            left = f", about {_duration((last - t0) / step * (steps - step))} left" if step else ""
+            log(f"eval: classifier step {step}/{steps} ({last - t0:.0f} s{left})")
         if pos + batch > len(perm):
             perm, pos = torch.randperm(len(x_all), generator=gen), 0
         idx = perm[pos:pos + batch].to(device)
@@ -225,8 +230,8 @@ def domain_extractor(train: ImageSet, *, steps: int | None = None, seed: int = 0
             net = None
     if net is None:
         (log or (lambda s: None))(f"ganaug eval: training the domain classifier ({kind}, "
-                                  f"{steps} steps) on {len(train)} real training images; "
-                                  f"cached in {path}")
+                                  f"{steps} steps; --classifier-steps sets them) on "
+                                  f"{len(train)} real training images; cached in {path}")
         net = train_domain_classifier(train.images, train.targets, train.num_classes,
                                       kind=kind, steps=steps, seed=seed, device=dev, log=log)
         var = features_of(net, train.images).double().var(dim=0).mean()

@@ -15,6 +15,7 @@ import copy
 import dataclasses
 import math
 import numbers
+import operator
 import os
 import random
 import sys
@@ -541,6 +542,11 @@ class SyntheticMix(Dataset):
                                      replacement=True, generator=generator)
 
     def __getitem__(self, i: int):
+        try:
+            i = operator.index(i)                   # an int, numpy integer, integer tensor
+        except TypeError:
+            raise TypeError(f"SyntheticMix indices are whole numbers (a DataLoader's sampler "
+                            f"gives them), got {i!r} ({type(i).__name__})") from None
         if not -len(self) <= i < len(self):
             raise IndexError(f"index {i} out of range for {len(self)} items")
         i = i % len(self)

@@ -255,3 +255,20 @@ def test_epoch_time_counts_the_images_a_step_reads(monkeypatch, capsys, tmp_path
     assert f"| {row['batch']}+{3 * row['batch']} |" in out
     assert epoch_time.images_per_step(types.SimpleNamespace(batch_size=8, unlabeled_ratio=2),
                                       False) == 8                    # no unlabeled images
+
+
+@pytest.mark.parametrize("script", ["augment", "conditioning", "digits", "diversity",
+                                    "epoch_time", "gate", "imbalance", "objectives", "patience",
+                                    "speed", "standing_stats"])
+def test_every_scripts_help_says_a_run_replaces_the_committed_results(script, monkeypatch,
+                                                                      capsys):
+    """--out defaults to benchmarks/results, where the documents' numbers are: --help says
+    so, and how to keep them (a newcomer running a README command would overwrite them)."""
+    import importlib
+    module = importlib.import_module(script)
+    monkeypatch.setattr(sys, "argv", [f"{script}.py", "--help"])
+    with pytest.raises(SystemExit):
+        module.main()
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--out OUT folder for the results' JSON and CSV (default: benchmarks/results" in text
+    assert "a run replaces its own files there; name another folder to keep them" in text

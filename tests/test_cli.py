@@ -83,6 +83,26 @@ def test_sample_with_standing_stats_leaves_the_run_as_it_was(digits_run, tmp_pat
     assert not (tmp_path / "e.pt").exists()
 
 
+def test_cli_warnings_are_one_line_and_a_closed_pipe_is_no_error(digits_run, tmp_path):
+    """A library warning reaches the terminal as one `warning: ...` line, like the training
+    log's, not Python's `file.py:544: StandingStatsWarning:` and a line of source; a reader
+    that goes away (`ganaug eval --json | head`) ends the command quietly (status 141, as
+    SIGPIPE would), not with `ganaug: error: [Errno 32] Broken pipe`."""
+    r = _cli("sample", "--run", str(digits_run), "--per-class", "1", "--standing-stats", "2",
+             "--out", str(tmp_path / "s.pt"))
+    assert r.returncode == 0, r.stderr
+    lines = [l for l in r.stderr.splitlines() if "standing statistics from 2" in l]
+    assert len(lines) == 1 and lines[0].startswith("warning: standing statistics from 2 images")
+    assert "StandingStatsWarning" not in r.stderr and ".py:" not in r.stderr
+    p = subprocess.Popen([sys.executable, "-m", "ganaug", "eval", "--run", str(digits_run),
+                          "--quick", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    p.stdout.close()                                       # the reader is gone before a line
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=300) == 141, err
+    assert "error" not in err and "Broken pipe" not in err and "Exception" not in err
+
+
 def test_eval_prints_every_metric(digits_run, capsys):
     assert main(["eval", "--run", str(digits_run)]) == 0
     out = capsys.readouterr().out
@@ -275,6 +295,13 @@ def test_eval_and_sample_say_what_run_to_pass(digits_run, tmp_path, capsys):
             assert message in err and "ganaug train" in err and err.count("\n") == 1
     assert main(["eval", "--quick", "--run", str(stray)]) == 2
     assert "is a file: pass a run folder" in capsys.readouterr().err
+    run = tmp_path / "run"                            # a run's own files name their folder
+    run.mkdir()
+    for name, tail in (("checkpoint.pt", f"pass its folder, {run}\n"),
+                       ("best.pt", f"pass its folder, {run} with --best (its best epoch)\n")):
+        (run / name).write_bytes(b"x")
+        assert main(["eval", "--quick", "--run", str(run / name)]) == 2
+        assert capsys.readouterr().err.endswith(tail)
     assert main(["sample", "--per-class", "1", "--out", str(png), "--run", str(stray)]) == 2
     assert "is not a checkpoint (a text file): pass a run folder" in capsys.readouterr().err
     assert not png.exists()
@@ -588,6 +615,23 @@ def test_seeds_summary_is_mean_and_sample_std_over_every_seed(tmp_path, monkeypa
     # another set of seeds into the same folder would mix two experiments
     with pytest.raises(ValueError, match="already holds a run"):
         E.fit_seeds(cfg, (3, 4), tmp_path / "m", progress=False, log=lambda m: None)
+
+
+def test_seeds_line_gives_a_spread_only_over_several_seeds(tmp_path, monkeypatch, capsys):
+    """--seeds 0: one seed has no spread, so the line has no "± n/a" and says "one seed";
+    --seeds 0,1: mean ± sample std over 2 seeds."""
+    from ganaug import experiment as E
+
+    monkeypatch.setattr(E, "fit", lambda c, folder, **k: {
+        **_summary(c, 0.8 + c.seed / 10, 2, 1.0), "run": str(folder)})
+    monkeypatch.chdir(tmp_path)
+    main(["train", "--seeds", "0", "--epochs", "2", "--out", "one", "--quiet"])
+    line = capsys.readouterr().out.splitlines()[-1]
+    assert "test accuracy 0.8000, test error 20.00% (one seed, 0;" in line and "±" not in line
+    main(["train", "--seeds", "0,1", "--epochs", "2", "--out", "two", "--quiet"])
+    line = capsys.readouterr().out.splitlines()[-1]
+    assert "test accuracy 0.8500 ± 0.0707, test error 15.00% ± 7.07% (mean ± sample std " \
+           "over 2 seeds 0,1;" in line
 
 
 def test_train_summary_counts_the_training_clock_of_the_whole_run(tiny, tmp_path, monkeypatch):

@@ -415,3 +415,36 @@ def test_every_part_of_the_split_keeps_the_datas_order(tiny):
         idx = _where(part, tiny)
         assert idx == sorted(idx)
         assert torch.equal(part.images, tiny.images[idx])
+
+
+@pytest.mark.parametrize("name, dataset, where", [
+    ("MNIST", "mnist", "MNIST/raw"), ("SVHN", "svhn", ""), ("CIFAR10", "cifar10",
+                                                            "cifar-10-batches-py")])
+def test_a_failed_download_is_one_error_and_leaves_nothing_behind(tmp_path, monkeypatch, name,
+                                                                  dataset, where):
+    """No internet: torchvision's RuntimeError (MNIST) or URLError (SVHN) becomes one error
+    naming the dataset, the reason and the fix; the folders and the part-written file the
+    attempt made are removed, and a file that was there before stays."""
+    pytest.importorskip("torchvision")
+    from urllib.error import URLError
+
+    def fail(root, **kw):
+        (root / "sub" / "raw").mkdir(parents=True)
+        (root / "sub" / "raw" / "part.gz").write_bytes(b"\x1f\x8b")
+        (root / "partial.tmp").write_bytes(b"x")
+        raise URLError("[Errno -2] Name or service not known") if name == "SVHN" else \
+            RuntimeError(f"Error downloading {name}\nfile")
+    _fake_download(monkeypatch, name, fail)
+    fresh = tmp_path / "new" / "root"
+    with pytest.raises(DataNotFoundError) as e:
+        load_dataset(dataset, fresh, download=True)
+    msg = str(e.value)
+    assert f"downloading {name} failed" in msg and "\n" not in msg
+    assert ("Name or service" if name == "SVHN" else f"Error downloading {name} file") in msg
+    assert str(fresh / where) in msg and "leave --download unset" in msg
+    assert not (tmp_path / "new").exists()              # the folders it made are gone too
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "mine.txt").write_text("keep")
+    with pytest.raises(DataNotFoundError):
+        load_dataset(dataset, tmp_path / "old", download=True)
+    assert [p.name for p in (tmp_path / "old").rglob("*")] == ["mine.txt"]

@@ -572,6 +572,11 @@ def test_indexing_past_the_end_raises_and_negative_indices_count_from_the_end(mo
     for i in (-1, -2, -mix.num_synthetic, -N):
         x, y = mix[i]
         assert torch.equal(x, mix[N + i][0]) and y == mix[N + i][1]
+    for i in (np.int64(N - 1), torch.tensor(1)):       # what custom samplers may yield
+        assert torch.equal(mix[i][0], mix[int(i)][0])
+    for bad in (1.5, 2.0, "3", None):                    # one error naming the index
+        with pytest.raises(TypeError, match=f"SyntheticMix indices are whole numbers.*{bad!r}"):
+            mix[bad]
 
 
 def test_balanced_sampler_defaults_share_bounds_and_generator(model, tiny):

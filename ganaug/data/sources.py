@@ -123,6 +123,31 @@ def _read_idx(folder: Path, name: str, ndim: int) -> np.ndarray:
     return np.frombuffer(bytearray(data), np.uint8, offset=head).reshape(shape)  # writable
 
 
+def _download(name: str, root: Path, where: str, **kw) -> None:
+    """torchvision's downloader for dataset ``name`` (its class in torchvision.datasets) into
+    ``root``. A failed download (no internet, a dead mirror, a bad checksum) is one error
+    naming the dataset, the reason and the way around it; what the attempt created under
+    ``root`` (folders, a part-written file) is removed, and files that were there are kept."""
+    import torchvision.datasets as tvd
+    root = Path(root)
+    before = set(root.rglob("*")) if root.is_dir() else set()
+    made = [p for p in [root, *root.parents] if not p.exists()]
+    try:
+        getattr(tvd, name)(str(root), download=True, **kw)
+    except Exception as e:                       # torchvision raises RuntimeError, URLError...
+        new = set(root.rglob("*")) - before if root.is_dir() else set()
+        for p in sorted(new, key=lambda p: len(p.parts), reverse=True):
+            p.rmdir() if p.is_dir() and not p.is_symlink() else p.unlink()
+        for p in made:                            # the folders --data-root named, innermost first
+            if p.is_dir() and not any(p.iterdir()):
+                p.rmdir()
+        reason = " ".join(str(e).split()) or type(e).__name__
+        raise DataNotFoundError(
+            f"downloading {name} failed ({reason}); the download needs internet access. "
+            f"Without it, put the files in {root / where} yourself (copied from a machine that "
+            f"has them) and leave --download unset") from None
+
+
 def load_mnist(root: str | os.PathLike, download: bool = False, image_size: int | None = None):
     """torchvision's MNIST layout under ``root/MNIST/raw``, each of the four IDX files as
     published (``.gz``) or decompressed, or, without them, the ``root/MNIST/processed``
@@ -130,8 +155,7 @@ def load_mnist(root: str | os.PathLike, download: bool = False, image_size: int 
     reads); ``image_size=32`` pads to 32x32."""
     folder = Path(root) / "MNIST" / "raw"
     if download:
-        from torchvision.datasets import MNIST
-        MNIST(str(root), train=True, download=True)   # fetches (and unpacks) all four files
+        _download("MNIST", root, "MNIST/raw", train=True)   # fetches, unpacks all four files
     out = []
     for (images, labels), old in zip(_MNIST_FILES, ("training.pt", "test.pt")):
         where = folder / labels
@@ -200,8 +224,7 @@ def load_svhn(root: str | os.PathLike, download: bool = False):
     for split in ("train", "test"):
         path = folder / f"{split}_32x32.mat"
         if download and not path.exists():
-            from torchvision.datasets import SVHN
-            SVHN(str(root), split=split, download=True)
+            _download("SVHN", root, "", split=split)
         if not path.exists():
             raise _missing("SVHN", folder, path.name, "train_32x32.mat and test_32x32.mat")
         x, y = _read_svhn_mat(path)
@@ -270,8 +293,7 @@ def load_cifar10(root: str | os.PathLike, download: bool = False):
                             for n in split):
         # missing or incomplete: torchvision fetches the archive (a valid one there is only
         # unpacked) and unpacks it over the folder; a complete folder is read as it is
-        from torchvision.datasets import CIFAR10
-        CIFAR10(str(root), train=True, download=True)
+        _download("CIFAR10", root, "cifar-10-batches-py", train=True)
     raw = _cifar_batch_bytes(root)
     out = []
     for split in ("train", "test"):
