@@ -121,6 +121,19 @@ def yaml_loader():
     return Loader
 
 
+def _yaml_problem(e: Exception) -> str:
+    """PyYAML's error as one line with the recipe's line and column, without its
+    ``in "<unicode string>"`` and the caret drawing."""
+    def at(what, mark):
+        return f"{what} (line {mark.line + 1}, column {mark.column + 1})" if mark else what
+    problem = getattr(e, "problem", None)
+    if not problem:
+        return " ".join(str(e).split())[:200]
+    context = getattr(e, "context", None)
+    return at(problem, e.problem_mark) + (
+        f", {at(context, e.context_mark)}" if context else "")
+
+
 def load_recipe(path: str | os.PathLike) -> dict[str, Any]:
     """The ``{field: value}`` pairs of a recipe file, checked against ``TrainConfig``.
 
@@ -151,8 +164,7 @@ def read_recipe(path: str | os.PathLike) -> tuple[dict[str, Any], bytes]:
     try:
         data = yaml.load(text, Loader=yaml_loader())
     except yaml.YAMLError as e:
-        first = " ".join(str(e).split())
-        raise RecipeError(f"recipe {path} is not valid YAML: {first[:200]}") from None
+        raise RecipeError(f"recipe {path} is not valid YAML: {_yaml_problem(e)}") from None
     if data is None:
         return {}, raw
     if not isinstance(data, dict):

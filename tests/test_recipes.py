@@ -69,8 +69,10 @@ BAD = [
     ("labels_per_class: some\n", "labels_per_class must be a positive integer or 'all'"),
     ("download: 1\n", "download must be bool, got 1"),
     ("- epochs: 3\n", "must be a mapping"),
-    ("epochs: [1\n", "is not valid YAML"),
-    ("epochs: 3\nepochs: 5\n", "key 'epochs' is given twice"),
+    ("epochs: [1\n", "is not valid YAML: expected ',' or ']', but got '<stream end>' (line 2, "
+                     "column 1), while parsing a flow sequence (line 1, column 9)"),
+    ("epochs: 3\nepochs: 5\n", "is not valid YAML: key 'epochs' is given twice (line 2, "
+                               "column 1)"),
     ("? [a, b]\n: 3\n", "a key must be a name, not a list"),
     ("lr: fast\n", "lr must be float, got 'fast'"),
     ("data_root: 1e5\n", "data_root must be str, got 100000.0 (YAML read it as float: quote "
