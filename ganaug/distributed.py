@@ -36,10 +36,22 @@ def rank_and_world() -> tuple[int, int]:
     return 0, 1
 
 
+def _env_int(name: str, default: int) -> int:
+    """A whole number torchrun sets in the environment; ``default`` when unset or empty."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"the environment variable {name}={text!r} is not a whole number: "
+                         f"torchrun sets it; outside torchrun unset it") from None
+
+
 def launched_rank_and_world() -> tuple[int, int]:
     """(rank, world size) as torchrun set them in the environment, before (or without) a
     process group; (0, 1) without torchrun."""
-    return int(os.environ.get("RANK", "0") or 0), int(os.environ.get("WORLD_SIZE", "1") or 1)
+    return _env_int("RANK", 0), _env_int("WORLD_SIZE", 1)
 
 
 def is_main() -> bool:
@@ -64,7 +76,7 @@ def init_from_env(device: str = "auto") -> bool:
     if cuda:
         if not torch.cuda.is_available():
             raise ValueError("device 'cuda' was asked for but no CUDA GPU is available")
-        local = int(os.environ.get("LOCAL_RANK", "0"))
+        local = _env_int("LOCAL_RANK", 0)
         if local >= torch.cuda.device_count():
             raise ValueError(f"LOCAL_RANK {local} but only {torch.cuda.device_count()} GPUs; "
                              f"use --nproc_per_node <= the GPU count")
@@ -98,7 +110,7 @@ def cpu_threads() -> int:
             cores = min(cores, max(1, math.ceil(int(quota) / int(period))))
     except (OSError, ValueError):
         pass
-    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    local_world = _env_int("LOCAL_WORLD_SIZE", 1)
     return max(1, cores // max(1, local_world))
 
 

@@ -429,9 +429,9 @@ def test_a_failed_download_is_one_error_and_leaves_nothing_behind(tmp_path, monk
     from urllib.error import URLError
 
     def fail(root, **kw):
-        (root / "sub" / "raw").mkdir(parents=True)
-        (root / "sub" / "raw" / "part.gz").write_bytes(b"\x1f\x8b")
-        (root / "partial.tmp").write_bytes(b"x")
+        (root / where / "raw").mkdir(parents=True, exist_ok=True)      # its own folder
+        (root / where / "raw" / "part.gz").write_bytes(b"\x1f\x8b")
+        (root / "partial.tmp").write_bytes(b"x")                      # an archive beside it
         raise URLError("[Errno -2] Name or service not known") if name == "SVHN" else \
             RuntimeError(f"Error downloading {name}\nfile")
     _fake_download(monkeypatch, name, fail)
@@ -443,8 +443,12 @@ def test_a_failed_download_is_one_error_and_leaves_nothing_behind(tmp_path, monk
     assert ("Name or service" if name == "SVHN" else f"Error downloading {name} file") in msg
     assert str(fresh / where) in msg and "leave --download unset" in msg
     assert not (tmp_path / "new").exists()              # the folders it made are gone too
-    (tmp_path / "old").mkdir()
-    (tmp_path / "old" / "mine.txt").write_text("keep")
+    old = tmp_path / "old"
+    (old / where).mkdir(parents=True)
+    (old / where / "mine.gz").write_text("keep")
+    (old / "other").mkdir()
+    (old / "other" / "theirs.txt").write_text("keep")
+    kept = sorted(old.rglob("*"))
     with pytest.raises(DataNotFoundError):
-        load_dataset(dataset, tmp_path / "old", download=True)
-    assert [p.name for p in (tmp_path / "old").rglob("*")] == ["mine.txt"]
+        load_dataset(dataset, old, download=True)
+    assert sorted(old.rglob("*")) == kept

@@ -153,7 +153,7 @@ def test_torchrun_module_cli_on_two_cpu_processes(tmp_path):
     assert r.stdout.count("test accuracy") == 1, r.stdout     # printed by rank 0 alone
     assert "x 2 processes" in r.stderr
     assert "after epoch 1 of 2 (time limit)" in r.stdout       # both ranks stopped together
-    assert r.stderr.count("StandingStatsWarning") == 1, r.stderr[-3000:]  # rank 0's alone
+    assert r.stderr.count("warning: standing statistics from") == 1, r.stderr[-3000:]  # rank 0
     summary = json.loads((out / "summary.json").read_text())
     assert math.isfinite(summary["test_accuracy"]) and summary["epochs"] == 1
     assert summary["processes"] == 2
@@ -406,3 +406,83 @@ def test_a_batch_that_does_not_split_is_one_message_from_rank_0(tmp_path, monkey
         else:
             assert "batch_size 63 does not split evenly over 2 processes; use a multiple " \
                    "of 2" in err
+
+
+def test_a_local_rank_as_large_as_the_gpu_count_is_refused(monkeypatch):
+    """init_from_env: LOCAL_RANK equal to the GPU count (one process too many) is the clear
+    ValueError, not torch's own set_device failure."""
+    for k, v in {"WORLD_SIZE": "3", "RANK": "2", "LOCAL_RANK": "2"}.items():
+        monkeypatch.setenv(k, v)
+    seen = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda i: seen.append(("set_device", i)))
+    monkeypatch.setattr(dist, "init_process_group", lambda backend: seen.append(("init", backend)))
+    monkeypatch.setattr(D.atexit, "register", lambda f: None)
+    monkeypatch.setattr(D, "_STARTED_HERE", False)
+    with pytest.raises(ValueError, match=r"LOCAL_RANK 2 but only 2 GPUs; use --nproc_per_node"):
+        D.init_from_env("cuda")
+    assert seen == []
+
+
+def test_the_group_init_from_env_starts_is_shut_down_at_exit(monkeypatch):
+    """init_from_env registers shutdown() to run at exit (the group it started is destroyed)."""
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    registered = []
+    monkeypatch.setattr(dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(dist, "init_process_group", lambda backend: None)
+    monkeypatch.setattr(D.atexit, "register", registered.append)
+    monkeypatch.setattr(D, "_STARTED_HERE", False)
+    assert D.init_from_env("cpu") is True
+    assert registered == [D.shutdown]
+
+
+@pytest.mark.parametrize("content", ["max\n", "garbage 100000\n", ""])
+def test_a_malformed_cpu_max_is_ignored(monkeypatch, content):
+    """cpu_threads: an unreadable cgroup cpu.max (a single field, non-numbers) is ignored, as a
+    missing one is, rather than failing every CLI command."""
+    monkeypatch.setattr(D.os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    monkeypatch.setattr(D, "open", lambda path, *a, **k: io.StringIO(content), raising=False)
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    assert D.cpu_threads() == 8
+
+
+def test_no_gradients_is_a_no_op_on_any_world(monkeypatch):
+    """average_gradients with no gradient at all (nothing was backpropagated) is a no-op, on any
+    world size; it must not reach the collective."""
+    monkeypatch.setattr(D.dist, "all_reduce", lambda t: (_ for _ in ()).throw(AssertionError))
+    p = torch.nn.Parameter(torch.zeros(3))
+    D.average_gradients([p], 2)
+    D.average_gradients([], 4)
+    assert p.grad is None
+
+
+def test_cuda_without_a_gpu_under_torchrun_is_named(monkeypatch):
+    """Under torchrun, --device cuda on a machine without a GPU says so (not a LOCAL_RANK error)."""
+    for k, v in {"WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "0"}.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    monkeypatch.setattr(dist, "init_process_group", lambda backend: pytest.fail("started"))
+    monkeypatch.setattr(D.atexit, "register", lambda f: None)
+    monkeypatch.setattr(D, "_STARTED_HERE", False)
+    with pytest.raises(ValueError, match="device 'cuda' was asked for but no CUDA GPU"):
+        D.init_from_env("cuda")
+
+
+@pytest.mark.parametrize("name", ["RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE"])
+def test_torchruns_variables_empty_are_unset_and_a_non_number_is_named(monkeypatch, name):
+    """An empty RANK/WORLD_SIZE/LOCAL_RANK/LOCAL_WORLD_SIZE counts as unset (it stopped every
+    `ganaug train` without OMP_NUM_THREADS: "invalid literal for int() with base 10: ''");
+    a value that is not a whole number is an error naming the variable."""
+    for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE"):
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.setenv(name, "")
+    assert D.launched_rank_and_world() == (0, 1) and D.cpu_threads() >= 1
+    monkeypatch.setenv(name, "two")
+    readers = {"RANK": D.launched_rank_and_world, "WORLD_SIZE": D.launched_rank_and_world,
+               "LOCAL_WORLD_SIZE": D.cpu_threads,
+               "LOCAL_RANK": lambda: D._env_int("LOCAL_RANK", 0)}    # read for CUDA alone
+    with pytest.raises(ValueError, match=f"the environment variable {name}='two' is not a whole "
+                                         f"number: torchrun sets it; outside torchrun unset it"):
+        readers[name]()

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from ganaug import CLSGAN, CheckpointError
-from ganaug.model import pick_device
+from ganaug.model import _concrete, as_labels, pick_device
 
 
 class Evil:
@@ -282,3 +282,97 @@ def test_the_classifier_takes_images_as_users_hold_them_and_names_what_it_cannot
         m.loss(x, torch.tensor([0, 1, 2, 3, 12]))
     with pytest.raises(ValueError, match="one label per image: 5 images, 2 labels"):
         m.loss(x, torch.tensor([1, 2]))
+
+
+def test_a_colour_model_names_a_three_dimensional_batch_as_given():
+    """A 3-D batch for a colour model is refused naming the shape as given (only grey models
+    take images without a channel dimension)."""
+    rgb = CLSGAN((3, 16, 16), 4, "mlp")
+    with pytest.raises(ValueError, match=r"\(N, 3, 16, 16\) .* got shape \(2, 16, 16\)$"):
+        rgb.predict(torch.zeros(2, 16, 16))
+
+
+def test_an_empty_batch_classifies_to_nothing():
+    """No images: activations are (0, C) and predictions (0,), as for any other count."""
+    m = CLSGAN((1, 8, 8), 4, "mlp")
+    empty = torch.zeros(0, 1, 8, 8)
+    assert m.activations(empty).shape == (0, 4)
+    assert m.predict(empty).shape == (0,)
+    assert m.loss(empty, torch.zeros(0, dtype=torch.long)).shape == (0,)
+
+
+def test_loss_takes_its_form():
+    """CLSGAN.loss(form=...): "softmax" is the plain -log softmax(a)_y, "semi" the paper's L."""
+    torch.manual_seed(0)
+    m = CLSGAN((1, 8, 8), 4, "mlp")
+    x, y = torch.rand(6, 1, 8, 8) * 2 - 1, torch.tensor([0, 1, 2, 3, 0, 1])
+    a = m.activations(x)
+    soft = m.loss(x, y, form="softmax")
+    torch.testing.assert_close(soft, -torch.log_softmax(a, 1).gather(1, y[:, None]).squeeze(1))
+    semi = m.loss(x, y)
+    torch.testing.assert_close(semi, -a.gather(1, y[:, None]).squeeze(1)
+                               + torch.nn.functional.softplus(torch.logsumexp(a, 1)))
+    assert not torch.allclose(soft, semi)
+
+
+def test_predict_honours_ema():
+    """predict(ema=False) classifies with the trained loss network, not its EMA."""
+    torch.manual_seed(0)
+    m = CLSGAN((1, 8, 8), 4, "mlp", d_hidden=[16])
+    with torch.no_grad():                        # the trained net moves away from its EMA
+        for p in m.loss_net.parameters():
+            p.add_(torch.randn_like(p) * 3)
+    x = torch.rand(64, 1, 8, 8) * 2 - 1
+    ema, raw = m.predict(x), m.predict(x, ema=False)
+    assert torch.equal(ema, m.activations(x).argmax(1))
+    assert torch.equal(raw, m.activations(x, ema=False).argmax(1))
+    assert not torch.equal(ema, raw)
+
+
+def test_a_gpu_number_one_past_the_last_is_refused(monkeypatch):
+    """pick_device: cuda:N with N the GPU count (one past the last GPU) is refused by name."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert pick_device("cuda:1") == torch.device("cuda", 1)
+    with pytest.raises(ValueError, match=r"'cuda:2' was asked for but this machine has 2 GPU"):
+        pick_device("cuda:2")
+
+
+def test_empty_labels_must_be_one_dimensional():
+    """as_labels: an empty batch of labels of another shape than 1-D is the 1-D error too."""
+    assert as_labels([]).dtype == torch.long and as_labels([]).shape == (0,)
+    with pytest.raises(ValueError, match="1-D"):
+        as_labels(torch.zeros(0, 2, dtype=torch.long))
+
+
+def test_a_tensor_of_another_shape_but_the_same_size_does_not_fit():
+    """A checkpoint tensor reshaped to another shape of the same size is a CheckpointError
+    naming it, not torch's size-mismatch RuntimeError."""
+    m = CLSGAN((1, 8, 8), 4, "mlp", d_hidden=[16], g_hidden=[16])
+    state = m.state_dict()
+    key = next(k for k, v in state.items() if v.dim() == 2 and v.shape[0] != v.shape[1])
+    state[key] = state[key].t().contiguous()                 # same numel, other shape
+    ckpt = {"format": "ganaug", "model": m.spec(), "state": state}
+    with pytest.raises(CheckpointError, match=r"do not fit .* 1 tensors of another shape"):
+        CLSGAN.from_checkpoint(ckpt)
+
+
+def test_cuda_and_cuda_current_compare_equal(monkeypatch):
+    """_concrete: "cuda" names the current GPU, so the two spellings of one GPU compare equal
+    (the Sampler and evaluate_quality then use the model where it is, without a copy)."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 1)
+    assert _concrete("cuda") == torch.device("cuda", 1) == _concrete(torch.device("cuda:1"))
+    assert _concrete("cpu") == torch.device("cpu")
+
+
+def test_a_device_object_is_checked_first(tmp_path, monkeypatch):
+    """CLSGAN.load checks a torch.device map_location as it checks a string one."""
+    path = tmp_path / "m.pt"
+    CLSGAN((1, 8, 8), 4, "mlp").save(path)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)     # on a GPU machine too
+    with pytest.raises(ValueError, match="no CUDA GPU is available"):
+        CLSGAN.load(path, map_location=torch.device("cuda"))
+    with pytest.raises(ValueError, match="unknown device 'meta'"):
+        CLSGAN.load(path, map_location=torch.device("meta"))
+    assert CLSGAN.load(path, map_location=torch.device("cpu")).device.type == "cpu"

@@ -17,7 +17,7 @@ from ganaug import TrainConfig, build_model
 from ganaug import objectives as O
 from ganaug import step as S
 
-from _tiny import FAST
+from _tiny import FAST, first_draw
 
 C, N_LAB, N_UNL = 3, 4, 3
 
@@ -463,3 +463,38 @@ def test_clipping_undoes_stacked_parametrisations_last_first():
         big = lin.weight.clone()
     S.clip_weights(lin, 0.05)
     torch.testing.assert_close(lin.weight, big.clamp(-0.05, 0.05))
+
+
+def test_balanced_stream_draws_classes_equally_with_replacement():
+    """balanced_labels: every class equally likely whatever its count, drawn with replacement
+    (a batch may be larger than the labeled set)."""
+    targets = torch.tensor([0] * 90 + [1] * 10)
+    s = S._BalancedStream(targets, 1000, torch.Generator().manual_seed(0))
+    idx = torch.cat([s.next() for _ in range(4)])
+    share = (targets[idx] == 1).double().mean().item()
+    assert 0.45 < share < 0.55                           # not the 0.1 of the counts
+    small = S._BalancedStream(torch.tensor([0, 0, 0, 1]), 32, torch.Generator().manual_seed(0))
+    assert small.next().shape == (32,)                  # more rows than labeled images
+
+
+@pytest.mark.parametrize("consistency", [0.0, 1.0])
+def test_translate_zero_draws_no_shifts(tiny, monkeypatch, consistency):
+    """translate=0 shifts nothing and draws nothing: the data stream stays as it was before the
+    option existed (so default runs reproduce)."""
+    monkeypatch.setattr(S, "shift_images", lambda *a: pytest.fail("shifted with translate=0"))
+    cfg = TrainConfig(**{**FAST, "translate": 0, "consistency": consistency}).resolved()
+    b, _ = first_draw(tiny, cfg)
+    assert b.x.shape[0] == b.y_gen.shape[0]
+
+
+def test_fake_classes_follow_the_labeled_class_frequencies():
+    """The unlabeled rows' fake partners get classes from the label prior: the labeled set's
+    class frequencies, not uniform over the classes."""
+    y = torch.tensor([0] * 45 + [1] * 5)
+    x = torch.zeros(50, 1, 4, 4)
+    cfg = TrainConfig(batch_size=50, unlabeled_ratio=4).resolved()
+    d = S._Draws(cfg, x, y, y, torch.zeros(200, 1, 4, 4), torch.Generator().manual_seed(0),
+               S._Shard(), 8, True, torch.device("cpu"))
+    cu = torch.cat([b.y_gen[b.n:] for b, _ in (d.next(False) for _ in range(5))])
+    assert len(cu) == 1000
+    assert 0.05 < (cu == 1).double().mean().item() < 0.15    # 0.1 of the labels, not 0.5

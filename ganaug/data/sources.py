@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import os
 import pickle
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -125,19 +126,29 @@ def _read_idx(folder: Path, name: str, ndim: int) -> np.ndarray:
 
 def _download(name: str, root: Path, where: str, **kw) -> None:
     """torchvision's downloader for dataset ``name`` (its class in torchvision.datasets) into
-    ``root``. A failed download (no internet, a dead mirror, a bad checksum) is one error
-    naming the dataset, the reason and the way around it; what the attempt created under
-    ``root`` (folders, a part-written file) is removed, and files that were there are kept."""
+    ``root``, where it writes the dataset's own folder ``where`` and archives beside it. A
+    failed download (no internet, a dead mirror, a bad checksum) is one error naming the
+    dataset, the reason and the way around it; what the attempt created (folders, a
+    part-written file) is removed, and what was there is kept. Only ``root``'s own entries
+    and the dataset's folder are listed, not the rest of a shared data root."""
     import torchvision.datasets as tvd
     root = Path(root)
-    before = set(root.rglob("*")) if root.is_dir() else set()
+    own = root / Path(where).parts[0] if where else root
+
+    def entries() -> set[Path]:
+        found = set(root.iterdir()) if root.is_dir() else set()
+        return found | (set(own.rglob("*")) if own != root and own.is_dir() else set())
+
+    before = entries()
     made = [p for p in [root, *root.parents] if not p.exists()]
     try:
         getattr(tvd, name)(str(root), download=True, **kw)
     except Exception as e:                       # torchvision raises RuntimeError, URLError...
-        new = set(root.rglob("*")) - before if root.is_dir() else set()
-        for p in sorted(new, key=lambda p: len(p.parts), reverse=True):
-            p.rmdir() if p.is_dir() and not p.is_symlink() else p.unlink()
+        for p in sorted(entries() - before, key=lambda p: len(p.parts), reverse=True):
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p)                  # new: all it holds is new too
+            elif p.exists() or p.is_symlink():
+                p.unlink()
         for p in made:                            # the folders --data-root named, innermost first
             if p.is_dir() and not any(p.iterdir()):
                 p.rmdir()

@@ -1,0 +1,197 @@
+"""experiment's functions as the Python API calls them: run folder names and claiming, the
+seeds' aggregation and resume, evaluate_run's data root, split, epoch and eval-best.json, and
+sample_run's seed, classes and argument checks. From a mutation run of experiment.py; each
+test failed on its mutant."""
+import json
+import os
+import re
+import shutil
+
+import pytest
+import torch
+
+from _formats import write_image_classes
+from ganaug import CLSGAN, TrainConfig
+from ganaug import experiment as E
+from ganaug.cli import main
+from ganaug.experiment import (aggregate_seeds, claim_run_dir, default_run_dir, evaluate_run,
+                               fit_seeds, sample_run)
+
+
+def test_run_folder_names():
+    """default_run_dir: a long dataset name keeps its end (the folder's own name), 40 characters,
+    other characters than [A-Za-z0-9_.-] as "_"; an image folder is folder-<its name>."""
+    name = "a" * 30 + "-the-part-that-tells-them-apart"
+    p = default_run_dir(TrainConfig(dataset=f"folder:/data/x/{name}", objective="cls"), "R")
+    assert p.parent.name == "R"
+    assert re.fullmatch(r"\d{8}-\d{6}-(.*)-cls", p.name).group(1) == f"folder-{name}"[-40:]
+    assert p.name.endswith("-the-part-that-tells-them-apart-cls")
+    q = default_run_dir(TrainConfig(dataset="folder:~/my images!", objective="sscls"), "R")
+    assert q.name.endswith("-folder-my_images_-sscls")
+    assert default_run_dir(TrainConfig(dataset="digits", objective="sscls")).name.endswith(
+        "-digits-sscls")
+
+
+def test_the_first_run_folder_creates_its_root(tmp_path, monkeypatch):
+    """claim_run_dir creates the root too (the first run in a fresh directory: no runs/ yet)."""
+    p = claim_run_dir(TrainConfig(), tmp_path / "new" / "runs")
+    assert p.is_dir() and p.parent == tmp_path / "new" / "runs"
+    monkeypatch.chdir(tmp_path)
+    q = claim_run_dir(TrainConfig())                # the default root, "runs", made here
+    assert q.is_dir() and q.parent.name == "runs"
+
+
+def _seed_summary(acc, best=None):
+    r = {"test_accuracy": acc, "test_error": 1 - acc, "balanced_accuracy": acc, "macro_f1": acc}
+    if best is not None:
+        r.update(best_test_accuracy=best, best_test_error=1 - best)
+    return r
+
+
+def test_best_epoch_means_need_every_seed_and_runs_are_needed():
+    """aggregate_seeds: the best epoch's test accuracy is averaged only when every seed has one
+    (a kept seed's summary from a run without validation images lacks it); no runs is an error."""
+    both = aggregate_seeds([_seed_summary(0.5, 0.6), _seed_summary(0.7, 0.8)])
+    assert both["best_test_accuracy_mean"] == pytest.approx(0.7)
+    mixed = aggregate_seeds([_seed_summary(0.5, 0.6), _seed_summary(0.7)])
+    assert "best_test_accuracy_mean" not in mixed
+    assert mixed["test_accuracy_mean"] == pytest.approx(0.6)
+    with pytest.raises(ValueError, match="no runs to aggregate"):
+        aggregate_seeds([])
+
+
+def test_no_seeds_is_refused(tmp_path):
+    """fit_seeds (Python API) with no seeds is a ValueError before any work."""
+    with pytest.raises(ValueError, match="at least one seed"):
+        fit_seeds(TrainConfig(epochs=1), seeds=[], out=tmp_path / "runs", progress=False,
+                  tensorboard=False)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_seeds_resume_starts_a_missing_seed_beside_a_finished_one(tmp_path, capsys):
+    """fit_seeds(resume=True) keeps the finished seeds and starts the missing ones (only when no
+    seed has a run is there "nothing to resume")."""
+    flags = ["--epochs", "1", "--labels-per-class", "2", "--quiet", "--no-tensorboard"]
+    out = tmp_path / "o"
+    assert main(["train", *flags, "--seeds", "0", "--out", str(out)]) == 0
+    (out / "summary.json").unlink()              # as if stopped before seed 1 began
+    capsys.readouterr()
+    assert main(["train", *flags, "--seeds", "0,1", "--resume", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert f"already finished in {out / 'seed-0'}" in err
+    s = json.loads((out / "summary.json").read_text())
+    assert s["seeds"] == [0, 1] and (out / "seed-1" / "checkpoint.pt").is_file()
+
+
+def test_a_resume_without_recipe_keeps_the_recipe_in_the_summary(tmp_path):
+    """fit_seeds: a resumed multi-seed run started from a recipe names that recipe in its summary
+    (as each seed's summary does), also when the resume is not given --recipe again."""
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("epochs: 1\n")
+    cfg = TrainConfig(epochs=1, labels_per_class=2)
+    out = tmp_path / "m"
+    kw = dict(progress=False, log=lambda s: None, tensorboard=False)
+    fit_seeds(cfg, [0], out, recipe=recipe, **kw)
+    s = fit_seeds(cfg, [0], out, resume=True, **kw)         # seed 0 finished: kept
+    assert s["runs"][0]["recipe"] == str(recipe)
+    assert s["recipe"] == str(recipe)
+    assert json.loads((out / "summary.json").read_text())["recipe"] == str(recipe)
+
+
+def test_a_relative_data_root_is_made_absolute(tmp_path, monkeypatch):
+    """evaluate_run(data_root=RELATIVE) for an image-folder run: the folder is recorded as an
+    absolute path in the result (as the config records it), not as typed."""
+    img, run = write_image_classes(tmp_path / "img", n=6), tmp_path / "run"
+    assert main(["train", "--dataset", f"folder:{img}", "--epochs", "1", "--out", str(run),
+                 "--quiet", "--no-tensorboard", "--labels-per-class", "2"]) == 0
+    shutil.move(str(img), str(tmp_path / "moved"))
+    monkeypatch.chdir(tmp_path)
+    r = evaluate_run("run", data_root="moved", device="cpu")
+    assert r["dataset"] == f"folder:{os.path.abspath('moved')}"
+
+
+@pytest.fixture(scope="module")
+def val_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("r") / "run"
+    assert main(["train", "--epochs", "2", "--labels-per-class", "2", "--val-per-class", "2",
+                 "--data-seed", "3", "--out", str(out), "--quiet", "--no-tensorboard"]) == 0
+    return out
+
+
+def test_the_result_names_the_checkpoints_epoch(val_run):
+    """evaluate_run: the result names the checkpoint's epoch; a run of another data_seed (3)
+    is evaluated on its own split (data_seed 0's labeled images differ, which the check that
+    this is the run's own data would refuse)."""
+    r = evaluate_run(val_run, device="cpu")
+    assert r["epoch"] == 2 and r["checkpoint"] == "checkpoint.pt"
+    assert r["test_error"] == pytest.approx(1 - r["test_accuracy"])
+
+
+def test_best_and_save_write_eval_best_json(val_run):
+    """With best=True, save=True the result is written to eval-best.json; eval.json, the last
+    epoch's, is left alone."""
+    run = val_run
+    (run / "eval.json").unlink(missing_ok=True)
+    r = evaluate_run(run, device="cpu", best=True, save=True)
+    assert r["checkpoint"] == "best.pt"
+    assert json.loads((run / "eval-best.json").read_text())["checkpoint"] == "best.pt"
+    assert not (run / "eval.json").exists()
+
+
+def test_data_root_reaches_the_loader(tmp_path, monkeypatch):
+    """evaluate_run(data_root=...) for a torchvision dataset reads the data from that root."""
+    run = tmp_path / "o"
+    run.mkdir()
+    CLSGAN((1, 28, 28), 10, "mlp").save(run / "checkpoint.pt", extra={
+        "config": TrainConfig(dataset="mnist").resolved().to_dict(), "epoch": 1})
+    seen = []
+
+    def loader(name, root, download, image_size):
+        seen.append((name, root))
+        raise RuntimeError("stop")
+
+    monkeypatch.setattr(E, "load_dataset", loader)
+    with pytest.raises(RuntimeError, match="stop"):
+        E.evaluate_run(run, data_root=str(tmp_path / "elsewhere"), device="cpu")
+    assert seen == [("mnist", str(tmp_path / "elsewhere"))]
+
+
+def _sampler_run(tmp_path):
+    torch.manual_seed(0)
+    run = tmp_path / "run"
+    run.mkdir()
+    CLSGAN((1, 8, 8), 3, "mlp", ["x", "y", "z"], g_hidden=[16], d_hidden=[16]).save(
+        run / "checkpoint.pt", extra={"config": {"objective": "sscls"}})
+    return run
+
+
+def test_the_seed_reaches_the_samples_and_the_pt_names_the_classes(tmp_path):
+    """sample_run: its seed seeds both the standing statistics and the samples, and a .pt holds
+    images, labels and the class names."""
+    run = _sampler_run(tmp_path)
+    got = torch.load(sample_run(run, 2, tmp_path / "s.pt", seed=5, device="cpu"),
+                     weights_only=True)
+    want, labels = CLSGAN.load(run).sample_per_class(2, 5)
+    assert torch.equal(got["images"], want) and torch.equal(got["labels"], labels)
+    assert got["classes"] == ["x", "y", "z"]
+
+
+def test_the_seed_reaches_the_standing_statistics(tmp_path):
+    run = _sampler_run(tmp_path)
+    got = torch.load(sample_run(run, 2, tmp_path / "s.pt", seed=5, device="cpu",
+                                standing_stats=64), weights_only=True)
+    m = CLSGAN.load(run)
+    assert m.standing_statistics(64, seed=5)
+    assert torch.equal(got["images"], m.sample_per_class(2, 5)[0])
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5])
+def test_per_class_must_be_positive(tmp_path, bad):
+    """sample_run: --per-class must be a positive integer, refused before any work."""
+    run = tmp_path / "run"
+    run.mkdir()
+    CLSGAN((1, 8, 8), 3, "mlp").save(run / "checkpoint.pt",
+                                     extra={"config": {"objective": "sscls"}})
+    with pytest.raises(ValueError, match="--per-class must be a positive integer"):
+        sample_run(run, bad, tmp_path / "s.pt", device="cpu")
+    assert not (tmp_path / "s.pt").exists()
