@@ -9,10 +9,11 @@ import types
 import pytest
 import torch
 
-from _tiny import _run, _same_state
-from ganaug import TrainConfig
+from _tiny import FAST, _run, _same_state
+from ganaug import TrainConfig, build_model, train
 from ganaug import monitor as M
 from ganaug.cli import main
+from ganaug.data import split_with_validation
 
 T = importlib.import_module("ganaug.train")      # the module (ganaug.train is the function)
 
@@ -149,3 +150,78 @@ def test_a_compiled_runs_first_epoch_leaves_the_estimate_once_another_has_run(
     assert [r["epoch"] for r in st.history] == list(range(1, trained + 1))
     assert f"stopped after epoch {trained} of 4" in st.stopped
 
+
+T = importlib.import_module("ganaug.train")
+
+
+def test_patience_wins_over_the_time_limit_in_the_same_epoch(tiny, monkeypatch):
+    """Gap T15: when patience and the time limit would both stop after the same epoch, patience
+    is the reason (a resume would stop on it again, so the time limit's "--resume
+    --time-limit 0" advice would be wrong)."""
+    clock = [0.0]
+    monkeypatch.setattr(T, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
+    cfg = TrainConfig(**{**FAST, "epochs": 4, "val_per_class": 2, "patience": 1,
+                         "time_limit": 3.5})               # 210 s: 2 epochs of 100 s fit, not 3
+    lab, unl, val = split_with_validation(tiny, cfg.labels_per_class, 2, cfg.data_seed)
+    scores = iter([0.5, 0.4])                              # no rise in epoch 2: patience 1
+    real = T.evaluate_accuracy
+    monkeypatch.setattr(T, "evaluate_accuracy",
+                        lambda m, d: next(scores) if d is val else real(m, d))
+
+    def tick(rec, model):
+        clock[0] += 100.0
+
+    st = train(build_model(cfg.resolved(), tiny), lab, unl, cfg, val=val, progress=False,
+               log=lambda s: None, on_epoch=tick, started=0.0)
+    assert [r["epoch"] for r in st.history] == [1, 2]
+    assert st.stopped_by == "patience"
+
+
+T = importlib.import_module("ganaug.train")
+
+
+def test_a_compiled_runs_second_epoch_is_in_the_estimate(tiny, monkeypatch):
+    """Gap U14: with torch.compile the estimate leaves out the call's first epoch only; from the
+    second epoch on, that epoch's own time counts (not zero)."""
+    clock = [0.0]
+    monkeypatch.setattr(T, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
+    monkeypatch.setattr(torch, "compile", lambda m, **kw: lambda *a, **k: m(*a, **k))
+    took = {1: 200.0, 2: 150.0}
+
+    def epoch_time(rec, model):
+        clock[0] += took.get(rec["epoch"], 100.0)
+
+    # 7.5 min = 450 s: after epoch 1, 200 + 200 fits; after epoch 2, 350 + 150 does not
+    st = _run(tiny, epochs=4, time_limit=7.5, started=0.0, on_epoch=epoch_time, compile="on")
+    assert [r["epoch"] for r in st.history] == [1, 2]
+    assert "stopped after epoch 2 of 4" in st.stopped
+
+
+T = importlib.import_module("ganaug.train")
+
+
+def test_a_time_limit_stop_is_logged(tiny):
+    """Gaps V05/V06: why a run stops early is logged, in the loop (time limit, patience) and on
+    a resume of a run patience stopped (which trains nothing)."""
+    lines = []
+    st = _run(tiny, epochs=3, time_limit=1e-9, log=lines.append)
+    assert st.stopped_by == "time limit" and st.stopped in lines
+
+
+def test_a_patience_stop_is_logged_and_logged_again_on_resuming(tiny, tmp_path, monkeypatch):
+    cfg = TrainConfig(**{**FAST, "epochs": 4, "val_per_class": 2, "patience": 1})
+    lab, unl, val = split_with_validation(tiny, cfg.labels_per_class, 2, cfg.data_seed)
+    scores = iter([0.5, 0.25])
+    real = T.evaluate_accuracy
+    monkeypatch.setattr(T, "evaluate_accuracy",
+                        lambda m, d: next(scores) if d is val else real(m, d))
+
+    def run(resume, lines):
+        return train(build_model(cfg.resolved(), tiny), lab, unl, cfg, out=tmp_path, val=val,
+                     resume=resume, progress=False, log=lines.append)
+
+    first, again = [], []
+    st = run(False, first)
+    assert st.stopped_by == "patience" and len(st.history) == 2 and st.stopped in first
+    st2 = run(True, again)                             # trains nothing more
+    assert st2.stopped_by == "patience" and st2.stopped in again

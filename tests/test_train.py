@@ -753,3 +753,66 @@ def test_a_batch_larger_than_the_training_set_is_warned_about(tiny):
     lines.clear()
     _run(tiny, epochs=1, batch_size=len(tiny), log=lines.append)
     assert lines and not any("batch_size" in line for line in lines)
+
+
+T = importlib.import_module("ganaug.train")
+
+
+@pytest.mark.parametrize("col,name", [(5, "g_loss"), (6, "g_cond")])
+def test_a_non_finite_generator_loss_alone_stops_training(tiny, tmp_path, monkeypatch, col, name):
+    """Gap T07: a non-finite generator loss alone (g_loss / g_cond, sums[5:7]) stops training."""
+    class Spy(T.TrainStep):
+        def __call__(self, *a, **k):
+            out = super().__call__(*a, **k).clone()
+            out[col] = float("inf")
+            return out
+
+    monkeypatch.setattr(T, "TrainStep", Spy)
+    with pytest.raises(FloatingPointError, match=rf"non-finite losses \({name} inf\)"):
+        _run(tiny, tmp_path, epochs=1)
+    assert not (tmp_path / "checkpoint.pt").exists()
+
+
+T = importlib.import_module("ganaug.train")
+
+
+def test_the_ema_decay_warms_up_over_the_runs_steps(tiny, tmp_path, monkeypatch):
+    """Gap T35: the averaged networks' decay warms up, min(ema_decay, (1 + step) / (10 + step)),
+    counted over the run's steps (also across a resume)."""
+    decays = []
+
+    class Spy(T.TrainStep):
+        def __call__(self, b, nz, gamma, decay, penalize=True):
+            decays.append(decay)
+            return super().__call__(b, nz, gamma, decay, penalize)
+
+    monkeypatch.setattr(T, "TrainStep", Spy)
+    _run(tiny, tmp_path, epochs=1)
+    st = _run(tiny, tmp_path, epochs=2, resume=True)
+    n = st.history[-1]["step"]
+    assert len(decays) == n > 2
+    ema = st.config.ema_decay
+    assert decays == [min(ema, (1 + s) / (10 + s)) for s in range(1, n + 1)]
+    assert decays[0] < decays[-1] <= ema
+
+
+def test_an_objective_without_a_generator_records_no_diversity(tiny):
+    """Gap U04: an objective that trains no generator records no sample diversity (its
+    generator's samples are noise)."""
+    lines = []
+    st = _run(tiny, epochs=1, objective="supervised", log=lines.append)
+    assert all("diversity" not in r for r in st.history)
+    assert not any(" div=" in s or s.startswith("warning: within their classes") for s in lines)
+    adv = _run(tiny, epochs=1)                       # the control: sscls records it
+    assert "diversity" in adv.history[0]
+
+
+def test_gamma_rampup_is_named_as_without_effect_without_unlabeled_images(tiny):
+    """Gap V01: without unlabeled images, a set --gamma-rampup is named among the settings that
+    have no effect (it only ramps the unlabeled term's weight)."""
+    lines = []
+    cfg = TrainConfig(**{**FAST, "epochs": 1, "gamma_rampup": 3})
+    lab, _ = split_labeled(tiny, cfg.labels_per_class, cfg.data_seed)
+    train(build_model(cfg.resolved(), tiny), lab, None, cfg, progress=False, log=lines.append)
+    assert ("no unlabeled images: sscls's unlabeled terms are off, it trains on the labeled "
+            "images alone; --gamma-rampup 3 therefore has no effect") in lines

@@ -333,3 +333,60 @@ def test_a_resume_never_writes_best_pt_for_an_epoch_before_the_checkpoints(tiny,
             continue
         assert best["epoch"] == 2
         assert all(torch.equal(best["state"][k], snaps[1][k]) for k in snaps[1])
+
+
+T = importlib.import_module("ganaug.train")
+
+
+def test_an_epoch_scoring_zero_on_validation_is_still_the_best_one(tiny, tmp_path, monkeypatch):
+    """Gap U02: a validation accuracy of 0.0 is a score (best_record must not drop it as falsy)."""
+    assert T.best_record([{"epoch": 1, "val_accuracy": 0.0}]) == {"epoch": 1, "val_accuracy": 0.0}
+    cfg = TrainConfig(**{**FAST, "epochs": 4, "val_per_class": 2, "patience": 2})
+    lab, unl, val = split_with_validation(tiny, cfg.labels_per_class, 2, cfg.data_seed)
+    real = T.evaluate_accuracy
+    monkeypatch.setattr(T, "evaluate_accuracy", lambda m, d: 0.0 if d is val else real(m, d))
+    st = train(build_model(cfg.resolved(), tiny), lab, unl, cfg, out=tmp_path, val=val,
+               progress=False, log=lambda s: None)
+    assert torch.load(tmp_path / "best.pt", weights_only=True)["epoch"] == 1
+    assert st.stopped_by == "patience" and len(st.history) == 3   # 2 epochs after epoch 1
+
+
+def test_best_pt_records_the_datas_fingerprint(tiny, tmp_path):
+    """Gap U07: best.pt carries the data fingerprint, as checkpoint.pt does (ganaug eval --best
+    checks it, check_same_data, before evaluating on the run's test split)."""
+    cfg = TrainConfig(**{**FAST, "epochs": 1, "val_per_class": 2})
+    lab, unl, val = split_with_validation(tiny, cfg.labels_per_class, 2, cfg.data_seed)
+    train(build_model(cfg.resolved(), tiny), lab, unl, cfg, test=tiny, out=tmp_path, val=val,
+          progress=False, log=lambda s: None)
+    best = torch.load(tmp_path / "best.pt", weights_only=True)
+    ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert isinstance(best.get("data"), dict) and best["data"] == ckpt["data"]
+
+
+T = importlib.import_module("ganaug.train")
+
+
+def _train_scored(tiny, out, scores, monkeypatch, resume=False, log=None):
+    cfg = TrainConfig(**{**FAST, "epochs": 2, "val_per_class": 2})
+    lab, unl, val = split_with_validation(tiny, cfg.labels_per_class, 2, cfg.data_seed)
+    feed = iter(scores)
+    real = T.evaluate_accuracy
+    monkeypatch.setattr(T, "evaluate_accuracy", lambda m, d: next(feed) if d is val else real(m, d))
+    return train(build_model(cfg.resolved(), tiny), lab, unl, cfg, test=tiny, out=out, val=val,
+                 resume=resume, progress=False, log=log or (lambda s: None))
+
+
+def test_an_unreadable_best_pt_of_the_last_epoch_is_rewritten_on_resuming(tiny, tmp_path,
+                                                                         monkeypatch):
+    """Gap U10: a resume that finds best.pt unreadable (CheckpointError) while the checkpoint's
+    epoch is the best one rewrites it from the checkpoint, and does not fail."""
+    _train_scored(tiny, tmp_path, [0.5, 0.75], monkeypatch)           # best: epoch 2, the last
+    (tmp_path / "best.pt").write_bytes(b"not a checkpoint")
+    lines = []
+    _train_scored(tiny, tmp_path, [], monkeypatch, resume=True,      # nothing to train
+                  log=lines.append)
+    best = torch.load(tmp_path / "best.pt", weights_only=True)
+    ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert best["epoch"] == 2
+    assert all(torch.equal(best["state"][k], ckpt["state"][k]) for k in ckpt["state"])
+    assert any(s.startswith("wrote best.pt for epoch 2") for s in lines)
