@@ -155,7 +155,7 @@ T = importlib.import_module("ganaug.train")
 
 
 def test_patience_wins_over_the_time_limit_in_the_same_epoch(tiny, monkeypatch):
-    """Gap T15: when patience and the time limit would both stop after the same epoch, patience
+    """When patience and the time limit would both stop after the same epoch, patience
     is the reason (a resume would stop on it again, so the time limit's "--resume
     --time-limit 0" advice would be wrong)."""
     clock = [0.0]
@@ -181,7 +181,7 @@ T = importlib.import_module("ganaug.train")
 
 
 def test_a_compiled_runs_second_epoch_is_in_the_estimate(tiny, monkeypatch):
-    """Gap U14: with torch.compile the estimate leaves out the call's first epoch only; from the
+    """With torch.compile the estimate leaves out the call's first epoch only; from the
     second epoch on, that epoch's own time counts (not zero)."""
     clock = [0.0]
     monkeypatch.setattr(T, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
@@ -201,7 +201,7 @@ T = importlib.import_module("ganaug.train")
 
 
 def test_a_time_limit_stop_is_logged(tiny):
-    """Gaps V05/V06: why a run stops early is logged, in the loop (time limit, patience) and on
+    """Why a run stops early is logged, in the loop (time limit, patience) and on
     a resume of a run patience stopped (which trains nothing)."""
     lines = []
     st = _run(tiny, epochs=3, time_limit=1e-9, log=lines.append)

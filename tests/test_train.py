@@ -760,7 +760,7 @@ T = importlib.import_module("ganaug.train")
 
 @pytest.mark.parametrize("col,name", [(5, "g_loss"), (6, "g_cond")])
 def test_a_non_finite_generator_loss_alone_stops_training(tiny, tmp_path, monkeypatch, col, name):
-    """Gap T07: a non-finite generator loss alone (g_loss / g_cond, sums[5:7]) stops training."""
+    """A non-finite generator loss alone (g_loss / g_cond, sums[5:7]) stops training."""
     class Spy(T.TrainStep):
         def __call__(self, *a, **k):
             out = super().__call__(*a, **k).clone()
@@ -777,7 +777,7 @@ T = importlib.import_module("ganaug.train")
 
 
 def test_the_ema_decay_warms_up_over_the_runs_steps(tiny, tmp_path, monkeypatch):
-    """Gap T35: the averaged networks' decay warms up, min(ema_decay, (1 + step) / (10 + step)),
+    """The averaged networks' decay warms up, min(ema_decay, (1 + step) / (10 + step)),
     counted over the run's steps (also across a resume)."""
     decays = []
 
@@ -797,7 +797,7 @@ def test_the_ema_decay_warms_up_over_the_runs_steps(tiny, tmp_path, monkeypatch)
 
 
 def test_an_objective_without_a_generator_records_no_diversity(tiny):
-    """Gap U04: an objective that trains no generator records no sample diversity (its
+    """An objective that trains no generator records no sample diversity (its
     generator's samples are noise)."""
     lines = []
     st = _run(tiny, epochs=1, objective="supervised", log=lines.append)
@@ -808,7 +808,7 @@ def test_an_objective_without_a_generator_records_no_diversity(tiny):
 
 
 def test_gamma_rampup_is_named_as_without_effect_without_unlabeled_images(tiny):
-    """Gap V01: without unlabeled images, a set --gamma-rampup is named among the settings that
+    """Without unlabeled images, a set --gamma-rampup is named among the settings that
     have no effect (it only ramps the unlabeled term's weight)."""
     lines = []
     cfg = TrainConfig(**{**FAST, "epochs": 1, "gamma_rampup": 3})

@@ -11,6 +11,8 @@ from ganaug.data import ImageSet, split_labeled, split_with_validation
 
 from _tiny import FAST
 
+T = importlib.import_module("ganaug.train")     # the module, not ganaug.train()
+
 
 def _indices(part: ImageSet, data: ImageSet) -> set[int]:
     """Where ``part``'s images sit in ``data`` (every tiny image is distinct)."""
@@ -67,13 +69,12 @@ def test_too_many_validation_images_is_an_error_that_says_how_many_fit(tiny):
 
 
 def _train(tiny, out, epochs, resume=False, scores=None, monkeypatch=None, snapshots=None,
-           patience=0):
+           patience=0, log=None):
     """Train on tiny with 2 validation images per class; ``scores``: the validation
     accuracy each epoch reports instead of the measured one (the test's own script)."""
     cfg = TrainConfig(**{**FAST, "epochs": epochs, "val_per_class": 2, "patience": patience})
     lab, unl, val = split_with_validation(tiny, cfg.labels_per_class, 2, cfg.data_seed)
     if scores is not None:
-        T = importlib.import_module("ganaug.train")     # the module, not ganaug.train()
         real = T.evaluate_accuracy
         feed = iter(scores)
         monkeypatch.setattr(T, "evaluate_accuracy",
@@ -82,7 +83,7 @@ def _train(tiny, out, epochs, resume=False, scores=None, monkeypatch=None, snaps
     on_epoch = None if snapshots is None else (
         lambda rec, m: snapshots.append({k: v.clone() for k, v in m.state_dict().items()}))
     return train(model, lab, unl, cfg, test=tiny, out=out, resume=resume, progress=False,
-                 log=lambda s: None, val=val, on_epoch=on_epoch)
+                 log=log or (lambda s: None), val=val, on_epoch=on_epoch)
 
 
 def test_best_pt_holds_the_first_epoch_of_highest_validation_accuracy(tiny, tmp_path,
@@ -118,7 +119,6 @@ def test_files_of_an_epoch_stopped_mid_write_agree_with_the_checkpoint_on_resumi
     the checkpoint; and in the checkpoint's write, after metrics.jsonl) resumes with
     metrics.jsonl and best.pt as its checkpoint says, even when it trains nothing more; the
     best epoch's best.pt is the one never stopping writes."""
-    T = importlib.import_module("ganaug.train")         # the module, not ganaug.train()
     full = _train(tiny, tmp_path / "full", 2, scores=[0.5, 0.75], monkeypatch=monkeypatch)
     real = T.CLSGAN.save
 
@@ -294,7 +294,6 @@ def test_patience_needs_validation_images_and_a_whole_number(tiny, tmp_path, cap
 
 
 def test_the_command_line_reports_a_run_patience_stopped(tmp_path, capsys, monkeypatch):
-    T = importlib.import_module("ganaug.train")
     real = T.evaluate_accuracy                        # the 20 validation images score flat
     monkeypatch.setattr(T, "evaluate_accuracy", lambda m, d: 0.5 if len(d) == 20 else real(m, d))
     out = tmp_path / "r"
@@ -335,56 +334,33 @@ def test_a_resume_never_writes_best_pt_for_an_epoch_before_the_checkpoints(tiny,
         assert all(torch.equal(best["state"][k], snaps[1][k]) for k in snaps[1])
 
 
-T = importlib.import_module("ganaug.train")
-
 
 def test_an_epoch_scoring_zero_on_validation_is_still_the_best_one(tiny, tmp_path, monkeypatch):
-    """Gap U02: a validation accuracy of 0.0 is a score (best_record must not drop it as falsy)."""
+    """A validation accuracy of 0.0 is a score (best_record must not drop it as falsy)."""
     assert T.best_record([{"epoch": 1, "val_accuracy": 0.0}]) == {"epoch": 1, "val_accuracy": 0.0}
-    cfg = TrainConfig(**{**FAST, "epochs": 4, "val_per_class": 2, "patience": 2})
-    lab, unl, val = split_with_validation(tiny, cfg.labels_per_class, 2, cfg.data_seed)
-    real = T.evaluate_accuracy
-    monkeypatch.setattr(T, "evaluate_accuracy", lambda m, d: 0.0 if d is val else real(m, d))
-    st = train(build_model(cfg.resolved(), tiny), lab, unl, cfg, out=tmp_path, val=val,
-               progress=False, log=lambda s: None)
+    st = _train(tiny, tmp_path, 4, scores=[0.0] * 4, monkeypatch=monkeypatch, patience=2)
     assert torch.load(tmp_path / "best.pt", weights_only=True)["epoch"] == 1
     assert st.stopped_by == "patience" and len(st.history) == 3   # 2 epochs after epoch 1
 
 
 def test_best_pt_records_the_datas_fingerprint(tiny, tmp_path):
-    """Gap U07: best.pt carries the data fingerprint, as checkpoint.pt does (ganaug eval --best
-    checks it, check_same_data, before evaluating on the run's test split)."""
-    cfg = TrainConfig(**{**FAST, "epochs": 1, "val_per_class": 2})
-    lab, unl, val = split_with_validation(tiny, cfg.labels_per_class, 2, cfg.data_seed)
-    train(build_model(cfg.resolved(), tiny), lab, unl, cfg, test=tiny, out=tmp_path, val=val,
-          progress=False, log=lambda s: None)
+    """best.pt carries the data fingerprint, as checkpoint.pt does (ganaug eval --best checks
+    it, check_same_data, before evaluating on the run's test split)."""
+    _train(tiny, tmp_path, 1)
     best = torch.load(tmp_path / "best.pt", weights_only=True)
     ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     assert isinstance(best.get("data"), dict) and best["data"] == ckpt["data"]
 
 
-T = importlib.import_module("ganaug.train")
-
-
-def _train_scored(tiny, out, scores, monkeypatch, resume=False, log=None):
-    cfg = TrainConfig(**{**FAST, "epochs": 2, "val_per_class": 2})
-    lab, unl, val = split_with_validation(tiny, cfg.labels_per_class, 2, cfg.data_seed)
-    feed = iter(scores)
-    real = T.evaluate_accuracy
-    monkeypatch.setattr(T, "evaluate_accuracy", lambda m, d: next(feed) if d is val else real(m, d))
-    return train(build_model(cfg.resolved(), tiny), lab, unl, cfg, test=tiny, out=out, val=val,
-                 resume=resume, progress=False, log=log or (lambda s: None))
-
-
 def test_an_unreadable_best_pt_of_the_last_epoch_is_rewritten_on_resuming(tiny, tmp_path,
                                                                          monkeypatch):
-    """Gap U10: a resume that finds best.pt unreadable (CheckpointError) while the checkpoint's
-    epoch is the best one rewrites it from the checkpoint, and does not fail."""
-    _train_scored(tiny, tmp_path, [0.5, 0.75], monkeypatch)           # best: epoch 2, the last
+    """A resume that finds best.pt unreadable (CheckpointError) while the checkpoint's epoch is
+    the best one rewrites it from the checkpoint, and does not fail."""
+    _train(tiny, tmp_path, 2, scores=[0.5, 0.75], monkeypatch=monkeypatch)   # best: the last
     (tmp_path / "best.pt").write_bytes(b"not a checkpoint")
     lines = []
-    _train_scored(tiny, tmp_path, [], monkeypatch, resume=True,      # nothing to train
-                  log=lines.append)
+    _train(tiny, tmp_path, 2, resume=True, scores=[], monkeypatch=monkeypatch,   # trains nothing
+           log=lines.append)
     best = torch.load(tmp_path / "best.pt", weights_only=True)
     ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     assert best["epoch"] == 2
