@@ -381,10 +381,10 @@ def _train(args: argparse.Namespace) -> int:
         if net_flags:
             given["net_options"] = {**given.get("net_options", {}), **net_flags}
         cfg = TrainConfig(**given)
+    from .distributed import configure_threads, init_from_env, is_main, launched_rank_and_world
     if isinstance(cfg.batch_size, int):
         # before the process group: one message (rank 0's), not one per process and a
         # torchrun traceback
-        from .distributed import launched_rank_and_world
         from .train import check_world_batch
         rank, world = launched_rank_and_world()
         try:
@@ -393,7 +393,6 @@ def _train(args: argparse.Namespace) -> int:
             if rank:
                 return 2
             raise
-    from .distributed import configure_threads, init_from_env, is_main
     configure_threads()
     if init_from_env(cfg.device) and not is_main():   # under torchrun rank 0 alone prints
         sys.stdout = open(os.devnull, "w")            # and warns (the same on every rank)

@@ -166,8 +166,8 @@ def _sampler_run(tmp_path):
 
 
 def test_the_seed_reaches_the_samples_and_the_pt_names_the_classes(tmp_path):
-    """sample_run: its seed seeds both the standing statistics and the samples, and a .pt holds
-    images, labels and the class names."""
+    """sample_run: its seed seeds the samples, and a .pt holds images, labels and the class
+    names."""
     run = _sampler_run(tmp_path)
     got = torch.load(sample_run(run, 2, tmp_path / "s.pt", seed=5, device="cpu"),
                      weights_only=True)
@@ -177,6 +177,7 @@ def test_the_seed_reaches_the_samples_and_the_pt_names_the_classes(tmp_path):
 
 
 def test_the_seed_reaches_the_standing_statistics(tmp_path):
+    """sample_run's seed also seeds the standing statistics' own samples."""
     run = _sampler_run(tmp_path)
     got = torch.load(sample_run(run, 2, tmp_path / "s.pt", seed=5, device="cpu",
                                 standing_stats=64), weights_only=True)
@@ -188,10 +189,7 @@ def test_the_seed_reaches_the_standing_statistics(tmp_path):
 @pytest.mark.parametrize("bad", [0, -1, 2.5])
 def test_per_class_must_be_positive(tmp_path, bad):
     """sample_run: --per-class must be a positive integer, refused before any work."""
-    run = tmp_path / "run"
-    run.mkdir()
-    CLSGAN((1, 8, 8), 3, "mlp").save(run / "checkpoint.pt",
-                                     extra={"config": {"objective": "sscls"}})
+    run = _sampler_run(tmp_path)
     with pytest.raises(ValueError, match="--per-class must be a positive integer"):
         sample_run(run, bad, tmp_path / "s.pt", device="cpu")
     assert not (tmp_path / "s.pt").exists()
