@@ -415,11 +415,13 @@ def evaluate_quality(model: CLSGAN, train: ImageSet, test: ImageSet, *,
     are still given).
     """
     if max_samples < 2:
-        raise ValueError(f"--samples must be at least 2, got {max_samples}")
+        raise ValueError(f"max_samples (--samples) must be at least 2, got {max_samples}")
     if tstr_per_class is not None and tstr_per_class <= 0:
-        raise ValueError(f"--tstr-per-class must be positive, got {tstr_per_class}")
+        raise ValueError(f"tstr_per_class (--tstr-per-class) must be positive, got "
+                         f"{tstr_per_class}")
     if extractor_steps is not None and extractor_steps <= 0:
-        raise ValueError(f"--classifier-steps must be positive, got {extractor_steps}")
+        raise ValueError(f"extractor_steps (--classifier-steps) must be positive, got "
+                         f"{extractor_steps}")
     if (train.num_classes, train.image_shape) != (model.num_classes, model.image_shape):
         raise ValueError(f"the data ({train.num_classes} classes, {train.image_shape}) does not "
                          f"match the model ({model.num_classes}, {model.image_shape})")

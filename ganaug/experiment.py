@@ -140,11 +140,17 @@ def build_model(cfg: TrainConfig, data: ImageSet, saved: dict | None = None) -> 
     opts = {"noise_dim": cfg.noise_dim,
             **objective_net_defaults(cfg.objective, resolve_arch(cfg.arch, data.image_shape)),
             **(saved or {}).get("net_options", {}), **cfg.net_options}
-    return CLSGAN(data.image_shape, data.num_classes, cfg.arch, data.classes, **opts)
+    model = CLSGAN(data.image_shape, data.num_classes, cfg.arch, data.classes, **opts)
+    model.objective = cfg.objective
+    return model
 
 
 def evaluate(model: CLSGAN, test: ImageSet) -> dict:
-    """Metrics of the model's own classifier (argmin_y L(x, y), EMA weights) on ``test``."""
+    """Metrics of the model's own classifier (argmin_y L(x, y), EMA weights) on ``test``,
+    an :class:`ImageSet` (images in [-1, 1] and their targets)."""
+    if not isinstance(test, ImageSet):
+        raise TypeError(f"evaluate takes an ImageSet (ganaug.ImageSet(images, targets, "
+                        f"classes), images in [-1, 1]), got {type(test).__name__}")
     pred = model.predict(test.images).cpu()
     return classification_metrics(test.targets.numpy(), pred.numpy(), model.num_classes)
 
@@ -525,10 +531,11 @@ def sample_run(run: str | Path, per_class: int, out: str | Path, seed: int = 0,
     the generator's BatchNorm statistics on N samples of its own
     (:meth:`CLSGAN.standing_statistics`, seeded by ``seed``); the run is not changed."""
     out = Path(out)
-    per_class = _positive(per_class, "--per-class")
-    standing_stats = standing_stats_count(standing_stats, "--standing-stats")
+    per_class = _positive(per_class, "per_class (--per-class)")
+    standing_stats = standing_stats_count(standing_stats, "standing_stats (--standing-stats)")
     if out.suffix not in (".png", ".pt"):
-        raise ValueError(f"--out must end in .png (a grid) or .pt (tensors), got {out.name!r}")
+        raise ValueError(f"out (--out) must end in .png (a grid) or .pt (tensors), got "
+                         f"{out.name!r}")
     if out.is_dir():
         raise ValueError(f"--out {out} is a folder; name a file in it (e.g. {out / 'samples'}"
                          f"{out.suffix})")

@@ -42,10 +42,12 @@ def _stored_targets(dataset: Dataset) -> Tensor | None:
         t = getattr(dataset, name, None)
         if t is not None:
             try:
-                t = torch.as_tensor(t, dtype=torch.long).reshape(-1)
+                t = torch.as_tensor(t).reshape(-1)
             except (TypeError, ValueError):   # e.g. class names: read the items' labels
                 return None
-            return t if len(t) == len(dataset) else None
+            if t.is_floating_point() and len(t) and not torch.equal(t, t.round()):
+                raise _fractional(t[t != t.round()][0].item(), f"its .{name}")
+            return t.long() if len(t) == len(dataset) else None
     if isinstance(dataset, Subset):
         parent = _stored_targets(dataset.dataset)
         return None if parent is None else parent[torch.as_tensor(dataset.indices, dtype=torch.long)]
@@ -69,10 +71,20 @@ def _item_label(item: Any) -> int:
     if not isinstance(item, (tuple, list)) or len(item) < 2:
         raise _not_a_pair(item)
     try:
-        return int(item[1])
+        label = int(item[1])
+        whole = float(item[1]) == label          # 3.5 is no class id, 3.0 is class 3
     except (TypeError, ValueError, RuntimeError):
         raise ValueError(f"dataset items must be (image, label) with an integer class id as "
                          f"the label, got a label of type {type(item[1]).__name__}") from None
+    if not whole:
+        raise _fractional(float(item[1]), "its items' labels")
+    return label
+
+
+def _fractional(value: float, where: str) -> ValueError:
+    return ValueError(f"the dataset's labels must be whole class ids, and {where} include "
+                      f"{value:g}; labels are class indices 0 to K - 1 (remap them, e.g. with "
+                      f"a target_transform)")
 
 
 def _not_a_pair(item: Any) -> ValueError:

@@ -33,7 +33,7 @@ from .imbalance import (Balance, as_pair, balance_plan, class_counts, dataset_cl
                         dataset_targets, quotas)
 from .model import CLSGAN
 from .sampling import (ItemFormat, Sampler, check_value_range, from_hwc_uint8, infer_format,
-                       is_albumentations, seed_for, to_hwc_uint8)
+                       is_albumentations, range_mismatch, seed_for, to_hwc_uint8)
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
@@ -103,16 +103,10 @@ def _check_seed(seed: Any) -> None:
                          f"it; there is no unseeded mode), got {seed!r}")
 
 
-def _looks_outside(x_lo: float, x_hi: float, lo: float, hi: float) -> bool:
-    """Whether images whose values span [x_lo, x_hi] do not look like images in (lo, hi):
-    they leave it, or none is below 0 where the range goes below 0 (e.g. [0, 1] images)."""
-    tol = 1e-3 * (hi - lo)
-    return x_lo < lo - tol or x_hi > hi + tol or (lo < 0 and x_lo >= 0)
-
-
 def _warn_sampler_range(lo: float, hi: float, who: str, target: str, stacklevel: int) -> None:
-    """Warn when a sampler's images, spanning [lo, hi], do not look like [-1, 1]."""
-    if _looks_outside(lo, hi, -1.0, 1.0):
+    """Warn when a sampler's images, spanning [lo, hi], leave [-1, 1] or have no value
+    below 0 (e.g. [0, 1] images)."""
+    if range_mismatch(lo, hi, -1.0, 1.0) in ("outside", "none below 0"):
         warnings.warn(f"{who}: the sampler's images span [{lo:.3g}, {hi:.3g}] but a sampler "
                       f"must return images in [-1, 1] (tanh range), which are mapped onto "
                       f"{target}: images in [0, 1] (a sigmoid head) come out too bright; have "
@@ -322,6 +316,13 @@ class SyntheticMix(Dataset):
         try:
             self.sampler.check(C, self.format.shape_chw)
         except ValueError as e:
+            low = int(real_targets.min())
+            if not names and num_classes is None and S is not None and 0 < low and \
+                    top - low + 1 == S:
+                raise ValueError(f"the sampler makes classes 0 to {S - 1}, but the data's labels "
+                                 f"run from {low} to {top} (class 0 has no items): labels are "
+                                 f"class indices from 0; shift them (y - {low}, e.g. with a "
+                                 f"target_transform)") from None
             if names or num_classes is not None or S is not None or present == C:
                 raise
             raise ValueError(f"{e}. The dataset has no .classes, so SyntheticMix took {C} "
@@ -485,6 +486,13 @@ class SyntheticMix(Dataset):
         DistributedSampler.set_epoch): with ``refresh_every=N`` the bank is regenerated when
         ``epoch // N`` changes. Workers see the new bank when they start after this call
         (``persistent_workers=False``, the default), or always with ``shared_bank=True``."""
+        try:
+            epoch = operator.index(epoch)           # an int, numpy integer, integer tensor
+        except TypeError:
+            raise TypeError(f"set_epoch takes the epoch number, a whole number, got {epoch!r} "
+                            f"({type(epoch).__name__})") from None
+        if epoch < 0:
+            raise ValueError(f"set_epoch takes the epoch number, 0 or more, got {epoch}")
         r = epoch // self.refresh_every if self.refresh_every else 0
         if r != self.round:
             bank = self._generate(r)
@@ -500,6 +508,8 @@ class SyntheticMix(Dataset):
         return self.n_real + len(self.syn_labels)
 
     def is_synthetic(self, i: int) -> bool:
+        """Whether item ``i`` (a whole number, negative from the end) is a synthetic one."""
+        i = _index(i)
         if not -len(self) <= i < len(self):
             raise IndexError(f"index {i} out of range for {len(self)} items")
         return (i % len(self)) >= self.n_real
@@ -542,11 +552,7 @@ class SyntheticMix(Dataset):
                                      replacement=True, generator=generator)
 
     def __getitem__(self, i: int):
-        try:
-            i = operator.index(i)                   # an int, numpy integer, integer tensor
-        except TypeError:
-            raise TypeError(f"SyntheticMix indices are whole numbers (a DataLoader's sampler "
-                            f"gives them), got {i!r} ({type(i).__name__})") from None
+        i = _index(i)
         if not -len(self) <= i < len(self):
             raise IndexError(f"index {i} out of range for {len(self)} items")
         i = i % len(self)
@@ -580,6 +586,15 @@ class SyntheticMix(Dataset):
     def __repr__(self) -> str:
         return (f"SyntheticMix({self.n_real} real + {self.num_synthetic} synthetic items, "
                 f"{self.num_classes} classes, round {self.round})")
+
+
+def _index(i: Any) -> int:
+    """A SyntheticMix index as an int: an int, numpy integer or integer tensor."""
+    try:
+        return operator.index(i)
+    except TypeError:
+        raise TypeError(f"SyntheticMix indices are whole numbers (a DataLoader's sampler "
+                        f"gives them), got {i!r} ({type(i).__name__})") from None
 
 
 def _check_class_names(data: list[str], model: list[str]) -> None:
@@ -725,7 +740,7 @@ class BatchMixer:
         self._range_checked = True
         lo, hi = self.value_range
         x_lo, x_hi = float(x.min()), float(x.max())
-        if _looks_outside(x_lo, x_hi, lo, hi):
+        if range_mismatch(x_lo, x_hi, lo, hi):
             warnings.warn(f"the batch's images span [{x_lo:.3g}, {x_hi:.3g}] but BatchMixer "
                           f"makes synthetic ones in value_range=({lo:g}, {hi:g}); pass "
                           f"value_range= your images' range (e.g. (0, 1) or (0, 255))",
@@ -783,6 +798,8 @@ class BatchMixer:
         dev = self.sampler.device
         if not self._range_checked and n:
             self._check_range(x)
+        if self.probs is None and self.labels == "batch" and len(y):
+            self._check_labels(y)               # also where this batch gets no synthetic item
         if n == 0:
             mask = torch.zeros(len(x), dtype=torch.bool, device=x.device)
             return (x, y, mask) if return_mask else (x, y)
@@ -793,7 +810,6 @@ class BatchMixer:
         elif self.labels == "uniform":
             lab = torch.randint(self.num_classes, (n,), generator=self.gen, device=dev)
         else:
-            self._check_labels(y)
             idx = torch.randint(len(y), (n,), generator=self.gen, device=dev)
             lab = y.to(dev)[idx]
         img = self.generate(lab)

@@ -43,6 +43,9 @@ class CLSGAN(nn.Module):
                                                     **self.net_options)
         self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False).eval()
         self.loss_net_ema = copy.deepcopy(self.loss_net).requires_grad_(False).eval()
+        # the objective it trains with, where known (build_model, load): one that trains no
+        # generator ("supervised") makes the model no sampler
+        self.objective: str | None = None
 
     @property
     def noise_dim(self) -> int:
@@ -191,8 +194,10 @@ class CLSGAN(nn.Module):
     def from_checkpoint(cls, ckpt: dict) -> "CLSGAN":
         try:
             spec = ckpt["model"]
-            model = cls(spec["image_shape"], spec["num_classes"], spec["arch"], spec["classes"],
-                        **spec["net_options"])
+            # its initial weights are replaced below: drawing them leaves the caller's RNG be
+            with torch.random.fork_rng(devices=[]):
+                model = cls(spec["image_shape"], spec["num_classes"], spec["arch"],
+                            spec["classes"], **spec["net_options"])
         except (KeyError, TypeError, ValueError) as e:
             raise CheckpointError(f"checkpoint does not describe a ganaug model "
                                   f"({type(e).__name__}: {e}); it was written by another "
@@ -226,12 +231,23 @@ class CLSGAN(nn.Module):
             map_location = pick_device(map_location)      # a clear error for a bad device
         ckpt = safe_torch_load(run_checkpoint(path), map_location)
         objective = (ckpt.get("config") or {}).get("objective")
-        if need_generator and objective in OBJECTIVES and OBJECTIVES[objective].critic == "none":
-            raise CheckpointError(f"{path} was trained with objective {objective!r}, which "
-                                  f"trains no generator: its samples would be noise; sample "
-                                  f"from a run of a GAN objective (sscls, cls, ...)")
+        if need_generator and not trains_generator(objective):
+            raise CheckpointError(f"{path} {no_generator(objective)}")
         model = cls.from_checkpoint(ckpt)
+        model.objective = objective if isinstance(objective, str) else None
         return model.to(map_location) if isinstance(map_location, torch.device) else model
+
+
+def trains_generator(objective: str | None) -> bool:
+    """False for an objective that trains no generator (``supervised``); True otherwise,
+    unknown ones and None included."""
+    return not (objective in OBJECTIVES and OBJECTIVES[objective].critic == "none")
+
+
+def no_generator(objective: str) -> str:
+    """Why a model of ``objective`` (one that trains no generator) is no sampler."""
+    return (f"was trained with objective {objective!r}, which trains no generator: its "
+            f"samples would be noise; sample from a run of a GAN objective (sscls, cls, ...)")
 
 
 class StandingStatsWarning(UserWarning):
@@ -262,6 +278,8 @@ def pick_device(name: str | torch.device = "auto") -> torch.device:
     if dev is None or dev.type not in ("cpu", "cuda"):
         raise ValueError(f"unknown device {str(name)!r}; use auto, cpu, cuda or cuda:N (ganaug "
                          f"runs on the CPU and on CUDA GPUs)")
+    if dev.type == "cpu":                 # cpu:0 is the CPU too, and torch.load's
+        return torch.device("cpu")        # map_location takes only the plain one
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {str(name)!r} was asked for but no CUDA GPU is available; "
                          "use --device cpu or auto")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import math
 import os
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -13,7 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .model import CLSGAN, _concrete, as_labels
+from .model import CLSGAN, _concrete, as_labels, no_generator, trains_generator
 from .step import _derive_seed
 from .train import pick_device
 
@@ -44,6 +45,8 @@ class Sampler:
         elif isinstance(source, CLSGAN) and device is not None and \
                 _concrete(device) != _concrete(source.device):
             source = copy.deepcopy(source).to(device)       # the caller's model stays put
+        if isinstance(source, CLSGAN) and not trains_generator(source.objective):
+            raise ValueError(f"the sampler (a CLSGAN) {no_generator(source.objective)}")
         if not callable(source):
             raise TypeError(f"sampler must be a ganaug model, a run folder or checkpoint path, or "
                             f"a callable labels -> images; got {type(source).__name__}")
@@ -101,10 +104,13 @@ class Sampler:
         shape = tuple(out.shape[1:])
         if image_shape is not None and shape != tuple(image_shape):
             grey = shape[0] == 1 and tuple(image_shape) == (3, *shape[1:])
+            last = tuple(image_shape) == (shape[1], shape[2], shape[0])
             fix = ("the data are grey images read as RGB (torchvision's ImageFolder converts "
                    "every image to RGB): add transforms.Grayscale() to the dataset's "
                    "transform" if grey else
-                   "train the sampler on this data or resize the data to match")
+                   "the items look channels-last (H, W, C): tensor items are (C, H, W), so "
+                   "permute them (x.permute(2, 0, 1), e.g. in the dataset's transform)" if last
+                   else "train the sampler on this data or resize the data to match")
             raise ValueError(f"the sampler makes images of shape {shape} but the real items "
                              f"are {tuple(image_shape)} (C, H, W); {fix}")
         return shape
@@ -177,8 +183,43 @@ def check_value_range(value_range: Any) -> tuple[Any, Any]:
     return lo, hi
 
 
+def range_mismatch(x_lo: float, x_hi: float, lo: float, hi: float) -> str | None:
+    """How images whose values span [x_lo, x_hi] do not look like images in the value
+    range (lo, hi), or None when they do: "outside" (they leave it), "none below 0" (the
+    range goes below 0 and they do not, e.g. [0, 1] images given (-1, 1)) or "narrow" (they
+    use under 2% of it, e.g. [0, 1] images given (0, 255))."""
+    if x_lo < lo - 1e-3 * (hi - lo) or x_hi > hi + 1e-3 * (hi - lo):
+        return "outside"
+    if lo < 0 <= x_lo:
+        return "none below 0"
+    if 0 < x_hi - x_lo < 0.02 * (hi - lo):
+        return "narrow"
+    return None
+
+
+def _check_given_range(vals: Tensor, value_range: tuple[Any, Any]) -> None:
+    """A ValueError when the probed items' values leave the ``value_range`` given for them
+    (their synthetic peers would be on another scale), a warning when they do not look like
+    it (none below 0 for a range that goes below 0, or under 2% of it used)."""
+    lo, hi = float(value_range[0]), float(value_range[1])
+    x_lo, x_hi = float(vals.min()), float(vals.max())
+    how = range_mismatch(x_lo, x_hi, lo, hi)
+    seen = f"the real items' values span [{x_lo:.3g}, {x_hi:.3g}]"
+    if how == "outside":
+        raise ValueError(f"value_range=({lo:g}, {hi:g}) but {seen}, outside it, so the "
+                         f"synthetic items would be on another scale; pass the range the "
+                         f"items' values are in (e.g. (0, 255) for 8-bit values), or leave "
+                         f"value_range out for uint8, [0, 1] or [-1, 1] items")
+    if how is not None:
+        warnings.warn(f"value_range=({lo:g}, {hi:g}) but {seen}"
+                      f"{', none below 0' if how == 'none below 0' else ', under 2% of it'}: "
+                      f"are they in another range (e.g. (0, 1))? The synthetic items fill "
+                      f"value_range; pass the range the items' values are in", stacklevel=4)
+
+
 def infer_format(items: list[Any], value_range: tuple[float, float] | None = None) -> ItemFormat:
-    """Read a few real items (their images) and describe their format."""
+    """Read a few real items (their images) and describe their format; a ``value_range``
+    given for them is checked against their values."""
     if value_range is not None:
         value_range = check_value_range(value_range)
     first = items[0]
@@ -201,6 +242,8 @@ def infer_format(items: list[Any], value_range: tuple[float, float] | None = Non
             layout = "HWC" if arr.shape[-1] in (1, 3) and arr.shape[0] not in (1, 3) else "CHW"
             shape = arr.shape if layout == "CHW" else (arr.shape[2], arr.shape[0], arr.shape[1])
         vals = torch.as_tensor(np.stack([np.asarray(i, dtype=np.float64) for i in items]))
+        if value_range is not None:
+            _check_given_range(vals, value_range)
         return ItemFormat("numpy", tuple(int(s) for s in shape), arr.dtype,
                           value_range or _guess_range(vals, arr.dtype), layout)
     if isinstance(first, Tensor):
@@ -208,6 +251,8 @@ def infer_format(items: list[Any], value_range: tuple[float, float] | None = Non
             raise ValueError(f"tensor items must be images (C, H, W), or (H, W) with one "
                              f"channel, got shape {tuple(first.shape)}")
         vals = torch.stack([i.double() for i in items])
+        if value_range is not None:
+            _check_given_range(vals, value_range)
         hw = first.dim() == 2
         return ItemFormat("tensor", (1, *first.shape) if hw else tuple(first.shape), first.dtype,
                           value_range or _guess_range(vals, first.dtype), "HW" if hw else "CHW")

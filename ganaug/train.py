@@ -131,6 +131,26 @@ def check_inputs(model: CLSGAN, labeled: ImageSet, cfg: TrainConfig, world: int 
                              f"ganaug.split_with_validation); pass val=None for none")
 
 
+def _data_notes(labeled: ImageSet, unlabeled: ImageSet | None) -> list[str]:
+    """What looks wrong in the training images, though they can train: classes without a
+    labeled image, and images none of which is below 0 (ganaug's images are in [-1, 1];
+    [0, 1] images not rescaled, e.g., make samples too bright for the real data)."""
+    notes = []
+    empty = [repr(labeled.classes[c]) for c, n in enumerate(labeled.class_counts()) if n == 0]
+    if empty:
+        them = "them" if len(empty) > 1 else "it"
+        notes.append(f"class{'es' if len(empty) > 1 else ''} {', '.join(empty)} ha"
+                     f"{'ve' if len(empty) > 1 else 's'} no labeled images: the classifier "
+                     f"never learns {them} and the generator has no real image of {them} to "
+                     f"imitate; add labeled images of every class (or drop the empty ones)")
+    low = min(float(d.images.min()) for d in (labeled, unlabeled) if d is not None and len(d))
+    if low >= 0:
+        notes.append(f"no training image has a value below 0 (the lowest is {low:g}), but "
+                     f"ganaug's images are in [-1, 1]: images in [0, 1] need x * 2 - 1 "
+                     f"first, else the samples come out on another scale than the images")
+    return notes
+
+
 def _draws_noise(net: torch.nn.Module) -> bool:
     """Whether ``net`` in training mode draws random noise (noise layers or dropout)."""
     from .nets._layers import GaussianNoise
@@ -304,6 +324,8 @@ def train(model: CLSGAN, labeled: ImageSet, unlabeled: ImageSet | None = None,
             f"training images: each epoch is one step whose batches, drawn with replacement, "
             f"repeat images at the cost of a batch that size (a typo?); give a smaller one "
             f"(default 64)")
+    for note in _data_notes(labeled, unlabeled if use_unl else None):
+        log(f"warning: {note}")
     G, D = model.generator, model.loss_net
     shard = _Shard(rank, world)
 

@@ -79,7 +79,8 @@ def test_sample_with_standing_stats_leaves_the_run_as_it_was(digits_run, tmp_pat
     assert torch.equal(plain, images("d.pt"))                  # the checkpoint is unchanged
     assert main(["sample", "--run", str(digits_run), "--standing-stats", "1",
                  "--out", str(tmp_path / "e.pt")]) == 2
-    assert "--standing-stats is a number of generated images" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "standing_stats (--standing-stats) is a number of generated images" in err
     assert not (tmp_path / "e.pt").exists()
 
 

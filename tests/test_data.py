@@ -398,9 +398,17 @@ def test_numpy_labels_per_class(tiny):
 
 # labels_per_class=True is not 1 label per class.
 def test_a_bool_labels_per_class_is_refused(tiny):
-    with pytest.raises(ValueError, match=r"labels_per_class must be a positive int or None "
-                                         r"\(all\), got True"):
+    with pytest.raises(ValueError, match=r"labels_per_class must be a positive int, or None "
+                                         r"or 'all' \(every label\), got True"):
         split_labeled(tiny, True)
+
+
+def test_labels_per_class_all_keeps_every_label(tiny):
+    """'all', as TrainConfig and --labels-per-class take it (and an error message suggests),
+    is None: every label kept."""
+    lab, unl = split_labeled(tiny, "all")
+    assert lab is tiny and unl is None
+    assert split_with_validation(tiny, "all", 2)[2].class_counts() == [2] * 4
 
 
 # The labeled part keeps the data's order, as the unlabeled and validation parts do.

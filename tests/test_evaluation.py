@@ -647,7 +647,7 @@ def test_too_few_samples_name_the_flag_to_change(tmp_path):
     small = ImageSet(test.images[:3], test.targets[:3], test.classes)
     q = evaluate_quality(_Replay(train), train, small, **opts)
     assert q["precision"]["error"].endswith("; the test split has only 3 images")
-    with pytest.raises(ValueError, match="--classifier-steps must be positive, got 0"):
+    with pytest.raises(ValueError, match=r"\(--classifier-steps\) must be positive, got 0"):
         evaluate_quality(_Replay(train), train, test, extractor_steps=0, cache_dir=tmp_path)
 
 

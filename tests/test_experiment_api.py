@@ -190,6 +190,17 @@ def test_the_seed_reaches_the_standing_statistics(tmp_path):
 def test_per_class_must_be_positive(tmp_path, bad):
     """sample_run: --per-class must be a positive integer, refused before any work."""
     run = _sampler_run(tmp_path)
-    with pytest.raises(ValueError, match="--per-class must be a positive integer"):
+    with pytest.raises(ValueError, match=r"per_class \(--per-class\) must be a positive integer"):
         sample_run(run, bad, tmp_path / "s.pt", device="cpu")
     assert not (tmp_path / "s.pt").exists()
+
+
+def test_evaluate_takes_an_image_set(tiny):
+    """evaluate(model, data) on a dataset that is no ImageSet: a TypeError that names what it
+    takes (it was an AttributeError about .images)."""
+    from torch.utils.data import TensorDataset
+    from ganaug import evaluate
+    model = CLSGAN((1, 8, 8), 4, "mlp")
+    with pytest.raises(TypeError, match=r"evaluate takes an ImageSet .*got TensorDataset"):
+        evaluate(model, TensorDataset(tiny.images, tiny.targets))
+    assert set(evaluate(model, tiny)) >= {"accuracy", "per_class_accuracy"}

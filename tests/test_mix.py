@@ -412,6 +412,20 @@ def test_batch_mixer_refuses_unlabeled_or_unknown_batch_labels_every_call(model)
     assert y[8:].tolist() == [1] * 8
 
 
+def test_batch_mixer_checks_batch_labels_also_where_it_adds_no_item(model):
+    """A short batch that gets no synthetic item (fraction 0.1 of 4 rounds to 0) is checked
+    as any other: its -1 labels are refused now, not only by the next, larger batch; an empty
+    batch passes."""
+    mixer = BatchMixer(model, 0.1, num_classes=4, label_check=0)
+    assert mixer.count(4) == 0
+    with pytest.raises(ValueError, match=r"this batch's labels span \[-1, -1\]"):
+        mixer(torch.rand(4, 1, 8, 8), torch.full((4,), -1))
+    x, y = mixer(torch.rand(4, 1, 8, 8), torch.arange(4))
+    assert len(x) == 4 and y.tolist() == [0, 1, 2, 3]
+    x, y = mixer(torch.rand(0, 1, 8, 8), torch.zeros(0, dtype=torch.long))
+    assert len(x) == 0 and len(y) == 0
+
+
 def test_batch_mixer_replace_keeps_the_first_labels_and_masks_the_rest(model):
     x, y = torch.rand(12, 1, 8, 8), torch.arange(12) % 4
     x3, y3, mask = BatchMixer(model, 0.25, mode="replace", seed=1)(x, y, return_mask=True)

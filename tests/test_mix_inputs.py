@@ -4,16 +4,20 @@ probabilities, transforms that fail."""
 import copy
 import math
 import pickle
+import warnings
 
 import numpy as np
 import pytest
 import torch
-from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
+import torch.nn.functional as F
+from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset, TensorDataset
 
 from ganaug import BatchMixer, CLSGAN, LabelAgreementWarning, SyntheticMix
+from ganaug.checks import per_class
 from ganaug.data import ImageSet, load_dataset
 from ganaug.imbalance import (class_counts, dataset_classes, dataset_targets, long_tail_counts,
-                              make_long_tailed)
+                              make_long_tailed, quotas)
+from ganaug.sampling import Sampler
 
 # the tests' batches, and their stand-in samplers' images, are arbitrary tensors; the range
 # warnings have their own tests
@@ -786,3 +790,380 @@ def test_float_items_in_0_1_that_reach_exactly_0_are_read_as_0_1():
     mix = SyntheticMix(data, _callable(-1.0), fraction=0.5)
     assert mix.format.value_range == (0.0, 1.0)
     assert float(mix[len(mix) - 1][0].min()) == 0.0
+
+
+# ------------------------------------------------------------------ inputs of the API test drive
+class Labels(Plain):
+    """Plain's images with the given labels, as the items' labels or as ``.targets``."""
+
+    def __init__(self, labels, stored=False, **kw):
+        super().__init__(n=len(labels), **kw)
+        self.y = list(labels)
+        if stored:
+            self.targets = torch.tensor(labels)
+
+
+@pytest.mark.parametrize("stored", [False, True], ids=["items", "targets"])
+def test_fractional_labels_are_refused_and_whole_floats_taken(stored):
+    """A label of 0.5 is no class id: refused (it was read as class 0), whether the items
+    carry it or ``.targets`` does; 3.0 is class 3."""
+    with pytest.raises(ValueError, match="labels must be whole class ids.*include 0.5"):
+        SyntheticMix(Labels([0.5, 1.0, 2.0, 3.0] * 4, stored), _callable(), fraction=0.5)
+    mix = SyntheticMix(Labels([0.0, 1.0, 2.0, 3.0] * 4, stored), _callable(), fraction=0.5)
+    assert mix.targets[:4] == [0, 1, 2, 3] and mix[3][1] == 3
+
+
+def test_a_value_range_that_the_items_leave_is_refused():
+    """uint8 items (0..255) given value_range=(0, 1): every synthetic item would be black
+    beside them; refused, naming both ranges."""
+    with pytest.raises(ValueError, match=r"value_range=\(0, 1\) but the real items' values "
+                                         r"span \[\d+, 2\d\d\], outside it"):
+        SyntheticMix(Plain(dtype=torch.uint8, scale=255), _callable(), fraction=0.5,
+                     value_range=(0, 1))
+
+
+@pytest.mark.parametrize("given, why", [((0, 255), "under 2% of it"),
+                                        ((-1, 1), "none below 0")])
+def test_a_value_range_the_items_do_not_look_like_warns(given, why):
+    """[0, 1] items given (0, 255) (synthetic ones up to 255) or (-1, 1) (synthetic ones
+    darker) warn; their own range does not."""
+    with pytest.warns(UserWarning, match=rf"value_range=.* but the real items' values span "
+                                         rf"\[.*\], {why}"):
+        mix = SyntheticMix(Plain(), _callable(1.0), fraction=0.5, value_range=given)
+    assert float(mix[len(mix) - 1][0].max()) == given[1]     # as asked, not guessed
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        SyntheticMix(Plain(), _callable(), fraction=0.5, value_range=(0, 1))
+
+
+def test_batch_images_using_a_sliver_of_value_range_warn(model):
+    """BatchMixer: [0, 1] batches given value_range=(0, 255) warn at the first call."""
+    mixer = BatchMixer(model, 0.5, value_range=(0, 255), label_check=0)
+    x, y = torch.rand(8, 1, 8, 8), torch.arange(8) % 4
+    with pytest.warns(UserWarning, match=r"the batch's images span \[.*\] but BatchMixer makes "
+                                         r"synthetic ones in value_range=\(0, 255\)"):
+        mixer(x, y)
+
+
+def test_one_based_labels_are_told_to_shift():
+    """Labels 1..4 for a 4-class sampler: the error names the shift (y - 1), not a new
+    sampler."""
+    with pytest.raises(ValueError, match=r"labels run from 1 to 4 \(class 0 has no items\).*"
+                                         r"shift them \(y - 1"):
+        SyntheticMix(Labels([1, 2, 3, 4] * 4), CLSGAN((1, 8, 8), 4, "mlp"), fraction=0.5)
+
+
+def test_channels_last_tensor_items_are_told_to_permute(model):
+    """(H, W, C) tensor items: the error says to permute them, not to train a sampler."""
+    class HWC(Plain):
+        def __getitem__(self, i):
+            return self.x[i].permute(1, 2, 0), self.y[i]
+    with pytest.raises(ValueError, match=r"channels-last \(H, W, C\).*x.permute\(2, 0, 1\)"):
+        SyntheticMix(HWC(), model, fraction=0.5)
+
+
+def test_set_epoch_and_is_synthetic_take_whole_numbers():
+    mix = SyntheticMix(Plain(targets=True), _callable(), fraction=0.5, refresh_every=2)
+    with pytest.raises(TypeError, match="set_epoch takes the epoch number, a whole number, "
+                                        "got 2.5"):
+        mix.set_epoch(2.5)
+    with pytest.raises(ValueError, match="0 or more, got -1"):
+        mix.set_epoch(-1)
+    mix.set_epoch(torch.tensor(5))
+    assert mix.round == 2 and type(mix.round) is int
+    mix.set_epoch(np.int64(7))
+    assert mix.round == 3
+    with pytest.raises(TypeError, match="indices are whole numbers"):
+        mix.is_synthetic(len(mix) - 0.5)
+    assert mix.is_synthetic(np.int64(len(mix) - 1)) and not mix.is_synthetic(torch.tensor(0))
+
+
+def test_a_model_of_an_objective_without_a_generator_is_no_sampler(tiny):
+    """A `supervised` model object (as fit or build_model gives it) is refused as a sampler,
+    as its run folder is: its generator is untrained."""
+    from ganaug import TrainConfig, build_model
+    sup = build_model(TrainConfig(objective="supervised").resolved(), tiny)
+    assert sup.objective == "supervised"
+    for make in (lambda: SyntheticMix(tiny, sup, fraction=0.5),
+                 lambda: BatchMixer(sup, 0.5, label_check=0)):
+        with pytest.raises(ValueError, match="trained with objective 'supervised', which "
+                                             "trains no generator"):
+            make()
+    gan = build_model(TrainConfig().resolved(), tiny)
+    assert gan.objective == "sscls"
+    SyntheticMix(tiny, gan, fraction=0.5)
+
+
+# ----------------------------------------------- mutation-testing gaps: mix, imbalance, sampling
+
+
+def _overshooting(labels):
+    g = torch.Generator().manual_seed(int(labels.sum()))
+    x = torch.rand(len(labels), 1, 8, 8, generator=g) * 2 - 1
+    x[:, 0, 0, 0], x[:, 0, 0, 1] = 1.0005, -1.0005          # e.g. after a bicubic resize
+    return x
+
+
+def test_a_sampler_a_hair_past_minus_one_one_is_not_warned_about():
+    """Images a rounding hair outside their range (within the 1e-3 that the sampler check
+    accepts) get no range warning: neither a sampler's that overshoot [-1, 1] slightly nor a
+    batch whose values pass its value_range by float error."""
+    g = torch.Generator().manual_seed(0)
+    data = TensorDataset(torch.rand(16, 1, 8, 8, generator=g) * 2 - 1, torch.arange(16) % 4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        mix = SyntheticMix(data, _overshooting, fraction=0.5, num_classes=4)
+    assert mix.num_synthetic == 16
+
+
+def test_a_batch_a_hair_past_its_value_range_is_not_warned_about():
+    x = torch.rand(8, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    x[0, 0, 0, 0] = 1.0000002                               # float arithmetic past 1
+    mixer = BatchMixer(lambda y: torch.rand(len(y), 1, 8, 8) * 2 - 1, 0.5, num_classes=4,
+                       value_range=(0, 1), label_check=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out, _ = mixer(x, torch.arange(8) % 4)
+    assert len(out) == 16
+
+
+def test_one_missing_last_class_needs_num_classes():
+    """A dataset without .classes whose largest label leaves out only the sampler's last class
+    is refused with the num_classes= advice, as when more classes are missing."""
+    torch.manual_seed(0)
+    model = CLSGAN((1, 8, 8), 4, "mlp", ["a", "b", "c", "d"])
+    three = TensorDataset(torch.rand(12, 1, 8, 8), torch.arange(12) % 3)    # labels 0..2
+    with pytest.raises(ValueError, match=r"trained for 4 classes but the data's largest label "
+                                         r"is 2.*pass num_classes=4 if its last 1"):
+        SyntheticMix(three, model, fraction=0.5)
+    mix = SyntheticMix(three, model, fraction=0.5, num_classes=4)
+    assert mix.num_classes == 4
+
+
+def test_class_names_come_from_the_model_when_the_data_has_none():
+    """For a dataset without .classes, SyntheticMix takes the class names of a ganaug model
+    sampler with as many classes: mix.classes are the model's names, and balance= may name
+    classes by them."""
+    torch.manual_seed(0)
+    model = CLSGAN((1, 8, 8), 4, "mlp", ["a", "b", "c", "d"])
+    data = TensorDataset(torch.rand(16, 1, 8, 8), torch.arange(16) % 4)
+    mix = SyntheticMix(data, model, balance={"c": 3, "a": 1})
+    assert mix.classes == ["a", "b", "c", "d"]
+    assert mix.plan == [1, 0, 3, 0]
+    assert mix.class_counts() == [5, 4, 7, 4]
+
+
+def test_value_range_is_read_past_the_first_few_items():
+    """The real items' value range is read from many items: float items whose first few all look
+    like [0, 1] (say, a dataset sorted by class whose first class is bright) but whose later
+    items go below 0 are read as [-1, 1], and synthetic items use that range."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(40, 1, 8, 8, generator=g) * 2 - 1
+    x[:8] = x[:8].abs()                                 # the first 8 items stay in [0, 1]
+    data = TensorDataset(x, torch.arange(40) // 10)
+    mix = SyntheticMix(data, lambda y: torch.full((len(y), 1, 8, 8), -1.0), fraction=0.5,
+                       num_classes=4)
+    assert mix.format.value_range == (-1.0, 1.0)
+    assert float(mix[len(mix) - 1][0].min()) == -1.0
+
+
+def test_no_synthetic_items_with_a_model_sampler():
+    """A SyntheticMix that adds no synthetic items (fraction=0, or balance='max' on a balanced
+    dataset) with a ganaug model as its sampler works, and has no label agreement to report."""
+    torch.manual_seed(0)
+    model = CLSGAN((1, 8, 8), 4, "mlp", ["a", "b", "c", "d"])
+    data = TensorDataset(torch.rand(16, 1, 8, 8) * 2 - 1, torch.arange(16) % 4)
+    for kw in (dict(fraction=0), dict(balance="max")):
+        mix = SyntheticMix(data, model, **kw)
+        assert mix.num_synthetic == 0 and len(mix) == 16
+        assert mix.label_agreement is None
+
+
+def _sampler(labels):
+    # class c's images are the constant (c - 1.5) / 2, plus a little seeded noise
+    x = (labels.float() - 1.5).div(2).view(-1, 1, 1, 1).expand(-1, 1, 8, 8)
+    return (x + 0.05 * torch.randn(len(labels), 1, 8, 8)).clamp(-1, 1)
+
+
+def _classifier(x):
+    # the exact class of each image (its mean brightness), as one-hot logits
+    c = (x.mean((1, 2, 3)) * 2 + 1.5).round().clamp(0, 3).long()
+    return F.one_hot(c, 4).float() * 10
+
+
+def test_label_agreement_over_several_sampler_calls_per_class():
+    """label_agreement is the share of the drawn samples that the classifier assigns to their
+    label, also when each class's quota takes several sampler calls (batch_size smaller than
+    the quota): a classifier that is always right gives exactly 1 and no warning."""
+    data = TensorDataset(_sampler(torch.arange(40) % 4), torch.arange(40) % 4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        mix = SyntheticMix(data, _sampler, fraction=0.5, gate_classifier=_classifier,
+                           batch_size=3, num_classes=4)
+    assert mix.num_synthetic == 40
+    assert mix.label_agreement == 1.0
+
+
+class NumpyLabels(Dataset):
+    def __init__(self):
+        self.x = torch.rand(16, 1, 8, 8, generator=torch.Generator().manual_seed(0)) * 2 - 1
+
+    def __len__(self):
+        return 16
+
+    def __getitem__(self, i):
+        return self.x[i], torch.tensor(i % 4) if i % 2 else np.int64(i % 4)
+
+
+def test_real_labels_are_ints_and_batch_with_synthetic_ones():
+    """Real items come out with a plain int label, like the synthetic ones, whatever type the
+    real dataset's labels have (numpy integers, 0-d tensors), so a DataLoader batches real and
+    synthetic items together."""
+    mix = SyntheticMix(NumpyLabels(), lambda y: torch.rand(len(y), 1, 8, 8) * 2 - 1,
+                       fraction=0.5, num_classes=4)
+    assert all(type(mix[i][1]) is int for i in range(len(mix)))
+    xb, yb = next(iter(DataLoader(mix, batch_size=len(mix))))
+    assert yb.dtype == torch.long and yb.tolist() == mix.targets
+
+
+class Positional:
+    """Class c's first ``first`` samples (after the one-per-class construction check) are all
+    one image, the rest random: a sampler that collapses exactly over the images read."""
+
+    def __init__(self, first):
+        self.first, self.seen = first, {}
+
+    def __call__(self, labels):
+        out = torch.empty(len(labels), 1, 4, 4)
+        for j, c in enumerate(labels.tolist()):
+            pos = self.seen.get(c, -1)                      # -1: the construction check
+            self.seen[c] = pos + 1
+            if 0 <= pos < self.first:
+                out[j] = c / 2 - 0.75
+            else:
+                out[j] = torch.rand(1, 4, 4) * 2 - 1
+        return out
+
+
+def test_only_the_first_per_class_samples_enter_the_diversity_check():
+    """BatchMixer's diversity check compares, of its label-check samples, only the first
+    per_class of each class (as SyntheticMix reads the first ones of its bank): later samples
+    of a class do not enter it."""
+    C = 250
+    n = per_class(C) + 1                              # one sample more than the check reads
+    mixer = BatchMixer(Positional(per_class(C)), 0.5, num_classes=C, label_check=n)
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(8).repeat_interleave(4)          # 8 classes of 4 items each
+    x = torch.rand(32, 1, 4, 4, generator=g) * 2 - 1
+    mixer(x, y)
+    assert mixer.diversity == 0.0                     # the images it read are one per class
+
+
+class OnDevice:
+    def __init__(self, device):
+        self.device = device
+
+    def __call__(self, labels):
+        return torch.zeros(len(labels), 1, 4, 4)
+
+
+def test_a_callables_device_attribute_as_a_string_is_read():
+    """A callable sampler is taken to run where it lives: its ``.device`` (a torch.device or a
+    string such as "cuda:1"), or for an nn.Module without one, the device of its parameters.
+    Its labels are sent there, and BatchMixer draws its labels there. Checked without a GPU,
+    on devices that need none to be named: a "cuda:1" string, "meta" parameters."""
+    assert Sampler(OnDevice("cuda:1")).device == torch.device("cuda:1")
+    assert Sampler(OnDevice(torch.device("cuda:1"))).device == torch.device("cuda:1")
+
+
+def test_a_modules_device_is_that_of_its_parameters():
+    net = torch.nn.Linear(2, 2, device="meta")
+    assert Sampler(net).device == torch.device("meta")
+
+
+class Arrays(Dataset):
+    def __init__(self):
+        rng = np.random.default_rng(0)
+        self.x = rng.uniform(-1, 1, size=(16, 8, 8, 1)).astype(np.float32)
+        self.x[0] = np.abs(self.x[0])                   # the first item alone looks like [0, 1]
+
+    def __len__(self):
+        return 16
+
+    def __getitem__(self, i):
+        return self.x[i], i % 4
+
+
+def test_numpy_value_range_is_read_from_many_items():
+    """For numpy items too, the value range is read from many items: float arrays whose first
+    item alone looks like [0, 1] but whose others go below 0 are read as [-1, 1]."""
+    mix = SyntheticMix(Arrays(), lambda y: torch.full((len(y), 1, 8, 8), -1.0), fraction=0.5,
+                       num_classes=4)
+    assert mix.format.value_range == (-1.0, 1.0)
+    assert float(mix[len(mix) - 1][0].min()) == -1.0
+
+
+class Narrow(Dataset):
+    def __init__(self):
+        rng = np.random.default_rng(0)
+        self.x = rng.uniform(-1, 1, size=(8, 3, 6, 3)).astype(np.float32)
+
+    def __len__(self):
+        return 8
+
+    def __getitem__(self, i):
+        return self.x[i], i % 2
+
+
+def test_an_ambiguous_numpy_item_is_read_as_chw():
+    """A numpy item whose first and last axes could both be channels (e.g. a 3-channel image 3
+    pixels wide, (3, H, 3)) is read as (C, H, W), and synthetic items come out in that shape."""
+    mix = SyntheticMix(Narrow(), lambda y: torch.rand(len(y), 3, 6, 3) * 2 - 1, fraction=0.5,
+                       num_classes=2)
+    assert mix.format.shape_chw == (3, 6, 3) and mix.format.layout == "CHW"
+    assert mix[len(mix) - 1][0].shape == (3, 6, 3)
+
+
+def test_rho_one_cuts_every_class_to_the_smallest_count():
+    """rho=1 (no imbalance) is a valid ratio: every class keeps the smallest class's count."""
+    assert long_tail_counts(50, 4, 1) == [50] * 4
+    assert long_tail_counts(50, 4, 1.0) == [50] * 4
+    y = torch.tensor([0] * 6 + [1] * 4 + [2] * 5)
+    lt = make_long_tailed(TensorDataset(torch.rand(15, 1, 4, 4), y), rho=1)
+    assert class_counts(dataset_targets(lt)) == [4, 4, 4]
+
+
+def test_ties_go_to_the_lower_ids_for_many_classes():
+    """quotas breaks ties in the remainders towards the lower class ids also for many classes
+    (>16, where an unstable sort stops keeping the order), and so does a SyntheticMix split."""
+    assert quotas(5, [1] * 20) == [1] * 5 + [0] * 15
+    assert quotas(37, [1] * 100) == [1] * 37 + [0] * 63
+
+
+def test_a_synthetic_split_over_many_equal_classes_fills_the_first_ones():
+    data = TensorDataset(torch.rand(20, 1, 4, 4) * 2 - 1, torch.arange(20))   # 20 classes, 1 each
+    mix = SyntheticMix(data, lambda y: torch.rand(len(y), 1, 4, 4) * 2 - 1, fraction=0.2,
+                       num_classes=20)                   # 5 synthetic items
+    assert mix.plan == [1] * 5 + [0] * 15
+
+
+class OneLabel(Dataset):
+    """Three blank items, all with the given label."""
+
+    def __init__(self, label):
+        self.label = label
+
+    def __len__(self):
+        return 3
+
+    def __getitem__(self, i):
+        return torch.zeros(1, 4, 4), self.label
+
+
+@pytest.mark.parametrize("label", [torch.tensor([0.0, 1.0, 0.0]), "cat"])
+def test_labels_that_are_not_class_ids_are_refused_with_a_clear_message(label):
+    """Items read for their labels must carry an integer class id: a one-hot or class-name label
+    is refused with a ValueError that says so, not torch's or int()'s own error."""
+    with pytest.raises(ValueError, match=r"with an integer class id as the label, got a label "
+                                         r"of type"):
+        dataset_targets(OneLabel(label))

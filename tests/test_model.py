@@ -376,3 +376,37 @@ def test_a_device_object_is_checked_first(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="unknown device 'meta'"):
         CLSGAN.load(path, map_location=torch.device("meta"))
     assert CLSGAN.load(path, map_location=torch.device("cpu")).device.type == "cpu"
+
+
+@pytest.mark.parametrize("where", ["cpu:0", torch.device("cpu", 0)], ids=["str", "device"])
+def test_the_cpu_with_an_index_loads_a_checkpoint(tmp_path, where):
+    """cpu:0 is the CPU: a good checkpoint loads (torch.load refuses an indexed CPU, which
+    read as a corrupted file)."""
+    path = tmp_path / "m.pt"
+    CLSGAN((1, 8, 8), 4, "mlp").save(path)
+    assert pick_device(where) == torch.device("cpu")
+    assert CLSGAN.load(path, map_location=where).device == torch.device("cpu")
+
+
+def test_loading_leaves_the_global_rng_as_it_was(tmp_path):
+    """Building the networks to load into draws initial weights; the caller's random numbers
+    are the same whether a model was loaded or not."""
+    path = tmp_path / "m.pt"
+    CLSGAN((1, 8, 8), 4, "mlp").save(path)
+    torch.manual_seed(3)
+    expected = torch.rand(4)
+    torch.manual_seed(3)
+    CLSGAN.load(path)
+    assert torch.equal(torch.rand(4), expected)
+
+
+def test_load_keeps_the_objective_of_a_run(tmp_path):
+    """A run's checkpoint says its objective (the mixers refuse one that trains no
+    generator); a file of model.save has none."""
+    path = tmp_path / "m.pt"
+    CLSGAN((1, 8, 8), 4, "mlp").save(path, extra={"config": {"objective": "supervised"}})
+    assert CLSGAN.load(path).objective == "supervised"
+    with pytest.raises(CheckpointError, match="trains no generator"):
+        CLSGAN.load(path, need_generator=True)
+    CLSGAN((1, 8, 8), 4, "mlp").save(path)
+    assert CLSGAN.load(path).objective is None

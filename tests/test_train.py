@@ -14,7 +14,7 @@ import torch
 
 from ganaug import CLSGAN, TrainConfig, build_model, train
 from ganaug.config import LIPSCHITZ
-from ganaug.data import split_labeled
+from ganaug.data import ImageSet, split_labeled
 from ganaug.objectives import get_objective, list_objectives
 from ganaug.step import step_kind
 
@@ -753,6 +753,27 @@ def test_a_batch_larger_than_the_training_set_is_warned_about(tiny):
     lines.clear()
     _run(tiny, epochs=1, batch_size=len(tiny), log=lines.append)
     assert lines and not any("batch_size" in line for line in lines)
+
+
+def test_a_class_without_labels_and_images_in_0_1_are_warned_about(tiny):
+    """Training runs, but the log says which class has no labeled image, and that no image
+    below 0 looks like [0, 1] images not rescaled to [-1, 1]; the tiny set (in [-1, 1],
+    every class labeled) gets neither warning."""
+    cfg = TrainConfig(**{**FAST, "epochs": 1, "objective": "cls"})
+    lines = []
+    for data in (tiny, tiny.subset(tiny.targets != 2)):
+        for images in (data.images, (data.images + 1) / 2):
+            lines.clear()
+            lab = ImageSet(images, data.targets, data.classes)
+            train(build_model(cfg.resolved(), tiny), lab, None, cfg, progress=False,
+                  log=lines.append)
+            empty = [line for line in lines if "no labeled images" in line]
+            scale = [line for line in lines if "no training image has a value below 0" in line]
+            assert len(empty) == (len(data) < len(tiny)) and len(scale) == (images.min() >= 0)
+    assert empty == ["warning: class 'c' has no labeled images: the classifier never learns it "
+                     "and the generator has no real image of it to imitate; add labeled images "
+                     "of every class (or drop the empty ones)"]
+    assert "(the lowest is 0.05" in scale[0] and "x * 2 - 1" in scale[0]
 
 
 T = importlib.import_module("ganaug.train")

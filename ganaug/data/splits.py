@@ -15,7 +15,7 @@ def split_labeled(data: ImageSet, labels_per_class: int | None, seed: int = 0
     """Keep ``labels_per_class`` labels of every class, chosen at random with ``seed`` (the
     data seed, not the training seed); the rest become unlabeled (targets -1).
 
-    ``labels_per_class=None`` keeps every label and returns ``(data, None)``. A
+    ``labels_per_class=None`` (or ``"all"``) keeps every label and returns ``(data, None)``. A
     ``labels_per_class`` that takes every image of every class leaves no unlabeled images
     either: the unlabeled part is then ``None`` too, never an empty set.
     """
@@ -43,12 +43,14 @@ def split_with_validation(data: ImageSet, labels_per_class: int | None, val_per_
     random order, out of what would be the unlabeled ones. With ``labels_per_class=None``
     (every label) they come first, and the rest of each class is labeled.
     """
+    if isinstance(labels_per_class, str) and labels_per_class == "all":
+        labels_per_class = None                       # as TrainConfig and --labels-per-class
     if labels_per_class is not None:
         n = operator.index(labels_per_class) if isinstance(labels_per_class, np.integer) \
             else labels_per_class                     # numpy's ints too
         if isinstance(n, bool) or not isinstance(n, int):
-            raise ValueError(f"labels_per_class must be a positive int or None (all), "
-                             f"got {labels_per_class!r}")
+            raise ValueError(f"labels_per_class must be a positive int, or None or 'all' "
+                             f"(every label), got {labels_per_class!r}")
         labels_per_class = n
     if labels_per_class is not None and labels_per_class <= 0:
         raise ValueError(f"labels_per_class must be positive, got {labels_per_class}; "
