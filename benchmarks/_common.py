@@ -34,6 +34,14 @@ def load_or_skip(name: str, root: str, skipped: list[str]):
         return None
 
 
+def stop_if_all_skipped(rows: list, skipped: list[str]) -> None:
+    """Exit with one error line (status 1, nothing written) when every dataset was skipped
+    for its missing files, so nothing was measured."""
+    if not rows and skipped:
+        raise SystemExit(f"error: nothing was measured: every dataset was skipped, its files "
+                         f"missing ({', '.join(s.split(':')[0] for s in skipped)}; see above)")
+
+
 def parse_list(p, text: str, flag: str, kind: type = int, *, empty_ok: bool = False) -> list:
     """The comma-separated values of ``flag`` (``kind``: int, float or str), or ``p.error``
     (exit 2, before any work) for no value (unless ``empty_ok``), a value that is not a

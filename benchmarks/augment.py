@@ -41,7 +41,8 @@ from torch.utils.data import TensorDataset
 
 from _classifier import SmallMLP, evaluate, train_classifier
 from _common import (DATA_ROOT, OUT_HELP, check_args, fmt, gan_options, gate_failed,
-                     load_or_skip, machine, parse_list, write_outputs)
+                     load_or_skip, machine, parse_list, stop_if_all_skipped,
+                     write_outputs)
 
 from ganaug import BatchMixer, SyntheticMix, TrainConfig, build_model, train
 from ganaug.data import split_labeled
@@ -265,6 +266,7 @@ def main() -> None:
         overhead.append({"dataset": name, "device": args.device,
                          **step_overhead(mixer, tuple(tr.image_shape), tr.num_classes,
                                          args.device, args.mixer_fraction)})
+    stop_if_all_skipped(rows, skipped)
     write_outputs(rows, Path(args.out), "augment", {"machine": machine(), "args": vars(args),
                                                     "skipped": skipped, "overhead": overhead})
     accuracy_table(rows)

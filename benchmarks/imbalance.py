@@ -39,7 +39,8 @@ from torch.utils.data import TensorDataset, WeightedRandomSampler
 
 from _classifier import evaluate, train_classifier
 from _common import (DATA_ROOT, OUT_HELP, check_args, fmt, gan_options, gate_failed,
-                     load_or_skip, machine, parse_list, write_outputs)
+                     load_or_skip, machine, parse_list, stop_if_all_skipped,
+                     write_outputs)
 
 from ganaug import SyntheticMix, TrainConfig, build_model, make_long_tailed, train
 
@@ -129,15 +130,23 @@ def evaluate_model(gan, test_set) -> float:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--datasets", default="digits,mnist")
-    p.add_argument("--rhos", default="10,100")
-    p.add_argument("--seeds", default="0,1,2")
-    p.add_argument("--data-root", default=DATA_ROOT)
-    p.add_argument("--gan-epochs", type=int, default=100, help="CLS-GAN epochs on digits-LT")
-    p.add_argument("--gan-epochs-mnist", type=int, default=5, help="CLS-GAN epochs on MNIST-LT")
-    p.add_argument("--clf-epochs", type=int, default=30, help="classifier passes over a balanced-size set")
-    p.add_argument("--clf-epochs-mnist", type=int, default=10, help="the same on MNIST-LT")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--datasets", default="digits,mnist",
+                   help="comma-separated datasets (digits, mnist, svhn, cifar10, folder:PATH; "
+                        "default digits,mnist); one whose files are missing is skipped")
+    p.add_argument("--rhos", default="10,100",
+                   help="imbalance ratios (largest / smallest class) to try (default 10,100)")
+    p.add_argument("--seeds", default="0,1,2", help="seeds (default 0,1,2)")
+    p.add_argument("--data-root", default=DATA_ROOT,
+                   help="torchvision root of mnist, svhn, cifar10 (default ../shared/data)")
+    p.add_argument("--gan-epochs", type=int, default=100,
+                   help="CLS-GAN epochs on digits-LT (default 100)")
+    p.add_argument("--gan-epochs-mnist", type=int, default=5,
+                   help="CLS-GAN epochs on every other dataset (default 5)")
+    p.add_argument("--clf-epochs", type=int, default=30,
+                   help="classifier passes over a balanced-size set, on digits (default 30)")
+    p.add_argument("--clf-epochs-mnist", type=int, default=10,
+                   help="the same on every other dataset (default 10)")
+    p.add_argument("--batch-size", type=int, default=64, help="classifier batch (default 64)")
     p.add_argument("--gan-options", default='{"balanced_labels": true, "mode_seeking": 1.0}',
                    help="JSON of extra TrainConfig fields for the CLS-GAN")
     p.add_argument("--gate", type=float, default=0.9, help="SyntheticMix quality gate (0: off)")
@@ -183,6 +192,7 @@ def main() -> None:
         for rho in rhos:
             for seed in seeds:
                 rows += one_setting(name, tr, te, rho, seed, a, args.device)
+    stop_if_all_skipped(rows, skipped)
     write_outputs(rows, Path(args.out), "imbalance",
                   {"machine": machine(), "args": vars(args), "skipped": skipped})
     print("\n| data | rho | method | balanced accuracy | macro-F1 |")

@@ -45,7 +45,8 @@ _HELP = {
     "dataset": "digits (default, ships with scikit-learn), mnist, svhn, cifar10 or folder:PATH "
                "(one sub-folder of images per class, or train/ and test/ folders that each "
                "have one)",
-    "data_root": "torchvision dataset root holding the data (default ./data)",
+    "data_root": "torchvision dataset root holding mnist, svhn or cifar10 (default ./data; "
+                 "not used for digits, nor for folder:PATH, which names its own folder)",
     "labels_per_class": "labels kept per class (class-balanced), or 'all' (default 10)",
     "image_size": "pad MNIST (e.g. to 32 for the conv nets) or resize folder images to NxN, "
                   "aspect ratio not kept (default, or auto: the images' own size; the conv "

@@ -117,7 +117,7 @@ def _absolute_folder(dataset: str) -> str:
 class TrainConfig:
     # ---- data
     dataset: str = "digits"            # digits | mnist | svhn | cifar10 | folder:PATH
-    data_root: str = "./data"          # torchvision root (ignored for digits)
+    data_root: str = "./data"          # torchvision root (ignored for digits and folder:PATH)
     download: bool = False             # let torchvision fetch missing files (needs internet)
     image_size: int | None = None      # pad MNIST / resize folders to this side (None: native)
     labels_per_class: int | None = 10  # labels kept per class; None (or "all") = all

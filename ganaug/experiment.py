@@ -465,7 +465,13 @@ def evaluate_run(run: str | Path, data_root: str | None = None, *, quality: bool
     folder = folder_path(cfg.dataset)
     if data_root is not None:               # an image folder's new place, or a new root
         if folder is not None:
-            cfg.dataset = f"folder:{os.path.abspath(os.path.expanduser(data_root))}"
+            new = os.path.abspath(os.path.expanduser(data_root))
+            if not os.path.isdir(new):
+                what = "is a file" if os.path.exists(new) else "does not exist"
+                raise DataNotFoundError(f"--data-root {data_root} {what}: pass the folder that "
+                                        f"now holds the images of run {run} (it trained on "
+                                        f"{folder})")
+            cfg.dataset = f"folder:{new}"
             folder = folder_path(cfg.dataset)
         else:
             cfg.data_root = data_root

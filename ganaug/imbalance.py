@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 from typing import Any, Mapping, Sequence, Union
 
 import numpy as np
@@ -138,6 +139,11 @@ def long_tail_counts(n_max: int, num_classes: int, rho: float) -> list[int]:
     _check_rho(rho)
     if num_classes < 2:
         return [int(n_max)] * num_classes
+    if n_max < rho:
+        warnings.warn(f"rho={rho:g} asks the last class for {n_max}/{rho:g} < 1 item; every "
+                      f"class keeps at least 1, so the largest / smallest ratio is {n_max}, not "
+                      f"{rho:g} (a smaller rho, or more items in the smallest class, reach it)",
+                      stacklevel=2)
     return [max(1, int(math.floor(n_max * rho ** (-c / (num_classes - 1)))))
             for c in range(num_classes)]
 
@@ -175,6 +181,7 @@ def make_long_tailed(dataset: Dataset, rho: float, seed: int = 0) -> Dataset:
     An ``ImageSet`` gives an ``ImageSet`` (with the same ``transform`` and
     ``target_transform``); any other dataset gives a ``Subset`` with ``.targets`` set, so
     class counts and balancing plans can read it. Items come out as the original's do.
+    Unlabeled items (target -1) are left out: the profile is one of class counts.
     """
     from .data import ImageSet
 
@@ -224,6 +231,10 @@ def balance_plan(counts: Sequence[int], balance: Balance,
         plan, named = [0] * C, {}
         for key, n in balance.items():
             c = _class_id(key, C, names)
+            if not isinstance(key, str) and str(key) in names and names.index(str(key)) != c:
+                warnings.warn(f"balance key {key!r} is class id {c} (named {names[c]!r}); the "
+                              f"class named {str(key)!r} is id {names.index(str(key))}: to mean "
+                              f"that one, use the name {str(key)!r} as the key", stacklevel=3)
             if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0:
                 raise ValueError(f"balance[{key!r}] must be a non-negative int, got {n!r}")
             if c in named:

@@ -300,6 +300,7 @@ class SyntheticMix(Dataset):
         counts = class_counts(real_targets, C)
         if balance is not None:
             plan = balance_plan(counts, balance, [str(c) for c in self.classes])
+            _warn_balance(plan, counts, balance, self.classes)
         else:
             n_syn = round(fraction * self.n_real / (1 - fraction))
             if class_probs is not None and len(class_probs) != C:
@@ -588,6 +589,21 @@ class SyntheticMix(Dataset):
                 f"{self.num_classes} classes, round {self.round})")
 
 
+def _warn_balance(plan: list[int], counts: list[int], balance: Any, classes: list) -> None:
+    """Warn when ``balance=`` adds no synthetic item, and name the classes that it fills
+    with synthetic items alone (no real item to learn them from)."""
+    if not sum(plan):
+        warnings.warn(f"balance={balance!r} adds no synthetic item (the real class counts are "
+                      f"{counts}): the mix is the real data alone", stacklevel=3)
+    alone = [repr(classes[c]) for c, (n, k) in enumerate(zip(counts, plan)) if n == 0 and k]
+    if len(alone) == 1:
+        warnings.warn(f"class {alone[0]} has no real item: its items are all synthetic",
+                      stacklevel=3)
+    elif alone:
+        warnings.warn(f"classes {', '.join(alone)} have no real item: their items are all "
+                      f"synthetic", stacklevel=3)
+
+
 def _index(i: Any) -> int:
     """A SyntheticMix index as an int: an int, numpy integer or integer tensor."""
     try:
@@ -599,9 +615,10 @@ def _index(i: Any) -> int:
 
 def _check_class_names(data: list[str], model: list[str]) -> None:
     """Label i is the model's class i: refuse the model's class names in another order (every
-    synthetic item would carry a wrong label) and warn about other differences, unless the
-    model has only its default names (``"0"``, ``"1"``, ...)."""
-    if data == model or model == [str(i) for i in range(len(model))]:
+    synthetic item would carry a wrong label) and warn about other differences. A data name
+    that starts with the model's and goes on after a space or a dash names that class
+    (torchvision's MNIST calls class "0" "0 - zero")."""
+    if len(data) == len(model) and all(_names(d, m) for d, m in zip(data, model)):
         return
     if sorted(data) == sorted(model):
         raise ValueError(f"the dataset's classes {data} are the sampler's {model} in another "
@@ -610,6 +627,13 @@ def _check_class_names(data: list[str], model: list[str]) -> None:
     warnings.warn(f"the dataset's classes {data} are not the sampler's {model}: a synthetic "
                   f"item of label i is an image of the sampler's i-th class; check that the two "
                   f"lists name the same classes in the same order", stacklevel=3)
+
+
+def _names(data_name: str, model_name: str) -> bool:
+    """Whether a dataset's class name is the model's: the same, or the model's followed by
+    a space or a dash and more ("0 - zero" for "0")."""
+    return data_name == model_name or (data_name.startswith(model_name) and
+                                       data_name[len(model_name):][:1] in (" ", "-"))
 
 
 class BatchMixer:

@@ -91,7 +91,10 @@ def check_same_data(out: str | Path | None, ckpt: dict | None, fingerprint: dict
         raise ValueError(f"cannot evaluate {out}: this is not the data it trained on "
                          f"({detail}), so its test split would not be the run's own; point "
                          f"--data-root at the run's own data (for an image folder: the folder "
-                         f"as it was when the run trained)")
+                         f"as it was when the run trained). A run that ganaug.train() trained "
+                         f"on data of your own (its config names only TrainConfig.dataset) "
+                         f"cannot be reloaded from its config: evaluate it in Python, with "
+                         f"ganaug.evaluate(CLSGAN.load(RUN), test_set)")
     fix = ("pass the run's own validation images (val=)" if set(differ) <= {"val", "val_data"}
            else "point --data-root (or --dataset folder:PATH) at the run's own data")
     raise ValueError(f"cannot resume {out}: this is not the data it trained on ({detail}); "

@@ -128,6 +128,21 @@ def test_imbalance_refuses_before_any_work(monkeypatch, capsys, tmp_path, argv, 
     _refused(monkeypatch, capsys, imbalance, [*argv, "--out", str(tmp_path / "o")], message)
 
 
+@pytest.mark.parametrize("script", ["imbalance", "augment"])
+def test_every_dataset_skipped_is_one_error_line(monkeypatch, capsys, tmp_path, script):
+    """A benchmark whose every dataset lacks its files ends with one error line (it ended in
+    a traceback from writing no rows), and writes nothing."""
+    module = __import__(script)
+    monkeypatch.setattr(sys, "argv", [f"{script}.py", "--datasets", "mnist", "--data-root",
+                                      str(tmp_path / "none"), "--out", str(tmp_path / "o"),
+                                      "--device", "cpu"])
+    with pytest.raises(SystemExit, match=r"^error: nothing was measured: every dataset was "
+                                         r"skipped, its files missing \(mnist; see above\)$"):
+        module.main()
+    assert "skipping mnist: MNIST not found" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
 @pytest.mark.parametrize("script,argv,message", [
     ("conditioning", ["--seeds", "0,0"], "--seeds gives 0 more than once"),
     ("conditioning", ["--seeds", ""], "--seeds needs at least one value"),

@@ -2,6 +2,8 @@
 the wrong place, hidden entries, damaged files, labels out of range, `~` in a root, sizes
 that do not apply; ImageSet subsets keep their transforms."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -55,14 +57,16 @@ def test_split_folders_hidden_entries_and_single_classes(tmp_path):
     Image.new("L", (8, 8)).save(tmp_path / "flat" / "x.png")
     with pytest.raises(DataNotFoundError, match="image folder") as e:
         load_dataset(f"folder:{tmp_path / 'flat'}")
-    assert ".;" not in str(e.value) and "one sub-folder of images per class (files ending in " \
-        ".jpg, .jpeg, .png" in str(e.value)
+    assert ".;" not in str(e.value) and "one sub-folder of images per class, each with images " \
+        "(files ending in .jpg, .jpeg, .png" in str(e.value) and "remove it" not in str(e.value)
     for name in ("a", "b"):                             # class folders, no image in them
         (tmp_path / "notes" / name).mkdir(parents=True)
         (tmp_path / "notes" / name / "readme.txt").write_text("hi")
     with pytest.raises(DataNotFoundError, match=r"Found no valid file for the classes a, b; it "
-                                                r"needs one sub-folder of images per class "
-                                                r"\(files ending in \.jpg"):
+                                                r"needs one sub-folder of images per class, "
+                                                r"each with images \(files ending in \.jpg.*\): "
+                                                r"add images to a class folder without any, or "
+                                                r"remove it"):
         load_dataset(f"folder:{tmp_path / 'notes'}")
     with pytest.raises(DataNotFoundError, match=r"image folder .*x\.png is a file, not a folder"):
         load_dataset(f"folder:{tmp_path / 'flat' / 'x.png'}")
@@ -353,3 +357,71 @@ def test_images_are_float32_whatever_their_dtype():
     assert data.subset(torch.tensor([0, 2])).images.dtype == torch.float32
     half = ImageSet(torch.zeros(2, 1, 4, 4, dtype=torch.float16), [0, 1], ["a", "b"])
     assert half.images.dtype == torch.float32
+
+
+# ------------------------------------------------------------------ a test drive of own folders
+def test_split_folders_are_found_whatever_the_case_of_their_names(tmp_path):
+    """Train/ and Test/ (as Kaggle and Windows name them) are the splits, not two classes;
+    Train/ with Val/ is refused as splits; train/ beside Train/ is ambiguous."""
+    _classes(tmp_path / "tt" / "Train", "L", n=4, names=("a", "b", "c"))
+    _classes(tmp_path / "tt" / "Test", "L", n=2, names=("a", "b", "c"))
+    tr, te = load_dataset(f"folder:{tmp_path / 'tt'}")
+    assert tr.classes == te.classes == ["a", "b", "c"] and (len(tr), len(te)) == (12, 6)
+    _classes(tmp_path / "tv", names=("Train", "VAL"))
+    with pytest.raises(ValueError, match=r"\(Train, VAL\) look like splits, not classes"):
+        load_dataset(f"folder:{tmp_path / 'tv'}")
+    _classes(tmp_path / "tt" / "train", "L", n=4, names=("a", "b", "c"))
+    if len({p.name for p in (tmp_path / "tt").iterdir()}) == 3:     # a case-sensitive disk
+        with pytest.raises(ValueError, match=r"has Train/ and train/: keep one train split"):
+            load_dataset(f"folder:{tmp_path / 'tt'}")
+
+
+def test_different_train_and_test_classes_are_named(tmp_path):
+    _classes(tmp_path / "train", names=("a", "b", "c"))
+    _classes(tmp_path / "test", names=("a", "b", "d"))
+    with pytest.raises(ValueError, match=r"different classes \(train/ alone has 'c'; test/ "
+                                         r"alone has 'd'\): give both the same class "
+                                         r"sub-folders"):
+        load_dataset(f"folder:{tmp_path}")
+
+
+def test_transparent_images_are_composited_onto_white_with_a_warning(tmp_path):
+    """Ink stored only in the alpha channel (black RGB everywhere) is not lost: transparent
+    pixels become white, as a viewer shows them, and the loader says so. Opaque RGBA images
+    are read as they are, without a word."""
+    ink = np.zeros((8, 8, 4), np.uint8)
+    ink[2:6, 3, 3] = 255                                    # an opaque black stroke
+    for c in ("a", "b"):
+        (tmp_path / "t" / c).mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(ink).save(tmp_path / "t" / c / f"{i}.png")
+    with pytest.warns(UserWarning, match=r"6 images of .* have transparent pixels: composited "
+                                         r"onto white"):
+        tr, te = load_dataset(f"folder:{tmp_path / 't'}")
+    img = torch.cat([tr.images, te.images])[0]
+    assert img.shape == (3, 8, 8) and float(img.max()) == 1.0
+    assert float(img[:, 2:6, 3].max()) == -1.0 and float((img == 1).float().mean()) == 1 - 4 / 64
+    opaque = np.full((8, 8, 4), 255, np.uint8)
+    opaque[..., 0] = 40
+    for c in ("a", "b"):
+        (tmp_path / "o" / c).mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(opaque).save(tmp_path / "o" / c / f"{i}.png")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tr, _ = load_dataset(f"folder:{tmp_path / 'o'}")
+    assert float(tr.images[0, 0].mean()) == pytest.approx(40 / 127.5 - 1)
+
+
+def test_a_palette_image_of_grey_colours_is_grey(tmp_path):
+    """A PNG optimiser's palette ("P") copy of a grey image keeps a grey folder grey (one
+    such file made the whole folder RGB, and a 28x28 one then failed the conv pair's size
+    rule); a palette of colours still makes it RGB."""
+    root = _classes(tmp_path / "g", "L", value=100, size=28)
+    Image.new("L", (28, 28), 100).convert("P").save(root / "a" / "p.png")
+    assert Image.open(root / "a" / "p.png").mode == "P"
+    tr, te = load_dataset(f"folder:{root}")
+    assert tr.image_shape == (1, 28, 28)
+    assert float(torch.cat([tr.images, te.images]).std()) == 0.0
+    Image.new("RGB", (28, 28), (200, 10, 10)).convert("P").save(root / "b" / "p.png")
+    assert load_dataset(f"folder:{root}")[0].image_shape == (3, 28, 28)

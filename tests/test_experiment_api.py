@@ -12,6 +12,7 @@ import torch
 
 from _formats import write_image_classes
 from ganaug import CLSGAN, TrainConfig
+from ganaug.data import DataNotFoundError
 from ganaug import experiment as E
 from ganaug.cli import main
 from ganaug.experiment import (aggregate_seeds, claim_run_dir, default_run_dir, evaluate_run,
@@ -108,6 +109,11 @@ def test_a_relative_data_root_is_made_absolute(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     r = evaluate_run("run", data_root="moved", device="cpu")
     assert r["dataset"] == f"folder:{os.path.abspath('moved')}"
+    # a --data-root that is not there names that path, not the run's folder as moved
+    with pytest.raises(DataNotFoundError, match=r"--data-root mvoed does not exist: pass the "
+                                                r"folder that now holds the images of run run "
+                                                r"\(it trained on .*img\)"):
+        evaluate_run("run", data_root="mvoed", device="cpu")
 
 
 @pytest.fixture(scope="module")

@@ -251,6 +251,7 @@ def test_gate_modes_class_softmax_and_exp_minus_L(model, tiny):
         SyntheticMix(tiny, model, balance={c: 3}, gate=0.3, gate_mode="nope")
 
 
+@pytest.mark.filterwarnings("ignore:the dataset's classes:UserWarning")
 def test_bad_input_errors(model, tiny):
     with pytest.raises(ValueError, match=r"fraction must be in \[0, 1\)"):
         SyntheticMix(tiny, model, fraction=1.0)
@@ -338,7 +339,8 @@ def test_long_tailed_generic_dataset_and_subset_targets():
 def test_long_tail_profile_cifar10_lt_and_at_least_one_item():
     # CIFAR-10-LT (Cao et al. 2019) with 5000 per class and rho = 100: floor, not round
     assert long_tail_counts(5000, 10, 100) == [5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50]
-    assert long_tail_counts(10, 3, 1000) == [10, 1, 1]          # no class is emptied
+    with pytest.warns(UserWarning, match="ratio is 10, not 1000"):
+        assert long_tail_counts(10, 3, 1000) == [10, 1, 1]      # no class is emptied
 
 
 def test_long_tailed_subset_is_random_and_follows_the_seed():
@@ -369,6 +371,7 @@ def test_synthetic_items_differ_across_sampler_calls(model, tiny):
     assert len(x) == 6 and len(torch.unique(x.flatten(1), dim=0)) == 6
 
 
+@pytest.mark.filterwarnings("ignore:class .* has no real item:UserWarning")
 def test_balanced_sampler_class_with_only_synthetic_items(model, tiny):
     no_d = Subset(tiny, [i for i in range(len(tiny)) if int(tiny.targets[i]) != 3])
     mix = SyntheticMix(no_d, model, balance={"d": 6})
@@ -650,6 +653,7 @@ class _BatchNormSampler(torch.nn.Module):
         return self(y)
 
 
+@pytest.mark.filterwarnings("ignore:the dataset's classes:UserWarning")
 def test_a_module_sampler_in_training_mode_gets_a_warning_to_call_eval(tiny):
     import warnings
     g = _BatchNormSampler()

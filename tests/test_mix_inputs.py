@@ -225,6 +225,7 @@ def test_long_tailed_generic_dataset_keeps_its_class_names_or_has_none():
     assert dataset_classes(make_long_tailed(Plain(n=80, targets=True), rho=4)) is None
 
 
+@pytest.mark.filterwarnings("ignore:class .* has no real item:UserWarning")
 def test_subset_keeps_class_names_and_num_classes_covers_missing_top_class(model):
     data = Plain(targets=True, names=["a", "b", "c", "d"])
     no_d = Subset(data, [i for i in range(len(data)) if data.y[i] != 3])
@@ -237,6 +238,7 @@ def test_subset_keeps_class_names_and_num_classes_covers_missing_top_class(model
         SyntheticMix(no_d, model, balance="max", num_classes=5)
 
 
+@pytest.mark.filterwarnings("ignore:classes .* have no real item:UserWarning")
 def test_a_sampler_with_more_classes_than_the_largest_label_needs_num_classes(model):
     two = Plain(targets=True, classes=2)          # labels 0 and 1, no .classes; model: 4
     for kw in (dict(balance="max"), dict(fraction=0.5)):
@@ -276,6 +278,7 @@ def test_a_grey_sampler_on_grey_images_read_as_rgb_names_the_fix(model):
         SyntheticMix(TensorDataset(torch.rand(8, 1, 16, 16), y), model, fraction=0.5)
 
 
+@pytest.mark.filterwarnings("ignore:classes .* have no real item:UserWarning")
 def test_labels_that_are_not_class_indices_are_refused_with_the_fix():
     sampler, calls = _counting()
     for names in ([3, 7, 9], ["three", "seven", "nine"]):
@@ -301,12 +304,23 @@ def test_class_names_in_another_order_are_refused_and_other_names_warned_about(m
     with pytest.warns(UserWarning, match=r"\['w', 'x', 'y', 'z'\] are not the sampler's"):
         SyntheticMix(Plain(targets=True, names=list("wxyz")), model, fraction=0.5)
     with warnings.catch_warnings():
-        warnings.simplefilter("error")          # the same names, or a model with default names
+        warnings.simplefilter("error")          # the same names, or the model's and more
         warnings.simplefilter("ignore", LabelAgreementWarning)    # untrained: it would warn
         SyntheticMix(Plain(targets=True, names=list("abcd")), model, fraction=0.5)
         torch.manual_seed(0)
-        plain = CLSGAN((1, 8, 8), 4, "mlp")
-        SyntheticMix(Plain(targets=True, names=list("wxyz")), plain, fraction=0.5)
+        digits = CLSGAN((1, 8, 8), 4, "mlp")           # "0".."3", as digits and MNIST name them
+        SyntheticMix(Plain(targets=True, names=["0 - zero", "1 - one", "2 - two", "3-three"]),
+                     digits, fraction=0.5)
+    # a digits or MNIST model's names are real ones: words in their sorted order, or its own
+    # names sorted as strings, are another order and are caught
+    with pytest.warns(UserWarning, match=r"\['four', 'one', 'three', 'two'\] are not the "):
+        SyntheticMix(Plain(targets=True, names=["four", "one", "three", "two"]), digits,
+                     fraction=0.5)
+    with pytest.raises(ValueError, match=r"\['0', '2', '1', '3'\] are the sampler's "
+                                         r"\['0', '1', '2', '3'\] in another order"):
+        SyntheticMix(Plain(targets=True, names=list("0213")), digits, fraction=0.5)
+    with pytest.warns(UserWarning, match=r"\['0x', '1', '2', '3'\] are not the sampler's"):
+        SyntheticMix(Plain(targets=True, names=["0x", "1", "2", "3"]), digits, fraction=0.5)
 
 
 class Remapped(Dataset):
@@ -967,6 +981,7 @@ def test_value_range_is_read_past_the_first_few_items():
     assert float(mix[len(mix) - 1][0].min()) == -1.0
 
 
+@pytest.mark.filterwarnings("ignore:balance=.* adds no synthetic item:UserWarning")
 def test_no_synthetic_items_with_a_model_sampler():
     """A SyntheticMix that adds no synthetic items (fraction=0, or balance='max' on a balanced
     dataset) with a ganaug model as its sampler works, and has no label agreement to report."""
@@ -1167,3 +1182,46 @@ def test_labels_that_are_not_class_ids_are_refused_with_a_clear_message(label):
     with pytest.raises(ValueError, match=r"with an integer class id as the label, got a label "
                                          r"of type"):
         dataset_targets(OneLabel(label))
+
+
+# ------------------------------------------------------------------ a test drive of imbalance
+def test_a_balance_that_adds_nothing_or_fills_a_class_alone_warns(model):
+    """balance= that adds no synthetic item (an int under every count) says the mix is the
+    real data alone; a class without real items that balance fills says its items are all
+    synthetic; an ordinary plan says nothing."""
+    with pytest.warns(UserWarning, match=r"balance=5 adds no synthetic item \(the real class "
+                                         r"counts are \[10, 10, 10, 10\]\)"):
+        assert SyntheticMix(Plain(targets=True), _callable(), balance=5).num_synthetic == 0
+    no_c = Labels([0, 1, 3] * 4, names=list("abcd"))
+    with pytest.warns(UserWarning, match=r"class 'c' has no real item: its items are all "
+                                         r"synthetic"):
+        assert SyntheticMix(no_c, _callable(), balance="max").plan == [0, 0, 4, 0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        SyntheticMix(Labels([0, 1, 1, 2, 3] * 4), _callable(), balance="max")
+
+
+def test_an_int_balance_key_that_is_another_class_name_warns():
+    """With numeric class names sorted as strings ('1', '10', '2'), the key 10 is class id
+    10, not the class named '10': said, with the name to use."""
+    names = ["1", "10", "11", "2", "3", "4", "5", "6", "7", "8", "9"]
+    data = Labels(list(range(11)) * 2, names=names)
+    with pytest.warns(UserWarning, match=r"balance key 10 is class id 10 \(named '9'\); the "
+                                         r"class named '10' is id 1: to mean that one, use the "
+                                         r"name '10' as the key"):
+        mix = SyntheticMix(data, _callable(), balance={10: 2}, num_classes=11)
+    assert mix.plan[10] == 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert SyntheticMix(data, _callable(), balance={"10": 2}).plan[1] == 2
+
+
+def test_a_rho_the_smallest_class_cannot_reach_warns():
+    """rho larger than the smallest class's count: every class keeps one item at least, so
+    the ratio is that count, which the warning says."""
+    with pytest.warns(UserWarning, match=r"rho=1000 asks the last class for 10/1000 < 1 item; "
+                                         r".* ratio is 10, not 1000"):
+        assert long_tail_counts(10, 3, 1000) == [10, 1, 1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert long_tail_counts(10, 3, 10) == [10, 3, 1]

@@ -10,6 +10,7 @@ import math
 import os
 import pickle
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -367,7 +368,29 @@ def _uint8(im, mode: str) -> np.ndarray:
         im = Image.fromarray(((a * 255 + 32767) // 65535).astype(np.uint8), mode="L")
     elif im.mode == "F":
         raise ValueError("floating-point images are not supported; save them as 8- or 16-bit")
+    elif _transparent(im):                # onto white, as a viewer shows it (dropping the
+        rgba = im.convert("RGBA")         # alpha would keep what transparent pixels hide)
+        im = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
     return np.asarray(im.convert(mode), dtype=np.uint8)
+
+
+def _transparent(im) -> bool:
+    """Whether a PIL image has pixels that are not opaque (an alpha channel below 255, or a
+    transparent palette entry in use)."""
+    if im.mode not in ("RGBA", "RGBa", "LA", "La", "PA") and "transparency" not in im.info:
+        return False
+    return im.convert("RGBA").getchannel("A").getextrema()[0] < 255
+
+
+def _grey(im) -> bool:
+    """Whether a PIL image is grey: a grey mode, or a palette image whose colours in use are
+    all grey (PNG optimisers store grey images that way)."""
+    if im.mode in _GREY:
+        return True
+    if im.mode not in ("P", "PA"):
+        return False
+    rgb = np.asarray(im.convert("RGB"))
+    return bool((rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all())
 
 
 def _read_folder(folder: Path, image_size: int | None, mode: str | None = None
@@ -382,26 +405,36 @@ def _read_folder(folder: Path, image_size: int | None, mode: str | None = None
         ds = _image_folder(folder)
     except (FileNotFoundError, OSError) as e:
         raise DataNotFoundError(f"image folder {folder}: {' '.join(str(e).split()).rstrip('.')}"
-                                f"; it needs one sub-folder of images per class (files ending "
-                                f"in {', '.join(IMG_EXTENSIONS)})") from None
+                                f"; it needs one sub-folder of images per class, each with "
+                                f"images (files ending in {', '.join(IMG_EXTENSIONS)})"
+                                + (": add images to a class folder without any, or remove it"
+                                   if "no valid file" in str(e) else "")) from None
     if len(ds.classes) < 2:
         raise ValueError(f"image folder {folder} has {len(ds.classes)} class sub-folder(s) "
                          f"({', '.join(ds.classes)}); it needs one sub-folder of images per "
                          f"class, at least two (is --dataset folder:PATH one level too high?)")
-    if set(ds.classes) <= _SPLIT_NAMES:
+    if {c.lower() for c in ds.classes} <= _SPLIT_NAMES:
         raise ValueError(f"the sub-folders of {folder} ({', '.join(ds.classes)}) look like "
                          f"splits, not classes: ganaug reads {folder}/train and {folder}/test "
                          f"(rename the held-out split to test), or a folder of classes alone")
-    imgs, modes = [], set()
+    imgs, modes, clear = [], set(), []
     for path, _ in ds.samples:
         try:
             with Image.open(path) as im:
-                modes.add("L" if im.mode in _GREY else "RGB")
+                modes.add("L" if _grey(im) else "RGB")
                 imgs.append(im.copy())
+                if _transparent(im):
+                    clear.append(path)
         except Exception as e:              # PIL raises OSError, SyntaxError, ValueError, ...
             raise ValueError(f"{path} could not be read as an image ({type(e).__name__}: "
                              f"{e}); remove or replace it") from None
     mode = mode or ("L" if modes == {"L"} else "RGB")
+    if clear:
+        warnings.warn(f"{len(clear)} image{'s' if len(clear) > 1 else ''} of {folder} (e.g. "
+                      f"{clear[0]}) ha{'ve' if len(clear) > 1 else 's'} transparent pixels: "
+                      f"composited onto white, as an image viewer shows them (torchvision's "
+                      f"ImageFolder drops the alpha channel instead, which shows what the "
+                      f"transparent pixels hide, often black)", stacklevel=2)
     arrays = []
     for im, (path, _) in zip(imgs, ds.samples):
         try:
@@ -427,19 +460,25 @@ def load_folder(path: str | os.PathLike, image_size: int | None = None):
         what = "is a file, not a folder" if folder.exists() else "does not exist"
         raise DataNotFoundError(f"image folder {folder} {what}; pass --dataset folder:PATH "
                                 f"with a folder of class sub-folders")
-    if (folder / "train").is_dir() and (folder / "test").is_dir():
-        xtr, ytr, ctr = _read_folder(folder / "train", image_size)
-        xte, yte, cte = _read_folder(folder / "test", image_size)
+    train_dir, test_dir = _split_dir(folder, "train"), _split_dir(folder, "test")
+    if train_dir is not None and test_dir is not None:
+        xtr, ytr, ctr = _read_folder(train_dir, image_size)
+        xte, yte, cte = _read_folder(test_dir, image_size)
         if ctr != cte:
-            raise ValueError(f"{folder}/train and {folder}/test have different classes")
+            only = [f"{d.name}/ alone has {', '.join(map(repr, sorted(set(a) - set(b))))}"
+                    for d, a, b in ((train_dir, ctr, cte), (test_dir, cte, ctr))
+                    if set(a) - set(b)]
+            raise ValueError(f"{train_dir} and {test_dir} have different classes ("
+                             f"{'; '.join(only)}): give both the same class sub-folders, each "
+                             f"with images")
         if xtr.shape[1] != xte.shape[1]:             # grey in one split, colour in the other
             if xtr.shape[1] == 1:
-                xtr, ytr, ctr = _read_folder(folder / "train", image_size, "RGB")
+                xtr, ytr, ctr = _read_folder(train_dir, image_size, "RGB")
             else:
-                xte, yte, cte = _read_folder(folder / "test", image_size, "RGB")
+                xte, yte, cte = _read_folder(test_dir, image_size, "RGB")
         if xtr.shape[1:] != xte.shape[1:]:
-            raise ValueError(f"{folder}/train images are {tuple(xtr.shape[2:])} pixels but "
-                             f"{folder}/test images {tuple(xte.shape[2:])}; pass --image-size N "
+            raise ValueError(f"{train_dir} images are {tuple(xtr.shape[2:])} pixels but "
+                             f"{test_dir} images {tuple(xte.shape[2:])}; pass --image-size N "
                              f"to resize both to NxN")
         return ImageSet(xtr, ytr, ctr), ImageSet(xte, yte, cte)
     from sklearn.model_selection import train_test_split
@@ -450,6 +489,16 @@ def load_folder(path: str | os.PathLike, image_size: int | None = None):
                               random_state=0, stratify=y.numpy())
     tr, te = torch.as_tensor(np.sort(tr)), torch.as_tensor(np.sort(te))
     return ImageSet(x[tr], y[tr], classes), ImageSet(x[te], y[te], classes)
+
+
+def _split_dir(folder: Path, name: str) -> Path | None:
+    """``folder``'s sub-folder ``name`` ("train" or "test") whatever the case of its name
+    (``Train/``, ``TEST/``), or None; two spellings of it are an error."""
+    found = [Path(e.path) for e in os.scandir(folder) if e.is_dir() and e.name.lower() == name]
+    if len(found) > 1:
+        raise ValueError(f"{folder} has {' and '.join(f.name + '/' for f in sorted(found))}: "
+                         f"keep one {name} split")
+    return found[0] if found else None
 
 
 def _check_folder_split(folder: Path, y: torch.Tensor, classes: list[str]) -> None:
