@@ -39,7 +39,7 @@ def stop_if_all_skipped(rows: list, skipped: list[str]) -> None:
     for its missing files, so nothing was measured."""
     if not rows and skipped:
         raise SystemExit(f"error: nothing was measured: every dataset was skipped, its files "
-                         f"missing ({', '.join(s.split(':')[0] for s in skipped)}; see above)")
+                         f"missing ({', '.join(s.split(': ')[0] for s in skipped)}; see above)")
 
 
 def parse_list(p, text: str, flag: str, kind: type = int, *, empty_ok: bool = False) -> list:

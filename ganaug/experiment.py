@@ -468,9 +468,9 @@ def evaluate_run(run: str | Path, data_root: str | None = None, *, quality: bool
             new = os.path.abspath(os.path.expanduser(data_root))
             if not os.path.isdir(new):
                 what = "is a file" if os.path.exists(new) else "does not exist"
-                raise DataNotFoundError(f"--data-root {data_root} {what}: pass the folder that "
-                                        f"now holds the images of run {run} (it trained on "
-                                        f"{folder})")
+                raise DataNotFoundError(f"--data-root (data_root=) {data_root} {what}: pass "
+                                        f"the folder that now holds the images of run {run} "
+                                        f"(it trained on {folder})")
             cfg.dataset = f"folder:{new}"
             folder = folder_path(cfg.dataset)
         else:
@@ -489,7 +489,7 @@ def evaluate_run(run: str | Path, data_root: str | None = None, *, quality: bool
     labeled, unlabeled, val = split_with_validation(train_set, cfg.labels_per_class,
                                                     cfg.val_per_class, cfg.data_seed)
     check_same_data(run, ckpt, data_fingerprint(labeled, unlabeled, test, val),
-                    action="evaluate")
+                    action="evaluate", dataset=cfg.dataset)
     m = evaluate(model, test)
     result = {**m, "test_accuracy": m["accuracy"],          # summary.json's name for it
               "test_error": 1.0 - m["accuracy"], "dataset": cfg.dataset,

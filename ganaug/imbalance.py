@@ -46,9 +46,11 @@ def _stored_targets(dataset: Dataset) -> Tensor | None:
                 t = torch.as_tensor(t).reshape(-1)
             except (TypeError, ValueError):   # e.g. class names: read the items' labels
                 return None
+            if len(t) != len(dataset):        # not one per item (e.g. stale): read the items
+                return None
             if t.is_floating_point() and len(t) and not torch.equal(t, t.round()):
                 raise _fractional(t[t != t.round()][0].item(), f"its .{name}")
-            return t.long() if len(t) == len(dataset) else None
+            return t.long()
     if isinstance(dataset, Subset):
         parent = _stored_targets(dataset.dataset)
         return None if parent is None else parent[torch.as_tensor(dataset.indices, dtype=torch.long)]
@@ -71,15 +73,27 @@ def _item_label(item: Any) -> int:
     """The label of an item read for its target: its second element, an integer."""
     if not isinstance(item, (tuple, list)) or len(item) < 2:
         raise _not_a_pair(item)
+    y = item[1]
     try:
-        label = int(item[1])
-        whole = float(item[1]) == label          # 3.5 is no class id, 3.0 is class 3
+        label = int(y)
+        # 3.5 is no class id, 3.0 is class 3 (only a float's fraction is looked at)
+        fraction = float(y) != label if _is_float(y) else False
     except (TypeError, ValueError, RuntimeError):
         raise ValueError(f"dataset items must be (image, label) with an integer class id as "
-                         f"the label, got a label of type {type(item[1]).__name__}") from None
-    if not whole:
-        raise _fractional(float(item[1]), "its items' labels")
+                         f"the label, got a label of type {type(y).__name__}") from None
+    if fraction:
+        raise _fractional(float(y), "its items' labels")
     return label
+
+
+def _is_float(y: Any) -> bool:
+    """Whether a label is a floating-point number (Python, numpy or a tensor's)."""
+    if isinstance(y, (float, np.floating)):
+        return True
+    dtype = getattr(y, "dtype", None)
+    return isinstance(y, (Tensor, np.ndarray)) and (
+        dtype.is_floating_point if isinstance(dtype, torch.dtype) else
+        np.issubdtype(dtype, np.floating))
 
 
 def _fractional(value: float, where: str) -> ValueError:

@@ -488,6 +488,8 @@ class SyntheticMix(Dataset):
         ``epoch // N`` changes. Workers see the new bank when they start after this call
         (``persistent_workers=False``, the default), or always with ``shared_bank=True``."""
         try:
+            if isinstance(epoch, bool):
+                raise TypeError
             epoch = operator.index(epoch)           # an int, numpy integer, integer tensor
         except TypeError:
             raise TypeError(f"set_epoch takes the epoch number, a whole number, got {epoch!r} "
@@ -615,15 +617,28 @@ def _index(i: Any) -> int:
 
 def _check_class_names(data: list[str], model: list[str]) -> None:
     """Label i is the model's class i: refuse the model's class names in another order (every
-    synthetic item would carry a wrong label) and warn about other differences. A data name
-    that starts with the model's and goes on after a space or a dash names that class
-    (torchvision's MNIST calls class "0" "0 - zero")."""
+    synthetic item would carry a wrong label) and warn about other differences. The names
+    "0", "1", ... (digits', MNIST's and SVHN's, and a model's without names of its own) in
+    another order are warned about, not refused: a model without names that was trained on
+    the dataset's labels is right. A data name that starts with the model's and goes on
+    after a space or a dash names that class (torchvision's MNIST calls class "0"
+    "0 - zero")."""
     if len(data) == len(model) and all(_names(d, m) for d, m in zip(data, model)):
         return
-    if sorted(data) == sorted(model):
+    numbers = model == [str(i) for i in range(len(model))]    # digits' names, or no names
+    if sorted(data) == sorted(model) and not numbers:
         raise ValueError(f"the dataset's classes {data} are the sampler's {model} in another "
                          f"order, so label i names another class on each side; give the "
                          f"dataset the sampler's order (e.g. remap its targets)")
+    if sorted(data) == sorted(model):       # "0", "1", "10", "2", ...: ImageFolder's order
+        i = next(i for i, (d, m) in enumerate(zip(data, model)) if d != m)
+        warnings.warn(f"the dataset's classes {data} are the sampler's {model} in another "
+                      f"order: label i is the sampler's i-th class whatever the dataset names "
+                      f"it (label {i}, named {data[i]!r} here, gets images of the sampler's "
+                      f"{model[i]!r}); unless the sampler was trained on this dataset's "
+                      f"labels, give the dataset the sampler's order (e.g. remap its targets)",
+                      stacklevel=3)
+        return
     warnings.warn(f"the dataset's classes {data} are not the sampler's {model}: a synthetic "
                   f"item of label i is an image of the sampler's i-th class; check that the two "
                   f"lists name the same classes in the same order", stacklevel=3)

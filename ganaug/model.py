@@ -43,8 +43,8 @@ class CLSGAN(nn.Module):
                                                     **self.net_options)
         self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False).eval()
         self.loss_net_ema = copy.deepcopy(self.loss_net).requires_grad_(False).eval()
-        # the objective it trains with, where known (build_model, load): one that trains no
-        # generator ("supervised") makes the model no sampler
+        # the objective it trained with, where known (build_model, train, load, and save
+        # keeps it): one that trains no generator ("supervised") makes the model no sampler
         self.objective: str | None = None
 
     @property
@@ -186,9 +186,11 @@ class CLSGAN(nn.Module):
                       "arch": self.arch, "classes": self.classes, "net_options": self.net_options})
 
     def save(self, path: str | os.PathLike, extra: dict | None = None) -> None:
-        """Atomically write a checkpoint that loads with ``torch.load(weights_only=True)``."""
+        """Atomically write a checkpoint that loads with ``torch.load(weights_only=True)``
+        (with the objective it trained with, where known)."""
+        known = {"objective": self.objective} if getattr(self, "objective", None) else {}
         atomic_torch_save(path, {"format": "ganaug", "version": 1, "model": self.spec(),
-                                 "state": self.state_dict(), **(extra or {})})
+                                 "state": self.state_dict(), **known, **(extra or {})})
 
     @classmethod
     def from_checkpoint(cls, ckpt: dict) -> "CLSGAN":
@@ -230,7 +232,7 @@ class CLSGAN(nn.Module):
         if isinstance(map_location, (str, torch.device)):
             map_location = pick_device(map_location)      # a clear error for a bad device
         ckpt = safe_torch_load(run_checkpoint(path), map_location)
-        objective = (ckpt.get("config") or {}).get("objective")
+        objective = (ckpt.get("config") or {}).get("objective", ckpt.get("objective"))
         if need_generator and not trains_generator(objective):
             raise CheckpointError(f"{path} {no_generator(objective)}")
         model = cls.from_checkpoint(ckpt)

@@ -71,10 +71,11 @@ def data_fingerprint(labeled: ImageSet, unlabeled: ImageSet | None = None,
 
 
 def check_same_data(out: str | Path | None, ckpt: dict | None, fingerprint: dict,
-                    action: str = "resume") -> None:
+                    action: str = "resume", dataset: str | None = None) -> None:
     """ValueError when the checkpoint to resume (``ckpt``, None for a new run; or to
     evaluate, ``action="evaluate"``) was trained on other data than ``fingerprint``
-    describes; a checkpoint saved before fingerprints were recorded is not checked."""
+    describes; a checkpoint saved before fingerprints were recorded is not checked.
+    ``dataset``: the run's configured dataset, for the evaluation's advice."""
     saved = ckpt.get("data") if ckpt is not None else None
     if not isinstance(saved, dict):
         return
@@ -88,13 +89,13 @@ def check_same_data(out: str | Path | None, ckpt: dict | None, fingerprint: dict
                                   if "labeled_images" in differ else
                                   "the validation images or their labels differ")
     if action == "evaluate":            # its test split would hold images it trained on
+        fix = ("its config names digits, which cannot differ, so ganaug.train() trained it on "
+               "data of your own, which ganaug cannot reload: evaluate it in Python, with "
+               "ganaug.evaluate(CLSGAN.load(RUN), test_set)" if dataset == "digits" else
+               "point --data-root (data_root=) at the run's own data (for an image folder: the "
+               "folder as it was when the run trained)")
         raise ValueError(f"cannot evaluate {out}: this is not the data it trained on "
-                         f"({detail}), so its test split would not be the run's own; point "
-                         f"--data-root at the run's own data (for an image folder: the folder "
-                         f"as it was when the run trained). A run that ganaug.train() trained "
-                         f"on data of your own (its config names only TrainConfig.dataset) "
-                         f"cannot be reloaded from its config: evaluate it in Python, with "
-                         f"ganaug.evaluate(CLSGAN.load(RUN), test_set)")
+                         f"({detail}), so its test split would not be the run's own; {fix}")
     fix = ("pass the run's own validation images (val=)" if set(differ) <= {"val", "val_data"}
            else "point --data-root (or --dataset folder:PATH) at the run's own data")
     raise ValueError(f"cannot resume {out}: this is not the data it trained on ({detail}); "

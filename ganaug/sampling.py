@@ -45,8 +45,9 @@ class Sampler:
         elif isinstance(source, CLSGAN) and device is not None and \
                 _concrete(device) != _concrete(source.device):
             source = copy.deepcopy(source).to(device)       # the caller's model stays put
-        if isinstance(source, CLSGAN) and not trains_generator(source.objective):
-            raise ValueError(f"the sampler (a CLSGAN) {no_generator(source.objective)}")
+        objective = getattr(source, "objective", None)   # an older ganaug's pickle: none
+        if isinstance(source, CLSGAN) and not trains_generator(objective):
+            raise ValueError(f"the sampler (a CLSGAN) {no_generator(objective)}")
         if not callable(source):
             raise TypeError(f"sampler must be a ganaug model, a run folder or checkpoint path, or "
                             f"a callable labels -> images; got {type(source).__name__}")
@@ -198,22 +199,25 @@ def range_mismatch(x_lo: float, x_hi: float, lo: float, hi: float) -> str | None
 
 
 def _check_given_range(vals: Tensor, value_range: tuple[Any, Any]) -> None:
-    """A ValueError when the probed items' values leave the ``value_range`` given for them
-    (their synthetic peers would be on another scale), a warning when they do not look like
-    it (none below 0 for a range that goes below 0, or under 2% of it used)."""
+    """A ValueError when the probed items' values go far outside the ``value_range`` given
+    for them (by more than half its width, e.g. 0..255 items given (0, 1): their synthetic
+    peers would be on another scale; a resize's small overshoot is fine), a warning when
+    they do not look like it (none below 0 for a range that goes below 0, or under 2% of it
+    used)."""
     lo, hi = float(value_range[0]), float(value_range[1])
     x_lo, x_hi = float(vals.min()), float(vals.max())
     how = range_mismatch(x_lo, x_hi, lo, hi)
     seen = f"the real items' values span [{x_lo:.3g}, {x_hi:.3g}]"
-    if how == "outside":
-        raise ValueError(f"value_range=({lo:g}, {hi:g}) but {seen}, outside it, so the "
+    if how == "outside" and (x_lo < lo - (hi - lo) / 2 or x_hi > hi + (hi - lo) / 2):
+        raise ValueError(f"value_range=({lo:g}, {hi:g}) but {seen}, far outside it, so the "
                          f"synthetic items would be on another scale; pass the range the "
                          f"items' values are in (e.g. (0, 255) for 8-bit values), or leave "
                          f"value_range out for uint8, [0, 1] or [-1, 1] items")
-    if how is not None:
+    if how in ("none below 0", "narrow"):
+        guess = " (e.g. (0, 1))" if 0 <= x_lo and x_hi <= 1 else ""
         warnings.warn(f"value_range=({lo:g}, {hi:g}) but {seen}"
                       f"{', none below 0' if how == 'none below 0' else ', under 2% of it'}: "
-                      f"are they in another range (e.g. (0, 1))? The synthetic items fill "
+                      f"are they in another range{guess}? The synthetic items fill "
                       f"value_range; pass the range the items' values are in", stacklevel=4)
 
 

@@ -289,6 +289,7 @@ def train(model: CLSGAN, labeled: ImageSet, unlabeled: ImageSet | None = None,
     log = log or (lambda s: print(s, file=sys.stderr, flush=True))
     rank, world = dist_.rank_and_world()
     check_inputs(model, labeled, cfg, world, val, unlabeled, test)
+    model.objective = cfg.objective                # what it is trained with (samplers ask)
     if rank != 0:                                  # only rank 0 logs and writes
         log, progress, on_epoch = (lambda s: None), False, None
     ckpt = check_run_folder(out, cfg, resume)

@@ -762,7 +762,7 @@ def test_eval_refuses_a_folder_that_changed_and_finds_one_that_moved(tmp_path, c
     err = capsys.readouterr().err
     assert f"cannot evaluate {run}: this is not the data it trained on" in err
     assert "--data-root" in err and not (run / "eval.json").exists()
-    assert "ganaug.evaluate(CLSGAN.load(RUN), test_set)" in err     # for a run of own data
+    assert "ganaug.evaluate" not in err        # the advice for a digits run from Python
     assert main(["eval", "--quick", "--run", str(run), "--data-root", str(tmp_path / "moved"),
                  "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["num_test"] == \

@@ -370,6 +370,10 @@ def test_split_folders_are_found_whatever_the_case_of_their_names(tmp_path):
     _classes(tmp_path / "tv", names=("Train", "VAL"))
     with pytest.raises(ValueError, match=r"\(Train, VAL\) look like splits, not classes"):
         load_dataset(f"folder:{tmp_path / 'tv'}")
+    _classes(tmp_path / "kg" / "Training", "L", n=4, names=("a", "b"))  # Kaggle's names
+    _classes(tmp_path / "kg" / "Testing", "L", n=2, names=("a", "b"))
+    tr, te = load_dataset(f"folder:{tmp_path / 'kg'}")
+    assert tr.classes == ["a", "b"] and (len(tr), len(te)) == (8, 4)
     _classes(tmp_path / "tt" / "train", "L", n=4, names=("a", "b", "c"))
     if len({p.name for p in (tmp_path / "tt").iterdir()}) == 3:     # a case-sensitive disk
         with pytest.raises(ValueError, match=r"has Train/ and train/: keep one train split"):
@@ -385,10 +389,10 @@ def test_different_train_and_test_classes_are_named(tmp_path):
         load_dataset(f"folder:{tmp_path}")
 
 
-def test_transparent_images_are_composited_onto_white_with_a_warning(tmp_path):
+def test_transparent_images_are_composited_onto_a_contrasting_background(tmp_path):
     """Ink stored only in the alpha channel (black RGB everywhere) is not lost: transparent
-    pixels become white, as a viewer shows them, and the loader says so. Opaque RGBA images
-    are read as they are, without a word."""
+    pixels become white under dark ink and black under light ink, and the loader says so.
+    Opaque RGBA images are read as they are, without a word."""
     ink = np.zeros((8, 8, 4), np.uint8)
     ink[2:6, 3, 3] = 255                                    # an opaque black stroke
     for c in ("a", "b"):
@@ -396,11 +400,19 @@ def test_transparent_images_are_composited_onto_white_with_a_warning(tmp_path):
         for i in range(3):
             Image.fromarray(ink).save(tmp_path / "t" / c / f"{i}.png")
     with pytest.warns(UserWarning, match=r"6 images of .* have transparent pixels: composited "
-                                         r"onto white"):
+                                         r"onto a plain background"):
         tr, te = load_dataset(f"folder:{tmp_path / 't'}")
     img = torch.cat([tr.images, te.images])[0]
     assert img.shape == (3, 8, 8) and float(img.max()) == 1.0
     assert float(img[:, 2:6, 3].max()) == -1.0 and float((img == 1).float().mean()) == 1 - 4 / 64
+    ink[2:6, 3, :3] = 255                                   # white ink: onto black instead
+    for c in ("a", "b"):
+        (tmp_path / "w" / c).mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(ink).save(tmp_path / "w" / c / f"{i}.png")
+    with pytest.warns(UserWarning, match="white under dark content and black under light"):
+        tr, _ = load_dataset(f"folder:{tmp_path / 'w'}")
+    assert float(tr.images[0, :, 2:6, 3].min()) == 1.0 and float(tr.images[0].mean()) < -0.8
     opaque = np.full((8, 8, 4), 255, np.uint8)
     opaque[..., 0] = 40
     for c in ("a", "b"):

@@ -110,9 +110,9 @@ def test_a_relative_data_root_is_made_absolute(tmp_path, monkeypatch):
     r = evaluate_run("run", data_root="moved", device="cpu")
     assert r["dataset"] == f"folder:{os.path.abspath('moved')}"
     # a --data-root that is not there names that path, not the run's folder as moved
-    with pytest.raises(DataNotFoundError, match=r"--data-root mvoed does not exist: pass the "
-                                                r"folder that now holds the images of run run "
-                                                r"\(it trained on .*img\)"):
+    with pytest.raises(DataNotFoundError, match=r"--data-root \(data_root=\) mvoed does not "
+                                                r"exist: pass the folder that now holds the "
+                                                r"images of run run \(it trained on .*img\)"):
         evaluate_run("run", data_root="mvoed", device="cpu")
 
 
@@ -210,3 +210,14 @@ def test_evaluate_takes_an_image_set(tiny):
     with pytest.raises(TypeError, match=r"evaluate takes an ImageSet .*got TensorDataset"):
         evaluate(model, TensorDataset(tiny.images, tiny.targets))
     assert set(evaluate(model, tiny)) >= {"accuracy", "per_class_accuracy"}
+
+
+def test_a_run_trained_in_python_on_own_data_is_told_to_evaluate_in_python(tiny, tmp_path):
+    """train(..., out=) on an ImageSet of one's own writes a config that names only the
+    default dataset (digits): ganaug eval cannot reload that data, and says how to evaluate
+    the run instead."""
+    from _tiny import _run
+    _run(tiny, tmp_path / "run", epochs=1)
+    with pytest.raises(ValueError, match=r"its config names digits, which cannot differ.*"
+                                         r"ganaug.evaluate\(CLSGAN.load\(RUN\), test_set\)"):
+        evaluate_run(tmp_path / "run", device="cpu", quality=False)

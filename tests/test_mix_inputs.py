@@ -312,12 +312,15 @@ def test_class_names_in_another_order_are_refused_and_other_names_warned_about(m
         SyntheticMix(Plain(targets=True, names=["0 - zero", "1 - one", "2 - two", "3-three"]),
                      digits, fraction=0.5)
     # a digits or MNIST model's names are real ones: words in their sorted order, or its own
-    # names sorted as strings, are another order and are caught
+    # names sorted as strings, are another order and are warned about (not refused: a model
+    # without names of its own, "0".."K-1", trained on the dataset's labels is right)
     with pytest.warns(UserWarning, match=r"\['four', 'one', 'three', 'two'\] are not the "):
         SyntheticMix(Plain(targets=True, names=["four", "one", "three", "two"]), digits,
                      fraction=0.5)
-    with pytest.raises(ValueError, match=r"\['0', '2', '1', '3'\] are the sampler's "
-                                         r"\['0', '1', '2', '3'\] in another order"):
+    with pytest.warns(UserWarning, match=r"\['0', '2', '1', '3'\] are the sampler's "
+                                         r"\['0', '1', '2', '3'\] in another order: label i "
+                                         r"is the sampler's i-th class .*label 1, named '2' "
+                                         r"here, gets images of the sampler's '1'"):
         SyntheticMix(Plain(targets=True, names=list("0213")), digits, fraction=0.5)
     with pytest.warns(UserWarning, match=r"\['0x', '1', '2', '3'\] are not the sampler's"):
         SyntheticMix(Plain(targets=True, names=["0x", "1", "2", "3"]), digits, fraction=0.5)
@@ -817,6 +820,14 @@ class Labels(Plain):
             self.targets = torch.tensor(labels)
 
 
+def test_a_side_array_of_labels_not_one_per_item_is_not_read():
+    """.labels holding something else than one label per item (soft scores, N x C) is not
+    the targets: the items' own labels are read, as before the fractional-label check."""
+    data = Labels([0, 1, 2, 3] * 2)
+    data.labels = torch.rand(8, 4)
+    assert dataset_targets(data).tolist() == [0, 1, 2, 3] * 2
+
+
 @pytest.mark.parametrize("stored", [False, True], ids=["items", "targets"])
 def test_fractional_labels_are_refused_and_whole_floats_taken(stored):
     """A label of 0.5 is no class id: refused (it was read as class 0), whether the items
@@ -831,9 +842,14 @@ def test_a_value_range_that_the_items_leave_is_refused():
     """uint8 items (0..255) given value_range=(0, 1): every synthetic item would be black
     beside them; refused, naming both ranges."""
     with pytest.raises(ValueError, match=r"value_range=\(0, 1\) but the real items' values "
-                                         r"span \[\d+, 2\d\d\], outside it"):
+                                         r"span \[\d+, 2\d\d\], far outside it"):
         SyntheticMix(Plain(dtype=torch.uint8, scale=255), _callable(), fraction=0.5,
                      value_range=(0, 1))
+    overshoot = Plain()                      # a bicubic resize's small overshoot is fine
+    overshoot.x[0, 0, 0, :2] = torch.tensor([-0.015, 1.01])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        SyntheticMix(overshoot, _callable(), fraction=0.5, value_range=(0, 1))
 
 
 @pytest.mark.parametrize("given, why", [((0, 255), "under 2% of it"),
@@ -883,6 +899,8 @@ def test_set_epoch_and_is_synthetic_take_whole_numbers():
         mix.set_epoch(2.5)
     with pytest.raises(ValueError, match="0 or more, got -1"):
         mix.set_epoch(-1)
+    with pytest.raises(TypeError, match="got True"):
+        mix.set_epoch(True)
     mix.set_epoch(torch.tensor(5))
     assert mix.round == 2 and type(mix.round) is int
     mix.set_epoch(np.int64(7))

@@ -410,3 +410,21 @@ def test_load_keeps_the_objective_of_a_run(tmp_path):
         CLSGAN.load(path, need_generator=True)
     CLSGAN((1, 8, 8), 4, "mlp").save(path)
     assert CLSGAN.load(path).objective is None
+
+
+def test_training_records_the_objective_and_save_keeps_it(tiny, tmp_path):
+    """The objective a model was trained with (not the one it was built for) is what the
+    mixers read; model.save keeps it, so a supervised model saved and loaded is no sampler."""
+    from ganaug import SyntheticMix, TrainConfig, build_model, train
+    model = build_model(TrainConfig().resolved(), tiny)             # built for sscls
+    cfg = TrainConfig(objective="supervised", epochs=1, batch_size=16)
+    train(model, tiny, None, cfg, progress=False, log=lambda s: None)
+    assert model.objective == "supervised"
+    model.save(tmp_path / "sup.pt")
+    assert CLSGAN.load(tmp_path / "sup.pt").objective == "supervised"
+    with pytest.raises(CheckpointError, match="trains no generator"):
+        SyntheticMix(tiny, str(tmp_path / "sup.pt"), fraction=0.5)
+    old = CLSGAN((1, 8, 8), 4, "mlp")
+    del old.objective                                # a model pickled by an older ganaug
+    from ganaug.sampling import Sampler
+    assert Sampler(old).model is old

@@ -368,29 +368,44 @@ def _uint8(im, mode: str) -> np.ndarray:
         im = Image.fromarray(((a * 255 + 32767) // 65535).astype(np.uint8), mode="L")
     elif im.mode == "F":
         raise ValueError("floating-point images are not supported; save them as 8- or 16-bit")
-    elif _transparent(im):                # onto white, as a viewer shows it (dropping the
-        rgba = im.convert("RGBA")         # alpha would keep what transparent pixels hide)
-        im = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
+    elif _transparent(im):
+        im = _composited(im)
     return np.asarray(im.convert(mode), dtype=np.uint8)
 
 
 def _transparent(im) -> bool:
-    """Whether a PIL image has pixels that are not opaque (an alpha channel below 255, or a
-    transparent palette entry in use)."""
-    if im.mode not in ("RGBA", "RGBa", "LA", "La", "PA") and "transparency" not in im.info:
+    """Whether a PIL image (8-bit: 16-bit grey is read without its transparency) has pixels
+    that are not opaque: an alpha channel below 255, or a transparent colour in use."""
+    if im.mode.startswith("I") or im.mode == "F" or (
+            im.mode not in ("RGBA", "RGBa", "LA", "La", "PA") and "transparency" not in im.info):
         return False
     return im.convert("RGBA").getchannel("A").getextrema()[0] < 255
 
 
+def _composited(im):
+    """An image with transparent pixels over a plain background that contrasts with its
+    opaque ones: white under dark ink, black under light ink. Dropping the alpha channel (as
+    torchvision's ImageFolder does) would show what the transparent pixels hide instead,
+    which for ink stored in the alpha channel alone is a blank image."""
+    from PIL import Image
+
+    rgba = np.asarray(im.convert("RGBA"))
+    shown = rgba[..., 3] >= 128
+    light = rgba[..., :3][shown].mean() >= 128 if shown.any() else False
+    back = Image.new("RGBA", im.size, (0, 0, 0, 255) if light else (255, 255, 255, 255))
+    return Image.alpha_composite(back, Image.fromarray(rgba, "RGBA"))
+
+
 def _grey(im) -> bool:
-    """Whether a PIL image is grey: a grey mode, or a palette image whose colours in use are
-    all grey (PNG optimisers store grey images that way)."""
+    """Whether a PIL image is grey: a grey mode, or a palette image whose colours in use (its
+    transparent one aside) are all grey, as PNG optimisers store grey images."""
     if im.mode in _GREY:
         return True
     if im.mode not in ("P", "PA"):
         return False
-    rgb = np.asarray(im.convert("RGB"))
-    return bool((rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all())
+    rgba = np.asarray(im.convert("RGBA"))
+    rgb = rgba[..., :3][rgba[..., 3] > 0]
+    return bool((rgb[:, 0] == rgb[:, 1]).all() and (rgb[:, 1] == rgb[:, 2]).all())
 
 
 def _read_folder(folder: Path, image_size: int | None, mode: str | None = None
@@ -416,7 +431,8 @@ def _read_folder(folder: Path, image_size: int | None, mode: str | None = None
     if {c.lower() for c in ds.classes} <= _SPLIT_NAMES:
         raise ValueError(f"the sub-folders of {folder} ({', '.join(ds.classes)}) look like "
                          f"splits, not classes: ganaug reads {folder}/train and {folder}/test "
-                         f"(rename the held-out split to test), or a folder of classes alone")
+                         f"(or training/ and testing/; rename the held-out split to test), or "
+                         f"a folder of classes alone")
     imgs, modes, clear = [], set(), []
     for path, _ in ds.samples:
         try:
@@ -432,9 +448,9 @@ def _read_folder(folder: Path, image_size: int | None, mode: str | None = None
     if clear:
         warnings.warn(f"{len(clear)} image{'s' if len(clear) > 1 else ''} of {folder} (e.g. "
                       f"{clear[0]}) ha{'ve' if len(clear) > 1 else 's'} transparent pixels: "
-                      f"composited onto white, as an image viewer shows them (torchvision's "
-                      f"ImageFolder drops the alpha channel instead, which shows what the "
-                      f"transparent pixels hide, often black)", stacklevel=2)
+                      f"composited onto a plain background, white under dark content and "
+                      f"black under light (torchvision's ImageFolder drops the alpha channel "
+                      f"instead, which shows what the transparent pixels hide)", stacklevel=4)
     arrays = []
     for im, (path, _) in zip(imgs, ds.samples):
         try:
@@ -460,7 +476,8 @@ def load_folder(path: str | os.PathLike, image_size: int | None = None):
         what = "is a file, not a folder" if folder.exists() else "does not exist"
         raise DataNotFoundError(f"image folder {folder} {what}; pass --dataset folder:PATH "
                                 f"with a folder of class sub-folders")
-    train_dir, test_dir = _split_dir(folder, "train"), _split_dir(folder, "test")
+    train_dir = _split_dir(folder, ("train", "training"))
+    test_dir = _split_dir(folder, ("test", "testing"))
     if train_dir is not None and test_dir is not None:
         xtr, ytr, ctr = _read_folder(train_dir, image_size)
         xte, yte, cte = _read_folder(test_dir, image_size)
@@ -491,13 +508,15 @@ def load_folder(path: str | os.PathLike, image_size: int | None = None):
     return ImageSet(x[tr], y[tr], classes), ImageSet(x[te], y[te], classes)
 
 
-def _split_dir(folder: Path, name: str) -> Path | None:
-    """``folder``'s sub-folder ``name`` ("train" or "test") whatever the case of its name
-    (``Train/``, ``TEST/``), or None; two spellings of it are an error."""
-    found = [Path(e.path) for e in os.scandir(folder) if e.is_dir() and e.name.lower() == name]
+def _split_dir(folder: Path, names: tuple[str, ...]) -> Path | None:
+    """``folder``'s sub-folder of one of ``names`` (("train", "training") or ("test",
+    "testing")) whatever the case of its name (``Train/``, ``TESTING/``), or None; two such
+    folders are an error."""
+    found = [Path(e.path) for e in os.scandir(folder)
+             if e.is_dir() and e.name.lower() in names]
     if len(found) > 1:
         raise ValueError(f"{folder} has {' and '.join(f.name + '/' for f in sorted(found))}: "
-                         f"keep one {name} split")
+                         f"keep one {names[0]} split")
     return found[0] if found else None
 
 
