@@ -142,7 +142,11 @@ def feature_matching(h_real: Tensor | Sequence[Tensor],
     return sum(feature_matching(r, f) * (units / r[0].numel()) for r, f in zip(h_real, h_fake))
 
 
-def mode_seeking(x1: Tensor, x2: Tensor, z1: Tensor, z2: Tensor, eps: float = 1e-5) -> Tensor:
+MODE_SEEKING_EPS = 1e-5    # one default for one process and several (they must agree)
+
+
+def mode_seeking(x1: Tensor, x2: Tensor, z1: Tensor, z2: Tensor,
+                 eps: float = MODE_SEEKING_EPS) -> Tensor:
     """Mode-seeking term of Mao et al. 2019 (MSGAN), to add to the generator's loss.
 
     ``x1 = G(z1, y)`` and ``x2 = G(z2, y)`` share labels; the term is
@@ -152,7 +156,7 @@ def mode_seeking(x1: Tensor, x2: Tensor, z1: Tensor, z2: Tensor, eps: float = 1e
     return mode_seeking_from_distances((x1 - x2).abs().mean(), (z1 - z2).abs().mean(), eps)
 
 
-def mode_seeking_from_distances(dx: Tensor, dz: Tensor, eps: float = 1e-5) -> Tensor:
+def mode_seeking_from_distances(dx: Tensor, dz: Tensor, eps: float = MODE_SEEKING_EPS) -> Tensor:
     """:func:`mode_seeking` from its two mean distances mean|x1 - x2| and mean|z1 - z2|
     (for callers that average them over more than one batch, e.g. over processes)."""
     return 1.0 / (dx / dz + eps)

@@ -1,5 +1,6 @@
 """The mixers' diversity check (ganaug.checks): the statistic by hand, and SyntheticMix and
 BatchMixer reading it on samplers that collapse and samplers that do not."""
+import itertools
 import math
 import random
 import warnings
@@ -9,8 +10,9 @@ import pytest
 import torch
 from torch.utils.data import Dataset
 
-from ganaug import BatchMixer, DiversityWarning, SyntheticMix
-from ganaug.checks import DIVERSITY_WARN, pair_distances, per_class, relative_spread, spread
+from ganaug import BatchMixer, DiversityWarning, LabelAgreementWarning, SyntheticMix
+from ganaug.checks import (DIVERSITY_WARN, first_per_class_distances, pair_distances, per_class,
+                           pooled, relative_spread, spread)
 
 
 class Varied(Dataset):
@@ -357,3 +359,104 @@ def test_pooled_caps_each_side_at_32_pixels_also_when_one_side_alone_is_larger()
     assert pooled(torch.rand(2, 1, 64, 16)).shape == (2, 32 * 16)
     assert pooled(torch.rand(2, 3, 8, 40)).shape == (2, 3 * 8 * 32)
     assert pooled(torch.rand(2, 1, 8, 8)).shape == (2, 64)
+
+
+# ------------------------------------------------------------------ mutation-testing gaps (checks)
+
+
+# The label-agreement warning points at the user's line that built the mix.
+class _Data(Dataset):
+    def __init__(self, n=40):
+        self.x = torch.rand(n, 1, 8, 8, generator=torch.Generator().manual_seed(0)) * 2 - 1
+        self.targets = [i % 4 for i in range(n)]
+
+    def __len__(self):
+        return len(self.targets)
+
+    def __getitem__(self, i):
+        return self.x[i], self.targets[i]
+
+
+def _encode(labels):
+    return (labels.float() / 3 * 2 - 1)[:, None, None, None].expand(-1, 1, 8, 8).clone()
+
+
+def _all_zero(x):                       # a classifier that calls every image class 0
+    return torch.nn.functional.one_hot(torch.zeros(len(x), dtype=torch.long), 4).float()
+
+
+def test_label_agreement_warning_is_attributed_to_the_callers_line():
+    """SyntheticMix and BatchMixer warn about a sampler whose classifier disagrees with its
+    labels (25% here); the warning names this file, where the mix was built, not mix.py."""
+    for build in (lambda: SyntheticMix(_Data(), _encode, fraction=0.5, gate_classifier=_all_zero),
+                  lambda: BatchMixer(_encode, 0.5, num_classes=4, classifier=_all_zero)):
+        with warnings.catch_warnings(record=True) as rec:
+            warnings.simplefilter("always")
+            build()
+        got = [w for w in rec if issubclass(w.category, LabelAgreementWarning)]
+        assert len(got) == 1 and "25.0%" in str(got[0].message)
+        assert got[0].filename == __file__
+
+
+# The real side of the diversity check reads images pooled to 32 pixels, as the synthetic side does.
+def test_first_per_class_distances_pools_images_larger_than_32_pixels():
+    """64x64 images whose pixels alternate +1 / -1 in 2x2 blocks: pooled to 32x32 they are
+    flat, so a class of such an image and its negative has a small within-class distance
+    after pooling but a large one without. The check's real side must read the pooled
+    images, like the synthetic side it is compared with."""
+    i = torch.arange(64)
+    board = (((i[:, None] // 2 + i[None] // 2) % 2) * 2 - 1).float()   # 2x2 checkerboard
+    x = torch.stack([board, -board, board * 0 + 0.5, board * 0 - 0.5])[:, None]  # (4, 1, 64, 64)
+    y = torch.tensor([0, 0, 1, 1])
+    sums, pairs = first_per_class_distances(x, y, 2, k=2)
+    want_sums, want_pairs = pair_distances(pooled(x), y, 2)
+    torch.testing.assert_close(sums, want_sums)
+    torch.testing.assert_close(pairs, want_pairs)
+    raw, _ = pair_distances(x.flatten(1), y, 2)
+    assert abs(raw[0, 0].item() - want_sums[0, 0].item()) > 1.0    # pooling matters here
+
+
+# The diversity check pools uint8 images larger than 32 pixels.
+def test_pooled_takes_uint8_images_larger_than_32_pixels():
+    """Banks and real items enter the check as uint8; a 64x64 uint8 batch is pooled to
+    32x32 float rows like the same batch in float."""
+    x = torch.randint(0, 256, (3, 3, 64, 48), dtype=torch.uint8,
+                      generator=torch.Generator().manual_seed(0))
+    got = pooled(x)
+    assert got.dtype == torch.float32 and got.shape == (3, 3 * 32 * 32)
+    torch.testing.assert_close(got, pooled(x.float()))
+
+
+# The diversity statistic uses Euclidean distances between images.
+def test_pair_distances_are_euclidean():
+    """Two points (0, 0) and (3, 4) of class 0 are 5 apart (not 7, the L1 distance); the
+    cross-class distances to (6, 8) are 10 and 5."""
+    x = torch.tensor([[0.0, 0.0], [3.0, 4.0], [6.0, 8.0]])
+    sums, pairs = pair_distances(x, torch.tensor([0, 0, 1]), 2)
+    assert sums.tolist() == [[10.0, 15.0], [15.0, 0.0]]     # ordered pairs: 2 x 5 within
+    assert pairs.tolist() == [[2.0, 2.0], [2.0, 0.0]]
+
+
+# spread weighs every class and every class pair equally, whatever their sizes.
+def test_spread_weights_classes_and_class_pairs_equally_by_hand():
+    """Classes of 2, 3 and 2 one-dimensional points. Within: the mean of each class's mean
+    distance between its distinct items; between: the mean over class pairs of the mean
+    distance across the pair; spread = within / between. Pooling all pairs together (which
+    lets the larger class count more) gives another value."""
+    pts = {0: [0.0, 2.0], 1: [10.0, 11.0, 14.0], 2: [100.0, 101.0]}
+    x = torch.tensor([[p] for c in pts for p in pts[c]])
+    y = torch.tensor([c for c in pts for _ in pts[c]])
+    mean = lambda v: sum(v) / len(v)  # noqa: E731
+    within = mean([mean([abs(a - b) for a, b in itertools.permutations(v, 2)]) for v in pts.values()])
+    between = mean([mean([abs(a - b) for a in pts[c] for b in pts[d]])
+                    for c, d in itertools.combinations(pts, 2)])
+    got = spread(*pair_distances(x, y, 3), torch.ones(3, dtype=torch.bool))
+    assert got == pytest.approx(within / between, rel=1e-12)
+    # the pooled reading differs here, so the test tells the two apart
+    sums, pairs = pair_distances(x, y, 3)
+    off = ~torch.eye(3, dtype=torch.bool)
+    pooled = (sums.diagonal().sum() / pairs.diagonal().sum()) / (sums[off].sum() / pairs[off].sum())
+    assert abs(got - pooled.item()) > 1e-3
+    pooled_within = (sums.diagonal().sum() / pairs.diagonal().sum()).item() / between
+    pooled_between = within / (sums[off].sum() / pairs[off].sum()).item()
+    assert abs(got - pooled_within) > 1e-3 and abs(got - pooled_between) > 1e-3

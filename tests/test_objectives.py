@@ -165,3 +165,52 @@ def test_conditional_gan_critic_scores_each_side_with_its_own_labels():
     want = (O.conditional_loss(a_r, y_r).mean()
             - torch.log1p(-torch.exp(-O.conditional_loss(a_f, y_f))).mean())
     torch.testing.assert_close(O.gan_critic(a_r, a_f, y_r, y_f), want)
+
+
+# ------------------------------------------------------------------ mutation-testing gaps (objectives)
+
+
+# Conditional and fake losses take class labels of any integer dtype.
+def test_conditional_and_fake_losses_accept_int32_and_uint8_labels():
+    """Labels held as int32 (numpy's default int on some platforms) or uint8 (a uint8 label
+    array) give the same L(x, y) and fake loss as int64 labels; uint8 must not end in
+    gather's index-dtype error."""
+    a = torch.tensor([[1.0, 2.0, 3.0], [0.5, -1.0, 0.0]])
+    y64 = torch.tensor([1, 2])
+    for dtype in (torch.int32, torch.uint8):
+        y = y64.to(dtype)
+        for form in ("semi", "softmax"):
+            torch.testing.assert_close(O.conditional_loss(a, y, form), O.conditional_loss(a, y64, form))
+        torch.testing.assert_close(O.fake_loss(a, y), O.fake_loss(a, y64))
+
+
+# The GLS slope must be finite: minus infinity is refused like plus infinity and NaN.
+def test_gls_cost_refuses_minus_infinity():
+    """nu = -inf is <= 1 but not finite; C(t) = max(t, nu t) would be +inf for t < 0 and NaN
+    at t = 0, so gls_cost refuses it with the same message as +inf and NaN."""
+    t = torch.linspace(-2, 2, 9)
+    with pytest.raises(ValueError, match="finite number <= 1"):
+        O.gls_cost(t, float("-inf"))
+    with pytest.raises(ValueError, match="finite number <= 1"):
+        O.ls_critic(t, t, torch.zeros(9), float("-inf"))
+
+
+# The consistency term refuses activations of different batch sizes.
+def test_consistency_refuses_a_teacher_batch_of_another_size():
+    """Student and teacher activations must match row for row: a teacher batch of one row
+    would otherwise broadcast silently against every student row."""
+    with pytest.raises(ValueError, match="same shape"):
+        O.consistency(torch.zeros(4, 3), torch.zeros(1, 3))
+    with pytest.raises(ValueError, match="same shape"):
+        O.consistency(torch.zeros(4, 3), torch.zeros(2, 3))
+
+
+# div_penalty's defaults are the WGAN-div paper's k = 2, p = 6 (DESIGN.md section 2).
+def test_div_penalty_defaults_to_k_2_and_p_6():
+    """On a linear function with ||grad|| = 5 everywhere the penalty without k or p is
+    2 * 5 ** 6."""
+    w = torch.tensor([3.0, 4.0])
+    fn = lambda x, y: (x.flatten(1) * w).sum(1)  # noqa: E731
+    xr, xf = torch.randn(5, 2), torch.randn(5, 2)
+    y = torch.zeros(5, dtype=torch.long)
+    assert O.div_penalty(fn, xr, xf, y).item() == pytest.approx(2.0 * 5.0 ** 6)

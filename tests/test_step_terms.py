@@ -16,8 +16,9 @@ from torch.nn.utils import parametrize
 from ganaug import TrainConfig, build_model
 from ganaug import objectives as O
 from ganaug import step as S
+from ganaug.step import step_kind
 
-from _tiny import FAST, first_draw
+from _tiny import CONV, FAST, _run, colour, first_draw
 
 C, N_LAB, N_UNL = 3, 4, 3
 
@@ -498,3 +499,140 @@ def test_fake_classes_follow_the_labeled_class_frequencies():
     cu = torch.cat([b.y_gen[b.n:] for b, _ in (d.next(False) for _ in range(5))])
     assert len(cu) == 1000
     assert 0.05 < (cu == 1).double().mean().item() < 0.15    # 0.1 of the labels, not 0.5
+
+
+# ------------------------------------------------------------------ mutation-testing gaps (step)
+
+
+# Feature matching on every layer holds the real features fixed through BatchNorm.
+def test_feature_matching_on_all_layers_holds_the_real_features_fixed_through_batchnorm():
+    """fm_layers='all' with a BatchNorm loss network: the reals share the joint pass with the
+    fakes, so their features depend on the fakes through the batch statistics. They are the
+    target all the same: the generator's gradient comes through the fakes' features alone,
+    as with fm_layers='last'."""
+    data = colour()
+    torch.manual_seed(0)
+    cfg = TrainConfig(**{**CONV, "objective": "sscls", "g_cond_weight": 0.0, "fm_layers": "all",
+                         "net_options": {**CONV["net_options"], "input_noise": 0.0,
+                                         "dropout": 0.0}}).resolved()
+    model = build_model(cfg, data)
+    step = S.TrainStep(model, cfg, torch.device("cpu"))
+    assert step.nets.batch_stats
+    b, nz = first_draw(data, cfg)
+    with torch.no_grad():
+        x_g = step.nets.g(nz.z, b.y_gen)
+    ell = S._ell(step.obj, cfg.loss_form)
+    m, x_g = len(b.x), x_g.clone().requires_grad_(True)
+    with step.nets.frozen_stats():
+        loss = S._generator_loss(cfg, step.nets, b, x_g, ell, 1).sum()
+        (got,) = torch.autograd.grad(loss, x_g)
+        _, hs = step.nets.d(torch.cat([b.x, x_g]), features="all")
+        (both,) = torch.autograd.grad(O.feature_matching([h[:m] for h in hs], [h[m:] for h in hs]),
+                                      x_g, retain_graph=True)
+        (want,) = torch.autograd.grad(O.feature_matching([h[:m].detach() for h in hs],
+                                                         [h[m:] for h in hs]), x_g)
+    torch.testing.assert_close(got, want)
+    assert not torch.allclose(both, want)              # the real side's path is not negligible
+
+
+# The generator's conditional term uses the run's loss form.
+class _Lin(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        self.W = torch.nn.Parameter(torch.randn(3, 4, generator=g, dtype=torch.float64))
+        self.b = torch.nn.Parameter(torch.randn(3, generator=g, dtype=torch.float64))
+
+    def forward(self, x, features=False):
+        h = x.flatten(1)
+        a = h @ self.W.T + self.b
+        return (a, h) if features else a
+
+
+class _Nets:
+    batch_stats = False
+
+    def __init__(self, D):
+        self.D = D
+
+    def d(self, x, features=False, eager=False):
+        return self.D(x, features=features) if features else self.D(x)
+
+
+def test_the_conditional_term_with_the_softmax_form_by_hand():
+    """loss_form='softmax' with feature matching and g_cond_weight 2: the conditional term is
+    2 x mean(-a_y + logsumexp a) over the fakes with their labels, the plain softmax loss
+    (not the semi-supervised form's -a_y + softplus(logsumexp a))."""
+    cfg = TrainConfig(objective="sscls", lipschitz="none", loss_form="softmax",
+                      g_cond_weight=2.0).resolved()
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(7, 1, 2, 2, generator=g, dtype=torch.float64) * 2 - 1
+    x_g = torch.rand(7, 1, 2, 2, generator=g, dtype=torch.float64) * 2 - 1
+    y_gen = torch.tensor([0, 1, 2, 1, 2, 0, 1])
+    b = S._Batch(x, y_gen, torch.cat([y_gen[:4], torch.full((3,), -1)]), 4)
+    D = _Lin()
+    obj = O.get_objective("sscls")
+    _, cond = S._generator_loss(cfg, _Nets(D), b, x_g, S._ell(obj, cfg.loss_form), 1).tolist()
+    a = x_g.flatten(1).numpy() @ D.W.detach().numpy().T + D.b.detach().numpy()
+    lse = np.log(np.exp(a).sum(1))
+    softmax_L = -a[np.arange(7), y_gen.numpy()] + lse
+    assert cond == pytest.approx(2.0 * softmax_L.mean(), rel=1e-10)
+
+
+# The supervised baseline never updates the generator.
+def test_no_generator_step_without_an_adversary(tiny):
+    """step_kind gives no generator update to an objective without a critic (supervised),
+    whatever d_steps (an adversarial objective gets one on every step with d_steps 1); a
+    supervised run records no generator loss."""
+    cfg = TrainConfig(objective="supervised").resolved()
+    assert [step_kind(s, cfg, False)[1] for s in range(1, 7)] == [False] * 6
+    assert [step_kind(s, cfg, True)[1] for s in range(1, 7)] == [True] * 6
+    state = _run(tiny, objective="supervised", epochs=1, seed=3)
+    assert state.history and all(r["g_loss"] == 0 for r in state.history)
+
+
+# The gradient penalty's interpolation points cover the whole segment real-fake.
+def test_penalty_interpolation_weights_are_uniform_on_0_1():
+    """WGAN-GP draws eps ~ U[0, 1] per row (x_hat = eps x_real + (1 - eps) x_fake): over a
+    few steps the draws reach both ends of [0, 1] and average about 1/2."""
+    y = torch.arange(4).repeat(16)
+    cfg = TrainConfig(batch_size=64, lipschitz="gp", objective="sscls").resolved()
+    d = S._Draws(cfg, torch.zeros(64, 1, 4, 4), y, y, torch.zeros(64, 1, 4, 4),
+                 torch.Generator().manual_seed(0), S._Shard(), 8, True, torch.device("cpu"))
+    eps = torch.cat([d.next(False)[1].eps for _ in range(4)])
+    assert len(eps) == 4 * 128
+    assert eps.min() >= 0 and eps.max() <= 1
+    assert eps.min() < 0.05 and eps.max() > 0.95
+    assert 0.4 < eps.mean().item() < 0.6
+
+
+# Training draws the generator's noise as sampling does: uniform on [-1, 1].
+def test_training_noise_is_uniform_on_minus_1_1_like_the_samplers():
+    """The fakes of the loss network's step (z_f) and of the generator's (z, z2 for mode
+    seeking) use the same noise as CLSGAN.sample: uniform on [-1, 1], half of it negative."""
+    y = torch.arange(4).repeat(16)
+    cfg = TrainConfig(batch_size=64, objective="sscls", mode_seeking=1.0).resolved()
+    d = S._Draws(cfg, torch.zeros(64, 1, 4, 4), y, y, torch.zeros(64, 1, 4, 4),
+                 torch.Generator().manual_seed(0), S._Shard(), 16, True, torch.device("cpu"))
+    _, nz = d.next(True)
+    for z in (nz.z_f, nz.z, nz.z2):
+        assert z.shape == (128, 16)
+        assert z.min() >= -1 and z.max() <= 1
+        assert z.min() < -0.9 and z.max() > 0.9
+        assert 0.4 < (z < 0).double().mean().item() < 0.6
+
+
+# The labeled and unlabeled streams reshuffle at every pass over their images.
+def test_each_pass_over_the_images_is_a_fresh_permutation():
+    """_Stream gives every index once per pass, in a new random order each pass (an epoch of
+    SGD), including a batch that straddles two passes."""
+    s = S._Stream(10, 5, torch.Generator().manual_seed(0))
+    passes = [torch.cat([s.next(), s.next()]) for _ in range(4)]
+    for p in passes:
+        assert sorted(p.tolist()) == list(range(10))
+    assert len({tuple(p.tolist()) for p in passes}) == 4
+    s = S._Stream(4, 3, torch.Generator().manual_seed(0))
+    seq = torch.cat([s.next() for _ in range(8)]).view(6, 4)    # 24 draws: six passes
+    for p in seq:
+        assert sorted(p.tolist()) == [0, 1, 2, 3]
+    assert len({tuple(p.tolist()) for p in seq}) > 1
