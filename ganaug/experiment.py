@@ -25,7 +25,7 @@ from .config import SEED_RANGE, TrainConfig, folder_path, resolve_config, \
 from .data import DataNotFoundError, ImageSet, load_dataset, split_with_validation
 from .distributed import broadcast_object, rank_and_world
 from .metrics import classification_metrics
-from .model import CLSGAN, _positive
+from .model import CLSGAN, _positive, trains_generator
 from .objectives import get_objective
 from .nets import resolve_arch
 from .runs import (SUMMARY, check_run_folder, check_run_kind, check_same_data,
@@ -221,7 +221,7 @@ def fit(config: TrainConfig | None = None, out: str | Path | None = None, resume
              + (f" ({Path(recipe).name})" if recipe is not None else ""))
     if recipe is not None and not rank:
         _copy_recipe(recipe, recipe_bytes, out)
-    trains_g = get_objective(cfg.objective).critic != "none"   # else its samples are noise
+    trains_g = trains_generator(cfg.objective)                 # else its samples are noise
     monitor = None if rank else RunMonitor(out, title, tensorboard, log=log,
                                            grid=_grid_inputs(model, cfg.seed, "cpu")
                                            if trains_g else None)
@@ -496,16 +496,15 @@ def evaluate_run(run: str | Path, data_root: str | None = None, *, quality: bool
               "epoch": int(ckpt["epoch"]), "classes": model.classes, "run": str(run),
               "checkpoint": path.name}
     if quality:
-        obj = get_objective(cfg.objective)
-        if obj.critic == "none":
+        if not trains_generator(cfg.objective):
             result["quality"] = None
             result["quality_skipped"] = (f"objective {cfg.objective!r} trains no generator "
                                          f"(the loss network on the labels alone)")
         else:
             from .evaluation import evaluate_quality
+            note = _labels_note(cfg, get_objective(cfg.objective).conditional)
             result["quality"] = evaluate_quality(model, train_set, test, device=dev,
-                                                 labels_note=_labels_note(cfg, obj.conditional),
-                                                 **quality_options)
+                                                 labels_note=note, **quality_options)
     if save:
         atomic_write_json(run / (EVAL_BEST if best else EVAL), result)
     return result

@@ -625,8 +625,8 @@ def _check_class_names(data: list[str], model: list[str]) -> None:
     "0 - zero")."""
     if len(data) == len(model) and all(_names(d, m) for d, m in zip(data, model)):
         return
-    numbers = model == [str(i) for i in range(len(model))]    # digits' names, or no names
-    if sorted(data) == sorted(model) and not numbers:
+    digit_names = model == [str(i) for i in range(len(model))]   # digits', or no names
+    if sorted(data) == sorted(model) and not digit_names:
         raise ValueError(f"the dataset's classes {data} are the sampler's {model} in another "
                          f"order, so label i names another class on each side; give the "
                          f"dataset the sampler's order (e.g. remap its targets)")
