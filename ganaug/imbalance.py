@@ -77,7 +77,7 @@ def _item_label(item: Any) -> int:
     try:
         label = int(y)
         # 3.5 is no class id, 3.0 is class 3 (only a float's fraction is looked at)
-        fraction = float(y) != label if _is_float(y) else False
+        fraction = float(y) != label if is_float_dtype(getattr(y, "dtype", type(y))) else False
     except (TypeError, ValueError, RuntimeError):
         raise ValueError(f"dataset items must be (image, label) with an integer class id as "
                          f"the label, got a label of type {type(y).__name__}") from None
@@ -86,14 +86,11 @@ def _item_label(item: Any) -> int:
     return label
 
 
-def _is_float(y: Any) -> bool:
-    """Whether a label is a floating-point number (Python, numpy or a tensor's)."""
-    if isinstance(y, (float, np.floating)):
-        return True
-    dtype = getattr(y, "dtype", None)
-    return isinstance(y, (Tensor, np.ndarray)) and (
-        dtype.is_floating_point if isinstance(dtype, torch.dtype) else
-        np.issubdtype(dtype, np.floating))
+def is_float_dtype(dtype: Any) -> bool:
+    """Whether a torch or numpy dtype (or a Python type, e.g. ``float``) is floating-point."""
+    if isinstance(dtype, torch.dtype):
+        return dtype.is_floating_point
+    return np.issubdtype(np.dtype(dtype), np.floating)
 
 
 def _fractional(value: float, where: str) -> ValueError:

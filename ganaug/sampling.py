@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .imbalance import is_float_dtype as _is_float
 from .model import CLSGAN, _concrete, as_labels, no_generator, trains_generator
 from .step import _derive_seed
 from .train import pick_device
@@ -160,12 +161,6 @@ class ItemFormat:
                 arr = np.ascontiguousarray(arr.transpose(1, 2, 0))
             return arr.astype(self.dtype, copy=False)
         return x.to(self.dtype)
-
-
-def _is_float(dtype: Any) -> bool:
-    if isinstance(dtype, torch.dtype):
-        return dtype.is_floating_point
-    return np.issubdtype(np.dtype(dtype), np.floating)
 
 
 def check_value_range(value_range: Any) -> tuple[Any, Any]:

@@ -358,7 +358,8 @@ def _image_folder(folder: Path):
 
 
 def _uint8(im, mode: str) -> np.ndarray:
-    """A PIL image as uint8 in ``mode`` ("L" or "RGB"); 16-bit grey is scaled, not clipped."""
+    """A PIL image as uint8 in ``mode`` ("L" or "RGB"); 16-bit grey is scaled, not clipped
+    (transparent images come composited: ``_composited``)."""
     from PIL import Image
 
     if im.mode.startswith("I"):                          # 16-bit (or 32-bit int) grey
@@ -368,8 +369,6 @@ def _uint8(im, mode: str) -> np.ndarray:
         im = Image.fromarray(((a * 255 + 32767) // 65535).astype(np.uint8), mode="L")
     elif im.mode == "F":
         raise ValueError("floating-point images are not supported; save them as 8- or 16-bit")
-    elif _transparent(im):
-        im = _composited(im)
     return np.asarray(im.convert(mode), dtype=np.uint8)
 
 
@@ -438,9 +437,11 @@ def _read_folder(folder: Path, image_size: int | None, mode: str | None = None
         try:
             with Image.open(path) as im:
                 modes.add("L" if _grey(im) else "RGB")
-                imgs.append(im.copy())
-                if _transparent(im):
+                if _transparent(im):            # composited once, here
                     clear.append(path)
+                    imgs.append(_composited(im))
+                else:
+                    imgs.append(im.copy())
         except Exception as e:              # PIL raises OSError, SyntaxError, ValueError, ...
             raise ValueError(f"{path} could not be read as an image ({type(e).__name__}: "
                              f"{e}); remove or replace it") from None
