@@ -421,7 +421,7 @@ def _train(args: argparse.Namespace) -> int:
                   f"{pm(s['best_test_error_std'], '{:.2%}')} (seed-N/{BEST})")
         return 0
     summary = fit(cfg, **opts)
-    print(f"test accuracy {summary['test_accuracy']:.4f} ({summary['dataset']}, "
+    print(f"test accuracy {summary['test_accuracy']:.4f}{_balanced(summary)} ({summary['dataset']}, "
           f"{summary['num_labeled']} labels, {summary['objective']}, "
           f"{summary['train_seconds']:.1f}s){_diversity(summary)}{_stopped(summary)} -> "
           f"{summary['run']}")
@@ -457,6 +457,16 @@ def _epochs(s: dict) -> str:
         by = sorted({b for b in s.get("stopped_by_seed", ()) if b}) or [TIME_LIMIT]
         return f"epochs {'/'.join(map(str, per))} of {planned} ({', '.join(by)})"
     return f"{planned} epoch{'' if planned == 1 else 's'}"
+
+
+def _balanced(summary: dict, ratio: float = 1.5) -> str:
+    """``, balanced accuracy 0.7012`` when the test set's classes are uneven (the largest
+    holds over ``ratio`` times the images of the smallest present), where plain accuracy
+    mostly reads the large classes; else ''."""
+    counts = [c for c in summary.get("per_class_support") or () if c]
+    if not counts or max(counts) <= ratio * min(counts):
+        return ""
+    return f", balanced accuracy {summary['balanced_accuracy']:.4f}"
 
 
 def _stopped(summary: dict) -> str:
@@ -517,8 +527,8 @@ def _eval(args: argparse.Namespace) -> int:
     print(f"balanced accuracy  {m['balanced_accuracy']:.4f}")
     print(f"macro-F1           {m['macro_f1']:.4f}")
     print("per-class accuracy")
-    for name, acc in zip(m["classes"], m["per_class_accuracy"]):
-        print(f"  {name:>12}  {'n/a' if acc is None else f'{acc:.4f}'}")
+    for name, acc, n in zip(m["classes"], m["per_class_accuracy"], m["per_class_support"]):
+        print(f"  {name:>12}  {'n/a' if acc is None else f'{acc:.4f}'}  ({n} images)")
     print(f"test error         {m['test_error']:.4f} ({100 * m['test_error']:.2f}%; the run's own "
           f"classifier argmin_y L(x, y), EMA weights, all {m['num_test']} test images)")
     if m.get("quality_skipped"):

@@ -216,7 +216,7 @@ def fit(config: TrainConfig | None = None, out: str | Path | None = None, resume
     log(f"ganaug: {cfg.objective} on {cfg.dataset}: {len(labeled)} labeled, "
         f"{len(unlabeled) if unlabeled is not None else 0} unlabeled, "
         f"{f'{len(val)} validation, ' if val is not None else ''}{len(test)} test images; "
-        f"arch {model.arch}; run folder {out}")
+        f"{class_list(model.classes)}; arch {model.arch}; run folder {out}")
     title = (f"{cfg.objective} on {cfg.dataset}, {len(labeled)} labels, seed {cfg.seed}"
              + (f" ({Path(recipe).name})" if recipe is not None else ""))
     if recipe is not None and not rank:
@@ -242,6 +242,7 @@ def fit(config: TrainConfig | None = None, out: str | Path | None = None, resume
         "test_accuracy": m["accuracy"], "test_error": 1.0 - m["accuracy"],
         "balanced_accuracy": m["balanced_accuracy"],
         "macro_f1": m["macro_f1"], "per_class_accuracy": m["per_class_accuracy"],
+        "per_class_support": m["per_class_support"], "classes": model.classes,
         "num_test": m["num_test"],
         "epochs": state.history[-1]["epoch"],
         "epochs_planned": cfg.epochs, "stopped": state.stopped, "stopped_by": state.stopped_by,
@@ -269,6 +270,16 @@ def fit(config: TrainConfig | None = None, out: str | Path | None = None, resume
     if not rank:
         atomic_write_json(out / SUMMARY, summary)
     return summary
+
+
+def class_list(names: Sequence[str], shown: int = 10) -> str:
+    """``10 classes`` for classes named by their ids ("0".."K-1"), else ``3 classes (cat,
+    dog, fox)`` in label order, the first ``shown`` names of a longer list."""
+    head = f"{len(names)} classes"
+    if list(names) == [str(i) for i in range(len(names))]:
+        return head
+    more = ", ..." if len(names) > shown else ""
+    return f"{head} ({', '.join(map(str, names[:shown]))}{more})"
 
 
 def check_patience(cfg: TrainConfig) -> None:

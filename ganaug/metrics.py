@@ -6,7 +6,8 @@ from sklearn.metrics import confusion_matrix, f1_score
 
 
 def classification_metrics(y_true, y_pred, num_classes: int) -> dict:
-    """accuracy, balanced_accuracy, macro_f1 and per_class_accuracy (recall of each class).
+    """accuracy, balanced_accuracy, macro_f1, per_class_accuracy (recall of each class) and
+    per_class_support (each class's number of images in ``y_true``).
 
     ``macro_f1`` is the unweighted mean F1 over the classes that occur in ``y_true`` or
     ``y_pred``: a class absent from both (e.g. missing from a small test split) has no F1 and
@@ -39,5 +40,6 @@ def classification_metrics(y_true, y_pred, num_classes: int) -> dict:
         "macro_f1": float(f1_score(y_true, y_pred, labels=np.union1d(y_true, y_pred),
                                    average="macro", zero_division=0)),
         "per_class_accuracy": [None if np.isnan(v) else float(v) for v in per_class],
+        "per_class_support": [int(v) for v in support],
         "num_test": int(len(y_true)),
     }

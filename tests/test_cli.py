@@ -865,3 +865,35 @@ def test_a_resume_clash_that_comes_from_the_recipe_names_the_recipe(digits_run, 
     assert f"(lr (from --recipe {recipe}) 0.001 -> 0.002)" in err and "--lr" not in err
     assert main([*argv, "--lr", "0.003"]) == 2                    # a flag is named as one
     assert "(--lr 0.001 -> 0.003)" in capsys.readouterr().err
+
+
+def test_a_folder_run_names_its_classes_and_reads_an_uneven_test_set_balanced(tmp_path, capsys):
+    """The start line names a folder's classes; summary.json holds them and each class's test
+    images (per_class_support, in per_class_accuracy's order); with uneven test classes (6
+    and 2 images) the final line adds the balanced accuracy, which plain accuracy hides."""
+    from _formats import write_image_classes
+    root = tmp_path / "images"
+    write_image_classes(root / "train", value=64, n=6, names=("cat", "dog"))
+    write_image_classes(root / "test", value=64, n=6, names=("cat",))
+    write_image_classes(root / "test", value=64, n=2, names=("dog",))
+    out = tmp_path / "run"
+    assert main(["train", "--dataset", f"folder:{root}", "--epochs", "1", "--labels-per-class",
+                 "3", "--no-tensorboard", "--out", str(out)]) == 0
+    got = capsys.readouterr()
+    assert "; 2 classes (cat, dog); arch " in got.err
+    s = json.loads((out / "summary.json").read_text())
+    assert s["classes"] == ["cat", "dog"] and s["per_class_support"] == [6, 2]
+    assert f", balanced accuracy {s['balanced_accuracy']:.4f} (folder:" in got.out
+
+
+def test_class_lists_and_the_balanced_reading():
+    from ganaug.cli import _balanced
+    from ganaug.experiment import class_list
+    assert class_list([str(i) for i in range(10)]) == "10 classes"      # ids: no names
+    assert class_list(["b", "a"]) == "2 classes (b, a)"                  # label order
+    assert class_list(list("abcdefghijkl")) == "12 classes (a, b, c, d, e, f, g, h, i, j, ...)"
+    s = {"balanced_accuracy": 0.5}
+    assert _balanced({**s, "per_class_support": [15, 10]}) == ""        # 1.5x: even enough
+    assert _balanced({**s, "per_class_support": [16, 10, 0]}) == ", balanced accuracy 0.5000"
+    assert _balanced({**s, "per_class_support": [10, 0]}) == ""         # an absent class
+    assert _balanced(s) == ""                                           # an older summary

@@ -490,8 +490,10 @@ def test_eval_prints_each_class_beside_its_own_accuracy(run, capsys):
     assert main(["eval", "--run", str(run), "--quick"]) == 0
     lines = capsys.readouterr().out.splitlines()
     at = lines.index("per-class accuracy")
-    assert lines[at + 1:at + 11] == [f"  {name:>12}  {acc:.4f}" for name, acc in
-                                     zip(m["classes"], m["per_class_accuracy"])]
+    assert lines[at + 1:at + 11] == [f"  {name:>12}  {acc:.4f}  ({n} images)" for name, acc, n
+                                     in zip(m["classes"], m["per_class_accuracy"],
+                                            m["per_class_support"])]
+    assert sum(m["per_class_support"]) == m["num_test"]
     assert len(set(m["per_class_accuracy"])) > 1          # a mislabelling would show
 
 
