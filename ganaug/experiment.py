@@ -278,8 +278,12 @@ def class_list(names: Sequence[str], shown: int = 10) -> str:
     head = f"{len(names)} classes"
     if list(names) == [str(i) for i in range(len(names))]:
         return head
-    more = ", ..." if len(names) > shown else ""
-    return f"{head} ({', '.join(map(str, names[:shown]))}{more})"
+    return f"{head} ({_first(names, shown)})"
+
+
+def _first(names: Sequence[str], shown: int = 10) -> str:
+    """``a, b, c`` or, for more than ``shown`` names, the first ``shown`` and ``...``."""
+    return ", ".join(map(str, names[:shown])) + (", ..." if len(names) > shown else "")
 
 
 def check_patience(cfg: TrainConfig) -> None:
@@ -494,6 +498,8 @@ def evaluate_run(run: str | Path, data_root: str | None = None, *, quality: bool
                "pass their new place as --data-root")
         raise DataNotFoundError(f"image folder {folder} of run {run} does not exist: {why}")
     model = CLSGAN.from_checkpoint(ckpt).to(dev)
+    if folder is not None:
+        _check_folder_classes(os.path.expanduser(folder), model.classes, run)
     train_set, test = load_dataset(cfg.dataset, cfg.data_root, False, cfg.image_size)
     # the run's own split, or its test split could hold images it trained on (a folder with
     # one image more splits otherwise)
@@ -519,6 +525,30 @@ def evaluate_run(run: str | Path, data_root: str | None = None, *, quality: bool
     if save:
         atomic_write_json(run / (EVAL_BEST if best else EVAL), result)
     return result
+
+
+def _check_folder_classes(folder: str, classes: list[str], run: Path) -> None:
+    """Before any image is decoded: ``folder``'s class sub-folders are the ``classes`` the
+    run trained on (a folder one level too high holds others), else an error that names a
+    sub-folder holding them. Names "0".."K-1" may be a model's defaults: left to the data
+    check after loading."""
+    from .data.sources import folder_classes
+
+    def of(path) -> list[str] | None:
+        try:
+            return folder_classes(path)
+        except (OSError, ValueError):
+            return None
+    found = of(folder)
+    if found is None or found == classes or classes == [str(i) for i in range(len(classes))]:
+        return
+    below = sorted(e.path for e in os.scandir(folder)
+                   if e.is_dir() and not e.name.startswith(".") and of(e.path) == classes)
+    where = (f"{below[0]} holds them: pass it as --data-root (data_root=)" if below else
+             "pass the folder that holds them as --data-root (data_root=)")
+    raise DataNotFoundError(f"image folder {folder} holds the class sub-folders "
+                            f"{_first(found) or '(none)'}, not the {len(classes)} classes run "
+                            f"{run} trained on ({_first(classes)}): {where}")
 
 
 def _labels_note(cfg: TrainConfig, conditional: bool) -> str | None:

@@ -116,6 +116,32 @@ def test_a_relative_data_root_is_made_absolute(tmp_path, monkeypatch):
         evaluate_run("run", data_root="mvoed", device="cpu")
 
 
+def test_a_data_root_one_level_too_high_is_refused_before_reading_images(tmp_path, monkeypatch):
+    """evaluate_run(data_root=) of an image-folder run: a folder whose class sub-folders are
+    not the run's (one level too high) is refused from the folder names, before any image
+    is decoded, and the error names the sub-folder that holds the run's classes."""
+    from ganaug.data import sources
+    data = tmp_path / "data"
+    img, run = write_image_classes(data / "images", n=6, names=("cat", "dog")), tmp_path / "run"
+    write_image_classes(data / "other", n=3, names=("x",))
+    assert main(["train", "--dataset", f"folder:{img}", "--epochs", "1", "--out", str(run),
+                 "--quiet", "--no-tensorboard", "--labels-per-class", "2"]) == 0
+
+    def no_reading(*a, **k):
+        raise AssertionError("images decoded")
+    with monkeypatch.context() as m:
+        m.setattr(sources, "_read_folder", no_reading)
+        with pytest.raises(DataNotFoundError, match=rf"image folder {data} holds the class "
+                                                    rf"sub-folders images, other, not the 2 "
+                                                    rf"classes run {run} trained on \(cat, dog\): "
+                                                    rf"{img} holds them: pass it as --data-root"):
+            evaluate_run(run, data_root=str(data), device="cpu")
+        with pytest.raises(DataNotFoundError, match=r"sub-folders x, not the 2 classes .*: pass "
+                                                    r"the folder that holds them as --data-root"):
+            evaluate_run(run, data_root=str(data / "other"), device="cpu")
+    assert evaluate_run(run, data_root=str(img), device="cpu")["num_test"] == 3
+
+
 @pytest.fixture(scope="module")
 def val_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("r") / "run"

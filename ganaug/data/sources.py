@@ -344,8 +344,7 @@ def _image_folder(folder: Path):
 
     class Folder(ImageFolder):
         def find_classes(self, directory):
-            classes = sorted(e.name for e in os.scandir(directory)
-                             if e.is_dir() and not e.name.startswith("."))
+            classes = _class_dirs(Path(directory))
             if not classes:
                 raise FileNotFoundError(f"Couldn't find any class folder in {directory}.")
             return classes, {c: i for i, c in enumerate(classes)}
@@ -507,6 +506,21 @@ def load_folder(path: str | os.PathLike, image_size: int | None = None):
                               random_state=0, stratify=y.numpy())
     tr, te = torch.as_tensor(np.sort(tr)), torch.as_tensor(np.sort(te))
     return ImageSet(x[tr], y[tr], classes), ImageSet(x[te], y[te], classes)
+
+
+def folder_classes(path: str | os.PathLike) -> list[str]:
+    """The class names ``load_folder(path)`` would read (its ``train/`` split's when it has
+    ``train/`` and ``test/``), from the folder names alone: no image is opened."""
+    folder = Path(path)
+    if _split_dir(folder, ("train", "training")) is not None and \
+            _split_dir(folder, ("test", "testing")) is not None:
+        folder = _split_dir(folder, ("train", "training"))
+    return _class_dirs(folder)
+
+
+def _class_dirs(folder: Path) -> list[str]:
+    """The class sub-folders of ``folder`` as ImageFolder finds them (hidden ones left out)."""
+    return sorted(e.name for e in os.scandir(folder) if e.is_dir() and not e.name.startswith("."))
 
 
 def _split_dir(folder: Path, names: tuple[str, ...]) -> Path | None:
