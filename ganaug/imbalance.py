@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
+import sys
 import warnings
 from typing import Any, Mapping, Sequence, Union
 
@@ -154,9 +156,18 @@ def long_tail_counts(n_max: int, num_classes: int, rho: float) -> list[int]:
         warnings.warn(f"rho={rho:g} asks the last class for {n_max}/{rho:g} < 1 item; every "
                       f"class keeps at least 1, so the largest / smallest ratio is {n_max}, not "
                       f"{rho:g} (a smaller rho, or more items in the smallest class, reach it)",
-                      stacklevel=2)
+                      stacklevel=_outside_ganaug())
     return [max(1, int(math.floor(n_max * rho ** (-c / (num_classes - 1)))))
             for c in range(num_classes)]
+
+
+def _outside_ganaug() -> int:
+    """``warnings.warn``'s stacklevel, from the function that calls this, of the first caller
+    outside the ganaug package: the user's line, however deep inside ganaug the warning is."""
+    package, frame, level = os.path.dirname(__file__) + os.sep, sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename.startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def _check_rho(rho: float) -> None:

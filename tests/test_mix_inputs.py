@@ -1238,8 +1238,12 @@ def test_a_rho_the_smallest_class_cannot_reach_warns():
     """rho larger than the smallest class's count: every class keeps one item at least, so
     the ratio is that count, which the warning says."""
     with pytest.warns(UserWarning, match=r"rho=1000 asks the last class for 10/1000 < 1 item; "
-                                         r".* ratio is 10, not 1000"):
+                                         r".* ratio is 10, not 1000") as got:
         assert long_tail_counts(10, 3, 1000) == [10, 1, 1]
+    with pytest.warns(UserWarning, match="rho=50") as deep:        # from inside ganaug too,
+        make_long_tailed(ImageSet(torch.zeros(30, 1, 4, 4), torch.arange(30) % 3, list("abc")),
+                         50)
+    assert {w.filename for w in [*got, *deep]} == {__file__}       # the caller's line is named
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert long_tail_counts(10, 3, 10) == [10, 3, 1]
