@@ -6,7 +6,8 @@ from .experiment import build_model, evaluate, evaluate_run, fit, fit_seeds, sam
 from .imbalance import balance_plan, class_counts, long_tail_counts, make_long_tailed
 from .metrics import classification_metrics
 from .checks import DiversityWarning, LabelAgreementWarning
-from .mix import BatchMixer, SyntheticMix
+from .batch_mixer import BatchMixer
+from .mix import SyntheticMix
 from .model import CLSGAN, StandingStatsWarning
 from .nets import create_nets, list_archs
 from .objectives import list_objectives

@@ -868,7 +868,7 @@ def test_batch_mixer_checks_once_that_the_samples_carry_their_labels():
 
 
 def test_batch_mixers_label_check_leaves_its_batches_and_the_global_rng_as_they_were(model):
-    from ganaug.mix import LABEL_CHECK
+    from ganaug.batch_mixer import LABEL_CHECK
     from ganaug.sampling import Sampler, seed_for
     x, y = torch.rand(16, 1, 8, 8) * 2 - 1, torch.arange(4).repeat(4)
     with pytest.warns(LabelAgreementWarning):           # an untrained model: few right
