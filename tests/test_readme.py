@@ -1,9 +1,10 @@
-"""The README's Python examples run as written: every ```python block, in order, in one
-namespace, in a scratch folder. The harness supplies only what the README leaves to the
-reader (the run folder that the "Wrap your dataset" example names, and its ``epochs``), so
-an example that drifts from the API fails here, not in a newcomer's first session. And
-every --flag the README, recipes/README.md, benchmarks/README.md and the recipes name is
-one that exists."""
+"""The README's Python examples run as written: every ```python block of README.md, then
+those of docs/mixing.md (whose first repeats the README's "Wrap your dataset" example), in
+order, in one namespace, in a scratch folder. The harness supplies only what the README
+leaves to the reader (the run folder that the "Wrap your dataset" example names, and its
+``epochs``), so an example that drifts from the API fails here, not in a newcomer's first
+session. And every --flag the README, docs/*.md, recipes/README.md, benchmarks/README.md
+and the recipes name is one that exists."""
 import re
 import shutil
 import warnings
@@ -13,6 +14,8 @@ import pytest
 import torch
 
 README = Path(__file__).resolve().parents[1] / "README.md"
+MIXING = README.parent / "docs" / "mixing.md"
+RESULTS = README.parent / "docs" / "results.md"
 
 
 def python_blocks(text: str) -> list[str]:
@@ -26,9 +29,14 @@ def test_python_blocks_are_found():
 
 def test_readme_python_examples_run(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    blocks = python_blocks(README.read_text())
-    # Python, Wrap your dataset, albumentations, BatchMixer
-    assert len(blocks) == 4, f"the README's Python examples changed ({len(blocks)}): update this test"
+    readme = python_blocks(README.read_text())
+    # README.md: Python, Wrap your dataset; docs/mixing.md: Wrap your dataset (the same),
+    # albumentations, BatchMixer
+    assert len(readme) == 2, f"the README's Python examples changed ({len(readme)}): update the test"
+    mixing = python_blocks(MIXING.read_text())
+    assert len(mixing) == 3, f"docs/mixing.md's examples changed ({len(mixing)}): update the test"
+    assert mixing[0] == readme[1], "docs/mixing.md's first example is no longer the README's"
+    blocks = readme + mixing[1:]
     ns: dict = {"__name__": "readme"}
 
     exec(compile(blocks[0], "README.md: Python", "exec"), ns)
@@ -47,21 +55,21 @@ def test_readme_python_examples_run(tmp_path, monkeypatch, capsys):
     assert ns["x"].shape[1:] == train_set.images.shape[1:]
 
     pytest.importorskip("albumentations")
-    exec(compile(blocks[2], "README.md: albumentations", "exec"), ns)
+    exec(compile(blocks[2], "docs/mixing.md: albumentations", "exec"), ns)
     x, y = ns["mix"][len(ns["mix"]) - 1]
     assert x.shape == train_set.images.shape[1:] and x.dtype == train_set.images.dtype
 
     loader = ns["loader"]
     with warnings.catch_warnings():              # the example's value_range is for the
         warnings.simplefilter("ignore")          # reader's images; digits are in [-1, 1]
-        exec(compile(blocks[3], "README.md: BatchMixer", "exec"), ns)
+        exec(compile(blocks[3], "docs/mixing.md: BatchMixer", "exec"), ns)
     assert len(ns["x"]) == len(ns["y"]) > 0 and ns["y"].min() >= 0
     assert ns["x"].shape[1:] == train_set.images.shape[1:]
     assert len(loader) > 0
 
 
 FLAG = re.compile(r"(?<![\w-])(--[a-z0-9][a-z0-9_-]*)")
-OTHER_TOOLS = {"--nproc_per_node"}                 # torchrun's, in the README's DDP example
+OTHER_TOOLS = {"--nproc_per_node"}       # torchrun's, in docs/performance.md's DDP example
 
 
 def known_flags() -> set[str]:
@@ -86,7 +94,7 @@ def test_flag_pattern():
     assert FLAG.findall(text) == ["--epochs", "--no-download", "--nproc_per_node"]
 
 
-@pytest.mark.parametrize("doc", ["README.md", "recipes/README.md", "recipes/*.yaml",
+@pytest.mark.parametrize("doc", ["README.md", "docs/*.md", "recipes/README.md", "recipes/*.yaml",
                                  "benchmarks/README.md", "benchmarks/recipes/*.yaml"])
 def test_documented_flags_exist(doc):
     """Every --flag the documents name is one that ganaug or a benchmark script takes: a
@@ -146,7 +154,7 @@ def test_misplaced_flags_are_found():
                                            "benchmarks/objectives.py --no-such-flag"]
 
 
-@pytest.mark.parametrize("doc", ["README.md", "recipes/README.md", "recipes/*.yaml",
+@pytest.mark.parametrize("doc", ["README.md", "docs/*.md", "recipes/README.md", "recipes/*.yaml",
                                  "benchmarks/README.md", "benchmarks/recipes/*.yaml",
                                  "benchmarks/results/**/README.md", "recipes/results/**/README.md"])
 def test_command_lines_use_their_own_commands_flags(doc):
@@ -159,7 +167,7 @@ def test_command_lines_use_their_own_commands_flags(doc):
 
 
 LINK = re.compile(r"\]\(([^)\s]+)\)")
-DOCS = ["README.md", "recipes/README.md", "benchmarks/README.md",
+DOCS = ["README.md", "docs/*.md", "recipes/README.md", "benchmarks/README.md",
         "benchmarks/results/**/README.md", "recipes/results/**/README.md"]
 
 
@@ -186,7 +194,7 @@ def test_document_links_resolve():
     section or a results folder cannot leave a dead link behind."""
     root = README.parent
     files = sorted({f for doc in DOCS for f in root.glob(doc)})
-    assert len(files) >= 3
+    assert len(files) >= 8
     dead = []
     for f in files:
         for target in LINK.findall(f.read_text()):
@@ -201,13 +209,22 @@ def test_document_links_resolve():
     assert not dead, "dead links:\n" + "\n".join(dead)
 
 
-def test_readme_results_tables_match_the_benchmarks_page():
-    """The README's Results tables are headline copies of benchmarks/README.md's: every row
-    of them is there too, word for word, so the two pages cannot tell different numbers."""
+def table_rows(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith("| ") and "---" not in line]
+
+
+def test_results_tables_match_the_benchmarks_page():
+    """docs/results.md's tables, and the README's Results table, are headline copies of
+    benchmarks/README.md's: every row of them is there too, word for word, so the pages
+    cannot tell different numbers."""
+    page = (README.parent / "benchmarks" / "README.md").read_text().splitlines()
+    rows = table_rows(RESULTS.read_text())
+    assert len(rows) > 30
+    missing = [row for row in rows if row not in page]
+    assert not missing, "docs/results.md rows not in benchmarks/README.md:\n" + "\n".join(missing)
     text = README.read_text()
     results = text[text.index("\n## Results\n"):text.index("\n## Reproducibility and resume\n")]
-    rows = [line for line in results.splitlines() if line.startswith("| ") and "---" not in line]
-    assert len(rows) > 30
-    page = (README.parent / "benchmarks" / "README.md").read_text().splitlines()
+    rows = table_rows(results)
+    assert len(rows) >= 5
     missing = [row for row in rows if row not in page]
     assert not missing, "README rows not in benchmarks/README.md:\n" + "\n".join(missing)
