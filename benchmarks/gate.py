@@ -31,7 +31,7 @@ from pathlib import Path
 from _common import (add_run_flags, extra_train_flags, fmt, gate_failed, ganaug_env, machine,
                      parse_list, print_table, run_train, write_outputs)
 
-FRACTION = 0.5              # SyntheticMix's share, as the best row of the README's table
+FRACTION = 0.5              # SyntheticMix's share, as the best row of docs/mixing.md's table
 CLF_EPOCHS = 200            # benchmarks/augment.py's classifier budget
 
 

@@ -37,7 +37,7 @@ from _common import (add_run_flags, extra_train_flags, fmt, ganaug_env, machine,
                      print_table, run_train, write_outputs)
 
 METRICS = ("tstr_accuracy", "intra_class_fid", "domain_fid", "domain_kid", "precision", "recall")
-FRACTION = 0.5              # SyntheticMix's share, as the best row of the README's table
+FRACTION = 0.5              # SyntheticMix's share, as the best row of docs/mixing.md's table
 CLF_EPOCHS = 200            # benchmarks/augment.py's classifier budget
 
 

@@ -155,7 +155,7 @@ class CLSGAN(nn.Module):
         False, having done nothing, for a generator without BatchNorm (``g_norm="none"``).
 
         Why: ``generator_ema`` inherits the running statistics of the generator it averages,
-        gathered for other weights; these are its own. Measured on the default job (README,
+        gathered for other weights; these are its own. Measured on the default job (docs/cli.md,
         "--standing-stats"): samples closer to the real images in all six seeds (lower FID,
         higher recall), but no gain for a classifier trained with them mixed in.
 

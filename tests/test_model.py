@@ -252,7 +252,7 @@ def test_sampling_with_labels_already_on_the_gpu(tmp_path):
     x = m.sample(y, torch.Generator().manual_seed(0))
     assert x.device.type == "cuda"
     assert torch.equal(x, m.sample(y.cpu(), torch.Generator().manual_seed(0)))
-    conf = m.activations(x).softmax(1).gather(1, y[:, None])     # the README's gate check
+    conf = m.activations(x).softmax(1).gather(1, y[:, None])     # docs/mixing.md's gate check
     assert conf.shape == (3, 1)
 
 
