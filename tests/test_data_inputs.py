@@ -437,3 +437,113 @@ def test_a_palette_image_of_grey_colours_is_grey(tmp_path):
     assert float(torch.cat([tr.images, te.images]).std()) == 0.0
     Image.new("RGB", (28, 28), (200, 10, 10)).convert("P").save(root / "b" / "p.png")
     assert load_dataset(f"folder:{root}")[0].image_shape == (3, 28, 28)
+
+
+# Files named train/test beside the class folders are not split folders.
+def test_files_named_train_and_test_are_not_split_folders(tmp_path):
+    """A folder of classes with files called "train" and "test" (file lists, no extension)
+    is read as a folder of classes: only sub-folders named train/test are splits."""
+    root = _classes(tmp_path / "d", "L", n=5, names=("a", "b"))
+    (root / "train").write_text("a/0.png\n")
+    (root / "Test").write_text("b/0.png\n")
+    tr, te = load_dataset(f"folder:{root}")
+    assert tr.classes == te.classes == ["a", "b"] and len(tr) + len(te) == 10
+
+
+def test_a_class_missing_from_test_is_named_on_the_train_side_alone(tmp_path):
+    """A train/test class mismatch names only the side that has extra classes."""
+    _classes(tmp_path / "train", names=("a", "b", "c"))
+    _classes(tmp_path / "test", names=("a", "b"))
+    with pytest.raises(ValueError, match=r"different classes \(train/ alone has 'c'\): give "
+                                         r"both the same class sub-folders") as e:
+        load_dataset(f"folder:{tmp_path}")
+    assert "test/ alone" not in str(e.value)
+
+
+# A grey PNG with a transparent colour (a tRNS key, no alpha channel) is composited too.
+def test_a_transparent_colour_key_is_composited_like_an_alpha_channel(tmp_path):
+    """Mode "L" with transparency=50: the grey-50 background is transparent and, under dark
+    ink, becomes white (1.0), with the loader's warning; it is not read as grey 50."""
+    a = np.full((8, 8), 50, np.uint8)
+    a[2:6, 3] = 0                                           # dark ink, opaque
+    for c in ("a", "b"):
+        (tmp_path / c).mkdir()
+        for i in range(3):
+            Image.fromarray(a, "L").save(tmp_path / c / f"{i}.png", transparency=50)
+    with pytest.warns(UserWarning, match="6 images of .* have transparent pixels"):
+        tr, te = load_dataset(f"folder:{tmp_path}")
+    img = tr.images[0]
+    assert float(img[:, 2:6, 3].max()) == -1.0
+    assert float((img == 1).float().mean()) == 1 - 4 / 64
+
+
+def test_a_fully_transparent_image_becomes_white(tmp_path):
+    """A wholly transparent image (nothing shown) is composited onto white."""
+    clear = np.zeros((8, 8, 4), np.uint8)                   # alpha 0 everywhere
+    for c in ("a", "b"):
+        (tmp_path / c).mkdir()
+        for i in range(3):
+            Image.fromarray(clear).save(tmp_path / c / f"{i}.png")
+    with pytest.warns(UserWarning, match="transparent pixels"):
+        tr, te = load_dataset(f"folder:{tmp_path}")
+    assert float(tr.images.min()) == 1.0 and float(te.images.min()) == 1.0
+
+
+def test_the_transparency_warning_is_attributed_to_the_callers_line(tmp_path):
+    """The transparent-pixels warning points at the caller's line, not at ganaug's loader."""
+    ink = np.zeros((8, 8, 4), np.uint8)
+    ink[2:6, 3, 3] = 255
+    for c in ("a", "b"):
+        (tmp_path / c).mkdir()
+        for i in range(3):
+            Image.fromarray(ink).save(tmp_path / c / f"{i}.png")
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        load_dataset(f"folder:{tmp_path}")
+    got = [w for w in rec if "transparent pixels" in str(w.message)]
+    assert len(got) == 1 and got[0].filename == __file__
+
+
+def test_a_coloured_transparent_palette_entry_keeps_a_grey_folder_grey(tmp_path):
+    """A grey palette image whose transparent entry is coloured is still grey."""
+    root = _classes(tmp_path / "g", "L", value=100)
+    im = Image.new("P", (8, 8), 0)
+    im.putpalette([100, 100, 100, 255, 0, 0])               # grey, and red for "transparent"
+    im.putpixel((0, 0), 1)
+    im.save(root / "a" / "p.png", transparency=1)
+    with pytest.warns(UserWarning, match="1 image of .* has transparent pixels"):
+        tr, te = load_dataset(f"folder:{root}")
+    assert tr.image_shape == (1, 8, 8)
+
+
+def test_a_blue_palette_image_makes_the_folder_rgb(tmp_path):
+    """A palette image of a colour whose red and green agree (but not blue) is colour."""
+    root = _classes(tmp_path / "g", "L", value=100)
+    Image.new("RGB", (8, 8), (10, 10, 200)).convert("P").save(root / "b" / "p.png")
+    assert Image.open(root / "b" / "p.png").mode == "P"
+    assert load_dataset(f"folder:{root}")[0].image_shape == (3, 8, 8)
+
+
+def test_grey_train_reread_as_rgb_is_still_the_train_split(tmp_path):
+    """A grey train/ re-read as RGB (because test/ has colour) keeps train/'s own images."""
+    _classes(tmp_path / "train", "L", value=30, n=4)
+    _classes(tmp_path / "test", "L", value=200, n=2)
+    Image.new("RGB", (8, 8), (10, 20, 30)).save(tmp_path / "test" / "a" / "rgb.png")
+    tr, te = load_dataset(f"folder:{tmp_path}")
+    assert tr.image_shape == te.image_shape == (3, 8, 8)
+    assert (len(tr), len(te)) == (8, 5)
+    assert torch.allclose(tr.images, torch.full_like(tr.images, 30 / 127.5 - 1))
+
+
+def test_a_grey_palette_alpha_image_keeps_a_grey_folder_grey(tmp_path):
+    """A grey palette image with an alpha channel ("PA", e.g. a TIFF) is grey."""
+    root = _classes(tmp_path / "g", "L", value=100)
+    im = Image.new("P", (8, 8), 0)
+    im.putpalette([100, 100, 100])
+    im = im.convert("PA")
+    im.save(root / "a" / "pa.tif")
+    assert Image.open(root / "a" / "pa.tif").mode == "PA"
+    tr, te = load_dataset(f"folder:{root}")
+    assert tr.image_shape == (1, 8, 8)
+    values = torch.cat([tr.images, te.images]).unique()
+    assert len(values) == 1 and float(values[0]) == pytest.approx(100 / 127.5 - 1)

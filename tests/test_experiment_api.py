@@ -14,9 +14,10 @@ from _formats import write_image_classes
 from ganaug import CLSGAN, TrainConfig
 from ganaug.data import DataNotFoundError
 from ganaug import experiment as E
+from ganaug import monitor as M
 from ganaug.cli import main
 from ganaug.experiment import (aggregate_seeds, claim_run_dir, default_run_dir, evaluate_run,
-                               fit_seeds, sample_run)
+                               fit, fit_seeds, sample_run)
 
 
 def test_run_folder_names():
@@ -247,3 +248,44 @@ def test_a_run_trained_in_python_on_own_data_is_told_to_evaluate_in_python(tiny,
     with pytest.raises(ValueError, match=r"its config names digits, which cannot differ.*"
                                          r"ganaug.evaluate\(CLSGAN.load\(RUN\), test_set\)"):
         evaluate_run(tmp_path / "run", device="cpu", quality=False)
+
+
+def test_a_data_root_that_is_a_file_is_named_as_one(tmp_path):
+    """evaluate_run(data_root=A FILE) for an image-folder run names that it is a file."""
+    img, run = write_image_classes(tmp_path / "img", n=6), tmp_path / "run"
+    assert main(["train", "--dataset", f"folder:{img}", "--epochs", "1", "--out", str(run),
+                 "--quiet", "--no-tensorboard", "--labels-per-class", "2"]) == 0
+    afile = tmp_path / "notes.txt"
+    afile.write_text("not images")
+    with pytest.raises(DataNotFoundError, match=r"--data-root \(data_root=\) .*notes\.txt is a "
+                                                r"file: pass the folder that now holds the "
+                                                r"images of run"):
+        evaluate_run(run, data_root=str(afile), device="cpu", quality=False)
+
+
+class _Writer:
+    def __init__(self):
+        self.images = []
+
+    def add_scalar(self, tag, value, step):
+        pass
+
+    def add_image(self, tag, image, step):
+        self.images.append(tag)
+
+    def flush(self):
+        pass
+
+    def close(self):
+        pass
+
+
+def test_a_supervised_run_logs_no_sample_grid(tmp_path, monkeypatch):
+    """fit() of an objective that trains no generator logs no TensorBoard sample grid (its
+    samples would be noise); a GAN objective's run does."""
+    for objective, grids in (("supervised", 0), ("cls", 1)):
+        writer = _Writer()
+        monkeypatch.setattr(M, "open_tensorboard", lambda d: writer)
+        cfg = TrainConfig(objective=objective, epochs=1, batch_size=128, labels_per_class=2)
+        fit(cfg, tmp_path / objective, progress=False, log=lambda s: None, tensorboard=True)
+        assert writer.images.count("samples") == grids, objective

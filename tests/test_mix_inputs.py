@@ -15,8 +15,8 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset, TensorD
 from ganaug import BatchMixer, CLSGAN, LabelAgreementWarning, SyntheticMix
 from ganaug.checks import per_class
 from ganaug.data import ImageSet, load_dataset
-from ganaug.imbalance import (class_counts, dataset_classes, dataset_targets, long_tail_counts,
-                              make_long_tailed, quotas)
+from ganaug.imbalance import (balance_plan, class_counts, dataset_classes, dataset_targets,
+                              long_tail_counts, make_long_tailed, quotas)
 from ganaug.sampling import Sampler
 
 # the tests' batches, and their stand-in samplers' images, are arbitrary tensors; the range
@@ -1247,3 +1247,92 @@ def test_a_rho_the_smallest_class_cannot_reach_warns():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert long_tail_counts(10, 3, 10) == [10, 3, 1]
+
+
+class _Labels(Dataset):
+    def __init__(self, labels, names):
+        self.x = torch.rand(len(labels), 1, 8, 8, generator=torch.Generator().manual_seed(0))
+        self.x = self.x * 2 - 1
+        self.targets, self.classes = list(labels), list(names)
+
+    def __len__(self):
+        return len(self.targets)
+
+    def __getitem__(self, i):
+        return self.x[i], self.targets[i]
+
+
+def _noise(labels):
+    return torch.rand(len(labels), 1, 8, 8) * 2 - 1
+
+
+def test_an_empty_class_that_gets_no_synthetic_item_is_not_warned_about():
+    """A class without real items that balance= does not fill is not called all-synthetic."""
+    data = _Labels([0, 1, 3] * 4, "abcd")               # class 'c' has no real item
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warnings.filterwarnings("ignore", "the sampler's images span")
+        mix = SyntheticMix(data, _noise, balance={"a": 2})
+    assert mix.plan == [2, 0, 0, 0]
+
+
+def test_two_classes_without_real_items_are_both_named():
+    """Two classes that balance= fills with synthetic items alone are both named."""
+    data = _Labels([0, 3] * 4, "abcd")                  # 'b' and 'c' have no real item
+    with pytest.warns(UserWarning, match=r"classes 'b', 'c' have no real item: their items "
+                                         r"are all synthetic"):
+        mix = SyntheticMix(data, _noise, balance="max")
+    assert mix.plan == [0, 4, 4, 0]
+
+
+class _Stored(Dataset):
+    def __init__(self, targets):
+        self.targets = targets
+
+    def __len__(self):
+        return len(self.targets)
+
+    def __getitem__(self, i):
+        return torch.zeros(1, 4, 4), int(self.targets[i])
+
+
+def test_float_and_int32_stored_targets_are_read_as_long():
+    """Stored targets come back as class ids (int64) whatever dtype the dataset keeps them in."""
+    for t in (torch.tensor([0.0, 1.0, 2.0, 1.0]), torch.tensor([0, 1, 2, 1], dtype=torch.int32)):
+        got = dataset_targets(_Stored(t))
+        assert got.dtype == torch.long and got.tolist() == [0, 1, 2, 1]
+
+
+class _LabelItems(Dataset):
+    def __init__(self, labels):
+        self.labels_ = labels
+
+    def __len__(self):
+        return len(self.labels_)
+
+    def __getitem__(self, i):
+        return torch.zeros(1, 4, 4), self.labels_[i]
+
+
+@pytest.mark.parametrize("kind", [torch.tensor, np.float32], ids=["tensor", "numpy"])
+def test_fractional_tensor_or_numpy_labels_are_refused(kind):
+    """A fractional label carried by the items as a 0-d float tensor is refused, as a Python
+    float is; a whole one (3.0) is class 3."""
+    with pytest.raises(ValueError, match="labels must be whole class ids.*include 0.5"):
+        dataset_targets(_LabelItems([kind(0.5), kind(1.0)]))
+    assert dataset_targets(_LabelItems([kind(3.0), kind(1.0)])).tolist() == [3, 1]
+
+
+def test_rho_a_little_over_n_max_warns():
+    """rho just above the largest count (the last class would need under 1 item) warns."""
+    with pytest.warns(UserWarning, match=r"rho=15 asks the last class for 10/15 < 1 item; .* "
+                                         r"ratio is 10, not 15"):
+        assert long_tail_counts(10, 3, 15) == [10, 2, 1]
+
+
+def test_an_int_key_naming_its_own_class_is_silent():
+    """An int balance key whose class is named that number (digits' names) is not warned about."""
+    names = ["0", "1", "2", "3"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert balance_plan([5, 5, 5, 5], {3: 2}, names) == [0, 0, 0, 2]

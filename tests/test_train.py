@@ -837,3 +837,47 @@ def test_gamma_rampup_is_named_as_without_effect_without_unlabeled_images(tiny):
     train(build_model(cfg.resolved(), tiny), lab, None, cfg, progress=False, log=lines.append)
     assert ("no unlabeled images: sscls's unlabeled terms are off, it trains on the labeled "
             "images alone; --gamma-rampup 3 therefore has no effect") in lines
+
+
+def test_a_class_with_a_single_labeled_image_is_not_warned_about(tiny):
+    """A class with one labeled image is not called a class without labeled images."""
+    keep = (tiny.targets != 2) | (torch.arange(len(tiny)) == 2)     # one image of class 'c'
+    lab = tiny.subset(keep)
+    assert lab.class_counts() == [12, 12, 1, 12]
+    cfg = TrainConfig(**{**FAST, "epochs": 1, "objective": "cls"})
+    lines = []
+    train(build_model(cfg.resolved(), tiny), lab, None, cfg, progress=False, log=lines.append)
+    assert not [line for line in lines if "no labeled images" in line]
+
+
+def test_images_from_exactly_0_are_warned_about(tiny):
+    """[0, 1] training images whose lowest value is exactly 0 get the scale warning."""
+    images = (tiny.images + 1) / 2
+    images[0, 0, 0, 0] = 0.0
+    cfg = TrainConfig(**{**FAST, "epochs": 1, "objective": "cls"})
+    lines = []
+    train(build_model(cfg.resolved(), tiny), ImageSet(images, tiny.targets, tiny.classes), None,
+          cfg, progress=False, log=lines.append)
+    scale = [line for line in lines if "no training image has a value below 0" in line]
+    assert len(scale) == 1 and "(the lowest is 0)" in scale[0]
+
+
+def test_unlabeled_images_below_0_count(tiny):
+    """The scale warning looks at the unlabeled images too: [-1, 1] unlabeled ones beside [0, 1]
+    labeled ones (an odd but not [0, 1] set) do not make it."""
+    lab = ImageSet((tiny.images[:24] + 1) / 2, tiny.targets[:24], tiny.classes)
+    unl = ImageSet(tiny.images[24:], tiny.targets[24:] * 0 - 1, tiny.classes)
+    cfg = TrainConfig(**{**FAST, "epochs": 1, "objective": "sscls"})
+    lines = []
+    train(build_model(cfg.resolved(), tiny), lab, unl, cfg, progress=False, log=lines.append)
+    assert not [line for line in lines if "no training image has a value below 0" in line]
+
+
+def test_unused_unlabeled_images_are_not_looked_at(tiny):
+    """Unlabeled images that an objective does not use (cls) do not hide the scale warning."""
+    lab = ImageSet((tiny.images[:24] + 1) / 2, tiny.targets[:24], tiny.classes)
+    unl = ImageSet(tiny.images[24:], tiny.targets[24:] * 0 - 1, tiny.classes)
+    cfg = TrainConfig(**{**FAST, "epochs": 1, "objective": "cls"})
+    lines = []
+    train(build_model(cfg.resolved(), tiny), lab, unl, cfg, progress=False, log=lines.append)
+    assert len([line for line in lines if "no training image has a value below 0" in line]) == 1
