@@ -105,6 +105,40 @@ def test_labels_out_of_range_are_refused(tmp_path):
         load_dataset("cifar10", tmp_path / "c")
 
 
+class _RunsCode:
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):                       # unpickling calls Path.touch(self.path)
+        from pathlib import Path
+        return Path.touch, (Path(self.path),)
+
+
+def test_a_cifar10_batch_that_would_run_code_is_refused_unrun(tmp_path):
+    """A CIFAR-10 batch is a pickle, which may name any function for the reader to call: a
+    crafted one in a data folder is refused without calling it; batches written by Python 3's
+    pickle (protocols 4 and 5, numpy's own reductions) still load."""
+    import pickle
+
+    folder = write_cifar10(tmp_path / "c", 10, 10)
+    batch = folder / "data_batch_4"
+    good = pickle.loads(batch.read_bytes(), encoding="bytes")
+    for protocol in (4, 5):
+        batch.write_bytes(pickle.dumps(good, protocol=protocol))
+        assert len(load_dataset("cifar10", tmp_path / "c")[0]) == 50
+    mark = tmp_path / "ran"
+    for evil in (_RunsCode(mark), {**good, b"data": _RunsCode(mark)}):
+        batch.write_bytes(pickle.dumps(evil, protocol=2))
+        with pytest.raises(ValueError, match=r"CIFAR-10 batch data_batch_4 .*: it is a pickle "
+                                             r"that names \S+, which a CIFAR-10 batch "
+                                             r"does not hold \(not loaded: it could run code\)"):
+            load_dataset("cifar10", tmp_path / "c")
+        assert not mark.exists()
+    batch.write_bytes(pickle.dumps([1, 2], protocol=2))
+    with pytest.raises(ValueError, match=r"data_batch_4 .*: it holds a list, not the dict"):
+        load_dataset("cifar10", tmp_path / "c")
+
+
 def test_cifar10_and_svhn_files_of_another_layout_are_refused(tmp_path):
     """Files that unpickle / load but do not hold what the published ones do: HWC or float
     CIFAR-10 data would read as scrambled or black images, a label too many in one batch

@@ -6,6 +6,7 @@ directly in their published formats, so a subset written in the same format load
 """
 from __future__ import annotations
 
+import io
 import math
 import os
 import pickle
@@ -252,11 +253,31 @@ class _NotAsPublished(ValueError):
     """A file that reads but does not hold what the published one does."""
 
 
+class _BatchUnpickler(pickle.Unpickler):
+    """Unpickles what a CIFAR-10 batch holds (dicts, lists, bytes, strings, numbers and numpy
+    arrays) and nothing else: a pickle can name any function for the reader to call, so a
+    crafted file in a data folder would run code with plain ``pickle.loads``."""
+    _SAFE = {("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+             *((f"numpy.{core}.multiarray", n) for core in ("core", "_core")
+               for n in ("_reconstruct", "scalar")),
+             *((f"numpy.{core}.numeric", "_frombuffer") for core in ("core", "_core"))}
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self._SAFE:
+            raise _NotAsPublished(f"it is a pickle that names {module}.{name}, which a CIFAR-10 "
+                                  f"batch does not hold (not loaded: it could run code)")
+        return super().find_class(module, name)
+
+
 def _read_cifar_batch(raw: bytes) -> tuple[np.ndarray, np.ndarray]:
     """One pickled CIFAR-10 batch: dict with b'data' (N, 3072) uint8 and b'labels' (N).
     Anything else is refused (_NotAsPublished): other shapes or dtypes would read as scrambled
     or black images, and a label too many or too few shifts every later batch's labels."""
-    d = pickle.loads(raw, encoding="latin1")
+    d = _BatchUnpickler(io.BytesIO(raw), encoding="latin1").load()
+    if not isinstance(d, dict):
+        raise _NotAsPublished(f"it holds a {type(d).__name__}, not the dict of a CIFAR-10 batch")
+    # Python 2's str keys read as str; a batch re-pickled by Python 3 has bytes keys
+    d = {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in d.items()}
     x = np.asarray(d["data"])
     y = np.asarray(d.get("labels", d.get("fine_labels")))
     if x.dtype != np.uint8 or x.ndim != 2 or x.shape[1] != 3 * 32 * 32:
