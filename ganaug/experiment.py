@@ -568,6 +568,24 @@ def _labels_note(cfg: TrainConfig, conditional: bool) -> str | None:
     return None
 
 
+def _check_not_a_run_file(out: Path, run: Path) -> None:
+    """Refuse an ``out`` that would replace a file ``ganaug train`` wrote into a run folder
+    (its checkpoint, ``best.pt``, ``samples.png``, ``curves.png``), or the model file ``run``
+    names: the samples would take the run's place."""
+    from .monitor import CURVES
+    from .train import CONFIG, SAMPLES
+
+    try:
+        same = out.exists() and run.exists() and os.path.samefile(out, run)
+    except OSError:
+        same = False
+    own = out.name in (CHECKPOINT, BEST, SAMPLES, CURVES) and (out.parent / CONFIG).is_file()
+    if same or own:
+        what = "the model file sampled from" if same else f"a file of run folder {out.parent}"
+        raise ValueError(f"--out (out=) {out} is {what}: the samples would replace it; name "
+                         f"another file (e.g. {out.parent / 'samples-new'}{out.suffix})")
+
+
 def sample_run(run: str | Path, per_class: int, out: str | Path, seed: int = 0,
                device: str = "auto", log: Callable[[str], None] | None = None,
                standing_stats: int = 0) -> Path:
@@ -588,6 +606,7 @@ def sample_run(run: str | Path, per_class: int, out: str | Path, seed: int = 0,
     above = next((p for p in out.parents if p.exists()), None)    # the folders are made
     if above is not None and not above.is_dir():
         raise ValueError(f"--out {out} is under {above}, a file: name a file in a folder")
+    _check_not_a_run_file(out, Path(run))
     dev = pick_device(device)
     model = CLSGAN.load(run, map_location=dev, need_generator=True)
     if log:

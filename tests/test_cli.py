@@ -182,6 +182,26 @@ def test_input_that_fails_only_with_the_data_leaves_no_default_folder(tmp_path, 
     assert list(tmp_path.iterdir()) == []
 
 
+def test_sample_refuses_to_write_over_a_run_s_own_files(digits_run, tmp_path, capsys):
+    """--out RUN/checkpoint.pt (best.pt, samples.png, curves.png) or the model file sampled
+    from would replace the run with its samples: refused, the file left as it was."""
+    import shutil
+    for name in ("checkpoint.pt", "samples.png", "curves.png"):
+        target = digits_run / name
+        before = target.read_bytes()
+        assert main(["sample", "--run", str(digits_run), "--out", str(target)]) == 2
+        assert (f"--out (out=) {target} is a file of run folder {digits_run}: the samples would "
+                f"replace it; name another file") in capsys.readouterr().err
+        assert target.read_bytes() == before
+    model = tmp_path / "model.pt"
+    shutil.copy(digits_run / "checkpoint.pt", model)
+    assert main(["sample", "--run", str(model), "--out", str(model)]) == 2
+    assert "is the model file sampled from" in capsys.readouterr().err
+    best = tmp_path / "best.pt"                 # a best.pt outside any run folder is free
+    assert main(["sample", "--run", str(digits_run), "--out", str(best)]) == 0
+    assert set(torch.load(best, weights_only=True)) == {"images", "labels", "classes"}
+
+
 def test_sample_refuses_a_folder_as_out_and_a_run_without_a_generator(digits_run, tmp_path,
                                                                      capsys):
     folder = tmp_path / "d.png"
