@@ -124,6 +124,7 @@ def _first_line(e: BaseException) -> str:
 
 
 CHECKPOINT = "checkpoint.pt"                      # a run folder's checkpoint file
+CHECKPOINT_VERSION = 1          # of the checkpoints and model files ganaug writes and reads
 
 
 def run_checkpoint(path: str | os.PathLike, file_ok: bool = True) -> Path:
@@ -215,4 +216,13 @@ def safe_torch_load(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
                               f"({_first_line(e)}); delete it or restore a good copy") from None
     if not isinstance(obj, dict) or obj.get("format") != "ganaug":
         raise CheckpointError(f"{path} is not a ganaug checkpoint (no 'format': 'ganaug' key)")
+    version = obj.get("version", 1)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise CheckpointError(f"checkpoint {path} has no valid 'version' ({version!r}): it was "
+                              f"edited or written by another program; delete it or restore a "
+                              f"good copy")
+    if version > CHECKPOINT_VERSION:
+        raise CheckpointError(f"checkpoint {path} was written by a newer ganaug (checkpoint "
+                              f"version {version}; this ganaug reads version "
+                              f"{CHECKPOINT_VERSION}): upgrade ganaug to load it")
     return obj

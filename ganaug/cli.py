@@ -421,7 +421,8 @@ def _train(args: argparse.Namespace) -> int:
                   f"{pm(s['best_test_error_std'], '{:.2%}')} (seed-N/{BEST})")
         return 0
     summary = fit(cfg, **opts)
-    print(f"test accuracy {summary['test_accuracy']:.4f}{_balanced(summary)} ({summary['dataset']}, "
+    print(f"test accuracy {summary['test_accuracy']:.4f}{_balanced(summary)} "
+          f"({summary['dataset']}, "
           f"{summary['num_labeled']} labels, {summary['objective']}, "
           f"{summary['train_seconds']:.1f}s){_diversity(summary)}{_stopped(summary)} -> "
           f"{summary['run']}")

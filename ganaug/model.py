@@ -13,7 +13,8 @@ from typing import Any, Sequence
 import torch
 from torch import Tensor, nn
 
-from ._io import CheckpointError, atomic_torch_save, plain, run_checkpoint, safe_torch_load
+from ._io import CHECKPOINT_VERSION, CheckpointError, atomic_torch_save, plain, run_checkpoint, \
+    safe_torch_load
 from .nets import (as_int, check_shape, create_nets, estimate_batchnorm, resolve_arch,
                    resolved_net_options)
 from .nets._layers import even_batches
@@ -189,8 +190,9 @@ class CLSGAN(nn.Module):
         """Atomically write a checkpoint that loads with ``torch.load(weights_only=True)``
         (with the objective it trained with, where known)."""
         known = {"objective": self.objective} if getattr(self, "objective", None) else {}
-        atomic_torch_save(path, {"format": "ganaug", "version": 1, "model": self.spec(),
-                                 "state": self.state_dict(), **known, **(extra or {})})
+        atomic_torch_save(path, {"format": "ganaug", "version": CHECKPOINT_VERSION,
+                                 "model": self.spec(), "state": self.state_dict(), **known,
+                                 **(extra or {})})
 
     @classmethod
     def from_checkpoint(cls, ckpt: dict) -> "CLSGAN":

@@ -11,6 +11,7 @@ import hashlib
 import json
 import re
 from pathlib import Path
+from typing import Sequence
 
 from torch import Tensor
 
@@ -22,21 +23,39 @@ SUMMARY = "summary.json"       # written by experiment.fit (a multi-seed folder:
 _SEED_DIR = re.compile(r"seed-(-?[0-9]+)")   # experiment.seed_dir's run folders
 
 
+# what a run's checkpoint holds: evaluating needs the first four, --resume every one
+RUN_KEYS = ("config", "model", "state", "epoch", "step", "history", "train_seconds", "opt_d",
+            "opt_g")
+
+
+def check_run_keys(ckpt: dict, path: str | Path, keys: Sequence[str]) -> None:
+    """CheckpointError naming the ``keys`` a run's checkpoint lacks (a damaged or edited
+    file), before anything reads them."""
+    missing = [k for k in keys if k not in ckpt]
+    if missing:
+        raise CheckpointError(f"checkpoint {path} lacks {', '.join(map(repr, missing))}: it was "
+                              f"edited or written by another program; restore a good copy, or "
+                              f"delete it to train the run afresh")
+
+
 def checkpoint_config(ckpt: dict, path: str | Path) -> TrainConfig:
     """The configuration a run's checkpoint (``path``, loaded as ``ckpt``) was trained with;
-    CheckpointError for a model file without one (``CLSGAN.save``'s)."""
+    CheckpointError for a model file without one (``CLSGAN.save``'s), or a checkpoint without
+    what evaluating it needs."""
     if not isinstance(ckpt.get("config"), dict):
         raise CheckpointError(f"{path} holds a model without the configuration it was trained "
                               f"with (a file of CLSGAN.save, not a run of `ganaug train`): "
                               f"`ganaug sample --run {path}`, CLSGAN.load and SyntheticMix read "
                               f"it; evaluating a run and --resume need a run folder of "
                               f"`ganaug train`")
+    check_run_keys(ckpt, path, RUN_KEYS[:4])
     return TrainConfig.from_dict(ckpt["config"])
 
 
 def _load_resume(out: Path, cfg: TrainConfig) -> dict:
     ckpt = safe_torch_load(out / CHECKPOINT)
     saved = checkpoint_config(ckpt, out / CHECKPOINT)
+    check_run_keys(ckpt, out / CHECKPOINT, RUN_KEYS)
     diff = cfg.diff(saved)
     if diff:
         detail = ", ".join(f"{k}: {getattr(saved, k)!r} -> {getattr(cfg, k)!r}" for k in diff)

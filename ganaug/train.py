@@ -28,8 +28,8 @@ from . import distributed as dist_
 from . import objectives as O
 from .checks import (DIVERSITY_WARN, diversity_note, first_per_class_distances,
                      pair_distances, per_class, pooled, relative_spread)
-from ._io import CHECKPOINT, CheckpointError, atomic_torch_save, atomic_write_bytes, \
-    atomic_write_json, atomic_write_text, remove_stale_temps, safe_torch_load
+from ._io import CHECKPOINT, CHECKPOINT_VERSION, CheckpointError, atomic_torch_save, \
+    atomic_write_bytes, atomic_write_json, atomic_write_text, remove_stale_temps, safe_torch_load
 from .config import TrainConfig, resolve_config
 from .data import ImageSet
 from .model import CLSGAN, pick_device
@@ -559,7 +559,8 @@ def _write_epoch(out: Path, model: CLSGAN, cfg: TrainConfig, history: list[dict]
         save_grid(out / SAMPLES, images, GRID_COLUMNS)
     _write_metrics(out, history)
     atomic_torch_save(out / CHECKPOINT, {
-        "format": "ganaug", "version": 1, "model": model.spec(), "state": model.state_dict(),
+        "format": "ganaug", "version": CHECKPOINT_VERSION, "model": model.spec(),
+        "state": model.state_dict(),
         "config": cfg.to_dict(), "epoch": epoch, "step": step, "opt_d": opt_d.state_dict(),
         "opt_g": opt_g.state_dict(), "history": history, "train_seconds": seconds,
         **({"data": data} if data is not None else {})})

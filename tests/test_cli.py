@@ -1,6 +1,7 @@
 """The command line: the default job's files, every objective on digits, errors, SIGKILL."""
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -348,6 +349,36 @@ def test_resume_refusals(digits_run, tmp_path, capsys):
     assert main(["train", "--out", str(bad), "--resume"]) == 2
     assert "corrupted or truncated" in capsys.readouterr().err
     assert sorted(p.name for p in bad.iterdir()) == ["checkpoint.pt"]
+
+
+@pytest.mark.parametrize("key", ["opt_d", "epoch", "model", "history"])
+def test_a_checkpoint_without_a_key_is_one_error_line_naming_it(digits_run, tmp_path, capsys,
+                                                               key):
+    """A checkpoint lacking one of its keys (edited, or written by another program): --resume
+    and eval end in one error line that names the key, not a KeyError traceback (eval needs
+    the config, model, weights and epoch; --resume everything)."""
+    import shutil
+    run = tmp_path / "run"
+    shutil.copytree(digits_run, run)
+    ckpt = torch.load(run / "checkpoint.pt", weights_only=True)
+    del ckpt[key]
+    torch.save(ckpt, run / "checkpoint.pt")
+    message = f"checkpoint {run / 'checkpoint.pt'} lacks '{key}': it was edited or written by"
+    assert main(["train", "--epochs", "3", "--out", str(run), "--resume", "--quiet"]) == 2
+    assert message in capsys.readouterr().err
+    assert main(["eval", "--run", str(run), "--quick"]) == (2 if key in ("epoch", "model") else 0)
+    assert (message in capsys.readouterr().err) == (key in ("epoch", "model"))
+
+
+def test_a_checkpoint_of_a_newer_ganaug_is_refused(digits_run, tmp_path, capsys):
+    from ganaug import CLSGAN
+    ckpt = torch.load(digits_run / "checkpoint.pt", weights_only=True)
+    for version, message in ((2, "was written by a newer ganaug (checkpoint version 2; this "
+                                 "ganaug reads version 1): upgrade ganaug"),
+                             ("1", "has no valid 'version' ('1')")):
+        torch.save({**ckpt, "version": version}, tmp_path / "c.pt")
+        with pytest.raises(Exception, match=re.escape(message)):
+            CLSGAN.load(tmp_path / "c.pt")
 
 
 class _Reached(Exception):
