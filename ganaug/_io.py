@@ -1,6 +1,7 @@
 """Atomic file writes and safe checkpoint loading: no half-written file is ever left behind."""
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -13,6 +14,46 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
+
+
+class RunFolderBusy(OSError):
+    """Another process is writing the run folder (``run_lock``)."""
+
+
+_LOCKED: set[str] = set()           # the run folders this process holds (run_lock)
+
+
+@contextlib.contextmanager
+def run_lock(folder: str | os.PathLike):
+    """Hold an exclusive lock on an existing run ``folder`` while a run writes it, so that a
+    second process on the same folder (two ``ganaug train --resume`` at once) stops with
+    RunFolderBusy instead of both writing it. An advisory ``flock`` on the folder itself
+    (no lock file), released when the process ends however it ends; nothing where the OS
+    has no ``flock`` (Windows). Re-entrant within a process."""
+    try:
+        import fcntl
+    except ImportError:                             # pragma: no cover - Windows
+        yield
+        return
+    key = os.path.realpath(folder)
+    if key in _LOCKED:
+        yield
+        return
+    fd = os.open(key, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunFolderBusy(f"run folder {folder} is being written by another process (a "
+                                f"ganaug train of it is running): wait until it ends, or pass "
+                                f"another --out") from None
+        _LOCKED.add(key)
+        try:
+            yield
+        finally:
+            _LOCKED.discard(key)
+    finally:
+        os.close(fd)                                # releases the lock
 
 
 def plain(v: Any) -> Any:

@@ -18,8 +18,8 @@ from typing import Callable, Sequence
 
 import torch
 
-from ._io import CheckpointError, atomic_torch_save, atomic_write_bytes, atomic_write_json, \
-    run_checkpoint, safe_torch_load
+from ._io import CheckpointError, RunFolderBusy, atomic_torch_save, atomic_write_bytes, \
+    atomic_write_json, run_checkpoint, safe_torch_load
 from .config import SEED_RANGE, TrainConfig, folder_path, resolve_config, \
     standing_stats_count
 from .data import DataNotFoundError, ImageSet, load_dataset, split_with_validation
@@ -229,6 +229,9 @@ def fit(config: TrainConfig | None = None, out: str | Path | None = None, resume
     try:
         state = train(model, labeled, unlabeled, cfg, test=test, out=out, resume=resume,
                       progress=progress, log=log, on_epoch=monitor, started=started, val=val)
+    except RunFolderBusy:                           # another process's folder: no plot in it
+        monitor = None
+        raise
     finally:
         if monitor is not None:
             history = monitor.history()

@@ -12,6 +12,7 @@ checkpoint written at the end of epoch k continues exactly as if it had never st
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import math
@@ -29,7 +30,8 @@ from . import objectives as O
 from .checks import (DIVERSITY_WARN, diversity_note, first_per_class_distances,
                      pair_distances, per_class, pooled, relative_spread)
 from ._io import CHECKPOINT, CHECKPOINT_VERSION, CheckpointError, atomic_torch_save, \
-    atomic_write_bytes, atomic_write_json, atomic_write_text, remove_stale_temps, safe_torch_load
+    atomic_write_bytes, atomic_write_json, atomic_write_text, remove_stale_temps, run_lock, \
+    safe_torch_load
 from .config import TrainConfig, resolve_config
 from .data import ImageSet
 from .model import CLSGAN, pick_device
@@ -283,6 +285,20 @@ def train(model: CLSGAN, labeled: ImageSet, unlabeled: ImageSet | None = None,
     rank's rows alone (as DDP without SyncBatchNorm), and Gaussian-noise layers and dropout
     draw different noise per rank.
     """
+    with contextlib.ExitStack() as hold:            # the run folder's lock, once it exists
+        return _train(model, labeled, unlabeled, config, test=test, out=out, resume=resume,
+                      progress=progress, log=log, on_epoch=on_epoch, started=started, val=val,
+                      hold=hold)
+
+
+def _train(model: CLSGAN, labeled: ImageSet, unlabeled: ImageSet | None = None,
+           config: TrainConfig | None = None, *, test: ImageSet | None = None,
+           out: str | Path | None = None, resume: bool = False, progress: bool = True,
+           log: Callable[[str], None] | None = None,
+           on_epoch: Callable[[dict, CLSGAN], None] | None = None,
+           started: float | None = None, val: ImageSet | None = None,
+           hold: contextlib.ExitStack) -> TrainState:
+    """``train``'s work; ``hold`` keeps the run folder's lock until ``train`` returns."""
     started = time.perf_counter() if started is None else started
     cfg = resolve_config(config)
     obj = O.get_objective(cfg.objective)
@@ -298,6 +314,8 @@ def train(model: CLSGAN, labeled: ImageSet, unlabeled: ImageSet | None = None,
     if ckpt is not None:
         check_same_networks(model, ckpt)
     out = Path(out) if out is not None and rank == 0 else None
+    if out is not None and out.is_dir():           # a resume: before it says so (a new
+        hold.enter_context(run_lock(out))          # folder: once made, below)
     device = pick_device(cfg.device)
     if world > 1 and device.type == "cuda" and device.index is None:
         device = torch.device("cuda", torch.cuda.current_device())   # cuda:LOCAL_RANK
@@ -348,6 +366,7 @@ def train(model: CLSGAN, labeled: ImageSet, unlabeled: ImageSet | None = None,
     dist_.broadcast_module_(model, world)           # every rank starts from rank 0's weights
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
+        hold.enter_context(run_lock(out))          # before anything in it is written
         for name in (CHECKPOINT, BEST):            # left by a run killed mid-write
             for tmp in remove_stale_temps(out, name):
                 log(f"deleted {tmp.name}, left by a run killed while writing {name}")

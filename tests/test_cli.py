@@ -351,6 +351,29 @@ def test_resume_refusals(digits_run, tmp_path, capsys):
     assert sorted(p.name for p in bad.iterdir()) == ["checkpoint.pt"]
 
 
+def test_a_run_folder_being_written_is_refused_to_a_second_process(digits_run, tmp_path,
+                                                                    capsys):
+    """Two `ganaug train --resume` of one folder at once: the second stops with one error
+    line before it writes anything there (not even the curves), and the folder's lock goes
+    with the first process."""
+    import shutil
+    fcntl = pytest.importorskip("fcntl")
+    run = tmp_path / "run"
+    shutil.copytree(digits_run, run)
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    fd = os.open(run, os.O_RDONLY)            # another process's lock, as run_lock takes it
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        assert main(["train", "--epochs", "3", "--out", str(run), "--resume", "--quiet"]) == 2
+        assert (f"ganaug: error: run folder {run} is being written by another process (a ganaug "
+                f"train of it is running): wait until it ends") in capsys.readouterr().err
+        assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+    finally:
+        os.close(fd)
+    assert main(["train", "--epochs", "3", "--out", str(run), "--resume", "--quiet"]) == 0
+    assert torch.load(run / "checkpoint.pt", weights_only=True)["epoch"] == 3
+
+
 @pytest.mark.parametrize("key", ["opt_d", "epoch", "model", "history"])
 def test_a_checkpoint_without_a_key_is_one_error_line_naming_it(digits_run, tmp_path, capsys,
                                                                key):
