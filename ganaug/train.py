@@ -642,15 +642,36 @@ class _NoBar:
     def close(self) -> None: ...
 
 
+class _LogBar:
+    """Progress for output redirected to a file (nohup, CI logs): a whole line every
+    ``every`` seconds, none for a shorter epoch (its own log line says it all), and no
+    carriage returns, which would put the epoch's line on the bar's."""
+
+    def __init__(self, total: int, desc: str, every: float = 30.0, clock=time.perf_counter):
+        self.total, self.desc, self.every, self.clock = total, desc, every, clock
+        self.done, self.start = 0, clock()
+        self.last = self.start
+
+    def update(self, n: int) -> None:
+        self.done += n
+        now = self.clock()
+        if now - self.last >= self.every and self.done < self.total:
+            self.last, spent = now, now - self.start
+            left = spent * (self.total - self.done) / self.done
+            print(f"{self.desc}: step {self.done}/{self.total} ({spent:.0f} s, about "
+                  f"{left:.0f} s left)", file=sys.stderr, flush=True)
+
+    def close(self) -> None: ...
+
+
 def _progress(total: int, desc: str, enabled: bool):
     if not enabled:
         return _NoBar()
+    if not getattr(sys.stderr, "isatty", lambda: False)():
+        return _LogBar(total, desc)
     from tqdm.auto import tqdm
-    # redirected to a file (nohup, CI logs): one bar line every 30 s, not ten a second, and
-    # none for an epoch shorter than that (the epoch's own log line says it all)
-    tty = getattr(sys.stderr, "isatty", lambda: False)()
     return tqdm(total=total, desc=desc, leave=False, file=sys.stderr, dynamic_ncols=True,
-                mininterval=0.1 if tty else 30.0, delay=0.0 if tty else 30.0)
+                mininterval=0.1)
 
 
 __all__ = ["train", "TrainState", "TrainStep", "Speed", "pick_device", "evaluate_accuracy",

@@ -568,6 +568,22 @@ def test_a_short_epochs_bar_leaves_nothing_in_a_redirected_log(capsys):
     assert capsys.readouterr().err == ""
 
 
+def test_a_long_epochs_progress_in_a_redirected_log_is_whole_lines(capsys):
+    """Redirected to a file, a long epoch's progress is a whole line every 30 s (no carriage
+    return that would put the epoch's own line on the bar's), none once it is done."""
+    from ganaug.train import _LogBar
+    now = [0.0]
+    bar = _LogBar(100, "epoch 2/20", clock=lambda: now[0])
+    for _ in range(99):
+        now[0] += 0.5                                   # 0.5 s a step: a line at 30 s
+        bar.update(1)
+    now[0] += 30
+    bar.update(1)                                       # the last step: no line
+    bar.close()
+    err = capsys.readouterr().err
+    assert err == "epoch 2/20: step 60/100 (30 s, about 20 s left)\n" and "\r" not in err
+
+
 def test_resume_on_other_data_is_refused_and_old_checkpoints_resume_unchecked(tiny, tmp_path):
     """The checkpoint records the data's fingerprint (split sizes, hashes of the labeled
     images and labels; plain values, weights_only loads them); a resume on other data is
