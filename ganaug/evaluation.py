@@ -131,11 +131,12 @@ def _duration(seconds: float) -> str:
 def train_domain_classifier(images: Tensor, targets: Tensor, num_classes: int, *,
                             kind: str | None = None, steps: int | None = None, seed: int = 0,
                             device: str | torch.device = "cpu",
-                            log: Callable[[str], None] | None = None) -> DomainNet:
+                            log: Callable[[str], None] | None = None,
+                            name: str = "classifier") -> DomainNet:
     """``steps`` Adam steps (lr 1e-3, batch 128, cross-entropy) on ``images`` (N, C, H, W) in
     [-1, 1]; a pure function of (data, kind, steps, seed). The global RNG is left untouched.
     ``log`` gets a progress line every ``PROGRESS_EVERY_S`` seconds (the CNN's 3000 steps
-    take minutes on a CPU)."""
+    take minutes on a CPU) that names the classifier (``name``) and the time left for it."""
     image_shape = tuple(images.shape[1:])
     kind = kind or domain_kind(image_shape)
     steps = int(DEFAULT_STEPS[kind] if steps is None else steps)
@@ -157,8 +158,9 @@ def train_domain_classifier(images: Tensor, targets: Tensor, num_classes: int, *
     for step in range(steps):
         if log is not None and time.perf_counter() - last >= PROGRESS_EVERY_S:
             last = time.perf_counter()
-            left = f", about {_duration((last - t0) / step * (steps - step))} left" if step else ""
-            log(f"eval: classifier step {step}/{steps} ({last - t0:.0f} s{left})")
+            left = (f", about {_duration((last - t0) / step * (steps - step))} left for it"
+                    if step else "")
+            log(f"eval: {name} step {step}/{steps} ({last - t0:.0f} s{left})")
         if pos + batch > len(perm):
             perm, pos = torch.randperm(len(x_all), generator=gen), 0
         idx = perm[pos:pos + batch].to(device)
@@ -231,9 +233,11 @@ def domain_extractor(train: ImageSet, *, steps: int | None = None, seed: int = 0
     if net is None:
         (log or (lambda s: None))(f"ganaug eval: training the domain classifier ({kind}, "
                                   f"{steps} steps; --classifier-steps sets them) on "
-                                  f"{len(train)} real training images; cached in {path}")
+                                  f"{len(train)} real training images; cached in {path} "
+                                  f"(the TSTR classifier then trains as many steps)")
         net = train_domain_classifier(train.images, train.targets, train.num_classes,
-                                      kind=kind, steps=steps, seed=seed, device=dev, log=log)
+                                      kind=kind, steps=steps, seed=seed, device=dev, log=log,
+                                      name="domain classifier")
         var = features_of(net, train.images).double().var(dim=0).mean()
         net.feature_scale.fill_(float(var.clamp_min(1e-12).rsqrt()))
         try:
@@ -520,8 +524,8 @@ def evaluate_quality(model: CLSGAN, train: ImageSet, test: ImageSet, *,
         x_syn = model.sample(y_syn, torch.Generator().manual_seed(_offset_seed(seed, 1))).cpu()
         if torch.isfinite(x_syn).all():
             clf = train_domain_classifier(x_syn, y_syn, C, kind=ext["kind"], steps=ext["steps"],
-                                          log=log,
-                                          seed=ext["seed"], device=dev)
+                                          seed=ext["seed"], device=dev, log=log,
+                                          name="TSTR classifier")
             tstr = accuracy_of(clf, test.images, test.targets)
         else:
             tstr_error = DIVERGED

@@ -568,9 +568,11 @@ def test_the_classifiers_training_reports_progress_and_stays_the_same(monkeypatc
     quiet = E.train_domain_classifier(x, y, 2, steps=3)
     monkeypatch.setattr(E, "PROGRESS_EVERY_S", 0.0)
     lines: list[str] = []
-    told = E.train_domain_classifier(x, y, 2, steps=3, log=lines.append)
-    assert [s.split(" (")[0] for s in lines] == [f"eval: classifier step {i}/3" for i in range(3)]
-    assert "left" not in lines[0] and all(", about " in s and " left)" in s for s in lines[1:])
+    told = E.train_domain_classifier(x, y, 2, steps=3, log=lines.append, name="TSTR classifier")
+    assert [s.split(" (")[0] for s in lines] == [f"eval: TSTR classifier step {i}/3"
+                                                 for i in range(3)]
+    assert "left" not in lines[0] and all(", about " in s and " left for it)" in s
+                                          for s in lines[1:])
     assert (E._duration(42.4), E._duration(89), E._duration(600)) == ("42 s", "89 s", "10 min")
     assert all(torch.equal(a, b) for a, b in zip(quiet.state_dict().values(),
                                                   told.state_dict().values()))
