@@ -178,8 +178,8 @@ def run_checkpoint(path: str | os.PathLike, file_ok: bool = True) -> Path:
         raise CheckpointError(f"{path} does not exist: pass {want}")
     if path.is_dir():
         if not (path / CHECKPOINT).is_file():
-            from .runs import _seed_folders     # runs imports this module
-            seeds = [f"seed-{s}" for s in _seed_folders(path)]
+            from .runs import seed_folders     # runs imports this module
+            seeds = [f"seed-{s}" for s in seed_folders(path)]
             if seeds:                         # experiment.fit_seeds' folder
                 raise CheckpointError(
                     f"{path} holds a multi-seed run (--seeds), one run folder per seed: pass "

@@ -127,7 +127,8 @@ _HELP = {
     "time_limit": "minutes of wall time for the run, data loading included (default 0: no "
                   "limit): after each epoch, stop if another as long as the longest so far would "
                   "end past it (the first epoch always runs; start-up and the final "
-                  "evaluation come on top); --resume continues a stopped run",
+                  "evaluation come on top); with --seeds, for each seed's run, not the whole "
+                  "command; --resume continues a stopped run",
     "amp": "auto (bf16 autocast on CUDA, off on CPU), bf16 or off; bf16 on a CPU pays only "
            "with bf16 instructions (amx_bf16 or avx512_bf16), else it is emulated and slow",
     "compile": "torch.compile the networks: auto (on CUDA only), on, off, or a mode "

@@ -28,8 +28,8 @@ from .metrics import classification_metrics
 from .model import CLSGAN, _positive, trains_generator
 from .objectives import get_objective
 from .nets import resolve_arch
-from .runs import (SUMMARY, check_run_folder, check_run_kind, check_same_data,
-                   checkpoint_config, data_fingerprint)
+from .runs import (RUN_KEYS, SUMMARY, check_run_folder, check_run_keys, check_run_kind,
+                   check_same_data, checkpoint_config, data_fingerprint, seed_folders)
 from .step import Speed
 from .train import BEST, CHECKPOINT, TIME_LIMIT, _derive_seed, _grid_inputs, best_record, \
     check_inputs, pick_device, save_grid, train
@@ -415,6 +415,12 @@ def _fit_seeds(cfg: TrainConfig, seeds: list[int], out: Path, resume: bool, prog
     if not resume and (out / SUMMARY).exists():
         raise ValueError(f"{out} already holds a run; pass --resume (resume=True in "
                          f"Python) to continue it or choose another --out (out=)")
+    others = [s for s in seed_folders(out) if s not in seeds]
+    if others:
+        log(f"warning: {out} also holds "
+            f"{', '.join(seed_dir(out, s).name + '/' for s in others)}, not in --seeds "
+            f"{','.join(map(str, seeds))}: left out of its summary, which is over seeds "
+            f"{', '.join(map(str, seeds))} alone")
     runs = []
     for seed, c, action in plan:
         folder = seed_dir(out, seed)
@@ -480,6 +486,7 @@ def evaluate_run(run: str | Path, data_root: str | None = None, *, quality: bool
                                   f"epoch")
     ckpt = safe_torch_load(path)
     cfg = checkpoint_config(ckpt, path)
+    check_run_keys(ckpt, path, RUN_KEYS[:4])
     folder = folder_path(cfg.dataset)
     if data_root is not None:               # an image folder's new place, or a new root
         if folder is not None:

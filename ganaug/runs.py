@@ -40,15 +40,13 @@ def check_run_keys(ckpt: dict, path: str | Path, keys: Sequence[str]) -> None:
 
 def checkpoint_config(ckpt: dict, path: str | Path) -> TrainConfig:
     """The configuration a run's checkpoint (``path``, loaded as ``ckpt``) was trained with;
-    CheckpointError for a model file without one (``CLSGAN.save``'s), or a checkpoint without
-    what evaluating it needs."""
+    CheckpointError for a model file without one (``CLSGAN.save``'s)."""
     if not isinstance(ckpt.get("config"), dict):
         raise CheckpointError(f"{path} holds a model without the configuration it was trained "
                               f"with (a file of CLSGAN.save, not a run of `ganaug train`): "
                               f"`ganaug sample --run {path}`, CLSGAN.load and SyntheticMix read "
                               f"it; evaluating a run and --resume need a run folder of "
                               f"`ganaug train`")
-    check_run_keys(ckpt, path, RUN_KEYS[:4])
     return TrainConfig.from_dict(ckpt["config"])
 
 
@@ -121,7 +119,7 @@ def check_same_data(out: str | Path | None, ckpt: dict | None, fingerprint: dict
                      f"{fix}, or start a new run with another --out")
 
 
-def _seed_folders(out: Path) -> list[int]:
+def seed_folders(out: Path) -> list[int]:
     """The seeds of the ``seed-N`` run folders in ``out`` (a multi-seed folder), sorted."""
     try:
         names = [p.name for p in out.iterdir() if p.is_dir()]
@@ -160,7 +158,7 @@ def check_run_kind(out: str | Path, seeds: bool) -> None:
             raise ValueError(f"{out} holds a single run (without --seeds): drop --seeds (with "
                              f"--resume to continue it) or choose another --out")
         return
-    found = _seed_folders(out)
+    found = seed_folders(out)
     if found or _summary_kind(out) == "seeds":
         try:
             found = found or [int(v) for v in json.loads((out / SUMMARY).read_text())["seeds"]]

@@ -541,6 +541,18 @@ def test_seeds_resume_checks_every_seeds_data_before_training_any(tmp_path, caps
     assert sorted(q.name for q in out.iterdir()) == ["seed-1"]
 
 
+def test_a_resume_over_fewer_seeds_names_the_seed_folders_it_leaves_out(tmp_path, capsys):
+    """--seeds 0 --resume on a folder that also holds seed-1/: the summary is over seed 0
+    alone, and a warning names seed-1/ (it is not silently dropped)."""
+    flags = ["--epochs", "1", "--quiet", "--no-tensorboard", "--out", str(tmp_path / "o")]
+    assert main(["train", *flags, "--seeds", "0,1"]) == 0
+    capsys.readouterr()
+    assert main(["train", *flags, "--seeds", "0", "--resume"]) == 0
+    assert (f"warning: {tmp_path / 'o'} also holds seed-1/, not in --seeds 0: left out of its "
+            f"summary, which is over seeds 0 alone") in capsys.readouterr().err
+    assert json.loads((tmp_path / "o" / "summary.json").read_text())["seeds"] == [0]
+
+
 def test_a_finished_seed_copied_elsewhere_is_reported_where_it_is_now(tmp_path, capsys):
     import shutil
     flags = ["--epochs", "1", "--quiet", "--no-tensorboard"]
