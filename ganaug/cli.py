@@ -541,10 +541,23 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (``timeout``, ``kill``, batch schedulers), handled as Ctrl-C is."""
+
+
+def _terminate(signum, frame):
+    raise _Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
+    import signal
+    import threading
+
     args = _parser().parse_args(argv)
     python_format = warnings.formatwarning
     warnings.formatwarning = _one_line_warning      # as the log's own warnings, not file:line
+    main_thread = threading.current_thread() is threading.main_thread()
+    python_term = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
     try:
         code = _run(args)
         sys.stdout.flush()
@@ -554,6 +567,8 @@ def main(argv: list[str] | None = None) -> int:
         return 141                                                       # 128 + SIGPIPE
     finally:
         warnings.formatwarning = python_format
+        if main_thread:
+            signal.signal(signal.SIGTERM, python_term)
 
 
 def _one_line_warning(message, category, filename, lineno, line=None) -> str:
@@ -577,11 +592,11 @@ def _run(args: argparse.Namespace) -> int:
               f"--batch-size or --unlabeled-ratio) or use a machine with more memory",
               file=sys.stderr)
         return 2
-    except KeyboardInterrupt:                   # Ctrl-C reaches every torchrun process
+    except KeyboardInterrupt as e:              # Ctrl-C reaches every torchrun process
         from .distributed import launched_rank_and_world
         if not launched_rank_and_world()[0]:
             print(_interrupted(args), file=sys.stderr)
-        return 130
+        return 143 if isinstance(e, _Terminated) else 130           # 128 + SIGTERM / SIGINT
 
 
 def _out_of_memory(e: BaseException) -> bool:

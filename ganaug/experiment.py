@@ -4,6 +4,7 @@ Everything is validated before data is loaded or any file is written.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import json
@@ -18,8 +19,8 @@ from typing import Callable, Sequence
 
 import torch
 
-from ._io import CheckpointError, RunFolderBusy, atomic_torch_save, atomic_write_bytes, \
-    atomic_write_json, run_checkpoint, safe_torch_load
+from ._io import CheckpointError, atomic_torch_save, atomic_write_bytes, atomic_write_json, \
+    remove_stale_temps, run_checkpoint, run_lock, safe_torch_load
 from .config import SEED_RANGE, TrainConfig, folder_path, resolve_config, \
     standing_stats_count
 from .data import DataNotFoundError, ImageSet, load_dataset, split_with_validation
@@ -191,7 +192,16 @@ def fit(config: TrainConfig | None = None, out: str | Path | None = None, resume
     ``config.patience`` stopped the run (``stopped`` says why, ``stopped_by`` which);
     ``wall_seconds`` runs from here to the end of the final evaluation.
     """
-    from .monitor import RunMonitor
+    with contextlib.ExitStack() as hold:            # the run folder's lock, once it exists
+        return _fit(config, out, resume, progress, log, recipe=recipe, tensorboard=tensorboard,
+                    recipe_bytes=recipe_bytes, hold=hold)
+
+
+def _fit(config: TrainConfig | None, out: str | Path | None, resume: bool, progress: bool,
+         log, *, recipe: str | Path | None, tensorboard: bool, recipe_bytes: bytes | None,
+         hold: contextlib.ExitStack) -> dict:
+    """``fit``'s work; ``hold`` keeps the run folder's lock until ``fit`` returns."""
+    from .monitor import CURVES, RunMonitor
 
     started = time.perf_counter()                   # the time limit counts data loading too
     cfg = resolve_config(config)
@@ -213,6 +223,12 @@ def fit(config: TrainConfig | None = None, out: str | Path | None = None, resume
     check_inputs(model, labeled, cfg, world, val, unlabeled, test)
     if out is None:                                 # a new folder, once the input is good
         out = broadcast_object(None if rank else claim_run_dir(cfg), world)
+    if not rank:                                    # before anything in it is written
+        out.mkdir(parents=True, exist_ok=True)
+        hold.enter_context(run_lock(out))
+        for name in (SUMMARY, CURVES, RECIPE_COPY):     # left by a run killed mid-write (train
+            for tmp in remove_stale_temps(out, name):   # deletes those of its own files)
+                log(f"deleted {tmp.name}, left by a run killed while writing {name}")
     log(f"ganaug: {cfg.objective} on {cfg.dataset}: {len(labeled)} labeled, "
         f"{len(unlabeled) if unlabeled is not None else 0} unlabeled, "
         f"{f'{len(val)} validation, ' if val is not None else ''}{len(test)} test images; "
@@ -229,9 +245,6 @@ def fit(config: TrainConfig | None = None, out: str | Path | None = None, resume
     try:
         state = train(model, labeled, unlabeled, cfg, test=test, out=out, resume=resume,
                       progress=progress, log=log, on_epoch=monitor, started=started, val=val)
-    except RunFolderBusy:                           # another process's folder: no plot in it
-        monitor = None
-        raise
     finally:
         if monitor is not None:
             history = monitor.history()

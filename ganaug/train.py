@@ -367,9 +367,11 @@ def _train(model: CLSGAN, labeled: ImageSet, unlabeled: ImageSet | None = None,
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         hold.enter_context(run_lock(out))          # before anything in it is written
-        for name in (CHECKPOINT, BEST):            # left by a run killed mid-write
-            for tmp in remove_stale_temps(out, name):
-                log(f"deleted {tmp.name}, left by a run killed while writing {name}")
+        for folder, name in [(out, n) for n in (CHECKPOINT, BEST, CONFIG, METRICS, SAMPLES)] + \
+                [(out / "samples", "epoch_*.png")]:  # left by a run killed mid-write
+            for tmp in remove_stale_temps(folder, name):
+                log(f"deleted {tmp.name}, left by a run killed while writing "
+                    f"{tmp.name[1:].rsplit('.', 2)[0]}")
         if ckpt is not None:
             _match_checkpoint(out, model, cfg, history, fingerprint, log)
         atomic_write_json(out / CONFIG, cfg.to_dict())

@@ -671,6 +671,48 @@ def test_python_dash_m_and_sigkill_mid_epoch_then_resume(tmp_path):
     assert ja["test_accuracy"] == jb["test_accuracy"]
 
 
+def test_sigterm_is_handled_as_ctrl_c(tmp_path):
+    """SIGTERM (what `timeout` and batch schedulers send) ends a run as Ctrl-C does: the line
+    that says which checkpoint is kept, exit status 143 (128 + SIGTERM), no temporary file."""
+    out = tmp_path / "r"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "ganaug", "train", "--epochs", "100",
+                             "--quiet", "--no-tensorboard", "--out", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.time() + 600
+    while not (out / "checkpoint.pt").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    err = proc.communicate(timeout=120)[1]
+    if proc.returncode == 0:
+        pytest.skip("the run finished before it could be stopped")
+    assert proc.returncode == 143, err
+    assert err.splitlines()[-1].startswith("ganaug: interrupted; the checkpoint of the last "
+                                           "complete epoch is kept (epoch "), err
+    assert not [p.name for p in out.iterdir() if ".tmp" in p.name or p.name.startswith(".")]
+
+
+def test_a_resume_deletes_the_temporary_files_a_killed_run_left(digits_run, tmp_path, capsys):
+    """A run killed mid-write (kill -9) leaves the temporary file of whichever file it was
+    writing: the resume deletes those of the run's own files (not only the checkpoint's),
+    says so, and leaves other files alone (an eval's, the user's)."""
+    import shutil
+    run = tmp_path / "run"
+    shutil.copytree(digits_run, run)
+    stale = [run / ".metrics.jsonl.k2j3.tmp", run / ".summary.json.x1.tmp",
+             run / ".curves.png.a9.tmp", run / ".config.json.zz.tmp",
+             run / "samples" / ".epoch_0002.png.q7.tmp"]
+    kept = [run / ".eval.json.b4.tmp", run / ".notes.txt.tmp", run / "notes.tmp"]
+    for p in stale + kept:
+        p.write_bytes(b"half")
+    assert main(["train", "--epochs", "3", "--out", str(run), "--resume", "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert not any(p.exists() for p in stale) and all(p.exists() for p in kept)
+    for p, name in zip(stale, ["metrics.jsonl", "summary.json", "curves.png", "config.json",
+                               "epoch_0002.png"]):
+        assert f"deleted {p.name}, left by a run killed while writing {name}" in err
+
+
 def _summary(cfg, accuracy, epochs, seconds):
     """A seed's summary.json as fit writes it (the fields fit_seeds reads)."""
     return {"test_accuracy": accuracy, "test_error": 1 - accuracy, "balanced_accuracy": accuracy,
