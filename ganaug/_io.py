@@ -99,11 +99,15 @@ def _atomic(path: str | os.PathLike, write: Callable[[Any], None], mode: str) ->
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)        # atomic on POSIX: readers see the old file or the new
-    except BaseException:
+    except BaseException as e:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(e, OSError) and e.errno is not None and e.filename is None:
+            # a full disk's "[Errno 28] No space left on device" names no file: name it
+            raise OSError(e.errno, f"{e.strerror}: could not write {path} (a file there "
+                                   f"before is kept as it was)") from None
         raise
     return path
 

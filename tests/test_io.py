@@ -1,6 +1,8 @@
 """ganaug._io: atomic writes and their leftovers, checkpoints with CPU tensors and plain
 Python values (so they load with weights_only=True), and what safe_torch_load calls a file
 that is not a readable checkpoint."""
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -23,6 +25,25 @@ def test_a_killed_writes_temporary_is_what_remove_stale_temps_deletes(tmp_path):
     (tmp_path / seen[0]).write_text("left by a killed write")
     assert [p.name for p in remove_stale_temps(tmp_path, "checkpoint.pt")] == seen
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]
+
+
+def test_a_full_disk_names_the_file_and_keeps_the_one_before(tmp_path):
+    """A full disk's OSError names no file: the atomic write names the one it could not write,
+    removes its temporary file, and leaves the file that was there as it was."""
+    import errno
+    (tmp_path / "metrics.jsonl").write_text("epoch 1\n")
+
+    def full(f):
+        f.write("epoch 1\nepoch 2")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    with pytest.raises(OSError, match=r"\[Errno 28\] No space left on device: could not write "
+                                      r".*metrics.jsonl \(a file there before is kept as it was"):
+        _atomic(tmp_path / "metrics.jsonl", full, "w")
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.jsonl"]
+    assert (tmp_path / "metrics.jsonl").read_text() == "epoch 1\n"
+    with pytest.raises(PermissionError):                 # one that names its file: as it is
+        _atomic(tmp_path / "x", lambda f: (_ for _ in ()).throw(PermissionError(13, "no", "x")),
+                "w")
 
 
 def test_atomic_torch_save_moves_every_tensor_to_the_cpu_first(tmp_path, monkeypatch):
