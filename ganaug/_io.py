@@ -188,6 +188,11 @@ def run_checkpoint(path: str | os.PathLike, file_ok: bool = True) -> Path:
                 raise CheckpointError(
                     f"{path} holds a multi-seed run (--seeds), one run folder per seed: pass "
                     f"one of them, e.g. {path / seeds[0]} ({', '.join(seeds)})")
+            if (path / "config.json").is_file():     # train writes it before epoch 1
+                raise CheckpointError(f"{path} holds a run that ended before its first epoch "
+                                      f"did (no {CHECKPOINT} yet): there is no model to read; "
+                                      f"train it first (the command that began it, without "
+                                      f"--resume, starts it afresh)")
             raise CheckpointError(f"{path} is not a run folder (no {CHECKPOINT} in it): "
                                   f"pass {want}")
         return path / CHECKPOINT

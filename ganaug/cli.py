@@ -523,7 +523,11 @@ def _eval(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(m, indent=2))
         return 0
-    print(f"run {args.run} ({m['checkpoint']}: epoch {m['epoch']}; {m['dataset']} test split, "
+    unfinished = (f" of {m['epochs_planned']} planned: an unfinished run (interrupted or "
+                  f"stopped early; --resume continues it)"
+                  if not args.best and m["epoch"] < m["epochs_planned"] else "")
+    print(f"run {args.run} ({m['checkpoint']}: epoch {m['epoch']}{unfinished}; the run's own "
+          f"classifier argmin_y L(x, y), EMA weights, on the {m['dataset']} test split, "
           f"{m['num_test']} images)")
     print(f"test accuracy      {m['accuracy']:.4f}")
     print(f"balanced accuracy  {m['balanced_accuracy']:.4f}")

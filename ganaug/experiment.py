@@ -533,7 +533,8 @@ def evaluate_run(run: str | Path, data_root: str | None = None, *, quality: bool
     m = evaluate(model, test)
     result = {**m, "test_accuracy": m["accuracy"],          # summary.json's name for it
               "test_error": 1.0 - m["accuracy"], "dataset": cfg.dataset,
-              "epoch": int(ckpt["epoch"]), "classes": model.classes, "run": str(run),
+              "epoch": int(ckpt["epoch"]), "epochs_planned": cfg.epochs,
+              "classes": model.classes, "run": str(run),
               "checkpoint": path.name}
     if quality:
         if not trains_generator(cfg.objective):

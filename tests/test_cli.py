@@ -692,6 +692,26 @@ def test_sigterm_is_handled_as_ctrl_c(tmp_path):
     assert not [p.name for p in out.iterdir() if ".tmp" in p.name or p.name.startswith(".")]
 
 
+def test_eval_says_a_run_is_unfinished_or_has_no_model_yet(tmp_path, capsys):
+    """eval of a run stopped before its epochs (here by --time-limit) says so and how to go on;
+    of a folder whose run ended before its first epoch did, that there is no model yet."""
+    run = tmp_path / "r"
+    assert main(["train", "--epochs", "3", "--time-limit", "0.0001", "--quiet",
+                 "--no-tensorboard", "--out", str(run)]) == 0
+    capsys.readouterr()
+    assert main(["eval", "--run", str(run), "--quick"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == (
+        f"run {run} (checkpoint.pt: epoch 1 of 3 planned: an unfinished run (interrupted or "
+        f"stopped early; --resume continues it); the run's own classifier argmin_y L(x, y), EMA "
+        f"weights, on the digits test split, 450 images)")
+    early = tmp_path / "early"
+    early.mkdir()
+    (early / "config.json").write_text((run / "config.json").read_text())
+    assert main(["eval", "--run", str(early), "--quick"]) == 2
+    assert (f"{early} holds a run that ended before its first epoch did (no checkpoint.pt yet): "
+            f"there is no model to read") in capsys.readouterr().err
+
+
 def test_a_resume_deletes_the_temporary_files_a_killed_run_left(digits_run, tmp_path, capsys):
     """A run killed mid-write (kill -9) leaves the temporary file of whichever file it was
     writing: the resume deletes those of the run's own files (not only the checkpoint's),
