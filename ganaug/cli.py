@@ -361,7 +361,10 @@ def _train(args: argparse.Namespace) -> int:
         if net_flags:                              # over the saved (or recipe's) options
             given["net_options"] = {**given.get("net_options", saved.net_options), **net_flags}
         # compare resolved values: `--lipschitz auto` resumes a run saved as 'zero-gp'
-        asked = dataclasses.replace(saved, **given).resolved()
+        try:
+            asked = dataclasses.replace(saved, **given).resolved()
+        except ValueError as e:                     # name what of it the recipe set
+            raise ValueError(_recipe_note(e, given, flags, args.recipe)) from None
         clash = [k for k in given
                  if not TrainConfig.may_change(k, getattr(saved, k), getattr(asked, k))
                  and not (k == "seed" and args.seeds is not None)]
@@ -382,7 +385,11 @@ def _train(args: argparse.Namespace) -> int:
     else:
         if net_flags:
             given["net_options"] = {**given.get("net_options", {}), **net_flags}
-        cfg = TrainConfig(**given)
+        try:
+            cfg = TrainConfig(**given)
+            cfg.resolved()                          # its checks, here: before any work
+        except ValueError as e:                     # name what of it the recipe set
+            raise ValueError(_recipe_note(e, given, flags, args.recipe)) from None
     from .distributed import configure_threads, init_from_env, is_main, launched_rank_and_world
     if isinstance(cfg.batch_size, int):
         # before the process group: one message (rank 0's), not one per process and a
@@ -430,6 +437,19 @@ def _train(args: argparse.Namespace) -> int:
     if "best_epoch" in summary:
         print(_best(summary))
     return 0
+
+
+def _recipe_note(e: ValueError, given: dict, flags: set, recipe: str | None) -> str:
+    """``e``'s message, and which of the settings it names came from ``--recipe`` (not from
+    a flag), with the flag that overrides each: a clash of a flag with the recipe's values
+    otherwise names settings the user never typed."""
+    import re
+    from_recipe = [k for k in given if k not in flags and k in _TRAIN_FLAGS
+                   and re.search(rf"\b{k}\b", str(e))] if recipe is not None else []
+    if not from_recipe:
+        return str(e)
+    return (f"{e} (--recipe {recipe} sets "
+            f"{', '.join(f'{k}: {given[k]!r} ({_flag_name(k)} overrides it)' for k in from_recipe)})")
 
 
 def _best(s: dict) -> str:

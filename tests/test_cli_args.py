@@ -29,16 +29,19 @@ def _config(monkeypatch, argv, name="fit"):
     return e.value.args[0]
 
 
-@pytest.mark.parametrize("flag,field,value", [
-    ("--lam", "lam", 0.5), ("--time-limit", "time_limit", 1.5), ("--clip", "clip", 0.02),
-    ("--gamma", "gamma", 0.25), ("--margin-scale", "margin_scale", 1.5), ("--nu", "nu", 0.3),
+@pytest.mark.parametrize("flag,field,value,objective", [
+    ("--lam", "lam", 0.5, "sscls"), ("--time-limit", "time_limit", 1.5, "sscls"),
+    ("--clip", "clip", 0.02, "wgan"), ("--gamma", "gamma", 0.25, "sscls"),
+    ("--margin-scale", "margin_scale", 1.5, "sscls"), ("--nu", "nu", 0.3, "gls"),
 ])
-def test_fractional_values_of_number_flags_reach_the_config(flag, field, value, tmp_path,
-                                                            monkeypatch):
+def test_fractional_values_of_number_flags_reach_the_config(flag, field, value, objective,
+                                                            tmp_path, monkeypatch):
     """Flags documented with fractional values (lambda, minutes of wall time, a clipping
-    bound ...) take them and pass them on unchanged."""
+    bound ...) take them and pass them on unchanged (with an objective that uses them: the
+    others are refused before the run)."""
     monkeypatch.chdir(tmp_path)
-    got = _config(monkeypatch, ["train", "--out", "o", flag, str(value)])
+    got = _config(monkeypatch, ["train", "--out", "o", "--objective", objective, flag,
+                                str(value)])
     assert getattr(got["config"], field) == value
 
 

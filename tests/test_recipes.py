@@ -98,6 +98,25 @@ def test_bad_recipes_are_one_clear_line_before_any_work(text, message, tmp_path,
     assert not out.exists()
 
 
+def test_a_flag_that_clashes_with_a_recipe_value_names_the_recipe_s_setting(tmp_path, capsys):
+    """--objective cls against a recipe's fm_layers: all (and consistency): the error names
+    the recipe's settings it comes from and the flags that override them, before any work;
+    the same clash made by flags alone gets no such note."""
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("fm_layers: all\nconsistency: 3.0\n")
+    out = tmp_path / "o"
+    assert main(["train", "--recipe", str(recipe), "--objective", "cls", "--out", str(out)]) == 2
+    assert (f"or leave fm_layers at 'last' (--recipe {recipe} sets fm_layers: 'all' "
+            f"(--fm-layers overrides it))") in capsys.readouterr().err
+    assert main(["train", "--recipe", str(recipe), "--objective", "cls", "--fm-layers", "last",
+                 "--out", str(out)]) == 2
+    assert (f"(--recipe {recipe} sets consistency: 3.0 (--consistency overrides it))"
+            in capsys.readouterr().err)
+    assert main(["train", "--objective", "cls", "--fm-layers", "all", "--out", str(out)]) == 2
+    assert capsys.readouterr().err.rstrip().endswith("or leave fm_layers at 'last'")
+    assert not out.exists()
+
+
 def test_yaml_1_1_spellings_of_documented_values_are_read_as_meant(tmp_path):
     """PyYAML reads `off` as False and `1e-3` (no dot) as a string; both are what the docs
     and the flags spell."""
