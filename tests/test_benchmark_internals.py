@@ -305,7 +305,9 @@ def test_augment_refuses_a_kept_sampler_with_other_settings_before_any_work(tmp_
     folder = tmp_path / "digits-seed-1"
     folder.mkdir()
     atomic_torch_save(folder / "checkpoint.pt",
-                      {"format": "ganaug", "config": old.to_dict(), "epoch": 3})
+                      {"format": "ganaug", "config": old.to_dict(), "epoch": 3, "model": {},
+                       "state": {}, "step": 0, "history": [], "train_seconds": 0.0,
+                       "opt_d": {}, "opt_g": {}})            # a run's keys (their values unread)
     p = argparse.ArgumentParser(prog="augment.py")
     augment.check_kept_samplers(p, ["digits"], [0, 1], args)     # the same settings: fine
     args.gan_options = {"gamma": 1.0}
