@@ -11,7 +11,13 @@ from torch.utils.data import Dataset
 from ganaug import BatchMixer, SyntheticMix
 
 
+def _rand(n=16):
+    return torch.rand(n, 1, 8, 8, generator=torch.Generator().manual_seed(0))     # [0, 1]
+
+
 class _Items(Dataset):
+    """Items ``x`` (tensors or arrays), labelled 0, 1, 2, 3, 0, ..."""
+
     def __init__(self, x):
         self.x, self.targets = x, [i % 4 for i in range(len(x))]
 
@@ -56,60 +62,25 @@ def test_items_up_to_2_given_0_1_are_refused():
                      value_range=(0, 1))
 
 
-class _UnitItems(Dataset):
-    def __init__(self, n=16):
-        self.x = torch.rand(n, 1, 8, 8, generator=torch.Generator().manual_seed(0))   # [0, 1]
-        self.targets = [i % 4 for i in range(n)]
-
-    def __len__(self):
-        return len(self.x)
-
-    def __getitem__(self, i):
-        return self.x[i], self.targets[i]
-
-
 def test_the_value_range_warning_is_attributed_to_the_callers_line():
     """The value_range warning points at the caller's line that built the mix."""
     with warnings.catch_warnings(record=True) as rec:
         warnings.simplefilter("always")
-        SyntheticMix(_UnitItems(), lambda y: torch.rand(len(y), 1, 8, 8) * 2 - 1, fraction=0.5,
-                     value_range=(-1, 1))
+        SyntheticMix(_Items(_rand()), lambda y: torch.rand(len(y), 1, 8, 8) * 2 - 1,
+                     fraction=0.5, value_range=(-1, 1))
     got = [w for w in rec if "but the real items' values span" in str(w.message)]
     assert len(got) == 1 and "none below 0" in str(got[0].message)
     assert got[0].filename == __file__
 
 
-class _Arrays(Dataset):
-    def __init__(self, n=16):
-        rng = np.random.default_rng(0)
-        self.x = [rng.integers(0, 256, (8, 8, 1), dtype=np.uint8) for _ in range(n)]
-        self.targets = [i % 4 for i in range(n)]
-
-    def __len__(self):
-        return len(self.x)
-
-    def __getitem__(self, i):
-        return self.x[i], self.targets[i]
-
-
 def test_uint8_arrays_given_0_1_are_refused():
     """numpy items are checked against a value_range given for them, as tensor items are."""
+    rng = np.random.default_rng(0)
+    arrays = [rng.integers(0, 256, (8, 8, 1), dtype=np.uint8) for _ in range(16)]
     with pytest.raises(ValueError, match=r"value_range=\(0, 1\) but the real items' values "
                                          r"span \[\d+, 2\d\d\], far outside it"):
-        SyntheticMix(_Arrays(), lambda y: torch.zeros(len(y), 1, 8, 8), fraction=0.5,
+        SyntheticMix(_Items(arrays), lambda y: torch.zeros(len(y), 1, 8, 8), fraction=0.5,
                      value_range=(0, 1))
-
-
-class _SignedItems(Dataset):
-    def __init__(self, n=16):
-        self.x = torch.rand(n, 1, 8, 8, generator=torch.Generator().manual_seed(0)) * 2 - 1
-        self.targets = [i % 4 for i in range(n)]
-
-    def __len__(self):
-        return len(self.x)
-
-    def __getitem__(self, i):
-        return self.x[i], self.targets[i]
 
 
 def _faint(y):                                          # spans [-0.01, 0.01]: 1% of [-1, 1]
@@ -121,6 +92,6 @@ def test_a_faint_sampler_in_minus_one_one_is_not_warned_about():
     must return [-1, 1] images."""
     with warnings.catch_warnings():
         warnings.filterwarnings("error", message=".*the sampler's images span")
-        SyntheticMix(_SignedItems(), _faint, fraction=0.5)
+        SyntheticMix(_Items(_rand() * 2 - 1), _faint, fraction=0.5)
         BatchMixer(_faint, 0.5, num_classes=4)(torch.rand(8, 1, 8, 8) * 2 - 1,
                                                torch.arange(8) % 4)
