@@ -137,6 +137,53 @@ def test_a_cifar10_batch_that_would_run_code_is_refused_unrun(tmp_path):
     batch.write_bytes(pickle.dumps([1, 2], protocol=2))
     with pytest.raises(ValueError, match=r"data_batch_4 .*: it holds a list, not the dict"):
         load_dataset("cifar10", tmp_path / "c")
+    # the published files are Python 2 pickles naming numpy.core (numpy 2 writes numpy._core)
+    from _formats import _python2_pickle
+    _python2_pickle(good, batch)
+    raw = batch.read_bytes()
+    assert b"numpy._core.multiarray" in raw
+    batch.write_bytes(raw.replace(b"numpy._core.multiarray", b"numpy.core.multiarray"))
+    x, _ = load_dataset("cifar10", tmp_path / "c")
+    first = good[b"data"][0].reshape(3, 32, 32)
+    assert torch.equal(x.images[30], torch.as_tensor(first).float() / 127.5 - 1)
+
+
+class _Call:                                    # pickles as a call of f(*args), then state
+    def __init__(self, f, args, state=None):
+        self.f, self.args, self.state = f, args, state
+
+    def __reduce__(self):
+        return (self.f, self.args) if self.state is None else (self.f, self.args, self.state)
+
+
+def test_a_cifar10_batch_of_numpy_calls_with_crafted_arguments_is_refused(tmp_path):
+    """Only the names a batch uses, called with crafted arguments (an object array over bytes
+    of the file; a dtype whose saved flags say it holds no objects) would make numpy read
+    pointers from the file (a crash, or worse): refused with one error. In a child process,
+    so that a failure shows as one, not as a crashed test run."""
+    import pickle
+    import subprocess
+    import sys
+    from numpy._core import multiarray as ma
+
+    obj = _Call(np.dtype, ("O", False, True))
+    good = {b"data": np.zeros((10, 3072), np.uint8), b"labels": list(range(10))}
+    crafted = [{**good, b"labels": [_Call(np.ndarray, ((1,), obj, b"A" * 8))] * 10},
+               {**good, b"data": _Call(ma.scalar, (_Call(np.dtype, ("V8", False, True),
+                                                         (3, "|", None, ("a",), {"a": (obj, 0)},
+                                                          8, 1, 0)), b"A" * 8))}]
+    for i, batch in enumerate(crafted):
+        folder = write_cifar10(tmp_path / str(i), 10, 10)
+        (folder / "data_batch_1").write_bytes(pickle.dumps(batch, protocol=2))
+    code = ("import sys\nfrom ganaug.data import load_dataset\nfor root in sys.argv[1:]:\n"
+            "    try:\n        load_dataset('cifar10', root)\n        print('loaded')\n"
+            "    except ValueError as e:\n        print(e)\n")
+    r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "0"), str(tmp_path / "1")],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    lines = r.stdout.splitlines()
+    assert len(lines) == 2 and "it calls numpy.ndarray, which a CIFAR-10 batch does not" in lines[0]
+    assert "it holds an array that is not of a plain number type" in lines[1]
 
 
 def test_cifar10_and_svhn_files_of_another_layout_are_refused(tmp_path):

@@ -253,27 +253,105 @@ class _NotAsPublished(ValueError):
     """A file that reads but does not hold what the published one does."""
 
 
+class _Array:
+    """What a pickled numpy array or dtype holds, recorded while unpickling (numpy's own
+    functions are never called: given crafted arguments, they read pointers out of the file)
+    and checked by ``_plain`` after."""
+
+    def __init__(self, *args):
+        self.args, self.state = args, None
+
+    def __setstate__(self, state):
+        self.state = state
+
+
+class _NotCallable:
+    """numpy.ndarray: a real batch names it only as ``_reconstruct``'s argument."""
+
+    def __init__(self, *args):
+        raise _NotAsPublished("it calls numpy.ndarray, which a CIFAR-10 batch does not")
+
+
 class _BatchUnpickler(pickle.Unpickler):
     """Unpickles what a CIFAR-10 batch holds (dicts, lists, bytes, strings, numbers and numpy
-    arrays) and nothing else: a pickle can name any function for the reader to call, so a
-    crafted file in a data folder would run code with plain ``pickle.loads``."""
-    _SAFE = {("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
-             *((f"numpy.{core}.multiarray", n) for core in ("core", "_core")
-               for n in ("_reconstruct", "scalar")),
-             *((f"numpy.{core}.numeric", "_frombuffer") for core in ("core", "_core"))}
+    arrays of numbers) and nothing else. A pickle can name any function for its reader to
+    call, so a crafted file in a data folder would run code with plain ``pickle.loads``;
+    here the few names a batch uses stand for recorders (``_Array``), whose arrays
+    ``_plain`` rebuilds from their bytes for plain number types alone."""
+    _RECORDERS = {("numpy", "dtype"), ("numpy", "ndarray"),
+                  *((f"numpy.{core}.multiarray", n) for core in ("core", "_core")
+                    for n in ("_reconstruct", "scalar")),
+                  *((f"numpy.{core}.numeric", "_frombuffer") for core in ("core", "_core"))}
 
     def find_class(self, module: str, name: str):
-        if (module, name) not in self._SAFE:
+        if (module, name) == ("_codecs", "encode"):     # Python 3's protocol 2 bytes: pure
+            return super().find_class(module, name)
+        if (module, name) not in self._RECORDERS:
             raise _NotAsPublished(f"it is a pickle that names {module}.{name}, which a CIFAR-10 "
                                   f"batch does not hold (not loaded: it could run code)")
-        return super().find_class(module, name)
+        if name == "ndarray":
+            return _NotCallable
+        return lambda *args: _Array(name, *args)
+
+
+_PLAIN_DTYPES = {"b1", "i1", "u1", "i2", "u2", "i4", "u4", "i8", "u8", "f4", "f8"}
+
+
+def _dtype(d) -> np.dtype:
+    """A recorded ``numpy.dtype(spec, ...)`` of a plain number type, else _NotAsPublished."""
+    if not (isinstance(d, _Array) and d.args[:1] == ("dtype",) and len(d.args) >= 2
+            and d.args[1] in _PLAIN_DTYPES):
+        raise _NotAsPublished("it holds an array that is not of a plain number type")
+    order = d.state[1] if isinstance(d.state, tuple) and len(d.state) > 1 else "|"
+    dt = np.dtype(d.args[1])
+    return dt.newbyteorder(order) if order in ("<", ">") else dt
+
+
+def _raw(data) -> bytes:
+    if isinstance(data, str):                       # Python 2's str, read as latin1
+        return data.encode("latin1")
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return bytes(data)
+    raise _NotAsPublished("it holds an array whose data is not bytes")
+
+
+def _array(dt: np.dtype, shape, data, fortran: bool = False) -> np.ndarray:
+    if not (isinstance(shape, tuple) and all(isinstance(n, int) and n >= 0 for n in shape)):
+        raise _NotAsPublished("it holds an array of a malformed shape")
+    raw = _raw(data)
+    if len(raw) != math.prod(shape) * dt.itemsize:
+        raise _NotAsPublished("it holds an array whose data is not as long as its shape says")
+    return np.frombuffer(raw, dt).reshape(shape, order="F" if fortran else "C").copy()
+
+
+def _plain(v):
+    """``v`` (an unpickled batch) with every recorded array rebuilt; anything but dicts,
+    lists, tuples, strings, bytes, numbers, None and arrays of numbers is refused."""
+    if isinstance(v, dict):
+        return {_plain(k): _plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return type(v)(_plain(x) for x in v)
+    if v is None or isinstance(v, (str, bytes, bool, int, float)):
+        return v
+    if isinstance(v, _Array):
+        kind = v.args[0]
+        if kind == "_reconstruct" and isinstance(v.state, tuple) and len(v.state) == 5:
+            _, shape, dt, fortran, data = v.state
+            return _array(_dtype(dt), shape, data, bool(fortran))
+        if kind == "_frombuffer" and len(v.args) == 5:
+            _, data, dt, shape, order = v.args
+            return _array(_dtype(dt), shape, data, order == "F")
+        if kind == "scalar" and len(v.args) == 3:
+            return _array(_dtype(v.args[1]), (), v.args[2])[()]
+    what = "numpy object" if isinstance(v, _Array) else type(v).__name__
+    raise _NotAsPublished(f"it holds a {what} that a CIFAR-10 batch does not")
 
 
 def _read_cifar_batch(raw: bytes) -> tuple[np.ndarray, np.ndarray]:
     """One pickled CIFAR-10 batch: dict with b'data' (N, 3072) uint8 and b'labels' (N).
     Anything else is refused (_NotAsPublished): other shapes or dtypes would read as scrambled
     or black images, and a label too many or too few shifts every later batch's labels."""
-    d = _BatchUnpickler(io.BytesIO(raw), encoding="latin1").load()
+    d = _plain(_BatchUnpickler(io.BytesIO(raw), encoding="latin1").load())
     if not isinstance(d, dict):
         raise _NotAsPublished(f"it holds a {type(d).__name__}, not the dict of a CIFAR-10 batch")
     # Python 2's str keys read as str; a batch re-pickled by Python 3 has bytes keys
