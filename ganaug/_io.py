@@ -28,8 +28,10 @@ def run_lock(folder: str | os.PathLike):
     """Hold an exclusive lock on an existing run ``folder`` while a run writes it, so that a
     second process on the same folder (two ``ganaug train --resume`` at once) stops with
     RunFolderBusy instead of both writing it. An advisory ``flock`` on the folder itself
-    (no lock file), released when the process ends however it ends; nothing where the OS
-    has no ``flock`` (Windows). Re-entrant within a process."""
+    (no lock file), let go when the block ends and when the process ends however it ends
+    (while a child forked inside the block lives on, the child holds it); nothing where
+    the OS or file system has no ``flock`` (Windows, ENOLCK), and on NFS only processes of
+    one machine exclude each other. Re-entrant within a process (not per thread)."""
     try:
         import fcntl
     except ImportError:                             # pragma: no cover - Windows
@@ -39,7 +41,11 @@ def run_lock(folder: str | os.PathLike):
     if key in _LOCKED:
         yield
         return
-    fd = os.open(key, os.O_RDONLY)
+    try:
+        fd = os.open(key, os.O_RDONLY)
+    except OSError:                                 # a folder this user cannot open: no lock
+        yield
+        return
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -47,13 +53,17 @@ def run_lock(folder: str | os.PathLike):
             raise RunFolderBusy(f"run folder {folder} is being written by another process (a "
                                 f"ganaug train of it is running): wait until it ends, or pass "
                                 f"another --out") from None
+        except OSError:                             # no flock here (ENOLCK, some network
+            yield                                   # file systems): run as before, unlocked
+            return
         _LOCKED.add(key)
         try:
             yield
         finally:
             _LOCKED.discard(key)
+            fcntl.flock(fd, fcntl.LOCK_UN)          # also for a forked child's copy of fd
     finally:
-        os.close(fd)                                # releases the lock
+        os.close(fd)
 
 
 def plain(v: Any) -> Any:

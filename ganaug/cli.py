@@ -16,7 +16,7 @@ import json
 import os
 import sys
 import warnings
-from typing import Any
+from typing import Any, Callable
 
 from ._io import CheckpointError, safe_torch_load
 from .checks import DIVERSITY_WARN
@@ -361,10 +361,12 @@ def _train(args: argparse.Namespace) -> int:
         if net_flags:                              # over the saved (or recipe's) options
             given["net_options"] = {**given.get("net_options", saved.net_options), **net_flags}
         # compare resolved values: `--lipschitz auto` resumes a run saved as 'zero-gp'
+        def build(g: dict) -> TrainConfig:
+            return dataclasses.replace(saved, **g).resolved()
         try:
-            asked = dataclasses.replace(saved, **given).resolved()
+            asked = build(given)
         except ValueError as e:                     # name what of it the recipe set
-            raise ValueError(_recipe_note(e, given, flags, args.recipe)) from None
+            raise ValueError(_recipe_note(e, given, flags, args.recipe, build)) from None
         clash = [k for k in given
                  if not TrainConfig.may_change(k, getattr(saved, k), getattr(asked, k))
                  and not (k == "seed" and args.seeds is not None)]
@@ -389,7 +391,8 @@ def _train(args: argparse.Namespace) -> int:
             cfg = TrainConfig(**given)
             cfg.resolved()                          # its checks, here: before any work
         except ValueError as e:                     # name what of it the recipe set
-            raise ValueError(_recipe_note(e, given, flags, args.recipe)) from None
+            raise ValueError(_recipe_note(e, given, flags, args.recipe,
+                                          lambda g: TrainConfig(**g).resolved())) from None
     from .distributed import configure_threads, init_from_env, is_main, launched_rank_and_world
     if isinstance(cfg.batch_size, int):
         # before the process group: one message (rank 0's), not one per process and a
@@ -439,17 +442,24 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _recipe_note(e: ValueError, given: dict, flags: set, recipe: str | None) -> str:
-    """``e``'s message, and which of the settings it names came from ``--recipe`` (not from
+def _recipe_note(e: ValueError, given: dict, flags: set, recipe: str | None,
+                 build: Callable[[dict], object]) -> str:
+    """``e``'s message, and which of the settings behind it came from ``--recipe`` (not from
     a flag), with the flag that overrides each: a clash of a flag with the recipe's values
-    otherwise names settings the user never typed."""
-    import re
-    from_recipe = [k for k in given if k not in flags and k in _TRAIN_FLAGS
-                   and re.search(rf"\b{k}\b", str(e))] if recipe is not None else []
+    otherwise names settings the user never typed. A recipe setting is behind ``e`` when
+    ``build`` (the settings' check) without it ends otherwise."""
+    def without(k: str) -> str | None:
+        try:
+            build({j: v for j, v in given.items() if j != k})
+        except ValueError as other:
+            return str(other)
+        return None
+    from_recipe = [k for k in given if recipe is not None and k not in flags
+                   and k in _TRAIN_FLAGS and without(k) != str(e)]
     if not from_recipe:
         return str(e)
-    return (f"{e} (--recipe {recipe} sets "
-            f"{', '.join(f'{k}: {given[k]!r} ({_flag_name(k)} overrides it)' for k in from_recipe)})")
+    sets = ", ".join(f"{k}: {given[k]!r} ({_flag_name(k)} overrides it)" for k in from_recipe)
+    return f"{e} (--recipe {recipe} sets {sets})"
 
 
 def _best(s: dict) -> str:
@@ -566,7 +576,8 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 class _Terminated(KeyboardInterrupt):
-    """SIGTERM (``timeout``, ``kill``, batch schedulers), handled as Ctrl-C is."""
+    """SIGTERM (``timeout``, ``kill``, batch schedulers), handled as Ctrl-C is (in a single
+    process: under torchrun it keeps its default, which ends a rank at once)."""
 
 
 def _terminate(signum, frame):
@@ -580,7 +591,11 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     python_format = warnings.formatwarning
     warnings.formatwarning = _one_line_warning      # as the log's own warnings, not file:line
-    main_thread = threading.current_thread() is threading.main_thread()
+    from .distributed import launched_rank_and_world
+    # not under torchrun: a rank blocked in C++ (a collective, the process group's start)
+    # would not run a Python handler, and torchrun's SIGTERM must end it at once
+    main_thread = threading.current_thread() is threading.main_thread() and \
+        launched_rank_and_world()[1] == 1
     python_term = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
     try:
         code = _run(args)

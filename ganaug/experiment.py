@@ -568,8 +568,17 @@ def _check_folder_classes(folder: str, classes: list[str], run: Path) -> None:
         return
     below = sorted(e.path for e in os.scandir(folder)
                    if e.is_dir() and not e.name.startswith(".") and of(e.path) == classes)
-    where = (f"{below[0]} holds them: pass it as --data-root (data_root=)" if below else
-             "pass the folder that holds them as --data-root (data_root=)")
+    new, gone = sorted(set(found) - set(classes)), sorted(set(classes) - set(found))
+    if below:
+        where = f"{below[0]} holds them: pass it as --data-root (data_root=)"
+    elif len(new) + len(gone) < len(classes):       # the run's own folder, changed since
+        changes = ([f"new: {_first(new)}"] if new else []) + \
+            ([f"missing: {_first(gone)}"] if gone else [])
+        where = (f"if this is the run's folder, its classes changed since it trained "
+                 f"({'; '.join(changes)}): put them back as they were, or train a new run "
+                 f"on it")
+    else:
+        where = "pass the folder that holds them as --data-root (data_root=)"
     raise DataNotFoundError(f"image folder {folder} holds the class sub-folders "
                             f"{_first(found) or '(none)'}, not the {len(classes)} classes run "
                             f"{run} trained on ({_first(classes)}): {where}")
@@ -594,8 +603,8 @@ def _labels_note(cfg: TrainConfig, conditional: bool) -> str | None:
 
 def _check_not_a_run_file(out: Path, run: Path) -> None:
     """Refuse an ``out`` that would replace a file ``ganaug train`` wrote into a run folder
-    (its checkpoint, ``best.pt``, ``samples.png``, ``curves.png``), or the model file ``run``
-    names: the samples would take the run's place."""
+    (its checkpoint, ``best.pt``, ``samples.png``, ``curves.png``, anything in its
+    ``samples/``), or the model file ``run`` names: the samples would take the run's place."""
     from .monitor import CURVES
     from .train import CONFIG, SAMPLES
 
@@ -603,9 +612,11 @@ def _check_not_a_run_file(out: Path, run: Path) -> None:
         same = out.exists() and run.exists() and os.path.samefile(out, run)
     except OSError:
         same = False
-    own = out.name in (CHECKPOINT, BEST, SAMPLES, CURVES) and (out.parent / CONFIG).is_file()
+    run_dir = out.parent.parent if out.parent.name == "samples" else out.parent
+    own = (out.name in (CHECKPOINT, BEST, SAMPLES, CURVES) or out.parent != run_dir) and \
+        (run_dir / CONFIG).is_file()                # samples/epoch_NNNN.png too
     if same or own:
-        what = "the model file sampled from" if same else f"a file of run folder {out.parent}"
+        what = "the model file sampled from" if same else f"a file of run folder {run_dir}"
         raise ValueError(f"--out (out=) {out} is {what}: the samples would replace it; name "
                          f"another file (e.g. {out.parent / 'samples-new'}{out.suffix})")
 

@@ -669,8 +669,8 @@ class _LogBar:
 def _progress(total: int, desc: str, enabled: bool):
     if not enabled:
         return _NoBar()
-    if not getattr(sys.stderr, "isatty", lambda: False)():
-        return _LogBar(total, desc)
+    if not getattr(sys.stderr, "isatty", lambda: False)() and "ipykernel" not in sys.modules:
+        return _LogBar(total, desc)                 # a notebook gets tqdm's widget
     from tqdm.auto import tqdm
     return tqdm(total=total, desc=desc, leave=False, file=sys.stderr, dynamic_ncols=True,
                 mininterval=0.1)

@@ -187,7 +187,7 @@ def test_sample_refuses_to_write_over_a_run_s_own_files(digits_run, tmp_path, ca
     """--out RUN/checkpoint.pt (best.pt, samples.png, curves.png) or the model file sampled
     from would replace the run with its samples: refused, the file left as it was."""
     import shutil
-    for name in ("checkpoint.pt", "samples.png", "curves.png"):
+    for name in ("checkpoint.pt", "samples.png", "curves.png", "samples/epoch_0002.png"):
         target = digits_run / name
         before = target.read_bytes()
         assert main(["sample", "--run", str(digits_run), "--out", str(target)]) == 2

@@ -141,6 +141,12 @@ def test_a_data_root_one_level_too_high_is_refused_before_reading_images(tmp_pat
                                                     r"the folder that holds them as --data-root"):
             evaluate_run(run, data_root=str(data / "other"), device="cpu")
     assert evaluate_run(run, data_root=str(img), device="cpu")["num_test"] == 3
+    (img / "emu").mkdir()                           # the run's folder, a class more since
+    write_image_classes(img, n=6, names=("emu",))
+    with pytest.raises(DataNotFoundError, match=r"if this is the run's folder, its classes "
+                                                r"changed since it trained \(new: emu\): put "
+                                                r"them back as they were"):
+        evaluate_run(run, data_root=str(img), device="cpu")
 
 
 @pytest.fixture(scope="module")

@@ -89,3 +89,39 @@ def test_a_checkpoint_of_nul_bytes_or_none_is_corrupted_not_text(tmp_path, data)
     text.write_text('{"objective": "sscls"}')
     with pytest.raises(CheckpointError, match=r"not a checkpoint \(a text file\)"):
         safe_torch_load(text)
+
+
+def test_the_run_lock_is_let_go_for_a_forked_child_too_and_skipped_without_flock(tmp_path,
+                                                                                   monkeypatch):
+    """run_lock: a child forked inside the block (a DataLoader worker, say) does not keep the
+    folder locked once the block ends; another process is refused while it is held; a file
+    system without flock (ENOLCK) runs unlocked, as before the lock existed."""
+    import errno
+    import multiprocessing as mp
+    import subprocess
+    import sys
+    fcntl = pytest.importorskip("fcntl")
+    from ganaug._io import RunFolderBusy, run_lock
+
+    with run_lock(tmp_path):
+        child = mp.get_context("fork").Process(target=__import__("time").sleep, args=(30,))
+        child.start()
+        probe = ("import fcntl, os, sys\nfd = os.open(sys.argv[1], os.O_RDONLY)\ntry:\n"
+                 "    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)\n    print('free')\n"
+                 "except BlockingIOError:\n    print('held')\n")
+        held = subprocess.run([sys.executable, "-c", probe, str(tmp_path)], capture_output=True,
+                              text=True).stdout.strip()
+    try:
+        assert held == "held"
+        with run_lock(tmp_path):                  # the child still lives: the lock is free
+            pass
+    finally:
+        child.terminate()
+        child.join()
+
+    def no_flock(fd, op):
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+    monkeypatch.setattr(fcntl, "flock", no_flock)
+    with run_lock(tmp_path):
+        pass
+    assert RunFolderBusy.__mro__[1] is OSError

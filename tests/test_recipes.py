@@ -114,6 +114,9 @@ def test_a_flag_that_clashes_with_a_recipe_value_names_the_recipe_s_setting(tmp_
             in capsys.readouterr().err)
     assert main(["train", "--objective", "cls", "--fm-layers", "all", "--out", str(out)]) == 2
     assert capsys.readouterr().err.rstrip().endswith("or leave fm_layers at 'last'")
+    recipe.write_text("epochs: 3\n")       # named in the message as a word, not its cause
+    assert main(["train", "--recipe", str(recipe), "--lr-decay", "2", "--out", str(out)]) == 2
+    assert capsys.readouterr().err.rstrip().endswith("must be in (0, 1], got 2.0")
     assert not out.exists()
 
 
