@@ -51,7 +51,8 @@ from .checks import per_class as diversity_per_class
 from .data import ImageSet
 from .mix import GATE_MAX_DRAWS, gate_mask
 from .model import CLSGAN, _concrete
-from .train import pick_device      # auto; a clear error for cuda without a GPU
+from .train import duration as _duration, pick_device   # pick_device: auto; a clear error
+                                                           # for cuda without a GPU
 
 EXTRACTOR_VERSION = 1          # bump when DomainNet or its training changes
 DEFAULT_STEPS = {"mlp": 1000, "cnn": 3000}
@@ -122,10 +123,6 @@ def _offset_seed(seed: int, k: int) -> int:
 
 
 PROGRESS_EVERY_S = 15.0                 # a classifier's training: a line this often
-
-
-def _duration(seconds: float) -> str:
-    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
 
 
 def train_domain_classifier(images: Tensor, targets: Tensor, num_classes: int, *,

@@ -20,7 +20,7 @@ from typing import Callable, Sequence
 import torch
 
 from ._io import CheckpointError, atomic_torch_save, atomic_write_bytes, atomic_write_json, \
-    remove_stale_temps, run_checkpoint, run_lock, safe_torch_load
+    run_checkpoint, run_lock, safe_torch_load
 from .config import SEED_RANGE, TrainConfig, folder_path, resolve_config, \
     standing_stats_count
 from .data import DataNotFoundError, ImageSet, load_dataset, split_with_validation
@@ -33,7 +33,7 @@ from .runs import (RUN_KEYS, SUMMARY, check_run_folder, check_run_keys, check_ru
                    check_same_data, checkpoint_config, data_fingerprint, seed_folders)
 from .step import Speed
 from .train import BEST, CHECKPOINT, TIME_LIMIT, _derive_seed, _grid_inputs, best_record, \
-    check_inputs, pick_device, save_grid, train
+    check_inputs, delete_stale_temps, pick_device, save_grid, train
 
 EVAL = "eval.json"
 EVAL_BEST = "eval-best.json"   # ganaug eval --best: the metrics of best.pt
@@ -226,9 +226,8 @@ def _fit(config: TrainConfig | None, out: str | Path | None, resume: bool, progr
     if not rank:                                    # before anything in it is written
         out.mkdir(parents=True, exist_ok=True)
         hold.enter_context(run_lock(out))
-        for name in (SUMMARY, CURVES, RECIPE_COPY):     # left by a run killed mid-write (train
-            for tmp in remove_stale_temps(out, name):   # deletes those of its own files)
-                log(f"deleted {tmp.name}, left by a run killed while writing {name}")
+        # left by a run killed mid-write (train deletes those of its own files)
+        delete_stale_temps([(out, n) for n in (SUMMARY, CURVES, RECIPE_COPY)], log)
     log(f"ganaug: {cfg.objective} on {cfg.dataset}: {len(labeled)} labeled, "
         f"{len(unlabeled) if unlabeled is not None else 0} unlabeled, "
         f"{f'{len(val)} validation, ' if val is not None else ''}{len(test)} test images; "

@@ -232,6 +232,15 @@ def save_grid(path: Path, images: Tensor, nrow: int) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+def delete_stale_temps(places: list[tuple[Path, str]], log: Callable[[str], None]) -> None:
+    """Delete (and log) the temporary files that writes of each ``(folder, name)`` left when
+    their run was killed mid-write; for a run folder this process holds (``run_lock``)."""
+    for folder, name in places:
+        for tmp in remove_stale_temps(folder, name):
+            log(f"deleted {tmp.name}, left by a run killed while writing "
+                f"{tmp.name[1:].rsplit('.', 2)[0]}")
+
+
 def check_same_networks(model: CLSGAN, ckpt: dict) -> None:
     """ValueError when ``model``'s networks are not built as the checkpoint's were (another
     arch, image shape or ``net_options``; e.g. a builder default changed since the run began)."""
@@ -367,11 +376,8 @@ def _train(model: CLSGAN, labeled: ImageSet, unlabeled: ImageSet | None = None,
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         hold.enter_context(run_lock(out))          # before anything in it is written
-        for folder, name in [(out, n) for n in (CHECKPOINT, BEST, CONFIG, METRICS, SAMPLES)] + \
-                [(out / "samples", "epoch_*.png")]:  # left by a run killed mid-write
-            for tmp in remove_stale_temps(folder, name):
-                log(f"deleted {tmp.name}, left by a run killed while writing "
-                    f"{tmp.name[1:].rsplit('.', 2)[0]}")
+        delete_stale_temps([(out, n) for n in (CHECKPOINT, BEST, CONFIG, METRICS, SAMPLES)]
+                           + [(out / "samples", "epoch_*.png")], log)
         if ckpt is not None:
             _match_checkpoint(out, model, cfg, history, fingerprint, log)
         atomic_write_json(out / CONFIG, cfg.to_dict())
@@ -644,6 +650,11 @@ class _NoBar:
     def close(self) -> None: ...
 
 
+def duration(seconds: float) -> str:
+    """``42 s`` under 90 seconds, else ``10 min``: a time left, as the progress lines say it."""
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
+
+
 class _LogBar:
     """Progress for output redirected to a file (nohup, CI logs): a whole line every
     ``every`` seconds, none for a shorter epoch (its own log line says it all), and no
@@ -660,8 +671,8 @@ class _LogBar:
         if now - self.last >= self.every and self.done < self.total:
             self.last, spent = now, now - self.start
             left = spent * (self.total - self.done) / self.done
-            print(f"{self.desc}: step {self.done}/{self.total} ({spent:.0f} s, about "
-                  f"{left:.0f} s left)", file=sys.stderr, flush=True)
+            print(f"{self.desc}: step {self.done}/{self.total} ({duration(spent)}, about "
+                  f"{duration(left)} left)", file=sys.stderr, flush=True)
 
     def close(self) -> None: ...
 
