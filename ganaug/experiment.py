@@ -26,7 +26,7 @@ from .config import SEED_RANGE, TrainConfig, folder_path, resolve_config, \
 from .data import DataNotFoundError, ImageSet, load_dataset, split_with_validation
 from .distributed import broadcast_object, rank_and_world
 from .metrics import classification_metrics
-from .model import CLSGAN, _positive, trains_generator
+from .model import CLSGAN, _positive, id_names, trains_generator
 from .objectives import get_objective
 from .nets import resolve_arch
 from .runs import (RUN_KEYS, SUMMARY, check_run_folder, check_run_keys, check_run_kind,
@@ -291,7 +291,7 @@ def class_list(names: Sequence[str], shown: int = 10) -> str:
     """``10 classes`` for classes named by their ids ("0".."K-1"), else ``3 classes (cat,
     dog, fox)`` in label order, the first ``shown`` names of a longer list."""
     head = f"{len(names)} classes"
-    if list(names) == [str(i) for i in range(len(names))]:
+    if list(names) == id_names(len(names)):
         return head
     return f"{head} ({_first(names, shown)})"
 
@@ -563,7 +563,7 @@ def _check_folder_classes(folder: str, classes: list[str], run: Path) -> None:
         except (OSError, ValueError):
             return None
     found = of(folder)
-    if found is None or found == classes or classes == [str(i) for i in range(len(classes))]:
+    if found is None or found == classes or classes == id_names(len(classes)):
         return
     below = sorted(e.path for e in os.scandir(folder)
                    if e.is_dir() and not e.name.startswith(".") and of(e.path) == classes)

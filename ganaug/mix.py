@@ -32,7 +32,7 @@ from .checks import (first_of_each_class, pair_distances, per_class, pooled, rel
                      warn_diversity, warn_label_agreement)
 from .imbalance import (Balance, as_pair, balance_plan, class_counts, dataset_classes,
                         dataset_targets, quotas)
-from .model import CLSGAN
+from .model import CLSGAN, id_names
 from .sampling import (ItemFormat, Sampler, check_value_range, from_hwc_uint8, infer_format,
                        is_albumentations, range_mismatch, seed_for, to_hwc_uint8)
 
@@ -625,7 +625,7 @@ def _check_class_names(data: list[str], model: list[str]) -> None:
     "0 - zero")."""
     if len(data) == len(model) and all(_names(d, m) for d, m in zip(data, model)):
         return
-    digit_names = model == [str(i) for i in range(len(model))]   # digits', or no names
+    digit_names = model == id_names(len(model))                  # digits', or no names
     if sorted(data) == sorted(model) and not digit_names:
         raise ValueError(f"the dataset's classes {data} are the sampler's {model} in another "
                          f"order, so label i names another class on each side; give the "

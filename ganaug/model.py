@@ -21,6 +21,11 @@ from .nets._layers import even_batches
 from .objectives import OBJECTIVES, conditional_loss
 
 
+def id_names(num_classes: int) -> list[str]:
+    """``["0", "1", ...]``: the class names of a model given none (and digits', MNIST's)."""
+    return [str(i) for i in range(num_classes)]
+
+
 class CLSGAN(nn.Module):
     """A class-conditional GAN whose loss network classifies.
 
@@ -37,7 +42,7 @@ class CLSGAN(nn.Module):
         self.arch = resolve_arch(arch, self.image_shape)
         # every builder option, defaults included: a saved spec rebuilds these very networks
         self.net_options = resolved_net_options(self.arch, net_options)
-        self.classes = list(classes) if classes is not None else [str(i) for i in range(num_classes)]
+        self.classes = list(classes) if classes is not None else id_names(num_classes)
         if len(self.classes) != self.num_classes:
             raise ValueError(f"{len(self.classes)} class names for {num_classes} classes")
         self.generator, self.loss_net = create_nets(self.arch, self.image_shape, self.num_classes,
