@@ -2,6 +2,7 @@
 (see ``mix.py`` for ``SyntheticMix``, the dataset that mixes a bank of them)."""
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Any, Callable, Sequence
 
@@ -12,6 +13,7 @@ from .checks import pair_distances, per_class, pooled, relative_spread, warn_div
     warn_label_agreement
 from .mix import (_check_class_probs, _check_fraction, _check_positive_int, _check_seed,
                   _check_transform, _warn_if_training, _warn_sampler_range, gate_mask)
+from .model import _concrete
 from .sampling import Sampler, check_value_range, range_mismatch, seed_for
 
 LABEL_CHECK = 20         # BatchMixer's default: samples per class it checks at construction
@@ -28,10 +30,12 @@ class BatchMixer:
     label of the batch must be a class id in [0, num_classes), checked at every call
     (labels on a GPU: at the first call only, to spare a host sync per step): for batches
     with unlabeled items (-1) pass ``"uniform"`` or ``class_probs``. Images are mapped from
-    [-1, 1] to ``value_range`` (lo < hi) and through ``transform`` (a tensor function on the device,
-    e.g. normalisation), then cast to the batch's dtype (rounded for integer batches).
-    Labels, and a ganaug model's noise, are drawn with a generator on the device seeded with
-    ``seed``, without a host round-trip. A callable sampler draws its own noise, so ``seed``
+    [-1, 1] to ``value_range`` (lo < hi: the batch's range before ``transform``) and through
+    ``transform`` (a tensor function on the device, e.g. normalisation), then cast to the
+    batch's dtype (rounded for integer batches). Labels, and a ganaug model's noise, are
+    drawn with a generator on the device seeded with ``seed``, without a host round-trip:
+    under data parallelism give each rank its own (``seed=base_seed + rank``), or every rank
+    draws the same synthetic images. A callable sampler draws its own noise, so ``seed``
     fixes its labels only. A callable is called as it is: an ``nn.Module`` in training mode
     gets a warning to call ``.eval()`` first, and images that all stay in [0, 1] (a sigmoid
     head) a warning at the first call.
@@ -89,7 +93,7 @@ class BatchMixer:
         self.value_range, self.transform = value_range, transform
         self.gen = torch.Generator(device=dev).manual_seed(int(seed))
         self.model = self.sampler.model
-        self._range_checked = transform is not None    # a transform may normalise the batch
+        self._range_checked = False
         self._sampler_range_checked = False
         self._labels_checked = False
         if isinstance(label_check, bool) or not isinstance(label_check, int) or label_check < 0:
@@ -141,15 +145,45 @@ class BatchMixer:
 
     def _check_range(self, x: Tensor) -> None:
         """Once, on the first non-empty batch (one host sync): warn when the real images do
-        not look like ``value_range``, e.g. [0, 1] or uint8 batches with the default (-1, 1)."""
+        not look like ``value_range``, e.g. [0, 1] or uint8 batches with the default (-1, 1).
+        With a ``transform`` (e.g. a normalisation), the batch is compared with where the
+        transform takes the range's two ends (images of one value each), its span mapped
+        back linearly, which is exact for a per-pixel affine transform such as Normalize
+        with one mean and std; a transform that fails on them skips the check."""
         self._range_checked = True
         lo, hi = self.value_range
         x_lo, x_hi = float(x.min()), float(x.max())
-        if range_mismatch(x_lo, x_hi, lo, hi):
+        made = f"value_range=({lo:g}, {hi:g})"
+        u_lo, u_hi = x_lo, x_hi
+        if self.transform is not None:
+            ends = self._transformed_ends(x)
+            if ends is None:
+                return
+            e_lo, e_hi = ends
+            u_lo, u_hi = (lo + (v - e_lo) / (e_hi - e_lo) * (hi - lo) for v in (x_lo, x_hi))
+            made += f" and then the transform, which takes it to [{e_lo:.3g}, {e_hi:.3g}]"
+        if range_mismatch(u_lo, u_hi, lo, hi):
+            before = " before the transform" if self.transform is not None else ""
             warnings.warn(f"the batch's images span [{x_lo:.3g}, {x_hi:.3g}] but BatchMixer "
-                          f"makes synthetic ones in value_range=({lo:g}, {hi:g}); pass "
-                          f"value_range= your images' range (e.g. (0, 1) or (0, 255))",
-                          stacklevel=3)
+                          f"makes synthetic ones in {made}; pass value_range= your images' "
+                          f"range{before} (e.g. (0, 1) or (0, 255))", stacklevel=3)
+
+    @torch.no_grad()
+    def _transformed_ends(self, x: Tensor) -> tuple[float, float] | None:
+        """The lowest value of the transform of an image all ``lo`` and the highest of one
+        all ``hi`` (torch's RNG left as it was), or None when the transform fails on them or
+        does not keep their order."""
+        dev = _concrete(self.sampler.device)
+        lo, hi = self.value_range
+        try:
+            with torch.random.fork_rng(devices=[dev.index] if dev.type == "cuda" else []):
+                e_lo, e_hi = (float(f(self.transform(torch.full((1, *x.shape[1:]), float(v),
+                                                                device=dev))))
+                              for v, f in ((lo, torch.min), (hi, torch.max)))
+        except Exception:
+            return None
+        return (e_lo, e_hi) if math.isfinite(e_lo) and math.isfinite(e_hi) and e_lo < e_hi \
+            else None
 
     def _check_labels(self, y: Tensor) -> None:
         """With ``labels="batch"`` the synthetic labels are drawn from the batch's: refuse

@@ -34,7 +34,7 @@ from .imbalance import (Balance, as_pair, balance_plan, class_counts, dataset_cl
                         dataset_targets, quotas)
 from .model import CLSGAN, id_names
 from .sampling import (ItemFormat, Sampler, check_value_range, from_hwc_uint8, infer_format,
-                       is_albumentations, range_mismatch, seed_for, to_hwc_uint8)
+                       is_albumentations, item_layout, range_mismatch, seed_for, to_hwc_uint8)
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
@@ -160,10 +160,13 @@ class SyntheticMix(Dataset):
             ``ganaug.imbalance.balance_plan``); synthetic labels come from the deficits.
         refresh_every: regenerate the synthetic bank every N epochs (call ``set_epoch``).
         transform: applied to real items (after the real dataset's own transform) and
-            synthetic items alike; an albumentations
-            ``Compose`` gets numpy HWC uint8, and its uint8 output is converted back to the
-            items' format (other output, e.g. after ``Normalize`` or ``ToTensorV2``, is
-            returned as it is).
+            synthetic items alike: the place for a normalisation (a mean and std). An
+            albumentations ``Compose`` gets numpy HWC uint8, and its uint8 output is
+            converted back to the items' format (other output, e.g. after ``Normalize`` or
+            ``ToTensorV2``, is returned as it is); in a DataLoader worker it is seeded once
+            from the worker's seed, so that workers do not repeat each other's draws.
+            Building the mix applies it to an item of each kind, leaving the global RNGs
+            as they were.
         seed: synthetic item i is a pure function of (seed, i, refresh round), for a given
             ``batch_size`` (the noise is drawn per call of the sampler).
         gate: keep only samples that the sampler's own classifier (or ``gate_classifier``)
@@ -179,7 +182,8 @@ class SyntheticMix(Dataset):
             sampler's own classifier (needed for samplers that are not ganaug models).
         gate_max_draws: give up (ValueError) after drawing this many times a class's quota.
         value_range: the real items' value range ``(lo, hi)``, lo < hi, when it cannot be
-            read off them.
+            read off them: one range for every channel (not for PIL items, always 0..255).
+            Items normalised with a mean and std belong in ``transform=`` instead.
         num_classes: the number of classes, when the real dataset has no ``.classes`` and
             lacks items of the last classes (default: from ``.classes``, the sampler or the
             largest label).
@@ -264,6 +268,14 @@ class SyntheticMix(Dataset):
         first = as_pair(real_dataset[0])            # (image, label) items, or a clear error now
         self.real = real_dataset
         self.n_real = len(real_dataset)
+        # the sampler (a checkpoint to load, a device to check) and a model's image shape
+        # before the labels, which may take a pass over every item
+        self.sampler = Sampler(sampler, device)
+        _warn_if_training(self.sampler, "SyntheticMix")
+        model, S = self.sampler.model, self.sampler.num_classes
+        shape = item_layout(first[0])[2]
+        if model is not None and tuple(model.image_shape) != tuple(shape):
+            self.sampler.check(S, shape)            # raises, naming the fix
         real_targets = dataset_targets(real_dataset)
         if int(real_targets.min()) < 0:
             raise ValueError("the real dataset has unlabeled items (target -1); mix into the "
@@ -284,9 +296,6 @@ class SyntheticMix(Dataset):
             raise ValueError(f"the dataset's labels go up to {top} but num_classes="
                              f"{num_classes}: labels must be class ids 0 to {num_classes - 1}; "
                              f"remap them, or pass the right num_classes=")
-        self.sampler = Sampler(sampler, device)
-        _warn_if_training(self.sampler, "SyntheticMix")
-        model, S = self.sampler.model, self.sampler.num_classes
         if names and model is not None:
             _check_class_names([str(c) for c in names], [str(c) for c in model.classes])
         if not names and num_classes is None and S is not None and top + 1 < S:
@@ -354,8 +363,10 @@ class SyntheticMix(Dataset):
         # keeps a few images of every class for the diversity check
         seen = _FirstBank([0, 0] if gate is None and self.gate_classifier is not None
                            else None, per_class(C))
+        self._worker_seeded: tuple[int, int] | None = None
         if transform is not None:                   # fail now, not after the bank or in a worker
-            self[0]
+            with _rng_kept():                       # a random transform draws
+                self[0]
         if self.shared_bank:                        # the room first, then the long work
             self.bank = self.bank.new_empty(len(self.syn_labels), *self.format.shape_chw)
             try:
@@ -369,7 +380,8 @@ class SyntheticMix(Dataset):
         else:
             self.bank = self._generate(0, seen)
         if transform is not None and len(self) > self.n_real:
-            self[self.n_real]
+            with _rng_kept():
+                self[self.n_real]
         if len(self.syn_labels):
             _warn_sampler_range(*seen.span, "SyntheticMix", "the items' value range "
                                 f"{self.format.value_range}", stacklevel=2)
@@ -579,12 +591,25 @@ class SyntheticMix(Dataset):
 
     def _apply(self, x: Any) -> Any:
         if is_albumentations(self.transform):
+            self._seed_for_worker()
             out = self.transform(image=to_hwc_uint8(x, self.format))["image"]
             # uint8 HWC back to the items' format; anything else (a tensor after ToTensorV2,
             # floats after Normalize or ToFloat) is the transform's own output, as it is
             return from_hwc_uint8(out, self.format) if isinstance(out, np.ndarray) and \
                 out.dtype == np.uint8 else out
         return self.transform(x)
+
+    def _seed_for_worker(self) -> None:
+        """In a DataLoader worker, seed an albumentations transform once from the worker's
+        seed: it draws from a generator of its own, which every worker would otherwise copy,
+        repeating the same augmentations in each (torch seeds its own RNG per worker, not
+        albumentations'). The worker's seed comes from the DataLoader's, so runs repeat."""
+        info = torch.utils.data.get_worker_info()
+        if info is None or self._worker_seeded == (info.id, info.seed):
+            return
+        self._worker_seeded = (info.id, info.seed)
+        if callable(getattr(self.transform, "set_random_seed", None)):
+            self.transform.set_random_seed(info.seed % 2**32)
 
     def __repr__(self) -> str:
         return (f"SyntheticMix({self.n_real} real + {self.num_synthetic} synthetic items, "

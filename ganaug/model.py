@@ -291,7 +291,7 @@ def pick_device(name: str | torch.device = "auto") -> torch.device:
         return torch.device("cpu")        # map_location takes only the plain one
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {str(name)!r} was asked for but no CUDA GPU is available; "
-                         "use --device cpu or auto")
+                         "use --device cpu or auto (device='cpu' or 'auto' in Python)")
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
         raise ValueError(f"device {str(name)!r} was asked for but this machine has "
                          f"{torch.cuda.device_count()} GPU(s) (cuda:0 ...); pick one of those")

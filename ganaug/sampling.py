@@ -107,12 +107,15 @@ class Sampler:
         if image_shape is not None and shape != tuple(image_shape):
             grey = shape[0] == 1 and tuple(image_shape) == (3, *shape[1:])
             last = tuple(image_shape) == (shape[1], shape[2], shape[0])
+            made_last = shape == (image_shape[1], image_shape[2], image_shape[0])
             fix = ("the data are grey images read as RGB (torchvision's ImageFolder converts "
                    "every image to RGB): add transforms.Grayscale() to the dataset's "
                    "transform" if grey else
                    "the items look channels-last (H, W, C): tensor items are (C, H, W), so "
                    "permute them (x.permute(2, 0, 1), e.g. in the dataset's transform)" if last
-                   else "train the sampler on this data or resize the data to match")
+                   else "the sampler's images look channels-last (N, H, W, C): a sampler "
+                   "returns (N, C, H, W), so permute its output (x.permute(0, 3, 1, 2))"
+                   if made_last else "train the sampler on this data or resize the data to match")
             raise ValueError(f"the sampler makes images of shape {shape} but the real items "
                              f"are {tuple(image_shape)} (C, H, W); {fix}")
         return shape
@@ -186,7 +189,7 @@ def range_mismatch(x_lo: float, x_hi: float, lo: float, hi: float) -> str | None
     use under 2% of it, e.g. [0, 1] images given (0, 255))."""
     if x_lo < lo - 1e-3 * (hi - lo) or x_hi > hi + 1e-3 * (hi - lo):
         return "outside"
-    if lo < 0 <= x_lo:
+    if lo < 0 and x_lo >= -1e-6 * (hi - lo):      # (a rounding error below 0 is none)
         return "none below 0"
     if 0 < x_hi - x_lo < 0.02 * (hi - lo):
         return "narrow"
@@ -214,6 +217,71 @@ def _check_given_range(vals: Tensor, value_range: tuple[Any, Any]) -> None:
                       f"{', none below 0' if how == 'none below 0' else ', under 2% of it'}: "
                       f"are they in another range{guess}? The synthetic items fill "
                       f"value_range; pass the range the items' values are in", stacklevel=4)
+    elif x_lo < 0 and channel_ranges_differ(vals):
+        warnings.warn(f"value_range=({lo:g}, {hi:g}) is one range for every channel, but the "
+                      f"real items' channels span different ranges "
+                      f"({channel_spans(vals)}): images normalised per channel (a mean and "
+                      f"std for each)? The synthetic items' colours would be shifted. Leave the "
+                      f"normalisation out of the real dataset and pass it as SyntheticMix's "
+                      f"transform= (it then runs on the real and synthetic items alike), with "
+                      f"value_range for the items before it", stacklevel=4)
+
+
+CHANNEL_SPREAD = 0.05    # channels whose lowest and highest values both differ by more than
+#                          this share of the whole span: normalised per channel
+
+
+def _channel_ends(vals: Tensor) -> tuple[Tensor, Tensor]:
+    """Each channel's lowest and highest value over (N, C, H, W) or (N, H, W, C) items: the
+    channel axis is the one of 3 entries (RGB) next to the image axes."""
+    ch = 1 if vals.shape[1] == 3 else vals.dim() - 1
+    flat = vals.movedim(ch, 0).reshape(vals.shape[ch], -1)
+    return flat.min(1).values, flat.max(1).values
+
+
+def channel_ranges_differ(vals: Tensor) -> bool:
+    """Whether RGB items' channels span clearly different ranges (both ends apart by over
+    ``CHANNEL_SPREAD`` of the whole span), as after a per-channel mean/std normalisation."""
+    if vals.dim() != 4 or 3 not in (vals.shape[1], vals.shape[-1]):
+        return False
+    lows, highs = _channel_ends(vals)
+    span = float(highs.max() - lows.min())
+    return span > 0 and float(lows.max() - lows.min()) > CHANNEL_SPREAD * span and \
+        float(highs.max() - highs.min()) > CHANNEL_SPREAD * span
+
+
+def channel_spans(vals: Tensor) -> str:
+    lows, highs = _channel_ends(vals)
+    return ", ".join(f"[{a:.3g}, {b:.3g}]" for a, b in zip(lows.tolist(), highs.tolist()))
+
+
+def item_layout(first: Any) -> tuple[str, str, tuple[int, int, int]]:
+    """``(kind, layout, (C, H, W))`` of one real item's image ("pil", "numpy" or "tensor";
+    "CHW", "HWC" or "HW"), or a ValueError naming what it cannot be."""
+    if hasattr(first, "getbands") and hasattr(first, "size"):        # PIL.Image
+        if first.mode not in ("L", "RGB"):
+            raise ValueError(f"PIL images of mode {first.mode!r} are not supported; convert the "
+                             f"real items to 'L' or 'RGB'")
+        w, h = first.size
+        return "pil", "CHW", (1 if first.mode == "L" else 3, h, w)
+    if isinstance(first, np.ndarray):
+        if first.ndim not in (2, 3):
+            raise ValueError(f"numpy items must be images (H, W), (H, W, C) or (C, H, W), got "
+                             f"shape {first.shape}")
+        if first.ndim == 2:
+            return "numpy", "HW", (1, *first.shape)
+        if first.shape[-1] in (1, 3) and first.shape[0] not in (1, 3):
+            return "numpy", "HWC", (first.shape[2], first.shape[0], first.shape[1])
+        return "numpy", "CHW", tuple(first.shape)
+    if isinstance(first, Tensor):
+        if first.dim() not in (2, 3):
+            raise ValueError(f"tensor items must be images (C, H, W), or (H, W) with one "
+                             f"channel, got shape {tuple(first.shape)}")
+        return ("tensor", "HW", (1, *first.shape)) if first.dim() == 2 else \
+            ("tensor", "CHW", tuple(first.shape))
+    raise ValueError(f"cannot mix synthetic images into items of type {type(first).__name__}; "
+                     f"the real dataset must yield (image, label) with a tensor, numpy array or "
+                     f"PIL image")
 
 
 def infer_format(items: list[Any], value_range: tuple[float, float] | None = None) -> ItemFormat:
@@ -222,42 +290,28 @@ def infer_format(items: list[Any], value_range: tuple[float, float] | None = Non
     if value_range is not None:
         value_range = check_value_range(value_range)
     first = items[0]
-    if hasattr(first, "getbands") and hasattr(first, "size"):        # PIL.Image
-        mode = first.mode
-        if mode not in ("L", "RGB"):
-            raise ValueError(f"PIL images of mode {mode!r} are not supported; convert the real "
-                             f"items to 'L' or 'RGB'")
-        w, h = first.size
-        return ItemFormat("pil", (1 if mode == "L" else 3, h, w), None, value_range or (0, 255),
-                          mode=mode)
-    if isinstance(first, np.ndarray):
-        arr = first
-        if arr.ndim not in (2, 3):
-            raise ValueError(f"numpy items must be images (H, W), (H, W, C) or (C, H, W), got "
-                             f"shape {arr.shape}")
-        if arr.ndim == 2:
-            layout, shape = "HW", (1, *arr.shape)
-        else:
-            layout = "HWC" if arr.shape[-1] in (1, 3) and arr.shape[0] not in (1, 3) else "CHW"
-            shape = arr.shape if layout == "CHW" else (arr.shape[2], arr.shape[0], arr.shape[1])
+    kind, layout, shape = item_layout(first)
+    shape = tuple(int(v) for v in shape)
+    if kind == "pil":
+        if value_range is not None and (float(value_range[0]), float(value_range[1])) != (0, 255):
+            raise ValueError(f"value_range={tuple(value_range)!r} but the real items are PIL "
+                             f"images, whose values are 0..255 whatever comes after them (a "
+                             f"ToTensor() in SyntheticMix's transform= runs on the synthetic "
+                             f"items too); leave value_range out for PIL items")
+        return ItemFormat("pil", shape, None, (0, 255), mode=first.mode)
+    if kind == "numpy":
         vals = torch.as_tensor(np.stack([np.asarray(i, dtype=np.float64) for i in items]))
-        if value_range is not None:
-            _check_given_range(vals, value_range)
-        return ItemFormat("numpy", tuple(int(s) for s in shape), arr.dtype,
-                          value_range or _guess_range(vals, arr.dtype), layout)
-    if isinstance(first, Tensor):
-        if first.dim() not in (2, 3):
-            raise ValueError(f"tensor items must be images (C, H, W), or (H, W) with one "
-                             f"channel, got shape {tuple(first.shape)}")
+    else:
         vals = torch.stack([i.double() for i in items])
-        if value_range is not None:
-            _check_given_range(vals, value_range)
-        hw = first.dim() == 2
-        return ItemFormat("tensor", (1, *first.shape) if hw else tuple(first.shape), first.dtype,
-                          value_range or _guess_range(vals, first.dtype), "HW" if hw else "CHW")
-    raise ValueError(f"cannot mix synthetic images into items of type {type(first).__name__}; "
-                     f"the real dataset must yield (image, label) with a tensor, numpy array or "
-                     f"PIL image")
+    if value_range is not None:
+        _check_given_range(vals, value_range)
+    return ItemFormat(kind, shape, first.dtype, value_range or _guessed(vals, first.dtype), layout)
+
+
+def _guessed(vals: Tensor, dtype: Any) -> tuple[float, float]:
+    guess = _guess_range(vals, dtype)
+    _warn_partial_guess(vals, guess)
+    return guess
 
 
 def _guess_range(vals: Tensor, dtype: Any) -> tuple[float, float]:
@@ -276,10 +330,26 @@ def _guess_range(vals: Tensor, dtype: Any) -> tuple[float, float]:
     if lo >= -1e-6 and 127 < hi <= 255 + 1e-6:
         return (0.0, 255.0)
     raise ValueError(f"cannot tell the real items' value range (they span [{lo:.3g}, {hi:.3g}]"
-                     f"{'' if is_float else ', integers'}: normalised, or not 8-bit?); pass "
-                     f"value_range=(lo, hi) for the range of their values (e.g. (0, 4095) for "
-                     f"12-bit, (0, 16) for scikit-learn's digits), or move a normalisation into "
-                     f"SyntheticMix's transform")
+                     f"{'' if is_float else ', integers'}: normalised, or not 8-bit?); for "
+                     f"images normalised with a mean and std, leave the normalisation out of "
+                     f"the real dataset and pass it as SyntheticMix's transform= (it runs on "
+                     f"the real and synthetic items alike); for values on another scale, pass "
+                     f"value_range=(lo, hi), one range for every channel (e.g. (0, 4095) for "
+                     f"12-bit, (0, 16) for scikit-learn's digits)")
+
+
+def _warn_partial_guess(vals: Tensor, guess: tuple[float, float]) -> None:
+    """A guessed (-1, 1) whose ends the probed items do not come near (both more than 0.25
+    inside: e.g. centred ``x - 0.5`` images): the synthetic items would fill [-1, 1] and so
+    differ from the real ones in scale."""
+    lo, hi = float(vals.min()), float(vals.max())
+    if guess == (-1.0, 1.0) and lo > -0.75 and hi < 0.75:
+        warnings.warn(f"the real items' values span [{lo:.3g}, {hi:.3g}], inside [-1, 1] "
+                      f"without coming near its ends, and were taken as in (-1, 1): the "
+                      f"synthetic items fill it, so they would be on another scale if the real "
+                      f"items are centred or normalised data; pass value_range=(lo, hi) for "
+                      f"the range of their values, or leave the normalisation out of the real "
+                      f"dataset and pass it as SyntheticMix's transform=", stacklevel=5)
 
 
 def _is_uint8(dtype: Any) -> bool:

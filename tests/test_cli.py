@@ -291,7 +291,7 @@ def test_cuda_without_a_gpu_is_the_only_line(tmp_path, monkeypatch, capsys):
     assert main(["train", "--device", "cuda", "--out", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err.strip()
     assert err == ("ganaug: error: device 'cuda' was asked for but no CUDA GPU is available; "
-                   "use --device cpu or auto")
+                   "use --device cpu or auto (device='cpu' or 'auto' in Python)")
     assert list(tmp_path.iterdir()) == []
 
 

@@ -765,8 +765,10 @@ def test_batch_mixer_warns_once_when_the_batch_is_not_in_its_value_range(model):
         mixer(torch.rand(8, 1, 8, 8), y)                         # said once, not every step
         BatchMixer(model, 0.5)(torch.rand(8, 1, 8, 8) * 2 - 1, y)            # [-1, 1]: fine
         BatchMixer(model, 0.5, value_range=(0, 1))(torch.rand(8, 1, 8, 8), y)
-        BatchMixer(model, 0.5, transform=lambda t: (t - 0.5) / 0.25)(     # normalised batches:
-            torch.randn(8, 1, 8, 8) * 3, y)                      # a transform, no check
+        x = torch.rand(8, 1, 8, 8) * 2 - 1                       # [-1, 1] images, normalised:
+        x[0, 0, 0, :2] = torch.tensor([-1.0, 1.0])               # compared with where the
+        BatchMixer(model, 0.5, transform=lambda t: (t - 0.5) / 0.25)(   # transform takes
+            (x - 0.5) / 0.25, y)                                 # (-1, 1): fine
         BatchMixer(model, 0.0)(torch.rand(8, 1, 8, 8), y)       # nothing mixed in, no check
     with pytest.warns(UserWarning, match=r"span \[0, 255\].*\(0, 255\)"):
         x = torch.randint(0, 256, (8, 1, 8, 8), dtype=torch.uint8)

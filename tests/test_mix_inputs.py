@@ -1336,3 +1336,89 @@ def test_an_int_key_naming_its_own_class_is_silent():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert balance_plan([5, 5, 5, 5], {3: 2}, names) == [0, 0, 0, 2]
+
+
+# --- from a drive of the Python API (run 13) ---------------------------------------------
+def test_a_bad_sampler_fails_before_the_pass_over_the_labels(model, tmp_path):
+    """A dataset without .targets is read item by item for its labels (minutes for a large
+    one on disk): a mistyped checkpoint path, a model for other images or a missing GPU
+    fail before that pass, having read the first item alone."""
+    from ganaug import CheckpointError
+    data = Plain(n=40)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        SyntheticMix(data, tmp_path / "no.pt", fraction=0.5)
+    big = CLSGAN((1, 16, 16), 4, "mlp")
+    with pytest.raises(ValueError, match=r"images of shape \(1, 16, 16\) but the real items "
+                                         r"are \(1, 8, 8\)"):
+        SyntheticMix(data, big, fraction=0.5)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA GPU"):
+            SyntheticMix(data, model, fraction=0.5, device="cuda")
+    assert data.reads == 3                     # the first item, once per attempt
+
+
+def test_a_sampler_making_channels_last_images_is_told_to_permute_its_output():
+    """A callable returning (N, H, W, C): the fix is to permute its output, not to train a
+    sampler or resize the data."""
+    def hwc(labels):
+        return torch.rand(len(labels), 8, 8, 1) * 2 - 1
+    with pytest.raises(ValueError, match=r"sampler's images look channels-last \(N, H, W, C\)"
+                                         r".*x.permute\(0, 3, 1, 2\)"):
+        SyntheticMix(Plain(), hwc, fraction=0.5)
+
+
+def test_building_a_mix_with_a_random_transform_leaves_the_global_rng(model):
+    """The constructor tries the transform on a real and a synthetic item: a random
+    transform must not move torch's, numpy's or Python's global RNG (code seeded before the
+    mix would draw other numbers after it)."""
+    import random
+
+    def jitter(x):
+        random.random()
+        np.random.rand()
+        return x + 0.01 * torch.randn_like(x)
+    torch.manual_seed(0), np.random.seed(0), random.seed(0)
+    SyntheticMix(Plain(), _callable(), fraction=0.5, transform=jitter)
+    after = (torch.rand(2), np.random.rand(), random.random())
+    torch.manual_seed(0), np.random.seed(0), random.seed(0)
+    assert torch.equal(after[0], torch.rand(2))
+    assert after[1:] == (np.random.rand(), random.random())
+
+
+class _Same(Dataset):
+    """20 copies of one image: any difference between items is the transform's."""
+    x = torch.rand(1, 8, 8, generator=torch.Generator().manual_seed(0))
+
+    def __len__(self):
+        return 20
+
+    def __getitem__(self, i):
+        return self.x.clone(), i % 4
+
+
+def _worker_items(mix, **kw):
+    """Items of a 2-worker DataLoader (batches of 5): worker 0's and worker 1's."""
+    loader = DataLoader(mix, batch_size=5, num_workers=2, **kw)
+    batches = [x for x, _ in loader]
+    return torch.cat(batches[0::2]), torch.cat(batches[1::2])
+
+
+@pytest.mark.parametrize("context", ["fork", "spawn"])
+def test_albumentations_draws_differ_between_dataloader_workers(context):
+    """albumentations keeps a generator of its own, which every DataLoader worker copied:
+    each worker repeated the others' augmentations item for item. In a worker SyntheticMix
+    seeds the transform from the worker's seed, so workers differ, and a seeded DataLoader
+    repeats."""
+    A = pytest.importorskip("albumentations")
+    if context not in torch.multiprocessing.get_all_start_methods():
+        pytest.skip(f"no {context} start method here")
+
+    augment = A.Compose([A.Affine(translate_px=(-2, 2), rotate=(-30, 30), p=1.0)])
+    mix = SyntheticMix(_Same(), _callable(0.0), fraction=0.5, transform=augment)
+    kw = dict(multiprocessing_context=context)
+    w0, w1 = _worker_items(mix, generator=torch.Generator().manual_seed(5), **kw)
+    same = (w0.flatten(1) == w1.flatten(1)).all(1)
+    assert same.float().mean() < 0.5, f"{int(same.sum())} of {len(same)} items alike"
+    if context == "fork":                      # (spawn's workers take seconds to start)
+        again = _worker_items(mix, generator=torch.Generator().manual_seed(5), **kw)
+        assert torch.equal(w0, again[0]) and torch.equal(w1, again[1])

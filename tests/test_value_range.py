@@ -95,3 +95,126 @@ def test_a_faint_sampler_in_minus_one_one_is_not_warned_about():
         SyntheticMix(_Items(_rand() * 2 - 1), _faint, fraction=0.5)
         BatchMixer(_faint, 0.5, num_classes=4)(torch.rand(8, 1, 8, 8) * 2 - 1,
                                                torch.arange(8) % 4)
+
+
+# --- from a drive of the Python API (run 13): ranges a user can get wrong without a word ----
+class _PIL(Dataset):
+    def __init__(self, n=16):
+        from PIL import Image
+        g = np.random.default_rng(0)
+        self.x = [Image.fromarray((g.random((8, 8)) * 255).astype(np.uint8), mode="L")
+                  for _ in range(n)]
+        self.targets = [i % 4 for i in range(n)]
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, i):
+        return self.x[i], self.targets[i]
+
+
+@pytest.mark.parametrize("given", [(0, 1), (-1, 1)])
+def test_pil_items_refuse_a_value_range_but_0_255(given):
+    """PIL items are 0..255: value_range=(0, 1) made black synthetic images (values 0 and 1)
+    and (-1, 1) wrapped -1 to 255. Refused, naming the fix; (0, 255) is what they are."""
+    with pytest.raises(ValueError, match=rf"value_range={given!r}.*PIL images, whose values "
+                                         rf"are 0..255.*leave value_range out"
+                       .replace("(", r"\(").replace(")", r"\)")):
+        SyntheticMix(_PIL(), _noise, fraction=0.5, value_range=given)
+    mix = SyntheticMix(_PIL(), _noise, fraction=0.5, value_range=(0, 255))
+    assert mix.format.value_range == (0, 255)
+
+
+def _rgb(n=32):
+    return torch.rand(n, 3, 8, 8, generator=torch.Generator().manual_seed(0))   # [0, 1]
+
+
+def _rgb_noise(y):
+    return torch.rand(len(y), 3, 8, 8) * 2 - 1
+
+
+MEAN, STD = torch.tensor([0.485, 0.456, 0.406]), torch.tensor([0.229, 0.224, 0.225])
+
+
+def test_a_value_range_over_per_channel_normalised_items_warns():
+    """One value_range for RGB items normalised per channel would shift the synthetic items'
+    colours: a warning names the channels' ranges and the fix (the transform)."""
+    x = (_rgb() - MEAN[:, None, None]) / STD[:, None, None]
+    lo, hi = float(x.min()), float(x.max())
+    with pytest.warns(UserWarning, match=r"one range for every channel, but the real items' "
+                                         r"channels span different ranges \(\[-2.1.*, .*\].*"
+                                         r"SyntheticMix's transform="):
+        SyntheticMix(_Items(x), _rgb_noise, fraction=0.5, value_range=(lo, hi))
+
+
+@pytest.mark.parametrize("given", [(0, 1), (-1, 1)])
+def test_one_range_for_every_channel_does_not_warn(given):
+    """Plain RGB items in [0, 1] given (0, 1), and in [-1, 1] given (-1, 1), are fine."""
+    x = given[0] + _rgb() * (given[1] - given[0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        SyntheticMix(_Items(x), _rgb_noise, fraction=0.5, value_range=given)
+
+
+@pytest.mark.parametrize("shift", [0.5, 0.3])
+def test_centred_items_taken_as_minus_one_one_warn(shift):
+    """Floats inside [-1, 1] that come nowhere near its ends (x - 0.5: [-0.5, 0.5]) are taken
+    as (-1, 1), so the synthetic items would fill a wider range: a warning says so, naming
+    the user's line; items reaching -1 do not warn."""
+    x = _rand() - shift
+    with pytest.warns(UserWarning, match=rf"values span \[-{shift}, .*inside \[-1, 1\] without "
+                                         r"coming near its ends") as rec:
+        SyntheticMix(_Items(x), _noise, fraction=0.5)
+    assert rec[0].filename == __file__
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        SyntheticMix(_Items(_rand() * 2 - 1), _noise, fraction=0.5)
+
+
+def test_batch_mixer_with_a_transform_still_checks_the_range():
+    """A normalised batch of [0, 1] images with the default value_range (-1, 1): the
+    synthetic images, mapped to (-1, 1) and then normalised, would reach -3.25 where the
+    batch stops at -0.75. With a transform the first batch is compared with where the
+    transform takes the range's ends."""
+    norm = lambda t: (t - 0.3) / 0.4
+    x = norm(_rand(8))
+    x[0, 0, 0, :2] = norm(torch.tensor([0.0, 1.0]))
+    y = torch.arange(8) % 4
+    mixer = BatchMixer(_noise, 0.5, num_classes=4, transform=norm, label_check=0)
+    with pytest.warns(UserWarning, match=r"the batch's images span \[-0.75, 1.75\] but "
+                                         r"BatchMixer makes synthetic ones in value_range="
+                                         r"\(-1, 1\) and then the transform, which takes it to "
+                                         r"\[-3.25, 1.75\].*range before the transform"):
+        mixer(x, y)
+    right = BatchMixer(_noise, 0.5, num_classes=4, transform=norm, label_check=0,
+                       value_range=(0, 1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        right(x, y)
+        right(x, y)
+
+
+def test_batch_mixer_range_check_leaves_the_rng_and_skips_a_failing_transform():
+    """The check's transform calls do not move torch's RNG (a random transform), and a
+    transform that fails on the check's images skips the check, not the batch."""
+    x, y = _rand(8) * 2 - 1, torch.arange(8) % 4
+    noisy = lambda t: t + 0.01 * torch.randn_like(t)
+    mixer = BatchMixer(_noise, 0.5, num_classes=4, transform=noisy, label_check=0)
+    torch.manual_seed(0)
+    mixer._check_range(x)
+    after = torch.rand(3)
+    torch.manual_seed(0)
+    assert torch.equal(after, torch.rand(3))
+
+    calls = []
+
+    def picky(t):
+        calls.append(len(t))
+        if len(t) == 1:
+            raise RuntimeError("wants whole batches")
+        return t
+    mixer = BatchMixer(_noise, 0.5, num_classes=4, transform=picky, label_check=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out, _ = mixer(x, y)
+    assert len(out) == 16 and calls[-1] == 8
