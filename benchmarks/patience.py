@@ -9,8 +9,9 @@ epochs that saves, and the test accuracy of the epoch ``best.pt`` would then hol
 the run's last epoch and the epoch validation chose over the whole run. RUN is a run
 folder, or a ``--seeds`` folder (its ``seed-N`` runs). A run stopped by its time limit is
 replayed over the epochs it trained: a P that never fired there says only that it did
-not fire by then. Prints a table and writes ``OUT/NAME.json`` and ``.csv`` (default
-``benchmarks/results/patience``).
+not fire by then. Prints a table, and with ``--out OUT`` writes ``OUT/NAME.json`` and
+``.csv`` (the committed replay of benchmarks/README.md is in ``benchmarks/results/patience``;
+without ``--out`` nothing is written, so replaying your own runs leaves it alone).
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import json
 import sys
 from pathlib import Path
 
-from _common import OUT_HELP, ROOT, machine, print_table, write_outputs
+from _common import machine, print_table, write_outputs
 
 from ganaug.train import _no_better, best_record
 
@@ -63,8 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("runs", nargs="+", type=Path, metavar="RUN")
     p.add_argument("--patience", default="5,10,20", help="comma-separated epochs (default "
                    "5,10,20)")
-    p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "patience",
-                   help=OUT_HELP.replace("benchmarks/results", "benchmarks/results/patience"))
+    p.add_argument("--out", type=Path, default=None,
+                   help="folder for the table's JSON and CSV (default: none, the table alone; "
+                        "the committed replay is in benchmarks/results/patience)")
     p.add_argument("--name", default="patience")
     args = p.parse_args(argv)
     try:
@@ -87,9 +89,10 @@ def main(argv: list[str] | None = None) -> int:
                   f"{r['epochs_saved']}", f"{r['chosen_epoch']}: {r['chosen_test_accuracy']:.4f}",
                   f"{r['whole_run_chosen_epoch']}: {r['whole_run_chosen_test_accuracy']:.4f}",
                   f"{r['last_test_accuracy']:.4f}"] for r in rows])
-    write_outputs(rows, args.out, args.name, {"machine": machine(), "patience": patience,
-                                              "runs": [str(r) for r in args.runs]})
-    print(f"wrote {args.out / args.name}.json and .csv")
+    if args.out is not None:
+        write_outputs(rows, args.out, args.name, {"machine": machine(), "patience": patience,
+                                                  "runs": [str(r) for r in args.runs]})
+        print(f"wrote {args.out / args.name}.json and .csv")
     return 0
 
 

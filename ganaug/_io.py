@@ -219,6 +219,17 @@ def run_checkpoint(path: str | os.PathLike, file_ok: bool = True) -> Path:
 _LEGACY_HEAD = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"
 
 
+_IMAGE_HEADS = {b"\x89PNG\r\n\x1a\n": "PNG", b"\xff\xd8\xff": "JPEG", b"GIF8": "GIF",
+                b"BM": "BMP", b"II*\x00": "TIFF", b"MM\x00*": "TIFF"}
+
+
+def _image_kind(path: Path) -> str | None:
+    """"PNG", "JPEG", ... for a file that starts as such an image does, else None."""
+    with open(path, "rb") as f:
+        head = f.read(8)
+    return next((kind for magic, kind in _IMAGE_HEADS.items() if head.startswith(magic)), None)
+
+
 def _check_archive(path: Path) -> None:
     """Every checkpoint torch.save writes is a zip archive: a file that is not one was never
     a checkpoint (a config.json passed by mistake); a member that fails its CRC was damaged
@@ -233,6 +244,9 @@ def _check_archive(path: Path) -> None:
         if path.stat().st_size and _looks_like_text(path):
             raise CheckpointError(f"{path} is not a checkpoint (a text file): pass a run folder "
                                   f"or the checkpoint.pt in it") from None
+        if kind := _image_kind(path):
+            raise CheckpointError(f"{path} is not a checkpoint (a {kind} image): pass a run "
+                                  f"folder or the checkpoint.pt in it") from None
         raise CheckpointError(f"checkpoint {path} is corrupted or truncated, or not a "
                               f"checkpoint (not a complete zip archive, as torch.save writes); "
                               f"if it was one, delete it or restore a good copy") from None

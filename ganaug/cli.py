@@ -139,12 +139,53 @@ _HELP = {
 
 
 def _labels_per_class(s: str):
-    if s == "all":
+    if s.strip().lower() == "all":
         return None
     try:
         return int(s)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an integer or 'all', got {s!r}") from None
+
+
+def _minutes(s: str) -> float:
+    try:
+        return float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected minutes as a number (e.g. 30, or 0.5 for "
+                                         f"30 seconds), got {s!r}") from None
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with hints for the usual slips in its "unrecognized arguments" error: a
+    misspelt flag gets the nearest one of any command, and a bare number the note that a
+    flag takes one value (``--seeds 0 1`` for ``--seeds 0,1``)."""
+
+    def error(self, message: str):
+        prefix = "unrecognized arguments: "
+        if message.startswith(prefix):
+            message += _unrecognized_hint(self, message[len(prefix):].split())
+        super().error(message)
+
+
+def _unrecognized_hint(parser: argparse.ArgumentParser, extras: list[str]) -> str:
+    import difflib
+    flags = set(parser._option_string_actions)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                flags |= set(sub._option_string_actions)
+    hints = []
+    for tok in extras:
+        name = tok.split("=", 1)[0]
+        if name.startswith("--") and (close := difflib.get_close_matches(name, flags, n=1)):
+            hints.append(f"{name}: did you mean {close[0]}?")
+    def number(tok: str) -> bool:
+        return tok.lstrip("-").replace(".", "", 1).isdigit()
+    # a number after an unknown flag is that flag's value; one after none, a list's rest
+    if any(number(tok) and not (i and extras[i - 1].startswith("--") and "=" not in extras[i - 1])
+           for i, tok in enumerate(extras)):
+        hints.append("a flag takes one value, and a list is comma-separated: --seeds 0,1,2")
+    return f" ({'; '.join(hints)})" if hints else ""
 
 
 def _or_auto(typ):
@@ -224,7 +265,7 @@ class _Once(argparse.Action):
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ganaug", description="Class-conditional and "
+    p = _Parser(prog="ganaug", description="Class-conditional and "
                                 "semi-supervised CLS-GANs for data augmentation.")
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train a (semi-supervised) CLS-GAN",
@@ -234,6 +275,8 @@ def _parser() -> argparse.ArgumentParser:
         flag = "--" + name.replace("_", "-")
         if name == "labels_per_class":
             typ = _labels_per_class
+        elif name == "time_limit":
+            typ = _minutes
         elif getattr(defaults, name) is None:     # "auto" puts back the default a recipe set
             typ = _or_auto(typ)
         t.add_argument(flag, dest=name, type=typ, metavar=name.upper(),

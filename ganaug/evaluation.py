@@ -282,11 +282,24 @@ def load_inception(weights: str | os.PathLike, device: str | torch.device = "aut
     with torch.random.fork_rng(devices=[]):
         net = inception_v3(weights=None, aux_logits=True, init_weights=False,
                            transform_input=False)
+    if not isinstance(state, dict):
+        raise ValueError(f"{path} is not a torchvision inception_v3 state dict: it holds a "
+                         f"{type(state).__name__}, not a dict of tensors; pass the file of "
+                         f"torch.save(inception_v3(...).state_dict(), PATH)")
+    want = net.state_dict()
+    missing = [k for k in want if k not in state]
+    extra = [k for k in state if k not in want]
+    if missing or extra:
+        raise ValueError(f"{path} is not a torchvision inception_v3 state dict: "
+                         f"{len(missing)} of its {len(want)} tensors missing (e.g. "
+                         f"{missing[:2]}), {len(extra)} others (e.g. {extra[:2]}); pass the "
+                         f"file of torch.save(inception_v3(...).state_dict(), PATH)")
     try:
         net.load_state_dict(state)
     except (RuntimeError, TypeError, AttributeError) as e:
+        why = " ".join(str(e).split())               # torch's message runs over lines
         raise ValueError(f"{path} is not a torchvision inception_v3 state dict: "
-                         f"{str(e).splitlines()[0][:160]}") from None
+                         f"{why[:300]}") from None
     net.fc = nn.Identity()
     return net.to(dev).eval()
 

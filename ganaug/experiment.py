@@ -24,6 +24,7 @@ from ._io import CheckpointError, atomic_torch_save, atomic_write_bytes, atomic_
 from .config import SEED_RANGE, TrainConfig, folder_path, resolve_config, \
     standing_stats_count
 from .data import DataNotFoundError, ImageSet, load_dataset, split_with_validation
+from .data.sources import DOWNLOAD_HINT
 from .distributed import broadcast_object, rank_and_world
 from .metrics import classification_metrics
 from .model import CLSGAN, _positive, id_names, trains_generator
@@ -522,7 +523,10 @@ def evaluate_run(run: str | Path, data_root: str | None = None, *, quality: bool
     model = CLSGAN.from_checkpoint(ckpt).to(dev)
     if folder is not None:
         _check_folder_classes(os.path.expanduser(folder), model.classes, run)
-    train_set, test = load_dataset(cfg.dataset, cfg.data_root, False, cfg.image_size)
+    try:
+        train_set, test = load_dataset(cfg.dataset, cfg.data_root, False, cfg.image_size)
+    except DataNotFoundError as e:               # eval reads the run's data, never downloads
+        raise DataNotFoundError(str(e).replace(DOWNLOAD_HINT, "")) from None
     # the run's own split, or its test split could hold images it trained on (a folder with
     # one image more splits otherwise)
     labeled, unlabeled, val = split_with_validation(train_set, cfg.labels_per_class,

@@ -142,6 +142,13 @@ def load_recipe(path: str | os.PathLike) -> dict[str, Any]:
     return read_recipe(path)[0]
 
 
+SHIPPED = ("mnist-100.yaml", "svhn-1000.yaml", "cifar10-4000.yaml")
+# other libraries' names for TrainConfig fields, too far from them for difflib to suggest
+ALIASES = {"learning_rate": "lr", "num_epochs": "epochs", "n_epochs": "epochs",
+           "max_epochs": "epochs", "labels": "labels_per_class",
+           "num_labels": "labels_per_class", "n_labels": "labels_per_class"}
+
+
 def read_recipe(path: str | os.PathLike) -> tuple[dict[str, Any], bytes]:
     """:func:`load_recipe`'s values and the file's bytes they were parsed from, read once
     (what a run copies into its folder, whatever happens to the file meanwhile)."""
@@ -150,7 +157,11 @@ def read_recipe(path: str | os.PathLike) -> tuple[dict[str, Any], bytes]:
         raise RecipeError(f"recipe {path} is a folder; pass a .yaml file (e.g. "
                           f"recipes/mnist-100.yaml)")
     if not path.is_file():
-        raise FileNotFoundError(f"recipe {path} does not exist")
+        raise FileNotFoundError(f"recipe {path} does not exist" + (
+            "" if path.is_absolute() else
+            f" (from {Path.cwd()}): ganaug's recipes ({', '.join(SHIPPED)}) are files of its "
+            f"repository's recipes/ folder, not installed with the package; run from the "
+            f"checkout's root or give the file's full path"))
     try:
         import yaml
     except ImportError:
@@ -175,7 +186,8 @@ def read_recipe(path: str | os.PathLike) -> tuple[dict[str, Any], bytes]:
     out: dict[str, Any] = {}
     for key, value in data.items():
         if key not in names:
-            close = difflib.get_close_matches(str(key).replace("-", "_"), names, n=1)
+            close = [ALIASES[key]] if key in ALIASES else \
+                difflib.get_close_matches(str(key).replace("-", "_"), names, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise RecipeError(f"recipe {path}: unknown key {key!r}{hint}; keys are TrainConfig "
                               f"field names")

@@ -416,7 +416,9 @@ def _train(model: CLSGAN, labeled: ImageSet, unlabeled: ImageSet | None = None,
         D.train()
         bar = _progress(steps, f"epoch {epoch + 1}/{cfg.epochs}", progress)
         g_steps = 0                            # the generator's losses average over its steps
-        for _ in range(steps):
+        pace = _Pace(cfg.time_limit, steps, torch.device(device).type == "cpu") \
+            if cfg.time_limit and epoch == start and rank == 0 else None
+        for i in range(steps):
             step += 1
             penalize, generator_step = step_kind(step, cfg, step_fn.adversarial)
             g_steps += generator_step
@@ -424,6 +426,10 @@ def _train(model: CLSGAN, labeled: ImageSet, unlabeled: ImageSet | None = None,
             decay = min(cfg.ema_decay, (1 + step) / (10 + step))   # warm-up of the average
             sums += step_fn(b, nz, gamma, decay, penalize)   # on the device: no sync per step
             bar.update(1)
+            if pace is not None and pace.after(i + 1):
+                if note := pace.note():
+                    log(note)
+                pace = None
         bar.close()
         dist_.average_(sums, world)            # the global batch's losses, as one process
         for net, ema in ((G, model.generator_ema), (D, model.loss_net_ema)):
@@ -521,6 +527,40 @@ def _over_time(limit_min: float, started: float, last_s: float, done: int,
             f"{limit_min:g} minutes used; the next epoch would take about {last_s / 60:.{d}f} "
             f"more (continue: --resume --time-limit 0, or --resume with a new limit; a plain "
             f"--resume keeps this one)")
+
+
+class _Pace:
+    """Whether a call's first epoch alone will outlast ``--time-limit``, which is checked
+    between epochs only: the pace of steps 2 to ``PACE_STEPS`` (step 1 may compile, and on
+    a GPU the steps queue up, so the pace can only read low), told once."""
+    STEPS = 4
+
+    def __init__(self, limit_min: float, steps: int, cpu: bool = False,
+                 clock=time.perf_counter):
+        self.limit_min, self.steps, self.cpu, self.clock = limit_min, steps, cpu, clock
+        self.t1: float | None = None
+        self.projected: float | None = None
+
+    def after(self, done: int) -> bool:
+        """Record step ``done`` (from 1); True once the pace is known (or cannot be)."""
+        if self.steps <= self.STEPS:
+            return True
+        if done == 1:
+            self.t1 = self.clock()
+        elif done == self.STEPS:
+            self.projected = (self.clock() - self.t1) / (done - 1) * self.steps
+            return True
+        return False
+
+    def note(self) -> str | None:
+        if self.projected is None or self.projected <= 60 * self.limit_min:
+            return None
+        return (f"note: at this pace this epoch alone takes about {duration(self.projected)}, "
+                f"past --time-limit {self.limit_min:g} min, which is checked between epochs: "
+                f"the run stops after this epoch at the earliest. Ctrl-C stops it now (the "
+                f"epoch it is in is lost; the last complete one is kept)"
+                + ("; on a CPU the conv nets take hours an epoch, so use a GPU for them"
+                   if self.cpu else ""))
 
 
 GRID_COLUMNS = 10

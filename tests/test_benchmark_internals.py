@@ -824,6 +824,14 @@ def test_patience_replays_the_training_loops_rule_on_a_runs_metrics(tmp_path, ca
         [(4, 2, 3), (5, 2, 2), (None, 6, 0)]
     assert {(r["whole_run_chosen_epoch"], r["last_test_accuracy"]) for r in rows} == {(6, 0.3)}
     assert "did not stop (7 trained)" in capsys.readouterr().out
+    written = []                             # without --out: the table alone (a user's replay
+    real = patience.write_outputs            # left the committed results alone)
+    patience.write_outputs = lambda *a, **k: written.append(a)
+    try:
+        assert patience.main([str(tmp_path / "runs"), "--patience", "2"]) == 0
+    finally:
+        patience.write_outputs = real
+    assert written == [] and "wrote" not in capsys.readouterr().out
     (run / "metrics.jsonl").write_text(json.dumps({"epoch": 1, "test_accuracy": 0.5}) + "\n")
     assert patience.main([str(run), "--out", str(tmp_path / "p")]) == 2
     assert "has no val_accuracy: train it with --val-per-class N" in capsys.readouterr().err

@@ -1045,3 +1045,49 @@ def test_class_lists_and_the_balanced_reading():
     assert _balanced({**s, "per_class_support": [16, 10, 0]}) == ", balanced accuracy 0.5000"
     assert _balanced({**s, "per_class_support": [10, 0]}) == ""         # an absent class
     assert _balanced(s) == ""                                           # an older summary
+
+
+# --- the usual slips on the command line get a hint (from a newcomer's drive, run 12) ----
+def _usage_error(argv, capsys) -> str:
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2
+    return capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_a_misspelt_flag_gets_the_nearest_one(capsys):
+    err = _usage_error(["train", "--lables-per-class", "5"], capsys)
+    assert err.endswith("unrecognized arguments: --lables-per-class 5 (--lables-per-class: "
+                        "did you mean --labels-per-class?)")
+
+
+def test_a_space_separated_list_is_told_to_use_commas(capsys):
+    err = _usage_error(["train", "--seeds", "0", "1", "2"], capsys)
+    assert err.endswith("unrecognized arguments: 1 2 (a flag takes one value, and a list is "
+                        "comma-separated: --seeds 0,1,2)")
+
+
+def test_time_limit_takes_minutes_as_a_number(capsys):
+    err = _usage_error(["train", "--time-limit", "30m"], capsys)
+    assert err.endswith("argument --time-limit: expected minutes as a number (e.g. 30, or 0.5 "
+                        "for 30 seconds), got '30m'")
+
+
+def test_labels_per_class_all_in_any_case():
+    from ganaug.cli import _parser
+    assert _parser().parse_args(["train", "--labels-per-class", "ALL"]).labels_per_class is None
+
+
+@pytest.mark.parametrize("name, hint", [("MNIST", "(did you mean 'mnist'?)"),
+                                        ("CIFAR-10", "(did you mean 'cifar10'?)")])
+def test_a_dataset_name_in_other_case_is_named(tmp_path, capsys, name, hint):
+    assert main(["train", "--dataset", name, "--out", str(tmp_path / "r")]) == 2
+    assert f"unknown dataset {name!r} {hint}" in capsys.readouterr().err
+
+
+def test_a_folder_given_without_folder_prefix_is_told_it(tmp_path, capsys, monkeypatch):
+    (tmp_path / "imgs").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--dataset", "imgs", "--out", "r"]) == 2
+    assert "unknown dataset 'imgs' (imgs is a folder: for its images pass folder:imgs)" in \
+        capsys.readouterr().err

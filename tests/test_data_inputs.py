@@ -541,6 +541,16 @@ def test_a_class_missing_from_test_is_named_on_the_train_side_alone(tmp_path):
     assert "test/ alone" not in str(e.value)
 
 
+def test_a_test_split_of_one_class_is_a_class_mismatch_not_a_folder_too_high(tmp_path):
+    """train/{a,b} with test/{a}: the splits disagree, which the error says (it said "is
+    --dataset folder:PATH one level too high?"), before any image is read."""
+    _classes(tmp_path / "train", names=("a", "b"))
+    _classes(tmp_path / "test", names=("a",))
+    (tmp_path / "train" / "b" / "0.png").write_bytes(b"not an image")   # never opened
+    with pytest.raises(ValueError, match=r"different classes \(train/ alone has 'b'\)"):
+        load_dataset(f"folder:{tmp_path}")
+
+
 # A grey PNG with a transparent colour (a tRNS key, no alpha channel) is composited too.
 def test_a_transparent_colour_key_is_composited_like_an_alpha_channel(tmp_path):
     """Mode "L" with transparency=50: the grey-50 background is transparent and, under dark

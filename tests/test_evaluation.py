@@ -148,8 +148,19 @@ def test_inception_features_from_a_local_file_only(tmp_path):
     f = inception_features(x, path, device="cpu")
     assert f.shape == (2, 2048) and torch.isfinite(f).all()
     torch.save({"not": torch.zeros(1)}, tmp_path / "bad.pth")
-    with pytest.raises(ValueError, match="not a torchvision inception_v3 state dict"):
+    with pytest.raises(ValueError, match=r"not a torchvision inception_v3 state dict: \d+ of "
+                                         r"its \d+ tensors missing \(e.g. .*\), 1 others \(e.g. "
+                                         r"\['not'\]\); pass the file of torch.save"):
         inception_features(x, tmp_path / "bad.pth", device="cpu")
+    state = torch.load(path, weights_only=True)
+    state["fc.weight"] = torch.zeros(3, 2048)           # the keys, a tensor of another shape
+    torch.save(state, tmp_path / "shape.pth")
+    with pytest.raises(ValueError, match=r"state dict: Error\(s\) in loading state_dict for "
+                                         r"Inception3: size mismatch for fc.weight"):
+        inception_features(x, tmp_path / "shape.pth", device="cpu")
+    torch.save([torch.zeros(1)], tmp_path / "list.pth")
+    with pytest.raises(ValueError, match="it holds a list, not a dict of tensors"):
+        inception_features(x, tmp_path / "list.pth", device="cpu")
     with pytest.raises(FileNotFoundError, match="do not exist"):
         inception_features(x, tmp_path / "none.pth")
 

@@ -295,3 +295,22 @@ def test_a_supervised_run_logs_no_sample_grid(tmp_path, monkeypatch):
         cfg = TrainConfig(objective=objective, epochs=1, batch_size=128, labels_per_class=2)
         fit(cfg, tmp_path / objective, progress=False, log=lambda s: None, tensorboard=True)
         assert writer.images.count("samples") == grids, objective
+
+
+def test_eval_never_tells_to_pass_download(tmp_path, monkeypatch):
+    """The data-not-found error of a run's dataset says how to point --data-root at the
+    files; `ganaug eval` has no --download, so its copy of the error does not offer it
+    (the one train gives does)."""
+    from pathlib import Path
+    from ganaug.data.sources import DOWNLOAD_HINT, _missing
+    missing = _missing("MNIST", Path("/nowhere/MNIST/raw"), "train-images-idx3-ubyte",
+                       "MNIST/raw/")
+    assert str(missing).endswith(DOWNLOAD_HINT) and "(data_root=, or load_dataset's root=)" in str(missing)
+    run = tmp_path / "run"
+    assert main(["train", "--epochs", "1", "--out", str(run), "--quiet", "--no-tensorboard"]) == 0
+
+    def absent(*a, **k):
+        raise missing
+    monkeypatch.setattr(E, "load_dataset", absent)
+    with pytest.raises(DataNotFoundError, match=r"MNIST not found: .* point --data-root at it$"):
+        evaluate_run(run, device="cpu")

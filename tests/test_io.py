@@ -91,6 +91,17 @@ def test_a_checkpoint_of_nul_bytes_or_none_is_corrupted_not_text(tmp_path, data)
         safe_torch_load(text)
 
 
+def test_an_image_passed_for_a_checkpoint_is_named_as_one(tmp_path):
+    """samples.png passed as the sampler is "not a checkpoint (a PNG image)", not a damaged
+    checkpoint to delete."""
+    from PIL import Image
+    for name, kind in (("samples.png", "PNG"), ("x.jpg", "JPEG")):
+        Image.new("L", (8, 8)).save(tmp_path / name)
+        with pytest.raises(CheckpointError, match=rf"not a checkpoint \(a {kind} image\): pass "
+                                                  rf"a run folder"):
+            safe_torch_load(tmp_path / name)
+
+
 def test_the_run_lock_is_let_go_for_a_forked_child_too_and_skipped_without_flock(tmp_path,
                                                                                    monkeypatch):
     """run_lock: a child forked inside the block (a DataLoader worker, say) does not keep the

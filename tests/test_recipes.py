@@ -361,3 +361,25 @@ def test_recipe_path_with_tilde(tmp_path, monkeypatch):
     (tmp_path / "r.yaml").write_text("epochs: 3\n")
     assert load_recipe("~/r.yaml") == {"epochs": 3}
     assert recipe_config("~/r.yaml", lr=0.002).epochs == 3
+
+
+def test_a_relative_recipe_path_that_is_not_there_says_where_recipes_live(tmp_path, capsys,
+                                                                         monkeypatch):
+    """Run outside the checkout, `--recipe recipes/mnist-100.yaml` is not there: the error
+    names the directory it looked from and that the recipes ship in the repository."""
+    from ganaug.recipes import SHIPPED
+    shipped = Path(__file__).resolve().parents[1] / "recipes"
+    assert sorted(SHIPPED) == sorted(p.name for p in shipped.glob("*.yaml"))
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--recipe", "recipes/mnist-100.yaml", *FAST]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"ganaug: error: recipe recipes/mnist-100.yaml does not exist (from "
+                          f"{tmp_path}): ganaug's recipes (mnist-100.yaml, svhn-1000.yaml, "
+                          f"cifar10-4000.yaml) are files of its repository's recipes/ folder")
+
+
+@pytest.mark.parametrize("key, field", [("learning_rate", "lr"), ("num_epochs", "epochs"),
+                                        ("n_labels", "labels_per_class")])
+def test_other_libraries_names_for_a_field_get_its_name(tmp_path, key, field):
+    with pytest.raises(RecipeError, match=rf"unknown key '{key}' \(did you mean '{field}'\?\)"):
+        load_recipe(_recipe(tmp_path, f"{key}: 1\n"))

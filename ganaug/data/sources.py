@@ -60,8 +60,11 @@ def _missing(name: str, folder: Path, what: str, layout: str, root: Path | None 
     hint = _misplaced(root, layout, probe) if probe else ""
     return DataNotFoundError(
         f"{name} not found: looked for {what} in {folder}; " + (hint or
-        f"--data-root is the folder that holds {layout}: put the files there, point "
-        f"--data-root at it, or pass --download to fetch them (needs internet)"))
+        f"--data-root (data_root=, or load_dataset's root=) is the folder that holds {layout}: put the files "
+        f"there, point --data-root at it{DOWNLOAD_HINT}"))
+
+
+DOWNLOAD_HINT = ", or pass --download (download=True in Python) to fetch them (needs internet)"
 
 
 def _misplaced(root: Path, layout: str, probe: str) -> str:
@@ -578,15 +581,12 @@ def load_folder(path: str | os.PathLike, image_size: int | None = None):
     train_dir = _split_dir(folder, ("train", "training"))
     test_dir = _split_dir(folder, ("test", "testing"))
     if train_dir is not None and test_dir is not None:
+        # the splits' class sub-folders by name first: before any image is read, and before
+        # a split of one class is called a folder one level too high
+        _same_classes(train_dir, _class_dirs(train_dir), test_dir, _class_dirs(test_dir))
         xtr, ytr, ctr = _read_folder(train_dir, image_size)
         xte, yte, cte = _read_folder(test_dir, image_size)
-        if ctr != cte:
-            only = [f"{d.name}/ alone has {', '.join(map(repr, sorted(set(a) - set(b))))}"
-                    for d, a, b in ((train_dir, ctr, cte), (test_dir, cte, ctr))
-                    if set(a) - set(b)]
-            raise ValueError(f"{train_dir} and {test_dir} have different classes ("
-                             f"{'; '.join(only)}): give both the same class sub-folders, each "
-                             f"with images")
+        _same_classes(train_dir, ctr, test_dir, cte)
         if xtr.shape[1] != xte.shape[1]:             # grey in one split, colour in the other
             if xtr.shape[1] == 1:
                 xtr, ytr, ctr = _read_folder(train_dir, image_size, "RGB")
@@ -605,6 +605,15 @@ def load_folder(path: str | os.PathLike, image_size: int | None = None):
                               random_state=0, stratify=y.numpy())
     tr, te = torch.as_tensor(np.sort(tr)), torch.as_tensor(np.sort(te))
     return ImageSet(x[tr], y[tr], classes), ImageSet(x[te], y[te], classes)
+
+
+def _same_classes(train_dir: Path, ctr: list[str], test_dir: Path, cte: list[str]) -> None:
+    if ctr != cte:
+        only = [f"{d.name}/ alone has {', '.join(map(repr, sorted(set(a) - set(b))))}"
+                for d, a, b in ((train_dir, ctr, cte), (test_dir, cte, ctr)) if set(a) - set(b)]
+        raise ValueError(f"{train_dir} and {test_dir} have different classes ("
+                         f"{'; '.join(only)}): give both the same class sub-folders, each "
+                         f"with images")
 
 
 def folder_classes(path: str | os.PathLike) -> list[str]:
@@ -663,7 +672,12 @@ def check_dataset_name(name: str) -> None:
         return
     if name.startswith("folder:") and len(name) > len("folder:"):
         return
-    raise ValueError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
+    hint = ""
+    if name.lower() in ("digits", "mnist", "svhn", "cifar10", "cifar-10", "cifar_10"):
+        hint = f" (did you mean {name.lower().replace('-', '').replace('_', '')!r}?)"
+    elif os.path.isdir(os.path.expanduser(name)):
+        hint = f" ({name} is a folder: for its images pass folder:{name})"
+    raise ValueError(f"unknown dataset {name!r}{hint}; choose one of: {', '.join(DATASETS)}")
 
 
 def load_dataset(name: str, root: str | os.PathLike = "./data", download: bool = False,
