@@ -275,7 +275,7 @@ def test_epoch_time_counts_the_images_a_step_reads(monkeypatch, capsys, tmp_path
 
 
 @pytest.mark.parametrize("script", ["augment", "conditioning", "digits", "diversity",
-                                    "epoch_time", "gate", "imbalance", "objectives", "patience",
+                                    "epoch_time", "gate", "imbalance", "objectives",
                                     "speed", "standing_stats"])
 def test_every_scripts_help_says_a_run_replaces_the_committed_results(script, monkeypatch,
                                                                       capsys):
@@ -289,3 +289,15 @@ def test_every_scripts_help_says_a_run_replaces_the_committed_results(script, mo
     text = " ".join(capsys.readouterr().out.split())
     assert "--out OUT folder for the results' JSON and CSV (default: benchmarks/results" in text
     assert "a run replaces its own files there; name another folder to keep them" in text
+
+
+def test_patience_writes_files_only_when_told_where(monkeypatch, capsys):
+    """patience.py replays a user's own runs: without --out it prints its table alone (it
+    overwrote the committed replay in benchmarks/results/patience)."""
+    import patience
+    monkeypatch.setattr(sys, "argv", ["patience.py", "--help"])
+    with pytest.raises(SystemExit):
+        patience.main()
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--out OUT folder for the table's JSON and CSV (default: none, the table alone; " \
+           "the committed replay is in benchmarks/results/patience)" in text

@@ -4,6 +4,7 @@ import os
 import re
 import signal
 import subprocess
+import threading
 import sys
 import time
 from pathlib import Path
@@ -12,7 +13,10 @@ import numpy as np
 import pytest
 import torch
 
+from ganaug import cli
+from ganaug import experiment as E
 from ganaug.cli import main
+from ganaug.experiment import _check_not_a_run_file
 from ganaug.objectives import list_objectives
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -1091,3 +1095,116 @@ def test_a_folder_given_without_folder_prefix_is_told_it(tmp_path, capsys, monke
     assert main(["train", "--dataset", "imgs", "--out", "r"]) == 2
     assert "unknown dataset 'imgs' (imgs is a folder: for its images pass folder:imgs)" in \
         capsys.readouterr().err
+
+
+def test_a_run_folder_s_best_pt_is_refused(tmp_path):
+    """sample's --out check: best.pt of a run folder is refused; the model file sampled from is
+    refused however its path is spelled (relative, or through a symlink)."""
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(ValueError, match=f"is a file of run folder {tmp_path}"):
+        _check_not_a_run_file(tmp_path / "best.pt", tmp_path)
+
+
+def test_the_model_file_under_another_spelling_is_refused(tmp_path, monkeypatch):
+    model = tmp_path / "model.pt"
+    model.write_bytes(b"x")
+    (tmp_path / "link.pt").symlink_to(model)
+    monkeypatch.chdir(tmp_path)
+    for out, run in ((model, Path("model.pt")), (tmp_path / "link.pt", model)):
+        with pytest.raises(ValueError, match="is the model file sampled from"):
+            _check_not_a_run_file(out, run)
+
+
+QUICK = ["--epochs", "1", "--labels-per-class", "2", "--quiet", "--no-tensorboard"]
+
+
+def test_a_stale_recipe_temporary_is_deleted(tmp_path, capsys):
+    """fit(): deletes a killed write's temporary recipe.yaml (as it does summary.json's and
+    curves.png's)."""
+    out = tmp_path / "run"
+    out.mkdir()
+    stale = out / ".recipe.yaml.k2j3.tmp"
+    stale.write_bytes(b"half")
+    assert main(["train", "--out", str(out), *QUICK]) == 0
+    assert not stale.exists()
+    assert f"deleted {stale.name}, left by a run killed while writing recipe.yaml" in \
+        capsys.readouterr().err
+
+
+def test_fit_holds_the_lock_while_it_evaluates_after_training(tmp_path, monkeypatch):
+    """fit() holds the run folder's lock after train() returns too, while it evaluates and
+    writes summary.json."""
+    fcntl = pytest.importorskip("fcntl")
+    out, seen, evaluate = tmp_path / "run", [], E.evaluate
+
+    def probe(model, test):
+        fd = os.open(out, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            seen.append("free")
+        except BlockingIOError:
+            seen.append("held")
+        finally:
+            os.close(fd)
+        return evaluate(model, test)
+    monkeypatch.setattr(E, "evaluate", probe)
+    assert main(["train", "--out", str(out), *QUICK]) == 0
+    assert seen == ["held"]
+
+
+def _seen(monkeypatch):
+    seen = []
+
+    def run(args):
+        seen.append(signal.getsignal(signal.SIGTERM))
+        return 0
+    monkeypatch.setattr(cli, "_run", run)
+    return seen
+
+
+def test_the_handler_is_set_for_the_command_and_restored_after(monkeypatch):
+    """main()'s SIGTERM handler: set while a command runs in a single process's main thread,
+    restored afterwards; not set in another thread (signal.signal would raise there) nor under
+    torchrun (WORLD_SIZE > 1), where SIGTERM must end a rank at once."""
+    seen = _seen(monkeypatch)
+    before = signal.getsignal(signal.SIGTERM)
+    assert cli.main(["eval", "--run", "x", "--quick"]) == 0
+    assert seen == [cli._terminate]
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_main_runs_in_a_thread_that_is_not_the_main_one(monkeypatch):
+    seen, got = _seen(monkeypatch), []
+    t = threading.Thread(target=lambda: got.append(cli.main(["eval", "--run", "x", "--quick"])))
+    t.start()
+    t.join(60)
+    assert got == [0] and seen and seen[0] is not cli._terminate
+
+
+def test_under_torchrun_sigterm_keeps_its_default(monkeypatch):
+    seen = _seen(monkeypatch)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    before = signal.getsignal(signal.SIGTERM)
+    assert cli.main(["eval", "--run", "x", "--quick"]) == 0
+    assert seen == [before]
+
+
+def _m(epoch, planned, checkpoint="checkpoint.pt"):
+    return {"checkpoint": checkpoint, "epoch": epoch, "epochs_planned": planned,
+            "dataset": "digits", "num_test": 4, "accuracy": 0.5, "balanced_accuracy": 0.5,
+            "macro_f1": 0.5, "classes": ["a", "b"], "per_class_accuracy": [0.5, 0.5],
+            "per_class_support": [2, 2], "test_error": 0.5}
+
+
+@pytest.mark.parametrize("epoch,planned,best,unfinished", [
+    (1, 3, False, True), (3, 3, False, False), (1, 3, True, False)])
+def test_the_unfinished_note(monkeypatch, capsys, epoch, planned, best, unfinished):
+    """eval's first line: 'of N planned: an unfinished run' only for a checkpoint.pt before its
+    last epoch, not for a finished run, nor for --best (best.pt's epoch is the best one)."""
+    m = _m(epoch, planned, "best.pt" if best else "checkpoint.pt")
+    monkeypatch.setattr(E, "evaluate_run", lambda *a, **k: m)
+    assert cli.main(["eval", "--run", "r", "--quick"] + (["--best"] if best else [])) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert (f"epoch {epoch} of {planned} planned: an unfinished run" in first) == unfinished
+    assert first.startswith(f"run r ({m['checkpoint']}: epoch {epoch}")

@@ -2,6 +2,7 @@
 the wrong place, hidden entries, damaged files, labels out of range, `~` in a root, sizes
 that do not apply; ImageSet subsets keep their transforms."""
 
+import pickle
 import warnings
 
 import numpy as np
@@ -11,6 +12,7 @@ from PIL import Image
 
 from ganaug import TrainConfig
 from ganaug.data import DataNotFoundError, ImageSet, load_dataset, split_labeled
+from ganaug.data.sources import _read_cifar_batch
 
 from _formats import write_cifar10, write_mnist, write_svhn
 from _formats import write_image_classes as _classes
@@ -638,3 +640,29 @@ def test_a_grey_palette_alpha_image_keeps_a_grey_folder_grey(tmp_path):
     assert tr.image_shape == (1, 8, 8)
     values = torch.cat([tr.images, te.images]).unique()
     assert len(values) == 1 and float(values[0]) == pytest.approx(100 / 127.5 - 1)
+
+
+_X = np.random.default_rng(0).integers(0, 256, (10, 3072)).astype(np.uint8)
+
+
+def test_big_endian_labels_read_as_their_values():
+    """The CIFAR-10 safe unpickler rebuilds what numpy's own pickles hold: big-endian arrays,
+    Fortran-ordered arrays (protocol 2 and protocol 5), numpy scalars inside lists."""
+    y = np.arange(10).astype(">i8")
+    _, got = _read_cifar_batch(pickle.dumps({b"data": _X, b"labels": y}, protocol=2))
+    assert got.tolist() == list(range(10))
+
+
+@pytest.mark.parametrize("protocol", [2, 5])
+def test_a_fortran_ordered_data_array_reads_as_its_values(protocol):
+    x = np.asfortranarray(_X)
+    assert not x.flags.c_contiguous
+    got, _ = _read_cifar_batch(pickle.dumps({b"data": x, b"labels": list(range(10))},
+                                            protocol=protocol))
+    assert np.array_equal(got.reshape(10, 3072), _X)
+
+
+def test_labels_as_a_list_of_numpy_ints_load():
+    y = [np.int64(i) for i in range(10)]
+    _, got = _read_cifar_batch(pickle.dumps({b"data": _X, b"labels": y}, protocol=2))
+    assert got.tolist() == list(range(10))

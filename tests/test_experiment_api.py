@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -13,11 +14,12 @@ import torch
 from _formats import write_image_classes
 from ganaug import CLSGAN, TrainConfig
 from ganaug.data import DataNotFoundError
+from ganaug.data.sources import folder_classes
 from ganaug import experiment as E
 from ganaug import monitor as M
 from ganaug.cli import main
-from ganaug.experiment import (aggregate_seeds, claim_run_dir, default_run_dir, evaluate_run,
-                               fit, fit_seeds, sample_run)
+from ganaug.experiment import (_check_folder_classes, aggregate_seeds, claim_run_dir,
+                               default_run_dir, evaluate_run, fit, fit_seeds, sample_run)
 
 
 def test_run_folder_names():
@@ -314,3 +316,44 @@ def test_eval_never_tells_to_pass_download(tmp_path, monkeypatch):
     monkeypatch.setattr(E, "load_dataset", absent)
     with pytest.raises(DataNotFoundError, match=r"MNIST not found: .* point --data-root at it$"):
         evaluate_run(run, device="cpu")
+
+
+def _dirs(root: Path, *names):
+    for n in names:
+        (root / n).mkdir(parents=True)
+    return root
+
+
+def test_folder_classes_of_a_train_folder_without_test_is_the_folder_itself(tmp_path):
+    """folder_classes reads the classes load_folder would (train/ alone is not a split); the
+    folder-class check before an eval (F01 F03-F06): ids "0".."K-1" are left to the data check, half the
+    classes changed is another folder, hidden folders are not offered."""
+    assert folder_classes(_dirs(tmp_path / "a", "train/cat", "train/dog")) == ["train"]
+    assert folder_classes(_dirs(tmp_path / "b", "train/cat", "train/dog", "test/cat",
+                                "test/dog")) == ["cat", "dog"]
+
+
+def test_id_class_names_are_left_to_the_data_check(tmp_path):
+    folder = _dirs(tmp_path, "a", "b")
+    assert _check_folder_classes(str(folder), ["0", "1"], tmp_path / "run") is None
+
+
+def test_half_the_classes_other_is_another_folder_not_a_changed_one(tmp_path):
+    folder = _dirs(tmp_path, "cat", "emu")
+    with pytest.raises(DataNotFoundError, match="pass the folder that holds them as "
+                                                "--data-root"):
+        _check_folder_classes(str(folder), ["cat", "dog"], tmp_path / "run")
+
+
+def test_a_hidden_folder_is_not_offered_as_the_data_root(tmp_path):
+    folder = _dirs(tmp_path / "d", ".old/cat", ".old/dog", "x")
+    with pytest.raises(DataNotFoundError) as e:
+        _check_folder_classes(str(folder), ["cat", "dog"], tmp_path / "run")
+    assert ".old" not in str(e.value)
+
+
+def test_a_sub_folder_with_two_train_splits_does_not_hide_the_class_error(tmp_path):
+    folder = _dirs(tmp_path / "d", "x/Train", "x/train", "y")
+    with pytest.raises(DataNotFoundError, match="holds the class sub-folders x, y, not the 2 "
+                                                "classes"):
+        _check_folder_classes(str(folder), ["cat", "dog"], tmp_path / "run")

@@ -1,6 +1,7 @@
 """ganaug._io: atomic writes and their leftovers, checkpoints with CPU tensors and plain
 Python values (so they load with weights_only=True), and what safe_torch_load calls a file
 that is not a readable checkpoint."""
+import errno
 import os
 
 import numpy as np
@@ -8,7 +9,8 @@ import pytest
 import torch
 
 import ganaug._io as io_
-from ganaug._io import CheckpointError, _atomic, plain, remove_stale_temps, safe_torch_load
+from ganaug._io import (CheckpointError, RunFolderBusy, _atomic, plain, remove_stale_temps,
+                        run_lock, safe_torch_load)
 
 
 def test_a_killed_writes_temporary_is_what_remove_stale_temps_deletes(tmp_path):
@@ -136,3 +138,89 @@ def test_the_run_lock_is_let_go_for_a_forked_child_too_and_skipped_without_flock
     with run_lock(tmp_path):
         pass
     assert RunFolderBusy.__mro__[1] is OSError
+
+
+def test_a_folder_let_go_is_locked_again_by_the_next_run_lock(tmp_path):
+    """run_lock: a folder locked and let go is locked again the next time (a second run in the
+    same process, e.g. two fit() calls on one folder in a notebook, takes the lock again)."""
+    fcntl = pytest.importorskip("fcntl")
+    with run_lock(tmp_path):
+        pass
+    fd = os.open(tmp_path, os.O_RDONLY)             # another holder (its own open file)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    try:
+        with pytest.raises(RunFolderBusy, match=f"run folder {tmp_path} is being written"):
+            with run_lock(tmp_path):
+                pass
+    finally:
+        os.close(fd)
+
+
+def test_a_folder_that_cannot_be_opened_runs_unlocked(tmp_path, monkeypatch):
+    """run_lock: a folder this user cannot open (os.open fails) runs unlocked, no error."""
+    pytest.importorskip("fcntl")
+    real, asked = os.open, []
+
+    def refuse(path, flags, *args, **kwargs):
+        if os.fspath(path) == os.path.realpath(tmp_path):
+            asked.append(path)
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real(path, flags, *args, **kwargs)
+    monkeypatch.setattr(os, "open", refuse)
+    ran = False
+    with run_lock(tmp_path):
+        ran = True
+    assert ran and asked
+
+
+def test_run_lock_is_reentrant_for_another_spelling_of_the_folder(tmp_path):
+    """run_lock is re-entrant per folder, however the folder is spelled (a symlink to it, a
+    trailing '.'): the inner block does not find the folder busy."""
+    pytest.importorskip("fcntl")
+    run = tmp_path / "run"
+    run.mkdir()
+    link = tmp_path / "link"
+    link.symlink_to(run, target_is_directory=True)
+    with run_lock(run):
+        with run_lock(link):
+            pass
+        with run_lock(f"{run}{os.sep}."):
+            pass
+
+
+def _raiser(e):
+    def write(f):
+        raise e
+    return write
+
+
+def test_an_oserror_that_names_its_file_is_raised_as_it_is(tmp_path):
+    """_atomic's full-disk naming: only an OSError that names no file and has an errno is
+    replaced; the replacement keeps the errno and names the whole path."""
+    e = PermissionError(errno.EACCES, "Permission denied", "elsewhere.txt")
+    with pytest.raises(PermissionError) as got:
+        _atomic(tmp_path / "x", _raiser(e), "w")
+    assert got.value is e and got.value.filename == "elsewhere.txt"
+
+
+def test_an_oserror_without_errno_is_raised_as_it_is(tmp_path):
+    e = OSError("the device went away")
+    with pytest.raises(OSError) as got:
+        _atomic(tmp_path / "x", _raiser(e), "w")
+    assert got.value is e
+
+
+def test_the_replacement_keeps_the_errno_and_names_the_whole_path(tmp_path):
+    path = tmp_path / "sub" / "metrics.jsonl"
+    with pytest.raises(OSError) as got:
+        _atomic(path, _raiser(OSError(errno.EDQUOT, os.strerror(errno.EDQUOT))), "w")
+    assert got.value.errno == errno.EDQUOT
+    assert f"could not write {path} (" in str(got.value)
+
+
+@pytest.mark.parametrize("version", [0, True, -1])
+def test_version_0_or_true_is_not_valid(tmp_path, version):
+    """safe_torch_load's version check: 0, -1 and True are not versions."""
+    torch.save({"format": "ganaug", "version": version}, tmp_path / "c.pt")
+    with pytest.raises(CheckpointError, match=r"has no valid 'version' \("):
+        safe_torch_load(tmp_path / "c.pt")

@@ -383,3 +383,17 @@ def test_a_relative_recipe_path_that_is_not_there_says_where_recipes_live(tmp_pa
 def test_other_libraries_names_for_a_field_get_its_name(tmp_path, key, field):
     with pytest.raises(RecipeError, match=rf"unknown key '{key}' \(did you mean '{field}'\?\)"):
         load_recipe(_recipe(tmp_path, f"{key}: 1\n"))
+
+
+def test_a_resume_s_bad_recipe_value_names_the_recipe_setting(tmp_path, capsys):
+    """--resume with a recipe whose value fails the settings' check: the error names the
+    recipe's setting and the flag that overrides it (as a new run's does)."""
+    out = tmp_path / "run"
+    assert main(["train", "--out", str(out), "--epochs", "1", "--labels-per-class", "2",
+                 "--quiet", "--no-tensorboard"]) == 0
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("time_limit: -5\n")
+    capsys.readouterr()
+    assert main(["train", "--out", str(out), "--resume", "--recipe", str(recipe)]) == 2
+    err = capsys.readouterr().err
+    assert f"(--recipe {recipe} sets time_limit: -5.0 (--time-limit overrides it))" in err, err

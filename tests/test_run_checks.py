@@ -10,9 +10,11 @@ import pytest
 import torch
 
 from ganaug import TrainConfig
+from ganaug._io import CheckpointError
 from ganaug.config import SEED_RANGE
 from ganaug.cli import _interrupted, main
 from ganaug.experiment import claim_run_dir
+from ganaug.runs import RUN_KEYS, check_run_keys, seed_folders
 
 
 @pytest.mark.parametrize("key,value", [
@@ -328,3 +330,19 @@ def test_resume_without_a_run_folder_is_refused_in_python_too():
     from ganaug import fit
     with pytest.raises(ValueError, match="--resume needs --out pointing at the run to resume"):
         fit(TrainConfig(epochs=1), out=None, resume=True, progress=False)
+
+
+def test_every_missing_key_is_named(tmp_path):
+    """check_run_keys names every missing key; seed_folders: seed-N folders only (not files,
+    not seed-1-old), sorted by number."""
+    with pytest.raises(CheckpointError, match=r"lacks 'state', 'epoch': it was edited"):
+        check_run_keys({"config": {}, "model": {}}, tmp_path / "c.pt", RUN_KEYS[:4])
+
+
+def test_seed_folders_are_folders_named_seed_n_sorted_by_number(tmp_path):
+    for s in (10, 2, -1, 0, 33, 7, 1):
+        (tmp_path / f"seed-{s}").mkdir()
+    (tmp_path / "seed-5").write_text("a file")
+    (tmp_path / "seed-3-old").mkdir()
+    (tmp_path / "seed-4.bak").mkdir()
+    assert seed_folders(tmp_path) == [-1, 0, 1, 2, 7, 10, 33]

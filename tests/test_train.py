@@ -6,6 +6,7 @@ import json
 import math
 import os
 import stat
+import sys
 import types
 
 import numpy as np
@@ -17,6 +18,7 @@ from ganaug.config import LIPSCHITZ
 from ganaug.data import ImageSet, split_labeled
 from ganaug.objectives import get_objective, list_objectives
 from ganaug.step import step_kind
+from ganaug.train import _LogBar, _progress
 
 from _tiny import CONV, FAST, _run, colour
 
@@ -897,3 +899,70 @@ def test_unused_unlabeled_images_are_not_looked_at(tiny):
     lines = []
     train(build_model(cfg.resolved(), tiny), lab, unl, cfg, progress=False, log=lines.append)
     assert len([line for line in lines if "no training image has a value below 0" in line]) == 1
+
+
+def test_a_killed_writes_temporaries_of_checkpoint_and_best_are_deleted(tiny, tmp_path):
+    """train(): deletes the stale temporary files of its checkpoint and best.pt, and says
+    which file each was left by."""
+    out = tmp_path / "run"
+    out.mkdir()
+    stale = [out / ".checkpoint.pt.ab12.tmp", out / ".best.pt.cd34.tmp"]
+    for p in stale:
+        p.write_bytes(b"half")
+    logs = []
+    _run(tiny, out, epochs=1, log=logs.append)
+    assert not any(p.exists() for p in stale)
+    for p, name in zip(stale, ("checkpoint.pt", "best.pt")):
+        assert f"deleted {p.name}, left by a run killed while writing {name}" in logs
+
+
+def _held(folder) -> bool:
+    fcntl = pytest.importorskip("fcntl")
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def test_train_holds_the_lock_of_the_new_run_folder_it_makes(tiny, tmp_path):
+    pytest.importorskip("fcntl")
+    out, seen = tmp_path / "new", []
+    _run(tiny, out, epochs=1, on_epoch=lambda rec, model: seen.append(_held(out)))
+    assert seen == [True] and not _held(out)
+
+
+def test_a_busy_folder_s_resume_stops_before_it_says_it_resumes(tiny, tmp_path):
+    fcntl = pytest.importorskip("fcntl")
+    from ganaug._io import RunFolderBusy
+    out = tmp_path / "run"
+    _run(tiny, out, epochs=1)
+    fd = os.open(out, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    logs = []
+    try:
+        with pytest.raises(RunFolderBusy):
+            _run(tiny, out, resume=True, epochs=2, log=logs.append)
+    finally:
+        os.close(fd)
+    assert not any("resuming" in s for s in logs), logs
+
+
+def test_a_notebook_keeps_tqdm_and_a_redirected_log_gets_whole_lines(monkeypatch):
+    """_progress: output redirected to a file gets _LogBar's whole lines; in a notebook (ipykernel
+    loaded; its stderr is no tty) tqdm's widget, not log lines."""
+    monkeypatch.setattr(sys, "stderr", open("/dev/null", "w"))     # no tty
+    try:
+        assert isinstance(_progress(10, "epoch 1/2", True), _LogBar)
+        monkeypatch.setitem(sys.modules, "ipykernel", types.ModuleType("ipykernel"))
+        bar = _progress(10, "epoch 1/2", True)
+        try:
+            assert not isinstance(bar, _LogBar)
+        finally:
+            bar.close()
+    finally:
+        sys.stderr.close()
