@@ -179,13 +179,16 @@ def _unrecognized_hint(parser: argparse.ArgumentParser, extras: list[str]) -> st
         name = tok.split("=", 1)[0]
         if name.startswith("--") and (close := difflib.get_close_matches(name, flags, n=1)):
             hints.append(f"{name}: did you mean {close[0]}?")
-    def number(tok: str) -> bool:
-        return tok.lstrip("-").replace(".", "", 1).isdigit()
     # a number after an unknown flag is that flag's value; one after none, a list's rest
-    if any(number(tok) and not (i and extras[i - 1].startswith("--") and "=" not in extras[i - 1])
+    if any(_is_number(tok) and not (i and extras[i - 1].startswith("--")
+                                    and "=" not in extras[i - 1])
            for i, tok in enumerate(extras)):
         hints.append("a flag takes one value, and a list is comma-separated: --seeds 0,1,2")
     return f" ({'; '.join(hints)})" if hints else ""
+
+
+def _is_number(tok: str) -> bool:
+    return tok.lstrip("-").replace(".", "", 1).isdigit()
 
 
 def _or_auto(typ):
@@ -265,8 +268,8 @@ class _Once(argparse.Action):
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="ganaug", description="Class-conditional and "
-                                "semi-supervised CLS-GANs for data augmentation.")
+    p = _Parser(prog="ganaug", description="Class-conditional and semi-supervised CLS-GANs "
+                "for data augmentation.")
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train a (semi-supervised) CLS-GAN",
                        argument_default=argparse.SUPPRESS)

@@ -217,10 +217,10 @@ def _check_given_range(vals: Tensor, value_range: tuple[Any, Any]) -> None:
                       f"{', none below 0' if how == 'none below 0' else ', under 2% of it'}: "
                       f"are they in another range{guess}? The synthetic items fill "
                       f"value_range; pass the range the items' values are in", stacklevel=4)
-    elif x_lo < 0 and channel_ranges_differ(vals):
+    elif x_lo < 0 and (spans := channel_spans_apart(vals)):
         warnings.warn(f"value_range=({lo:g}, {hi:g}) is one range for every channel, but the "
                       f"real items' channels span different ranges "
-                      f"({channel_spans(vals)}): images normalised per channel (a mean and "
+                      f"({spans}): images normalised per channel (a mean and "
                       f"std for each)? The synthetic items' colours would be shifted. Leave the "
                       f"normalisation out of the real dataset and pass it as SyntheticMix's "
                       f"transform= (it then runs on the real and synthetic items alike), with "
@@ -231,28 +231,21 @@ CHANNEL_SPREAD = 0.05    # channels whose lowest and highest values both differ 
 #                          this share of the whole span: normalised per channel
 
 
-def _channel_ends(vals: Tensor) -> tuple[Tensor, Tensor]:
-    """Each channel's lowest and highest value over (N, C, H, W) or (N, H, W, C) items: the
-    channel axis is the one of 3 entries (RGB) next to the image axes."""
+def channel_spans_apart(vals: Tensor) -> str | None:
+    """RGB items' channel spans ("[lo, hi], [lo, hi], [lo, hi]") when they clearly differ
+    (both ends apart by over ``CHANNEL_SPREAD`` of the whole span), as after a per-channel
+    mean/std normalisation; else None. ``vals``: (N, C, H, W) or (N, H, W, C) items, the
+    channel axis the one of 3 entries next to the image axes."""
+    if vals.dim() != 4 or 3 not in (vals.shape[1], vals.shape[-1]):
+        return None
     ch = 1 if vals.shape[1] == 3 else vals.dim() - 1
     flat = vals.movedim(ch, 0).reshape(vals.shape[ch], -1)
-    return flat.min(1).values, flat.max(1).values
-
-
-def channel_ranges_differ(vals: Tensor) -> bool:
-    """Whether RGB items' channels span clearly different ranges (both ends apart by over
-    ``CHANNEL_SPREAD`` of the whole span), as after a per-channel mean/std normalisation."""
-    if vals.dim() != 4 or 3 not in (vals.shape[1], vals.shape[-1]):
-        return False
-    lows, highs = _channel_ends(vals)
+    lows, highs = flat.min(1).values, flat.max(1).values
     span = float(highs.max() - lows.min())
-    return span > 0 and float(lows.max() - lows.min()) > CHANNEL_SPREAD * span and \
-        float(highs.max() - highs.min()) > CHANNEL_SPREAD * span
-
-
-def channel_spans(vals: Tensor) -> str:
-    lows, highs = _channel_ends(vals)
-    return ", ".join(f"[{a:.3g}, {b:.3g}]" for a, b in zip(lows.tolist(), highs.tolist()))
+    if span > 0 and float(lows.max() - lows.min()) > CHANNEL_SPREAD * span and \
+            float(highs.max() - highs.min()) > CHANNEL_SPREAD * span:
+        return ", ".join(f"[{a:.3g}, {b:.3g}]" for a, b in zip(lows.tolist(), highs.tolist()))
+    return None
 
 
 def item_layout(first: Any) -> tuple[str, str, tuple[int, int, int]]:
@@ -305,13 +298,10 @@ def infer_format(items: list[Any], value_range: tuple[float, float] | None = Non
         vals = torch.stack([i.double() for i in items])
     if value_range is not None:
         _check_given_range(vals, value_range)
-    return ItemFormat(kind, shape, first.dtype, value_range or _guessed(vals, first.dtype), layout)
-
-
-def _guessed(vals: Tensor, dtype: Any) -> tuple[float, float]:
-    guess = _guess_range(vals, dtype)
-    _warn_partial_guess(vals, guess)
-    return guess
+    else:
+        value_range = _guess_range(vals, first.dtype)
+        _warn_partial_guess(vals, value_range)
+    return ItemFormat(kind, shape, first.dtype, value_range, layout)
 
 
 def _guess_range(vals: Tensor, dtype: Any) -> tuple[float, float]:
@@ -349,7 +339,7 @@ def _warn_partial_guess(vals: Tensor, guess: tuple[float, float]) -> None:
                       f"synthetic items fill it, so they would be on another scale if the real "
                       f"items are centred or normalised data; pass value_range=(lo, hi) for "
                       f"the range of their values, or leave the normalisation out of the real "
-                      f"dataset and pass it as SyntheticMix's transform=", stacklevel=5)
+                      f"dataset and pass it as SyntheticMix's transform=", stacklevel=4)
 
 
 def _is_uint8(dtype: Any) -> bool:

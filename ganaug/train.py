@@ -531,7 +531,7 @@ def _over_time(limit_min: float, started: float, last_s: float, done: int,
 
 class _Pace:
     """Whether a call's first epoch alone will outlast ``--time-limit``, which is checked
-    between epochs only: the pace of steps 2 to ``PACE_STEPS`` (step 1 may compile, and on
+    between epochs only: the pace of steps 2 to ``STEPS`` (step 1 may compile, and on
     a GPU the steps queue up, so the pace can only read low), told once."""
     STEPS = 4
 

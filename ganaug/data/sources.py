@@ -25,7 +25,8 @@ DIGITS_TEST_FRACTION = 0.25   # 1347 train / 450 test images
 DIGITS_SPLIT_SEED = 0
 FOLDER_TEST_FRACTION = 0.2    # a folder without train/ and test/ is split like digits
 
-DATASETS = ("digits", "mnist", "svhn", "cifar10", "folder:PATH")
+NAMED = ("digits", "mnist", "svhn", "cifar10")          # the datasets read by name
+DATASETS = (*NAMED, "folder:PATH")
 _DIGIT_NAMES = [str(i) for i in range(10)]
 _CIFAR_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
                 "ship", "truck"]
@@ -60,8 +61,8 @@ def _missing(name: str, folder: Path, what: str, layout: str, root: Path | None 
     hint = _misplaced(root, layout, probe) if probe else ""
     return DataNotFoundError(
         f"{name} not found: looked for {what} in {folder}; " + (hint or
-        f"--data-root (data_root=, or load_dataset's root=) is the folder that holds {layout}: put the files "
-        f"there, point --data-root at it{DOWNLOAD_HINT}"))
+        f"--data-root (data_root=, or load_dataset's root=) is the folder that holds "
+        f"{layout}: put the files there, point --data-root at it{DOWNLOAD_HINT}"))
 
 
 DOWNLOAD_HINT = ", or pass --download (download=True in Python) to fetch them (needs internet)"
@@ -668,13 +669,13 @@ def _check_folder_split(folder: Path, y: torch.Tensor, classes: list[str]) -> No
 
 def check_dataset_name(name: str) -> None:
     """Raise ValueError for a name no loader accepts (before any work starts)."""
-    if name in ("digits", "mnist", "svhn", "cifar10"):
+    if name in NAMED:
         return
     if name.startswith("folder:") and len(name) > len("folder:"):
         return
     hint = ""
-    if name.lower() in ("digits", "mnist", "svhn", "cifar10", "cifar-10", "cifar_10"):
-        hint = f" (did you mean {name.lower().replace('-', '').replace('_', '')!r}?)"
+    if (plain := name.lower().replace("-", "").replace("_", "")) in NAMED:
+        hint = f" (did you mean {plain!r}?)"
     elif os.path.isdir(os.path.expanduser(name)):
         hint = f" ({name} is a folder: for its images pass folder:{name})"
     raise ValueError(f"unknown dataset {name!r}{hint}; choose one of: {', '.join(DATASETS)}")
