@@ -602,23 +602,49 @@ def _eval(args: argparse.Namespace) -> int:
     unfinished = (f" of {m['epochs_planned']} planned: an unfinished run (interrupted or "
                   f"stopped early; --resume continues it)"
                   if not args.best and m["epoch"] < m["epochs_planned"] else "")
-    print(f"run {args.run} ({m['checkpoint']}: epoch {m['epoch']}{unfinished}; the run's own "
-          f"classifier argmin_y L(x, y), EMA weights, on the {m['dataset']} test split, "
-          f"{m['num_test']} images)")
+    _say(f"run {args.run} ({m['checkpoint']}: epoch {m['epoch']}{unfinished}; the run's own "
+         f"classifier argmin_y L(x, y), EMA weights, on the {m['dataset']} test split, "
+         f"{m['num_test']} images)")
     print(f"test accuracy      {m['accuracy']:.4f}")
     print(f"balanced accuracy  {m['balanced_accuracy']:.4f}")
     print(f"macro-F1           {m['macro_f1']:.4f}")
     print("per-class accuracy")
     for name, acc, n in zip(m["classes"], m["per_class_accuracy"], m["per_class_support"]):
         print(f"  {name:>12}  {'n/a' if acc is None else f'{acc:.4f}'}  ({n} images)")
-    print(f"test error         {m['test_error']:.4f} ({100 * m['test_error']:.2f}%; the run's own "
-          f"classifier argmin_y L(x, y), EMA weights, all {m['num_test']} test images)")
+    _say(f"test error         {m['test_error']:.4f} ({100 * m['test_error']:.2f}%; the run's own "
+         f"classifier argmin_y L(x, y), EMA weights, all {m['num_test']} test images)")
     if m.get("quality_skipped"):
-        print(f"sample quality: not measured, {m['quality_skipped']}")
+        _say(f"sample quality: not measured, {m['quality_skipped']}")
     elif "quality" in m:
         from .evaluation import quality_lines
-        print("\n".join(quality_lines(m["quality"])))
+        for line in quality_lines(m["quality"]):
+            _say(line)
     return 0
+
+
+def _say(line: str) -> None:
+    """Print one of eval's lines: whole when stdout is a file or pipe (one line per number,
+    for grep), wrapped to a terminal's width there (they run to 400 characters)."""
+    if getattr(sys.stdout, "isatty", lambda: False)():
+        import shutil
+        print("\n".join(fit_to_width(line, shutil.get_terminal_size().columns)))
+    else:
+        print(line)
+
+
+def fit_to_width(line: str, width: int) -> list[str]:
+    """``line`` as lines of at most ``width`` characters (a word longer than that excepted):
+    the number first, then its protocol (after `` -- ``) and any continuation indented under
+    it by four spaces more than the line's own indent."""
+    import textwrap
+    if len(line) <= width:
+        return [line]
+    lead = " " * (len(line) - len(line.lstrip()) + 4)
+    head, sep, protocol = line.partition("  -- ")
+    first = textwrap.wrap(head, width, subsequent_indent=lead, break_on_hyphens=False)
+    rest = textwrap.wrap(protocol, width, initial_indent=lead, subsequent_indent=lead,
+                         break_on_hyphens=False) if sep else []
+    return first + rest
 
 
 class _Terminated(KeyboardInterrupt):

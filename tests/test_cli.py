@@ -1208,3 +1208,22 @@ def test_the_unfinished_note(monkeypatch, capsys, epoch, planned, best, unfinish
     first = capsys.readouterr().out.splitlines()[0]
     assert (f"epoch {epoch} of {planned} planned: an unfinished run" in first) == unfinished
     assert first.startswith(f"run r ({m['checkpoint']}: epoch {epoch}")
+
+
+def test_eval_lines_fit_a_terminal_and_stay_whole_in_a_file(capsys, monkeypatch):
+    """eval's quality lines run to 400 characters: on a terminal they wrap under the number,
+    the protocol indented; redirected (a file, a pipe) each stays one line, for grep."""
+    from ganaug.cli import _say, fit_to_width
+    line = ("  domain FID       12.216 [real reference 0.371]  -- " +
+            " ".join(f"word{i}" for i in range(60)))
+    wrapped = fit_to_width(line, 80)
+    assert wrapped[0] == "  domain FID       12.216 [real reference 0.371]"
+    assert all(len(w) <= 80 and w.startswith("      word") for w in wrapped[1:])
+    assert " ".join(w.strip() for w in wrapped[1:]).split() == line.split("  -- ")[1].split()
+    assert fit_to_width("short", 80) == ["short"]
+    _say(line)
+    assert capsys.readouterr().out == line + "\n"                  # captured: no terminal
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True, raising=False)
+    monkeypatch.setattr("shutil.get_terminal_size", lambda *a, **k: os.terminal_size((80, 24)))
+    _say(line)
+    assert capsys.readouterr().out.splitlines() == wrapped
