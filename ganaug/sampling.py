@@ -132,7 +132,9 @@ class ItemFormat:
 
     kind: "tensor", "numpy" or "pil"; layout "CHW", "HWC" (numpy only) or "HW" (one channel,
     none stored: a grey image as a 2-D array or tensor); dtype; value range (lo, hi) that
-    [-1, 1] maps onto; mode for PIL ("L" or "RGB").
+    [-1, 1] maps onto; mode for PIL ("L" or "RGB"); tensor_type, the items' tensor class
+    when it is a subclass (torchvision's ``tv_tensors.Image``, whose v2 transforms treat it
+    apart from a plain tensor).
     """
     kind: str
     shape_chw: tuple[int, int, int]
@@ -140,6 +142,7 @@ class ItemFormat:
     value_range: tuple[float, float] = (-1.0, 1.0)
     layout: str = "CHW"
     mode: str | None = None
+    tensor_type: type | None = None
 
     def from_unit(self, x: Tensor) -> Tensor:
         """(N, C, H, W) in [-1, 1] -> the storage form: uint8 for PIL / integer items,
@@ -163,7 +166,8 @@ class ItemFormat:
             if self.layout == "HWC":
                 arr = np.ascontiguousarray(arr.transpose(1, 2, 0))
             return arr.astype(self.dtype, copy=False)
-        return x.to(self.dtype)
+        x = x.to(self.dtype)
+        return x.as_subclass(self.tensor_type) if self.tensor_type is not None else x
 
 
 def check_value_range(value_range: Any) -> tuple[Any, Any]:
@@ -301,7 +305,8 @@ def infer_format(items: list[Any], value_range: tuple[float, float] | None = Non
     else:
         value_range = _guess_range(vals, first.dtype)
         _warn_partial_guess(vals, value_range)
-    return ItemFormat(kind, shape, first.dtype, value_range, layout)
+    sub = type(first) if kind == "tensor" and type(first) is not Tensor else None
+    return ItemFormat(kind, shape, first.dtype, value_range, layout, tensor_type=sub)
 
 
 def _guess_range(vals: Tensor, dtype: Any) -> tuple[float, float]:
@@ -376,7 +381,8 @@ def from_hwc_uint8(arr: np.ndarray, fmt: ItemFormat) -> Any:
     if fmt.kind == "numpy":
         out = t.permute(1, 2, 0).numpy() if fmt.layout == "HWC" else t.numpy()
         return (out.round() if not _is_float(fmt.dtype) else out).astype(fmt.dtype)
-    return t.round().to(fmt.dtype) if not _is_float(fmt.dtype) else t.to(fmt.dtype)
+    t = t.round().to(fmt.dtype) if not _is_float(fmt.dtype) else t.to(fmt.dtype)
+    return t.as_subclass(fmt.tensor_type) if fmt.tensor_type is not None else t
 
 
 def is_albumentations(transform: Any) -> bool:

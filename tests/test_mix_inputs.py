@@ -1422,3 +1422,19 @@ def test_albumentations_draws_differ_between_dataloader_workers(context):
     if context == "fork":                      # (spawn's workers take seconds to start)
         again = _worker_items(mix, generator=torch.Generator().manual_seed(5), **kw)
         assert torch.equal(w0, again[0]) and torch.equal(w1, again[1])
+
+
+def test_tv_tensor_items_get_synthetic_items_of_their_class():
+    """torchvision's tv_tensors.Image items (v2 transforms treat them apart from plain
+    tensors): the synthetic items are tv_tensors.Image too, with the items' dtype."""
+    tv_tensors = pytest.importorskip("torchvision.tv_tensors")
+
+    class Images(Plain):
+        def __getitem__(self, i):
+            return tv_tensors.Image(self.x[i]), self.y[i]
+    mix = SyntheticMix(Images(), _callable(), fraction=0.5)
+    real, syn = mix[0][0], mix[len(mix) - 1][0]
+    assert type(real) is type(syn) is tv_tensors.Image
+    assert syn.dtype == real.dtype and syn.shape == real.shape
+    plain = SyntheticMix(Plain(), _callable(), fraction=0.5)
+    assert type(plain[len(plain) - 1][0]) is torch.Tensor
