@@ -147,9 +147,10 @@ class BatchMixer:
         """Once, on the first non-empty batch (one host sync): warn when the real images do
         not look like ``value_range``, e.g. [0, 1] or uint8 batches with the default (-1, 1).
         With a ``transform`` (e.g. a normalisation), the batch is compared with where the
-        transform takes the range's two ends (images of one value each), its span mapped
-        back linearly, which is exact for a per-pixel affine transform such as Normalize
-        with one mean and std; a transform that fails on them skips the check."""
+        transform takes the range's two ends (images of one value each), each channel's
+        span mapped back linearly, which is exact for a per-channel affine transform such
+        as Normalize (a mean and std per channel); a transform that fails on them skips
+        the check."""
         self._range_checked = True
         lo, hi = self.value_range
         x_lo, x_hi = float(x.min()), float(x.max())
@@ -159,9 +160,14 @@ class BatchMixer:
             ends = self._transformed_ends(x)
             if ends is None:
                 return
-            e_lo, e_hi = ends
-            u_lo, u_hi = (lo + (v - e_lo) / (e_hi - e_lo) * (hi - lo) for v in (x_lo, x_hi))
-            made += f" and then the transform, which takes it to [{e_lo:.3g}, {e_hi:.3g}]"
+            e_lo, e_hi = ends                   # per channel: a mean and std for each
+            c_lo, c_hi = torch.aminmax(x.detach().transpose(0, 1).flatten(1).float(), dim=1)
+            back = []                           # each channel's span in value_range's units
+            for x_a, x_b, a, b in zip(c_lo.tolist(), c_hi.tolist(), e_lo, e_hi):
+                back += [lo + (v - a) / (b - a) * (hi - lo) for v in (x_a, x_b)]
+            u_lo, u_hi = min(back), max(back)
+            made += (f" and then the transform, which takes it to [{min(e_lo):.3g}, "
+                     f"{max(e_hi):.3g}]")
         if range_mismatch(u_lo, u_hi, lo, hi):
             before = " before the transform" if self.transform is not None else ""
             warnings.warn(f"the batch's images span [{x_lo:.3g}, {x_hi:.3g}] but BatchMixer "
@@ -169,21 +175,23 @@ class BatchMixer:
                           f"range{before} (e.g. (0, 1) or (0, 255))", stacklevel=3)
 
     @torch.no_grad()
-    def _transformed_ends(self, x: Tensor) -> tuple[float, float] | None:
-        """The lowest value of the transform of an image all ``lo`` and the highest of one
-        all ``hi`` (torch's RNG left as it was), or None when the transform fails on them or
-        does not keep their order."""
+    def _transformed_ends(self, x: Tensor) -> tuple[list[float], list[float]] | None:
+        """Each channel's lowest value in the transform of an image all ``lo``, and highest
+        in that of one all ``hi`` (torch's RNG left as it was), or None when the transform
+        fails on them, changes their channels, or does not keep their order."""
         dev = _concrete(self.sampler.device)
         lo, hi = self.value_range
         try:
             with torch.random.fork_rng(devices=[dev.index] if dev.type == "cuda" else []):
-                e_lo, e_hi = (float(f(self.transform(torch.full((1, *x.shape[1:]), float(v),
-                                                                device=dev))))
-                              for v, f in ((lo, torch.min), (hi, torch.max)))
+                t_lo, t_hi = (torch.as_tensor(self.transform(
+                    torch.full((1, *x.shape[1:]), float(v), device=dev))).float()
+                    .transpose(0, 1).flatten(1) for v in (lo, hi))
+            e_lo, e_hi = t_lo.min(1).values.tolist(), t_hi.max(1).values.tolist()
         except Exception:
             return None
-        return (e_lo, e_hi) if math.isfinite(e_lo) and math.isfinite(e_hi) and e_lo < e_hi \
-            else None
+        ok = len(e_lo) == x.shape[1] and all(
+            math.isfinite(a) and math.isfinite(b) and a < b for a, b in zip(e_lo, e_hi))
+        return (e_lo, e_hi) if ok else None
 
     def _check_labels(self, y: Tensor) -> None:
         """With ``labels="batch"`` the synthetic labels are drawn from the batch's: refuse

@@ -160,28 +160,41 @@ class _Parser(argparse.ArgumentParser):
     misspelt flag gets the nearest one of any command, and a bare number the note that a
     flag takes one value (``--seeds 0 1`` for ``--seeds 0,1``)."""
 
+    argv: list[str] = []                       # what main parses: which command it names
+
     def error(self, message: str):
         prefix = "unrecognized arguments: "
         if message.startswith(prefix):
-            message += _unrecognized_hint(self, message[len(prefix):].split())
+            message += _unrecognized_hint(self, message[len(prefix):].split(), self.argv)
         super().error(message)
 
 
-def _unrecognized_hint(parser: argparse.ArgumentParser, extras: list[str]) -> str:
+def _unrecognized_hint(parser: argparse.ArgumentParser, extras: list[str],
+                       argv: list[str]) -> str:
+    """Hints for argparse's unrecognized ``extras``: the nearest flag of the command that
+    ``argv`` names (another command's flag is said to be one), and that a list is
+    comma-separated when a bare number follows no unknown flag."""
     import difflib
-    flags = set(parser._option_string_actions)
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for sub in action.choices.values():
-                flags |= set(sub._option_string_actions)
+    subs = next((a.choices for a in parser._actions
+                 if isinstance(a, argparse._SubParsersAction)), {})
+    command = next((a for a in argv if a in subs), None)
+    own = set(subs[command]._option_string_actions) if command else set()
     hints = []
     for tok in extras:
         name = tok.split("=", 1)[0]
-        if name.startswith("--") and (close := difflib.get_close_matches(name, flags, n=1)):
+        if not name.startswith("--"):
+            continue
+        if close := difflib.get_close_matches(name, own, n=1):
             hints.append(f"{name}: did you mean {close[0]}?")
+        elif others := [c for c, sub in subs.items()
+                        if c != command and name in sub._option_string_actions]:
+            hints.append(f"{name} is a flag of ganaug {' and ganaug '.join(others)}"
+                         + (f", not of ganaug {command}" if command else ""))
+
+    def flag(tok: str) -> bool:
+        return tok.startswith("-") and not _is_number(tok) and "=" not in tok
     # a number after an unknown flag is that flag's value; one after none, a list's rest
-    if any(_is_number(tok) and not (i and extras[i - 1].startswith("--")
-                                    and "=" not in extras[i - 1])
+    if any(_is_number(tok) and not (i and flag(extras[i - 1]))
            for i, tok in enumerate(extras)):
         hints.append("a flag takes one value, and a list is comma-separated: --seeds 0,1,2")
     return f" ({'; '.join(hints)})" if hints else ""
@@ -660,7 +673,9 @@ def main(argv: list[str] | None = None) -> int:
     import signal
     import threading
 
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    parser.argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(argv)
     python_format = warnings.formatwarning
     warnings.formatwarning = _one_line_warning      # as the log's own warnings, not file:line
     from .distributed import launched_rank_and_world

@@ -286,14 +286,17 @@ def load_inception(weights: str | os.PathLike, device: str | torch.device = "aut
         raise ValueError(f"{path} is not a torchvision inception_v3 state dict: it holds a "
                          f"{type(state).__name__}, not a dict of tensors; pass the file of "
                          f"torch.save(inception_v3(...).state_dict(), PATH)")
-    want = net.state_dict()
-    missing = [k for k in want if k not in state]
+    want = net.state_dict()                 # (BatchNorm's counters: older files lack them,
+    missing = [k for k in want if k not in state            # load_state_dict fills them in)
+               and not k.endswith("num_batches_tracked")]
     extra = [k for k in state if k not in want]
     if missing or extra:
+        parts = ([f"{len(missing)} of its {len(want)} tensors missing (e.g. {missing[:2]})"]
+                 if missing else []) + ([f"{len(extra)} others (e.g. {extra[:2]})"]
+                                        if extra else [])
         raise ValueError(f"{path} is not a torchvision inception_v3 state dict: "
-                         f"{len(missing)} of its {len(want)} tensors missing (e.g. "
-                         f"{missing[:2]}), {len(extra)} others (e.g. {extra[:2]}); pass the "
-                         f"file of torch.save(inception_v3(...).state_dict(), PATH)")
+                         f"{', '.join(parts)}; pass the file of "
+                         f"torch.save(inception_v3(...).state_dict(), PATH)")
     try:
         net.load_state_dict(state)
     except (RuntimeError, TypeError, AttributeError) as e:

@@ -39,6 +39,9 @@ from .sampling import (ItemFormat, Sampler, check_value_range, from_hwc_uint8, i
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 
+# the albumentations transforms seeded in this DataLoader worker: (worker id, its seed) by
+# the transform's id (a worker lives for an epoch or a run, its transforms as long)
+_WORKER_SEEDED: dict[int, tuple[int, int]] = {}
 GATE_MAX_DRAWS = 50      # SyntheticMix's default: a class must pass more than 1 in 50 draws
 
 
@@ -265,7 +268,8 @@ class SyntheticMix(Dataset):
             value_range = check_value_range(value_range)
         if len(real_dataset) == 0:
             raise ValueError("the real dataset is empty")
-        first = as_pair(real_dataset[0])            # (image, label) items, or a clear error now
+        with _rng_kept():                           # the items' own random transforms draw
+            first = as_pair(real_dataset[0])        # (image, label) items, or a clear error now
         self.real = real_dataset
         self.n_real = len(real_dataset)
         # the sampler (a checkpoint to load, a device to check) and a model's image shape
@@ -276,7 +280,8 @@ class SyntheticMix(Dataset):
         shape = item_layout(first[0])[2]
         if model is not None and tuple(model.image_shape) != tuple(shape):
             self.sampler.check(S, shape)            # raises, naming the fix
-        real_targets = dataset_targets(real_dataset)
+        with _rng_kept():
+            real_targets = dataset_targets(real_dataset)
         if int(real_targets.min()) < 0:
             raise ValueError("the real dataset has unlabeled items (target -1); mix into the "
                              "labeled part only")
@@ -320,7 +325,8 @@ class SyntheticMix(Dataset):
             raise ValueError("gate= needs a classifier: use a ganaug model (or run folder) as "
                              "the sampler, or pass gate_classifier=")
         # the real items' format, from a few items; the sampler is probed once
-        probe = [first[0]] + [real_dataset[i][0] for i in range(1, min(self.n_real, 32))]
+        with _rng_kept():
+            probe = [first[0]] + [real_dataset[i][0] for i in range(1, min(self.n_real, 32))]
         self.format: ItemFormat = infer_format(probe, value_range)
         present = len(torch.unique(real_targets))
         try:
@@ -363,7 +369,6 @@ class SyntheticMix(Dataset):
         # keeps a few images of every class for the diversity check
         seen = _FirstBank([0, 0] if gate is None and self.gate_classifier is not None
                            else None, per_class(C))
-        self._worker_seeded: tuple[int, int] | None = None
         if transform is not None:                   # fail now, not after the bank or in a worker
             with _rng_kept():                       # a random transform draws
                 self[0]
@@ -605,11 +610,11 @@ class SyntheticMix(Dataset):
         repeating the same augmentations in each (torch seeds its own RNG per worker, not
         albumentations'). The worker's seed comes from the DataLoader's, so runs repeat."""
         info = torch.utils.data.get_worker_info()
-        if info is None or self._worker_seeded == (info.id, info.seed):
+        if info is None or _WORKER_SEEDED.get(id(self.transform)) == (info.id, info.seed):
             return
-        self._worker_seeded = (info.id, info.seed)
-        if callable(getattr(self.transform, "set_random_seed", None)):
-            self.transform.set_random_seed(info.seed % 2**32)
+        _WORKER_SEEDED[id(self.transform)] = (info.id, info.seed)   # per transform: one shared
+        if callable(getattr(self.transform, "set_random_seed", None)):   # by two mixes is
+            self.transform.set_random_seed(info.seed % 2**32)            # seeded once
 
     def __repr__(self) -> str:
         return (f"SyntheticMix({self.n_real} real + {self.num_synthetic} synthetic items, "

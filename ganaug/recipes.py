@@ -158,10 +158,10 @@ def read_recipe(path: str | os.PathLike) -> tuple[dict[str, Any], bytes]:
                           f"recipes/mnist-100.yaml)")
     if not path.is_file():
         raise FileNotFoundError(f"recipe {path} does not exist" + (
-            "" if path.is_absolute() else
             f" (from {Path.cwd()}): ganaug's recipes ({', '.join(SHIPPED)}) are files of its "
             f"repository's recipes/ folder, not installed with the package; run from the "
-            f"checkout's root or give the file's full path"))
+            f"checkout's root or give the file's full path"
+            if not path.is_absolute() and path.name in SHIPPED else ""))
     try:
         import yaml
     except ImportError:

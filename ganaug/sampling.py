@@ -221,7 +221,9 @@ def _check_given_range(vals: Tensor, value_range: tuple[Any, Any]) -> None:
                       f"{', none below 0' if how == 'none below 0' else ', under 2% of it'}: "
                       f"are they in another range{guess}? The synthetic items fill "
                       f"value_range; pass the range the items' values are in", stacklevel=4)
-    elif x_lo < 0 and (spans := channel_spans_apart(vals)):
+    elif x_lo < 0 and (x_lo < -1.001 or x_hi > 1.001) and (spans := channel_spans_apart(vals)):
+        # (past [-1, 1], as a mean and std nearly always takes images: RGB images inside
+        # it whose colours differ, a few items of one class, say, are plain data)
         warnings.warn(f"value_range=({lo:g}, {hi:g}) is one range for every channel, but the "
                       f"real items' channels span different ranges "
                       f"({spans}): images normalised per channel (a mean and "
@@ -333,12 +335,15 @@ def _guess_range(vals: Tensor, dtype: Any) -> tuple[float, float]:
                      f"12-bit, (0, 16) for scikit-learn's digits)")
 
 
+PARTIAL_GUESS_ITEMS = 8   # fewer probed items (a tiny dataset) may all be low in contrast
+
+
 def _warn_partial_guess(vals: Tensor, guess: tuple[float, float]) -> None:
-    """A guessed (-1, 1) whose ends the probed items do not come near (both more than 0.25
-    inside: e.g. centred ``x - 0.5`` images): the synthetic items would fill [-1, 1] and so
-    differ from the real ones in scale."""
+    """A guessed (-1, 1) whose ends ``PARTIAL_GUESS_ITEMS`` or more probed items do not come
+    near (both more than 0.25 inside: e.g. centred ``x - 0.5`` images): the synthetic items
+    would fill [-1, 1] and so differ from the real ones in scale."""
     lo, hi = float(vals.min()), float(vals.max())
-    if guess == (-1.0, 1.0) and lo > -0.75 and hi < 0.75:
+    if guess == (-1.0, 1.0) and lo > -0.75 and hi < 0.75 and len(vals) >= PARTIAL_GUESS_ITEMS:
         warnings.warn(f"the real items' values span [{lo:.3g}, {hi:.3g}], inside [-1, 1] "
                       f"without coming near its ends, and were taken as in (-1, 1): the "
                       f"synthetic items fill it, so they would be on another scale if the real "

@@ -416,7 +416,8 @@ def _train(model: CLSGAN, labeled: ImageSet, unlabeled: ImageSet | None = None,
         D.train()
         bar = _progress(steps, f"epoch {epoch + 1}/{cfg.epochs}", progress)
         g_steps = 0                            # the generator's losses average over its steps
-        pace = _Pace(cfg.time_limit, steps, torch.device(device).type == "cpu") \
+        pace = _Pace(cfg.time_limit, steps, started, torch.device(device).type == "cpu"
+                     and model.arch != "mlp") \
             if cfg.time_limit and epoch == start and rank == 0 else None
         for i in range(steps):
             step += 1
@@ -535,9 +536,10 @@ class _Pace:
     a GPU the steps queue up, so the pace can only read low), told once."""
     STEPS = 4
 
-    def __init__(self, limit_min: float, steps: int, cpu: bool = False,
+    def __init__(self, limit_min: float, steps: int, started: float, cpu_conv: bool = False,
                  clock=time.perf_counter):
-        self.limit_min, self.steps, self.cpu, self.clock = limit_min, steps, cpu, clock
+        self.limit_min, self.steps, self.started = limit_min, steps, started
+        self.cpu_conv, self.clock = cpu_conv, clock
         self.t1: float | None = None
         self.projected: float | None = None
 
@@ -553,14 +555,17 @@ class _Pace:
         return False
 
     def note(self) -> str | None:
-        if self.projected is None or self.projected <= 60 * self.limit_min:
+        """The note when the epoch, on top of the time used before it (loading, setup),
+        ends past the limit; else None."""
+        if self.projected is None or \
+                self.t1 - self.started + self.projected <= 60 * self.limit_min:
             return None
         return (f"note: at this pace this epoch alone takes about {duration(self.projected)}, "
                 f"past --time-limit {self.limit_min:g} min, which is checked between epochs: "
                 f"the run stops after this epoch at the earliest. Ctrl-C stops it now (the "
                 f"epoch it is in is lost; the last complete one is kept)"
                 + ("; on a CPU the conv nets take hours an epoch, so use a GPU for them"
-                   if self.cpu else ""))
+                   if self.cpu_conv else ""))
 
 
 GRID_COLUMNS = 10

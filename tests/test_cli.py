@@ -1227,3 +1227,21 @@ def test_eval_lines_fit_a_terminal_and_stay_whole_in_a_file(capsys, monkeypatch)
     monkeypatch.setattr("shutil.get_terminal_size", lambda *a, **k: os.terminal_size((80, 24)))
     _say(line)
     assert capsys.readouterr().out.splitlines() == wrapped
+
+
+def test_another_commands_flag_is_named_as_such(capsys):
+    err = _usage_error(["eval", "--run", "x", "--epochs", "5"], capsys)
+    assert err.endswith("unrecognized arguments: --epochs 5 (--epochs is a flag of ganaug "
+                        "train, not of ganaug eval)")
+    assert _usage_error(["train", "-e", "5"], capsys).endswith("unrecognized arguments: -e 5")
+
+
+def test_a_torchvision_root_given_as_the_dataset_is_told_to_be_the_data_root(tmp_path, capsys,
+                                                                             monkeypatch):
+    (tmp_path / "tv" / "MNIST").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--dataset", "tv", "--out", "r"]) == 2
+    assert "(tv is a torchvision root holding mnist: pass --dataset mnist --data-root tv)" in \
+        capsys.readouterr().err
+    assert main(["train", "--recipe", "mine.yaml", "--out", "r"]) == 2
+    assert capsys.readouterr().err.strip() == "ganaug: error: recipe mine.yaml does not exist"

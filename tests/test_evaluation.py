@@ -158,6 +158,10 @@ def test_inception_features_from_a_local_file_only(tmp_path):
     with pytest.raises(ValueError, match=r"state dict: Error\(s\) in loading state_dict for "
                                          r"Inception3: size mismatch for fc.weight"):
         inception_features(x, tmp_path / "shape.pth", device="cpu")
+    older = {k: v for k, v in torch.load(path, weights_only=True).items()
+             if not k.endswith("num_batches_tracked")}     # files without BatchNorm counters
+    torch.save(older, tmp_path / "older.pth")                 # load as torch loads them
+    assert inception_features(x, tmp_path / "older.pth", device="cpu").shape == (2, 2048)
     torch.save([torch.zeros(1)], tmp_path / "list.pth")
     with pytest.raises(ValueError, match="it holds a list, not a dict of tensors"):
         inception_features(x, tmp_path / "list.pth", device="cpu")

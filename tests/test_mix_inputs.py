@@ -1438,3 +1438,33 @@ def test_tv_tensor_items_get_synthetic_items_of_their_class():
     assert syn.dtype == real.dtype and syn.shape == real.shape
     plain = SyntheticMix(Plain(), _callable(), fraction=0.5)
     assert type(plain[len(plain) - 1][0]) is torch.Tensor
+
+
+def test_one_albumentations_transform_shared_by_two_mixes_is_seeded_once_per_worker():
+    """Two mixes with one Compose in one worker: the second must not reseed it to the same
+    seed (it replayed the first's augmentations item for item)."""
+    A = pytest.importorskip("albumentations")
+    from torch.utils.data import ConcatDataset
+    augment = A.Compose([A.Affine(translate_px=(-2, 2), rotate=(-30, 30), p=1.0)])
+    a = SyntheticMix(_Same(), _callable(0.0), fraction=0.5, transform=augment)
+    b = SyntheticMix(_Same(), _callable(0.0), fraction=0.5, transform=augment)
+    both = ConcatDataset([a, b])
+    x = torch.cat([x for x, _ in DataLoader(both, batch_size=10, num_workers=1,
+                                             generator=torch.Generator().manual_seed(3))])
+    first, second = x[:20], x[40:60]                  # the real items of each mix
+    same = (first.flatten(1) == second.flatten(1)).all(1)
+    assert same.float().mean() < 0.5, f"{int(same.sum())} of 20 alike"
+
+
+def test_building_a_mix_leaves_the_rng_that_the_real_items_transforms_draw_from():
+    """Reading the real items (their labels, the format probe) runs the dataset's own
+    random transforms: the global RNG is as it was after the mix is built."""
+    class Jitter(Plain):
+        def __getitem__(self, i):
+            x, y = super().__getitem__(i)
+            return (x * 0.99 + 0.01 * torch.rand(x.shape)), y
+    torch.manual_seed(0)
+    SyntheticMix(Jitter(), _callable(), fraction=0.5)
+    after = torch.rand(2)
+    torch.manual_seed(0)
+    assert torch.equal(after, torch.rand(2))

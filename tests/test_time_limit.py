@@ -232,16 +232,22 @@ def test_a_first_epoch_that_outlasts_the_limit_is_told_at_its_fourth_step():
     may compile) projects past it gets one note, naming the pace and what to do."""
     now = iter([10.0, 13.0])                            # steps 2-4: 1 s each
 
-    pace = T._Pace(1.0, 100, cpu=True, clock=lambda: next(now))
+    pace = T._Pace(1.0, 100, 10.0, cpu_conv=True, clock=lambda: next(now))
     assert [pace.after(k) for k in (1, 2, 3, 4)] == [False, False, False, True]
     note = pace.note()
     assert note.startswith("note: at this pace this epoch alone takes about 2 min, past "
                            "--time-limit 1 min, which is checked between epochs")
-    assert "use a GPU" in note
-    fast = T._Pace(2.0, 100, clock=iter([10.0, 13.0]).__next__)
+    assert note.endswith("; on a CPU the conv nets take hours an epoch, so use a GPU for them")
+    fast = T._Pace(2.0, 100, 10.0, clock=iter([10.0, 13.0]).__next__)
     [fast.after(k) for k in (1, 2, 3, 4)]
     assert fast.note() is None                          # 100 s inside 2 min
-    short = T._Pace(1e-9, 4)
+    late = T._Pace(2.0, 100, -10.0, clock=iter([10.0, 13.0]).__next__)
+    [late.after(k) for k in (1, 2, 3, 4)]               # 20 s of setup + 100 s: 2 min,
+    assert late.note() is None                          # not past the limit; 21 s would be
+    later = T._Pace(2.0, 100, -11.0, clock=iter([10.0, 13.0]).__next__)
+    [later.after(k) for k in (1, 2, 3, 4)]
+    assert later.note().endswith("kept)")               # not a conv run on a CPU: no advice
+    short = T._Pace(1e-9, 4, 0.0)
     assert short.after(1) and short.note() is None      # 4 steps: no pace to read
 
 
@@ -249,7 +255,7 @@ def test_the_note_reaches_the_log_once(tiny):
     lines = []
     _run(tiny, epochs=2, time_limit=1e-9, log=lines.append)
     notes = [s for s in lines if s.startswith("note: at this pace")]
-    assert len(notes) == 1 and "use a GPU" in notes[0]
+    assert len(notes) == 1 and "use a GPU" not in notes[0]      # the MLP pair
     lines.clear()
     _run(tiny, epochs=1, time_limit=1000, log=lines.append)
     assert not [s for s in lines if s.startswith("note: at this pace")]

@@ -218,3 +218,43 @@ def test_batch_mixer_range_check_leaves_the_rng_and_skips_a_failing_transform():
         warnings.simplefilter("error")
         out, _ = mixer(x, y)
     assert len(out) == 16 and calls[-1] == 8
+
+
+def test_batch_mixer_checks_a_per_channel_normalisation_channel_by_channel():
+    """A batch of [0, 1] RGB images normalised with a mean and std per channel (ImageNet's),
+    with the default value_range (-1, 1): each channel is mapped back through its own
+    ends, so the forgotten range is seen (over all channels at once it read -0.04, not 0)."""
+    m, s = MEAN[:, None, None], STD[:, None, None]
+    norm = lambda t: (t - m) / s
+    x = norm(_rgb(8))
+    x[:, :, 0, 0] = norm(torch.zeros(3, 1, 1))[:, 0, 0]           # black and white pixels
+    x[:, :, 0, 1] = norm(torch.ones(3, 1, 1))[:, 0, 0]
+    y = torch.arange(8) % 4
+    mixer = BatchMixer(_rgb_noise, 0.5, num_classes=4, transform=norm, label_check=0)
+    with pytest.warns(UserWarning, match=r"span \[-2.12, 2.64\] .*takes it to \[-6.5, 2.64\]"):
+        mixer(x, y)
+    right = BatchMixer(_rgb_noise, 0.5, num_classes=4, transform=norm, label_check=0,
+                       value_range=(0, 1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        right(x, y)
+
+
+@pytest.mark.parametrize("n", [1, 3, 32])
+def test_rgb_items_inside_minus_one_one_with_a_colour_cast_do_not_warn(n):
+    """Correct RGB items in [-1, 1] whose channels differ (a reddish class, one item) are not
+    taken for a per-channel normalisation: that warning needs values past [-1, 1]."""
+    x = _rgb(n) * 2 - 1
+    x[:, 0] = x[:, 0] * 0.5 + 0.5                  # red in [0, 1], the others in [-1, 1]
+    x[:, 2] = x[:, 2] * 0.8 - 0.2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        SyntheticMix(_Items(x), _rgb_noise, fraction=0.5, value_range=(-1, 1))
+
+
+def test_a_few_low_contrast_items_are_not_warned_about():
+    """Under 8 probed items (a tiny dataset), all low in contrast, say nothing."""
+    x = _rand(4) * 0.8 - 0.4
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        SyntheticMix(_Items(x), _noise, fraction=0.5)

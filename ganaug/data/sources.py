@@ -667,6 +667,11 @@ def _check_folder_split(folder: Path, y: torch.Tensor, classes: list[str]) -> No
                          f"sides ({len(y) - n_test} train, {n_test} test images): {fix}")
 
 
+# what a torchvision root holds for each dataset read by name
+_ROOT_FILES = {"mnist": ("MNIST",), "svhn": ("train_32x32.mat", "test_32x32.mat"),
+               "cifar10": ("cifar-10-batches-py", "cifar-10-python.tar.gz")}
+
+
 def check_dataset_name(name: str) -> None:
     """Raise ValueError for a name no loader accepts (before any work starts)."""
     if name in NAMED:
@@ -676,8 +681,12 @@ def check_dataset_name(name: str) -> None:
     hint = ""
     if (plain := name.lower().replace("-", "").replace("_", "")) in NAMED:
         hint = f" (did you mean {plain!r}?)"
-    elif os.path.isdir(os.path.expanduser(name)):
-        hint = f" ({name} is a folder: for its images pass folder:{name})"
+    elif os.path.isdir(folder := os.path.expanduser(name)):
+        held = [d for d, files in _ROOT_FILES.items()
+                if any(os.path.exists(os.path.join(folder, f)) for f in files)]
+        hint = (f" ({name} is a torchvision root holding {' and '.join(held)}: pass --dataset "
+                f"{held[0]} --data-root {name})" if held else
+                f" ({name} is a folder: for its images pass folder:{name})")
     raise ValueError(f"unknown dataset {name!r}{hint}; choose one of: {', '.join(DATASETS)}")
 
 
