@@ -669,7 +669,7 @@ def _check_folder_split(folder: Path, y: torch.Tensor, classes: list[str]) -> No
 
 # what a torchvision root holds for each dataset read by name
 _ROOT_FILES = {"mnist": ("MNIST",), "svhn": ("train_32x32.mat", "test_32x32.mat"),
-               "cifar10": ("cifar-10-batches-py", "cifar-10-python.tar.gz")}
+               "cifar10": ("cifar-10-batches-py", _CIFAR_ARCHIVE)}
 
 
 def check_dataset_name(name: str) -> None:
