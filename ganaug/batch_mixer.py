@@ -144,7 +144,8 @@ class BatchMixer:
             warn_diversity(self.diversity, "BatchMixer", stacklevel=4)
 
     def _check_range(self, x: Tensor) -> None:
-        """Once, on the first non-empty batch (one host sync): warn when the real images do
+        """Once, on the first non-empty batch (one host sync; with a transform, one more for
+        where it takes the range): warn when the real images do
         not look like ``value_range``, e.g. [0, 1] or uint8 batches with the default (-1, 1).
         With a ``transform`` (e.g. a normalisation), the batch is compared with where the
         transform takes the range's two ends (images of one value each), each channel's
@@ -153,7 +154,10 @@ class BatchMixer:
         the check."""
         self._range_checked = True
         lo, hi = self.value_range
-        x_lo, x_hi = float(x.min()), float(x.max())
+        # each channel's span, read once (the one host sync): the batch's span is theirs
+        c_lo, c_hi = (v.tolist() for v in torch.stack(
+            torch.aminmax(x.detach().transpose(0, 1).flatten(1).float(), dim=1)).cpu())
+        x_lo, x_hi = min(c_lo), max(c_hi)
         made = f"value_range=({lo:g}, {hi:g})"
         u_lo, u_hi = x_lo, x_hi
         if self.transform is not None:
@@ -161,9 +165,8 @@ class BatchMixer:
             if ends is None:
                 return
             e_lo, e_hi = ends                   # per channel: a mean and std for each
-            c_lo, c_hi = torch.aminmax(x.detach().transpose(0, 1).flatten(1).float(), dim=1)
             back = []                           # each channel's span in value_range's units
-            for x_a, x_b, a, b in zip(c_lo.tolist(), c_hi.tolist(), e_lo, e_hi):
+            for x_a, x_b, a, b in zip(c_lo, c_hi, e_lo, e_hi):
                 back += [lo + (v - a) / (b - a) * (hi - lo) for v in (x_a, x_b)]
             u_lo, u_hi = min(back), max(back)
             made += (f" and then the transform, which takes it to [{min(e_lo):.3g}, "
@@ -186,7 +189,7 @@ class BatchMixer:
                 t_lo, t_hi = (torch.as_tensor(self.transform(
                     torch.full((1, *x.shape[1:]), float(v), device=dev))).float()
                     .transpose(0, 1).flatten(1) for v in (lo, hi))
-            e_lo, e_hi = t_lo.min(1).values.tolist(), t_hi.max(1).values.tolist()
+            e_lo, e_hi = torch.stack([t_lo.min(1).values, t_hi.max(1).values]).tolist()
         except Exception:
             return None
         ok = len(e_lo) == x.shape[1] and all(
