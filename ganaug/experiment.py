@@ -525,8 +525,11 @@ def evaluate_run(run: str | Path, data_root: str | None = None, *, quality: bool
         _check_folder_classes(os.path.expanduser(folder), model.classes, run)
     try:
         train_set, test = load_dataset(cfg.dataset, cfg.data_root, False, cfg.image_size)
-    except DataNotFoundError as e:               # eval reads the run's data, never downloads
-        raise DataNotFoundError(str(e).replace(DOWNLOAD_HINT, "")) from None
+    except (DataNotFoundError, ValueError) as e:  # eval reads the run's data, never downloads
+        if DOWNLOAD_HINT not in str(e):
+            raise
+        cls = DataNotFoundError if isinstance(e, DataNotFoundError) else ValueError
+        raise cls(str(e).replace(DOWNLOAD_HINT, "")) from None
     # the run's own split, or its test split could hold images it trained on (a folder with
     # one image more splits otherwise)
     labeled, unlabeled, val = split_with_validation(train_set, cfg.labels_per_class,

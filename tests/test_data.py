@@ -136,8 +136,8 @@ def test_mnist_loader_reads_torchvisions_former_processed_files(tmp_path):
         assert torch.equal(a.images, b.images) and torch.equal(a.targets, b.targets)
     torch.save({"not": "a pair"}, processed / "test.pt")
     with pytest.raises(ValueError, match=r"test.pt could not be read as torchvision's MNIST file"
-                                         r".*delete the MNIST/processed folder and pass "
-                                         r"--download"):
+                                         r".*delete the MNIST/processed folder and put MNIST's "
+                                         r"four raw files in MNIST/raw, or pass --download"):
         load_dataset("mnist", tmp_path / "old")
     (processed / "test.pt").unlink()
     with pytest.raises(DataNotFoundError, match="t10k-images-idx3-ubyte"):

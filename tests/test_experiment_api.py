@@ -316,6 +316,22 @@ def test_eval_never_tells_to_pass_download(tmp_path, monkeypatch):
     monkeypatch.setattr(E, "load_dataset", absent)
     with pytest.raises(DataNotFoundError, match=r"MNIST not found: .* point --data-root at it$"):
         evaluate_run(run, device="cpu")
+    # the former torchvision MNIST files (read when MNIST/raw lacks the IDX files), damaged
+    from ganaug.data.sources import _read_mnist_processed
+    bad = tmp_path / "MNIST" / "processed" / "training.pt"
+    bad.parent.mkdir(parents=True)
+    bad.write_bytes(b"not a torch file")
+    with pytest.raises(ValueError) as e:
+        _read_mnist_processed(bad)
+    assert str(e.value).endswith(DOWNLOAD_HINT)
+    damaged = e.value
+
+    def unreadable(*a, **k):
+        raise damaged
+    monkeypatch.setattr(E, "load_dataset", unreadable)
+    with pytest.raises(ValueError, match=r"could not be read as torchvision's MNIST file .*"
+                                         r"put MNIST's four raw files in MNIST/raw$"):
+        evaluate_run(run, device="cpu")
 
 
 def _dirs(root: Path, *names):

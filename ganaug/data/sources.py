@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .._io import _first_line
 from .images import ImageSet
 
 # digits: a fixed, stratified split that does not depend on any seed of the run
@@ -66,6 +67,9 @@ def _missing(name: str, folder: Path, what: str, layout: str, root: Path | None 
 
 
 DOWNLOAD_HINT = ", or pass --download (download=True in Python) to fetch them (needs internet)"
+# read only when MNIST/raw lacks the IDX files, so the fix is those files (or a download)
+_PROCESSED_FIX = ("delete the MNIST/processed folder and put MNIST's four raw files in "
+                  "MNIST/raw" + DOWNLOAD_HINT)
 
 
 def _misplaced(root: Path, layout: str, probe: str) -> str:
@@ -202,11 +206,11 @@ def _read_mnist_processed(path: Path) -> tuple[np.ndarray | None, np.ndarray | N
         x, y = x.numpy(), y.numpy()
         ok = x.dtype == np.uint8 and x.ndim == 3 and y.ndim == 1
     except Exception as e:                    # not a pair of tensors, a damaged file, ...
-        raise ValueError(f"{path} could not be read as torchvision's MNIST file ({type(e).__name__}: "
-                         f"{e}); delete the MNIST/processed folder and pass --download") from None
+        raise ValueError(f"{path} could not be read as torchvision's MNIST file "
+                         f"({_first_line(e)}); {_PROCESSED_FIX}") from None
     if not ok:
         raise ValueError(f"{path} does not hold uint8 images (N, 28, 28) and their labels; "
-                         f"delete the MNIST/processed folder and pass --download")
+                         f"{_PROCESSED_FIX}")
     return x, y
 
 
