@@ -150,7 +150,7 @@ def extra_train_flags(p, extra: list[str], owned: dict[str, str]) -> None:
     ``owned`` (argparse names, e.g. ``labels_per_class``; why the script owns it as the
     value), however it is spelled: ``--labels-per 3``, ``--data-seed=2`` or through
     ``--recipe``, which ``owned`` should name when a recipe could change what it owns."""
-    from ganaug.cli import _parser
+    from ganaug.cli_args import _parser
 
     def given(argv):
         try:

@@ -1078,7 +1078,7 @@ def test_time_limit_takes_minutes_as_a_number(capsys):
 
 
 def test_labels_per_class_all_in_any_case():
-    from ganaug.cli import _parser
+    from ganaug.cli_args import _parser
     assert _parser().parse_args(["train", "--labels-per-class", "ALL"]).labels_per_class is None
 
 

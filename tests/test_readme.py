@@ -76,7 +76,7 @@ def known_flags() -> set[str]:
     """Every option of `ganaug train | sample | eval` and of the benchmark scripts."""
     import argparse
 
-    from ganaug.cli import _parser
+    from ganaug.cli_args import _parser
 
     parser = _parser()
     flags = set(parser._option_string_actions)
@@ -111,7 +111,7 @@ def subcommand_flags() -> dict[str, set[str]]:
     """Each `ganaug` subcommand's own options."""
     import argparse
 
-    from ganaug.cli import _parser
+    from ganaug.cli_args import _parser
 
     return {name: set(sub._option_string_actions)
             for action in _parser()._actions if isinstance(action, argparse._SubParsersAction)

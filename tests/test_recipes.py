@@ -167,7 +167,7 @@ def test_a_folder_or_a_binary_file_is_not_a_recipe(tmp_path, capsys):
 
 
 def test_flags_undo_a_recipes_switch_and_auto_restores_a_computed_default(tmp_path):
-    from ganaug.cli import _parser
+    from ganaug.cli_args import _parser
     parse = _parser().parse_args
     args = parse(["train", "--no-balanced-labels", "--no-download", "--gp-weight", "auto",
                   "--g-cond-weight", "none", "--image-size", "auto"])
