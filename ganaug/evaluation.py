@@ -51,7 +51,8 @@ from .checks import per_class as diversity_per_class
 from .data import ImageSet
 from .mix import GATE_MAX_DRAWS, gate_mask
 from .model import CLSGAN, _concrete
-from .train import duration as _duration, pick_device   # pick_device: auto; a clear error
+from .progress import duration as _duration
+from .train import pick_device   # pick_device: auto; a clear error
                                                            # for cuda without a GPU
 
 EXTRACTOR_VERSION = 1          # bump when DomainNet or its training changes

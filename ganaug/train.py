@@ -3,8 +3,9 @@
 The loop owns the epochs: seeding, the device, learning-rate schedule, checkpoints, logs,
 progress and resume; each iteration is one :class:`ganaug.step.TrainStep` (optimisers,
 EMA, the fast path) on a batch drawn by :class:`ganaug.step._Draws`, data-parallel over
-processes when a process group is up (:mod:`ganaug.distributed`). Whether a run may start or
-resume in its folder is :mod:`ganaug.runs`'s to say. Losses come from
+processes when a process group is up (:mod:`ganaug.distributed`). What it prints while it
+runs (progress bar, epoch lines, the time-limit note) is :mod:`ganaug.progress`'s. Whether a
+run may start or resume in its folder is :mod:`ganaug.runs`'s to say. Losses come from
 :mod:`ganaug.objectives` (pure functions); networks from :mod:`ganaug.nets`.
 
 Reproducibility: every epoch re-seeds from (seed, epoch), so a run resumed from the
@@ -36,6 +37,7 @@ from .config import TrainConfig, resolve_config
 from .data import ImageSet
 from .model import CLSGAN, pick_device
 from .nets import recalibrate_batchnorm
+from .progress import Pace, epoch_line, progress_bar
 from .runs import check_run_folder, check_run_kind, check_same_data, data_fingerprint
 from .step import Speed, TrainStep, _derive_seed, _Draws, _Shard, step_kind
 
@@ -414,9 +416,9 @@ def _train(model: CLSGAN, labeled: ImageSet, unlabeled: ImageSet | None = None,
                                                # consistency, g (weighted), its conditional part
         G.train()
         D.train()
-        bar = _progress(steps, f"epoch {epoch + 1}/{cfg.epochs}", progress)
+        bar = progress_bar(steps, f"epoch {epoch + 1}/{cfg.epochs}", progress)
         g_steps = 0                            # the generator's losses average over its steps
-        pace = _Pace(cfg.time_limit, steps, started, torch.device(device).type == "cpu"
+        pace = Pace(cfg.time_limit, steps, started, torch.device(device).type == "cpu"
                      and model.arch != "mlp") \
             if cfg.time_limit and epoch == start and rank == 0 else None
         for i in range(steps):
@@ -460,7 +462,7 @@ def _train(model: CLSGAN, labeled: ImageSet, unlabeled: ImageSet | None = None,
                 is not None:
             rec["diversity"] = d
         history.append(rec)
-        log(_line(rec, cfg.epochs))
+        log(epoch_line(rec, cfg.epochs))
         if out is not None:                    # rank 0 only
             _write_epoch(out, model, cfg, history, step, seconds, opt_d, opt_g,
                          grid if step_fn.adversarial else None, fingerprint)
@@ -528,44 +530,6 @@ def _over_time(limit_min: float, started: float, last_s: float, done: int,
             f"{limit_min:g} minutes used; the next epoch would take about {last_s / 60:.{d}f} "
             f"more (continue: --resume --time-limit 0, or --resume with a new limit; a plain "
             f"--resume keeps this one)")
-
-
-class _Pace:
-    """Whether a call's first epoch alone will outlast ``--time-limit``, which is checked
-    between epochs only: the pace of steps 2 to ``STEPS`` (step 1 may compile, and on
-    a GPU the steps queue up, so the pace can only read low), told once."""
-    STEPS = 4
-
-    def __init__(self, limit_min: float, steps: int, started: float, cpu_conv: bool = False,
-                 clock=time.perf_counter):
-        self.limit_min, self.steps, self.started = limit_min, steps, started
-        self.cpu_conv, self.clock = cpu_conv, clock
-        self.t1: float | None = None
-        self.projected: float | None = None
-
-    def after(self, done: int) -> bool:
-        """Record step ``done`` (from 1); True once the pace is known (or cannot be)."""
-        if self.steps <= self.STEPS:
-            return True
-        if done == 1:
-            self.t1 = self.clock()
-        elif done == self.STEPS:
-            self.projected = (self.clock() - self.t1) / (done - 1) * self.steps
-            return True
-        return False
-
-    def note(self) -> str | None:
-        """The note when the epoch, on top of the time used before it (loading, setup),
-        ends past the limit; else None."""
-        if self.projected is None or \
-                self.t1 - self.started + self.projected <= 60 * self.limit_min:
-            return None
-        return (f"note: at this pace this epoch alone takes about {duration(self.projected)}, "
-                f"past --time-limit {self.limit_min:g} min, which is checked between epochs: "
-                f"the run stops after this epoch at the earliest. Ctrl-C stops it now (the "
-                f"epoch it is in is lost; the last complete one is kept)"
-                + ("; on a CPU the conv nets take hours an epoch, so use a GPU for them"
-                   if self.cpu_conv else ""))
 
 
 GRID_COLUMNS = 10
@@ -677,59 +641,8 @@ def evaluate_accuracy(model: CLSGAN, data: ImageSet) -> float:
     return float((pred == data.targets).float().mean())
 
 
-def _line(rec: dict, epochs: int) -> str:
-    acc = f" test_acc={rec['test_accuracy']:.4f}" if "test_accuracy" in rec else ""
-    acc += f" val_acc={rec['val_accuracy']:.4f}" if "val_accuracy" in rec else ""
-    cond = f" (cond {rec['g_cond']:.4f})" if rec.get("g_cond") else ""   # a part of g
-    div = f" div={rec['diversity']:.2f}" if "diversity" in rec else ""
-    return (f"epoch {rec['epoch']}/{epochs} d={rec['d_loss']:.4f} sup={rec['sup_loss']:.4f} "
-            f"g={rec['g_loss']:.4f}{cond}{acc}{div} ({rec['seconds']:.1f}s)")
-
-
 def _json_line(rec: dict) -> str:
     return json.dumps(rec, sort_keys=True) + "\n"
-
-
-class _NoBar:
-    def update(self, n: int) -> None: ...
-    def close(self) -> None: ...
-
-
-def duration(seconds: float) -> str:
-    """``42 s`` under 90 seconds, else ``10 min``: a time left, as the progress lines say it."""
-    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
-
-
-class _LogBar:
-    """Progress for output redirected to a file (nohup, CI logs): a whole line every
-    ``every`` seconds, none for a shorter epoch (its own log line says it all), and no
-    carriage returns, which would put the epoch's line on the bar's."""
-
-    def __init__(self, total: int, desc: str, every: float = 30.0, clock=time.perf_counter):
-        self.total, self.desc, self.every, self.clock = total, desc, every, clock
-        self.done, self.start = 0, clock()
-        self.last = self.start
-
-    def update(self, n: int) -> None:
-        self.done += n
-        now = self.clock()
-        if now - self.last >= self.every and self.done < self.total:
-            self.last, spent = now, now - self.start
-            left = spent * (self.total - self.done) / self.done
-            print(f"{self.desc}: step {self.done}/{self.total} ({duration(spent)}, about "
-                  f"{duration(left)} left)", file=sys.stderr, flush=True)
-
-    def close(self) -> None: ...
-
-
-def _progress(total: int, desc: str, enabled: bool):
-    if not enabled:
-        return _NoBar()
-    if not getattr(sys.stderr, "isatty", lambda: False)() and "ipykernel" not in sys.modules:
-        return _LogBar(total, desc)                 # a notebook gets tqdm's widget
-    from tqdm.auto import tqdm
-    return tqdm(total=total, desc=desc, leave=False, file=sys.stderr, dynamic_ncols=True,
-                mininterval=0.1)
 
 
 __all__ = ["train", "TrainState", "TrainStep", "Speed", "pick_device", "evaluate_accuracy",

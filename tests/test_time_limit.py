@@ -12,6 +12,7 @@ import torch
 from _tiny import FAST, _run, _same_state
 from ganaug import TrainConfig, build_model, train
 from ganaug import monitor as M
+from ganaug import progress as P
 from ganaug.cli import main
 from ganaug.data import split_with_validation
 
@@ -232,22 +233,22 @@ def test_a_first_epoch_that_outlasts_the_limit_is_told_at_its_fourth_step():
     may compile) projects past it gets one note, naming the pace and what to do."""
     now = iter([10.0, 13.0])                            # steps 2-4: 1 s each
 
-    pace = T._Pace(1.0, 100, 10.0, cpu_conv=True, clock=lambda: next(now))
+    pace = P.Pace(1.0, 100, 10.0, cpu_conv=True, clock=lambda: next(now))
     assert [pace.after(k) for k in (1, 2, 3, 4)] == [False, False, False, True]
     note = pace.note()
     assert note.startswith("note: at this pace this epoch alone takes about 2 min, past "
                            "--time-limit 1 min, which is checked between epochs")
     assert note.endswith("; on a CPU the conv nets take hours an epoch, so use a GPU for them")
-    fast = T._Pace(2.0, 100, 10.0, clock=iter([10.0, 13.0]).__next__)
+    fast = P.Pace(2.0, 100, 10.0, clock=iter([10.0, 13.0]).__next__)
     [fast.after(k) for k in (1, 2, 3, 4)]
     assert fast.note() is None                          # 100 s inside 2 min
-    late = T._Pace(2.0, 100, -10.0, clock=iter([10.0, 13.0]).__next__)
+    late = P.Pace(2.0, 100, -10.0, clock=iter([10.0, 13.0]).__next__)
     [late.after(k) for k in (1, 2, 3, 4)]               # 20 s of setup + 100 s: 2 min,
     assert late.note() is None                          # not past the limit; 21 s would be
-    later = T._Pace(2.0, 100, -11.0, clock=iter([10.0, 13.0]).__next__)
+    later = P.Pace(2.0, 100, -11.0, clock=iter([10.0, 13.0]).__next__)
     [later.after(k) for k in (1, 2, 3, 4)]
     assert later.note().endswith("kept)")               # not a conv run on a CPU: no advice
-    short = T._Pace(1e-9, 4, 0.0)
+    short = P.Pace(1e-9, 4, 0.0)
     assert short.after(1) and short.note() is None      # 4 steps: no pace to read
 
 

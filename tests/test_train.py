@@ -18,7 +18,7 @@ from ganaug.config import LIPSCHITZ
 from ganaug.data import ImageSet, split_labeled
 from ganaug.objectives import get_objective, list_objectives
 from ganaug.step import step_kind
-from ganaug.train import _LogBar, _progress
+from ganaug.progress import LogBar, progress_bar
 
 from _tiny import CONV, FAST, _run, colour
 
@@ -562,8 +562,8 @@ def test_the_lazy_penalty_starts_on_the_first_step(tiny):
 
 
 def test_a_short_epochs_bar_leaves_nothing_in_a_redirected_log(capsys):
-    from ganaug.train import _progress
-    bar = _progress(22, "epoch 1/100", True)      # stderr is captured: not a terminal
+    from ganaug.progress import progress_bar
+    bar = progress_bar(22, "epoch 1/100", True)      # stderr is captured: not a terminal
     for _ in range(22):
         bar.update(1)
     bar.close()
@@ -573,9 +573,9 @@ def test_a_short_epochs_bar_leaves_nothing_in_a_redirected_log(capsys):
 def test_a_long_epochs_progress_in_a_redirected_log_is_whole_lines(capsys):
     """Redirected to a file, a long epoch's progress is a whole line every 30 s (no carriage
     return that would put the epoch's own line on the bar's), none once it is done."""
-    from ganaug.train import _LogBar
+    from ganaug.progress import LogBar
     now = [0.0]
-    bar = _LogBar(100, "epoch 2/20", clock=lambda: now[0])
+    bar = LogBar(100, "epoch 2/20", clock=lambda: now[0])
     for _ in range(99):
         now[0] += 0.5                                   # 0.5 s a step: a line at 30 s
         bar.update(1)
@@ -953,15 +953,15 @@ def test_a_busy_folder_s_resume_stops_before_it_says_it_resumes(tiny, tmp_path):
 
 
 def test_a_notebook_keeps_tqdm_and_a_redirected_log_gets_whole_lines(monkeypatch):
-    """_progress: output redirected to a file gets _LogBar's whole lines; in a notebook (ipykernel
+    """progress_bar: output redirected to a file gets LogBar's whole lines; in a notebook (ipykernel
     loaded; its stderr is no tty) tqdm's widget, not log lines."""
     monkeypatch.setattr(sys, "stderr", open("/dev/null", "w"))     # no tty
     try:
-        assert isinstance(_progress(10, "epoch 1/2", True), _LogBar)
+        assert isinstance(progress_bar(10, "epoch 1/2", True), LogBar)
         monkeypatch.setitem(sys.modules, "ipykernel", types.ModuleType("ipykernel"))
-        bar = _progress(10, "epoch 1/2", True)
+        bar = progress_bar(10, "epoch 1/2", True)
         try:
-            assert not isinstance(bar, _LogBar)
+            assert not isinstance(bar, LogBar)
         finally:
             bar.close()
     finally:
