@@ -44,7 +44,7 @@ def measure_run(run: Path, gates: list[float], probe: int) -> list[dict]:
     from ganaug import CLSGAN, SyntheticMix, TrainConfig, load_dataset
     from ganaug._io import safe_torch_load
     from ganaug.data import split_labeled
-    from ganaug.evaluation import domain_extractor
+    from ganaug.features import domain_extractor
     from ganaug.mix import gate_mask
 
     ckpt = safe_torch_load(run / "checkpoint.pt")

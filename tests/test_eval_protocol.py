@@ -9,9 +9,9 @@ import torch
 
 from ganaug import quality as Q
 from ganaug.data import ImageSet, load_dataset
-from ganaug.evaluation import (_matching_train, _reference_indices, accuracy_of,
-                               domain_extractor, evaluate_quality, features_of,
-                               inception_features, load_inception)
+from ganaug.evaluation import _matching_train, _reference_indices, evaluate_quality
+from ganaug.features import (accuracy_of, domain_extractor, features_of, inception_features,
+                             load_inception)
 from ganaug.metrics import classification_metrics
 
 from test_evaluation import _Replay          # real training images of the asked classes
@@ -157,10 +157,10 @@ def test_tstr_samples_come_from_the_sampling_seed_plus_one(tmp_path):
 
 
 def test_tstr_is_tested_on_the_whole_test_split_whatever_samples_says(tmp_path, monkeypatch):
-    import ganaug.evaluation as E
+    import ganaug.features as FT
     train, test = load_dataset("digits")
-    fits, fit = [], E.train_domain_classifier
-    monkeypatch.setattr(E, "train_domain_classifier",
+    fits, fit = [], FT.train_domain_classifier
+    monkeypatch.setattr(FT, "train_domain_classifier",
                         lambda *a, **k: fits.append(fit(*a, **k)) or fits[-1])
     q = evaluate_quality(_Replay(train), train, test, extractor_steps=30, max_samples=40,
                          tstr_per_class=3, cache_dir=tmp_path, device="cpu")

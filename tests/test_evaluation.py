@@ -9,7 +9,8 @@ import torch
 
 from ganaug.cli import main
 from ganaug.data import load_dataset
-from ganaug.evaluation import domain_extractor, evaluate_quality, features_of, inception_features
+from ganaug.evaluation import evaluate_quality
+from ganaug.features import domain_extractor, features_of, inception_features
 
 METRICS = ("domain_fid", "domain_kid", "intra_class_fid", "precision", "recall", "diversity",
            "label_accuracy", "tstr_accuracy")
@@ -316,16 +317,16 @@ class _Oracle(_Replay):
 def oracle(tmp_path_factory):
     """evaluate_quality of an _Oracle at seed 5, 60 classifier steps, 7 TSTR images per class,
     with every training of a small classifier recorded as (images, targets, options, net)."""
-    import ganaug.evaluation as E
+    import ganaug.features as FT
     train, test = load_dataset("digits")
-    model, fits, fit = _Oracle(train, test), [], E.train_domain_classifier
+    model, fits, fit = _Oracle(train, test), [], FT.train_domain_classifier
 
     def spy(images, targets, *args, **kw):
         net = fit(images, targets, *args, **kw)
         fits.append((images, targets, kw, net))
         return net
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(E, "train_domain_classifier", spy)
+        mp.setattr(FT, "train_domain_classifier", spy)
         q = evaluate_quality(model, train, test, extractor_steps=60, tstr_per_class=7, seed=5,
                              cache_dir=tmp_path_factory.mktemp("cache"), device="cpu")
     return q, model, fits, train, test
@@ -350,7 +351,7 @@ def test_a_generator_that_copies_the_real_test_images_scores_perfectly(oracle):
 
 
 def test_tstr_trains_only_on_generated_images_and_tests_on_the_real_test_split(oracle):
-    from ganaug.evaluation import accuracy_of
+    from ganaug.features import accuracy_of
     q, model, fits, train, test = oracle
     (r_x, r_y, r_kw, ruler), (t_x, t_y, t_kw, clf) = fits       # the ruler, then TSTR's
     assert torch.equal(r_x, train.images) and torch.equal(r_y, train.targets)
@@ -418,12 +419,13 @@ class _Graded(_Oracle):
 
 
 def test_the_gate_table_counts_what_syntheticmix_would_keep(tmp_path):
-    from ganaug.evaluation import _outputs, domain_extractor, gate_lines, quality_lines
+    from ganaug.evaluation import gate_lines, quality_lines
+    from ganaug.features import domain_extractor, outputs_of
     train, test = load_dataset("digits")
     q = evaluate_quality(_Graded(train, test), train, test, extractor_steps=60,
                          tstr_per_class=2, cache_dir=tmp_path, device="cpu")
     ruler, _ = domain_extractor(train, steps=60, cache_dir=tmp_path, device="cpu")
-    right = _outputs(ruler, test.images)[0].argmax(1) == test.targets
+    right = outputs_of(ruler, test.images)[0].argmax(1) == test.targets
     y, k = test.targets, torch.arange(len(test)) % 4
     rows = {r["gate"]: r for r in q["gate"]["rows"]}
     assert q["gate"]["error"] is None and list(rows) == [0.0, 0.5, 0.7, 0.9]
@@ -462,7 +464,7 @@ def test_precision_and_recall_of_a_collapsed_generator(oracle, tmp_path):
 
 
 def test_the_ruler_is_an_mlp_up_to_28x28x1_and_its_layers_are_the_documented_ones():
-    from ganaug.evaluation import DomainNet, domain_kind
+    from ganaug.features import DomainNet, domain_kind
     assert domain_kind((1, 28, 28)) == domain_kind((1, 8, 8)) == "mlp"
     assert domain_kind((1, 28, 29)) == domain_kind((3, 32, 32)) == "cnn"
     mlp = DomainNet("mlp", (1, 8, 8), 10)
@@ -557,10 +559,11 @@ def test_inception_fid_has_a_real_reference_too(tmp_path, monkeypatch):
     domain metrics: the matched training images against the same test images (a stand-in
     for inception_v3 here: mean-pooled pixels, so the reference can be checked by hand)."""
     from ganaug import evaluation as E
+    from ganaug import features as FT
     from ganaug import quality as Q
     pooled = lambda x, net, **kw: torch.nn.functional.avg_pool2d(x, 2).flatten(1)  # noqa: E731
-    monkeypatch.setattr(E, "load_inception", lambda weights, device: "stand-in")
-    monkeypatch.setattr(E, "inception_features", pooled)
+    monkeypatch.setattr(FT, "load_inception", lambda weights, device: "stand-in")
+    monkeypatch.setattr(FT, "inception_features", pooled)
     train, test = load_dataset("digits")
     q = evaluate_quality(_Replay(train), train, test, extractor_steps=20, tstr_per_class=2,
                          cache_dir=tmp_path, device="cpu", inception_weights="w.pth",
@@ -578,17 +581,17 @@ def test_inception_fid_has_a_real_reference_too(tmp_path, monkeypatch):
 
 def test_the_classifiers_training_reports_progress_and_stays_the_same(monkeypatch):
     """A progress line every PROGRESS_EVERY_S seconds (here 0: every step), the same net."""
-    from ganaug import evaluation as E
+    from ganaug import features as FT
     x, y = torch.rand(20, 1, 8, 8) * 2 - 1, torch.arange(20) % 2
-    quiet = E.train_domain_classifier(x, y, 2, steps=3)
-    monkeypatch.setattr(E, "PROGRESS_EVERY_S", 0.0)
+    quiet = FT.train_domain_classifier(x, y, 2, steps=3)
+    monkeypatch.setattr(FT, "PROGRESS_EVERY_S", 0.0)
     lines: list[str] = []
-    told = E.train_domain_classifier(x, y, 2, steps=3, log=lines.append, name="TSTR classifier")
+    told = FT.train_domain_classifier(x, y, 2, steps=3, log=lines.append, name="TSTR classifier")
     assert [s.split(" (")[0] for s in lines] == [f"eval: TSTR classifier step {i}/3"
                                                  for i in range(3)]
     assert "left" not in lines[0] and all(", about " in s and " left for it)" in s
                                           for s in lines[1:])
-    assert (E._duration(42.4), E._duration(89), E._duration(600)) == ("42 s", "89 s", "10 min")
+    assert (FT._duration(42.4), FT._duration(89), FT._duration(600)) == ("42 s", "89 s", "10 min")
     assert all(torch.equal(a, b) for a, b in zip(quiet.state_dict().values(),
                                                   told.state_dict().values()))
 
@@ -626,11 +629,11 @@ class _Diverged(_Replay):
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf")])
 def test_a_diverged_generator_gets_every_quality_metric_as_na(value, tmp_path, monkeypatch):
-    import ganaug.evaluation as E
+    import ganaug.features as FT
     train, test = load_dataset("digits")
     domain_extractor(train, steps=30, cache_dir=tmp_path, device="cpu")       # cached now
     fits = []
-    monkeypatch.setattr(E, "train_domain_classifier", lambda *a, **k: fits.append(a))
+    monkeypatch.setattr(FT, "train_domain_classifier", lambda *a, **k: fits.append(a))
     q = evaluate_quality(_Diverged(train, value), train, test, extractor_steps=30,
                          max_samples=60, tstr_per_class=3, cache_dir=tmp_path, device="cpu")
     why = "generated images contain NaN or inf values (the generator diverged)"
@@ -689,11 +692,12 @@ def test_eval_quick_refuses_the_sample_quality_flags(flags, named, tmp_path, cap
 def test_every_seed_eval_accepts_gives_seeds_for_its_other_streams(tiny):
     """The ruler's batches (seed + 1), the matching training images (seed + 17) and TSTR's
     samples (seed + 1) wrap past the largest seed torch takes; below it they are unchanged."""
-    from ganaug.evaluation import _matching_train, _offset_seed
+    from ganaug.evaluation import _matching_train
+    from ganaug.features import offset_seed
     top = 2 ** 64 - 1
-    assert _offset_seed(5, 17) == 22 and _offset_seed(top - 17, 17) == top
-    assert _offset_seed(top, 1) == 0 and _offset_seed(top, 17) == 16
-    assert _offset_seed(-2 ** 63, 1) == -2 ** 63 + 1
+    assert offset_seed(5, 17) == 22 and offset_seed(top - 17, 17) == top
+    assert offset_seed(top, 1) == 0 and offset_seed(top, 17) == 16
+    assert offset_seed(-2 ** 63, 1) == -2 ** 63 + 1
     labels = torch.tensor([0, 1, 1, 3])
     for seed in (top, top - 16):
         picks = _matching_train(tiny, labels, seed)
