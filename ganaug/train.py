@@ -487,7 +487,29 @@ def _train(model: CLSGAN, labeled: ImageSet, unlabeled: ImageSet | None = None,
             f"{d:.2f} after epoch {history[-1]['epoch']}, the last; SyntheticMix and BatchMixer "
             f"warn under {DIVERSITY_WARN}; in a run's first epochs it can dip and recover, so "
             f"a short run may read low)")
+    if history and (note := _generator_stalled(history[-1], cfg, obj)):
+        log(f"warning: {note}")
     return TrainState(model, history, cfg, seconds, stopped)
+
+
+GENERATOR_STALL = 1e-6     # an epoch's mean generator loss under this: its critic saturated
+
+
+def _generator_stalled(rec: dict, cfg: TrainConfig, obj: O.Objective) -> str | None:
+    """The warning for a run whose generator stopped learning: its loss (the critic's loss
+    of its fakes, never negative) fell to about 0, where the critic passes it no gradient.
+    None for objectives without a generator, for feature matching (a distance, which may be
+    small), or when the last epoch's loss is above ``GENERATOR_STALL``."""
+    g = rec.get("g_loss")
+    if obj.critic == "none" or cfg.g_loss != "loss" or g is None or not 0 <= g < GENERATOR_STALL:
+        return None
+    return (f"the generator's loss fell to {g:.1e} (epoch {rec['epoch']}, the last): the loss "
+            f"network rates every fake as real with certainty, so it passes the generator no "
+            f"gradient, and the generator stopped learning: its samples are not a trained "
+            f"generator's (look at samples.png, or run `ganaug eval`). Its classifier may "
+            f"still be good, trained as by the labels alone. benchmarks/README.md (\"Every "
+            f"objective on the same networks\") names the objectives whose critics saturate "
+            f"so on digits")
 
 
 def _diverged(rec: dict, cfg: TrainConfig, out: Path | None, history: list[dict]) -> str:

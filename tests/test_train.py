@@ -966,3 +966,38 @@ def test_a_notebook_keeps_tqdm_and_a_redirected_log_gets_whole_lines(monkeypatch
             bar.close()
     finally:
         sys.stderr.close()
+
+
+def test_a_generator_whose_loss_fell_to_zero_is_warned_about():
+    """The last epoch's generator loss (the critic's loss of the fakes, never negative) under
+    GENERATOR_STALL: the critic saturated and the generator stopped learning. Not for
+    objectives without a generator, nor for feature matching (a distance)."""
+    T = importlib.import_module("ganaug.train")
+    rec = {"epoch": 30, "g_loss": 4.5e-10}
+    for objective in ("ls", "wgan-div", "cls", "gan"):
+        cfg = TrainConfig(objective=objective).resolved()
+        note = T._generator_stalled(rec, cfg, get_objective(objective))
+        assert note.startswith("the generator's loss fell to 4.5e-10 (epoch 30, the last)")
+        assert "stopped learning" in note and "benchmarks/README.md" in note
+    cfg = TrainConfig(objective="ls").resolved()
+    for g in (T.GENERATOR_STALL, 0.3, -1e-9):              # learning, or a signed loss
+        assert T._generator_stalled({"epoch": 3, "g_loss": g}, cfg, get_objective("ls")) is None
+    fm = TrainConfig(objective="sscls").resolved()          # feature matching: a distance
+    assert fm.g_loss == "feature-matching"
+    assert T._generator_stalled(rec, fm, get_objective("sscls")) is None
+    sup = TrainConfig(objective="supervised").resolved()
+    assert T._generator_stalled(rec, sup, get_objective("supervised")) is None
+
+
+def test_an_unconditional_ls_run_whose_generator_saturates_ends_with_the_warning(tmp_path):
+    """On digits the unconditional LS-GAN critic saturates within three epochs (generator
+    loss 4e-8): the run's last lines say that the generator stopped learning."""
+    from ganaug.cli import main
+    import contextlib
+    import io
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        assert main(["train", "--objective", "ls", "--epochs", "3", "--quiet",
+                     "--no-tensorboard", "--out", str(tmp_path / "ls")]) == 0
+    warned = [s for s in err.getvalue().splitlines() if "generator's loss fell to" in s]
+    assert len(warned) == 1 and warned[0].startswith("warning: ")
