@@ -161,9 +161,11 @@ def _recipe_note(e: ValueError, given: dict, flags: set, recipe: str | None,
 def _best(s: dict) -> str:
     """The line on the best epoch by validation accuracy (a run with --val-per-class)."""
     from .train import BEST
+    path = os.path.join(s['run'], BEST)
+    where = f"-> {path}" if os.path.isfile(path) else f"(its model is lost: no {path})"
     return (f"best epoch by validation accuracy: {s['best_epoch']} (val accuracy "
             f"{s['best_val_accuracy']:.4f} on {s['num_val']} held-out labeled images, test "
-            f"accuracy {s['best_test_accuracy']:.4f}) -> {os.path.join(s['run'], BEST)}")
+            f"accuracy {s['best_test_accuracy']:.4f}) {where}")
 
 
 def _diversity(summary: dict) -> str:

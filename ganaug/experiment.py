@@ -30,14 +30,13 @@ from .metrics import classification_metrics
 from .model import CLSGAN, _positive, id_names, trains_generator
 from .objectives import get_objective
 from .nets import resolve_arch
-from .runs import (RUN_KEYS, SUMMARY, check_run_folder, check_run_keys, check_run_kind,
-                   check_same_data, checkpoint_config, data_fingerprint, seed_folders)
+from .runs import (BEST, EVAL, EVAL_BEST, RUN_KEYS, SUMMARY, check_run_folder, check_run_keys,
+                   check_run_kind, check_same_data, checkpoint_config, data_fingerprint,
+                   seed_folders)
 from .step import Speed
-from .train import BEST, CHECKPOINT, TIME_LIMIT, _derive_seed, _grid_inputs, best_record, \
+from .train import CHECKPOINT, TIME_LIMIT, _derive_seed, _grid_inputs, best_record, \
     check_inputs, delete_stale_temps, pick_device, save_grid, train
 
-EVAL = "eval.json"
-EVAL_BEST = "eval-best.json"   # ganaug eval --best: the metrics of best.pt
 RECIPE_COPY = "recipe.yaml"
 
 
@@ -394,8 +393,12 @@ def fit_seeds(config: TrainConfig | None = None, seeds: Sequence[int] = (0, 1, 2
     out = Path(out) if out is not None else broadcast_object(
         None if rank else claim_run_dir(cfg), world)
     try:
-        return _fit_seeds(cfg, seeds, out, resume, progress, log, recipe, recipe_bytes,
-                          tensorboard, rank)
+        with contextlib.ExitStack() as hold:
+            if not rank and out.is_dir():          # its summary is this process's to write
+                hold.enter_context(run_lock(out))
+                delete_stale_temps([(out, SUMMARY)], log)
+            return _fit_seeds(cfg, seeds, out, resume, progress, log, recipe, recipe_bytes,
+                              tensorboard, rank)
     except BaseException:
         if claimed and not rank and out.is_dir() and not any(out.iterdir()):
             out.rmdir()                                 # failed before writing anything
@@ -493,6 +496,10 @@ def evaluate_run(run: str | Path, data_root: str | None = None, *, quality: bool
     if best:
         path = run / BEST
         if not path.is_file():
+            if _trained_with_validation(run):
+                raise CheckpointError(f"{run} was trained with validation images, but its "
+                                      f"{BEST} is missing (deleted, or lost before a resume); "
+                                      f"drop --best to evaluate its last epoch")
             raise CheckpointError(f"{run} has no {BEST}: it keeps the best epoch of a run "
                                   f"trained with validation images (ganaug train "
                                   f"--val-per-class N); drop --best to evaluate its last "
@@ -555,6 +562,14 @@ def evaluate_run(run: str | Path, data_root: str | None = None, *, quality: bool
     if save:
         atomic_write_json(run / (EVAL_BEST if best else EVAL), result)
     return result
+
+
+def _trained_with_validation(run: Path) -> bool:
+    """Whether the run's ``config.json`` has validation images (False when unreadable)."""
+    try:
+        return bool(json.loads((run / "config.json").read_text()).get("val_per_class"))
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def _check_folder_classes(folder: str, classes: list[str], run: Path) -> None:

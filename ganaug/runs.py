@@ -20,6 +20,9 @@ from .config import TrainConfig
 from .data import ImageSet
 
 SUMMARY = "summary.json"       # written by experiment.fit (a multi-seed folder: fit_seeds)
+BEST = "best.pt"        # the model of the epoch with the best validation accuracy
+EVAL = "eval.json"
+EVAL_BEST = "eval-best.json"   # ganaug eval --best: the metrics of best.pt
 _SEED_DIR = re.compile(r"seed-(-?[0-9]+)")   # experiment.seed_dir's run folders
 
 
@@ -35,7 +38,7 @@ def check_run_keys(ckpt: dict, path: str | Path, keys: Sequence[str]) -> None:
     if missing:
         raise CheckpointError(f"checkpoint {path} lacks {', '.join(map(repr, missing))}: it was "
                               f"edited or written by another program; restore a good copy, or "
-                              f"delete it to train the run afresh")
+                              f"delete the run folder to train the run afresh")
 
 
 def checkpoint_config(ckpt: dict, path: str | Path) -> TrainConfig:
@@ -187,4 +190,21 @@ def check_run_folder(out: str | Path | None, cfg: TrainConfig, resume: bool) -> 
     if has:
         raise ValueError(f"{out} already holds a run; pass --resume (resume=True in "
                          f"Python) to continue it or choose another --out (out=)")
+    if earlier := earlier_run_files(out):
+        raise ValueError(f"{out} holds files of an earlier run but no {CHECKPOINT} "
+                         f"({', '.join(earlier)}): a new run there would leave them beside its "
+                         f"own (`ganaug eval --best` would read the old {BEST}); delete them, or "
+                         f"the folder, or choose another --out (out=)")
     return None
+
+
+def earlier_run_files(out: Path, shown: int = 4) -> list[str]:
+    """Files that only a run which trained an epoch or more writes (its best model, summary,
+    evaluations, sample grids after the first epoch), in a folder without a checkpoint: a
+    run's remains once its checkpoint was deleted. The first ``shown``, then how many more.
+    A run stopped in its first epoch leaves none of them (its ``config.json`` and first
+    grid are rewritten by the next)."""
+    found = [n for n in (BEST, SUMMARY, EVAL, EVAL_BEST) if (out / n).exists()]
+    found += sorted(f"samples/{p.name}" for p in (out / "samples").glob("epoch_*.png")
+                    if p.name != "epoch_0001.png")
+    return found[:shown] + ([f"{len(found) - shown} more"] if len(found) > shown else [])

@@ -38,13 +38,12 @@ from .data import ImageSet
 from .model import CLSGAN, pick_device
 from .nets import recalibrate_batchnorm
 from .progress import Pace, epoch_line, progress_bar
-from .runs import check_run_folder, check_run_kind, check_same_data, data_fingerprint
+from .runs import BEST, check_run_folder, check_run_kind, check_same_data, data_fingerprint
 from .step import Speed, TrainStep, _derive_seed, _Draws, _Shard, step_kind
 
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
 SAMPLES = "samples.png"
-BEST = "best.pt"        # the model of the epoch with the best validation accuracy
 TIME_LIMIT, PATIENCE = "time limit", "patience"     # why a run stopped before its epochs
 # an epoch's loss terms, in the order of its sums (d_loss is the first five's sum)
 LOSS_TERMS = ("sup_loss", "critic", "critic_ul", "penalty", "consistency", "g_loss", "g_cond")
@@ -586,20 +585,33 @@ def _match_checkpoint(out: Path, model: CLSGAN, cfg: TrainConfig, history: list[
     ``history``, its weights in ``model``): a run stopped after writing an epoch's metrics
     but not its checkpoint listed an epoch the checkpoint lacks, and one stopped after the
     checkpoint but before ``best.pt`` kept an older best; a resume that trains nothing more
-    would have reported them as they were."""
+    would have reported them as they were. A ``best.pt`` of an earlier epoch that is
+    missing, unreadable or of another epoch cannot be rewritten (its weights are gone): it
+    is removed, with a warning, and the next epoch that beats its accuracy writes one."""
     if not (out / METRICS).is_file() or (out / METRICS).read_text() != _metrics_text(history):
         _write_metrics(out, history)
     best = best_record(history)
-    if best is None or best is not history[-1]:    # best.pt of an earlier epoch: as it is
+    if best is None:
         return
-    try:
-        have = safe_torch_load(out / BEST).get("epoch") if (out / BEST).is_file() else None
-    except CheckpointError:
-        have = None
-    if have != best["epoch"]:
+    why = None if (out / BEST).is_file() else "missing"
+    if why is None:
+        try:
+            have = safe_torch_load(out / BEST).get("epoch")
+            why = None if have == best["epoch"] else f"of epoch {have}"
+        except CheckpointError:
+            why = "unreadable"
+    if why is None:
+        return
+    if best is history[-1]:
         _save_best(out, model, cfg, best, data)
         log(f"wrote {BEST} for epoch {best['epoch']}, the best by validation accuracy, which "
             f"the run stopped before writing")
+        return
+    (out / BEST).unlink(missing_ok=True)
+    log(f"warning: {out / BEST} should hold epoch {best['epoch']}, the best by validation "
+        f"accuracy ({best['val_accuracy']:.4f}), but it is {why}; that epoch's weights are "
+        f"gone, so it cannot be rewritten{' (removed)' if why != 'missing' else ''}: the run "
+        f"goes on, and the next epoch with a higher validation accuracy writes {BEST}")
 
 
 def _write_epoch(out: Path, model: CLSGAN, cfg: TrainConfig, history: list[dict], step: int,

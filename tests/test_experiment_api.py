@@ -79,10 +79,14 @@ def test_seeds_resume_starts_a_missing_seed_beside_a_finished_one(tmp_path, caps
     out = tmp_path / "o"
     assert main(["train", *flags, "--seeds", "0", "--out", str(out)]) == 0
     (out / "summary.json").unlink()              # as if stopped before seed 1 began
+    stale = out / ".summary.json.k2j3.tmp"          # a kill -9 in the summary's write
+    stale.write_bytes(b"half")
     capsys.readouterr()
     assert main(["train", *flags, "--seeds", "0,1", "--resume", "--out", str(out)]) == 0
     err = capsys.readouterr().err
     assert f"already finished in {out / 'seed-0'}" in err
+    assert not stale.exists() and \
+        f"deleted {stale.name}, left by a run killed while writing summary.json" in err
     s = json.loads((out / "summary.json").read_text())
     assert s["seeds"] == [0, 1] and (out / "seed-1" / "checkpoint.pt").is_file()
 

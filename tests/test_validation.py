@@ -366,3 +366,63 @@ def test_an_unreadable_best_pt_of_the_last_epoch_is_rewritten_on_resuming(tiny, 
     assert best["epoch"] == 2
     assert all(torch.equal(best["state"][k], ckpt["state"][k]) for k in ckpt["state"])
     assert any(s.startswith("wrote best.pt for epoch 2") for s in lines)
+
+
+def test_a_lost_best_pt_of_an_earlier_epoch_is_told_on_resuming_and_not_pointed_at(
+        tiny, tmp_path, monkeypatch, capsys):
+    """best.pt of an epoch before the checkpoint's, missing or unreadable on a resume: its
+    weights are gone, so the resume warns (an unreadable one is removed, so that `ganaug eval
+    --best` cannot read it), and `ganaug eval --best` says the run's best.pt is lost, not
+    that the run had no validation images."""
+    _train(tiny, tmp_path, 3, scores=[0.5, 0.75, 0.625], monkeypatch=monkeypatch)
+    for broken, why in ((b"not a checkpoint", "unreadable"), (None, "missing")):
+        if broken is not None:
+            (tmp_path / "best.pt").write_bytes(broken)
+        lines: list[str] = []
+        _train(tiny, tmp_path, 3, resume=True, log=lines.append)      # trains nothing more
+        warned = [s for s in lines if s.startswith("warning: ")]
+        assert len(warned) == 1 and f"best.pt should hold epoch 2, the best by validation " \
+            f"accuracy (0.7500), but it is {why}" in warned[0]
+        assert ("(removed)" in warned[0]) == (why == "unreadable")
+        assert not (tmp_path / "best.pt").exists()
+    with pytest.raises(Exception, match=r"was trained with validation images, but its best.pt "
+                                        r"is missing .*drop --best"):
+        from ganaug.experiment import evaluate_run
+        evaluate_run(tmp_path, best=True, device="cpu")
+    from ganaug.cli import _best
+    line = _best({"best_epoch": 2, "best_val_accuracy": 0.75, "num_val": 6,
+                  "best_test_accuracy": 0.5, "run": str(tmp_path)})
+    assert line.endswith(f"(its model is lost: no {tmp_path / 'best.pt'})")
+    _train(tiny, tmp_path / "ok", 1)
+    line = _best({"best_epoch": 1, "best_val_accuracy": 0.75, "num_val": 6,
+                  "best_test_accuracy": 0.5, "run": str(tmp_path / "ok")})
+    assert line.endswith(f"-> {tmp_path / 'ok' / 'best.pt'}")
+
+
+def test_a_new_run_in_a_folder_of_an_earlier_runs_files_without_checkpoint_is_refused(
+        tiny, tmp_path):
+    """An earlier run's checkpoint deleted (as a damaged one's error advises): a new run in
+    its folder would leave the old best.pt, summary and epoch grids beside its own, so it is
+    refused, naming them. A run stopped in its first epoch (config.json, metrics.jsonl and
+    the first grid only) starts again there."""
+    _train(tiny, tmp_path / "old", 3)
+    (tmp_path / "old" / "checkpoint.pt").unlink()
+    (tmp_path / "old" / "summary.json").write_text("{}")
+    with pytest.raises(ValueError, match=r"holds files of an earlier run but no checkpoint.pt "
+                                         r"\(best.pt, summary.json, samples/epoch_0002.png, "
+                                         r"samples/epoch_0003.png\): .*delete them, or the "
+                                         r"folder, or choose another --out"):
+        _train(tiny, tmp_path / "old", 1)
+    first = tmp_path / "first"
+    (first / "samples").mkdir(parents=True)
+    for name in ("config.json", "metrics.jsonl", "samples/epoch_0001.png"):
+        (first / name).write_text("")
+    _train(tiny, first, 1)
+    assert (first / "checkpoint.pt").is_file()
+    from ganaug.runs import earlier_run_files
+    many = tmp_path / "many"
+    (many / "samples").mkdir(parents=True)
+    for e in range(2, 9):
+        (many / "samples" / f"epoch_{e:04d}.png").write_text("")
+    assert earlier_run_files(many) == [f"samples/epoch_000{e}.png" for e in (2, 3, 4, 5)] + \
+        ["3 more"]
