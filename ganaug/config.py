@@ -380,6 +380,12 @@ class TrainConfig:
             if v not in choices:
                 raise ValueError(f"{name} must be one of {', '.join(choices)}; got {v!r}")
         if c.lipschitz == "spectral-norm":
+            if c.net_options.get("norm", "spectral") != "spectral":
+                raise ValueError(f"lipschitz='spectral-norm' (--lipschitz spectral-norm) puts "
+                                 f"spectral normalisation in place of the networks' own, but "
+                                 f"net_options asks for norm={c.net_options['norm']!r}: drop "
+                                 f"that option (--net-option norm=...), or choose another "
+                                 f"--lipschitz")
             c.net_options["norm"] = "spectral"
         return c
 

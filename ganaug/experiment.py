@@ -136,7 +136,10 @@ def build_model(cfg: TrainConfig, data: ImageSet, saved: dict | None = None) -> 
     """The model for ``data``, its initial weights a function of ``cfg.seed``. Options the
     config leaves unset come from ``saved``, a checkpoint's model spec (so a run resumes with
     the networks it trained even after a default changes), then from the objective's
-    defaults (``objective_net_defaults``), then from the builder's."""
+    defaults (``objective_net_defaults``), then from the builder's. ``cfg`` is resolved
+    first (``TrainConfig.resolved``): ``lipschitz="spectral-norm"`` builds spectrally
+    normalised networks, as ``train`` needs."""
+    cfg = resolve_config(cfg)
     torch.manual_seed(_derive_seed(cfg.seed, 99))
     opts = {"noise_dim": cfg.noise_dim,
             **objective_net_defaults(cfg.objective, resolve_arch(cfg.arch, data.image_shape)),
