@@ -59,13 +59,19 @@ def _train(args: argparse.Namespace) -> int:
         # compare resolved values: `--lipschitz auto` resumes a run saved as 'zero-gp'
         def build(g: dict) -> TrainConfig:
             return dataclasses.replace(saved, **g).resolved()
+        def differs(k: str, new: object) -> bool:
+            return not TrainConfig.may_change(k, getattr(saved, k), new) and \
+                not (k == "seed" and args.seeds is not None)
         try:
             asked = build(given)
-        except ValueError as e:                     # name what of it the recipe set
-            raise ValueError(_recipe_note(e, given, flags, args.recipe, build)) from None
+        except ValueError as e:
+            # a setting the run cannot change (another objective) makes the saved ones
+            # clash (its g_cond_weight): name the change, not the clash it causes
+            if not any(differs(k, v) for k, v in given.items()):
+                raise ValueError(_recipe_note(e, given, flags, args.recipe, build)) from None
+            asked = None
         clash = [k for k in given
-                 if not TrainConfig.may_change(k, getattr(saved, k), getattr(asked, k))
-                 and not (k == "seed" and args.seeds is not None)]
+                 if differs(k, given[k] if asked is None else getattr(asked, k))]
         if clash:
             def source(k: str) -> str:              # a flag, or the recipe's key
                 return (_flag_name(k) if k in flags or (k == "net_options" and net_flags)

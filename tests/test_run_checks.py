@@ -346,3 +346,22 @@ def test_seed_folders_are_folders_named_seed_n_sorted_by_number(tmp_path):
     (tmp_path / "seed-3-old").mkdir()
     (tmp_path / "seed-4.bak").mkdir()
     assert seed_folders(tmp_path) == [-1, 0, 1, 2, 7, 10, 33]
+
+
+def test_a_resume_with_another_objective_or_regulariser_names_that_change(tmp_path, capsys):
+    """--resume with --objective wgan (or --lipschitz spectral-norm) on an sscls run: the
+    saved settings would clash with it (g_cond_weight, gp_weight), but the error names the
+    change asked for, which is what the user can drop."""
+    run = tmp_path / "run"
+    flags = ["--labels-per-class", "2", "--quiet", "--no-tensorboard", "--out", str(run)]
+    assert main(["train", "--epochs", "1", *flags]) == 0
+    for extra, change in ((["--objective", "wgan"], "--objective 'sscls' -> 'wgan'"),
+                          (["--objective", "gls", "--nu", "0.2"],
+                           "--objective 'sscls' -> 'gls', --nu 0.5 -> 0.2"),
+                          (["--lipschitz", "spectral-norm"],
+                           "--lipschitz 'zero-gp' -> 'spectral-norm'")):
+        capsys.readouterr()
+        assert main(["train", "--epochs", "2", "--resume", *extra, *flags]) == 2
+        err = capsys.readouterr().err
+        assert f"cannot resume {run}: the configuration differs ({change})" in err, err
+        assert "g_cond_weight" not in err and "gp_weight" not in err
