@@ -596,7 +596,7 @@ class SyntheticMix(Dataset):
 
     def _apply(self, x: Any) -> Any:
         if is_albumentations(self.transform):
-            self._seed_for_worker()
+            self._seed_transform()
             out = self.transform(image=to_hwc_uint8(x, self.format))["image"]
             # uint8 HWC back to the items' format; anything else (a tensor after ToTensorV2,
             # floats after Normalize or ToFloat) is the transform's own output, as it is
@@ -604,13 +604,21 @@ class SyntheticMix(Dataset):
                 out.dtype == np.uint8 else out
         return self.transform(x)
 
-    def _seed_for_worker(self) -> None:
-        """In a DataLoader worker, seed an albumentations transform once from the worker's
-        seed: it draws from a generator of its own, which every worker would otherwise copy,
-        repeating the same augmentations in each (torch seeds its own RNG per worker, not
-        albumentations'). The worker's seed comes from the DataLoader's, so runs repeat."""
+    def _seed_transform(self) -> None:
+        """Seed an albumentations transform, which draws from a generator of its own: in a
+        DataLoader worker once from the worker's seed, or every worker would copy one
+        generator and repeat the others' augmentations (torch seeds its own RNG per worker,
+        not albumentations'); without workers once from torch's seed
+        (``torch.initial_seed()``, which ``torch.manual_seed`` sets), unless the transform
+        has a seed already (``Compose(seed=...)``). Both come from torch's seeds, so seeded
+        runs repeat."""
         info = torch.utils.data.get_worker_info()
-        if info is None or _WORKER_SEEDED.get(id(self.transform)) == (info.id, info.seed):
+        if info is None:
+            if getattr(self.transform, "seed", None) is None and \
+                    callable(getattr(self.transform, "set_random_seed", None)):
+                self.transform.set_random_seed(torch.initial_seed() % 2**32)
+            return
+        if _WORKER_SEEDED.get(id(self.transform)) == (info.id, info.seed):
             return
         _WORKER_SEEDED[id(self.transform)] = (info.id, info.seed)   # per transform: one shared
         if callable(getattr(self.transform, "set_random_seed", None)):   # by two mixes is

@@ -1468,3 +1468,26 @@ def test_building_a_mix_leaves_the_rng_that_the_real_items_transforms_draw_from(
     after = torch.rand(2)
     torch.manual_seed(0)
     assert torch.equal(after, torch.rand(2))
+
+
+def test_albumentations_draws_repeat_without_workers_from_torchs_seed():
+    """num_workers=0: albumentations' own generator was seeded from the OS, so a seeded run
+    did not repeat (539 of 572 items differed in a drive). SyntheticMix seeds a transform
+    without a seed of its own from torch.initial_seed(); a Compose(seed=...) keeps its seed."""
+    A = pytest.importorskip("albumentations")
+
+    def items(seed, compose_seed=None):
+        torch.manual_seed(seed)
+        augment = A.Compose([A.Affine(translate_px=(-2, 2), rotate=(-30, 30), p=1.0)],
+                            seed=compose_seed)
+        mix = SyntheticMix(_Same(), _callable(0.0), fraction=0.5, transform=augment)
+        return torch.cat([x for x, _ in DataLoader(mix, batch_size=10)]), augment
+    a, t = items(4)
+    b, _ = items(4)
+    assert torch.equal(a, b) and t.seed == 4
+    c, _ = items(5)
+    assert not torch.equal(a, c)
+    d, t = items(4, compose_seed=11)
+    assert t.seed == 11 and not torch.equal(a, d)
+    e, _ = items(5, compose_seed=11)
+    assert torch.equal(d, e)                       # its own seed decides, not torch's
