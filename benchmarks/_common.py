@@ -165,6 +165,25 @@ def extra_train_flags(p, extra: list[str], owned: dict[str, str]) -> None:
             f"--{k.replace('_', '-')} ({owned[k]})" for k in clash))
 
 
+def check_train_configs(p, runs: dict[str, list[str]]) -> None:
+    """Stop (``p.error``, exit 2) before any work when one of ``runs`` (a label, e.g. the
+    objective, -> its `ganaug train` flags) is a configuration `ganaug train` would refuse
+    (an option the objective ignores, say), naming the run: the check `ganaug train`
+    makes before it trains, made for every run at once instead of when its turn comes."""
+    from ganaug import TrainConfig
+    from ganaug.cli_args import _SWITCHES, _TRAIN_FLAGS, _parser
+
+    for label, argv in runs.items():
+        args = _parser().parse_args(["train", *argv])
+        given = {k: v for k, v in vars(args).items() if k in _TRAIN_FLAGS or k in _SWITCHES}
+        if getattr(args, "net_option", None):
+            given["net_options"] = {**given.get("net_options", {}), **args.net_option}
+        try:
+            TrainConfig(**given).resolved()
+        except ValueError as e:
+            p.error(f"{label}: ganaug train {' '.join(argv)} would be refused: {e}")
+
+
 def add_run_flags(p, what: str) -> None:
     """The flags of a benchmark that trains runs in child processes and measures each in
     another: ``--jobs`` (``what`` side by side), ``--extra``, ``--out``, ``--table`` and the

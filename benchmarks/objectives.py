@@ -24,7 +24,8 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from _common import OUT_HELP, extra_train_flags, fmt, machine, parse_list, run_train, write_outputs
+from _common import OUT_HELP, check_train_configs, extra_train_flags, fmt, machine, parse_list, \
+    run_train, write_outputs
 
 from ganaug.config import LIPSCHITZ
 from ganaug.objectives import OBJECTIVES
@@ -73,6 +74,13 @@ def order(names: list[str]) -> list[str]:
     return sorted(names, key=lambda n: (list(OBJECTIVES).index(n.partition(":")[0]), n))
 
 
+def train_flags(name: str, seed: int, extra: list[str]) -> list[str]:
+    """`ganaug train`'s flags for variant ``name`` (``OBJECTIVE[:LIPSCHITZ]``) and ``seed``."""
+    objective, _, lipschitz = name.partition(":")
+    return ["--objective", objective, *(["--lipschitz", lipschitz] if lipschitz else []),
+            "--seed", str(seed), *extra]
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--objectives", default="all")
@@ -102,6 +110,7 @@ def main() -> None:
         p.error(f"--epochs and --jobs must be positive, got {args.epochs} and {args.jobs}")
     seeds = parse_list(p, args.seeds, "--seeds")
     extra = (["--epochs", str(args.epochs)] if args.epochs else []) + user_extra
+    check_train_configs(p, {name: train_flags(name, seeds[0], extra) for name in names})
     if args.update:                       # checked before any training
         path = Path(args.out) / f"{args.name}.json"
         if not path.exists():
@@ -115,9 +124,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         def one(job):
             name, seed = job
-            objective, _, lipschitz = name.partition(":")
-            flags = ["--lipschitz", lipschitz] if lipschitz else []
-            r = run_train(["--objective", objective, *flags, "--seed", str(seed), *extra],
+            objective = name.partition(":")[0]
+            r = run_train(train_flags(name, seed, extra),
                           Path(tmp) / f"{name.replace(':', '-')}-{seed}",
                           threads=1 if args.jobs > 1 else None)
             print(f"{name} seed {seed}: {r['test_accuracy']:.4f} ({r['train_seconds']:.0f}s)", flush=True)

@@ -62,6 +62,12 @@ def test_write_outputs_writes_json_and_csv_or_nothing(tmp_path, monkeypatch):
     ("epoch_time.py", ["--steps", "0"], "--steps must be positive"),
     ("augment.py", ["--mixer-fraction", "1"], "--mixer-fraction takes shares in [0, 1)"),
     ("objectives.py", ["--jobs", "0"], "--epochs and --jobs must be positive"),
+    # a configuration ganaug train refuses, for any of the rows: before the first row trains
+    ("objectives.py", ["--objectives", "gan,supervised", "--extra=--d-steps 2"],
+     "supervised: ganaug train --objective supervised --seed 0 --d-steps 2 would be refused: "
+     "mode_seeking and d_steps have no effect"),
+    ("objectives.py", ["--objectives", "gls,ls", "--extra=--nu -1"],
+     "ls: ganaug train --objective ls --seed 0 --nu -1 would be refused: nu is the slope"),
     ("standing_stats.py", ["--samples", "0,1"], "--samples: each is 0 (as trained) or at least 2"),
     ("standing_stats.py", ["--samples", "0,x"], "--samples takes comma-separated whole numbers"),
     ("standing_stats.py", ["--extra=--standing-stats 100"], "--extra cannot change --standing-stats"),
