@@ -29,6 +29,11 @@ SEED_RANGE = (-2 ** 63, 2 ** 64 - 1)   # what torch.manual_seed and torch.Genera
 FOLDER = "folder:"                     # dataset folder:PATH
 
 
+def _flag(name: str) -> str:
+    """The command-line flag of a TrainConfig field."""
+    return "--" + name.replace("_", "-")
+
+
 def _refuse_no_effect(c: TrainConfig, obj: Any, default_gp: float) -> None:
     """ValueError for a setting that this objective and regulariser would silently ignore
     (the run would train exactly as without it), naming where it does act."""
@@ -50,8 +55,11 @@ def _refuse_no_effect(c: TrainConfig, obj: Any, default_gp: float) -> None:
                "unset")
     if not trains_g:
         if c.mode_seeking or c.d_steps != 1:
-            refuse("mode_seeking and d_steps", f"have no effect: objective {c.objective!r} "
-                   f"trains no generator", "leave them at 0 and 1")
+            set_ = [n for n, on in (("mode_seeking", bool(c.mode_seeking)),
+                                    ("d_steps", c.d_steps != 1)) if on]
+            refuse(" and ".join(set_), f"{'has' if len(set_) == 1 else 'have'} no effect: "
+                   f"objective {c.objective!r} trains no generator",
+                   "leave " + " and ".join(f"{n} ({_flag(n)}) at {default[n]:g}" for n in set_))
         if c.standing_stats:
             refuse("standing_stats", f"re-estimates the generator's BatchNorm statistics, but "
                    f"objective {c.objective!r} trains no generator", "leave it at 0")
@@ -60,8 +68,11 @@ def _refuse_no_effect(c: TrainConfig, obj: Any, default_gp: float) -> None:
                    f"images, and objective {c.objective!r} generates none",
                    "use --lipschitz weight-decay (its default), spectral-norm, clip or none")
         if c.g_loss != "loss" or changed("lam"):
-            refuse("g_loss and lam", f"have no effect: objective {c.objective!r} trains no "
-                   f"generator and has no adversarial term", "leave them unset")
+            set_ = [n for n, on in (("g_loss", c.g_loss != "loss"), ("lam", changed("lam")))
+                    if on]
+            refuse(" and ".join(set_), f"{'has' if len(set_) == 1 else 'have'} no effect: "
+                   f"objective {c.objective!r} trains no generator and has no adversarial "
+                   f"term", "leave " + " and ".join(f"{n} ({_flag(n)})" for n in set_) + " unset")
     if c.standing_stats and c.net_options.get("g_norm") == "none":
         refuse("standing_stats", "re-estimates the generator's BatchNorm statistics, but "
                "net_options g_norm='none' builds it without BatchNorm", "leave it at 0")
@@ -379,13 +390,7 @@ class TrainConfig:
                 setattr(c, name, v)
             if v not in choices:
                 raise ValueError(f"{name} must be one of {', '.join(choices)}; got {v!r}")
-        if c.lipschitz == "spectral-norm":
-            if c.net_options.get("norm", "spectral") != "spectral":
-                raise ValueError(f"lipschitz='spectral-norm' (--lipschitz spectral-norm) puts "
-                                 f"spectral normalisation in place of the networks' own, but "
-                                 f"net_options asks for norm={c.net_options['norm']!r}: drop "
-                                 f"that option (--net-option norm=...), or choose another "
-                                 f"--lipschitz")
+        if c.lipschitz == "spectral-norm":     # over any norm net_options (a recipe) name
             c.net_options["norm"] = "spectral"
         return c
 

@@ -65,7 +65,7 @@ def test_write_outputs_writes_json_and_csv_or_nothing(tmp_path, monkeypatch):
     # a configuration ganaug train refuses, for any of the rows: before the first row trains
     ("objectives.py", ["--objectives", "gan,supervised", "--extra=--d-steps 2"],
      "supervised: ganaug train --objective supervised --seed 0 --d-steps 2 would be refused: "
-     "mode_seeking and d_steps have no effect"),
+     "d_steps has no effect"),
     ("objectives.py", ["--objectives", "gls,ls", "--extra=--nu -1"],
      "ls: ganaug train --objective ls --seed 0 --nu -1 would be refused: nu is the slope"),
     ("standing_stats.py", ["--samples", "0,1"], "--samples: each is 0 (as trained) or at least 2"),

@@ -258,13 +258,30 @@ def test_settings_without_effect_name_the_flag_beside_the_field():
         TrainConfig(lr_decay=1.0, lr_decay_every=5).resolved()
 
 
-@pytest.mark.parametrize("kw", [dict(objective="cls", gamma_rampup=3),
-                                dict(objective="supervised", lam=2.0)])
-def test_a_fix_that_names_no_field_gets_no_flag(kw):
+def test_a_fix_that_names_no_field_gets_no_flag():
     """'leave them unset' stays as it is: only a field's name gets its flag beside it."""
     with pytest.raises(ValueError) as e:
-        TrainConfig(**kw).resolved()
+        TrainConfig(objective="cls", gamma_rampup=3).resolved()
     assert "leave them unset" in str(e.value) and "--them" not in str(e.value)
+
+
+@pytest.mark.parametrize("kw,message", [
+    (dict(d_steps=2), "d_steps has no effect: objective 'supervised' trains no generator; "
+                      "leave d_steps (--d-steps) at 1"),
+    (dict(mode_seeking=1.0, d_steps=3), "mode_seeking and d_steps have no effect: "
+     "objective 'supervised' trains no generator; leave mode_seeking (--mode-seeking) at 0 "
+     "and d_steps (--d-steps) at 1"),
+    (dict(lam=2.0), "lam has no effect: objective 'supervised' trains no generator and has "
+                    "no adversarial term; leave lam (--lam) unset"),
+    (dict(lam=2.0, g_loss="feature-matching"), "g_loss and lam have no effect: objective "
+     "'supervised' trains no generator and has no adversarial term; leave g_loss (--g-loss) "
+     "and lam (--lam) unset")])
+def test_a_setting_without_effect_is_named_alone_when_given_alone(kw, message):
+    """The refusal of settings a generator-less objective ignores names the ones given
+    (d_steps alone was refused as "mode_seeking and d_steps")."""
+    with pytest.raises(ValueError) as e:
+        TrainConfig(objective="supervised", **kw).resolved()
+    assert str(e.value) == message
 
 
 # The seed range is torch's, both ends included.
