@@ -5,6 +5,8 @@ alone). From a mutation run of cli.py; each test failed on its mutant."""
 import pytest
 
 from ganaug.cli import main
+from ganaug.cli import fit_to_width
+from ganaug.cli_args import _parser
 
 
 class _Reached(Exception):
@@ -155,3 +157,54 @@ def test_an_interrupted_sample_or_eval_says_interrupted_only(tmp_path, monkeypat
                  ["eval", "--run", "r", "--quick"]):
         assert main(argv) == 130
         assert capsys.readouterr().err == "ganaug: interrupted\n"
+
+
+def _usage_error(argv, capsys) -> str:
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2
+    return capsys.readouterr().err.strip().splitlines()[-1]
+
+
+LIST_HINT = "a flag takes one value, and a list is comma-separated: --seeds 0,1,2"
+
+
+def test_labels_per_class_all_with_surrounding_spaces_is_all():
+    assert _parser().parse_args(["train", "--labels-per-class", " all "]).labels_per_class is None
+
+
+def test_a_stray_number_before_an_unknown_flag_still_gets_the_list_hint(capsys):
+    err = _usage_error(["train", "--seeds", "0", "1", "--bogus"], capsys)
+    assert err.startswith("ganaug: error: unrecognized arguments: 1 --bogus")
+    assert LIST_HINT in err
+
+
+def test_a_stray_decimal_number_gets_the_list_hint(capsys):
+    err = _usage_error(["train", "--time-limit", "30", "0.5"], capsys)
+    assert err.endswith(f"unrecognized arguments: 0.5 ({LIST_HINT})")
+
+
+def test_a_number_after_an_unknown_flag_with_its_value_attached_gets_the_list_hint(capsys):
+    err = _usage_error(["train", "--bogus=1", "2"], capsys)
+    assert "unrecognized arguments: --bogus=1 2" in err and LIST_HINT in err
+
+
+def test_a_flag_with_two_letters_transposed_gets_the_nearest_one(capsys):
+    err = _usage_error(["train", "--epcohs", "5"], capsys)
+    assert err.endswith("unrecognized arguments: --epcohs 5 (--epcohs: did you mean --epochs?)")
+
+
+def test_a_line_of_exactly_the_width_is_not_wrapped():
+    line = "  domain FID       12.216  -- the protocol"
+    assert fit_to_width(line, len(line)) == [line]
+    assert len(fit_to_width(line, len(line) - 1)) > 1
+
+
+def test_wrapping_keeps_hyphenated_words_whole():
+    words = [f"well-known-word-{i}" for i in range(12)]
+    line = "  result " + " ".join(words) + "  -- " + " ".join(words)
+    out = fit_to_width(line, 40)
+    assert all(len(w) <= 40 for w in out)
+    assert " ".join(out).split().count("well-known-word-3") == 2
+    assert all(p.endswith(tuple("0123456789")) or p in ("result", "--")
+               for p in " ".join(out).split())

@@ -16,6 +16,7 @@ from ganaug.data.sources import _read_cifar_batch
 
 from _formats import write_cifar10, write_mnist, write_svhn
 from _formats import write_image_classes as _classes
+from ganaug.data.sources import check_dataset_name
 
 
 def test_16_bit_grey_is_scaled_not_clipped(tmp_path):
@@ -666,3 +667,25 @@ def test_labels_as_a_list_of_numpy_ints_load():
     y = [np.int64(i) for i in range(10)]
     _, got = _read_cifar_batch(pickle.dumps({b"data": _X, b"labels": y}, protocol=2))
     assert got.tolist() == list(range(10))
+
+
+def test_a_dataset_name_with_an_underscore_is_named():
+    with pytest.raises(ValueError, match=r"unknown dataset 'CIFAR_10' \(did you mean "
+                                         r"'cifar10'\?\)"):
+        check_dataset_name("CIFAR_10")
+
+
+def test_a_torchvision_root_holding_the_cifar10_archive_alone_is_named(tmp_path):
+    (tmp_path / "tv").mkdir()
+    (tmp_path / "tv" / "cifar-10-python.tar.gz").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"is a torchvision root holding cifar10: pass "
+                                         r"--dataset cifar10 --data-root"):
+        check_dataset_name(str(tmp_path / "tv"))
+
+
+def test_a_torchvision_root_under_the_home_tilde_is_named(tmp_path, monkeypatch):
+    (tmp_path / "tv" / "MNIST").mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with pytest.raises(ValueError, match=r"\(~/tv is a torchvision root holding mnist: pass "
+                                         r"--dataset mnist --data-root ~/tv\)"):
+        check_dataset_name("~/tv")

@@ -224,3 +224,22 @@ def test_version_0_or_true_is_not_valid(tmp_path, version):
     torch.save({"format": "ganaug", "version": version}, tmp_path / "c.pt")
     with pytest.raises(CheckpointError, match=r"has no valid 'version' \("):
         safe_torch_load(tmp_path / "c.pt")
+
+
+@pytest.mark.parametrize("name, fmt, kind", [("a.gif", "GIF", "GIF"), ("a.bmp", "BMP", "BMP"),
+                                             ("a.tif", "TIFF", "TIFF")])
+def test_gif_bmp_and_tiff_passed_for_a_checkpoint_are_named_as_images(tmp_path, name, fmt,
+                                                                      kind):
+    Image = pytest.importorskip("PIL.Image")
+    Image.new("L", (8, 8)).save(tmp_path / name, format=fmt)
+    with pytest.raises(CheckpointError, match=rf"not a checkpoint \(a {kind} image\): pass a "
+                                              rf"run folder"):
+        safe_torch_load(tmp_path / name)
+
+
+@pytest.mark.parametrize("text", ["BM notes about the run\n", "GIF8 is not a gif\n"])
+def test_a_text_file_that_starts_like_an_image_magic_is_a_text_file(tmp_path, text):
+    path = tmp_path / "notes.txt"
+    path.write_text(text)
+    with pytest.raises(CheckpointError, match=r"not a checkpoint \(a text file\)"):
+        safe_torch_load(path)

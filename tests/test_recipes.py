@@ -397,3 +397,19 @@ def test_a_resume_s_bad_recipe_value_names_the_recipe_setting(tmp_path, capsys):
     assert main(["train", "--out", str(out), "--resume", "--recipe", str(recipe)]) == 2
     err = capsys.readouterr().err
     assert f"(--recipe {recipe} sets time_limit: -5.0 (--time-limit overrides it))" in err, err
+
+
+def test_an_absolute_path_to_a_missing_shipped_recipe_gets_no_checkout_hint(tmp_path):
+    path = tmp_path / "recipes" / "mnist-100.yaml"
+    with pytest.raises(FileNotFoundError) as e:
+        load_recipe(path)
+    assert str(e.value) == f"recipe {path} does not exist"
+
+
+def test_labels_as_a_recipe_key_is_told_labels_per_class(tmp_path):
+    pytest.importorskip("yaml")
+    path = tmp_path / "r.yaml"
+    path.write_text("labels: 10\n")
+    with pytest.raises(RecipeError, match=r"unknown key 'labels' \(did you mean "
+                                          r"'labels_per_class'\?\)"):
+        load_recipe(path)

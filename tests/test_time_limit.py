@@ -260,3 +260,38 @@ def test_the_note_reaches_the_log_once(tiny):
     lines.clear()
     _run(tiny, epochs=1, time_limit=1000, log=lines.append)
     assert not [s for s in lines if s.startswith("note: at this pace")]
+
+
+class _Slow(T.Pace):
+    """A pace that always projects past the limit, as soon as it is asked."""
+    def after(self, done):
+        return True
+
+    def note(self):
+        return "note: at this pace (stub)"
+
+
+def test_the_pace_note_comes_in_a_calls_first_epoch_only_resumed_or_not(tiny, tmp_path,
+                                                                          monkeypatch):
+    data = tiny
+    out = tmp_path / "run"
+    first = _run(data, out=out, epochs=3, time_limit=1e-9)          # stops after epoch 1
+    assert [r["epoch"] for r in first.history] == [1]
+    monkeypatch.setattr(T, "Pace", _Slow)
+    lines = []
+    resumed = _run(data, out=out, resume=True, epochs=3, time_limit=1000, log=lines.append)
+    assert [r["epoch"] for r in resumed.history] == [1, 2, 3]
+    assert [s for s in lines if s.startswith("note: at this pace")] == \
+        ["note: at this pace (stub)"]                               # epoch 2 alone
+
+
+def test_the_pace_is_told_the_steps_done_counting_from_one(tiny, monkeypatch):
+    seen = []
+
+    class Recording(T.Pace):
+        def after(self, done):
+            seen.append(done)
+            return super().after(done)
+    monkeypatch.setattr(T, "Pace", Recording)
+    _run(tiny, epochs=1, time_limit=1000)
+    assert seen and seen[0] == 1 and seen == list(range(1, len(seen) + 1))

@@ -258,3 +258,168 @@ def test_a_few_low_contrast_items_are_not_warned_about():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         SyntheticMix(_Items(x), _noise, fraction=0.5)
+
+
+def _noise_2(labels):
+    g = torch.Generator().manual_seed(1)
+    return torch.rand(len(labels), 1, 8, 8, generator=g) * 2 - 1
+
+
+def _batch(n=8):
+    x = torch.rand(n, 1, 8, 8, generator=torch.Generator().manual_seed(0))     # [0, 1]
+    return x, torch.arange(n) % 4
+
+
+def _silent(fn, *args):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        return fn(*args)
+
+
+def test_a_constant_transform_skips_the_range_check():
+    """A transform that takes both ends of the range to one value cannot be mapped back: the
+    first batch is served without a check (and without an error)."""
+    x, y = _batch()
+    mixer = BatchMixer(_noise_2, 0.5, num_classes=4, transform=torch.zeros_like, label_check=0)
+    out, labels = _silent(mixer, x, y)
+    assert len(out) == 16 and len(labels) == 16
+
+
+def test_a_transform_that_changes_the_channels_skips_the_range_check():
+    """[0, 1] images with the default (-1, 1) would warn ("none below 0"), but the transform
+    gives 2 channels for the batch's 1: the check is skipped."""
+    x, _ = _batch()
+    twice = lambda t: torch.cat([t, t], 1)                        # noqa: E731
+    mixer = BatchMixer(_noise_2, 0.5, num_classes=4, transform=twice, label_check=0)
+    _silent(mixer._check_range, x)
+    plain = BatchMixer(_noise_2, 0.5, num_classes=4, transform=lambda t: t, label_check=0)
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        plain._check_range(x)                                     # the same batch does warn
+    assert any("value_range" in str(w.message) for w in rec)
+
+
+def test_an_order_reversing_transform_skips_the_range_check():
+    """A transform taking the range's low end above its high end (a negation) is not one the
+    check can map back: no warning, whatever the batch spans."""
+    x, y = _batch()
+    neg = lambda t: -t                                            # noqa: E731
+    mixer = BatchMixer(_noise_2, 0.5, num_classes=4, transform=neg, label_check=0)
+    _silent(mixer._check_range, -(x * 255))
+
+
+def test_a_transform_that_fails_on_the_checks_images_skips_the_check_whatever_the_batch():
+    """A transform that refuses single images: the check cannot learn where it takes the
+    range, so a [0, 1] batch (which the plain (-1, 1) check would warn about) passes."""
+    x, y = _batch()
+
+    def picky(t):
+        if len(t) == 1:
+            raise RuntimeError("wants whole batches")
+        return t
+    mixer = BatchMixer(_noise_2, 0.5, num_classes=4, transform=picky, label_check=0)
+    out, _ = _silent(mixer, x, y)
+    assert len(out) == 16
+
+
+def test_every_channel_is_checked_not_the_first_alone():
+    """With a transform, each channel's span is mapped back: a batch whose first channel fits
+    (-1, 1) but whose second reaches 3 warns."""
+    x = torch.rand(8, 3, 8, 8, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    x[:, 0, 0, 0], x[:, 0, 0, 1] = -1.0, 1.0
+    x[:, 1] = x[:, 1] * 2 + 1                                     # [-1, 3]
+    mixer = BatchMixer(lambda y: torch.rand(len(y), 3, 8, 8) * 2 - 1, 0.5, num_classes=4,
+                       transform=lambda t: t * 1.0, label_check=0)
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        mixer._check_range(x)
+    assert any("the batch's images span" in str(w.message) for w in rec)
+
+
+PARTIAL = r"inside \[-1, 1\] without coming near its ends"
+PER_CHANNEL = r"channels span different ranges"
+
+
+class _Items_2(Dataset):
+    def __init__(self, x):
+        self.x, self.targets = x, [i % 4 for i in range(len(x))]
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, i):
+        return self.x[i], self.targets[i]
+
+
+def _rand_2(n=16, c=1):
+    return torch.rand(n, c, 8, 8, generator=torch.Generator().manual_seed(0))     # [0, 1]
+
+
+def _grey(y):
+    return torch.rand(len(y), 1, 8, 8) * 2 - 1
+
+
+def _rgb_2(y):
+    return torch.rand(len(y), 3, 8, 8) * 2 - 1
+
+
+def _silent_2(fn, *a, **k):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        return fn(*a, **k)
+
+
+def test_the_partial_range_warning_starts_at_8_probed_items():
+    _silent_2(SyntheticMix, _Items_2(_rand_2(7) - 0.5), _grey, fraction=0.5)
+    with pytest.warns(UserWarning, match=PARTIAL):
+        SyntheticMix(_Items_2(_rand_2(8) - 0.5), _grey, fraction=0.5)
+
+
+def test_items_reaching_one_end_of_minus_one_one_are_not_warned_about():
+    """[-1, 0.5]: near -1, so plainly in (-1, 1), not centred data."""
+    _silent_2(SyntheticMix, _Items_2(_rand_2() * 1.5 - 1), _grey, fraction=0.5)
+
+
+def test_items_guessed_0_1_are_not_warned_about_as_partial():
+    """Low-contrast [0.3, 0.6] floats are guessed (0, 1): no word of (-1, 1)."""
+    _silent_2(SyntheticMix, _Items_2(0.3 + 0.3 * _rand_2()), _grey, fraction=0.5)
+
+
+
+def test_channels_that_differ_at_one_end_only_are_not_warned_about():
+    """Channels from -1.5 up to 1.5, 2 and 2.5: one common low end, so not a mean and std per
+    channel."""
+    x = _rand_2(32, 3) * torch.tensor([3.0, 3.5, 4.0])[:, None, None] - 1.5
+    x[:, :, 0, 0] = -1.5
+    _silent_2(SyntheticMix, _Items_2(x), _rgb_2, fraction=0.5, value_range=(-1.5, 2.5))
+
+
+def test_0_255_items_with_a_colour_cast_are_not_taken_for_a_normalisation():
+    """RGB values in 0..255, the channels apart (a reddish class), nothing below 0."""
+    x = _rand_2(32, 3) * 255
+    x[:, 0] = x[:, 0] * 0.5
+    x[:, 1] = 100 + x[:, 1] * (155 / 255)
+    _silent_2(SyntheticMix, _Items_2(x), _rgb_2, fraction=0.5, value_range=(0, 255))
+
+
+def test_channels_last_numpy_items_normalised_per_channel_warn():
+    mean = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+    std = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+    x = (_rand_2(32, 3).permute(0, 2, 3, 1).numpy() - mean) / std          # (N, H, W, C)
+    with pytest.warns(UserWarning, match=PER_CHANNEL):
+        SyntheticMix(_Items_2(list(x)), _rgb_2, fraction=0.5,
+                     value_range=(float(x.min()), float(x.max())))
+
+
+
+def test_tv_tensor_items_stay_tv_tensors_through_an_albumentations_transform():
+    tv_tensors = pytest.importorskip("torchvision.tv_tensors")
+    A = pytest.importorskip("albumentations")
+
+    class Images(_Items_2):
+        def __getitem__(self, i):
+            return tv_tensors.Image(self.x[i]), self.targets[i]
+    mix = SyntheticMix(Images(_rand_2()), _grey, fraction=0.5,
+                       transform=A.Compose([A.HorizontalFlip(p=1.0)]))
+    real, syn = mix[0][0], mix[len(mix) - 1][0]
+    assert type(real) is type(syn) is tv_tensors.Image
