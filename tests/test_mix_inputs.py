@@ -1493,17 +1493,6 @@ def test_albumentations_draws_repeat_without_workers_from_torchs_seed():
     assert torch.equal(d, e)                       # its own seed decides, not torch's
 
 
-class _Same_2(Dataset):
-    """20 copies of one image: any difference between items is the transform's."""
-    x = torch.rand(1, 8, 8, generator=torch.Generator().manual_seed(0))
-
-    def __len__(self):
-        return 20
-
-    def __getitem__(self, i):
-        return self.x.clone(), i % 4
-
-
 def _zeros(labels):
     return torch.rand(len(labels), 1, 8, 8, generator=torch.Generator().manual_seed(1)) * 2 - 1
 
@@ -1521,7 +1510,7 @@ def test_albumentations_draws_in_a_worker_follow_the_dataloaders_seed():
     if "fork" not in torch.multiprocessing.get_all_start_methods():
         pytest.skip("no fork start method here")
     augment = A.Compose([A.Affine(translate_px=(-2, 2), rotate=(-30, 30), p=1.0)])
-    mix = SyntheticMix(_Same_2(), _zeros, fraction=0.5, transform=augment)
+    mix = SyntheticMix(_Same(), _zeros, fraction=0.5, transform=augment)
     a, again, b = _items(mix, 1), _items(mix, 1), _items(mix, 2)
     assert torch.equal(a, again)
     same = (a[:20].flatten(1) == b[:20].flatten(1)).all(1)

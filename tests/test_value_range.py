@@ -11,8 +11,8 @@ from torch.utils.data import Dataset
 from ganaug import BatchMixer, SyntheticMix
 
 
-def _rand(n=16):
-    return torch.rand(n, 1, 8, 8, generator=torch.Generator().manual_seed(0))     # [0, 1]
+def _rand(n=16, c=1):
+    return torch.rand(n, c, 8, 8, generator=torch.Generator().manual_seed(0))     # [0, 1]
 
 
 class _Items(Dataset):
@@ -260,7 +260,7 @@ def test_a_few_low_contrast_items_are_not_warned_about():
         SyntheticMix(_Items(x), _noise, fraction=0.5)
 
 
-def _noise_2(labels):
+def _seeded_noise(labels):
     g = torch.Generator().manual_seed(1)
     return torch.rand(len(labels), 1, 8, 8, generator=g) * 2 - 1
 
@@ -270,17 +270,17 @@ def _batch(n=8):
     return x, torch.arange(n) % 4
 
 
-def _silent(fn, *args):
+def _silent(fn, *args, **kw):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        return fn(*args)
+        return fn(*args, **kw)
 
 
 def test_a_constant_transform_skips_the_range_check():
     """A transform that takes both ends of the range to one value cannot be mapped back: the
     first batch is served without a check (and without an error)."""
     x, y = _batch()
-    mixer = BatchMixer(_noise_2, 0.5, num_classes=4, transform=torch.zeros_like, label_check=0)
+    mixer = BatchMixer(_seeded_noise, 0.5, num_classes=4, transform=torch.zeros_like, label_check=0)
     out, labels = _silent(mixer, x, y)
     assert len(out) == 16 and len(labels) == 16
 
@@ -290,9 +290,9 @@ def test_a_transform_that_changes_the_channels_skips_the_range_check():
     gives 2 channels for the batch's 1: the check is skipped."""
     x, _ = _batch()
     twice = lambda t: torch.cat([t, t], 1)                        # noqa: E731
-    mixer = BatchMixer(_noise_2, 0.5, num_classes=4, transform=twice, label_check=0)
+    mixer = BatchMixer(_seeded_noise, 0.5, num_classes=4, transform=twice, label_check=0)
     _silent(mixer._check_range, x)
-    plain = BatchMixer(_noise_2, 0.5, num_classes=4, transform=lambda t: t, label_check=0)
+    plain = BatchMixer(_seeded_noise, 0.5, num_classes=4, transform=lambda t: t, label_check=0)
     with warnings.catch_warnings(record=True) as rec:
         warnings.simplefilter("always")
         plain._check_range(x)                                     # the same batch does warn
@@ -304,7 +304,7 @@ def test_an_order_reversing_transform_skips_the_range_check():
     check can map back: no warning, whatever the batch spans."""
     x, y = _batch()
     neg = lambda t: -t                                            # noqa: E731
-    mixer = BatchMixer(_noise_2, 0.5, num_classes=4, transform=neg, label_check=0)
+    mixer = BatchMixer(_seeded_noise, 0.5, num_classes=4, transform=neg, label_check=0)
     _silent(mixer._check_range, -(x * 255))
 
 
@@ -317,7 +317,7 @@ def test_a_transform_that_fails_on_the_checks_images_skips_the_check_whatever_th
         if len(t) == 1:
             raise RuntimeError("wants whole batches")
         return t
-    mixer = BatchMixer(_noise_2, 0.5, num_classes=4, transform=picky, label_check=0)
+    mixer = BatchMixer(_seeded_noise, 0.5, num_classes=4, transform=picky, label_check=0)
     out, _ = _silent(mixer, x, y)
     assert len(out) == 16
 
@@ -340,74 +340,45 @@ PARTIAL = r"inside \[-1, 1\] without coming near its ends"
 PER_CHANNEL = r"channels span different ranges"
 
 
-class _Items_2(Dataset):
-    def __init__(self, x):
-        self.x, self.targets = x, [i % 4 for i in range(len(x))]
-
-    def __len__(self):
-        return len(self.x)
-
-    def __getitem__(self, i):
-        return self.x[i], self.targets[i]
-
-
-def _rand_2(n=16, c=1):
-    return torch.rand(n, c, 8, 8, generator=torch.Generator().manual_seed(0))     # [0, 1]
-
-
-def _grey(y):
-    return torch.rand(len(y), 1, 8, 8) * 2 - 1
-
-
-def _rgb_2(y):
-    return torch.rand(len(y), 3, 8, 8) * 2 - 1
-
-
-def _silent_2(fn, *a, **k):
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        return fn(*a, **k)
-
-
 def test_the_partial_range_warning_starts_at_8_probed_items():
-    _silent_2(SyntheticMix, _Items_2(_rand_2(7) - 0.5), _grey, fraction=0.5)
+    _silent(SyntheticMix, _Items(_rand(7) - 0.5), _noise, fraction=0.5)
     with pytest.warns(UserWarning, match=PARTIAL):
-        SyntheticMix(_Items_2(_rand_2(8) - 0.5), _grey, fraction=0.5)
+        SyntheticMix(_Items(_rand(8) - 0.5), _noise, fraction=0.5)
 
 
 def test_items_reaching_one_end_of_minus_one_one_are_not_warned_about():
     """[-1, 0.5]: near -1, so plainly in (-1, 1), not centred data."""
-    _silent_2(SyntheticMix, _Items_2(_rand_2() * 1.5 - 1), _grey, fraction=0.5)
+    _silent(SyntheticMix, _Items(_rand() * 1.5 - 1), _noise, fraction=0.5)
 
 
 def test_items_guessed_0_1_are_not_warned_about_as_partial():
     """Low-contrast [0.3, 0.6] floats are guessed (0, 1): no word of (-1, 1)."""
-    _silent_2(SyntheticMix, _Items_2(0.3 + 0.3 * _rand_2()), _grey, fraction=0.5)
+    _silent(SyntheticMix, _Items(0.3 + 0.3 * _rand()), _noise, fraction=0.5)
 
 
 
 def test_channels_that_differ_at_one_end_only_are_not_warned_about():
     """Channels from -1.5 up to 1.5, 2 and 2.5: one common low end, so not a mean and std per
     channel."""
-    x = _rand_2(32, 3) * torch.tensor([3.0, 3.5, 4.0])[:, None, None] - 1.5
+    x = _rand(32, 3) * torch.tensor([3.0, 3.5, 4.0])[:, None, None] - 1.5
     x[:, :, 0, 0] = -1.5
-    _silent_2(SyntheticMix, _Items_2(x), _rgb_2, fraction=0.5, value_range=(-1.5, 2.5))
+    _silent(SyntheticMix, _Items(x), _rgb_noise, fraction=0.5, value_range=(-1.5, 2.5))
 
 
 def test_0_255_items_with_a_colour_cast_are_not_taken_for_a_normalisation():
     """RGB values in 0..255, the channels apart (a reddish class), nothing below 0."""
-    x = _rand_2(32, 3) * 255
+    x = _rand(32, 3) * 255
     x[:, 0] = x[:, 0] * 0.5
     x[:, 1] = 100 + x[:, 1] * (155 / 255)
-    _silent_2(SyntheticMix, _Items_2(x), _rgb_2, fraction=0.5, value_range=(0, 255))
+    _silent(SyntheticMix, _Items(x), _rgb_noise, fraction=0.5, value_range=(0, 255))
 
 
 def test_channels_last_numpy_items_normalised_per_channel_warn():
     mean = np.array([0.485, 0.456, 0.406], dtype=np.float32)
     std = np.array([0.229, 0.224, 0.225], dtype=np.float32)
-    x = (_rand_2(32, 3).permute(0, 2, 3, 1).numpy() - mean) / std          # (N, H, W, C)
+    x = (_rand(32, 3).permute(0, 2, 3, 1).numpy() - mean) / std          # (N, H, W, C)
     with pytest.warns(UserWarning, match=PER_CHANNEL):
-        SyntheticMix(_Items_2(list(x)), _rgb_2, fraction=0.5,
+        SyntheticMix(_Items(list(x)), _rgb_noise, fraction=0.5,
                      value_range=(float(x.min()), float(x.max())))
 
 
@@ -416,10 +387,10 @@ def test_tv_tensor_items_stay_tv_tensors_through_an_albumentations_transform():
     tv_tensors = pytest.importorskip("torchvision.tv_tensors")
     A = pytest.importorskip("albumentations")
 
-    class Images(_Items_2):
+    class Images(_Items):
         def __getitem__(self, i):
             return tv_tensors.Image(self.x[i]), self.targets[i]
-    mix = SyntheticMix(Images(_rand_2()), _grey, fraction=0.5,
+    mix = SyntheticMix(Images(_rand()), _noise, fraction=0.5,
                        transform=A.Compose([A.HorizontalFlip(p=1.0)]))
     real, syn = mix[0][0], mix[len(mix) - 1][0]
     assert type(real) is type(syn) is tv_tensors.Image
