@@ -356,7 +356,6 @@ def test_items_guessed_0_1_are_not_warned_about_as_partial():
     _silent(SyntheticMix, _Items(0.3 + 0.3 * _rand()), _noise, fraction=0.5)
 
 
-
 def test_channels_that_differ_at_one_end_only_are_not_warned_about():
     """Channels from -1.5 up to 1.5, 2 and 2.5: one common low end, so not a mean and std per
     channel."""
@@ -380,7 +379,6 @@ def test_channels_last_numpy_items_normalised_per_channel_warn():
     with pytest.warns(UserWarning, match=PER_CHANNEL):
         SyntheticMix(_Items(list(x)), _rgb_noise, fraction=0.5,
                      value_range=(float(x.min()), float(x.max())))
-
 
 
 def test_tv_tensor_items_stay_tv_tensors_through_an_albumentations_transform():
