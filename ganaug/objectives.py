@@ -20,8 +20,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = [
-    "conditional_loss", "unlabeled_loss", "real_loss", "fake_loss", "pair_loss", "margin",
-    "gls_cost", "ls_critic", "gan_critic", "wgan_critic", "feature_matching",
+    "conditional_loss", "unlabeled_loss", "real_loss", "logit_loss", "fake_loss", "pair_loss",
+    "margin", "LOGIT_CRITIC", "gls_cost", "ls_critic", "gan_critic", "wgan_critic", "feature_matching",
     "mode_seeking", "mode_seeking_from_distances", "consistency", "gradient_penalty",
     "div_penalty",
     "Objective", "OBJECTIVES", "get_objective", "list_objectives",
@@ -65,6 +65,21 @@ def real_loss(a: Tensor) -> Tensor:
     return F.softplus(-torch.logsumexp(a, dim=1))
 
 
+LOGIT_CRITIC = "logit"   # a run checkpoint's "unconditional_critic": what its critic compared
+
+
+def logit_loss(a: Tensor) -> Tensor:
+    """The unconditional critics' loss (``ls``, ``gls`` and the WGAN family): -logsumexp a,
+    the negated logit of P(real | x); (N,). Lower means "real, of any class".
+
+    Unbounded, unlike ``real_loss`` = softplus(logit_loss): a critic comparing
+    ``real_loss`` saturates once the supervised term makes every image, the fakes included,
+    look real (its gradient vanishes and the generator stops learning), which this one
+    does not.
+    """
+    return -torch.logsumexp(a, dim=1)
+
+
 def fake_loss(a: Tensor, y: Tensor | None = None) -> Tensor:
     """-log(1 - P(real [and of class y] | x)), computed from logits stably; (N,).
 
@@ -79,8 +94,9 @@ def fake_loss(a: Tensor, y: Tensor | None = None) -> Tensor:
 
 
 def pair_loss(a: Tensor, y: Tensor, conditional: bool, form: str = "semi") -> Tensor:
-    """The loss an objective's critic compares: L(x, y) if conditional, else real_loss."""
-    return conditional_loss(a, y, form) if conditional else real_loss(a)
+    """The loss an objective's LS or WGAN critic compares: L(x, y) if conditional, else
+    ``logit_loss``."""
+    return conditional_loss(a, y, form) if conditional else logit_loss(a)
 
 
 def margin(x: Tensor, x_fake: Tensor, scale: float) -> Tensor:
@@ -225,10 +241,15 @@ class Objective:
     description: str
     nu: float | None = None   # fixed GLS slope; None = take TrainConfig.nu (gls only)
 
+    @property
+    def logit_critic(self) -> bool:
+        """Whether the critic compares ``logit_loss``: the unconditional LS and WGAN ones."""
+        return not self.conditional and self.critic in ("ls", "wgan")
+
 
 _OBJ = [
-    Objective("ls", "ls", False, True, "weight-decay", "LS-GAN (unconditional critic)", 0.0),
-    Objective("gls", "ls", False, True, "weight-decay", "GLS-GAN, cost max(a, nu a)", None),
+    Objective("ls", "ls", False, True, "zero-gp", "LS-GAN (unconditional critic)", 0.0),
+    Objective("gls", "ls", False, True, "zero-gp", "GLS-GAN, cost max(a, nu a)", None),
     Objective("cls", "ls", True, False, "zero-gp", "conditional LS-GAN (labeled data)", 0.0),
     Objective("sscls", "ls", True, True, "zero-gp", "semi-supervised CLS-GAN", 0.0),
     Objective("gan", "gan", False, True, "none", "original GAN, non-saturating"),

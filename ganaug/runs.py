@@ -18,6 +18,7 @@ from torch import Tensor
 from ._io import CHECKPOINT, CheckpointError, safe_torch_load
 from .config import TrainConfig
 from .data import ImageSet
+from .objectives import LOGIT_CRITIC, get_objective
 
 SUMMARY = "summary.json"       # written by experiment.fit (a multi-seed folder: fit_seeds)
 BEST = "best.pt"        # the model of the epoch with the best validation accuracy
@@ -62,6 +63,13 @@ def _load_resume(out: Path, cfg: TrainConfig) -> dict:
         detail = ", ".join(f"{k}: {getattr(saved, k)!r} -> {getattr(cfg, k)!r}" for k in diff)
         raise ValueError(f"cannot resume {out}: the configuration differs ({detail}); use the "
                          f"run's own settings or start a new run with another --out")
+    if get_objective(saved.objective).logit_critic and \
+            ckpt.get("unconditional_critic") != LOGIT_CRITIC:
+        raise ValueError(f"cannot resume {out}: it was trained by an earlier ganaug, whose "
+                         f"{saved.objective!r} critic compared softplus(-logsumexp a), a loss "
+                         f"that saturates; this one compares "
+                         f"-logsumexp a, and a resume would change the loss mid-run: start a "
+                         f"new run with another --out (or delete {out})")
     done = int(ckpt["epoch"])
     if done > cfg.epochs:
         raise ValueError(f"cannot resume {out} for {cfg.epochs} epochs: it has trained {done} "

@@ -136,8 +136,11 @@ class _Shard:
 
 
 def _ell(obj: O.Objective, form: str) -> Callable[[Tensor, Tensor], Tensor]:
-    """The loss the critic compares, per sample: L(x, y), L_ul(x) where y = -1, or the
-    unconditional -log P(real | x)."""
+    """The loss the critic compares (and the generator minimises), per sample: L(x, y),
+    L_ul(x) where y = -1; unconditional, -logsumexp a (``objectives.logit_loss``) for the LS
+    and WGAN critics, -log P(real | x) (``objectives.real_loss``) for the original GAN's."""
+    if obj.logit_critic:
+        return lambda a, y: O.logit_loss(a)
     if not obj.conditional:
         return lambda a, y: O.real_loss(a)
 

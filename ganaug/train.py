@@ -497,18 +497,19 @@ GENERATOR_STALL = 1e-6     # an epoch's mean generator loss under this: its crit
 def _generator_stalled(rec: dict, cfg: TrainConfig, obj: O.Objective) -> str | None:
     """The warning for a run whose generator stopped learning: its loss (the critic's loss
     of its fakes, never negative) fell to about 0, where the critic passes it no gradient.
-    None for objectives without a generator, for feature matching (a distance, which may be
-    small), or when the last epoch's loss is above ``GENERATOR_STALL``."""
+    None for objectives without a generator, for the unconditional LS and WGAN critics (their
+    ``logit_loss`` is unbounded: no floor to saturate at), for feature matching (a distance,
+    which may be small), or when the last epoch's loss is above ``GENERATOR_STALL``."""
     g = rec.get("g_loss")
-    if obj.critic == "none" or cfg.g_loss != "loss" or g is None or not 0 <= g < GENERATOR_STALL:
+    if obj.critic == "none" or obj.logit_critic or cfg.g_loss != "loss" or g is None or \
+            not 0 <= g < GENERATOR_STALL:
         return None
     return (f"the generator's loss fell to {g:.1e} (epoch {rec['epoch']}, the last): the loss "
             f"network rates every fake as real with certainty, so it passes the generator no "
             f"gradient, and the generator stopped learning: its samples are not a trained "
             f"generator's (look at samples.png, or run `ganaug eval`). Its classifier may "
             f"still be good, trained as by the labels alone. benchmarks/README.md (\"Every "
-            f"objective on the same networks\") names the objectives whose critics saturate "
-            f"so on digits")
+            f"objective on the same networks\") tells of critics that saturated so")
 
 
 def _diverged(rec: dict, cfg: TrainConfig, out: Path | None, history: list[dict]) -> str:
@@ -633,6 +634,7 @@ def _write_epoch(out: Path, model: CLSGAN, cfg: TrainConfig, history: list[dict]
         "state": model.state_dict(),
         "config": cfg.to_dict(), "epoch": epoch, "step": step, "opt_d": opt_d.state_dict(),
         "opt_g": opt_g.state_dict(), "history": history, "train_seconds": seconds,
+        "unconditional_critic": O.LOGIT_CRITIC,
         **({"data": data} if data is not None else {})})
 
 

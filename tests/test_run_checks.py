@@ -382,3 +382,23 @@ def test_a_resume_with_another_objective_or_regulariser_names_that_change(tmp_pa
         err = capsys.readouterr().err
         assert f"cannot resume {run}: the configuration differs ({change})" in err, err
         assert "g_cond_weight" not in err and "gp_weight" not in err
+
+
+def test_a_run_of_the_earlier_unconditional_critic_is_not_resumed(tmp_path, capsys):
+    """Checkpoints of `ls`, `gls` and the unconditional WGANs written before their critic
+    compared -logsumexp a (no "unconditional_critic" key) are refused on resume, since the
+    loss would change mid-run; other objectives' checkpoints resume as before."""
+    from ganaug._io import CHECKPOINT, atomic_torch_save, safe_torch_load
+    flags = ["--labels-per-class", "2", "--quiet", "--no-tensorboard"]
+    for objective, refused in (("ls", True), ("cls", False)):
+        run = tmp_path / objective
+        args = ["train", "--objective", objective, *flags, "--out", str(run)]
+        assert main([*args, "--epochs", "1"]) == 0
+        ckpt = safe_torch_load(run / CHECKPOINT)
+        assert ckpt.pop("unconditional_critic") == "logit"
+        atomic_torch_save(run / CHECKPOINT, ckpt)          # as an earlier ganaug wrote it
+        capsys.readouterr()
+        assert main([*args, "--epochs", "2", "--resume"]) == (2 if refused else 0)
+        err = capsys.readouterr().err
+        assert ("it was trained by an earlier ganaug, whose 'ls' critic compared "
+                "softplus(-logsumexp a)" in err) is refused, err

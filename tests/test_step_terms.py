@@ -74,6 +74,10 @@ def real(a):                       # -log P(real | x), P(real | x) = sigmoid(lse
     return softplus(-lse(a))
 
 
+def logit(a):                      # the unconditional LS / WGAN critics' loss: -lse a
+    return -lse(a)
+
+
 def hinge(t, nu=0.0):
     return np.maximum(t, nu * t)
 
@@ -118,8 +122,8 @@ def test_loss_network_terms_match_design_by_hand(name, data):
     delta = cfg.margin_scale * np.abs(b.x.flatten(1).numpy() - x_f.flatten(1).numpy()).mean(1)
     sup = L(ar[:n], yn).mean()
     crit_u = 0.0
-    if name in ("ls", "gls"):                  # unconditional: every real row, P(real | x)
-        crit = hinge(delta + real(ar) - real(af), cfg.nu if name == "gls" else 0.0).mean()
+    if name in ("ls", "gls"):                  # unconditional: every real row, the logit
+        crit = hinge(delta + logit(ar) - logit(af), cfg.nu if name == "gls" else 0.0).mean()
     elif name in ("cls", "sscls"):
         crit = hinge(delta[:n] + L(ar[:n], yn) - L(af[:n], yn)).mean()
         if name == "sscls":                    # unlabeled reals paired with their own fakes
@@ -130,12 +134,12 @@ def test_loss_network_terms_match_design_by_hand(name, data):
     elif name == "cgan":
         crit = L(ar, yn).mean() - np.log(1 - np.exp(-L(af, yn))).mean()
     elif name == "wgan":
-        crit = real(ar).mean() - real(af).mean()
+        crit = logit(ar).mean() - logit(af).mean()
     else:
         crit = L(ar, yn).mean() - L(af, yn).mean()
     if name in ("ls", "gls", "cls", "sscls"):  # the hinge's arguments fall on both sides of
         if name in ("ls", "gls"):              # its kink, so both of its pieces are checked
-            args = delta + real(ar) - real(af)
+            args = delta + logit(ar) - logit(af)
         else:
             args = delta[:n] + L(ar[:n], yn) - L(af[:n], yn)
             if name == "sscls":
@@ -255,8 +259,10 @@ def test_generator_losses_match_design_by_hand(name, data):
     ag = x_g.flatten(1).numpy() @ D.W.detach().numpy().T + D.b.detach().numpy()
     if obj.conditional:                        # L_ul for the fakes paired with unlabeled rows
         want = np.concatenate([L(ag[:N_LAB], y.numpy()), L_ul(ag[N_LAB:])]).mean()
-    else:
+    elif name == "gan":                        # non-saturating: -log D(G(z))
         want = real(ag).mean()
+    else:                                      # ls, wgan: the critic's logit loss
+        want = logit(ag).mean()
     assert got == pytest.approx(want, rel=1e-10)
 
 
@@ -328,7 +334,7 @@ def test_the_registry_flags_that_decide_the_math():
     flags = {name: (o.critic, o.conditional, o.semi_supervised, o.default_lipschitz)
              for name, o in O.OBJECTIVES.items()}
     assert flags == {
-        "ls": ("ls", False, True, "weight-decay"), "gls": ("ls", False, True, "weight-decay"),
+        "ls": ("ls", False, True, "zero-gp"), "gls": ("ls", False, True, "zero-gp"),
         "cls": ("ls", True, False, "zero-gp"), "sscls": ("ls", True, True, "zero-gp"),
         "gan": ("gan", False, True, "none"), "cgan": ("gan", True, False, "none"),
         "wgan": ("wgan", False, True, "clip"), "cwgan": ("wgan", True, False, "clip"),
