@@ -398,6 +398,7 @@ def _train(model: CLSGAN, labeled: ImageSet, unlabeled: ImageSet | None = None,
     if stopped:                                    # a resume of a run patience stopped:
         log(stopped)                               # no epoch more
     end = start if stopped else cfg.epochs
+    g_steps = None                             # the last epoch's generator steps (none run)
     for epoch in range(start, end):
         t0 = time.perf_counter()
         lr = cfg.lr * cfg.lr_decay ** (epoch // cfg.lr_decay_every)
@@ -486,7 +487,8 @@ def _train(model: CLSGAN, labeled: ImageSet, unlabeled: ImageSet | None = None,
             f"{d:.2f} after epoch {history[-1]['epoch']}, the last; SyntheticMix and BatchMixer "
             f"warn under {DIVERSITY_WARN}; in a run's first epochs it can dip and recover, so "
             f"a short run may read low)")
-    if history and (note := _generator_stalled(history[-1], cfg, obj)):
+    # an epoch shorter than d_steps may hold no generator step: its g_loss 0 is no reading
+    if history and g_steps != 0 and (note := _generator_stalled(history[-1], cfg, obj)):
         log(f"warning: {note}")
     return TrainState(model, history, cfg, seconds, stopped)
 

@@ -835,3 +835,18 @@ def test_patience_replays_the_training_loops_rule_on_a_runs_metrics(tmp_path, ca
     (run / "metrics.jsonl").write_text(json.dumps({"epoch": 1, "test_accuracy": 0.5}) + "\n")
     assert patience.main([str(run), "--out", str(tmp_path / "p")]) == 2
     assert "has no val_accuracy: train it with --val-per-class N" in capsys.readouterr().err
+
+
+def test_check_train_configs_reads_net_options_of_the_extra_flags(capsys):
+    """A row whose flags set --net-option g_norm=none with --standing-stats is refused before
+    any training, as `ganaug train` refuses it."""
+    from _common import check_train_configs
+    p = argparse.ArgumentParser(prog="objectives.py")
+    argv = ["--objective", "gan", "--net-option", "g_norm=none", "--standing-stats", "100"]
+    with pytest.raises(SystemExit) as e:
+        check_train_configs(p, {"gan": argv})
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert f"gan: ganaug train {' '.join(argv)} would be refused: standing_stats" in err
+    assert "g_norm='none'" in err
+    check_train_configs(p, {"gan": argv[:4]})       # g_norm=none alone trains

@@ -460,3 +460,16 @@ def test_a_failed_download_is_one_error_and_leaves_nothing_behind(tmp_path, monk
     with pytest.raises(DataNotFoundError):
         load_dataset(dataset, old, download=True)
     assert sorted(old.rglob("*")) == kept
+
+
+def test_a_processed_mnist_file_of_other_tensors_names_the_raw_files_fix(tmp_path):
+    """A processed file that loads but holds other tensors gets the damaged file's fix."""
+    from ganaug.data.sources import _read_mnist_processed
+    path = tmp_path / "MNIST" / "processed" / "training.pt"
+    path.parent.mkdir(parents=True)
+    torch.save((torch.zeros(4, 28, 28), torch.zeros(4, dtype=torch.int64)), path)   # floats
+    with pytest.raises(ValueError, match=r"does not hold uint8 images \(N, 28, 28\) and their "
+                                         r"labels; delete the MNIST/processed folder and put "
+                                         r"MNIST's four raw files in MNIST/raw, or pass "
+                                         r"--download"):
+        _read_mnist_processed(path)

@@ -392,3 +392,22 @@ def test_build_model_resolves_the_config_so_spectral_norm_trains_as_the_readme_b
     assert "norm" not in cfg.net_options                  # the caller's config unchanged
     state = train(model, labeled, unlabeled, cfg, progress=False, log=lambda s: None)
     assert len(state.history) == 1
+
+
+def test_a_seeds_root_busy_in_another_process_is_refused_before_any_seed_trains(tmp_path):
+    """fit_seeds locks the multi-seed root: another holder of its flock (as run_lock takes
+    it) stops it with RunFolderBusy before any seed trains."""
+    fcntl = pytest.importorskip("fcntl")
+    from ganaug._io import RunFolderBusy
+    from ganaug.experiment import fit_seeds
+    out = tmp_path / "o"
+    out.mkdir()
+    fd = os.open(out, os.O_RDONLY)                  # another open file: another holder
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(RunFolderBusy, match="is being written by another process"):
+            fit_seeds(TrainConfig(epochs=1, labels_per_class=2), seeds=[0], out=out,
+                      progress=False, log=lambda s: None, tensorboard=False)
+    finally:
+        os.close(fd)
+    assert not (out / "seed-0").exists() and not (out / "summary.json").exists()

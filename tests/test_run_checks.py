@@ -275,7 +275,9 @@ def test_a_fix_that_names_no_field_gets_no_flag():
                     "no adversarial term; leave lam (--lam) unset"),
     (dict(lam=2.0, g_loss="feature-matching"), "g_loss and lam have no effect: objective "
      "'supervised' trains no generator and has no adversarial term; leave g_loss (--g-loss) "
-     "and lam (--lam) unset")])
+     "and lam (--lam) unset"),
+    (dict(g_loss="feature-matching"), "g_loss has no effect: objective 'supervised' trains no "
+     "generator and has no adversarial term; leave g_loss (--g-loss) unset")])
 def test_a_setting_without_effect_is_named_alone_when_given_alone(kw, message):
     """The refusal of settings a generator-less objective ignores names the ones given
     (d_steps alone was refused as "mode_seeking and d_steps")."""

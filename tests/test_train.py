@@ -1008,3 +1008,37 @@ def test_the_unconditional_ls_generator_keeps_learning(tmp_path):
     g = [json.loads(line)["g_loss"] for line in
          (tmp_path / "ls" / "metrics.jsonl").read_text().splitlines()]
     assert len(g) == 3 and all(abs(v) > 1e-3 for v in g), g
+
+
+def test_a_generator_loss_of_exactly_zero_is_warned_about():
+    """A generator loss of exactly 0.0 (a saturated critic's loss underflows to 0 in float32)
+    is the most stalled generator there is."""
+    T = importlib.import_module("ganaug.train")
+    cfg = TrainConfig(objective="cls").resolved()
+    note = T._generator_stalled({"epoch": 3, "g_loss": 0.0}, cfg, get_objective("cls"))
+    assert note is not None and note.startswith("the generator's loss fell to 0.0e+00 (epoch 3")
+
+
+def test_a_small_but_not_vanishing_generator_loss_is_not_warned_about():
+    """1e-4 and 1e-5 are a learning generator's loss, not a saturated critic's about 0."""
+    T = importlib.import_module("ganaug.train")
+    cfg = TrainConfig(objective="cls").resolved()
+    for g in (1e-4, 1e-5):
+        assert T._generator_stalled({"epoch": 3, "g_loss": g}, cfg, get_objective("cls")) is None
+    assert T._generator_stalled({"epoch": 3, "g_loss": 1e-7}, cfg, get_objective("cls"))
+
+
+def test_a_last_epoch_without_a_generator_step_is_not_taken_for_a_stalled_generator(tiny):
+    """d_steps larger than an epoch's steps: the last epoch may hold no generator step, and
+    its g_loss of 0 is no reading; the generator trained (step 10) and nothing saturated."""
+    lines = []
+    state = _run(tiny, objective="gan", d_steps=10, epochs=3, log=lines.append)  # 6 steps/epoch
+    assert [r["step"] for r in state.history] == [6, 12, 18]   # generator steps: 10 only
+    assert state.history[-1]["g_loss"] == 0.0
+    assert not [s for s in lines if "generator's loss fell to" in s], lines[-1]
+
+
+def test_ninety_seconds_is_told_in_minutes():
+    from ganaug.progress import duration
+    assert duration(89.4) == "89 s"
+    assert duration(90) == "2 min" and duration(119) == "2 min"

@@ -426,3 +426,26 @@ def test_a_new_run_in_a_folder_of_an_earlier_runs_files_without_checkpoint_is_re
         (many / "samples" / f"epoch_{e:04d}.png").write_text("")
     assert earlier_run_files(many) == [f"samples/epoch_000{e}.png" for e in (2, 3, 4, 5)] + \
         ["3 more"]
+
+
+@pytest.mark.parametrize("text", ["[2]", "3", "null"])
+def test_a_config_json_that_is_no_object_reads_as_without_validation(tmp_path, text):
+    """Valid JSON that is not an object is an unreadable config.json: no validation images."""
+    from ganaug.experiment import _trained_with_validation
+    (tmp_path / "config.json").write_text(text)
+    assert _trained_with_validation(tmp_path) is False
+    (tmp_path / "config.json").write_text('{"val_per_class": 2}')
+    assert _trained_with_validation(tmp_path) is True
+
+
+@pytest.mark.parametrize("name", ["eval.json", "eval-best.json"])
+def test_an_earlier_runs_evaluation_alone_refuses_a_new_run_and_is_named(tiny, tmp_path, name):
+    from ganaug.runs import earlier_run_files
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / name).write_text("{}")
+    assert earlier_run_files(old) == [name]
+    with pytest.raises(ValueError, match=rf"holds files of an earlier run but no checkpoint.pt "
+                                         rf"\({name}\)"):
+        _train(tiny, old, 1)
+    assert not (old / "checkpoint.pt").exists()
