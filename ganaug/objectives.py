@@ -21,7 +21,7 @@ from torch import Tensor
 
 __all__ = [
     "conditional_loss", "unlabeled_loss", "real_loss", "logit_loss", "fake_loss", "pair_loss",
-    "margin", "LOGIT_CRITIC", "gls_cost", "ls_critic", "gan_critic", "wgan_critic", "feature_matching",
+    "margin", "gls_cost", "ls_critic", "gan_critic", "wgan_critic", "feature_matching",
     "mode_seeking", "mode_seeking_from_distances", "consistency", "gradient_penalty",
     "div_penalty",
     "Objective", "OBJECTIVES", "get_objective", "list_objectives",
@@ -69,8 +69,9 @@ LOGIT_CRITIC = "logit"   # a run checkpoint's "unconditional_critic": what its c
 
 
 def logit_loss(a: Tensor) -> Tensor:
-    """The unconditional critics' loss (``ls``, ``gls`` and the WGAN family): -logsumexp a,
-    the negated logit of P(real | x); (N,). Lower means "real, of any class".
+    """The unconditional LS and WGAN critics' loss (``ls``, ``gls``, ``wgan``, ``wgan-gp``,
+    ``wgan-div``): -logsumexp a, the negated logit of P(real | x); (N,). Lower means "real,
+    of any class".
 
     Unbounded, unlike ``real_loss`` = softplus(logit_loss): a critic comparing
     ``real_loss`` saturates once the supervised term makes every image, the fakes included,

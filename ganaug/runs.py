@@ -67,9 +67,9 @@ def _load_resume(out: Path, cfg: TrainConfig) -> dict:
             ckpt.get("unconditional_critic") != LOGIT_CRITIC:
         raise ValueError(f"cannot resume {out}: it was trained by an earlier ganaug, whose "
                          f"{saved.objective!r} critic compared softplus(-logsumexp a), a loss "
-                         f"that saturates; this one compares "
-                         f"-logsumexp a, and a resume would change the loss mid-run: start a "
-                         f"new run with another --out (or delete {out})")
+                         f"that saturates; this one compares -logsumexp a, and a resume would "
+                         f"change the loss mid-run: start a new run with another --out (or "
+                         f"delete {out})")
     done = int(ckpt["epoch"])
     if done > cfg.epochs:
         raise ValueError(f"cannot resume {out} for {cfg.epochs} epochs: it has trained {done} "

@@ -398,7 +398,7 @@ def _train(model: CLSGAN, labeled: ImageSet, unlabeled: ImageSet | None = None,
     if stopped:                                    # a resume of a run patience stopped:
         log(stopped)                               # no epoch more
     end = start if stopped else cfg.epochs
-    g_steps = None                             # the last epoch's generator steps (none run)
+    g_steps = None                                 # the last epoch's generator steps
     for epoch in range(start, end):
         t0 = time.perf_counter()
         lr = cfg.lr * cfg.lr_decay ** (epoch // cfg.lr_decay_every)
