@@ -73,7 +73,7 @@ def test_options_without_effect_or_out_of_range_are_refused(options, match):
 @pytest.mark.parametrize("options", [
     dict(objective="sscls", gamma=0.5, gamma_rampup=2), dict(objective="gls", nu=0.3),
     dict(objective="wgan", clip=0.05), dict(objective="wgan-div", div_k=1.0, div_p=2.0),
-    dict(objective="cls", margin_scale=1.0), dict(objective="ls", weight_decay=1e-3),
+    dict(objective="cls", margin_scale=1.0), dict(objective="supervised", weight_decay=1e-3),
     dict(objective="wgan-gp", gp_weight=5.0), dict(objective="supervised", lipschitz="clip"),
     dict(lipschitz="zero-gp", gp_weight=1.0), dict(consistency=1.0, consistency_teacher="net"),
     dict(lr_decay=0.5, lr_decay_every=5)])
