@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .config import LIPSCHITZ, SEED_RANGE, TrainConfig
+from .config import LIPSCHITZ, SEED_RANGE, TrainConfig, flag_name as _flag_name
 from .objectives import list_objectives
 
 # flag -> TrainConfig field, for the options `train` accepts (all default to "not given")
@@ -273,7 +273,7 @@ def _parser() -> argparse.ArgumentParser:
                        argument_default=argparse.SUPPRESS)
     defaults = TrainConfig()
     for name, typ in _TRAIN_FLAGS.items():
-        flag = "--" + name.replace("_", "-")
+        flag = _flag_name(name)
         if name == "labels_per_class":
             typ = _labels_per_class
         elif name == "time_limit":
@@ -366,8 +366,3 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--device", default="auto",
                    help="auto (CUDA when present, else CPU), cpu, cuda or cuda:N")
     return p
-
-
-def _flag_name(key: str) -> str:
-    """How a TrainConfig field is given on the command line, for messages."""
-    return "--net-option" if key == "net_options" else "--" + key.replace("_", "-")

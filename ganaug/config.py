@@ -6,7 +6,7 @@ import math
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from ._io import plain
 from .data.sources import check_dataset_name
@@ -29,9 +29,9 @@ SEED_RANGE = (-2 ** 63, 2 ** 64 - 1)   # what torch.manual_seed and torch.Genera
 FOLDER = "folder:"                     # dataset folder:PATH
 
 
-def _flag(name: str) -> str:
-    """The command-line flag of a TrainConfig field."""
-    return "--" + name.replace("_", "-")
+def flag_name(key: str) -> str:
+    """How a TrainConfig field is given on the command line, for messages."""
+    return "--net-option" if key == "net_options" else "--" + key.replace("_", "-")
 
 
 def _refuse_no_effect(c: TrainConfig, obj: Any, default_gp: float) -> None:
@@ -43,9 +43,15 @@ def _refuse_no_effect(c: TrainConfig, obj: Any, default_gp: float) -> None:
         return getattr(c, name) != default[name]
 
     def refuse(what: str, why: str, fix: str) -> None:      # name the flag beside the field
-        fix = re.sub(r"leave (\w+) unset", lambda m: f"leave {m[1]} (--{m[1].replace('_', '-')}) "
-                     f"unset" if m[1] in default else m[0], fix)
+        fix = re.sub(r"leave (\w+) unset", lambda m: f"leave {m[1]} ({flag_name(m[1])}) unset"
+                     if m[1] in default else m[0], fix)
         raise ValueError(f"{what} {why}; {fix}")
+
+    def refuse_given(settings: tuple, why: str, leave: Callable[[str], str], tail: str = ""
+                     ) -> None:                       # name only the (name, given) pairs given
+        given = [n for n, on in settings if on]
+        refuse(" and ".join(given), f"{'has' if len(given) == 1 else 'have'} no effect: {why}",
+               "leave " + " and ".join(leave(n) for n in given) + tail)
 
     trains_g = obj.critic != "none"
     if c.gp_weight != default_gp and c.lipschitz not in ("gp", "zero-gp"):
@@ -55,11 +61,9 @@ def _refuse_no_effect(c: TrainConfig, obj: Any, default_gp: float) -> None:
                "unset")
     if not trains_g:
         if c.mode_seeking or c.d_steps != 1:
-            set_ = [n for n, on in (("mode_seeking", bool(c.mode_seeking)),
-                                    ("d_steps", c.d_steps != 1)) if on]
-            refuse(" and ".join(set_), f"{'has' if len(set_) == 1 else 'have'} no effect: "
-                   f"objective {c.objective!r} trains no generator",
-                   "leave " + " and ".join(f"{n} ({_flag(n)}) at {default[n]:g}" for n in set_))
+            refuse_given((("mode_seeking", bool(c.mode_seeking)), ("d_steps", c.d_steps != 1)),
+                         f"objective {c.objective!r} trains no generator",
+                         lambda n: f"{n} ({flag_name(n)}) at {default[n]:g}")
         if c.standing_stats:
             refuse("standing_stats", f"re-estimates the generator's BatchNorm statistics, but "
                    f"objective {c.objective!r} trains no generator", "leave it at 0")
@@ -68,11 +72,9 @@ def _refuse_no_effect(c: TrainConfig, obj: Any, default_gp: float) -> None:
                    f"images, and objective {c.objective!r} generates none",
                    "use --lipschitz weight-decay (its default), spectral-norm, clip or none")
         if c.g_loss != "loss" or changed("lam"):
-            set_ = [n for n, on in (("g_loss", c.g_loss != "loss"), ("lam", changed("lam")))
-                    if on]
-            refuse(" and ".join(set_), f"{'has' if len(set_) == 1 else 'have'} no effect: "
-                   f"objective {c.objective!r} trains no generator and has no adversarial "
-                   f"term", "leave " + " and ".join(f"{n} ({_flag(n)})" for n in set_) + " unset")
+            refuse_given((("g_loss", c.g_loss != "loss"), ("lam", changed("lam"))),
+                         f"objective {c.objective!r} trains no generator and has no "
+                         f"adversarial term", lambda n: f"{n} ({flag_name(n)})", " unset")
     if c.standing_stats and c.net_options.get("g_norm") == "none":
         refuse("standing_stats", "re-estimates the generator's BatchNorm statistics, but "
                "net_options g_norm='none' builds it without BatchNorm", "leave it at 0")
